@@ -1,0 +1,282 @@
+/*
+ * upbridged.h: the daemon's own header (bridge/).
+ *
+ * bridge/ wires up/, cache/, transports/, scheduler/ and uplink/ together
+ * on one libevent event_base created in main() and passed explicitly.
+ * Prototypes are grouped by the file that defines them.
+ *
+ * Conventions: 0/-1 (or NULL) and `char **cause' (caller frees) where a
+ * person reads the reason; fatal() only at start-up or for a broken
+ * invariant.
+ */
+#ifndef UPBRIDGED_H
+#define UPBRIDGED_H
+
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "up.h"
+#include "cache.h"
+#include "transport.h"
+#include "sched.h"
+#include "uplink.h"
+
+struct event_base;
+
+#define UB_VERSION		"0.1.0"
+#define UB_CONF_DEFAULT		"/etc/upbridge/upbridged.conf"
+
+/* ------------------------------------------------------------------ */
+/* log.c: the OpenBSD log API                                          */
+
+/* debug != 0: log to stderr; else syslog.  verbose: 0 info, 1 debug. */
+void	 log_init(int debug, int facility);
+void	 log_setverbose(int);
+int	 log_getverbose(void);
+void	 log_procinit(const char *);
+void	 log_warn(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	 log_warnx(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	 log_info(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	 log_debug(const char *, ...) __attribute__((__format__(printf, 1, 2)));
+void	 fatal(const char *, ...) __attribute__((__format__(printf, 1, 2)))
+	    __attribute__((__noreturn__));
+void	 fatalx(const char *, ...) __attribute__((__format__(printf, 1, 2)))
+	    __attribute__((__noreturn__));
+/* The up_log_fn that routes lower folders' logging here. */
+void	 log_up_hook(int, const char *, va_list);
+
+/* ------------------------------------------------------------------ */
+/* xmalloc.c: allocation that cannot fail (fatal on OOM), tmux-style   */
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+int	 xasprintf(char **, const char *, ...)
+	    __attribute__((__format__(printf, 2, 3)));
+int	 xvasprintf(char **, const char *, va_list);
+
+/* ------------------------------------------------------------------ */
+/* config.c: INI config through one declarative option table           */
+
+#define UB_MAX_TRANSPORTS	16
+
+struct ub_transport_conf {
+	char		*name;		/* section "transport.NAME" */
+	char		*type;		/* plugin name */
+	const struct tp_ops *ops;
+	struct tp_conf	 conf;		/* kv owned by this struct */
+	struct tp_kv	*kv;
+	size_t		 nkv;
+};
+
+struct ub_config {
+	/* [gateway] */
+	char		*gateway_id;
+	char		*state_dir;	/* database and cache live here */
+	char		*control_socket;
+	char		*control_group;	/* NULL: the daemon's group */
+	int		 log_verbose;	/* 0 info, 1 debug */
+	uint64_t	 cache_quota;	/* bytes, 0 = none */
+	unsigned int	 commit_interval_ms;
+	int		 db_synchronous;	/* 1 NORMAL, 2 FULL */
+
+	/* [cloud] */
+	char		*cloud_url;
+	char		*cloud_ca;
+	char		*cloud_key;	/* PEM Ed25519 public key */
+	unsigned int	 poll_interval_s;
+	unsigned int	 report_interval_s;
+	unsigned int	 report_batch_max;
+	uint32_t	 range_bytes;
+	unsigned int	 http_timeout_s;
+
+	/* [fanout] */
+	unsigned int	 block_size;	/* upper bound; mtu may lower it */
+	unsigned int	 rate_pct;	/* of the transport's bitrate */
+	unsigned int	 offer_window_ms;
+	unsigned int	 offer_repeats;
+	unsigned int	 status_window_ms;
+	unsigned int	 max_rounds;	/* repair rounds before giving up */
+	unsigned int	 activate_delay_ms;
+	unsigned int	 result_timeout_s;	/* after ACTIVATE */
+	unsigned int	 discover_interval_s;
+	unsigned int	 session_deadline_s;
+
+	/* [transport.*] */
+	size_t		 ntransports;
+	struct ub_transport_conf transports[UB_MAX_TRANSPORTS];
+};
+
+/*
+ * Reads and checks a config file.  Every error names file:line, the
+ * section and the key.  Returns an owned config or NULL with cause.
+ */
+struct ub_config *config_load(const char *path, char **cause);
+void	 config_free(struct ub_config *);
+/*
+ * Compares a new config with the running one: returns 0 if every
+ * difference is reloadable, else -1 with a cause naming the first option
+ * that needs a restart.
+ */
+int	 config_reloadable(const struct ub_config *old,
+	    const struct ub_config *new, char **cause);
+/* Writes the option table as help text (upbridged -h config). */
+void	 config_print_help(FILE *);
+
+/* ------------------------------------------------------------------ */
+/* db.c: the one SQLite database                                       */
+
+/*
+ * Opens (creating) the database in WAL mode with a busy timeout, runs the
+ * bridge's migrations and keeps one write transaction open: writes are
+ * batched and committed every commit_interval_ms by db_cron(), or at once
+ * by db_commit_now() (after every per-node result).
+ */
+sqlite3	*db_open(const char *path, int synchronous, char **cause);
+void	 db_close(sqlite3 *);		/* commits, checkpoints, closes */
+int	 db_begin(sqlite3 *);		/* no-op if already in one */
+int	 db_commit_now(sqlite3 *);	/* commit and begin again */
+/*
+ * A module's migrations: `steps' are SQL scripts; the schema_version row
+ * of `component' says how many ran.  Refuses a database newer than the
+ * code.  Returns 0 or -1 with cause.
+ */
+int	 db_migrate(sqlite3 *, const char *component, const char *const *steps,
+	    int nsteps, char **cause);
+
+/* ------------------------------------------------------------------ */
+/* registry.c: the node registry (table nodes, node_components)        */
+
+struct registry;
+
+struct registry_node {
+	uint64_t	 id;
+	char		 hw[UP_NAME_MAX + 1];
+	char		 transport[64];		/* instance name */
+	struct tp_addr	 addr;
+	char		 addr_text[TP_ADDR_TEXT_MAX];
+	uint16_t	 max_frame;
+	uint32_t	 free_kib;
+	uint8_t		 battery;
+	int16_t		 rssi_dbm;
+	int8_t		 snr_db;
+	uint8_t		 state;		/* last reported enum up_node_state */
+	int64_t		 first_seen;	/* unix seconds */
+	int64_t		 last_seen;
+	size_t		 ncomp;
+	struct up_component comp[UP_MAX_COMPONENTS];
+};
+
+struct registry *registry_open(sqlite3 *, char **cause);
+void	 registry_free(struct registry *);
+/*
+ * Records an ANNOUNCE heard on `transport' from `addr'.  Returns 1 if the
+ * node is new, 0 if known, -1 on error.
+ */
+int	 registry_announce(struct registry *, const struct up_announce *,
+	    const char *transport, const struct tp_addr *,
+	    const char *addr_text, int64_t now);
+/* Borrowed pointer, valid until the next registry call; NULL if unknown. */
+const struct registry_node *registry_get(struct registry *, uint64_t id);
+int	 registry_set_version(struct registry *, uint64_t id,
+	    const char *component, const char *version);
+int	 registry_set_state(struct registry *, uint64_t id, uint8_t state);
+size_t	 registry_count(struct registry *);
+void	 registry_foreach(struct registry *,
+	    void (*fn)(void *, const struct registry_node *), void *arg);
+/* JSON views for the control socket (new references). */
+json_t	*registry_node_json(const struct registry_node *);
+
+/* ------------------------------------------------------------------ */
+/* fanout.c, session.c, pacer.c: campaigns and UP sessions              */
+
+struct fanout;
+
+/*
+ * The fan-out engine.  Owns the transport instances, the campaigns and
+ * the UP sessions; paces every send from the transport's caps; persists
+ * campaign and per-node state (tables campaigns, campaign_nodes); writes
+ * per-node results to the uplink outbox and commits at once.
+ */
+struct fanout *fanout_new(struct event_base *, const struct ub_config *,
+	    sqlite3 *, struct cache *, struct registry *, char **cause);
+void	 fanout_free(struct fanout *);
+/* Sets the uplink used for fetching and reports (borrowed). */
+void	 fanout_set_uplink(struct fanout *, struct uplink *);
+/* Opens and starts every configured transport instance. */
+int	 fanout_open_transports(struct fanout *, char **cause);
+/* Applies reloadable values of a new config (borrowed until next call). */
+void	 fanout_reconfig(struct fanout *, const struct ub_config *);
+/* uplink callbacks. */
+void	 fanout_manifest(struct fanout *, const struct uplink_manifest *);
+void	 fanout_package_ready(struct fanout *, const uint8_t *sha);
+void	 fanout_package_failed(struct fanout *, const uint8_t *sha,
+	    const char *why);
+/* Periodic work from the daemon's one housekeeping timer. */
+void	 fanout_cron(struct fanout *);
+/* Stops sessions cleanly (state persisted) before exit. */
+void	 fanout_shutdown(struct fanout *);
+
+/*
+ * Views for the control socket, as new jansson references:
+ *  status: gateway summary (transports with caps and stats, counts)
+ *  campaigns: array of campaign summaries
+ *  campaign(id): one campaign with per-node rows, or NULL if unknown
+ *  progress: array of per-node progress rows of active campaigns
+ *   {campaign, node, state, held, nblocks, pct, result, rate_bps}
+ */
+json_t	*fanout_status_json(struct fanout *);
+json_t	*fanout_campaigns_json(struct fanout *);
+json_t	*fanout_campaign_json(struct fanout *, const char *id);
+json_t	*fanout_progress_json(struct fanout *);
+/* Technician actions; -1 with cause if the campaign is unknown. */
+int	 fanout_campaign_pause(struct fanout *, const char *id, char **cause);
+int	 fanout_campaign_resume(struct fanout *, const char *id, char **cause);
+int	 fanout_campaign_cancel(struct fanout *, const char *id, char **cause);
+
+/* ------------------------------------------------------------------ */
+/* control.c + ctl_*.c: the control socket                             */
+
+struct ub;
+struct control;
+
+/*
+ * Listens on a UNIX stream socket (mode 0660, group from config), checks
+ * SO_PEERCRED (root, the daemon's uid, or a member of its group), reads
+ * JSON lines {"v":1,"id":N,"cmd":"...",...} and answers with records
+ * {"id":N,...} ending with {"id":N,"end":true,"status":"ok"|"error",
+ * "error":"..."}.  Requests over 64 KiB, bad JSON or unknown commands get
+ * an error record and change nothing.
+ */
+struct control *control_new(struct event_base *, struct ub *,
+	    const char *path, const char *group, char **cause);
+void	 control_free(struct control *);
+/* Pushes watch updates to subscribed clients (called from cron). */
+void	 control_cron(struct control *);
+
+/* ------------------------------------------------------------------ */
+/* upbridged.c: the daemon context                                     */
+
+struct ub {
+	struct event_base	*base;
+	char			*conf_path;
+	struct ub_config	*conf;
+	sqlite3			*db;
+	struct cache		*cache;
+	struct cache_key	*cloud_key;
+	struct registry		*registry;
+	struct fanout		*fanout;
+	struct uplink		*uplink;
+	struct control		*control;
+	int64_t			 started;	/* unix seconds */
+};
+
+#endif /* UPBRIDGED_H */

@@ -1,0 +1,146 @@
+/*
+ * uplink.h: the cloud side, the one public header of uplink/.
+ *
+ * The cloud is an HTTPS object store (docs/manifest.md):
+ *   GET  <base>/manifest.json, <base>/manifest.json.sig  (polled)
+ *   GET  <base>/<package url>   with Range, about 1 MiB at a time (resume)
+ *   PUT  <base>/reports/<gateway-id>/<sequence>.jsonl     (idempotent)
+ * over libevent's HTTP client on bufferevent_openssl, with the peer
+ * certificate verified against a configured CA and the host name.
+ *
+ * A manifest is used only after its Ed25519 signature verifies with the
+ * configured cloud key and its serial is not older than the last accepted
+ * one; then its packages replace cache/'s package table and the owner's
+ * manifest callback runs.  Reports wait in an SQLite outbox (table
+ * uplink_outbox) until the server acknowledged the PUT of their batch; an
+ * outage of any length loses none and a retried PUT never duplicates one
+ * (same name, same bytes).
+ *
+ * Daemon conventions: 0/-1 and `char **cause' (caller frees).
+ */
+#ifndef UPLINK_H
+#define UPLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "cache.h"
+
+struct event_base;
+struct uplink;
+
+/* ------------------------------------------------------------------ */
+/* uplink_manifest.c: parse and check a manifest (jansson)             */
+
+#define UPLINK_MAX_PACKAGES	256
+#define UPLINK_MAX_DEPLOYMENTS	64
+#define UPLINK_MAX_DEP_PKGS	16
+#define UPLINK_MAX_TAGS		16
+
+struct uplink_deployment {
+	char		 id[CACHE_ID_MAX + 1];
+	size_t		 npkgs;
+	char		 pkgs[UPLINK_MAX_DEP_PKGS][CACHE_ID_MAX + 1];
+	/* Target selection; empty lists mean "any". */
+	size_t		 nhw;
+	char		 hw[CACHE_HW_MAX][CACHE_NAME_MAX + 1];
+	size_t		 ntags;
+	char		 tags[UPLINK_MAX_TAGS][CACHE_NAME_MAX + 1];
+	/* The policy object as compact JSON, for the scheduler ("{}"). */
+	char		*policy_json;
+};
+
+struct uplink_manifest {
+	int64_t		 serial;	/* strictly increasing */
+	char		 issued[32];	/* RFC 3339, informational */
+	size_t		 npkgs;
+	struct cache_pkg *pkgs;
+	size_t		 ndeps;
+	struct uplink_deployment *deps;
+};
+
+/*
+ * Parses manifest JSON (already signature-checked or not: parsing is
+ * separate so it can be fuzzed).  Rejects, with a cause naming the item:
+ * missing or mistyped fields, bad hex/base64, oversize strings, duplicate
+ * package ids, deployments naming unknown packages, deltas without a
+ * base version.  Returns an owned manifest or NULL.
+ */
+struct uplink_manifest *uplink_manifest_parse(const char *json, size_t len,
+		    char **cause);
+void		 uplink_manifest_free(struct uplink_manifest *);
+
+/* ------------------------------------------------------------------ */
+/* uplink.c: the client                                                */
+
+struct uplink_config {
+	const char	*base_url;	/* https://host[:port]/path */
+	const char	*ca_file;	/* PEM bundle to verify the server */
+	const char	*gateway_id;	/* [A-Za-z0-9._-]{1,64} */
+	const struct cache_key *cloud_key;	/* borrowed */
+	unsigned int	 poll_interval_s;	/* manifest polling */
+	unsigned int	 report_interval_s;	/* batch period */
+	unsigned int	 report_batch_max;	/* lines per PUT */
+	uint32_t	 range_bytes;	/* bytes per GET Range */
+	unsigned int	 timeout_s;	/* per HTTP request */
+};
+
+struct uplink_cb {
+	/* A new verified manifest (borrowed for the call). */
+	void	(*manifest)(void *arg, const struct uplink_manifest *);
+	/* A package is complete and verified in the cache. */
+	void	(*package_ready)(void *arg, const uint8_t sha[CACHE_SHA_LEN]);
+	/* A package failed (hash mismatch, HTTP error); retried later. */
+	void	(*package_failed)(void *arg,
+		    const uint8_t sha[CACHE_SHA_LEN], const char *why);
+};
+
+/*
+ * Creates the client on `base'.  `db' and `cache' are borrowed and
+ * must outlive it.  Creates the outbox table.  Does no I/O until
+ * uplink_start().  Returns an owned object or NULL with cause.
+ */
+struct uplink	*uplink_new(struct event_base *, sqlite3 *, struct cache *,
+		    const struct uplink_config *, const struct uplink_cb *,
+		    void *arg, char **cause);
+/* Starts polling and the report timer. */
+int		 uplink_start(struct uplink *);
+/* Cancels requests in flight; partial downloads stay for resume. */
+void		 uplink_free(struct uplink *);
+
+/* Polls the manifest now (technician's "refresh"). */
+void		 uplink_poll_now(struct uplink *);
+
+/*
+ * Makes sure a package of the current manifest is complete in the cache:
+ * returns 0 and calls package_ready later (at once, deferred, if it
+ * is already complete), or -1 if the package is unknown.  Concurrent
+ * calls for the same package share one download.
+ */
+int		 uplink_fetch(struct uplink *, const uint8_t sha[CACHE_SHA_LEN]);
+
+/*
+ * Queues one report record (a JSON object, one line, no newline) in the
+ * outbox.  It is written to SQLite before this returns (committed by the
+ * caller's transaction policy: bridge/ commits at once after a result).
+ * Returns 0 or -1.
+ */
+int		 uplink_report(struct uplink *, const char *json_line);
+/* Pushes pending reports now instead of waiting for the timer. */
+void		 uplink_flush(struct uplink *);
+
+struct uplink_stats {
+	uint64_t	 bytes_down;	/* HTTP body bytes received */
+	uint64_t	 manifests;	/* accepted */
+	uint64_t	 manifest_rejects;
+	uint64_t	 downloads_done;
+	uint64_t	 reports_pending;
+	uint64_t	 reports_acked;
+	uint64_t	 http_errors;
+	char		 last_error[160];
+};
+void		 uplink_stats(struct uplink *, struct uplink_stats *);
+
+#endif /* UPLINK_H */

@@ -1,0 +1,2 @@
+/* Placeholder: being written. */
+typedef int placeholder_t;
