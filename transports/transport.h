@@ -155,6 +155,13 @@ struct tp_option {
 	long long	 max;
 	const char	*unit;		/* for help text, may be NULL */
 	const char	*help;
+	/*
+	 * Optional extra check of a value that passed the type check
+	 * (e.g. "an IPv4 multicast address"): returns NULL when the value
+	 * is good, else a static reason that tp_conf_check() puts in its
+	 * cause.  Must not allocate or do I/O.
+	 */
+	const char	*(*check)(const char *value);
 };
 
 /* One [transport.NAME] section: `type = PLUGIN' and the plugin's keys. */
@@ -221,6 +228,8 @@ const struct tp_ops	*const *tp_list(void);
  * Validates a section against its option table: unknown keys, missing
  * required keys, bad integers, out-of-range values.  Returns 0, or -1
  * with *cause naming the instance, key and problem.
+ * The key "type" (the plugin's name) is always allowed; a key given twice,
+ * a bad bool and a value an option's check() refuses are errors too.
  */
 int		 tp_conf_check(const struct tp_conf *, char **cause);
 /* Value of `key' in the section, else the table default, else NULL. */
