@@ -1,2 +1,508 @@
-/* Placeholder: being written. */
-typedef int placeholder_t;
+/*
+ * upnode.c: a simulated LAN node (docs/upnode.md).
+ *
+ * upnode --id N --hw MODEL --component NAME=VERSION [--component ...]
+ *     --state-dir DIR --pubkey PUBLIC.pem [--group 239.255.42.1]
+ *     [--port 4242] [--iface 127.0.0.1] [--slot-size BYTES]
+ *     [--drop-pct P] [--seed S] [--crash-at POINT] [--reject CODE]
+ *     [--health ok|fail] [-v]
+ *
+ * One process is one node: the portable engine of up/ (up_node.c) on the
+ * POSIX port of node_port.c and the UDP link of node_lan.c, driven by a
+ * plain poll() loop whose timeout is the engine's next timer.  Exit 0 on
+ * SIGTERM/SIGINT, 1 on a runtime error, 2 on a usage error, 3 at a
+ * --crash-at point.
+ */
+#include <sys/types.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "up.h"
+#include "upnode.h"
+
+/* Datagrams handled per poll round, so timers still run under load. */
+#define RX_BURST	256
+
+static volatile sig_atomic_t quit;
+static bool		 verbose;
+
+static struct node_conf	 conf;
+static struct node_port	 port;
+static struct node_lan	*lan;
+static struct up_node	 engine;
+static uint8_t		*bitmap;
+static uint64_t		 drop_rng;
+
+static void __attribute__((__noreturn__))
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: upnode --id N --hw MODEL --component NAME=VERSION "
+	    "[--component ...]\n"
+	    "              --state-dir DIR --pubkey PUBLIC.pem "
+	    "[--group 239.255.42.1]\n"
+	    "              [--port 4242] [--iface 127.0.0.1] "
+	    "[--slot-size BYTES]\n"
+	    "              [--drop-pct P] [--seed S] [--crash-at POINT] "
+	    "[--reject CODE]\n"
+	    "              [--health ok|fail] [-v]\n"
+	    "POINT: offer, block:N, verified, activate, confirm\n");
+	exit(2);
+}
+
+static void __attribute__((__noreturn__, __format__(__printf__, 1, 2)))
+badarg(const char *fmt, ...)
+{
+	va_list		 ap;
+
+	fprintf(stderr, "upnode: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage();
+}
+
+static void __attribute__((__format__(__printf__, 2, 0)))
+log_hook(int level, const char *fmt, va_list ap)
+{
+	if (level >= UP_LOG_DEBUG && !verbose)
+		return;
+	fprintf(stderr, "upnode: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+static void
+on_signal(int sig)
+{
+	quit = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Command line                                                       */
+
+static uint64_t
+parse_u64(const char *opt, const char *s, int base)
+{
+	unsigned long long v;
+	char		*end;
+
+	errno = 0;
+	if (base == 0)
+		base = (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) ? 16 : 10;
+	if (s[0] == '-' || s[0] == '\0')
+		badarg("%s: bad number: %s", opt, s);
+	v = strtoull(s, &end, base);
+	if (errno != 0 || *end != '\0')
+		badarg("%s: bad number: %s", opt, s);
+	return (v);
+}
+
+static void
+parse_component(const char *s)
+{
+	struct up_component *c;
+	const char	*eq;
+	size_t		 nl;
+	unsigned int	 i;
+
+	if (conf.ncomp >= UP_MAX_COMPONENTS)
+		badarg("at most %d components", UP_MAX_COMPONENTS);
+	if ((eq = strchr(s, '=')) == NULL || eq == s || eq[1] == '\0')
+		badarg("--component: NAME=VERSION: %s", s);
+	nl = (size_t)(eq - s);
+	if (nl > UP_NAME_MAX || strlen(eq + 1) > UP_VER_MAX)
+		badarg("--component: name or version too long: %s", s);
+	c = &conf.comp[conf.ncomp];
+	memcpy(c->name, s, nl);
+	c->name[nl] = '\0';
+	snprintf(c->version, sizeof(c->version), "%s", eq + 1);
+	for (i = 0; i < conf.ncomp; i++)
+		if (strcmp(conf.comp[i].name, c->name) == 0)
+			badarg("--component: %s given twice", c->name);
+	conf.ncomp++;
+}
+
+static uint32_t
+parse_size(const char *s)
+{
+	unsigned long long v;
+	char		*end;
+
+	errno = 0;
+	if (s[0] == '-' || s[0] == '\0')
+		badarg("--slot-size: bad size: %s", s);
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		badarg("--slot-size: bad size: %s", s);
+	if (*end == 'k' || *end == 'K') {
+		v *= 1024;
+		end++;
+	} else if (*end == 'm' || *end == 'M') {
+		v *= 1024 * 1024;
+		end++;
+	}
+	if (*end != '\0' || v == 0 || v > NODE_SLOT_SIZE_MAX)
+		badarg("--slot-size: 1 to %u bytes (K and M suffixes): %s",
+		    NODE_SLOT_SIZE_MAX, s);
+	return ((uint32_t)v);
+}
+
+static void
+parse_crash(const char *s)
+{
+	if (strcmp(s, "offer") == 0)
+		conf.crash = NODE_CRASH_OFFER;
+	else if (strcmp(s, "verified") == 0)
+		conf.crash = NODE_CRASH_VERIFIED;
+	else if (strcmp(s, "activate") == 0)
+		conf.crash = NODE_CRASH_ACTIVATE;
+	else if (strcmp(s, "confirm") == 0)
+		conf.crash = NODE_CRASH_CONFIRM;
+	else if (strncmp(s, "block:", 6) == 0) {
+		conf.crash = NODE_CRASH_BLOCK;
+		conf.crash_block = (uint32_t)parse_u64("--crash-at", s + 6,
+		    10);
+		if (conf.crash_block == 0)
+			badarg("--crash-at: block:N needs N >= 1");
+	} else
+		badarg("--crash-at: unknown point: %s", s);
+}
+
+/* A result code by number or by name ("declined", "low_battery"). */
+static int
+parse_result(const char *s)
+{
+	uint64_t	 v;
+	int		 r;
+
+	if (s[0] >= '0' && s[0] <= '9') {
+		v = parse_u64("--reject", s, 10);
+		if (v == 0 || v > 255)
+			badarg("--reject: a code from 1 to 255: %s", s);
+		return ((int)v);
+	}
+	for (r = 1; r <= UP_R_ALREADY; r++)
+		if (strcmp(up_result_str(r), s) == 0)
+			return (r);
+	badarg("--reject: unknown result code: %s", s);
+}
+
+static void
+parse_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "id", required_argument, NULL, 'i' },
+		{ "hw", required_argument, NULL, 'H' },
+		{ "component", required_argument, NULL, 'c' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "pubkey", required_argument, NULL, 'k' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "iface", required_argument, NULL, 'I' },
+		{ "slot-size", required_argument, NULL, 's' },
+		{ "drop-pct", required_argument, NULL, 'D' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "crash-at", required_argument, NULL, 'C' },
+		{ "reject", required_argument, NULL, 'R' },
+		{ "health", required_argument, NULL, 'h' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 }
+	};
+	uint64_t	 v;
+	char		*end;
+	bool		 seeded = false;
+	int		 ch;
+
+	conf.port = 4242;
+	inet_pton(AF_INET, "239.255.42.1", &conf.group);
+	inet_pton(AF_INET, "127.0.0.1", &conf.iface);
+	conf.slot_size = NODE_SLOT_SIZE_DEFAULT;
+	conf.health_ok = true;
+
+	while ((ch = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			conf.id = parse_u64("--id", optarg, 0);
+			if (conf.id == 0)
+				badarg("--id: must not be 0");
+			break;
+		case 'H':
+			if (optarg[0] == '\0' || strlen(optarg) > UP_NAME_MAX)
+				badarg("--hw: 1 to %d bytes", UP_NAME_MAX);
+			snprintf(conf.hw, sizeof(conf.hw), "%s", optarg);
+			break;
+		case 'c':
+			parse_component(optarg);
+			break;
+		case 'd':
+			conf.state_dir = optarg;
+			break;
+		case 'k':
+			conf.pubkey = optarg;
+			break;
+		case 'g':
+			if (inet_pton(AF_INET, optarg, &conf.group) != 1 ||
+			    !IN_MULTICAST(ntohl(conf.group.s_addr)))
+				badarg("--group: not an IPv4 multicast "
+				    "address: %s", optarg);
+			break;
+		case 'p':
+			v = parse_u64("--port", optarg, 10);
+			if (v == 0 || v > 65535)
+				badarg("--port: 1 to 65535: %s", optarg);
+			conf.port = (uint16_t)v;
+			break;
+		case 'I':
+			if (inet_pton(AF_INET, optarg, &conf.iface) != 1)
+				badarg("--iface: not an IPv4 address: %s",
+				    optarg);
+			break;
+		case 's':
+			conf.slot_size = parse_size(optarg);
+			break;
+		case 'D':
+			errno = 0;
+			conf.drop_pct = strtod(optarg, &end);
+			if (errno != 0 || *end != '\0' || optarg[0] == '\0' ||
+			    !(conf.drop_pct >= 0 && conf.drop_pct <= 100))
+				badarg("--drop-pct: 0 to 100: %s", optarg);
+			break;
+		case 'S':
+			conf.seed = parse_u64("--seed", optarg, 0);
+			seeded = true;
+			break;
+		case 'C':
+			parse_crash(optarg);
+			break;
+		case 'R':
+			conf.reject = parse_result(optarg);
+			break;
+		case 'h':
+			if (strcmp(optarg, "ok") == 0)
+				conf.health_ok = true;
+			else if (strcmp(optarg, "fail") == 0)
+				conf.health_ok = false;
+			else
+				badarg("--health: ok or fail: %s", optarg);
+			break;
+		case 'v':
+			conf.verbose = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		badarg("unexpected argument: %s", argv[optind]);
+	if (conf.id == 0 || conf.hw[0] == '\0' || conf.ncomp == 0 ||
+	    conf.state_dir == NULL || conf.pubkey == NULL)
+		badarg("--id, --hw, --component, --state-dir and --pubkey "
+		    "are required");
+	if (!seeded)
+		conf.seed = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
+}
+
+/* ------------------------------------------------------------------ */
+/* Boot and the loop                                                  */
+
+static void __attribute__((__noreturn__))
+die(const char *what, char *cause)
+{
+	fprintf(stderr, "upnode: %s: %s\n", what,
+	    cause != NULL ? cause : strerror(errno));
+	free(cause);
+	exit(1);
+}
+
+/*
+ * (Re)boot: the simulated bootloader, then a fresh engine restored from
+ * state.bin, exactly as after a power cycle: nothing of the old engine's
+ * RAM survives.
+ */
+static void
+node_boot(void)
+{
+	struct up_node_info info;
+	char		*cause = NULL;
+	unsigned int	 i;
+	int		 e;
+
+	memset(&engine, 0, sizeof(engine));
+	memset(bitmap, 0, port.bitmap_cap);
+	if (node_port_boot(&port, &info, &cause) == -1)
+		die("boot", cause);
+	node_lan_load_gateway(lan);
+	up_node_init(&engine, &node_port_ops, &port, &info, bitmap,
+	    port.bitmap_cap);
+	up_node_set_save_every(&engine, NODE_SAVE_EVERY);
+	for (i = 0; i < info.ncomp; i++)
+		up_logf(UP_LOG_INFO, "node %016llx: runs %s=%s (slot %c)",
+		    (unsigned long long)conf.id, info.comp[i].name,
+		    info.comp[i].version, 'A' + port.boot.active);
+	if ((e = up_node_start(&engine, NULL)) != UP_OK)
+		die("start", strdup(up_strerror(e)));
+}
+
+/* --drop-pct: lose this share of received frames, reproducibly. */
+static bool
+drop_frame(void)
+{
+	double		 r;
+
+	if (conf.drop_pct <= 0)
+		return (false);
+	r = (double)(node_rand(&drop_rng) >> 11) / 9007199254740992.0;
+	return (r * 100 < conf.drop_pct);
+}
+
+static bool
+is_gateway_type(uint8_t type)
+{
+	switch (type) {
+	case UP_T_DISCOVER:
+	case UP_T_OFFER:
+	case UP_T_DATA:
+	case UP_T_PARITY:
+	case UP_T_STATUS_REQ:
+	case UP_T_VERIFY:
+	case UP_T_ACTIVATE:
+	case UP_T_RESULT_ACK:
+	case UP_T_ABORT:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
+static void
+handle_frame(const uint8_t *buf, size_t len, const struct sockaddr_in *from)
+{
+	static struct up_msg m;
+	uint8_t		 type;
+	int		 e;
+
+	/*
+	 * Replies go to the sender of the gateway's frames, learnt before
+	 * the engine answers this one.  Only a frame that decodes whole
+	 * may move it.
+	 */
+	if (up_peek(buf, len, &type, NULL) == UP_OK &&
+	    is_gateway_type(type) && up_decode(buf, len, &m) == UP_OK)
+		node_lan_set_gateway(lan, from);
+	if ((e = up_node_input(&engine, buf, len)) != UP_OK)
+		up_logf(UP_LOG_DEBUG, "frame from %s:%u: %s",
+		    inet_ntoa(from->sin_addr), ntohs(from->sin_port),
+		    up_strerror(e));
+}
+
+static void
+drain(int fd)
+{
+	static uint8_t	 buf[65536];
+	struct sockaddr_in from;
+	ssize_t		 n = 0;
+	int		 count = 0;
+
+	while (count++ < RX_BURST &&
+	    (n = node_lan_recv(lan, fd, buf, sizeof(buf), &from)) > 0) {
+		if (drop_frame())
+			continue;
+		handle_frame(buf, (size_t)n, &from);
+		if (port.reboot_pending) {
+			up_logf(UP_LOG_INFO, "node %016llx: rebooting",
+			    (unsigned long long)conf.id);
+			node_boot();
+		}
+	}
+	if (n == -1)
+		up_logf(UP_LOG_WARN, "recv: %s", strerror(errno));
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sigaction sa;
+	struct pollfd	 pfd[2];
+	struct timespec	 ts;
+	sigset_t	 block, orig;
+	char		*cause = NULL;
+	uint32_t	 ms;
+	int		 fds[2], i, n;
+
+	parse_args(argc, argv);
+	verbose = conf.verbose;
+	up_log_set_hook(log_hook);
+	/* Same seed, different nodes: independent losses (per-node drop). */
+	drop_rng = conf.seed ^ (conf.id * 0x9e3779b97f4a7c15ULL);
+
+	/* Signals only interrupt ppoll(): no race with the flag check. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigprocmask(SIG_BLOCK, &block, &orig);
+	sigdelset(&orig, SIGTERM);
+	sigdelset(&orig, SIGINT);
+
+	if (node_port_open(&port, &conf, &cause) == -1)
+		die("open", cause);
+	if ((lan = node_lan_open(&conf, port.dirfd, &cause)) == NULL)
+		die("lan", cause);
+	port.lan = lan;
+	if ((bitmap = malloc(port.bitmap_cap)) == NULL)
+		die("bitmap", NULL);
+	node_boot();
+
+	node_lan_fds(lan, fds);
+	for (i = 0; i < 2; i++) {
+		pfd[i].fd = fds[i];
+		pfd[i].events = POLLIN;
+	}
+	while (!quit) {
+		ms = up_node_next_ms(&engine);
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (long)(ms % 1000) * 1000000;
+		n = ppoll(pfd, 2, &ts, &orig);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			die("poll", NULL);
+		}
+		for (i = 0; i < 2; i++)
+			if (pfd[i].revents & (POLLIN | POLLERR))
+				drain(pfd[i].fd);
+		up_node_tick(&engine);
+		if (port.reboot_pending) {
+			up_logf(UP_LOG_INFO, "node %016llx: rebooting",
+			    (unsigned long long)conf.id);
+			node_boot();
+		}
+	}
+
+	/* A clean stop keeps every block received so far. */
+	(void)up_node_flush(&engine);
+	up_logf(UP_LOG_INFO, "node %016llx: stopped",
+	    (unsigned long long)conf.id);
+	node_lan_close(lan);
+	node_port_close(&port);
+	free(bitmap);
+	return (0);
+}

@@ -1,0 +1,1336 @@
+/*
+ * test_up_node.c: the node-side UP engine (up/up_node.c) against a fake
+ * port: a fake clock, captured frames decoded with up_decode(), a memory
+ * slot and a memory "flash" for the saved state.  A "power cut" throws
+ * the engine away and starts a new one from what the fake saved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "up.h"
+
+#define NODE_ID		0x1122334455667788ULL
+#define OTHER_ID	0x0000000000000042ULL
+#define SLOT_CAP	(32 * 1024)
+#define BITMAP_CAP	4096		/* bytes: 32768 blocks */
+#define MAX_SENT	256
+
+struct fake {
+	uint32_t	 now;
+	uint32_t	 rnd;
+	/* Frames the node sent. */
+	uint8_t		 sent[MAX_SENT][UP_FRAME_MAX];
+	size_t		 sent_len[MAX_SENT];
+	int		 nsent;
+	/* The node's persistent memory. */
+	uint8_t		 state[UP_NODE_STATE_MAX];
+	size_t		 state_len;
+	uint8_t		 bitmap[BITMAP_CAP];
+	size_t		 bitmap_len;
+	int		 saved;
+	int		 nsaves;
+	int		 save_fail;
+	/* The staging slot. */
+	uint8_t		 slot[SLOT_CAP];
+	uint32_t	 cap;
+	int		 nprepare;
+	int		 nwrites;
+	int		 write_fail;
+	/* Decisions. */
+	int		 verify_result;
+	int		 nverify;
+	int		 offer_code;
+	int		 nactivate;
+	int		 activate_ret;
+	uint8_t		 last_state;
+	int		 nstate;
+};
+
+static struct fake	 F;
+static struct up_node	 N;
+static uint8_t		 bitmap_buf[BITMAP_CAP];
+static uint8_t		 image[SLOT_CAP];
+
+static int
+f_send(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct fake	*f = ctx;
+
+	assert_true(len <= UP_FRAME_MAX);
+	assert_true(f->nsent < MAX_SENT);
+	memcpy(f->sent[f->nsent], frame, len);
+	f->sent_len[f->nsent++] = len;
+	return (0);
+}
+
+static uint32_t
+f_now(void *ctx)
+{
+	return (((struct fake *)ctx)->now);
+}
+
+static uint32_t
+f_random(void *ctx)
+{
+	return (((struct fake *)ctx)->rnd);
+}
+
+static int
+f_save(void *ctx, const uint8_t *state, size_t state_len,
+    const uint8_t *bitmap, size_t bitmap_len)
+{
+	struct fake	*f = ctx;
+
+	if (f->save_fail)
+		return (-1);
+	assert_true(state_len <= sizeof(f->state));
+	assert_true(bitmap_len <= sizeof(f->bitmap));
+	memcpy(f->state, state, state_len);
+	f->state_len = state_len;
+	memcpy(f->bitmap, bitmap, bitmap_len);
+	f->bitmap_len = bitmap_len;
+	f->saved = 1;
+	f->nsaves++;
+	return (0);
+}
+
+static int
+f_load(void *ctx, uint8_t *state, size_t state_cap, size_t *state_len,
+    uint8_t *bitmap, size_t bitmap_cap, size_t *bitmap_len)
+{
+	struct fake	*f = ctx;
+
+	if (!f->saved || f->state_len > state_cap ||
+	    f->bitmap_len > bitmap_cap)
+		return (-1);
+	memcpy(state, f->state, f->state_len);
+	*state_len = f->state_len;
+	memcpy(bitmap, f->bitmap, f->bitmap_len);
+	*bitmap_len = f->bitmap_len;
+	return (0);
+}
+
+static uint32_t
+f_slot_capacity(void *ctx)
+{
+	return (((struct fake *)ctx)->cap);
+}
+
+static int
+f_slot_prepare(void *ctx, uint32_t size)
+{
+	struct fake	*f = ctx;
+
+	assert_true(size <= f->cap);
+	memset(f->slot, 0xff, size);
+	f->nprepare++;
+	return (0);
+}
+
+static int
+f_slot_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct fake	*f = ctx;
+
+	if (f->write_fail)
+		return (-1);
+	assert_true(off + n <= f->cap);
+	memcpy(f->slot + off, p, n);
+	f->nwrites++;
+	return (0);
+}
+
+static int
+f_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct fake	*f = ctx;
+
+	memcpy(p, f->slot + off, n);
+	return (0);
+}
+
+static int
+f_offer_check(void *ctx, const struct up_offer *o)
+{
+	return (((struct fake *)ctx)->offer_code);
+}
+
+static int
+f_image_verify(void *ctx, const struct up_offer *o)
+{
+	struct fake	*f = ctx;
+
+	f->nverify++;
+	/* The image must really be in the slot. */
+	if (memcmp(f->slot, image, o->size) != 0)
+		return (UP_R_INTEGRITY);
+	return (f->verify_result);
+}
+
+static int
+f_activate(void *ctx, const struct up_offer *o)
+{
+	struct fake	*f = ctx;
+
+	f->nactivate++;
+	return (f->activate_ret);
+}
+
+static void
+f_state_changed(void *ctx, uint8_t state, uint8_t result)
+{
+	struct fake	*f = ctx;
+
+	f->last_state = state;
+	f->nstate++;
+}
+
+static const struct up_port fake_port = {
+	.send = f_send,
+	.now_ms = f_now,
+	.random = f_random,
+	.save = f_save,
+	.load = f_load,
+	.slot_capacity = f_slot_capacity,
+	.slot_prepare = f_slot_prepare,
+	.slot_write = f_slot_write,
+	.slot_read = f_slot_read,
+	.offer_check = f_offer_check,
+	.image_verify = f_image_verify,
+	.activate = f_activate,
+	.state_changed = f_state_changed
+};
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                            */
+
+static void
+info_fill(struct up_node_info *info, const char *app_version)
+{
+	memset(info, 0, sizeof(*info));
+	info->node_id = NODE_ID;
+	strcpy(info->hw, "sim-1");
+	info->max_frame = UP_FRAME_MAX;
+	info->battery = UP_BATTERY_UNKNOWN;
+	info->rssi_dbm = UP_RSSI_UNKNOWN;
+	info->snr_db = UP_SNR_UNKNOWN;
+	info->ncomp = 2;
+	strcpy(info->comp[0].name, "app");
+	strcpy(info->comp[0].version, app_version);
+	strcpy(info->comp[1].name, "os");
+	strcpy(info->comp[1].version, "2.3");
+}
+
+/* Boots a node whose "app" runs `version' from what F saved. */
+static void
+boot(const char *version)
+{
+	struct up_node_info info;
+
+	info_fill(&info, version);
+	/* A new engine: nothing survives but F's saved state and slot. */
+	memset(&N, 0x5a, sizeof(N));
+	memset(bitmap_buf, 0xa5, sizeof(bitmap_buf));
+	up_node_init(&N, &fake_port, &F, &info, bitmap_buf,
+	    sizeof(bitmap_buf));
+	assert_int_equal(up_node_start(&N, NULL), UP_OK);
+}
+
+static int
+setup(void **state)
+{
+	uint32_t	 i;
+
+	memset(&F, 0, sizeof(F));
+	F.now = 1000;
+	F.cap = SLOT_CAP;
+	F.verify_result = UP_R_INITIAL;
+	F.offer_code = UP_R_INITIAL;
+	for (i = 0; i < sizeof(image); i++)
+		image[i] = (uint8_t)(i * 7 + i / 251);
+	boot("1.0.0");
+	return (0);
+}
+
+static void
+clear_sent(void)
+{
+	F.nsent = 0;
+}
+
+static int
+count_sent(uint8_t type)
+{
+	int		 i, n = 0;
+	uint8_t		 t;
+
+	for (i = 0; i < F.nsent; i++) {
+		assert_int_equal(up_peek(F.sent[i], F.sent_len[i], &t, NULL),
+		    UP_OK);
+		if (t == type)
+			n++;
+	}
+	return (n);
+}
+
+/* Decodes the last frame of `type' the node sent; fails if none. */
+static void
+last_sent(uint8_t type, struct up_msg *m)
+{
+	int		 i;
+	uint8_t		 t;
+
+	for (i = F.nsent - 1; i >= 0; i--) {
+		assert_int_equal(up_peek(F.sent[i], F.sent_len[i], &t, NULL),
+		    UP_OK);
+		if (t == type) {
+			assert_int_equal(up_decode(F.sent[i], F.sent_len[i],
+			    m), UP_OK);
+			return;
+		}
+	}
+	fail_msg("no frame of type %u sent", type);
+}
+
+static int
+feed(const struct up_msg *m)
+{
+	uint8_t		 buf[UP_FRAME_MAX];
+	int		 len;
+
+	len = up_encode(m, buf, sizeof(buf));
+	assert_true(len > 0);
+	return (up_node_input(&N, buf, (size_t)len));
+}
+
+static void
+offer_fill(struct up_offer *o, uint32_t size, uint16_t block_size)
+{
+	memset(o, 0, sizeof(*o));
+	strcpy(o->component, "app");
+	strcpy(o->to_version, "1.1.0");
+	o->kind = UP_KIND_FULL;
+	o->size = size;
+	o->image_size = size;
+	memset(o->sha256, 0xab, sizeof(o->sha256));
+	memset(o->image_sha256, 0xab, sizeof(o->image_sha256));
+	o->sig_alg = UP_SIG_ED25519;
+	o->sig_len = 64;
+	memset(o->sig, 0x5c, 64);
+	o->block_size = block_size;
+	o->nblocks = up_nblocks(size, block_size);
+	o->deadline_s = 600;
+}
+
+static int
+send_offer(uint32_t session, const struct up_offer *o)
+{
+	struct up_msg	 m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_OFFER;
+	m.session = session;
+	m.u.offer = *o;
+	return (feed(&m));
+}
+
+/* The default package: 1037 bytes in 100-byte blocks (11 blocks). */
+#define PKG_SIZE	1037
+#define PKG_BS		100
+#define PKG_NB		11
+#define S1		0xc0ffee01u
+#define S2		0xc0ffee02u
+
+static void
+offer_default(uint32_t session)
+{
+	struct up_offer	 o;
+
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	assert_int_equal(send_offer(session, &o), UP_OK);
+}
+
+static int
+send_block(uint32_t session, uint32_t index, uint32_t size, uint16_t bs)
+{
+	struct up_msg	 m;
+	uint32_t	 off = index * bs;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DATA;
+	m.session = session;
+	m.u.data.index = index;
+	m.u.data.len = (uint16_t)(size - off < bs ? size - off : bs);
+	m.u.data.data = image + off;
+	return (feed(&m));
+}
+
+static int
+send_target(uint8_t type, uint32_t session, uint64_t node, uint16_t window,
+    uint8_t reason)
+{
+	struct up_msg	 m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.session = session;
+	m.u.target.node_id = node;
+	m.u.target.window_ms = window;
+	m.u.target.reason = reason;
+	return (feed(&m));
+}
+
+static int
+send_activate(uint32_t session, uint64_t node, uint32_t delay)
+{
+	struct up_msg	 m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_ACTIVATE;
+	m.session = session;
+	m.u.activate.node_id = node;
+	m.u.activate.delay_ms = delay;
+	return (feed(&m));
+}
+
+static void
+advance(uint32_t ms)
+{
+	F.now += ms;
+	up_node_tick(&N);
+}
+
+static uint8_t
+node_state(uint32_t *session)
+{
+	return (up_node_get_state(&N, session, NULL));
+}
+
+/* Offer S1 and deliver every block: the node is DOWNLOADED. */
+static void
+download_all(uint32_t session)
+{
+	uint32_t	 i;
+
+	offer_default(session);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(session, i, PKG_SIZE, PKG_BS),
+		    UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+}
+
+static void
+verify_ok(uint32_t session)
+{
+	struct up_msg	 m;
+
+	download_all(session);
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, session, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                              */
+
+static void
+test_start_announces(void **state)
+{
+	struct up_node_info info;
+	struct up_msg	 m;
+
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_int_equal(m.session, 0);
+	assert_true(m.u.announce.node_id == NODE_ID);
+	assert_string_equal(m.u.announce.hw, "sim-1");
+	assert_int_equal(m.u.announce.state, UP_NS_IDLE);
+	assert_int_equal(m.u.announce.session, 0);
+	assert_int_equal(m.u.announce.free_kib, SLOT_CAP / 1024);
+	assert_int_equal(m.u.announce.ncomp, 2);
+	assert_string_equal(m.u.announce.comp[0].name, "app");
+	assert_string_equal(m.u.announce.comp[0].version, "1.0.0");
+	/* Frames before start are refused. */
+	info_fill(&info, "1.0.0");
+	up_node_init(&N, &fake_port, &F, &info, bitmap_buf,
+	    sizeof(bitmap_buf));
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_ESTATE);
+}
+
+static void
+test_discover_random_delay(void **state)
+{
+	clear_sent();
+	F.rnd = 1234567;	/* % 500 = 67 */
+	{
+		struct up_msg	 m;
+
+		memset(&m, 0, sizeof(m));
+		m.type = UP_T_DISCOVER;
+		m.u.discover.window_ms = 500;
+		assert_int_equal(feed(&m), UP_OK);
+	}
+	assert_int_equal(up_node_next_ms(&N), 67);
+	advance(66);
+	assert_int_equal(count_sent(UP_T_ANNOUNCE), 0);
+	advance(1);
+	assert_int_equal(count_sent(UP_T_ANNOUNCE), 1);
+	advance(10000);
+	assert_int_equal(count_sent(UP_T_ANNOUNCE), 1);
+	assert_int_equal(up_node_next_ms(&N), UP_NODE_IDLE_MS);
+}
+
+static void
+test_offer_accept(void **state)
+{
+	struct up_msg	 m, m2;
+	uint32_t	 s;
+
+	clear_sent();
+	offer_default(S1);
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.session, S1);
+	assert_true(m.u.accept.node_id == NODE_ID);
+	assert_int_equal(m.u.accept.code, UP_R_INITIAL);
+	assert_int_equal(m.u.accept.st.held, 0);
+	assert_int_equal(m.u.accept.st.first_missing, 0);
+	assert_int_equal(m.u.accept.st.nbits, PKG_NB);
+	assert_int_equal(m.u.accept.st.bits[0], 0xff);
+	assert_int_equal(m.u.accept.st.bits[1], 0x07);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	assert_int_equal(F.nprepare, 1);
+	assert_true(F.saved);
+	assert_int_equal(F.last_state, UP_NS_RECEIVING);
+
+	/* A repeated OFFER gets the same ACCEPT and changes nothing. */
+	F.nsaves = 0;
+	offer_default(S1);
+	assert_int_equal(F.nsent, 2);
+	last_sent(UP_T_ACCEPT, &m2);
+	assert_int_equal(F.sent_len[0], F.sent_len[1]);
+	assert_memory_equal(F.sent[0], F.sent[1], F.sent_len[0]);
+	assert_int_equal(F.nprepare, 1);
+	assert_int_equal(F.nsaves, 0);
+}
+
+static void
+test_data_gaps_status_slice(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 i;
+
+	offer_default(S1);
+	for (i = 0; i < PKG_NB; i++)
+		if (i != 3 && i != 7)
+			assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS),
+			    UP_OK);
+	/* Duplicates are not written again. */
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nwrites, PKG_NB - 2);
+	assert_memory_equal(F.slot, image, 3 * PKG_BS);
+	assert_memory_equal(F.slot + 4 * PKG_BS, image + 4 * PKG_BS,
+	    3 * PKG_BS);
+	assert_memory_equal(F.slot + 8 * PKG_BS, image + 8 * PKG_BS,
+	    PKG_SIZE - 8 * PKG_BS);
+
+	/* STATUS_REQ: answered after random % window. */
+	clear_sent();
+	F.rnd = 10123;		/* % 1000 = 123 */
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 1000, 0), UP_OK);
+	assert_int_equal(F.nsent, 0);
+	advance(122);
+	assert_int_equal(F.nsent, 0);
+	advance(1);
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_STATUS, &m);
+	assert_int_equal(m.session, S1);
+	assert_true(m.u.status.node_id == NODE_ID);
+	assert_int_equal(m.u.status.state, UP_NS_RECEIVING);
+	assert_int_equal(m.u.status.st.held, PKG_NB - 2);
+	assert_int_equal(m.u.status.st.first_missing, 3);
+	assert_int_equal(m.u.status.st.nbits, PKG_NB - 3);
+	/* Bits relative to first_missing: blocks 3 and 7 missing. */
+	assert_int_equal(m.u.status.st.bits[0], 0x11);
+
+	/* A request for another node or session is not answered. */
+	clear_sent();
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, OTHER_ID, 0, 0),
+	    UP_OK);
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S2, 0, 0, 0), UP_OK);
+	advance(5000);
+	assert_int_equal(F.nsent, 0);
+	/* Targeted at this node with window 0: at the next tick. */
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, NODE_ID, 0, 0),
+	    UP_OK);
+	assert_int_equal(up_node_next_ms(&N), 0);
+	advance(0);
+	assert_int_equal(count_sent(UP_T_STATUS), 1);
+
+	/* The missing blocks complete it: one unsolicited STATUS. */
+	clear_sent();
+	assert_int_equal(send_block(S1, 7, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(send_block(S1, 3, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_STATUS, &m);
+	assert_int_equal(m.u.status.state, UP_NS_DOWNLOADED);
+	assert_int_equal(m.u.status.st.held, PKG_NB);
+	assert_int_equal(m.u.status.st.first_missing, PKG_NB);
+	assert_int_equal(m.u.status.st.nbits, 0);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(F.last_state, UP_NS_DOWNLOADED);
+	/* More data (repairs for others) changes nothing. */
+	assert_int_equal(send_block(S1, 3, PKG_SIZE, PKG_BS), UP_ESTATE);
+	assert_int_equal(F.nwrites, PKG_NB);
+}
+
+static void
+test_status_slice_bounded(void **state)
+{
+	struct up_offer	 o;
+	struct up_msg	 m;
+	uint32_t	 i;
+
+	/* 20000 one-byte blocks: more than one frame can describe. */
+	offer_fill(&o, 20000, 1);
+	assert_int_equal(send_offer(S1, &o), UP_OK);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.st.nbits, UP_NODE_SLICE_MAX * 8);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(send_block(S1, i, 20000, 1), UP_OK);
+	assert_int_equal(send_block(S1, 12, 20000, 1), UP_OK);
+	clear_sent();
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 0, 0), UP_OK);
+	advance(0);
+	last_sent(UP_T_STATUS, &m);
+	assert_true(F.sent_len[0] <= UP_FRAME_MAX);
+	assert_int_equal(m.u.status.st.held, 11);
+	assert_int_equal(m.u.status.st.first_missing, 10);
+	assert_int_equal(m.u.status.st.nbits, UP_NODE_SLICE_MAX * 8);
+	assert_int_equal(m.u.status.st.bits[0], 0xfb);	/* 12 held */
+}
+
+static void
+test_data_bounds(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 s;
+	int		 saves, writes;
+
+	offer_default(S1);
+	saves = F.nsaves;
+	writes = F.nwrites;
+	clear_sent();
+	/* Index past the image. */
+	assert_int_equal(send_block(S1, PKG_NB, PKG_NB * PKG_BS + 10, PKG_BS),
+	    UP_ERANGE);
+	/* Short middle block. */
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DATA;
+	m.session = S1;
+	m.u.data.index = 2;
+	m.u.data.len = PKG_BS - 1;
+	m.u.data.data = image;
+	assert_int_equal(feed(&m), UP_ELEN);
+	/* Last block must be exactly the remainder (37 bytes). */
+	m.u.data.index = PKG_NB - 1;
+	m.u.data.len = PKG_BS;
+	assert_int_equal(feed(&m), UP_ELEN);
+	m.u.data.len = 36;
+	assert_int_equal(feed(&m), UP_ELEN);
+	/* Another session's block is ignored. */
+	assert_int_equal(send_block(S2, 0, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nwrites, writes);
+	assert_int_equal(F.nsaves, saves);
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	/* The right remainder is taken. */
+	m.u.data.len = PKG_SIZE - (PKG_NB - 1) * PKG_BS;
+	m.u.data.data = image + (PKG_NB - 1) * PKG_BS;
+	assert_int_equal(feed(&m), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+}
+
+static void
+test_periodic_save(void **state)
+{
+	uint32_t	 i;
+	int		 saves;
+
+	up_node_set_save_every(&N, 4);
+	offer_default(S1);
+	saves = F.nsaves;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nsaves, saves);
+	assert_int_equal(send_block(S1, 3, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nsaves, saves + 1);
+	/* One more block: saved by the timer a second later. */
+	assert_int_equal(send_block(S1, 4, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(up_node_next_ms(&N), UP_NODE_SAVE_DELAY_MS);
+	advance(UP_NODE_SAVE_DELAY_MS - 1);
+	assert_int_equal(F.nsaves, saves + 1);
+	advance(1);
+	assert_int_equal(F.nsaves, saves + 2);
+	assert_int_equal(F.bitmap[0], 0x1f);
+}
+
+static void
+test_verify_ok(void **state)
+{
+	struct up_msg	 m;
+	int		 n;
+
+	verify_ok(S1);
+	assert_int_equal(F.nverify, 1);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.session, S1);
+	assert_int_equal(m.u.result.result, UP_R_INITIAL);
+	assert_string_equal(m.u.result.component, "app");
+	assert_string_equal(m.u.result.version, "1.0.0");
+	/* VERIFIED is not final: no resend. */
+	n = F.nsent;
+	advance(60000);
+	assert_int_equal(F.nsent, n);
+	/* A repeated VERIFY gets the same answer, without re-checking. */
+	assert_int_equal(send_target(UP_T_VERIFY, S1, NODE_ID, 0, 0), UP_OK);
+	assert_int_equal(F.nsent, n + 1);
+	assert_int_equal(F.nverify, 1);
+	/* VERIFY for another node: nothing. */
+	assert_int_equal(send_target(UP_T_VERIFY, S1, OTHER_ID, 0, 0), UP_OK);
+	assert_int_equal(F.nsent, n + 1);
+}
+
+static void
+test_verify_receiving_reports_status(void **state)
+{
+	struct up_msg	 m;
+
+	offer_default(S1);
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	assert_int_equal(F.nverify, 0);
+	last_sent(UP_T_STATUS, &m);
+	assert_int_equal(m.u.status.st.held, 1);
+	assert_int_equal(count_sent(UP_T_RESULT), 0);
+}
+
+/* Checks the RESULT back-off: 1, 2, 4, 8, 16, 30, 30 s. */
+static void
+check_backoff(uint8_t state, uint8_t result)
+{
+	static const uint32_t gaps[] = { 1000, 2000, 4000, 8000, 16000,
+	    30000, 30000, 30000 };
+	struct up_msg	 m;
+	unsigned int	 i;
+	int		 n;
+
+	for (i = 0; i < sizeof(gaps) / sizeof(gaps[0]); i++) {
+		n = count_sent(UP_T_RESULT);
+		assert_int_equal(up_node_next_ms(&N), gaps[i]);
+		advance(gaps[i] - 1);
+		assert_int_equal(count_sent(UP_T_RESULT), n);
+		advance(1);
+		assert_int_equal(count_sent(UP_T_RESULT), n + 1);
+		last_sent(UP_T_RESULT, &m);
+		assert_int_equal(m.u.result.state, state);
+		assert_int_equal(m.u.result.result, result);
+	}
+}
+
+static void
+test_verify_bad_hash(void **state)
+{
+	struct up_msg	 m;
+
+	download_all(S1);
+	/* A corrupted flash: the fake's hash check fails. */
+	F.slot[5] ^= 1;
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_FAILED);
+	assert_int_equal(m.u.result.result, UP_R_INTEGRITY);
+	assert_int_equal(F.last_state, UP_NS_FAILED);
+	check_backoff(UP_NS_FAILED, UP_R_INTEGRITY);
+}
+
+static void
+test_verify_bad_signature(void **state)
+{
+	struct up_msg	 m;
+	int		 n;
+
+	download_all(S1);
+	F.verify_result = UP_R_SIGNATURE;
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_FAILED);
+	assert_int_equal(m.u.result.result, UP_R_SIGNATURE);
+	/* A failed image is never activated. */
+	assert_int_equal(send_activate(S1, 0, 0), UP_ESTATE);
+	advance(0);
+	assert_int_equal(F.nactivate, 0);
+	/* ACK stops the resends. */
+	assert_int_equal(send_target(UP_T_RESULT_ACK, S1, NODE_ID, 0, 0),
+	    UP_OK);
+	n = F.nsent;
+	advance(120000);
+	assert_int_equal(F.nsent, n);
+}
+
+static void
+test_activate_confirm_ack(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 s;
+	int		 n;
+
+	verify_ok(S1);
+	/* ACTIVATE for another node does nothing. */
+	assert_int_equal(send_activate(S1, OTHER_ID, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(send_activate(S1, 0, 500), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_ACTIVATING);
+	assert_int_equal(F.last_state, UP_NS_ACTIVATING);
+	assert_int_equal(up_node_next_ms(&N), 500);
+	advance(499);
+	assert_int_equal(F.nactivate, 0);
+	/* A duplicate ACTIVATE does not restart the delay. */
+	assert_int_equal(send_activate(S1, 0, 500), UP_OK);
+	advance(1);
+	assert_int_equal(F.nactivate, 1);
+	/* Halted until the platform reboots it. */
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	advance(5000);
+	assert_int_equal(F.nsent, 0);
+
+	/* Reboot into the new version: confirmed, RESULT then ANNOUNCE. */
+	boot("1.1.0");
+	assert_int_equal(F.nsent, 2);
+	assert_int_equal(up_peek(F.sent[0], F.sent_len[0], &m.type, NULL), 0);
+	assert_int_equal(m.type, UP_T_RESULT);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.session, S1);
+	assert_int_equal(m.u.result.state, UP_NS_UPDATED);
+	assert_int_equal(m.u.result.result, UP_R_SUCCESS);
+	assert_string_equal(m.u.result.version, "1.1.0");
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_int_equal(m.u.announce.state, UP_NS_UPDATED);
+	assert_int_equal(m.u.announce.session, S1);
+	check_backoff(UP_NS_UPDATED, UP_R_SUCCESS);
+
+	/* ACKs for another node or session do not stop it. */
+	assert_int_equal(send_target(UP_T_RESULT_ACK, S1, OTHER_ID, 0, 0),
+	    UP_OK);
+	assert_int_equal(send_target(UP_T_RESULT_ACK, S2, NODE_ID, 0, 0),
+	    UP_OK);
+	n = count_sent(UP_T_RESULT);
+	advance(30000);
+	assert_int_equal(count_sent(UP_T_RESULT), n + 1);
+	assert_int_equal(send_target(UP_T_RESULT_ACK, S1, NODE_ID, 0, 0),
+	    UP_OK);
+	advance(300000);
+	assert_int_equal(count_sent(UP_T_RESULT), n + 1);
+
+	/* The ACK was persisted: another reboot only announces. */
+	clear_sent();
+	boot("1.1.0");
+	assert_int_equal(F.nsent, 1);
+	assert_int_equal(count_sent(UP_T_ANNOUNCE), 1);
+	assert_int_equal(node_state(&s), UP_NS_UPDATED);
+	assert_int_equal(s, S1);
+	/* The same offer again: already runs it. */
+	clear_sent();
+	offer_default(S1);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.code, UP_R_ALREADY);
+}
+
+static void
+test_rollback(void **state)
+{
+	struct up_msg	 m;
+
+	verify_ok(S1);
+	assert_int_equal(send_activate(S1, NODE_ID, 0), UP_OK);
+	advance(0);
+	assert_int_equal(F.nactivate, 1);
+	clear_sent();
+	/* The health check failed: the old version booted. */
+	boot("1.0.0");
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_FAILED);
+	assert_int_equal(m.u.result.result, UP_R_ROLLED_BACK);
+	assert_string_equal(m.u.result.version, "1.0.0");
+	check_backoff(UP_NS_FAILED, UP_R_ROLLED_BACK);
+	/* Unacked, so a power cut resends it at the next boot. */
+	clear_sent();
+	boot("1.0.0");
+	assert_int_equal(count_sent(UP_T_RESULT), 1);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.result, UP_R_ROLLED_BACK);
+}
+
+static void
+test_activate_port_fails(void **state)
+{
+	struct up_msg	 m;
+
+	verify_ok(S1);
+	F.activate_ret = -1;
+	assert_int_equal(send_activate(S1, 0, 0), UP_OK);
+	clear_sent();
+	advance(0);
+	assert_int_equal(F.nactivate, 1);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_FAILED);
+	assert_int_equal(m.u.result.result, UP_R_FAILED);
+}
+
+static void
+test_power_cut_receiving(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 s, i;
+
+	up_node_set_save_every(&N, 4);
+	offer_default(S1);
+	for (i = 0; i < 6; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	/* Cut before the save timer: blocks 4 and 5 are lost. */
+	clear_sent();
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_int_equal(m.u.announce.session, S1);
+	assert_int_equal(m.u.announce.state, UP_NS_RECEIVING);
+	/* The repeated OFFER reports what survived. */
+	clear_sent();
+	offer_default(S1);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.code, UP_R_INITIAL);
+	assert_int_equal(m.u.accept.st.held, 4);
+	assert_int_equal(m.u.accept.st.first_missing, 4);
+	assert_int_equal(F.nprepare, 1);	/* not erased again */
+	for (i = 4; i < PKG_NB; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+}
+
+static void
+test_power_cut_downloaded_verified(void **state)
+{
+	struct up_msg	 m;
+
+	download_all(S1);
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
+	/* The signed descriptor survived: the port saw the whole offer. */
+	assert_int_equal(N.offer.sig_len, 64);
+	assert_int_equal(N.offer.sig[63], 0x5c);
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(send_activate(S1, 0, 0), UP_OK);
+	advance(0);
+	assert_int_equal(F.nactivate, 1);
+}
+
+static void
+test_power_cut_during_activate_delay(void **state)
+{
+	verify_ok(S1);
+	assert_int_equal(send_activate(S1, 0, 10000), UP_OK);
+	advance(100);
+	/* Cut before the switch: the activation carries on at boot. */
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_ACTIVATING);
+	assert_int_equal(F.nactivate, 0);
+	assert_int_equal(up_node_next_ms(&N), 0);
+	advance(0);
+	assert_int_equal(F.nactivate, 1);
+	boot("1.1.0");
+	assert_int_equal(node_state(NULL), UP_NS_UPDATED);
+}
+
+static void
+test_resume_new_session(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 s, i;
+	int		 writes;
+
+	offer_default(S1);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	/* The gateway restarted with a new session id, same package. */
+	clear_sent();
+	offer_default(S2);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.session, S2);
+	assert_int_equal(m.u.accept.code, UP_R_INITIAL);
+	assert_int_equal(m.u.accept.st.held, 5);
+	assert_int_equal(m.u.accept.st.first_missing, 5);
+	assert_int_equal(F.nprepare, 1);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S2);
+	/* The old session's blocks are now foreign. */
+	writes = F.nwrites;
+	assert_int_equal(send_block(S1, 5, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nwrites, writes);
+	assert_int_equal(send_block(S2, 5, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	/* Survives a power cut too. */
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S2);
+	offer_default(S2);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.st.held, 6);
+}
+
+static void
+test_resume_verified_reverifies(void **state)
+{
+	struct up_msg	 m;
+
+	verify_ok(S1);
+	clear_sent();
+	offer_default(S2);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.code, UP_R_INITIAL);
+	assert_int_equal(m.u.accept.st.held, PKG_NB);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(send_target(UP_T_VERIFY, S2, 0, 0, 0), UP_OK);
+	assert_int_equal(F.nverify, 2);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+}
+
+static void
+expect_decline(uint32_t session, const struct up_offer *o, int code)
+{
+	struct up_msg	 m;
+
+	clear_sent();
+	assert_int_equal(send_offer(session, o), UP_OK);
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.session, session);
+	assert_int_equal(m.u.accept.code, code);
+	/* A decline describes nothing held. */
+	if (code != UP_R_INITIAL)
+		assert_int_equal(m.u.accept.st.nbits, 0);
+}
+
+static void
+test_declines(void **state)
+{
+	struct up_offer	 o;
+	int		 saves = F.nsaves;
+
+	/* Runs to_version already. */
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	strcpy(o.to_version, "1.0.0");
+	expect_decline(S1, &o, UP_R_ALREADY);
+	/* Bigger than the slot. */
+	offer_fill(&o, SLOT_CAP + 1, 1024);
+	expect_decline(S1, &o, UP_R_NO_SPACE);
+	/* More blocks than the bitmap can track. */
+	F.cap = 1 << 20;
+	offer_fill(&o, BITMAP_CAP * 8 + 1, 1);
+	expect_decline(S1, &o, UP_R_NO_MEMORY);
+	F.cap = SLOT_CAP;
+	/* A delta against a base it does not run. */
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	o.kind = UP_KIND_DELTA;
+	o.delta_format = UP_DELTA_VCDIFF;
+	strcpy(o.from_version, "0.9.0");
+	expect_decline(S1, &o, UP_R_BASE_MISMATCH);
+	strcpy(o.from_version, "1.0.0");
+	expect_decline(S1, &o, UP_R_UNSUPPORTED);
+	/* Dependencies, compared as versions. */
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	o.ndeps = 1;
+	strcpy(o.deps[0].component, "os");
+	strcpy(o.deps[0].min_version, "2.10");
+	expect_decline(S1, &o, UP_R_DEPENDENCY);
+	strcpy(o.deps[0].component, "bootloader");
+	strcpy(o.deps[0].min_version, "");
+	expect_decline(S1, &o, UP_R_DEPENDENCY);
+	/* Local policy. */
+	F.offer_code = UP_R_LOW_BATTERY;
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	expect_decline(S1, &o, UP_R_LOW_BATTERY);
+	F.offer_code = UP_R_INITIAL;
+	/* A decline changed nothing. */
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	assert_int_equal(F.nprepare, 0);
+	assert_int_equal(F.nsaves, saves);
+
+	/* Not for this node: silence. */
+	clear_sent();
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	o.nhw = 2;
+	strcpy(o.hw[0], "sim-2");
+	strcpy(o.hw[1], "sim-3");
+	assert_int_equal(send_offer(S1, &o), UP_OK);
+	strcpy(o.component, "radio");
+	o.nhw = 0;
+	assert_int_equal(send_offer(S1, &o), UP_OK);
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+
+	/* Listed hw and satisfied deps ("2.3" == "2.3.0"): accepted. */
+	offer_fill(&o, PKG_SIZE, PKG_BS);
+	o.nhw = 2;
+	strcpy(o.hw[0], "sim-2");
+	strcpy(o.hw[1], "sim-1");
+	o.ndeps = 1;
+	strcpy(o.deps[0].component, "os");
+	strcpy(o.deps[0].min_version, "2.3.0-rc1");
+	expect_decline(S1, &o, UP_R_INITIAL);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+}
+
+static void
+test_busy_and_stale(void **state)
+{
+	struct up_offer	 o;
+	uint32_t	 s;
+
+	offer_default(S1);
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	/* Another package while S1 is live: declined, S1 kept. */
+	offer_fill(&o, 2000, 200);
+	memset(o.sha256, 0xcd, sizeof(o.sha256));
+	strcpy(o.to_version, "1.2.0");
+	expect_decline(S2, &o, UP_R_DECLINED);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	/* S1 silent past its deadline (600 s): S2 replaces it. */
+	advance(600 * 1000);
+	expect_decline(S2, &o, UP_R_INITIAL);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S2);
+	assert_int_equal(F.nprepare, 2);
+}
+
+static void
+test_abort(void **state)
+{
+	uint32_t	 s;
+	struct up_msg	 m;
+
+	offer_default(S1);
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	/* For another session or node: ignored. */
+	assert_int_equal(send_target(UP_T_ABORT, S2, 0, 0, UP_R_ABORTED),
+	    UP_OK);
+	assert_int_equal(send_target(UP_T_ABORT, S1, OTHER_ID, 0,
+	    UP_R_ABORTED), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	assert_int_equal(send_target(UP_T_ABORT, S1, 0, 0, UP_R_ABORTED),
+	    UP_OK);
+	assert_int_equal(node_state(&s), UP_NS_IDLE);
+	assert_int_equal(s, 0);
+	assert_int_equal(F.last_state, UP_NS_IDLE);
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_IDLE);
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_int_equal(m.u.announce.session, 0);
+}
+
+static void
+test_slot_write_fails(void **state)
+{
+	struct up_msg	 m;
+
+	offer_default(S1);
+	F.write_fail = 1;
+	clear_sent();
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_EPORT);
+	last_sent(UP_T_ABORT, &m);
+	assert_int_equal(m.session, S1);
+	assert_true(m.u.target.node_id == NODE_ID);
+	assert_int_equal(m.u.target.reason, UP_R_FAILED);
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+}
+
+static void
+test_bad_frames_change_nothing(void **state)
+{
+	uint8_t		 buf[UP_FRAME_MAX], state_before[UP_NODE_STATE_MAX];
+	struct up_msg	 m;
+	struct up_offer	 o;
+	size_t		 len;
+	int		 saves, n;
+	uint32_t	 s;
+
+	offer_default(S1);
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	saves = F.nsaves;
+	memcpy(state_before, F.state, F.state_len);
+	clear_sent();
+
+	/* A valid OFFER for S2 with a flipped bit, truncated, etc. */
+	offer_fill(&o, 2000, 200);
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_OFFER;
+	m.session = S2;
+	m.u.offer = o;
+	n = up_encode(&m, buf, sizeof(buf));
+	assert_true(n > 0);
+	len = (size_t)n;
+	buf[20] ^= 0x01;
+	assert_int_equal(up_node_input(&N, buf, len), UP_EBADCRC);
+	buf[20] ^= 0x01;
+	assert_int_equal(up_node_input(&N, buf, len - 1), UP_ESHORT);
+	assert_int_equal(up_node_input(&N, buf, 5), UP_ESHORT);
+	buf[0] = 9;
+	assert_int_equal(up_node_input(&N, buf, len), UP_EVERSION);
+	/* Inconsistent nblocks is rejected by the codec. */
+	m.u.offer.nblocks++;
+	assert_true(up_encode(&m, buf, sizeof(buf)) < 0);
+
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(F.nsaves, saves);
+	assert_int_equal(F.nprepare, 1);
+	assert_memory_equal(F.state, state_before, F.state_len);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	assert_int_equal(N.rx_errors, 4);
+	/* Node-to-gateway frames (looped back) are ignored. */
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_RESULT;
+	m.session = S1;
+	m.u.result.node_id = OTHER_ID;
+	m.u.result.state = UP_NS_UPDATED;
+	assert_int_equal(feed(&m), UP_OK);
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(F.nsaves, saves);
+}
+
+static void
+test_corrupt_state_ignored(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 s;
+
+	offer_default(S1);
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	/* A flipped bit anywhere in the blob. */
+	F.state[F.state_len / 2] ^= 0x10;
+	clear_sent();
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_IDLE);
+	assert_int_equal(s, 0);
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_int_equal(m.u.announce.state, UP_NS_IDLE);
+	F.state[F.state_len / 2] ^= 0x10;
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	/* A bitmap that does not match its CRC. */
+	F.bitmap[0] ^= 0x02;
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	F.bitmap[0] ^= 0x02;
+	/* An unknown format version. */
+	F.state[4] = 2;
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	F.state[4] = 1;
+	/* Truncated. */
+	F.state_len -= 3;
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	F.state_len += 3;
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+}
+
+static void
+test_timer_wrap(void **state)
+{
+	F.now = 0xffffff00u;
+	boot("1.0.0");
+	offer_default(S1);
+	clear_sent();
+	F.rnd = 0x300;
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 1000, 0), UP_OK);
+	assert_int_equal(up_node_next_ms(&N), 0x300);
+	advance(0xff);		/* now == 0xffffffff */
+	assert_int_equal(F.nsent, 0);
+	advance(0x200);		/* wrapped: 0x1ff, still before */
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(up_node_next_ms(&N), 1);
+	advance(1);
+	assert_int_equal(count_sent(UP_T_STATUS), 1);
+	/* A second request with a later time does not delay the first. */
+	F.rnd = 900;
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 1000, 0), UP_OK);
+	F.rnd = 10;
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 1000, 0), UP_OK);
+	assert_int_equal(up_node_next_ms(&N), 10);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_start_announces, setup),
+		cmocka_unit_test_setup(test_discover_random_delay, setup),
+		cmocka_unit_test_setup(test_offer_accept, setup),
+		cmocka_unit_test_setup(test_data_gaps_status_slice, setup),
+		cmocka_unit_test_setup(test_status_slice_bounded, setup),
+		cmocka_unit_test_setup(test_data_bounds, setup),
+		cmocka_unit_test_setup(test_periodic_save, setup),
+		cmocka_unit_test_setup(test_verify_ok, setup),
+		cmocka_unit_test_setup(test_verify_receiving_reports_status,
+		    setup),
+		cmocka_unit_test_setup(test_verify_bad_hash, setup),
+		cmocka_unit_test_setup(test_verify_bad_signature, setup),
+		cmocka_unit_test_setup(test_activate_confirm_ack, setup),
+		cmocka_unit_test_setup(test_rollback, setup),
+		cmocka_unit_test_setup(test_activate_port_fails, setup),
+		cmocka_unit_test_setup(test_power_cut_receiving, setup),
+		cmocka_unit_test_setup(test_power_cut_downloaded_verified,
+		    setup),
+		cmocka_unit_test_setup(test_power_cut_during_activate_delay,
+		    setup),
+		cmocka_unit_test_setup(test_resume_new_session, setup),
+		cmocka_unit_test_setup(test_resume_verified_reverifies, setup),
+		cmocka_unit_test_setup(test_declines, setup),
+		cmocka_unit_test_setup(test_busy_and_stale, setup),
+		cmocka_unit_test_setup(test_abort, setup),
+		cmocka_unit_test_setup(test_slot_write_fails, setup),
+		cmocka_unit_test_setup(test_bad_frames_change_nothing, setup),
+		cmocka_unit_test_setup(test_corrupt_state_ignored, setup),
+		cmocka_unit_test_setup(test_timer_wrap, setup),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
