@@ -75,7 +75,13 @@ void		 up_logf(int level, const char *fmt, ...)
  * 0xCBF43926.
  */
 uint32_t	 up_crc32(uint32_t crc, const void *buf, size_t len);
-/* CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF), for link framings. */
+/*
+ * CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no xorout), for link
+ * framings.  It has no xorout, so pass UP_CRC16_INIT (not 0) as `crc' to
+ * start; feed the result back to continue.
+ * up_crc16_ccitt(UP_CRC16_INIT, "123456789", 9) == 0x29B1.
+ */
+#define UP_CRC16_INIT		0xffff
 uint16_t	 up_crc16_ccitt(uint16_t crc, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------ */
@@ -386,8 +392,13 @@ int		 up_peek(const uint8_t *buf, size_t len, uint8_t *type,
  * The canonical package descriptor the cloud signs (docs/up-protocol.md
  * §6): "UPD1" followed by the descriptor fields of `o' in wire order.
  * Returns its length or an up_err.  The signing tool and every node call
- * this same function, so the bytes cannot drift apart.
+ * this same function, so the bytes cannot drift apart.  A buffer of
+ * UP_DESC_MAX bytes always suffices (560 with the default limits).
  */
+#define UP_DESC_MAX	(4 + (1 + UP_NAME_MAX) + 1 + \
+			    UP_MAX_HW * (1 + UP_NAME_MAX) + \
+			    2 * (1 + UP_VER_MAX) + 2 + 4 + 32 + 4 + 32 + 1 + \
+			    UP_MAX_DEPS * (2 + UP_NAME_MAX + UP_VER_MAX))
 int		 up_desc_encode(const struct up_offer *o, uint8_t *buf,
 		    size_t cap);
 
@@ -484,17 +495,45 @@ struct up_port {
 
 	/*
 	 * Mark the staged slot to boot once and reboot into it.  On a real
-	 * MCU this does not return; a simulator may return 0 and call
-	 * up_node_boot() later as the new image.
+	 * MCU this does not return.  A simulator returns 0, and once the
+	 * engine call that invoked it has returned, it discards the
+	 * engine, runs its boot path and calls up_node_init() and
+	 * up_node_start() again as the new image.  The engine has already
+	 * persisted ACTIVATING when this is called; -1 fails the update
+	 * (FAILED, UP_R_FAILED).
 	 */
 	int	 (*activate)(void *ctx, const struct up_offer *o);
 
-	/* Optional log line (may be NULL). */
-	void	 (*log)(void *ctx, int level, const char *msg);
+	/*
+	 * Optional (may be NULL): the engine entered `state' with result
+	 * `result' and has already persisted it.  For the platform's
+	 * logs, LEDs or test hooks.  The engine logs through up_logf().
+	 */
+	void	 (*state_changed)(void *ctx, uint8_t state, uint8_t result);
 };
 
-/* Largest persisted state blob, bytes. */
-#define UP_NODE_STATE_MAX	512
+/*
+ * Largest persisted state blob, bytes: a fixed part plus the whole
+ * offer (the signed descriptor must survive a reboot so a node can
+ * verify after a power cut).  up_node.c checks at compile time that its
+ * encoding fits.
+ */
+#define UP_NODE_STATE_MAX	(128 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
+    2 * (UP_VER_MAX + 1) + UP_MAX_DEPS * (UP_NAME_MAX + UP_VER_MAX + 2) + \
+    UP_SIG_MAX)
+
+/* Bytes of missing-block bitmap one STATUS or ACCEPT may carry. */
+#define UP_NODE_SLICE_MAX	(UP_FRAME_MAX - UP_OVERHEAD - 32)
+
+/* Defaults: blocks between bitmap saves; longest tick interval. */
+#define UP_NODE_SAVE_EVERY	64
+#define UP_NODE_SAVE_DELAY_MS	1000
+#define UP_NODE_IDLE_MS		60000
+/* A session with no frame for this long (or its deadline_s) is stale:
+ * a new offer for another package may replace it. */
+#define UP_NODE_STALE_S		300
+/* Final RESULT back-off: 1 s, doubling, at most this. */
+#define UP_NODE_RESULT_MAX_MS	30000
 
 /* What the node says about itself in ANNOUNCE. */
 struct up_node_info {
@@ -509,6 +548,12 @@ struct up_node_info {
 	struct up_component comp[UP_MAX_COMPONENTS];
 };
 
+/* A one-shot engine timer; wrap-safe (compared as now - due). */
+struct up_node_timer {
+	uint32_t	 due;		/* ms */
+	bool		 armed;
+};
+
 /*
  * The engine's state.  The caller allocates it (static or on the stack)
  * and owns the bitmap buffer, sized for the largest image it accepts:
@@ -520,22 +565,28 @@ struct up_node {
 	void			*ctx;
 	struct up_node_info	 info;
 	uint8_t			*bitmap_buf;
-	size_t			 bitmap_cap;
-	struct up_bitmap	 held;
-	struct up_offer		 offer;
-	uint32_t		 session;
-	uint8_t			 state;
-	uint8_t			 result;
+	size_t			 bitmap_cap;	/* bytes */
+	struct up_bitmap	 held;		/* blocks of `session' held */
+	uint32_t		 nheld;		/* bits set in `held' */
+	struct up_offer		 offer;		/* of `session' */
+	uint32_t		 session;	/* 0 = none */
+	uint8_t			 state;		/* enum up_node_state */
+	uint8_t			 result;	/* enum up_result */
+	bool			 unacked;	/* final RESULT not acked yet */
+	bool			 switched;	/* port->activate was called */
+	bool			 started;	/* up_node_start() done */
 	uint32_t		 dirty;		/* blocks since last save */
 	uint32_t		 save_every;	/* blocks between saves */
-	uint32_t		 status_due;	/* ms, 0 = none */
-	uint32_t		 result_due;	/* ms, 0 = none */
+	uint32_t		 last_activity;	/* ms, last frame of `session' */
 	uint32_t		 result_tries;
-	uint32_t		 activate_due;	/* ms, 0 = none */
-	uint32_t		 announce_due;	/* ms, 0 = none */
-	uint32_t		 last_rx;	/* ms */
+	struct up_node_timer	 t_announce;	/* reply to DISCOVER */
+	struct up_node_timer	 t_status;	/* reply to STATUS_REQ */
+	struct up_node_timer	 t_result;	/* final RESULT resend */
+	struct up_node_timer	 t_activate;	/* ACTIVATE delay */
+	struct up_node_timer	 t_save;	/* flush dirty bitmap */
 	uint32_t		 rx_frames;
 	uint32_t		 rx_errors;
+	uint8_t			 slice[UP_NODE_SLICE_MAX];	/* tx scratch */
 	uint8_t			 frame[UP_FRAME_MAX];	/* tx scratch */
 };
 
@@ -553,7 +604,11 @@ void		 up_node_init(struct up_node *, const struct up_port *,
  * pending and the new version runs, the node confirms it (UPDATED,
  * UP_R_SUCCESS); if the old one runs, the update rolled back (FAILED,
  * UP_R_ROLLED_BACK).  Either way a RESULT is then sent until acknowledged.
- * Finally the node announces itself.  Returns UP_OK or an up_err.
+ * Finally the node announces itself.  `running_version' may be NULL:
+ * the engine then takes the offered component's version from the
+ * `info' given to up_node_init() (what a simulator's boot path fills
+ * in).  A missing or corrupt saved state starts the node IDLE.
+ * Returns UP_OK or an up_err.
  */
 int		 up_node_start(struct up_node *, const char *running_version);
 
@@ -571,11 +626,25 @@ int		 up_node_input(struct up_node *, const uint8_t *, size_t);
  */
 void		 up_node_tick(struct up_node *);
 
-/* Milliseconds until the engine next needs up_node_tick(). */
+/* Milliseconds until the engine next needs up_node_tick(), at most
+ * UP_NODE_IDLE_MS; 0 when a timer is due. */
 uint32_t	 up_node_next_ms(const struct up_node *);
 
 /* Updates the component version the node reports (after an update). */
 void		 up_node_set_version(struct up_node *, const char *component,
 		    const char *version);
+
+/* Saves blocks received since the last save now (before a clean
+ * shutdown or a deep sleep).  Returns UP_OK or UP_EPORT. */
+int		 up_node_flush(struct up_node *);
+
+/* Blocks between bitmap saves while receiving (default
+ * UP_NODE_SAVE_EVERY; 0 = default).  Call after up_node_init(). */
+void		 up_node_set_save_every(struct up_node *, uint32_t blocks);
+
+/* The node's state (enum up_node_state); session and result if not
+ * NULL.  For logs and tests. */
+uint8_t		 up_node_get_state(const struct up_node *,
+		    uint32_t *session, uint8_t *result);
 
 #endif /* UP_H */

@@ -1,0 +1,374 @@
+/*
+ * test_up_vectors.c: the test vectors of docs/up-protocol.md §10 against
+ * the codec.  The document is read from the source tree at run time, so
+ * the code and the normative text cannot drift apart: every `upvector'
+ * block must decode as its `expect:' line says (and a valid one must
+ * re-encode to the same bytes), every `upcrc' block must match, every
+ * `updesc' block must be up_desc_encode() of its OFFER, and every message
+ * type must have at least one valid vector.
+ */
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "up.h"
+
+#define DOC_PATH	UB_SOURCE_DIR "/docs/up-protocol.md"
+#define MAX_VECS	128
+#define MAX_BYTES	(UP_FRAME_MAX + 64)
+
+struct block {
+	char		 kind[16];	/* upvector, upcrc, updesc */
+	char		 name[64];
+	char		 type[32];
+	char		 expect[32];
+	char		 alg[16];
+	char		 ascii[128];
+	char		 value[32];
+	int		 has_ascii;
+	uint8_t		 b[MAX_BYTES];
+	size_t		 n;
+	int		 line;
+};
+
+static struct block	 blocks[MAX_VECS];
+static int		 nblocks_doc;
+
+/* The RFC 8032 §7.1 TEST 1 public key that signs `offer-full' (§10.3). */
+static const uint8_t	 rfc8032_pub[32] = {
+	0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe,
+	0xd3, 0xc9, 0x64, 0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6,
+	0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07, 0x51, 0x1a
+};
+
+static const struct {
+	const char	*name;
+	int		 v;
+} names[] = {
+	{ "ANNOUNCE", UP_T_ANNOUNCE }, { "DISCOVER", UP_T_DISCOVER },
+	{ "OFFER", UP_T_OFFER }, { "ACCEPT", UP_T_ACCEPT },
+	{ "DATA", UP_T_DATA }, { "PARITY", UP_T_PARITY },
+	{ "STATUS_REQ", UP_T_STATUS_REQ }, { "STATUS", UP_T_STATUS },
+	{ "VERIFY", UP_T_VERIFY }, { "ACTIVATE", UP_T_ACTIVATE },
+	{ "RESULT", UP_T_RESULT }, { "RESULT_ACK", UP_T_RESULT_ACK },
+	{ "ABORT", UP_T_ABORT }
+}, errs[] = {
+	{ "ok", UP_OK }, { "ESHORT", UP_ESHORT }, { "EBADCRC", UP_EBADCRC },
+	{ "EVERSION", UP_EVERSION }, { "ETYPE", UP_ETYPE },
+	{ "ELEN", UP_ELEN }, { "ERANGE", UP_ERANGE }
+};
+
+static int
+lookup_type(const char *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i].name, s) == 0)
+			return (names[i].v);
+	return (-1);
+}
+
+static int
+lookup_err(const char *s, int *v)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+		if (strcmp(errs[i].name, s) == 0) {
+			*v = errs[i].v;
+			return (0);
+		}
+	return (-1);
+}
+
+static void
+copy_val(char *dst, size_t cap, const char *src)
+{
+	size_t	 n;
+
+	while (*src == ' ' || *src == '\t')
+		src++;
+	n = strlen(src);
+	while (n > 0 && isspace((unsigned char)src[n - 1]))
+		n--;
+	if (n >= cap)
+		fail_msg("value too long: %s", src);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Appends the hex pairs of one line (comment already cut) to b. */
+static void
+parse_hex(struct block *b, const char *s, int line)
+{
+	unsigned int	 v;
+
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '\0' || *s == '\n' || *s == '\r')
+			return;
+		if (!isxdigit((unsigned char)s[0]) ||
+		    !isxdigit((unsigned char)s[1]) ||
+		    (s[2] != '\0' && !isspace((unsigned char)s[2])))
+			fail_msg("line %d: bad hex near \"%.8s\"", line, s);
+		if (sscanf(s, "%2x", &v) != 1)
+			fail_msg("line %d: bad hex", line);
+		if (b->n >= MAX_BYTES)
+			fail_msg("line %d: vector too long", line);
+		b->b[b->n++] = (uint8_t)v;
+		s += 2;
+	}
+}
+
+static void
+load_doc(void)
+{
+	FILE		*f;
+	char		 line[4096], *p;
+	struct block	*b = NULL;
+	int		 lineno = 0, in_hex = 0;
+
+	if (nblocks_doc > 0)
+		return;
+	if ((f = fopen(DOC_PATH, "r")) == NULL)
+		fail_msg("cannot open %s", DOC_PATH);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f))
+			fail_msg("line %d too long", lineno);
+		if (b == NULL) {
+			if (strncmp(line, "```up", 5) != 0)
+				continue;
+			if (nblocks_doc >= MAX_VECS)
+				fail_msg("too many vector blocks");
+			b = &blocks[nblocks_doc++];
+			memset(b, 0, sizeof(*b));
+			copy_val(b->kind, sizeof(b->kind), line + 3);
+			b->line = lineno;
+			in_hex = 0;
+			continue;
+		}
+		if (strncmp(line, "```", 3) == 0) {
+			b = NULL;
+			continue;
+		}
+		/* `ascii:' is verbatim; elsewhere `#' starts a comment. */
+		if (strncmp(line, "ascii:", 6) == 0 && !in_hex) {
+			p = line + 6;
+			if (*p == ' ')
+				p++;
+			p[strcspn(p, "\r\n")] = '\0';
+			if (strlen(p) >= sizeof(b->ascii))
+				fail_msg("line %d: ascii too long", lineno);
+			strcpy(b->ascii, p);
+			b->has_ascii = 1;
+			continue;
+		}
+		if ((p = strchr(line, '#')) != NULL)
+			*p = '\0';
+		if (in_hex) {
+			parse_hex(b, line, lineno);
+			continue;
+		}
+		if ((p = strchr(line, ':')) == NULL) {
+			copy_val(line, sizeof(line), line);
+			if (line[0] == '\0')
+				continue;
+			fail_msg("line %d: expected key: value", lineno);
+		}
+		*p++ = '\0';
+		if (strcmp(line, "name") == 0)
+			copy_val(b->name, sizeof(b->name), p);
+		else if (strcmp(line, "type") == 0)
+			copy_val(b->type, sizeof(b->type), p);
+		else if (strcmp(line, "expect") == 0)
+			copy_val(b->expect, sizeof(b->expect), p);
+		else if (strcmp(line, "alg") == 0)
+			copy_val(b->alg, sizeof(b->alg), p);
+		else if (strcmp(line, "value") == 0)
+			copy_val(b->value, sizeof(b->value), p);
+		else if (strcmp(line, "hex") == 0) {
+			in_hex = 1;
+			parse_hex(b, p, lineno);
+		} else
+			fail_msg("line %d: unknown key %s", lineno, line);
+	}
+	fclose(f);
+	if (b != NULL)
+		fail_msg("unterminated vector block at line %d", b->line);
+}
+
+static const struct block *
+find_vector(const char *name)
+{
+	int	 i;
+
+	for (i = 0; i < nblocks_doc; i++)
+		if (strcmp(blocks[i].kind, "upvector") == 0 &&
+		    strcmp(blocks[i].name, name) == 0)
+			return (&blocks[i]);
+	return (NULL);
+}
+
+static void
+test_doc_crc(void **state)
+{
+	int		 i, n32 = 0, n16 = 0;
+	unsigned long	 want;
+	const struct block *b;
+
+	load_doc();
+	for (i = 0; i < nblocks_doc; i++) {
+		b = &blocks[i];
+		if (strcmp(b->kind, "upcrc") != 0)
+			continue;
+		assert_true(b->has_ascii);
+		want = strtoul(b->value, NULL, 16);
+		if (strcmp(b->alg, "crc32") == 0) {
+			assert_int_equal(up_crc32(0, b->ascii,
+			    strlen(b->ascii)), want);
+			n32++;
+		} else if (strcmp(b->alg, "crc16") == 0) {
+			assert_int_equal(up_crc16_ccitt(UP_CRC16_INIT,
+			    b->ascii, strlen(b->ascii)), want);
+			n16++;
+		} else
+			fail_msg("line %d: unknown alg %s", b->line, b->alg);
+	}
+	assert_true(n32 >= 1);
+	assert_true(n16 >= 1);
+}
+
+static void
+test_doc_vectors(void **state)
+{
+	int		 i, j, t, want = 0, e, n, seen[16], nbad = 0;
+	const struct block *b;
+	struct up_msg	 m;
+	uint8_t		 out[MAX_BYTES];
+
+	load_doc();
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < nblocks_doc; i++) {
+		b = &blocks[i];
+		if (strcmp(b->kind, "upvector") != 0)
+			continue;
+		print_message("vector %s (line %d)\n", b->name, b->line);
+		assert_true(b->name[0] != '\0');
+		for (j = 0; j < i; j++)
+			if (strcmp(blocks[j].name, b->name) == 0 &&
+			    strcmp(blocks[j].kind, "upvector") == 0)
+				fail_msg("vector %s twice", b->name);
+		if ((t = lookup_type(b->type)) < 0)
+			fail_msg("vector %s: unknown type %s", b->name,
+			    b->type);
+		if (lookup_err(b->expect, &want) != 0)
+			fail_msg("vector %s: unknown expect %s", b->name,
+			    b->expect);
+		assert_true(b->n > 0);
+		e = up_decode(b->b, b->n, &m);
+		if (e != want)
+			fail_msg("vector %s: decode gives %d (%s), doc says %s",
+			    b->name, e, up_strerror(e), b->expect);
+		if (want != UP_OK) {
+			nbad++;
+			continue;
+		}
+		assert_int_equal(m.type, t);
+		n = up_encode(&m, out, sizeof(out));
+		if (n != (int)b->n || memcmp(out, b->b, b->n) != 0)
+			fail_msg("vector %s: re-encoding differs", b->name);
+		seen[t] = 1;
+	}
+	for (t = UP_T_ANNOUNCE; t <= UP_T_ABORT; t++)
+		if (!seen[t])
+			fail_msg("no valid vector of type %d", t);
+	assert_true(nbad >= 10);
+}
+
+static void
+test_doc_desc(void **state)
+{
+	int		 i, n, ndesc = 0;
+	const struct block *b, *v;
+	struct up_msg	 m;
+	uint8_t		 out[1024];
+
+	load_doc();
+	for (i = 0; i < nblocks_doc; i++) {
+		b = &blocks[i];
+		if (strcmp(b->kind, "updesc") != 0)
+			continue;
+		if ((v = find_vector(b->name)) == NULL)
+			fail_msg("updesc %s: no such vector", b->name);
+		assert_int_equal(up_decode(v->b, v->n, &m), UP_OK);
+		assert_int_equal(m.type, UP_T_OFFER);
+		n = up_desc_encode(&m.u.offer, out, sizeof(out));
+		assert_int_equal(n, (int)b->n);
+		assert_memory_equal(out, b->b, b->n);
+		ndesc++;
+	}
+	assert_true(ndesc >= 1);
+}
+
+/*
+ * The signature of `offer-full' is a real Ed25519 signature over its
+ * descriptor, so the signing tool and the nodes can test against it.
+ */
+static void
+test_doc_signature(void **state)
+{
+	const struct block *v;
+	struct up_msg	 m;
+	uint8_t		 desc[1024];
+	EVP_PKEY	*pk;
+	EVP_MD_CTX	*ctx;
+	int		 n;
+
+	load_doc();
+	assert_non_null(v = find_vector("offer-full"));
+	assert_int_equal(up_decode(v->b, v->n, &m), UP_OK);
+	assert_int_equal(m.u.offer.sig_alg, UP_SIG_ED25519);
+	assert_int_equal(m.u.offer.sig_len, 64);
+	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
+	assert_true(n > 0);
+
+	assert_non_null(pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519,
+	    NULL, rfc8032_pub, sizeof(rfc8032_pub)));
+	assert_non_null(ctx = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
+	assert_int_equal(EVP_DigestVerify(ctx, m.u.offer.sig, 64, desc,
+	    (size_t)n), 1);
+	/* And it fails for a changed descriptor. */
+	EVP_MD_CTX_free(ctx);
+	assert_non_null(ctx = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
+	desc[n - 1] ^= 1;
+	assert_int_not_equal(EVP_DigestVerify(ctx, m.u.offer.sig, 64, desc,
+	    (size_t)n), 1);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_doc_crc),
+		cmocka_unit_test(test_doc_vectors),
+		cmocka_unit_test(test_doc_desc),
+		cmocka_unit_test(test_doc_signature),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
