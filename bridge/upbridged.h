@@ -135,10 +135,12 @@ void	 config_print_help(FILE *);
 /* db.c: the one SQLite database                                       */
 
 /*
- * Opens (creating) the database in WAL mode with a busy timeout, runs the
- * bridge's migrations and keeps one write transaction open: writes are
- * batched and committed every commit_interval_ms by db_cron(), or at once
- * by db_commit_now() (after every per-node result).
+ * Opens (creating) the database in WAL mode with a busy timeout, creates
+ * the schema_version table and keeps one write transaction open: writes
+ * are batched and committed every commit_interval_ms by the daemon's
+ * housekeeping timer calling db_commit_now(), and at once by whoever must
+ * not lose a write (after every per-node result).  synchronous: 1 NORMAL,
+ * 2 FULL.  Returns the handle or NULL with cause.
  */
 sqlite3	*db_open(const char *path, int synchronous, char **cause);
 void	 db_close(sqlite3 *);		/* commits, checkpoints, closes */
@@ -261,6 +263,58 @@ struct control *control_new(struct event_base *, struct ub *,
 void	 control_free(struct control *);
 /* Pushes watch updates to subscribed clients (called from cron). */
 void	 control_cron(struct control *);
+
+/*
+ * The command table (tmux's cmd_entry): one file per family, each
+ * exporting a NULL-name terminated array that control.c searches.  The
+ * wire format is in ctl_proto.h.
+ */
+struct ctl_client;
+
+/* One request, lent to a command's exec for the call. */
+struct ctl_req {
+	struct control		*control;
+	struct ctl_client	*client;
+	struct ub		*ub;
+	int64_t			 id;
+	const char		*cmd;
+	int			 argc;
+	const char *const	*argv;
+	uid_t			 uid;		/* of the peer, for logs */
+};
+
+enum ctl_ret {
+	CTL_DONE,		/* answered: end record "ok" follows */
+	CTL_ERROR,		/* end record "error" with *cause follows */
+	CTL_WAIT		/* the command ends its reply later (watch) */
+};
+
+struct ctl_cmd {
+	const char	*name;
+	const char	*usage;		/* arguments, for error messages */
+	int		 args_min;
+	int		 args_max;
+	int		 flags;
+#define CTL_F_WRITE	0x1		/* changes state: logged with the peer */
+	enum ctl_ret	 (*exec)(struct ctl_req *, char **cause);
+};
+
+/* ctl_status.c: status, refresh */
+extern const struct ctl_cmd ctl_status_cmds[];
+/* ctl_node.c: nodes, node */
+extern const struct ctl_cmd ctl_node_cmds[];
+/* ctl_campaign.c: campaigns, campaign, watch, unwatch */
+extern const struct ctl_cmd ctl_campaign_cmds[];
+
+/* For commands: sends {"id":N,"data":DATA} (takes the reference). */
+void	 control__reply(struct ctl_req *, json_t *data);
+/*
+ * watch / unwatch: subscribes the client to progress records (one now,
+ * then about one per second) under the request's id, or ends the
+ * subscription (its end record goes out first).  0, or -1 with cause.
+ */
+int	 control__watch(struct ctl_req *, char **cause);
+int	 control__unwatch(struct ctl_req *, char **cause);
 
 /* ------------------------------------------------------------------ */
 /* upbridged.c: the daemon context                                     */
