@@ -1,2 +1,758 @@
-/* Placeholder: being written. */
-typedef int placeholder_t;
+/*
+ * upmanifest: the publisher's tool (docs/manifest.md).
+ *
+ *   upmanifest genkey PRIVATE.pem PUBLIC.pem
+ *   upmanifest build -k PRIVATE.pem -s SPEC.json -r WEBROOT [--serial N]
+ *   upmanifest verify -p PUBLIC.pem -r WEBROOT
+ *
+ * build hashes every package file WEBROOT/<url>, signs each package's UP
+ * descriptor (up_desc_encode of the OFFER fields, filled by the same
+ * uplink_pkg_offer() the gateway uses, from the same parser's output, so
+ * the signed bytes cannot drift), then signs the exact bytes of
+ * manifest.json and writes both files atomically.  verify checks what a
+ * gateway and a node would check.  Exit 0 ok, 1 failed, 2 usage.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "up.h"
+#include "cache.h"
+#include "uplink.h"
+
+#define SIG_LEN		64
+
+static void	 usage(void) __attribute__((__noreturn__));
+static int	 err(const char *, ...)
+		    __attribute__((__format__(__printf__, 1, 2)));
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: upmanifest genkey PRIVATE.pem PUBLIC.pem\n"
+	    "       upmanifest build -k PRIVATE.pem -s SPEC.json -r WEBROOT "
+	    "[--serial N]\n"
+	    "       upmanifest verify -p PUBLIC.pem -r WEBROOT\n");
+	exit(2);
+}
+
+static int
+err(const char *fmt, ...)
+{
+	va_list		 ap;
+
+	fputs("upmanifest: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return (1);
+}
+
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer. */
+static char *
+read_file(const char *path, size_t max, size_t *lenp)
+{
+	FILE		*f;
+	char		*buf;
+	size_t		 n;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return (NULL);
+	if ((buf = malloc(max + 1)) == NULL) {
+		fclose(f);
+		return (NULL);
+	}
+	n = fread(buf, 1, max + 1, f);
+	if (ferror(f) || n > max) {
+		if (!ferror(f))
+			errno = EFBIG;
+		free(buf);
+		fclose(f);
+		return (NULL);
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*lenp = n;
+	return (buf);
+}
+
+/* Writes `path' atomically: a temp file in the same dir, fsync, rename. */
+static int
+write_atomic(const char *path, const void *p, size_t len)
+{
+	char		 tmp[PATH_MAX];
+	int		 fd, saved;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return (-1);
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) ==
+	    -1)
+		return (-1);
+	if (write(fd, p, len) != (ssize_t)len || fsync(fd) != 0) {
+		saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved != 0 ? saved : EIO;
+		return (-1);
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		saved = errno;
+		unlink(tmp);
+		errno = saved;
+		return (-1);
+	}
+	return (0);
+}
+
+/* ------------------------------------------------------------------ */
+/* genkey                                                              */
+
+static int
+cmd_genkey(int argc, char **argv)
+{
+	EVP_PKEY	*pk = NULL;
+	FILE		*f = NULL;
+	int		 fd, rc = 1;
+
+	if (argc != 3)
+		usage();
+	if (access(argv[1], F_OK) == 0)
+		return (err("%s exists; not overwriting a key", argv[1]));
+	if ((pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) == NULL)
+		return (err("cannot generate an Ed25519 key"));
+	if ((fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1 || (f = fdopen(fd, "w")) == NULL) {
+		err("%s: %s", argv[1], strerror(errno));
+		goto out;
+	}
+	if (PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) != 1 ||
+	    fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		err("%s: cannot write the private key", argv[1]);
+		goto out;
+	}
+	fclose(f);
+	if ((f = fopen(argv[2], "w")) == NULL) {
+		err("%s: %s", argv[2], strerror(errno));
+		goto out;
+	}
+	if (PEM_write_PUBKEY(f, pk) != 1 || fflush(f) != 0) {
+		err("%s: cannot write the public key", argv[2]);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	EVP_PKEY_free(pk);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* build                                                               */
+
+static EVP_PKEY *
+load_private(const char *path)
+{
+	FILE		*f;
+	EVP_PKEY	*pk;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		err("%s: %s", path, strerror(errno));
+		return (NULL);
+	}
+	pk = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (pk == NULL) {
+		err("%s: not a PEM private key", path);
+		return (NULL);
+	}
+	if (EVP_PKEY_get_id(pk) != EVP_PKEY_ED25519) {
+		err("%s: not an Ed25519 key", path);
+		EVP_PKEY_free(pk);
+		return (NULL);
+	}
+	return (pk);
+}
+
+static int
+sign(EVP_PKEY *pk, const void *msg, size_t len, uint8_t sig[SIG_LEN])
+{
+	EVP_MD_CTX	*md;
+	size_t		 siglen = SIG_LEN;
+	int		 ok;
+
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return (-1);
+	ok = EVP_DigestSignInit(md, NULL, NULL, NULL, pk) == 1 &&
+	    EVP_DigestSign(md, sig, &siglen, msg, len) == 1 &&
+	    siglen == SIG_LEN;
+	EVP_MD_CTX_free(md);
+	return (ok ? 0 : -1);
+}
+
+/* A path relative to a root, with no way out of it. */
+static int
+safe_relpath(const char *p)
+{
+	const char	*s = p, *seg;
+	size_t		 n;
+
+	if (*p == '\0' || *p == '/')
+		return (0);
+	for (;;) {
+		seg = s;
+		while (*s != '\0' && *s != '/')
+			s++;
+		n = (size_t)(s - seg);
+		if (n == 0 || (n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return (0);
+		if (*s == '\0')
+			return (1);
+		s++;
+	}
+}
+
+/* SHA-256 and size of a file, streamed. */
+static int
+hash_file(const char *path, uint8_t sha[CACHE_SHA_LEN], uint64_t *size)
+{
+	struct cache_sha *h;
+	uint8_t		 buf[65536];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return (-1);
+	if ((h = cache_sha_new()) == NULL) {
+		close(fd);
+		return (-1);
+	}
+	*size = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		cache_sha_update(h, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	cache_sha_final(h, sha);
+	cache_sha_free(h);
+	close(fd);
+	return (n < 0 ? -1 : 0);
+}
+
+static json_t *
+b64_json(const uint8_t *p, size_t n)
+{
+	unsigned char	 out[4 * ((SIG_LEN + 2) / 3) + 1];
+
+	if (n > SIG_LEN)
+		return (NULL);
+	EVP_EncodeBlock(out, p, (int)n);
+	return (json_string((const char *)out));
+}
+
+static json_t *
+hex_json(const uint8_t sha[CACHE_SHA_LEN])
+{
+	char		 hex[CACHE_HEX_LEN + 1];
+
+	cache_hex(sha, hex);
+	return (json_string(hex));
+}
+
+static const char *const spec_top_keys[] = {
+	"version", "serial", "issued", "packages", "deployments", NULL
+};
+static const char *const spec_pkg_keys[] = {
+	"id", "component", "version", "hw", "kind", "delta_format",
+	"base_version", "size", "sha256", "image_size", "image_sha256",
+	"image_file", "url", "deps", NULL
+};
+
+static int
+known_key(const char *k, const char *const *keys)
+{
+	size_t		 i;
+
+	for (i = 0; keys[i] != NULL; i++)
+		if (strcmp(k, keys[i]) == 0)
+			return (1);
+	return (0);
+}
+
+/* The output package object, in the documented member order. */
+static json_t *
+build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
+{
+	static const char *const copy1[] = {
+		"id", "component", "version", "hw", "kind", "delta_format",
+		"base_version", NULL
+	};
+	json_t		*o, *v;
+	const char	*k, *id, *url, *kind, *imgf;
+	char		 path[PATH_MAX];
+	uint8_t		 sha[CACHE_SHA_LEN], isha[CACHE_SHA_LEN], zero[SIG_LEN];
+	uint64_t	 size, isize;
+	size_t		 i;
+	int		 delta, n;
+
+	if (!json_is_object(sp)) {
+		err("spec: package #%zu: not an object", idx + 1);
+		return (NULL);
+	}
+	id = json_string_value(json_object_get(sp, "id"));
+	if (id == NULL) {
+		err("spec: package #%zu: id: missing", idx + 1);
+		return (NULL);
+	}
+	json_object_foreach(sp, k, v) {
+		if (!known_key(k, spec_pkg_keys)) {
+			err("spec: package '%s': unknown member '%s'", id, k);
+			return (NULL);
+		}
+	}
+	url = json_string_value(json_object_get(sp, "url"));
+	if (url == NULL || !safe_relpath(url)) {
+		err("spec: package '%s': url: missing or not a relative path "
+		    "inside the web root", id);
+		return (NULL);
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", webroot, url) >=
+	    (int)sizeof(path) || hash_file(path, sha, &size) != 0) {
+		err("package '%s': %s: %s", id, path, strerror(errno));
+		return (NULL);
+	}
+	if (size == 0 || size > UINT32_MAX) {
+		err("package '%s': %s: %" PRIu64 " bytes; UP carries 1 to "
+		    "4294967295", id, path, size);
+		return (NULL);
+	}
+	/* Given in the spec?  Then it must be what the file is. */
+	if ((v = json_object_get(sp, "size")) != NULL &&
+	    (!json_is_integer(v) || (uint64_t)json_integer_value(v) != size)) {
+		err("package '%s': size in the spec differs from %s (%" PRIu64
+		    " bytes)", id, path, size);
+		return (NULL);
+	}
+	if ((v = json_object_get(sp, "sha256")) != NULL) {
+		uint8_t	 given[CACHE_SHA_LEN];
+
+		if (!json_is_string(v) ||
+		    cache_unhex(json_string_value(v), given) != 0 ||
+		    memcmp(given, sha, CACHE_SHA_LEN) != 0) {
+			err("package '%s': sha256 in the spec differs from "
+			    "%s", id, path);
+			return (NULL);
+		}
+	}
+	kind = json_string_value(json_object_get(sp, "kind"));
+	delta = kind != NULL && strcmp(kind, "delta") == 0;
+	isize = size;
+	memcpy(isha, sha, sizeof(isha));
+	if (delta && (imgf = json_string_value(json_object_get(sp,
+	    "image_file"))) != NULL) {
+		n = imgf[0] == '/' ? snprintf(path, sizeof(path), "%s", imgf) :
+		    snprintf(path, sizeof(path), "%s/%s", specdir, imgf);
+		if (n >= (int)sizeof(path))
+			errno = ENAMETOOLONG;
+		if (n >= (int)sizeof(path) ||
+		    hash_file(path, isha, &isize) != 0) {
+			err("package '%s': image_file %s: %s", id, path,
+			    strerror(errno));
+			return (NULL);
+		}
+	} else if (delta) {
+		v = json_object_get(sp, "image_size");
+		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+			err("package '%s': a delta needs image_size and "
+			    "image_sha256, or image_file", id);
+			return (NULL);
+		}
+		isize = (uint64_t)json_integer_value(v);
+		v = json_object_get(sp, "image_sha256");
+		if (!json_is_string(v) ||
+		    cache_unhex(json_string_value(v), isha) != 0) {
+			err("package '%s': image_sha256: not 64 hex digits",
+			    id);
+			return (NULL);
+		}
+	}
+
+	if ((o = json_object()) == NULL)
+		return (NULL);
+	for (i = 0; copy1[i] != NULL; i++)
+		if ((v = json_object_get(sp, copy1[i])) != NULL)
+			json_object_set(o, copy1[i], v);
+	json_object_set_new(o, "size", json_integer((json_int_t)size));
+	json_object_set_new(o, "sha256", hex_json(sha));
+	json_object_set_new(o, "image_size", json_integer((json_int_t)isize));
+	json_object_set_new(o, "image_sha256", hex_json(isha));
+	json_object_set(o, "url", json_object_get(sp, "url"));
+	if ((v = json_object_get(sp, "deps")) != NULL)
+		json_object_set(o, "deps", v);
+	/* A placeholder until the descriptor is signed. */
+	memset(zero, 0, sizeof(zero));
+	json_object_set_new(o, "up_sig", b64_json(zero, sizeof(zero)));
+	return (o);
+}
+
+/* The serial of WEBROOT/manifest.json: >0, 0 if none, -1 unreadable. */
+static int64_t
+published_serial(const char *webroot, char **why)
+{
+	struct uplink_manifest *mf;
+	char		 path[PATH_MAX];
+	char		*buf;
+	size_t		 len;
+	int64_t		 serial;
+
+	snprintf(path, sizeof(path), "%s/manifest.json", webroot);
+	if ((buf = read_file(path, UPLINK_MANIFEST_MAX, &len)) == NULL) {
+		if (errno == ENOENT)
+			return (0);
+		if (asprintf(why, "%s: %s", path, strerror(errno)) == -1)
+			*why = NULL;
+		return (-1);
+	}
+	mf = uplink_manifest_parse(buf, len, why);
+	free(buf);
+	if (mf == NULL)
+		return (-1);
+	serial = mf->serial;
+	uplink_manifest_free(mf);
+	return (serial);
+}
+
+static int
+cmd_build(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "serial", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char	*keyf = NULL, *specf = NULL, *webroot = NULL;
+	const char	*k;
+	char		 specdir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
+	char		 issued[32], *end;
+	char		*why = NULL, *out = NULL, *out2 = NULL;
+	json_t		*spec = NULL, *root = NULL, *pkgs, *v, *sp, *o;
+	json_error_t	 jerr;
+	EVP_PKEY	*pk = NULL;
+	struct uplink_manifest *mf = NULL;
+	struct up_offer	 offer;
+	uint8_t		 desc[1024], sig[SIG_LEN];
+	int64_t		 serial = 0, old;
+	size_t		 i, len;
+	struct tm	 tm;
+	time_t		 now;
+	int		 ch, n, rc = 1;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "k:s:r:", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'k':
+			keyf = optarg;
+			break;
+		case 's':
+			specf = optarg;
+			break;
+		case 'r':
+			webroot = optarg;
+			break;
+		case 'S':
+			errno = 0;
+			serial = strtoll(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || end == optarg ||
+			    serial < 1) {
+				err("--serial %s: not a positive integer",
+				    optarg);
+				usage();
+			}
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || keyf == NULL || specf == NULL || webroot == NULL)
+		usage();
+	if ((pk = load_private(keyf)) == NULL)
+		return (1);
+	snprintf(tmp, sizeof(tmp), "%s", specf);
+	snprintf(specdir, sizeof(specdir), "%s", dirname(tmp));
+
+	if ((spec = json_load_file(specf, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL) {
+		err("%s:%d:%d: %s", specf, jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (!json_is_object(spec)) {
+		err("%s: not a JSON object", specf);
+		goto out;
+	}
+	json_object_foreach(spec, k, v) {
+		if (!known_key(k, spec_top_keys)) {
+			err("%s: unknown member '%s'", specf, k);
+			goto out;
+		}
+	}
+	if ((v = json_object_get(spec, "version")) != NULL &&
+	    (!json_is_integer(v) || json_integer_value(v) != 1)) {
+		err("%s: version: only format 1 is supported", specf);
+		goto out;
+	}
+	if (serial == 0 && (v = json_object_get(spec, "serial")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			err("%s: serial: not a positive integer", specf);
+			goto out;
+		}
+		serial = json_integer_value(v);
+	}
+	/* Serials only go up: gateways reject an older one as a replay. */
+	old = published_serial(webroot, &why);
+	if (old < 0 && serial == 0) {
+		err("the published manifest cannot be read (%s); pass "
+		    "--serial", why != NULL ? why : "?");
+		goto out;
+	}
+	if (serial == 0)
+		serial = old + 1;
+	if (old > 0 && serial <= old) {
+		err("serial %" PRId64 " is not above the published manifest's "
+		    "serial %" PRId64 ": gateways would reject it", serial,
+		    old);
+		goto out;
+	}
+
+	if ((v = json_object_get(spec, "issued")) != NULL &&
+	    json_is_string(v))
+		snprintf(issued, sizeof(issued), "%s", json_string_value(v));
+	else {
+		now = time(NULL);
+		gmtime_r(&now, &tm);
+		strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+
+	root = json_object();
+	json_object_set_new(root, "version", json_integer(1));
+	json_object_set_new(root, "serial", json_integer(serial));
+	json_object_set_new(root, "issued", json_string(issued));
+	pkgs = json_array();
+	json_object_set_new(root, "packages", pkgs);
+	v = json_object_get(spec, "packages");
+	if (!json_is_array(v)) {
+		err("%s: packages: missing or not an array", specf);
+		goto out;
+	}
+	json_array_foreach(v, i, sp) {
+		if ((o = build_pkg(sp, i, webroot, specdir)) == NULL)
+			goto out;
+		json_array_append_new(pkgs, o);
+	}
+	if ((v = json_object_get(spec, "deployments")) != NULL)
+		json_object_set(root, "deployments", v);
+	else
+		json_object_set_new(root, "deployments", json_array());
+
+	/*
+	 * Parse what we made with the gateway's own parser: it validates
+	 * the spec and gives the cache_pkg each descriptor is built from.
+	 */
+	if ((out = json_dumps(root, JSON_INDENT(2))) == NULL)
+		goto oom;
+	free(why);
+	why = NULL;
+	if ((mf = uplink_manifest_parse(out, strlen(out), &why)) == NULL) {
+		err("%s: %s", specf, why);
+		goto out;
+	}
+	for (i = 0; i < mf->npkgs; i++) {
+		if (uplink_pkg_offer(&mf->pkgs[i], &offer) != 0 ||
+		    (n = up_desc_encode(&offer, desc, sizeof(desc))) < 0) {
+			err("package '%s': cannot encode the UP descriptor",
+			    mf->pkgs[i].id);
+			goto out;
+		}
+		if (sign(pk, desc, (size_t)n, sig) != 0) {
+			err("package '%s': signing failed", mf->pkgs[i].id);
+			goto out;
+		}
+		json_object_set_new(json_array_get(pkgs, i), "up_sig",
+		    b64_json(sig, sizeof(sig)));
+	}
+	free(out);
+	if ((out = json_dumps(root, JSON_INDENT(2))) == NULL)
+		goto oom;
+	len = strlen(out);
+	if ((out2 = malloc(len + 2)) == NULL)
+		goto oom;
+	memcpy(out2, out, len);
+	out2[len++] = '\n';
+	out2[len] = '\0';
+	if (sign(pk, out2, len, sig) != 0) {
+		err("signing the manifest failed");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/manifest.json", webroot);
+	if (write_atomic(path, out2, len) != 0) {
+		err("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/manifest.json.sig", webroot);
+	if (write_atomic(path, sig, sizeof(sig)) != 0) {
+		err("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+	goto out;
+oom:
+	err("out of memory");
+out:
+	uplink_manifest_free(mf);
+	json_decref(spec);
+	json_decref(root);
+	free(out);
+	free(out2);
+	free(why);
+	EVP_PKEY_free(pk);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* verify                                                              */
+
+static int
+cmd_verify(int argc, char **argv)
+{
+	const char	*pubf = NULL, *webroot = NULL;
+	struct cache_key *key = NULL;
+	struct uplink_manifest *mf = NULL;
+	struct up_offer	 offer;
+	char		 path[PATH_MAX], hex[CACHE_HEX_LEN + 1];
+	char		*body = NULL, *sig = NULL, *why = NULL;
+	uint8_t		 desc[1024], sha[CACHE_SHA_LEN];
+	uint64_t	 size;
+	size_t		 len, siglen, i;
+	int		 ch, n, rc = 1, bad = 0;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "p:r:")) != -1) {
+		switch (ch) {
+		case 'p':
+			pubf = optarg;
+			break;
+		case 'r':
+			webroot = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc || pubf == NULL || webroot == NULL)
+		usage();
+	if ((key = cache_key_load(pubf, &why)) == NULL) {
+		err("%s: %s", pubf, why != NULL ? why : "cannot load");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/manifest.json", webroot);
+	if ((body = read_file(path, UPLINK_MANIFEST_MAX, &len)) == NULL) {
+		err("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/manifest.json.sig", webroot);
+	if ((sig = read_file(path, 1024, &siglen)) == NULL) {
+		err("%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (cache_sig_verify(key, body, len, (const uint8_t *)sig, siglen,
+	    &why) != 0) {
+		err("manifest.json: signature: %s", why != NULL ? why :
+		    "does not verify");
+		goto out;
+	}
+	if ((mf = uplink_manifest_parse(body, len, &why)) == NULL) {
+		err("manifest.json: %s", why);
+		goto out;
+	}
+	for (i = 0; i < mf->npkgs; i++) {
+		const struct cache_pkg *p = &mf->pkgs[i];
+
+		snprintf(path, sizeof(path), "%s/%s", webroot, p->url);
+		if (hash_file(path, sha, &size) != 0) {
+			err("package '%s': %s: %s", p->id, path,
+			    strerror(errno));
+			bad++;
+			continue;
+		}
+		if (size != p->size) {
+			err("package '%s': %s has %" PRIu64 " bytes, the "
+			    "manifest says %" PRIu64, p->id, path, size,
+			    p->size);
+			bad++;
+			continue;
+		}
+		if (memcmp(sha, p->sha256, CACHE_SHA_LEN) != 0) {
+			cache_hex(sha, hex);
+			err("package '%s': %s has sha256 %s, not the "
+			    "manifest's", p->id, path, hex);
+			bad++;
+			continue;
+		}
+		free(why);
+		why = NULL;
+		if (uplink_pkg_offer(p, &offer) != 0 ||
+		    (n = up_desc_encode(&offer, desc, sizeof(desc))) < 0 ||
+		    cache_sig_verify(key, desc, (size_t)n, p->sig, p->sig_len,
+		    &why) != 0) {
+			err("package '%s': up_sig: %s", p->id,
+			    why != NULL ? why : "does not verify");
+			bad++;
+			continue;
+		}
+	}
+	if (bad == 0) {
+		printf("manifest serial %" PRId64 ": %zu package(s), %zu "
+		    "deployment(s): ok\n", mf->serial, mf->npkgs, mf->ndeps);
+		rc = 0;
+	}
+out:
+	uplink_manifest_free(mf);
+	cache_key_free(key);
+	free(body);
+	free(sig);
+	free(why);
+	return (rc);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	if (strcmp(argv[1], "genkey") == 0)
+		return (cmd_genkey(argc - 1, argv + 1));
+	if (strcmp(argv[1], "build") == 0)
+		return (cmd_build(argc - 1, argv + 1));
+	if (strcmp(argv[1], "verify") == 0)
+		return (cmd_verify(argc - 1, argv + 1));
+	usage();
+}

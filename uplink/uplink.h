@@ -26,6 +26,7 @@
 
 #include <sqlite3.h>
 
+#include "up.h"
 #include "cache.h"
 
 struct event_base;
@@ -72,6 +73,19 @@ struct uplink_manifest *uplink_manifest_parse(const char *json, size_t len,
 		    char **cause);
 void		 uplink_manifest_free(struct uplink_manifest *);
 
+/*
+ * Fills the package-descriptor fields of an OFFER (component .. deps,
+ * plus sig_alg/sig_len/sig) from a manifest package, exactly as the
+ * publisher's tool does before it signs up_desc_encode() of it, so the
+ * gateway's OFFERs and the cloud's signatures cannot drift apart.
+ * block_size, nblocks and deadline_s are left 0 for the session to set.
+ * Returns 0, or -1 if a size does not fit UP's u32 fields.
+ */
+int		 uplink_pkg_offer(const struct cache_pkg *, struct up_offer *);
+
+/* Limits of the documents fetched from the cloud. */
+#define UPLINK_MANIFEST_MAX	(4 * 1024 * 1024)	/* bytes */
+
 /* ------------------------------------------------------------------ */
 /* uplink.c: the client                                                */
 
@@ -85,10 +99,31 @@ struct uplink_config {
 	unsigned int	 report_batch_max;	/* lines per PUT */
 	uint32_t	 range_bytes;	/* bytes per GET Range */
 	unsigned int	 timeout_s;	/* per HTTP request */
+	/*
+	 * Optional: makes the caller's open write transaction durable
+	 * (bridge/db.c: db_commit_now).  Called, when set, after a report
+	 * batch is formed and before its PUT, and after a manifest is
+	 * accepted (so the replay guard survives a crash).  Returns 0 or
+	 * -1 (then the PUT waits for the next try).  With NULL, writes are
+	 * taken as durable when made (autocommit).
+	 */
+	int		(*commit)(void *commit_arg);
+	void		*commit_arg;
 };
 
+/*
+ * Callbacks run from the event loop, never from inside an uplink_*()
+ * call of the owner's; they may call uplink_fetch/report/flush/poll_now
+ * but must not uplink_free().
+ */
 struct uplink_cb {
-	/* A new verified manifest (borrowed for the call). */
+	/*
+	 * A verified manifest (borrowed for the call), already in cache/'s
+	 * package table.  Runs once after uplink_start() with the last
+	 * accepted manifest kept in SQLite, if any (so a gateway works
+	 * offline after a restart), and then once per newly accepted serial.
+	 * A poll that finds the same serial and bytes does not call it.
+	 */
 	void	(*manifest)(void *arg, const struct uplink_manifest *);
 	/* A package is complete and verified in the cache. */
 	void	(*package_ready)(void *arg, const uint8_t sha[CACHE_SHA_LEN]);
@@ -122,10 +157,12 @@ void		 uplink_poll_now(struct uplink *);
 int		 uplink_fetch(struct uplink *, const uint8_t sha[CACHE_SHA_LEN]);
 
 /*
- * Queues one report record (a JSON object, one line, no newline) in the
- * outbox.  It is written to SQLite before this returns (committed by the
- * caller's transaction policy: bridge/ commits at once after a result).
- * Returns 0 or -1.
+ * Queues one report record (a JSON object) in the outbox.  It is written
+ * to SQLite before this returns (committed by the caller's transaction
+ * policy: bridge/ commits at once after a result).  The record is stored
+ * as one compact line; "gateway" (the configured id) and "seq" (the
+ * outbox number, never reused) are added when it lacks them.  Returns 0,
+ * or -1 if it is not a JSON object (nothing stored).
  */
 int		 uplink_report(struct uplink *, const char *json_line);
 /* Pushes pending reports now instead of waiting for the timer. */
