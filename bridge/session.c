@@ -1,2 +1,1279 @@
-/* Placeholder: being written. */
-typedef int placeholder_t;
+/*
+ * session.c: one UP session, i.e. one campaign on one transport instance
+ * (one broadcast domain).  The gateway side of the session flow in
+ * /work/brief.md and docs/up-protocol.md §5:
+ *
+ *   OFFER     offer_repeats OFFERs across offer_window_ms; ACCEPTs carry
+ *             what each node already holds (resume).
+ *   DATA      one pass over the union of missing blocks ("needed"),
+ *             pread straight from the cache blob into the instance's
+ *             preallocated frame and sealed in place (no allocation per
+ *             frame); passes after the first carry UP_F_REPAIR.
+ *   STATUS    STATUS_REQ to all, wait status_window_ms + margin, then
+ *             targeted STATUS_REQs to silent nodes (FO_TRIES), union the
+ *             missing slices, and go back to DATA for the repair pass.
+ *   VERIFY    to all, then targeted to stragglers.
+ *   ACTIVATE  repeated like OFFER; the nodes then reboot.
+ *   RESULT    final RESULTs until result_timeout_s (a separate timer, so
+ *             latecomers are served meanwhile).
+ *
+ * The next phase is always chosen from the members' states
+ * (session_decide), so a node that joins, comes back or reboots in the
+ * middle is simply taken along by the next phase that suits it.
+ *
+ * Repair set.  The session keeps one "needed" bitmap (nblocks bits, ~27
+ * KB for 300 MB at 1,400 B), not one bitmap per node: a node's first
+ * report in a session (ACCEPT, or the first STATUS of a node that turned
+ * up by ANNOUNCE) adds its slice's missing blocks and, conservatively,
+ * every block past its slice; later STATUS frames add their slice.  A
+ * block leaves the set when it is sent, so one retransmission serves
+ * every node that lost it.  A node whose slice does not reach the end is
+ * asked again next round, and a round counts against max_rounds only if
+ * the node made no progress (docs/fanout.md, "Repair").
+ */
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fanout_internal.h"
+
+static const char *const session_phase_names[] = {
+	"idle", "offer", "data", "status", "verify", "activate", "result",
+	"stopped"
+};
+
+static void	 session_decide(struct fo_session *);
+static void	 session_status_begin(struct fo_session *);
+static void	 session_status_end(struct fo_session *);
+static void	 session_verify_end(struct fo_session *);
+static void	 session_result_arm(struct fo_session *);
+
+const char *
+session__phase_str(enum fo_phase p)
+{
+	if ((size_t)p >= sizeof(session_phase_names) /
+	    sizeof(session_phase_names[0]))
+		return ("?");
+	return (session_phase_names[p]);
+}
+
+struct fo_session *
+session__find(struct fanout *f, uint32_t id)
+{
+	struct fo_session	*s;
+
+	TAILQ_FOREACH(s, &f->sessions, fentry)
+		if (s->id == id)
+			return (s);
+	return (NULL);
+}
+
+static int
+session_id_used(struct fanout *f, uint32_t id)
+{
+	sqlite3_stmt	*st;
+	int		 used = 0;
+
+	if (session__find(f, id) != NULL)
+		return (1);
+	if (sqlite3_prepare_v2(f->db, "SELECT 1 FROM campaign_sessions WHERE "
+	    "session = ?1", -1, &st, NULL) != SQLITE_OK)
+		return (0);
+	sqlite3_bind_int64(st, 1, id);
+	used = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return (used);
+}
+
+static struct fo_tp *
+session_tp(struct fo_session *s)
+{
+	if (s->t == NULL)
+		s->t = fanout__tp(s->f, s->transport);
+	return (s->t);
+}
+
+static uint64_t
+session_window(const struct fo_session *s)
+{
+	unsigned int	 w = s->f->conf->status_window_ms;
+
+	return (w > UINT16_MAX ? UINT16_MAX : w);
+}
+
+/* Time to allow for the answers of a round beyond the nodes' window. */
+static uint64_t
+session_margin(const struct fo_session *s)
+{
+	return (100 + session_window(s) / 4);
+}
+
+static void
+session_arm(struct fo_session *s, uint64_t ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+static bool
+session_runnable(const struct fo_session *s)
+{
+	return (s->c->state == FO_C_RUNNING && s->c->ready && s->fd != -1 &&
+	    s->needed_buf != NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Members                                                              */
+
+void
+session__add_member(struct fo_session *s, struct fo_member *m)
+{
+	m->s = s;
+	m->asked = m->answered = false;
+	TAILQ_INSERT_TAIL(&s->members, m, sentry);
+	s->nmembers++;
+	s->nstate[m->state]++;
+}
+
+void
+session__remove_member(struct fo_session *s, struct fo_member *m)
+{
+	if (m->asked && !m->answered && s->unanswered > 0)
+		s->unanswered--;
+	m->asked = m->answered = false;
+	TAILQ_REMOVE(&s->members, m, sentry);
+	s->nmembers--;
+	s->nstate[m->state]--;
+	m->s = NULL;
+}
+
+static void
+session_answered(struct fo_session *s, struct fo_member *m)
+{
+	if (m->asked && !m->answered) {
+		m->answered = true;
+		if (s->unanswered > 0)
+			s->unanswered--;
+	}
+}
+
+static void
+session_started(struct fo_session *s, struct fo_member *m)
+{
+	if (m->started == 0)
+		m->started = fanout__unix_ms();
+	m->bytes_base = s->bytes_sent;
+}
+
+static void
+session_write_off(struct fo_member *m, const char *why)
+{
+	log_info("campaign %s: node 0x%016" PRIx64 " written off: %s",
+	    m->c->id, m->node, why);
+	campaign__final(m, FO_M_FAILED, UP_R_CONN_LOST, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames                                                               */
+
+static const struct tp_addr *
+session_dst(struct fo_session *s, const struct fo_member *m)
+{
+	struct fo_tp	*t = session_tp(s);
+
+	/* Targeted frames also work broadcast: the target field filters. */
+	if (t == NULL || m == NULL || m->addr.len == 0 ||
+	    (t->caps.flags & TP_CAP_UNICAST) == 0)
+		return (NULL);
+	return (&m->addr);
+}
+
+static void
+session_ctrl(struct fo_session *s, const struct fo_member *m,
+    struct up_msg *msg)
+{
+	struct fo_tp	*t = session_tp(s);
+
+	if (t == NULL)
+		return;
+	msg->session = s->id;
+	msg->flags = 0;
+	fanout__ctrl(t, s, session_dst(s, m), msg);
+}
+
+static void
+session_target(struct fo_session *s, uint8_t type, struct fo_member *m,
+    uint16_t window, uint8_t reason)
+{
+	struct up_msg	 msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = type;
+	msg.u.target.node_id = m != NULL ? m->node : 0;
+	msg.u.target.window_ms = window;
+	msg.u.target.reason = reason;
+	session_ctrl(s, m, &msg);
+}
+
+static void
+session_send_offer(struct fo_session *s)
+{
+	struct up_msg	 msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_OFFER;
+	msg.u.offer = s->offer;
+	session_ctrl(s, NULL, &msg);
+}
+
+static void
+session_send_activate(struct fo_session *s, struct fo_member *m)
+{
+	struct up_msg	 msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_ACTIVATE;
+	msg.u.activate.node_id = m != NULL ? m->node : 0;
+	msg.u.activate.delay_ms = s->f->conf->activate_delay_ms;
+	session_ctrl(s, m, &msg);
+}
+
+static void
+session_abort_node(struct fo_session *s, uint64_t node,
+    const struct tp_addr *src)
+{
+	struct fo_tp	*t = session_tp(s);
+	struct up_msg	 msg;
+
+	if (t == NULL)
+		return;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_ABORT;
+	msg.session = s->id;
+	msg.u.target.node_id = node;
+	msg.u.target.reason = UP_R_ABORTED;
+	fanout__ctrl(t, s, (t->caps.flags & TP_CAP_UNICAST) != 0 ? src : NULL,
+	    &msg);
+}
+
+/*
+ * Asks the members in state `st' (STATUS_REQ or VERIFY): one frame to
+ * all when they are at least half of the session, else one targeted frame
+ * each, so that a latecomer in a big session does not make every other
+ * node answer again.
+ */
+static void
+session_ask(struct fo_session *s, uint8_t type, enum fo_mstate st)
+{
+	struct fo_member	*m;
+
+	if (s->nstate[st] * 2 >= s->nmembers) {
+		session_target(s, type, NULL, session_window(s), 0);
+		return;
+	}
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == st)
+			session_target(s, type, m, session_window(s), 0);
+}
+
+void
+session__send_abort(struct fo_session *s, uint8_t reason)
+{
+	int	 i;
+
+	/* ABORT is not acknowledged: send it a few times. */
+	for (i = 0; i < FO_TRIES; i++)
+		session_target(s, UP_T_ABORT, NULL, 0, reason);
+}
+
+static void
+session_ack(struct fo_session *s, struct fo_member *m)
+{
+	session_target(s, UP_T_RESULT_ACK, m, 0, 0);
+}
+
+void
+session__sent(struct fo_session *s, uint8_t type, size_t len)
+{
+	s->bytes_sent += len;
+	if (type == UP_T_DATA) {
+		s->data_frames++;
+		if (s->pass > 1)
+			s->repair_frames++;
+	} else
+		s->ctrl_frames++;
+}
+
+uint64_t
+session__rate_bps(struct fo_session *s)
+{
+	uint64_t	 now = fanout__now_ms();
+
+	if (s->rate_ms == 0) {
+		s->rate_ms = now;
+		s->rate_bytes = s->bytes_sent;
+		return (0);
+	}
+	if (now - s->rate_ms >= 1000) {
+		s->rate_bps = (s->bytes_sent - s->rate_bytes) * 8 * 1000 /
+		    (now - s->rate_ms);
+		s->rate_ms = now;
+		s->rate_bytes = s->bytes_sent;
+	}
+	return (s->rate_bps);
+}
+
+/* ------------------------------------------------------------------ */
+/* The needed set                                                       */
+
+static void
+session_need(struct fo_session *s, uint32_t i)
+{
+	if (i < s->nblocks && !up_bitmap_get(&s->needed, i)) {
+		up_bitmap_set(&s->needed, i);
+		s->nneeded++;
+	}
+}
+
+static void
+session_need_cb(void *arg, uint32_t i)
+{
+	session_need(arg, i);
+}
+
+static void
+session_need_range(struct fo_session *s, uint32_t from, uint32_t to)
+{
+	uint32_t	 i;
+
+	for (i = from; i < to && (i & 7) != 0; i++)
+		session_need(s, i);
+	/* Whole bytes at a time for the long runs. */
+	for (; i + 8 <= to; i += 8) {
+		if (s->needed_buf[i / 8] != 0xff) {
+			s->nneeded += 8 - __builtin_popcount(
+			    s->needed_buf[i / 8]);
+			s->needed_buf[i / 8] = 0xff;
+		}
+	}
+	for (; i < to; i++)
+		session_need(s, i);
+}
+
+/*
+ * Takes a node's status body (docs/up-protocol.md §4.7): blocks before
+ * first_missing are held, the slice describes the next nbits, nothing is
+ * known past it.
+ */
+static void
+session_apply(struct fo_session *s, struct fo_member *m,
+    const struct up_status_body *st, bool first)
+{
+	uint64_t	 end;
+
+	if (st->first_missing > s->nblocks) {
+		log_debug("campaign %s: node 0x%016" PRIx64 ": first_missing "
+		    "%u past %u blocks, ignored", m->c->id, m->node,
+		    st->first_missing, s->nblocks);
+		return;
+	}
+	m->known = true;
+	m->held = st->held > s->nblocks ? s->nblocks : st->held;
+	m->first_missing = st->first_missing;
+	if (st->first_missing == s->nblocks) {
+		m->held = s->nblocks;
+		if (m->state <= FO_M_RECEIVING)
+			campaign__set_state(m, FO_M_DOWNLOADED);
+		else
+			campaign__put_member(m);
+		return;
+	}
+	if (m->state != FO_M_RECEIVING)
+		campaign__set_state(m, FO_M_RECEIVING);
+	else
+		campaign__put_member(m);
+	if (s->needed_buf == NULL)
+		return;
+	session_need(s, st->first_missing);
+	up_status_foreach_missing(st, s->nblocks, session_need_cb, s);
+	if (first) {
+		end = (uint64_t)st->first_missing + st->nbits;
+		if (end < s->nblocks)
+			session_need_range(s, (uint32_t)end, s->nblocks);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Phases                                                               */
+
+static void
+session_offer_tick(struct fo_session *s)
+{
+	const struct ub_config	*conf = s->f->conf;
+	struct fo_member	*m, *next;
+	unsigned int		 r = conf->offer_repeats != 0 ?
+				    conf->offer_repeats : 1;
+	uint64_t		 gap = conf->offer_window_ms / r;
+
+	if (s->step < r) {
+		session_send_offer(s);
+		s->step++;
+		session_arm(s, s->step < r ? gap : gap + session_margin(s));
+		return;
+	}
+	/* The window is over: count the silent nodes' unanswered offers. */
+	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next) {
+		if (m->state != FO_M_OFFERED)
+			continue;
+		if (++m->offers >= FO_TRIES)
+			session_write_off(m, "no answer to the offer");
+	}
+	session_decide(s);
+}
+
+static void
+session_offer_begin(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	s->phase = FO_P_OFFER;
+	s->step = 0;
+	s->phase_ms = fanout__now_ms();
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_PENDING)
+			campaign__set_state(m, FO_M_OFFERED);
+	log_debug("session %08x: offer (%u nodes)", s->id,
+	    s->nstate[FO_M_OFFERED]);
+	session_offer_tick(s);
+}
+
+static void
+session_data_begin(struct fo_session *s)
+{
+	struct fo_tp	*t = session_tp(s);
+
+	s->phase = FO_P_DATA;
+	s->phase_ms = fanout__now_ms();
+	s->cursor = 0;
+	s->pass++;
+	log_debug("session %08x: pass %u, %u blocks", s->id, s->pass,
+	    s->nneeded);
+	if (t != NULL)
+		fanout__data_add(t, s);
+}
+
+size_t
+session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
+    struct tp_addr *dst)
+{
+	const struct cache_pkg	*p = &s->c->pkg;
+	uint32_t		 i;
+	uint64_t		 off;
+	size_t			 len;
+	ssize_t			 n;
+	uint8_t			 flags;
+	int			 rc;
+
+	if (s->phase != FO_P_DATA || !session_runnable(s)) {
+		fanout__data_remove(s->t, s);
+		return (0);
+	}
+	i = up_bitmap_next_set(&s->needed, s->cursor);
+	if (i >= s->nblocks || s->nstate[FO_M_RECEIVING] == 0) {
+		/* Pass over: ask what is still missing. */
+		fanout__data_remove(s->t, s);
+		session_status_begin(s);
+		return (0);
+	}
+	off = (uint64_t)i * s->block_size;
+	len = i == s->nblocks - 1 ? p->size - off : s->block_size;
+	if (UP_DATA_OFF + len + UP_CRC_LEN > cap) {
+		/* Cannot happen: block_size was sized from the mtu. */
+		log_warnx("session %08x: block %u does not fit", s->id, i);
+		fanout__data_remove(s->t, s);
+		session__stop(s);
+		return (0);
+	}
+	do {
+		n = pread(s->fd, buf + UP_DATA_OFF, len, (off_t)off);
+	} while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)len) {
+		fanout__data_remove(s->t, s);
+		campaign__blob_error(s->c);
+		return (0);
+	}
+	flags = (i == s->nblocks - 1 ? UP_F_LAST : 0) |
+	    (s->pass > 1 ? UP_F_REPAIR : 0);
+	rc = up_seal_data(buf, cap, UP_T_DATA, flags, s->id, i,
+	    (uint16_t)len);
+	if (rc <= 0) {
+		log_warnx("session %08x: block %u: %s", s->id, i,
+		    up_strerror(rc));
+		fanout__data_remove(s->t, s);
+		session__stop(s);
+		return (0);
+	}
+	up_bitmap_clear(&s->needed, i);
+	s->nneeded--;
+	s->cursor = i + 1;
+	tp_addr_broadcast(dst);
+	return ((size_t)rc);
+}
+
+static void
+session_status_begin(struct fo_session *s)
+{
+	struct fo_member	*m;
+	bool			 offer = false;
+
+	s->phase = FO_P_STATUS;
+	s->step = 0;
+	s->phase_ms = fanout__now_ms();
+	s->unanswered = 0;
+	/* Latecomers and silent nodes get the offer with the round. */
+	TAILQ_FOREACH(m, &s->members, sentry) {
+		m->asked = m->answered = false;
+		if (m->state == FO_M_PENDING) {
+			campaign__set_state(m, FO_M_OFFERED);
+			offer = true;
+		} else if (m->state == FO_M_OFFERED)
+			offer = true;
+		if (m->state == FO_M_RECEIVING || m->state == FO_M_OFFERED) {
+			m->asked = true;
+			s->unanswered++;
+			m->progress_held = m->held;
+		}
+	}
+	if (offer)
+		session_send_offer(s);
+	log_debug("session %08x: status round, %u nodes asked", s->id,
+	    s->unanswered);
+	session_ask(s, UP_T_STATUS_REQ, FO_M_RECEIVING);
+	session_arm(s, session_window(s) + session_margin(s));
+}
+
+static void
+session_status_tick(struct fo_session *s)
+{
+	struct fo_member	*m;
+	unsigned int		 silent = 0;
+
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->asked && !m->answered && m->state == FO_M_RECEIVING)
+			silent++;
+	if (silent == 0 || s->step >= FO_TRIES) {
+		session_status_end(s);
+		return;
+	}
+	s->step++;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->asked && !m->answered && m->state == FO_M_RECEIVING)
+			session_target(s, UP_T_STATUS_REQ, m,
+			    session_window(s), 0);
+	session_arm(s, session_window(s) + session_margin(s));
+}
+
+static void
+session_status_end(struct fo_session *s)
+{
+	struct fo_member	*m, *next;
+	unsigned int		 max_rounds = s->f->conf->max_rounds;
+
+	evtimer_del(s->timer);
+	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next) {
+		if (!m->asked)
+			continue;
+		if (m->state == FO_M_OFFERED && !m->answered) {
+			m->asked = false;
+			if (++m->offers >= FO_TRIES)
+				session_write_off(m, "no answer to the offer");
+			continue;
+		}
+		if (m->state != FO_M_RECEIVING) {
+			m->asked = false;
+			continue;
+		}
+		if (!m->answered) {
+			m->asked = false;
+			session_write_off(m, "no answer to STATUS_REQ");
+			continue;
+		}
+		m->asked = false;
+		if (m->held > m->progress_held)
+			m->stall = 0;
+		else if (++m->stall > max_rounds)
+			session_write_off(m, "no progress in max_rounds "
+			    "repair rounds");
+	}
+	s->unanswered = 0;
+	session_decide(s);
+}
+
+static uint64_t
+session_verify_wait(const struct fo_session *s)
+{
+	/* Nodes hash the image first: allow about 20 MB/s. */
+	return (session_window(s) + session_margin(s) +
+	    s->c->pkg.size / 20000);
+}
+
+static void
+session_verify_begin(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	s->phase = FO_P_VERIFY;
+	s->step = 0;
+	s->phase_ms = fanout__now_ms();
+	s->unanswered = 0;
+	TAILQ_FOREACH(m, &s->members, sentry) {
+		m->asked = m->answered = false;
+		if (m->state == FO_M_DOWNLOADED) {
+			m->asked = true;
+			s->unanswered++;
+		}
+	}
+	log_debug("session %08x: verify, %u nodes", s->id, s->unanswered);
+	session_ask(s, UP_T_VERIFY, FO_M_DOWNLOADED);
+	session_arm(s, session_verify_wait(s));
+}
+
+static void
+session_verify_tick(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	if (s->unanswered == 0 || s->step >= FO_TRIES) {
+		session_verify_end(s);
+		return;
+	}
+	s->step++;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->asked && !m->answered && m->state == FO_M_DOWNLOADED)
+			session_target(s, UP_T_VERIFY, m, session_window(s),
+			    0);
+	session_arm(s, session_verify_wait(s));
+}
+
+static void
+session_verify_end(struct fo_session *s)
+{
+	struct fo_member	*m, *next;
+
+	evtimer_del(s->timer);
+	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next) {
+		if (m->asked && !m->answered &&
+		    m->state == FO_M_DOWNLOADED) {
+			m->asked = false;
+			session_write_off(m, "no answer to VERIFY");
+			continue;
+		}
+		m->asked = false;
+	}
+	s->unanswered = 0;
+	session_decide(s);
+}
+
+static void
+session_activate_tick(struct fo_session *s)
+{
+	const struct ub_config	*conf = s->f->conf;
+	unsigned int		 r = conf->offer_repeats != 0 ?
+				    conf->offer_repeats : 1;
+
+	if (s->step < r) {
+		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
+		session_send_activate(s, NULL);
+		s->step++;
+		session_arm(s, conf->offer_window_ms / r);
+		return;
+	}
+	session_decide(s);
+}
+
+static void
+session_activate_begin(struct fo_session *s)
+{
+	const struct ub_config	*conf = s->f->conf;
+	struct fo_member	*m;
+	uint64_t		 due;
+
+	s->phase = FO_P_ACTIVATE;
+	s->step = 0;
+	s->phase_ms = fanout__now_ms();
+	due = s->phase_ms + conf->activate_delay_ms +
+	    (uint64_t)conf->result_timeout_s * 1000;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_VERIFIED) {
+			m->result_due_ms = due;
+			campaign__set_state(m, FO_M_ACTIVATING);
+		}
+	log_debug("session %08x: activate, %u nodes", s->id,
+	    s->nstate[FO_M_ACTIVATING]);
+	session_result_arm(s);
+	session_activate_tick(s);
+}
+
+static void
+session_rtimer_cb(int fd, short ev, void *arg)
+{
+	struct fo_session	*s = arg;
+	struct fo_member	*m, *next;
+	uint64_t		 now = fanout__now_ms();
+
+	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next)
+		if (m->state == FO_M_ACTIVATING && m->result_due_ms <= now)
+			session_write_off(m, "no result after activation");
+	session_result_arm(s);
+	if (s->phase == FO_P_RESULT || s->phase == FO_P_IDLE)
+		session_decide(s);
+}
+
+static void
+session_result_arm(struct fo_session *s)
+{
+	struct fo_member	*m;
+	uint64_t		 now = fanout__now_ms(), due = UINT64_MAX;
+	struct timeval		 tv;
+
+	if (s->nstate[FO_M_ACTIVATING] == 0) {
+		evtimer_del(s->rtimer);
+		return;
+	}
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_ACTIVATING && m->result_due_ms < due)
+			due = m->result_due_ms;
+	due = due > now ? due - now : 0;
+	tv.tv_sec = due / 1000;
+	tv.tv_usec = (due % 1000) * 1000;
+	evtimer_add(s->rtimer, &tv);
+}
+
+/*
+ * Picks the next phase from the members' states: offer the ones not yet
+ * in (unless others are receiving: then they get the offer with the next
+ * status round), move data while someone misses blocks, then verify,
+ * activate, and wait for results.
+ */
+static void
+session_decide(struct fo_session *s)
+{
+	uint64_t	 now;
+	uint32_t	 npend, nrecv;
+
+	evtimer_del(s->timer);
+	if (!session_runnable(s)) {
+		s->phase = FO_P_STOPPED;
+		return;
+	}
+	npend = s->nstate[FO_M_PENDING] + s->nstate[FO_M_OFFERED];
+	nrecv = s->nstate[FO_M_RECEIVING];
+	now = fanout__now_ms();
+	if (npend > 0 && nrecv == 0 && now < s->f->settle_ms) {
+		/*
+		 * A DISCOVER round is under way: offer once its ANNOUNCEs
+		 * are in, so the nodes are members when they accept.
+		 */
+		s->phase = FO_P_IDLE;
+		session_arm(s, s->f->settle_ms - now);
+	} else if (npend > 0 && nrecv == 0)
+		session_offer_begin(s);
+	else if (nrecv > 0 && s->nneeded > 0)
+		session_data_begin(s);
+	else if (nrecv > 0)
+		session_status_begin(s);
+	else if (s->nstate[FO_M_DOWNLOADED] > 0)
+		session_verify_begin(s);
+	else if (s->nstate[FO_M_VERIFIED] > 0)
+		session_activate_begin(s);
+	else {
+		s->phase = s->nstate[FO_M_ACTIVATING] > 0 ? FO_P_RESULT :
+		    FO_P_IDLE;
+		campaign__put_session(s);
+		if (s->phase == FO_P_IDLE)
+			campaign__check_done(s->c);
+	}
+}
+
+static void
+session_timer_cb(int fd, short ev, void *arg)
+{
+	struct fo_session	*s = arg;
+
+	switch (s->phase) {
+	case FO_P_OFFER:
+		session_offer_tick(s);
+		break;
+	case FO_P_STATUS:
+		session_status_tick(s);
+		break;
+	case FO_P_VERIFY:
+		session_verify_tick(s);
+		break;
+	case FO_P_ACTIVATE:
+		session_activate_tick(s);
+		break;
+	case FO_P_IDLE:
+	case FO_P_RESULT:
+		session_decide(s);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Ends the current phase early when nobody is left to wait for. */
+static void
+session_check(struct fo_session *s)
+{
+	switch (s->phase) {
+	case FO_P_OFFER:
+		if (s->nstate[FO_M_PENDING] + s->nstate[FO_M_OFFERED] == 0)
+			session_decide(s);
+		break;
+	case FO_P_STATUS:
+		if (s->unanswered == 0)
+			session_status_end(s);
+		break;
+	case FO_P_VERIFY:
+		if (s->unanswered == 0)
+			session_verify_end(s);
+		break;
+	case FO_P_IDLE:
+	case FO_P_RESULT:
+		session_decide(s);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle                                                           */
+
+struct fo_session *
+session__new(struct fo_campaign *c, const char *transport, uint32_t id,
+    uint16_t block_size, char **cause)
+{
+	struct fanout		*f = c->f;
+	struct fo_session	*s;
+
+	if (id == 0) {
+		do
+			id = fanout__random_u32();
+		while (session_id_used(f, id));
+	} else if (session__find(f, id) != NULL) {
+		xasprintf(cause, "session %08x is already in use", id);
+		return (NULL);
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->f = f;
+	s->c = c;
+	fanout__strlcpy(s->transport, transport, sizeof(s->transport));
+	s->id = id;
+	s->block_size = block_size;
+	s->fd = -1;
+	s->phase = FO_P_STOPPED;
+	TAILQ_INIT(&s->members);
+	s->timer = evtimer_new(f->base, session_timer_cb, s);
+	s->rtimer = evtimer_new(f->base, session_rtimer_cb, s);
+	if (s->timer == NULL || s->rtimer == NULL)
+		fatalx("session: evtimer_new");
+	TAILQ_INSERT_TAIL(&c->sessions, s, centry);
+	TAILQ_INSERT_TAIL(&f->sessions, s, fentry);
+	return (s);
+}
+
+static void
+session_fill_offer(struct fo_session *s)
+{
+	/*
+	 * The descriptor fields come from the one function the publisher
+	 * also uses before signing (uplink_pkg_offer), so what the nodes
+	 * check is byte for byte what the cloud signed.
+	 */
+	if (uplink_pkg_offer(&s->c->pkg, &s->offer) != 0)
+		log_warnx("session %08x: package %s does not fit an OFFER",
+		    s->id, s->c->package);
+	s->offer.block_size = s->block_size;
+	s->offer.nblocks = s->nblocks;
+	s->offer.deadline_s = s->f->conf->session_deadline_s;
+}
+
+/*
+ * block_size = min(config, mtu - UP_DATA_OVERHEAD, every member's
+ * max_frame - UP_DATA_OVERHEAD).  A session keeps its block size for
+ * life (restarts included): nodes resume only when it is unchanged.
+ */
+static uint16_t
+session_block_size(struct fo_session *s, struct fo_tp *t)
+{
+	const struct registry_node	*n;
+	struct fo_member		*m;
+	uint32_t			 bs, mtu;
+
+	bs = s->f->conf->block_size != 0 ? s->f->conf->block_size : 1024;
+	mtu = t->caps.mtu != 0 && t->caps.mtu < UP_FRAME_MAX ? t->caps.mtu :
+	    UP_FRAME_MAX;
+	if (mtu <= UP_DATA_OVERHEAD)
+		return (0);
+	if (bs > mtu - UP_DATA_OVERHEAD)
+		bs = mtu - UP_DATA_OVERHEAD;
+	TAILQ_FOREACH(m, &s->members, sentry) {
+		if ((n = registry_get(s->f->reg, m->node)) == NULL ||
+		    n->max_frame <= UP_DATA_OVERHEAD)
+			continue;
+		if (bs > (uint32_t)n->max_frame - UP_DATA_OVERHEAD)
+			bs = n->max_frame - UP_DATA_OVERHEAD;
+	}
+	return (bs > UINT16_MAX ? UINT16_MAX : (uint16_t)bs);
+}
+
+static int
+session_open(struct fo_session *s)
+{
+	struct fo_tp	*t;
+	uint32_t	 nblocks;
+
+	if (s->fd != -1 && s->needed_buf != NULL)
+		return (0);
+	if ((t = session_tp(s)) == NULL) {
+		log_debug("session %08x: transport %s is not open", s->id,
+		    s->transport);
+		return (-1);
+	}
+	if (s->block_size == 0 &&
+	    (s->block_size = session_block_size(s, t)) == 0) {
+		log_warnx("session %08x: mtu %u of %s is too small", s->id,
+		    t->caps.mtu, t->name);
+		return (-1);
+	}
+	nblocks = up_nblocks((uint32_t)s->c->pkg.size, s->block_size);
+	if (s->nblocks != 0 && s->nblocks != nblocks)
+		log_warnx("session %08x: %u blocks recorded, %u computed",
+		    s->id, s->nblocks, nblocks);
+	s->nblocks = nblocks;
+	if ((s->fd = cache_open_blob(s->f->cache, s->c->pkg.sha256)) == -1) {
+		log_warnx("session %08x: package %s is not in the cache",
+		    s->id, s->c->package);
+		return (-1);
+	}
+	free(s->needed_buf);
+	s->needed_buf = xcalloc(1, up_bitmap_bytes(s->nblocks));
+	up_bitmap_init(&s->needed, s->needed_buf, s->nblocks);
+	s->nneeded = 0;
+	s->cursor = 0;
+	s->pass = 0;
+	session_fill_offer(s);
+	if (s->started == 0)
+		s->started = fanout__unix_ms();
+	campaign__put_session(s);
+	log_info("campaign %s: session %08x on %s: %u blocks of %u bytes, "
+	    "%zu nodes", s->c->id, s->id, s->transport, s->nblocks,
+	    s->block_size, s->nmembers);
+	return (0);
+}
+
+void
+session__start(struct fo_session *s)
+{
+	struct fo_member	*m;
+	uint64_t		 due;
+
+	if (s->c->state != FO_C_RUNNING || !s->c->ready)
+		return;
+	if (s->phase != FO_P_STOPPED && s->phase != FO_P_IDLE &&
+	    s->phase != FO_P_RESULT)
+		return;
+	if (session_open(s) == -1)
+		return;
+	/* Restored ACTIVATING nodes get a fresh deadline. */
+	due = fanout__now_ms() + s->f->conf->activate_delay_ms +
+	    (uint64_t)s->f->conf->result_timeout_s * 1000;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_ACTIVATING && m->result_due_ms == 0)
+			m->result_due_ms = due;
+	session_result_arm(s);
+	session_decide(s);
+}
+
+void
+session__poke(struct fo_session *s)
+{
+	if (s->c->state != FO_C_RUNNING || !s->c->ready)
+		return;
+	if (s->phase == FO_P_STOPPED)
+		session__start(s);
+	else
+		session_check(s);
+}
+
+void
+session__stop(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	evtimer_del(s->timer);
+	evtimer_del(s->rtimer);
+	if (s->t != NULL)
+		fanout__data_remove(s->t, s);
+	TAILQ_FOREACH(m, &s->members, sentry)
+		m->asked = m->answered = false;
+	s->unanswered = 0;
+	s->phase = FO_P_STOPPED;
+}
+
+void
+session__close(struct fo_session *s)
+{
+	session__stop(s);
+	if (s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	free(s->needed_buf);
+	s->needed_buf = NULL;
+	memset(&s->needed, 0, sizeof(s->needed));
+	s->nneeded = 0;
+}
+
+void
+session__free(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	if (s == NULL)
+		return;
+	session__close(s);
+	if (s->t != NULL)
+		fanout__forget_session(s->t, s);
+	while ((m = TAILQ_FIRST(&s->members)) != NULL)
+		session__remove_member(s, m);
+	event_free(s->timer);
+	event_free(s->rtimer);
+	TAILQ_REMOVE(&s->c->sessions, s, centry);
+	TAILQ_REMOVE(&s->f->sessions, s, fentry);
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames from nodes                                                    */
+
+/* The member `node' of this session, or NULL. */
+static struct fo_member *
+session_member(struct fo_session *s, uint64_t node)
+{
+	struct fo_member	*m;
+
+	if ((m = campaign__member(s->c, node)) == NULL || m->s != s)
+		return (NULL);
+	return (m);
+}
+
+/* A written-off node that turns out alive is taken back. */
+static bool
+session_revive(struct fo_session *s, struct fo_member *m)
+{
+	if (m->state != FO_M_FAILED || m->result != UP_R_CONN_LOST ||
+	    !campaign__active(s->c) || m->tries >= FO_MAX_TRIES)
+		return (false);
+	m->tries++;
+	m->result = UP_R_INITIAL;
+	m->finished = 0;
+	m->known = false;
+	m->offers = m->stall = 0;
+	campaign__set_state(m, FO_M_PENDING);
+	log_info("campaign %s: node 0x%016" PRIx64 " is back", s->c->id,
+	    m->node);
+	return (true);
+}
+
+void
+session__accept(struct fo_session *s, const struct up_msg *msg,
+    const struct tp_addr *src)
+{
+	const struct up_accept		*a = &msg->u.accept;
+	const struct registry_node	*n;
+	struct fo_member		*m;
+
+	if (session_member(s, a->node_id) == NULL &&
+	    campaign__member(s->c, a->node_id) == NULL &&
+	    (n = registry_get(s->f->reg, a->node_id)) != NULL)
+		/* Known but not assigned yet (its ANNOUNCE raced the OFFER). */
+		campaign__assign_node(s->f, n);
+	if ((m = session_member(s, a->node_id)) == NULL) {
+		/*
+		 * Not targeted by this campaign (deployment filter), or not
+		 * known at all: it must not install what it was not meant
+		 * to get.  A member of another of its sessions (another
+		 * instance) is left alone.
+		 */
+		if (campaign__member(s->c, a->node_id) == NULL &&
+		    a->code == UP_R_INITIAL) {
+			log_debug("session %08x: ACCEPT from non-member "
+			    "0x%016" PRIx64 ", aborting it", s->id,
+			    a->node_id);
+			session_abort_node(s, a->node_id, src);
+		}
+		return;
+	}
+	m->addr = *src;
+	if (a->code != UP_R_INITIAL) {
+		if (FO_M_FINAL(m->state) || m->state >= FO_M_VERIFIED)
+			return;
+		if (a->code == UP_R_ALREADY)
+			campaign__final(m, FO_M_UPDATED, UP_R_ALREADY,
+			    s->c->pkg.version);
+		else
+			campaign__final(m, FO_M_DECLINED, a->code, NULL);
+		session_check(s);
+		campaign__check_done(s->c);
+		return;
+	}
+	if (FO_M_FINAL(m->state) && !session_revive(s, m)) {
+		if (m->state == FO_M_CANCELLED)
+			session_abort_node(s, m->node, src);
+		return;
+	}
+	if (m->state >= FO_M_VERIFIED)
+		return;
+	if (m->state <= FO_M_OFFERED)
+		session_started(s, m);
+	session_apply(s, m, &a->st, !m->known);
+	session_answered(s, m);
+	session_check(s);
+}
+
+void
+session__status(struct fo_session *s, const struct up_msg *msg,
+    const struct tp_addr *src)
+{
+	const struct up_status	*st = &msg->u.status;
+	struct fo_member	*m;
+
+	if ((m = session_member(s, st->node_id)) == NULL) {
+		log_debug("session %08x: STATUS from non-member 0x%016"
+		    PRIx64, s->id, st->node_id);
+		return;
+	}
+	m->addr = *src;
+	if (FO_M_FINAL(m->state) && !session_revive(s, m))
+		return;
+	if (st->state == UP_NS_VERIFIED && m->state <= FO_M_DOWNLOADED) {
+		m->held = s->nblocks;
+		campaign__set_state(m, FO_M_VERIFIED);
+	} else if ((st->state == UP_NS_RECEIVING ||
+	    st->state == UP_NS_DOWNLOADED) && m->state <= FO_M_DOWNLOADED) {
+		if (m->state <= FO_M_OFFERED)
+			session_started(s, m);
+		session_apply(s, m, &st->st, !m->known);
+	}
+	session_answered(s, m);
+	session_check(s);
+}
+
+void
+session__result(struct fo_session *s, const struct up_msg *msg,
+    const struct tp_addr *src)
+{
+	const struct up_result_msg	*r = &msg->u.result;
+	struct fo_member		*m;
+	enum fo_mstate			 st;
+
+	if ((m = session_member(s, r->node_id)) == NULL) {
+		log_debug("session %08x: RESULT from non-member 0x%016"
+		    PRIx64, s->id, r->node_id);
+		return;
+	}
+	m->addr = *src;
+	if (r->state == UP_NS_VERIFIED) {
+		if (m->state <= FO_M_DOWNLOADED) {
+			m->held = s->nblocks;
+			campaign__set_state(m, FO_M_VERIFIED);
+		}
+		session_answered(s, m);
+		session_check(s);
+		return;
+	}
+	if (r->state != UP_NS_UPDATED && r->state != UP_NS_FAILED) {
+		log_debug("session %08x: RESULT state %s from 0x%016" PRIx64
+		    " ignored", s->id, up_state_str(r->state), m->node);
+		return;
+	}
+	st = r->state == UP_NS_UPDATED ? FO_M_UPDATED : FO_M_FAILED;
+	if (m->state == st && m->result == r->result) {
+		/* Our ACK was lost: acknowledge again, report once. */
+		s->f->duplicate_results++;
+		log_debug("session %08x: duplicate RESULT from 0x%016" PRIx64,
+		    s->id, m->node);
+	} else
+		campaign__final(m, st, r->result, r->version);
+	/* Committed above: now the node may stop resending. */
+	session_ack(s, m);
+	if (s->phase != FO_P_STOPPED) {
+		session_result_arm(s);
+		session_check(s);
+	}
+	campaign__check_done(s->c);
+}
+
+void
+session__abort(struct fo_session *s, const struct up_msg *msg,
+    const struct tp_addr *src)
+{
+	const struct up_target	*a = &msg->u.target;
+	struct fo_member	*m;
+	uint8_t			 reason;
+
+	if (a->node_id == 0 || (m = session_member(s, a->node_id)) == NULL ||
+	    FO_M_FINAL(m->state))
+		return;
+	m->addr = *src;
+	reason = a->reason != UP_R_INITIAL && a->reason != UP_R_SUCCESS ?
+	    a->reason : UP_R_ABORTED;
+	log_info("campaign %s: node 0x%016" PRIx64 " gave up: %s", s->c->id,
+	    m->node, up_result_str(reason));
+	campaign__final(m, FO_M_FAILED, reason, NULL);
+	if (s->phase != FO_P_STOPPED)
+		session_check(s);
+	campaign__check_done(s->c);
+}
+
+void
+session__announced(struct fo_session *s, struct fo_member *m,
+    const struct up_announce *a)
+{
+	switch (a->state) {
+	case UP_NS_RECEIVING:
+	case UP_NS_DOWNLOADED:
+		/*
+		 * Rebooted mid-transfer, or we restarted: it is in the
+		 * session with an unknown bitmap and will be asked.
+		 */
+		if (m->state <= FO_M_OFFERED) {
+			session_started(s, m);
+			m->known = false;
+			campaign__set_state(m, FO_M_RECEIVING);
+		}
+		break;
+	case UP_NS_VERIFIED:
+		if (m->state <= FO_M_DOWNLOADED) {
+			m->held = s->nblocks;
+			campaign__set_state(m, FO_M_VERIFIED);
+		}
+		break;
+	default:
+		return;
+	}
+	session__poke(s);
+}

@@ -1,0 +1,1598 @@
+/*
+ * campaign.c: campaigns and their member nodes.
+ *
+ * A campaign is one package of one deployment (issue-2 policy): every
+ * node of the registry that the deployment targets (hardware list, empty
+ * = any) gets, for every component it runs, the package sched_choose()
+ * picks; the nodes that get the same package form the campaign, and the
+ * nodes of a campaign that sit on the same transport instance (broadcast
+ * domain) share one UP session (session.c).  Nodes that announce later
+ * and match join the campaign (dynamic membership); a node written off
+ * with UP_R_CONN_LOST is taken again when it next shows up, up to
+ * FO_MAX_TRIES participations.
+ *
+ * Lifecycle: waiting-package (pinned, fetched, then verified once with
+ * cache_check in budgeted steps from a deferred event) -> running ->
+ * done when every member has a final state (then unpinned); paused and
+ * cancelled by the technician.
+ *
+ * Persistence (tables campaigns, campaign_sessions, campaign_nodes,
+ * fanout_meta; migrations "fanout"): every change is written in the
+ * daemon's batched transaction; a final per-node result is written, its
+ * report queued in the uplink outbox and the transaction committed before
+ * the RESULT_ACK goes out, so a result acknowledged to a node is never
+ * lost (ARCHITECTURE.md, "State").  The package's offer fields are kept
+ * with the campaign as JSON, so a campaign resumes after a restart even
+ * if the next manifest no longer lists its package.
+ */
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fanout_internal.h"
+
+#define CAMPAIGN_CHECK_BUDGET	(256 * 1024)	/* bytes hashed per step */
+
+static const char *const campaign_steps[] = {
+	/* 1: campaigns, their sessions and their nodes. */
+	"CREATE TABLE campaigns ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  deployment TEXT NOT NULL,"
+	"  package TEXT NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  component TEXT NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  pkg TEXT NOT NULL,"			/* offer fields, JSON */
+	"  target TEXT NOT NULL,"		/* deployment hw list, JSON */
+	"  state TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  started INTEGER,"
+	"  finished INTEGER,"
+	"  UNIQUE (deployment, package));"
+	"CREATE TABLE campaign_sessions ("
+	"  campaign INTEGER NOT NULL REFERENCES campaigns(id)"
+	"    ON DELETE CASCADE,"
+	"  transport TEXT NOT NULL,"
+	"  session INTEGER NOT NULL UNIQUE,"
+	"  block_size INTEGER NOT NULL,"
+	"  nblocks INTEGER NOT NULL,"
+	"  bytes_sent INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (campaign, transport));"
+	"CREATE TABLE campaign_nodes ("
+	"  campaign INTEGER NOT NULL REFERENCES campaigns(id)"
+	"    ON DELETE CASCADE,"
+	"  node INTEGER NOT NULL,"
+	"  transport TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  result INTEGER NOT NULL DEFAULT 0,"
+	"  held INTEGER NOT NULL DEFAULT 0,"
+	"  nblocks INTEGER NOT NULL DEFAULT 0,"
+	"  bytes_sent INTEGER NOT NULL DEFAULT 0,"
+	"  tries INTEGER NOT NULL DEFAULT 0,"
+	"  started INTEGER,"
+	"  finished INTEGER,"
+	"  reported INTEGER NOT NULL DEFAULT 0,"
+	"  from_version TEXT NOT NULL DEFAULT '',"
+	"  addr BLOB,"
+	"  PRIMARY KEY (campaign, node));"
+	"CREATE INDEX campaign_nodes_unreported ON campaign_nodes (reported)"
+	"  WHERE reported = 0;"
+	"CREATE TABLE fanout_meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL);"
+};
+
+static const char *const campaign_state_names[] = {
+	"waiting-package", "running", "paused", "done", "cancelled"
+};
+static const char *const campaign_mstate_names[] = {
+	"pending", "offered", "receiving", "downloaded", "verified",
+	"activating", "updated", "failed", "declined", "cancelled"
+};
+
+static void	 campaign_want_package(struct fo_campaign *);
+static void	 campaign_run(struct fo_campaign *);
+static struct fo_campaign *campaign_load_row(struct fanout *,
+		    sqlite3_stmt *);
+
+const char *
+campaign__state_str(enum fo_cstate s)
+{
+	if ((size_t)s >= sizeof(campaign_state_names) /
+	    sizeof(campaign_state_names[0]))
+		return ("?");
+	return (campaign_state_names[s]);
+}
+
+const char *
+campaign__mstate_str(enum fo_mstate s)
+{
+	if ((size_t)s >= sizeof(campaign_mstate_names) /
+	    sizeof(campaign_mstate_names[0]))
+		return ("?");
+	return (campaign_mstate_names[s]);
+}
+
+static int
+campaign_state_parse(const char *s, enum fo_cstate *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(campaign_state_names) /
+	    sizeof(campaign_state_names[0]); i++)
+		if (strcmp(s, campaign_state_names[i]) == 0) {
+			*out = (enum fo_cstate)i;
+			return (0);
+		}
+	return (-1);
+}
+
+static int
+campaign_mstate_parse(const char *s, enum fo_mstate *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(campaign_mstate_names) /
+	    sizeof(campaign_mstate_names[0]); i++)
+		if (strcmp(s, campaign_mstate_names[i]) == 0) {
+			*out = (enum fo_mstate)i;
+			return (0);
+		}
+	return (-1);
+}
+
+bool
+campaign__active(const struct fo_campaign *c)
+{
+	return (c->state == FO_C_WAITING || c->state == FO_C_RUNNING ||
+	    c->state == FO_C_PAUSED);
+}
+
+/* ------------------------------------------------------------------ */
+/* SQL                                                                  */
+
+static int
+campaign_prepare(struct fanout *f, sqlite3_stmt **st, const char *sql,
+    char **cause)
+{
+	if (sqlite3_prepare_v3(f->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st,
+	    NULL) != SQLITE_OK) {
+		xasprintf(cause, "fanout: %s", sqlite3_errmsg(f->db));
+		return (-1);
+	}
+	return (0);
+}
+
+static int
+campaign_step(struct fanout *f, sqlite3_stmt *st)
+{
+	int	 rc;
+
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		log_warnx("fanout: %s", sqlite3_errmsg(f->db));
+		return (-1);
+	}
+	return (0);
+}
+
+int
+campaign__init(struct fanout *f, char **cause)
+{
+	if (db_migrate(f->db, "fanout", campaign_steps,
+	    (int)(sizeof(campaign_steps) / sizeof(campaign_steps[0])),
+	    cause) == -1)
+		return (-1);
+	if (campaign_prepare(f, &f->st_camp_ins, "INSERT INTO campaigns "
+	    "(deployment, package, sha256, component, version, pkg, target, "
+	    "state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    cause) == -1 ||
+	    campaign_prepare(f, &f->st_camp_upd, "UPDATE campaigns SET "
+	    "state = ?2, started = ?3, finished = ?4 WHERE id = ?1",
+	    cause) == -1 ||
+	    campaign_prepare(f, &f->st_node_put, "INSERT OR REPLACE INTO "
+	    "campaign_nodes (campaign, node, transport, state, result, held, "
+	    "nblocks, bytes_sent, tries, started, finished, reported, "
+	    "from_version, addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	    "?10, ?11, ?12, ?13, ?14)", cause) == -1 ||
+	    campaign_prepare(f, &f->st_sess_put, "INSERT OR REPLACE INTO "
+	    "campaign_sessions (campaign, transport, session, block_size, "
+	    "nblocks, bytes_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    cause) == -1 ||
+	    campaign_prepare(f, &f->st_seq_get, "SELECT value FROM "
+	    "fanout_meta WHERE key = 'report_seq'", cause) == -1 ||
+	    campaign_prepare(f, &f->st_seq_put, "INSERT OR REPLACE INTO "
+	    "fanout_meta (key, value) VALUES ('report_seq', ?1)",
+	    cause) == -1)
+		return (-1);
+	return (0);
+}
+
+void
+campaign__put(struct fo_campaign *c)
+{
+	sqlite3_stmt	*st = c->f->st_camp_upd;
+
+	sqlite3_bind_int64(st, 1, c->rowid);
+	sqlite3_bind_text(st, 2, campaign__state_str(c->state), -1,
+	    SQLITE_STATIC);
+	if (c->started != 0)
+		sqlite3_bind_int64(st, 3, c->started);
+	if (c->finished != 0)
+		sqlite3_bind_int64(st, 4, c->finished);
+	campaign_step(c->f, st);
+}
+
+void
+campaign__put_member(struct fo_member *m)
+{
+	struct fo_campaign	*c = m->c;
+	sqlite3_stmt		*st = c->f->st_node_put;
+	uint64_t		 bytes = m->bytes_sent;
+
+	if (!FO_M_FINAL(m->state) && m->s != NULL && m->started != 0 &&
+	    m->s->bytes_sent >= m->bytes_base)
+		bytes = m->bytes_sent + (m->s->bytes_sent - m->bytes_base);
+	sqlite3_bind_int64(st, 1, c->rowid);
+	sqlite3_bind_int64(st, 2, (int64_t)m->node);
+	sqlite3_bind_text(st, 3, m->transport, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, campaign__mstate_str(m->state), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, m->result);
+	sqlite3_bind_int64(st, 6, m->held);
+	sqlite3_bind_int64(st, 7, m->s != NULL ? m->s->nblocks : 0);
+	sqlite3_bind_int64(st, 8, (int64_t)bytes);
+	sqlite3_bind_int(st, 9, (int)m->tries);
+	if (m->started != 0)
+		sqlite3_bind_int64(st, 10, m->started);
+	if (m->finished != 0)
+		sqlite3_bind_int64(st, 11, m->finished);
+	sqlite3_bind_int(st, 12, m->reported ? 1 : 0);
+	sqlite3_bind_text(st, 13, m->from, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 14, &m->addr, sizeof(m->addr), SQLITE_STATIC);
+	campaign_step(c->f, st);
+}
+
+void
+campaign__put_session(struct fo_session *s)
+{
+	sqlite3_stmt	*st = s->f->st_sess_put;
+
+	sqlite3_bind_int64(st, 1, s->c->rowid);
+	sqlite3_bind_text(st, 2, s->transport, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, s->id);
+	sqlite3_bind_int(st, 4, s->block_size);
+	sqlite3_bind_int64(st, 5, s->nblocks);
+	sqlite3_bind_int64(st, 6, (int64_t)s->bytes_sent);
+	campaign_step(s->f, st);
+}
+
+/* ------------------------------------------------------------------ */
+/* Package metadata as JSON (the campaigns.pkg column)                 */
+
+static json_t *
+campaign_pkg_json(const struct cache_pkg *p)
+{
+	char	 sha[CACHE_HEX_LEN + 1], isha[CACHE_HEX_LEN + 1];
+	char	 sig[2 * sizeof(p->sig) + 1];
+	json_t	*o, *hw, *deps;
+	size_t	 i;
+	int	 n;
+
+	cache_hex(p->sha256, sha);
+	cache_hex(p->image_sha256, isha);
+	for (i = 0; i < p->sig_len && i < sizeof(p->sig); i++)
+		snprintf(sig + 2 * i, 3, "%02x", p->sig[i]);
+	sig[2 * i] = '\0';
+	hw = json_array();
+	for (n = 0; n < p->nhw && n < CACHE_HW_MAX; n++)
+		json_array_append_new(hw, json_string(p->hw[n]));
+	deps = json_array();
+	for (n = 0; n < p->ndeps && n < 4; n++)
+		json_array_append_new(deps, json_pack("{s:s, s:s}",
+		    "component", p->dep_component[n],
+		    "min_version", p->dep_min_version[n]));
+	o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:s, s:I, s:s, s:I, "
+	    "s:s, s:s, s:s, s:o, s:I}",
+	    "id", p->id, "component", p->component, "version", p->version,
+	    "hw", hw, "kind", p->kind, "delta_format", p->delta_format,
+	    "base_version", p->base_version, "size", (json_int_t)p->size,
+	    "sha256", sha, "image_size", (json_int_t)p->image_size,
+	    "image_sha256", isha, "url", p->url, "sig", sig, "deps", deps,
+	    "manifest_serial", (json_int_t)p->manifest_serial);
+	return (o);
+}
+
+static int
+campaign_str(json_t *o, const char *key, char *dst, size_t size)
+{
+	json_t		*v = json_object_get(o, key);
+	const char	*s;
+
+	if (!json_is_string(v) || strlen(s = json_string_value(v)) >= size)
+		return (-1);
+	memcpy(dst, s, strlen(s) + 1);
+	return (0);
+}
+
+static int
+campaign_pkg_parse(const char *text, struct cache_pkg *p)
+{
+	json_t		*o, *a, *v;
+	json_error_t	 err;
+	const char	*sig;
+	size_t		 i, n;
+	unsigned int	 b;
+	int		 rc = -1;
+
+	memset(p, 0, sizeof(*p));
+	if ((o = json_loads(text, 0, &err)) == NULL)
+		return (-1);
+	if (campaign_str(o, "id", p->id, sizeof(p->id)) == -1 ||
+	    campaign_str(o, "component", p->component,
+	    sizeof(p->component)) == -1 ||
+	    campaign_str(o, "version", p->version, sizeof(p->version)) == -1 ||
+	    campaign_str(o, "base_version", p->base_version,
+	    sizeof(p->base_version)) == -1 ||
+	    campaign_str(o, "url", p->url, sizeof(p->url)) == -1)
+		goto out;
+	a = json_object_get(o, "hw");
+	if (!json_is_array(a) || json_array_size(a) > CACHE_HW_MAX)
+		goto out;
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) ||
+		    strlen(json_string_value(v)) > CACHE_NAME_MAX)
+			goto out;
+		memcpy(p->hw[i], json_string_value(v),
+		    strlen(json_string_value(v)) + 1);
+		p->nhw++;
+	}
+	a = json_object_get(o, "deps");
+	if (!json_is_array(a) || json_array_size(a) > 4)
+		goto out;
+	json_array_foreach(a, i, v) {
+		if (campaign_str(v, "component", p->dep_component[i],
+		    sizeof(p->dep_component[i])) == -1 ||
+		    campaign_str(v, "min_version", p->dep_min_version[i],
+		    sizeof(p->dep_min_version[i])) == -1)
+			goto out;
+		p->ndeps++;
+	}
+	p->kind = json_integer_value(json_object_get(o, "kind"));
+	p->delta_format = json_integer_value(json_object_get(o,
+	    "delta_format"));
+	p->size = json_integer_value(json_object_get(o, "size"));
+	p->image_size = json_integer_value(json_object_get(o, "image_size"));
+	p->manifest_serial = json_integer_value(json_object_get(o,
+	    "manifest_serial"));
+	v = json_object_get(o, "sha256");
+	if (!json_is_string(v) ||
+	    cache_unhex(json_string_value(v), p->sha256) == -1)
+		goto out;
+	v = json_object_get(o, "image_sha256");
+	if (!json_is_string(v) ||
+	    cache_unhex(json_string_value(v), p->image_sha256) == -1)
+		goto out;
+	v = json_object_get(o, "sig");
+	if (!json_is_string(v))
+		goto out;
+	sig = json_string_value(v);
+	n = strlen(sig);
+	if (n % 2 != 0 || n / 2 > sizeof(p->sig))
+		goto out;
+	for (i = 0; i < n / 2; i++) {
+		if (sscanf(sig + 2 * i, "%2x", &b) != 1)
+			goto out;
+		p->sig[i] = (uint8_t)b;
+	}
+	p->sig_len = n / 2;
+	rc = 0;
+out:
+	json_decref(o);
+	return (rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Members                                                              */
+
+static void
+campaign_hash_grow(struct fo_campaign *c)
+{
+	struct fo_member	**nh, *m, *next;
+	size_t			  i, n = c->nhash != 0 ? c->nhash * 2 : 64, h;
+
+	nh = xcalloc(n, sizeof(*nh));
+	for (i = 0; i < c->nhash; i++)
+		for (m = c->hash[i]; m != NULL; m = next) {
+			next = m->hnext;
+			h = (m->node * 0x9e3779b97f4a7c15ULL) >> 32 & (n - 1);
+			m->hnext = nh[h];
+			nh[h] = m;
+		}
+	free(c->hash);
+	c->hash = nh;
+	c->nhash = n;
+}
+
+struct fo_member *
+campaign__member(struct fo_campaign *c, uint64_t node)
+{
+	struct fo_member	*m;
+	size_t			 h;
+
+	if (c->nhash == 0)
+		return (NULL);
+	h = (node * 0x9e3779b97f4a7c15ULL) >> 32 & (c->nhash - 1);
+	for (m = c->hash[h]; m != NULL; m = m->hnext)
+		if (m->node == node)
+			return (m);
+	return (NULL);
+}
+
+static struct fo_member *
+campaign_member_add(struct fo_campaign *c, uint64_t node)
+{
+	struct fo_member	*m;
+	size_t			 h;
+
+	if (c->nmembers + 1 > c->nhash)
+		campaign_hash_grow(c);
+	m = xcalloc(1, sizeof(*m));
+	m->node = node;
+	m->c = c;
+	h = (node * 0x9e3779b97f4a7c15ULL) >> 32 & (c->nhash - 1);
+	m->hnext = c->hash[h];
+	c->hash[h] = m;
+	TAILQ_INSERT_TAIL(&c->members, m, centry);
+	c->nmembers++;
+	return (m);
+}
+
+void
+campaign__set_state(struct fo_member *m, enum fo_mstate st)
+{
+	if (m->s != NULL) {
+		m->s->nstate[m->state]--;
+		m->s->nstate[st]++;
+	}
+	m->state = st;
+	campaign__put_member(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* Reports                                                              */
+
+static uint64_t
+campaign_next_seq(struct fanout *f)
+{
+	sqlite3_stmt	*st = f->st_seq_get;
+	uint64_t	 seq = 0;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		seq = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	seq++;
+	sqlite3_bind_int64(f->st_seq_put, 1, (int64_t)seq);
+	campaign_step(f, f->st_seq_put);
+	return (seq);
+}
+
+static void
+campaign_iso_time(int64_t unix_ms, char *buf, size_t len)
+{
+	struct tm	 tm;
+	time_t		 t = (time_t)(unix_ms / 1000);
+
+	if (gmtime_r(&t, &tm) == NULL)
+		memset(&tm, 0, sizeof(tm));
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Builds the report record of a final member (one line, owned). */
+static char *
+campaign_report_line(struct fo_member *m)
+{
+	struct fo_campaign	*c = m->c;
+	struct fanout		*f = c->f;
+	json_t			*o;
+	char			 node[24], ts[32], *line;
+	int64_t			 dur = 0;
+
+	snprintf(node, sizeof(node), "0x%016" PRIx64, m->node);
+	campaign_iso_time(m->finished != 0 ? m->finished :
+	    fanout__unix_ms(), ts, sizeof(ts));
+	if (m->started != 0 && m->finished >= m->started)
+		dur = m->finished - m->started;
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+	    "s:i, s:s, s:I, s:I, s:s, s:I}",
+	    "type", "result",
+	    "gateway", f->conf->gateway_id != NULL ? f->conf->gateway_id : "",
+	    "node", node, "campaign", c->id, "deployment", c->deployment,
+	    "package", c->package, "component", c->pkg.component,
+	    "from", m->from, "to", c->pkg.version,
+	    "state", campaign__mstate_str(m->state),
+	    "result", (int)m->result, "result_str", up_result_str(m->result),
+	    "bytes_sent", (json_int_t)m->bytes_sent,
+	    "duration_ms", (json_int_t)dur, "ts", ts,
+	    "seq", (json_int_t)campaign_next_seq(f));
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return (line);
+}
+
+static void
+campaign_report(struct fo_member *m)
+{
+	struct fanout	*f = m->c->f;
+	char		*line;
+
+	if ((line = campaign_report_line(m)) == NULL) {
+		log_warnx("campaign %s: cannot build a report", m->c->id);
+		return;
+	}
+	if (f->uplink != NULL) {
+		if (uplink_report(f->uplink, line) == 0)
+			m->reported = true;
+		else
+			log_warnx("campaign %s: node 0x%016" PRIx64 ": cannot "
+			    "queue the report", m->c->id, m->node);
+	}
+	if (f->report_hook != NULL)
+		f->report_hook(f->report_arg, line);
+	f->reports++;
+	free(line);
+}
+
+static void
+campaign_final_nocommit(struct fo_member *m, enum fo_mstate st,
+    uint8_t result, const char *version)
+{
+	struct fo_campaign	*c = m->c;
+	struct fanout		*f = c->f;
+	struct fo_session	*s = m->s;
+
+	if (s != NULL && !FO_M_FINAL(m->state) && m->started != 0 &&
+	    s->bytes_sent >= m->bytes_base) {
+		m->bytes_sent += s->bytes_sent - m->bytes_base;
+		m->bytes_base = s->bytes_sent;
+	}
+	if (s != NULL && m->asked && !m->answered) {
+		m->answered = true;
+		s->unanswered--;
+	}
+	m->result = result;
+	m->finished = fanout__unix_ms();
+	m->reported = false;
+	if (s != NULL) {
+		s->nstate[m->state]--;
+		s->nstate[st]++;
+	}
+	m->state = st;
+	if (st == FO_M_UPDATED && version != NULL && *version != '\0')
+		registry_set_version(f->reg, m->node, c->pkg.component,
+		    version);
+	registry_set_state(f->reg, m->node, st == FO_M_UPDATED ?
+	    UP_NS_UPDATED : st == FO_M_FAILED ? UP_NS_FAILED : UP_NS_IDLE);
+	campaign_report(m);
+	campaign__put_member(m);
+	f->results++;
+	log_info("campaign %s: node 0x%016" PRIx64 " %s (%s)", c->id, m->node,
+	    campaign__mstate_str(st), up_result_str(result));
+}
+
+void
+campaign__final(struct fo_member *m, enum fo_mstate st, uint8_t result,
+    const char *version)
+{
+	campaign_final_nocommit(m, st, result, version);
+	/* The result is durable before the node hears RESULT_ACK. */
+	db_commit_now(m->c->f->db);
+}
+
+void
+campaign__flush_unreported(struct fanout *f)
+{
+	sqlite3_stmt		*st;
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+	char			 id[24], *line;
+	int64_t			 rowid;
+	uint64_t		 node;
+	int			 n = 0;
+
+	if (f->uplink == NULL)
+		return;
+	if (sqlite3_prepare_v2(f->db, "SELECT campaign, node FROM "
+	    "campaign_nodes WHERE reported = 0 AND state IN ('updated', "
+	    "'failed', 'declined', 'cancelled') ORDER BY campaign, node",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("fanout: %s", sqlite3_errmsg(f->db));
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		rowid = sqlite3_column_int64(st, 0);
+		node = (uint64_t)sqlite3_column_int64(st, 1);
+		snprintf(id, sizeof(id), "%" PRId64, rowid);
+		if ((c = campaign__find(f, id)) == NULL ||
+		    (m = campaign__member(c, node)) == NULL ||
+		    m->reported || !FO_M_FINAL(m->state))
+			continue;
+		if ((line = campaign_report_line(m)) == NULL)
+			continue;
+		if (uplink_report(f->uplink, line) == 0) {
+			m->reported = true;
+			campaign__put_member(m);
+			n++;
+		}
+		free(line);
+	}
+	sqlite3_finalize(st);
+	if (n > 0) {
+		log_info("fanout: queued %d earlier results", n);
+		db_commit_now(f->db);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Campaign objects                                                     */
+
+static struct fo_campaign *
+campaign_alloc(struct fanout *f)
+{
+	struct fo_campaign	*c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->f = f;
+	TAILQ_INIT(&c->members);
+	TAILQ_INIT(&c->sessions);
+	return (c);
+}
+
+void
+campaign__free(struct fo_campaign *c)
+{
+	struct fo_session	*s;
+	struct fo_member	*m;
+
+	if (c == NULL)
+		return;
+	while ((s = TAILQ_FIRST(&c->sessions)) != NULL)
+		session__free(s);
+	while ((m = TAILQ_FIRST(&c->members)) != NULL) {
+		TAILQ_REMOVE(&c->members, m, centry);
+		free(m);
+	}
+	if (c->check_ev != NULL)
+		event_free(c->check_ev);
+	cache_check_free(c->check);
+	free(c->hash);
+	free(c);
+}
+
+struct fo_campaign *
+campaign__find(struct fanout *f, const char *id)
+{
+	struct fo_campaign	*c;
+	sqlite3_stmt		*st;
+	char			*end;
+	long long		 rowid;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (strcmp(c->id, id) == 0)
+			return (c);
+	rowid = strtoll(id, &end, 10);
+	if (*id == '\0' || *end != '\0' || rowid <= 0)
+		return (NULL);
+	/* A finished campaign: load it for its views and late results. */
+	if (sqlite3_prepare_v2(f->db, "SELECT id, deployment, package, pkg, "
+	    "target, state, created, started, finished FROM campaigns WHERE "
+	    "id = ?1", -1, &st, NULL) != SQLITE_OK)
+		return (NULL);
+	sqlite3_bind_int64(st, 1, rowid);
+	c = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		c = campaign_load_row(f, st);
+	sqlite3_finalize(st);
+	return (c);
+}
+
+static struct fo_campaign *
+campaign_find_dp(struct fanout *f, const char *deployment,
+    const char *package)
+{
+	struct fo_campaign	*c;
+	sqlite3_stmt		*st;
+	char			 id[24];
+
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (strcmp(c->deployment, deployment) == 0 &&
+		    strcmp(c->package, package) == 0)
+			return (c);
+	if (sqlite3_prepare_v2(f->db, "SELECT id FROM campaigns WHERE "
+	    "deployment = ?1 AND package = ?2", -1, &st, NULL) != SQLITE_OK)
+		return (NULL);
+	sqlite3_bind_text(st, 1, deployment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, package, -1, SQLITE_STATIC);
+	id[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(id, sizeof(id), "%lld", sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	if (id[0] == '\0')
+		return (NULL);
+	return (campaign__find(f, id));
+}
+
+static struct fo_campaign *
+campaign_create(struct fanout *f, const struct fo_deploy *d,
+    const struct cache_pkg *p)
+{
+	struct fo_campaign	*c;
+	sqlite3_stmt		*st = f->st_camp_ins;
+	json_t			*pj, *tj;
+	char			 sha[CACHE_HEX_LEN + 1], *ptext, *ttext;
+	struct up_offer		 o;
+	size_t			 i;
+
+	if (p->size == 0 || uplink_pkg_offer(p, &o) != 0) {
+		log_warnx("deployment %s: package %s (%" PRIu64 " bytes) does "
+		    "not fit an UP offer", d->id, p->id, p->size);
+		return (NULL);
+	}
+	c = campaign_alloc(f);
+	fanout__strlcpy(c->deployment, d->id, sizeof(c->deployment));
+	fanout__strlcpy(c->package, p->id, sizeof(c->package));
+	c->pkg = *p;
+	c->nhw = d->nhw;
+	for (i = 0; i < d->nhw; i++)
+		memcpy(c->hw[i], d->hw[i], sizeof(c->hw[i]));
+	c->state = FO_C_WAITING;
+	c->created = fanout__unix_ms() / 1000;
+
+	pj = campaign_pkg_json(p);
+	tj = json_array();
+	for (i = 0; i < c->nhw; i++)
+		json_array_append_new(tj, json_string(c->hw[i]));
+	ptext = json_dumps(pj, JSON_COMPACT);
+	ttext = json_dumps(tj, JSON_COMPACT);
+	json_decref(pj);
+	json_decref(tj);
+	cache_hex(p->sha256, sha);
+	sqlite3_bind_text(st, 1, c->deployment, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, c->package, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sha, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, p->component, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, p->version, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, ptext, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, ttext, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, campaign__state_str(c->state), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, c->created);
+	if (campaign_step(f, st) == -1) {
+		free(ptext);
+		free(ttext);
+		free(c);
+		return (NULL);
+	}
+	free(ptext);
+	free(ttext);
+	c->rowid = sqlite3_last_insert_rowid(f->db);
+	snprintf(c->id, sizeof(c->id), "%" PRId64, c->rowid);
+	TAILQ_INSERT_TAIL(&f->campaigns, c, entry);
+	log_info("campaign %s: deployment %s, package %s (%s %s, %" PRIu64
+	    " bytes)", c->id, c->deployment, c->package, p->component,
+	    p->version, p->size);
+	return (c);
+}
+
+/* Finds or creates the session of c on a transport instance. */
+static struct fo_session *
+campaign_session(struct fo_campaign *c, const char *transport)
+{
+	struct fo_session	*s;
+	char			*cause = NULL;
+
+	TAILQ_FOREACH(s, &c->sessions, centry)
+		if (strcmp(s->transport, transport) == 0)
+			return (s);
+	if ((s = session__new(c, transport, 0, 0, &cause)) == NULL) {
+		log_warnx("campaign %s: %s", c->id, cause);
+		free(cause);
+	}
+	return (s);
+}
+
+/* Puts members without a session into the session of their instance. */
+static void
+campaign_place(struct fo_campaign *c)
+{
+	struct fo_member	*m;
+	struct fo_session	*s;
+
+	TAILQ_FOREACH(m, &c->members, centry) {
+		if (m->s != NULL && m->state <= FO_M_OFFERED &&
+		    strcmp(m->s->transport, m->transport) != 0)
+			session__remove_member(m->s, m);
+		if (m->s != NULL || FO_M_FINAL(m->state))
+			continue;
+		if ((s = campaign_session(c, m->transport)) != NULL)
+			session__add_member(s, m);
+	}
+}
+
+static void
+campaign_unpin(struct fo_campaign *c)
+{
+	char	 owner[64];
+
+	if (!c->pinned)
+		return;
+	snprintf(owner, sizeof(owner), "campaign:%s", c->id);
+	if (cache_unpin(c->f->cache, c->pkg.sha256, owner) == -1)
+		log_warnx("campaign %s: cannot unpin its package", c->id);
+	c->pinned = false;
+}
+
+static void
+campaign_pin(struct fo_campaign *c)
+{
+	char	 owner[64];
+
+	if (c->pinned)
+		return;
+	snprintf(owner, sizeof(owner), "campaign:%s", c->id);
+	if (cache_pin(c->f->cache, c->pkg.sha256, owner) == 0)
+		c->pinned = true;
+}
+
+void
+campaign__check_done(struct fo_campaign *c)
+{
+	struct fo_member	*m;
+	struct fo_session	*s;
+	unsigned int		 nup = 0, nfail = 0;
+	int			 i;
+
+	if (c->state != FO_C_RUNNING)
+		return;
+	/* Cheap first: the sessions count their members' states. */
+	TAILQ_FOREACH(s, &c->sessions, centry)
+		for (i = FO_M_PENDING; i < FO_M_UPDATED; i++)
+			if (s->nstate[i] != 0)
+				return;
+	TAILQ_FOREACH(m, &c->members, centry) {
+		if (!FO_M_FINAL(m->state))
+			return;
+		if (m->state == FO_M_UPDATED)
+			nup++;
+		else
+			nfail++;
+	}
+	c->state = FO_C_DONE;
+	c->finished = fanout__unix_ms() / 1000;
+	/* Unpinned below: a reopened campaign verifies (or fetches) again. */
+	c->ready = false;
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		campaign__put_session(s);
+		session__close(s);
+	}
+	campaign_unpin(c);
+	campaign__put(c);
+	db_commit_now(c->f->db);
+	log_info("campaign %s: done, %u updated, %u not", c->id, nup, nfail);
+}
+
+/*
+ * Adds `node' to c, or takes a member written off for a lost
+ * connection again.  Returns the member if it (re)joined.
+ */
+static struct fo_member *
+campaign_join(struct fo_campaign *c, const struct registry_node *node,
+    const char *from)
+{
+	struct fo_member	*m;
+
+	if (c->state == FO_C_CANCELLED)
+		return (NULL);
+	if ((m = campaign__member(c, node->id)) != NULL) {
+		if (!FO_M_FINAL(m->state) || m->state != FO_M_FAILED ||
+		    m->result != UP_R_CONN_LOST || m->tries >= FO_MAX_TRIES)
+			return (NULL);
+		log_info("campaign %s: node 0x%016" PRIx64 " back, try %u",
+		    c->id, m->node, m->tries + 1);
+	} else {
+		m = campaign_member_add(c, node->id);
+		fanout__strlcpy(m->from, from, sizeof(m->from));
+		log_info("campaign %s: node 0x%016" PRIx64 " joins (%s %s -> "
+		    "%s)", c->id, node->id, c->pkg.component, from,
+		    c->pkg.version);
+	}
+	fanout__strlcpy(m->transport, node->transport, sizeof(m->transport));
+	m->addr = node->addr;
+	m->result = UP_R_INITIAL;
+	m->finished = 0;
+	m->known = false;
+	m->offers = m->asks = m->stall = 0;
+	m->reported = false;
+	m->tries++;
+	campaign__set_state(m, FO_M_PENDING);
+
+	if (c->state == FO_C_DONE) {
+		/* A latecomer reopens a finished campaign. */
+		c->state = FO_C_WAITING;
+		c->finished = 0;
+		campaign__put(c);
+		campaign_want_package(c);
+	} else if (c->state == FO_C_WAITING) {
+		/* New campaign: pin, fetch, verify (no-op when under way). */
+		campaign_want_package(c);
+	} else if (c->state == FO_C_RUNNING && c->ready) {
+		campaign_place(c);
+		if (m->s != NULL)
+			session__poke(m->s);
+	}
+	return (m);
+}
+
+static int
+campaign_hw_ok(const struct fo_deploy *d, const char *hw)
+{
+	size_t	 i;
+
+	if (d->nhw == 0)
+		return (1);
+	for (i = 0; i < d->nhw; i++)
+		if (strcmp(d->hw[i], hw) == 0)
+			return (1);
+	return (0);
+}
+
+/* Assigns a node to the campaigns of one deployment. */
+static void
+campaign_assign(struct fanout *f, const struct fo_deploy *d,
+    const struct registry_node *node)
+{
+	const struct cache_pkg	*p;
+	struct fo_campaign	*c;
+	struct sched_node	 sn;
+	size_t			 i;
+
+	/* The registry has no tags yet: a tagged deployment matches none. */
+	if (d->ntags > 0 || !campaign_hw_ok(d, node->hw))
+		return;
+	memset(&sn, 0, sizeof(sn));
+	sn.node_id = node->id;
+	memcpy(sn.hw, node->hw, sizeof(sn.hw));
+	sn.ncomp = node->ncomp;
+	for (i = 0; i < node->ncomp; i++)
+		sn.comp[i] = node->comp[i];
+	for (i = 0; i < node->ncomp; i++) {
+		p = sched_choose(d->pkgs, d->npkgs, &sn, node->comp[i].name);
+		if (p == NULL)
+			continue;
+		if ((c = campaign_find_dp(f, d->id, p->id)) == NULL &&
+		    (c = campaign_create(f, d, p)) == NULL)
+			continue;
+		campaign_join(c, node, node->comp[i].version);
+	}
+}
+
+struct campaign_assign_arg {
+	struct fanout		*f;
+	const struct fo_deploy	*d;
+};
+
+static void
+campaign_assign_cb(void *arg, const struct registry_node *node)
+{
+	struct campaign_assign_arg	*a = arg;
+
+	campaign_assign(a->f, a->d, node);
+}
+
+static void
+campaign_deploys_free(struct fanout *f)
+{
+	struct fo_deploy	*d;
+
+	while ((d = TAILQ_FIRST(&f->deploys)) != NULL) {
+		TAILQ_REMOVE(&f->deploys, d, entry);
+		free(d->pkgs);
+		free(d);
+	}
+}
+
+void
+campaign__manifest(struct fanout *f, const struct uplink_manifest *mf)
+{
+	struct campaign_assign_arg	 a;
+	const struct uplink_deployment	*ud;
+	struct fo_deploy		*d;
+	struct fo_campaign		*c;
+	size_t				 i, j, k;
+
+	campaign_deploys_free(f);
+	for (i = 0; i < mf->ndeps; i++) {
+		ud = &mf->deps[i];
+		d = xcalloc(1, sizeof(*d));
+		fanout__strlcpy(d->id, ud->id, sizeof(d->id));
+		d->nhw = ud->nhw > CACHE_HW_MAX ? CACHE_HW_MAX : ud->nhw;
+		for (j = 0; j < d->nhw; j++)
+			memcpy(d->hw[j], ud->hw[j], sizeof(d->hw[j]));
+		d->ntags = ud->ntags;
+		d->pkgs = xcalloc(ud->npkgs + 1, sizeof(*d->pkgs));
+		for (j = 0; j < ud->npkgs; j++)
+			for (k = 0; k < mf->npkgs; k++)
+				if (strcmp(mf->pkgs[k].id, ud->pkgs[j]) == 0) {
+					d->pkgs[d->npkgs++] = mf->pkgs[k];
+					break;
+				}
+		TAILQ_INSERT_TAIL(&f->deploys, d, entry);
+		if (d->ntags > 0)
+			log_info("deployment %s: targets tags, which the "
+			    "registry does not know yet: no node matches",
+			    d->id);
+	}
+	log_info("fanout: manifest %" PRId64 ": %zu packages, %zu "
+	    "deployments", mf->serial, mf->npkgs, mf->ndeps);
+
+	a.f = f;
+	TAILQ_FOREACH(d, &f->deploys, entry) {
+		a.d = d;
+		registry_foreach(f->reg, campaign_assign_cb, &a);
+	}
+	/* Campaigns still waiting may now be fetchable. */
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (c->state == FO_C_WAITING && !c->ready && c->check == NULL)
+			campaign_want_package(c);
+}
+
+void
+campaign__node_seen(struct fanout *f, const struct registry_node *node,
+    const struct up_announce *a)
+{
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+	struct fo_session	*s;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if (!campaign__active(c) ||
+		    (m = campaign__member(c, node->id)) == NULL ||
+		    FO_M_FINAL(m->state))
+			continue;
+		m->addr = node->addr;
+		if (strcmp(m->transport, node->transport) != 0 &&
+		    m->state <= FO_M_OFFERED) {
+			/* It moved to another broadcast domain. */
+			fanout__strlcpy(m->transport, node->transport,
+			    sizeof(m->transport));
+			if (c->state == FO_C_RUNNING && c->ready) {
+				campaign_place(c);
+				if (m->s != NULL)
+					session__poke(m->s);
+			}
+			continue;
+		}
+		if ((s = m->s) == NULL)
+			continue;
+		if (a->session == s->id)
+			session__announced(s, m, a);
+		else if (a->state == UP_NS_IDLE &&
+		    (m->state == FO_M_RECEIVING ||
+		    m->state == FO_M_DOWNLOADED ||
+		    m->state == FO_M_VERIFIED)) {
+			/* It lost the session (reflashed, aborted). */
+			log_info("campaign %s: node 0x%016" PRIx64 " lost "
+			    "session %08x, offering again", c->id, m->node,
+			    s->id);
+			m->known = false;
+			campaign__set_state(m, FO_M_PENDING);
+			session__poke(s);
+		}
+	}
+	campaign__assign_node(f, node);
+}
+
+void
+campaign__assign_node(struct fanout *f, const struct registry_node *node)
+{
+	struct fo_deploy	*d;
+
+	TAILQ_FOREACH(d, &f->deploys, entry)
+		campaign_assign(f, d, node);
+}
+
+/* ------------------------------------------------------------------ */
+/* Package: pin, fetch, verify once, run                               */
+
+static void
+campaign_check_cb(int fd, short ev, void *arg)
+{
+	struct fo_campaign	*c = arg;
+	char			*cause = NULL;
+	int			 rc;
+
+	rc = cache_check_step(c->check, CAMPAIGN_CHECK_BUDGET, &cause);
+	if (rc == 1) {
+		event_active(c->check_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	cache_check_free(c->check);
+	c->check = NULL;
+	if (rc == -1) {
+		/* Deleted and marked corrupt by the cache: fetch again. */
+		log_warnx("campaign %s: package %s is corrupt in the cache: "
+		    "%s", c->id, c->package, cause != NULL ? cause : "?");
+		free(cause);
+		c->fetching = false;
+		if (c->f->uplink != NULL) {
+			c->fetching = true;
+			if (uplink_fetch(c->f->uplink, c->pkg.sha256) == -1)
+				c->fetching = false;
+		}
+		return;
+	}
+	free(cause);
+	log_info("campaign %s: package %s verified", c->id, c->package);
+	c->ready = true;
+	campaign_pin(c);
+	if (c->state == FO_C_WAITING)
+		campaign_run(c);
+}
+
+static void
+campaign_check_start(struct fo_campaign *c)
+{
+	char	*cause = NULL;
+
+	if (c->check != NULL || c->ready)
+		return;
+	if ((c->check = cache_check_start(c->f->cache, c->pkg.sha256,
+	    &cause)) == NULL) {
+		log_warnx("campaign %s: cannot verify package %s: %s", c->id,
+		    c->package, cause != NULL ? cause : "?");
+		free(cause);
+		return;
+	}
+	if (c->check_ev == NULL)
+		c->check_ev = evtimer_new(c->f->base, campaign_check_cb, c);
+	event_active(c->check_ev, EV_TIMEOUT, 1);
+}
+
+static void
+campaign_want_package(struct fo_campaign *c)
+{
+	struct cache_entry	 e;
+
+	campaign_pin(c);
+	if (c->ready) {
+		if (c->state == FO_C_WAITING)
+			campaign_run(c);
+		return;
+	}
+	if (c->check != NULL || c->fetching)
+		return;
+	if (c->f->uplink != NULL) {
+		c->fetching = true;
+		if (uplink_fetch(c->f->uplink, c->pkg.sha256) == -1) {
+			c->fetching = false;
+			log_warnx("campaign %s: the uplink does not know "
+			    "package %s yet", c->id, c->package);
+		}
+		return;
+	}
+	/* No uplink (tests, offline): use what the cache holds. */
+	if (cache_lookup(c->f->cache, c->pkg.sha256, &e) == 0 &&
+	    e.state == CACHE_COMPLETE)
+		campaign_check_start(c);
+	else
+		log_info("campaign %s: waiting for package %s", c->id,
+		    c->package);
+}
+
+void
+campaign__blob_error(struct fo_campaign *c)
+{
+	struct fo_session	*s;
+
+	if (c->state != FO_C_RUNNING)
+		return;
+	log_warnx("campaign %s: cannot read package %s, verifying it again",
+	    c->id, c->package);
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		campaign__put_session(s);
+		session__close(s);
+	}
+	c->ready = false;
+	c->state = FO_C_WAITING;
+	campaign__put(c);
+	campaign_want_package(c);
+}
+
+void
+campaign__package_ready(struct fanout *f, const uint8_t *sha)
+{
+	struct fo_campaign	*c;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if (!campaign__active(c) ||
+		    memcmp(c->pkg.sha256, sha, CACHE_SHA_LEN) != 0)
+			continue;
+		c->fetching = false;
+		if (c->ready) {
+			if (c->state == FO_C_WAITING)
+				campaign_run(c);
+			continue;
+		}
+		campaign_check_start(c);
+	}
+}
+
+void
+campaign__package_failed(struct fanout *f, const uint8_t *sha,
+    const char *why)
+{
+	struct fo_campaign	*c;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if (!campaign__active(c) ||
+		    memcmp(c->pkg.sha256, sha, CACHE_SHA_LEN) != 0)
+			continue;
+		/* The uplink retries by itself; we only say so. */
+		c->fetching = false;
+		log_warnx("campaign %s: package %s: %s", c->id, c->package,
+		    why != NULL ? why : "failed");
+	}
+}
+
+static void
+campaign_run(struct fo_campaign *c)
+{
+	struct fo_session	*s;
+
+	if (c->state != FO_C_WAITING || !c->ready)
+		return;
+	c->state = FO_C_RUNNING;
+	if (c->started == 0)
+		c->started = fanout__unix_ms() / 1000;
+	campaign__put(c);
+	campaign_place(c);
+	TAILQ_FOREACH(s, &c->sessions, centry)
+		session__start(s);
+	campaign__check_done(c);
+}
+
+void
+campaign__start_all(struct fanout *f)
+{
+	struct fo_campaign	*c;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (c->state == FO_C_WAITING)
+			campaign_want_package(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* Technician actions                                                   */
+
+int
+campaign__pause(struct fo_campaign *c, char **cause)
+{
+	struct fo_session	*s;
+
+	if (c->state == FO_C_PAUSED)
+		return (0);
+	if (!campaign__active(c)) {
+		xasprintf(cause, "campaign %s is %s", c->id,
+		    campaign__state_str(c->state));
+		return (-1);
+	}
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		session__stop(s);
+		campaign__put_session(s);
+	}
+	c->state = FO_C_PAUSED;
+	campaign__put(c);
+	db_commit_now(c->f->db);
+	log_info("campaign %s: paused", c->id);
+	return (0);
+}
+
+int
+campaign__resume(struct fo_campaign *c, char **cause)
+{
+	if (c->state == FO_C_RUNNING || c->state == FO_C_WAITING)
+		return (0);
+	if (c->state != FO_C_PAUSED) {
+		xasprintf(cause, "campaign %s is %s", c->id,
+		    campaign__state_str(c->state));
+		return (-1);
+	}
+	c->state = FO_C_WAITING;
+	campaign__put(c);
+	log_info("campaign %s: resumed", c->id);
+	campaign_want_package(c);
+	db_commit_now(c->f->db);
+	return (0);
+}
+
+int
+campaign__cancel(struct fo_campaign *c, char **cause)
+{
+	struct fo_session	*s;
+	struct fo_member	*m;
+
+	if (c->state == FO_C_CANCELLED)
+		return (0);
+	if (!campaign__active(c)) {
+		xasprintf(cause, "campaign %s is %s", c->id,
+		    campaign__state_str(c->state));
+		return (-1);
+	}
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		session__stop(s);
+		if (s->nmembers > 0)
+			session__send_abort(s, UP_R_ABORTED);
+	}
+	TAILQ_FOREACH(m, &c->members, centry)
+		if (!FO_M_FINAL(m->state))
+			campaign_final_nocommit(m, FO_M_CANCELLED,
+			    UP_R_ABORTED, NULL);
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		campaign__put_session(s);
+		session__close(s);
+	}
+	c->state = FO_C_CANCELLED;
+	c->finished = fanout__unix_ms() / 1000;
+	c->ready = false;
+	campaign_unpin(c);
+	campaign__put(c);
+	db_commit_now(c->f->db);
+	log_info("campaign %s: cancelled", c->id);
+	return (0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                              */
+
+static void
+campaign_load_members(struct fo_campaign *c)
+{
+	struct fanout		*f = c->f;
+	struct fo_member	*m;
+	sqlite3_stmt		*st;
+	const void		*blob;
+	const char		*text;
+	enum fo_mstate		 ms;
+	int			 len;
+
+	if (sqlite3_prepare_v2(f->db, "SELECT node, transport, state, "
+	    "result, held, bytes_sent, tries, started, finished, reported, "
+	    "from_version, addr FROM campaign_nodes WHERE campaign = ?1 "
+	    "ORDER BY node", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, c->rowid);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		text = (const char *)sqlite3_column_text(st, 2);
+		if (text == NULL || campaign_mstate_parse(text, &ms) == -1)
+			continue;
+		m = campaign_member_add(c,
+		    (uint64_t)sqlite3_column_int64(st, 0));
+		text = (const char *)sqlite3_column_text(st, 1);
+		fanout__strlcpy(m->transport, text != NULL ? text : "",
+		    sizeof(m->transport));
+		m->state = ms;
+		m->result = sqlite3_column_int(st, 3);
+		m->held = sqlite3_column_int64(st, 4);
+		m->bytes_sent = sqlite3_column_int64(st, 5);
+		m->tries = sqlite3_column_int(st, 6);
+		m->started = sqlite3_column_int64(st, 7);
+		m->finished = sqlite3_column_int64(st, 8);
+		m->reported = sqlite3_column_int(st, 9) != 0;
+		text = (const char *)sqlite3_column_text(st, 10);
+		fanout__strlcpy(m->from, text != NULL ? text : "",
+		    sizeof(m->from));
+		blob = sqlite3_column_blob(st, 11);
+		len = sqlite3_column_bytes(st, 11);
+		if (blob != NULL && (size_t)len == sizeof(m->addr))
+			memcpy(&m->addr, blob, len);
+		if (m->addr.len > TP_ADDR_MAX)
+			memset(&m->addr, 0, sizeof(m->addr));
+
+		/*
+		 * After a restart the nodes still hold their blocks; the
+		 * session offers again with the same id and each node
+		 * answers with what it holds (docs/fanout.md, "Restart").
+		 */
+		if (m->state <= FO_M_DOWNLOADED)
+			m->state = FO_M_PENDING;
+	}
+	sqlite3_finalize(st);
+}
+
+static void
+campaign_load_sessions(struct fo_campaign *c)
+{
+	struct fanout		*f = c->f;
+	struct fo_session	*s;
+	struct fo_member	*m;
+	sqlite3_stmt		*st;
+	const char		*tp;
+	char			*cause = NULL;
+
+	if (sqlite3_prepare_v2(f->db, "SELECT transport, session, "
+	    "block_size, nblocks, bytes_sent FROM campaign_sessions WHERE "
+	    "campaign = ?1", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, c->rowid);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		tp = (const char *)sqlite3_column_text(st, 0);
+		s = session__new(c, tp != NULL ? tp : "",
+		    (uint32_t)sqlite3_column_int64(st, 1),
+		    (uint16_t)sqlite3_column_int(st, 2), &cause);
+		if (s == NULL) {
+			log_warnx("campaign %s: %s", c->id, cause);
+			free(cause);
+			cause = NULL;
+			continue;
+		}
+		s->nblocks = (uint32_t)sqlite3_column_int64(st, 3);
+		s->bytes_sent = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_finalize(st);
+
+	/* Members go back to the session of their instance. */
+	TAILQ_FOREACH(m, &c->members, centry) {
+		TAILQ_FOREACH(s, &c->sessions, centry)
+			if (strcmp(s->transport, m->transport) == 0)
+				break;
+		if (s != NULL) {
+			session__add_member(s, m);
+			m->bytes_base = s->bytes_sent;
+		}
+	}
+}
+
+/* Columns: id, deployment, package, pkg, target, state, created,
+ * started, finished. */
+static struct fo_campaign *
+campaign_load_row(struct fanout *f, sqlite3_stmt *st)
+{
+	struct fo_campaign	*c;
+	const char		*text;
+	json_t			*tj, *v;
+	json_error_t		 err;
+	size_t			 i;
+
+	c = campaign_alloc(f);
+	c->rowid = sqlite3_column_int64(st, 0);
+	snprintf(c->id, sizeof(c->id), "%" PRId64, c->rowid);
+	text = (const char *)sqlite3_column_text(st, 1);
+	fanout__strlcpy(c->deployment, text != NULL ? text : "",
+	    sizeof(c->deployment));
+	text = (const char *)sqlite3_column_text(st, 2);
+	fanout__strlcpy(c->package, text != NULL ? text : "",
+	    sizeof(c->package));
+	text = (const char *)sqlite3_column_text(st, 3);
+	if (text == NULL || campaign_pkg_parse(text, &c->pkg) == -1) {
+		log_warnx("campaign %s: bad package record, skipped", c->id);
+		free(c);
+		return (NULL);
+	}
+	text = (const char *)sqlite3_column_text(st, 4);
+	if (text != NULL && (tj = json_loads(text, 0, &err)) != NULL) {
+		json_array_foreach(tj, i, v) {
+			if (i >= CACHE_HW_MAX || !json_is_string(v))
+				break;
+			fanout__strlcpy(c->hw[i], json_string_value(v),
+			    sizeof(c->hw[i]));
+			c->nhw++;
+		}
+		json_decref(tj);
+	}
+	text = (const char *)sqlite3_column_text(st, 5);
+	if (text == NULL || campaign_state_parse(text, &c->state) == -1)
+		c->state = FO_C_WAITING;
+	c->created = sqlite3_column_int64(st, 6);
+	c->started = sqlite3_column_int64(st, 7);
+	c->finished = sqlite3_column_int64(st, 8);
+	/* The blob is verified again before anything is sent. */
+	if (c->state == FO_C_RUNNING)
+		c->state = FO_C_WAITING;
+	campaign_load_members(c);
+	campaign_load_sessions(c);
+	TAILQ_INSERT_TAIL(&f->campaigns, c, entry);
+	return (c);
+}
+
+/* Rebuilds a deployment from a restored campaign until a manifest. */
+static void
+campaign_restore_deploy(struct fanout *f, const struct fo_campaign *c)
+{
+	struct fo_deploy	*d;
+	size_t			 i;
+
+	TAILQ_FOREACH(d, &f->deploys, entry)
+		if (strcmp(d->id, c->deployment) == 0)
+			break;
+	if (d == NULL) {
+		d = xcalloc(1, sizeof(*d));
+		fanout__strlcpy(d->id, c->deployment, sizeof(d->id));
+		d->nhw = c->nhw;
+		for (i = 0; i < c->nhw; i++)
+			memcpy(d->hw[i], c->hw[i], sizeof(d->hw[i]));
+		TAILQ_INSERT_TAIL(&f->deploys, d, entry);
+	}
+	d->pkgs = xreallocarray(d->pkgs, d->npkgs + 1, sizeof(*d->pkgs));
+	d->pkgs[d->npkgs++] = c->pkg;
+}
+
+int
+campaign__load_all(struct fanout *f, char **cause)
+{
+	struct fo_campaign	*c;
+	sqlite3_stmt		*st;
+	int			 n = 0;
+
+	if (sqlite3_prepare_v2(f->db, "SELECT id, deployment, package, pkg, "
+	    "target, state, created, started, finished FROM campaigns WHERE "
+	    "state NOT IN ('done', 'cancelled') ORDER BY id", -1, &st,
+	    NULL) != SQLITE_OK) {
+		xasprintf(cause, "fanout: %s", sqlite3_errmsg(f->db));
+		return (-1);
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if ((c = campaign_load_row(f, st)) == NULL)
+			continue;
+		campaign_restore_deploy(f, c);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (n > 0)
+		log_info("fanout: resuming %d campaigns", n);
+	return (0);
+}
+
+struct fo_campaign *
+campaign__load_by_session(struct fanout *f, uint32_t id)
+{
+	sqlite3_stmt	*st;
+	char		 cid[24];
+
+	if (sqlite3_prepare_v2(f->db, "SELECT campaign FROM campaign_sessions "
+	    "WHERE session = ?1", -1, &st, NULL) != SQLITE_OK)
+		return (NULL);
+	sqlite3_bind_int64(st, 1, id);
+	cid[0] = '\0';
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(cid, sizeof(cid), "%lld",
+		    sqlite3_column_int64(st, 0));
+	sqlite3_finalize(st);
+	if (cid[0] == '\0')
+		return (NULL);
+	return (campaign__find(f, cid));
+}
+
+void
+campaign__fini(struct fanout *f)
+{
+	struct fo_campaign	*c;
+
+	while ((c = TAILQ_FIRST(&f->campaigns)) != NULL) {
+		TAILQ_REMOVE(&f->campaigns, c, entry);
+		campaign__free(c);
+	}
+	campaign_deploys_free(f);
+	sqlite3_finalize(f->st_camp_ins);
+	sqlite3_finalize(f->st_camp_upd);
+	sqlite3_finalize(f->st_node_put);
+	sqlite3_finalize(f->st_sess_put);
+	sqlite3_finalize(f->st_seq_get);
+	sqlite3_finalize(f->st_seq_put);
+}

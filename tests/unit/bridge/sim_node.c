@@ -1,0 +1,305 @@
+/*
+ * sim_node.c: simulated end nodes on tp_mem (see sim_node.h).
+ */
+#include <sys/time.h>
+
+#include <event2/event.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache.h"
+#include "sim_node.h"
+
+static void	 sim_schedule(struct sim_node *);
+static const struct up_port sim_port;
+
+static int
+sim_send(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct sim_node	*sn = ctx;
+
+	if (sn->mute)
+		return (0);
+	if (len > 1 && frame[1] == UP_T_RESULT && len <= UP_FRAME_MAX) {
+		memcpy(sn->last_result, frame, len);
+		sn->last_result_len = len;
+		sn->results_sent++;
+	}
+	tp_mem_node_send(sn->mn, frame, len);
+	return (0);
+}
+
+static uint32_t
+sim_now_ms(void *ctx)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+}
+
+static uint32_t
+sim_random(void *ctx)
+{
+	struct sim_node	*sn = ctx;
+
+	sn->rng ^= sn->rng << 13;
+	sn->rng ^= sn->rng >> 17;
+	sn->rng ^= sn->rng << 5;
+	return (sn->rng);
+}
+
+static int
+sim_save(void *ctx, const uint8_t *state, size_t state_len,
+    const uint8_t *bitmap, size_t bitmap_len)
+{
+	struct sim_node	*sn = ctx;
+
+	if (state_len > sizeof(sn->saved_state))
+		return (-1);
+	memcpy(sn->saved_state, state, state_len);
+	sn->saved_state_len = state_len;
+	free(sn->saved_bm);
+	sn->saved_bm = malloc(bitmap_len + 1);
+	if (bitmap_len > 0)
+		memcpy(sn->saved_bm, bitmap, bitmap_len);
+	sn->saved_bm_len = bitmap_len;
+	sn->saved = true;
+	return (0);
+}
+
+static int
+sim_load(void *ctx, uint8_t *state, size_t state_cap, size_t *state_len,
+    uint8_t *bitmap, size_t bitmap_cap, size_t *bitmap_len)
+{
+	struct sim_node	*sn = ctx;
+
+	if (!sn->saved || sn->saved_state_len > state_cap ||
+	    sn->saved_bm_len > bitmap_cap)
+		return (-1);
+	memcpy(state, sn->saved_state, sn->saved_state_len);
+	*state_len = sn->saved_state_len;
+	if (sn->saved_bm_len > 0)
+		memcpy(bitmap, sn->saved_bm, sn->saved_bm_len);
+	*bitmap_len = sn->saved_bm_len;
+	return (0);
+}
+
+static uint32_t
+sim_slot_capacity(void *ctx)
+{
+	return (((struct sim_node *)ctx)->slot_cap);
+}
+
+static int
+sim_slot_prepare(void *ctx, uint32_t size)
+{
+	struct sim_node	*sn = ctx;
+
+	if (size > sn->slot_cap)
+		return (-1);
+	memset(sn->slot, 0xff, sn->slot_cap);
+	return (0);
+}
+
+static int
+sim_slot_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct sim_node	*sn = ctx;
+
+	if (off > sn->slot_cap || n > sn->slot_cap - off)
+		return (-1);
+	memcpy(sn->slot + off, p, n);
+	return (0);
+}
+
+static int
+sim_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct sim_node	*sn = ctx;
+
+	if (off > sn->slot_cap || n > sn->slot_cap - off)
+		return (-1);
+	memcpy(p, sn->slot + off, n);
+	return (0);
+}
+
+static int
+sim_image_verify(void *ctx, const struct up_offer *o)
+{
+	struct sim_node	*sn = ctx;
+	uint8_t		 d[32];
+
+	if (o->size > sn->slot_cap)
+		return (UP_R_INTEGRITY);
+	cache_sha256(sn->slot, o->size, d);
+	/* Test packages are unsigned (sig_alg none). */
+	return (memcmp(d, o->sha256, 32) == 0 ? UP_R_INITIAL :
+	    UP_R_INTEGRITY);
+}
+
+static void
+sim_boot_cb(int fd, short ev, void *arg)
+{
+	struct sim_node	*sn = arg;
+	unsigned int	 i;
+
+	/* The new slot boots and passes its health check. */
+	for (i = 0; i < sn->info.ncomp; i++)
+		if (strcmp(sn->info.comp[i].name, sn->n.offer.component) == 0)
+			memcpy(sn->info.comp[i].version, sn->next_version,
+			    sizeof(sn->info.comp[i].version));
+	sn->rebooting = false;
+	up_node_init(&sn->n, &sim_port, sn, &sn->info, sn->bm, sn->bm_cap);
+	up_node_start(&sn->n, NULL);
+	sim_schedule(sn);
+}
+
+static int
+sim_activate(void *ctx, const struct up_offer *o)
+{
+	struct sim_node	*sn = ctx;
+	struct timeval	 tv;
+
+	memcpy(sn->next_version, o->to_version, sizeof(sn->next_version));
+	sn->rebooting = true;
+	tv.tv_sec = sn->boot_delay_ms / 1000;
+	tv.tv_usec = (sn->boot_delay_ms % 1000) * 1000;
+	evtimer_add(sn->boot_ev, &tv);
+	return (0);
+}
+
+static const struct up_port sim_port = {
+	.send = sim_send,
+	.now_ms = sim_now_ms,
+	.random = sim_random,
+	.save = sim_save,
+	.load = sim_load,
+	.slot_capacity = sim_slot_capacity,
+	.slot_prepare = sim_slot_prepare,
+	.slot_write = sim_slot_write,
+	.slot_read = sim_slot_read,
+	.image_verify = sim_image_verify,
+	.activate = sim_activate,
+};
+
+static void
+sim_tick_cb(int fd, short ev, void *arg)
+{
+	struct sim_node	*sn = arg;
+
+	if (sn->rebooting)
+		return;
+	up_node_tick(&sn->n);
+	sim_schedule(sn);
+}
+
+static void
+sim_schedule(struct sim_node *sn)
+{
+	struct timeval	 tv;
+	uint32_t	 ms;
+
+	if (sn->rebooting)
+		return;
+	ms = up_node_next_ms(&sn->n);
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(sn->tick_ev, &tv);
+}
+
+static void
+sim_rx(void *arg, const uint8_t *frame, size_t len)
+{
+	struct sim_node	*sn = arg;
+	struct up_msg	 m;
+
+	if (sn->deaf || sn->rebooting)
+		return;
+	if (up_decode(frame, len, &m) == UP_OK && m.type == UP_T_DATA) {
+		sn->rx_data++;
+		if (m.session == sn->n.session &&
+		    sn->n.state == UP_NS_RECEIVING &&
+		    m.u.data.index < sn->n.held.nbits &&
+		    up_bitmap_get(&sn->n.held, m.u.data.index))
+			sn->dup_data++;
+	}
+	up_node_input(&sn->n, frame, len);
+	sim_schedule(sn);
+}
+
+struct sim_node *
+sim_node_new(struct event_base *base, struct tp_mem_medium *m, uint8_t id,
+    uint64_t node_id, const char *hw, const char *comp, const char *version,
+    uint32_t slot_cap, double loss_pct, uint32_t seed)
+{
+	struct sim_node	*sn;
+
+	sn = calloc(1, sizeof(*sn));
+	sn->base = base;
+	sn->slot_cap = slot_cap;
+	sn->slot = calloc(1, slot_cap);
+	sn->bm_cap = up_bitmap_bytes(slot_cap / 16 + 1);
+	sn->bm = calloc(1, sn->bm_cap);
+	sn->rng = seed * 2654435761u + id;
+	if (sn->rng == 0)
+		sn->rng = 1;
+	sn->boot_delay_ms = 20;
+	sn->info.node_id = node_id;
+	strncpy(sn->info.hw, hw, sizeof(sn->info.hw) - 1);
+	sn->info.max_frame = UP_FRAME_MAX;
+	sn->info.battery = UP_BATTERY_UNKNOWN;
+	sn->info.rssi_dbm = UP_RSSI_UNKNOWN;
+	sn->info.snr_db = UP_SNR_UNKNOWN;
+	sn->info.ncomp = 1;
+	strncpy(sn->info.comp[0].name, comp, UP_NAME_MAX);
+	strncpy(sn->info.comp[0].version, version, UP_VER_MAX);
+	sn->tick_ev = evtimer_new(base, sim_tick_cb, sn);
+	sn->boot_ev = evtimer_new(base, sim_boot_cb, sn);
+	sn->mn = tp_mem_node_new(m, id, loss_pct, seed, sim_rx, sn);
+	up_node_init(&sn->n, &sim_port, sn, &sn->info, sn->bm, sn->bm_cap);
+	up_node_start(&sn->n, NULL);
+	sim_schedule(sn);
+	return (sn);
+}
+
+void
+sim_node_free(struct sim_node *sn)
+{
+	if (sn == NULL)
+		return;
+	event_free(sn->tick_ev);
+	event_free(sn->boot_ev);
+	tp_mem_node_free(sn->mn);
+	free(sn->slot);
+	free(sn->bm);
+	free(sn->saved_bm);
+	free(sn);
+}
+
+uint8_t
+sim_node_state(struct sim_node *sn, uint32_t *session, uint8_t *result)
+{
+	return (up_node_get_state(&sn->n, session, result));
+}
+
+const char *
+sim_node_version(struct sim_node *sn, const char *comp)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < sn->info.ncomp; i++)
+		if (strcmp(sn->info.comp[i].name, comp) == 0)
+			return (sn->info.comp[i].version);
+	return (NULL);
+}
+
+void
+sim_node_resend_result(struct sim_node *sn)
+{
+	if (sn->last_result_len > 0)
+		tp_mem_node_send(sn->mn, sn->last_result,
+		    sn->last_result_len);
+}

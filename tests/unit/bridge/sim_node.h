@@ -1,0 +1,68 @@
+/*
+ * sim_node.h: simulated end nodes for the fan-out tests, each running
+ * the real node engine of up/ (up_node_*) over a tp_mem receiver, with
+ * its slot, state and bitmap in memory.  Activation "reboots" the node
+ * after boot_delay_ms into the new version (health check passes).
+ */
+#ifndef SIM_NODE_H
+#define SIM_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "up.h"
+#include "tp_mem.h"
+
+struct event_base;
+
+struct sim_node {
+	struct up_node		 n;
+	struct up_node_info	 info;
+	struct tp_mem_node	*mn;
+	struct event_base	*base;
+	struct event		*tick_ev;
+	struct event		*boot_ev;
+
+	uint8_t			*slot;
+	uint32_t		 slot_cap;
+	uint8_t			*bm;		/* engine's bitmap buffer */
+	size_t			 bm_cap;
+
+	/* "Flash": the persisted state and bitmap. */
+	uint8_t			 saved_state[UP_NODE_STATE_MAX];
+	size_t			 saved_state_len;
+	uint8_t			*saved_bm;
+	size_t			 saved_bm_len;
+	bool			 saved;
+
+	uint32_t		 rng;
+	bool			 deaf;		/* ignores every frame */
+	bool			 mute;		/* sends nothing */
+	uint32_t		 boot_delay_ms;
+	char			 next_version[UP_VER_MAX + 1];
+	bool			 rebooting;
+
+	uint64_t		 dup_data;	/* DATA for blocks held */
+	uint64_t		 rx_data;
+	uint8_t			 last_result[UP_FRAME_MAX];
+	size_t			 last_result_len;
+	uint64_t		 results_sent;
+};
+
+/*
+ * A node with link address `id' on medium m (loss in percent), running
+ * component `comp' at `version', hardware `hw', slot of slot_cap bytes.
+ * Starts the engine (it announces itself).
+ */
+struct sim_node	*sim_node_new(struct event_base *, struct tp_mem_medium *m,
+		    uint8_t id, uint64_t node_id, const char *hw,
+		    const char *comp, const char *version, uint32_t slot_cap,
+		    double loss_pct, uint32_t seed);
+void		 sim_node_free(struct sim_node *);
+uint8_t		 sim_node_state(struct sim_node *, uint32_t *session,
+		    uint8_t *result);
+const char	*sim_node_version(struct sim_node *, const char *comp);
+/* Sends the last RESULT frame again (a duplicate). */
+void		 sim_node_resend_result(struct sim_node *);
+
+#endif /* SIM_NODE_H */

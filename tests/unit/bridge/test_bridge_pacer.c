@@ -1,0 +1,258 @@
+/*
+ * test_bridge_pacer.c: the pacer on a simulated clock: byte rate, duty
+ * cycle credits, minimum gap, queue depth and TP_EAGAIN.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "fanout_internal.h"
+
+struct sim {
+	uint64_t	 now;		/* us */
+	uint64_t	 frames;
+	uint64_t	 bytes;		/* with overhead */
+	uint64_t	 airtime;
+	uint64_t	 first;
+	uint64_t	 last;
+	uint64_t	 min_spacing;
+};
+
+/*
+ * Sends frames of `len' bytes for `span_us' of simulated time the way
+ * the engine does: ask, sleep until allowed (rounded up to `tick_us',
+ * like a millisecond event loop), send what is due.
+ */
+static void
+simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
+    uint64_t span_us, uint64_t tick_us, uint32_t overhead)
+{
+	uint64_t	 end = s->now + span_us, w, prev = UINT64_MAX;
+
+	s->first = UINT64_MAX;
+	s->min_spacing = UINT64_MAX;
+	while (s->now < end) {
+		w = pacer__delay(p, s->now, len, air);
+		assert_true(w != PACER_WAIT);
+		if (w > 0) {
+			if (tick_us > 1)
+				w = (w + tick_us - 1) / tick_us * tick_us;
+			s->now += w;
+			continue;
+		}
+		pacer__sent(p, s->now, len, air);
+		if (s->first == UINT64_MAX)
+			s->first = s->now;
+		if (prev != UINT64_MAX && s->now - prev < s->min_spacing)
+			s->min_spacing = s->now - prev;
+		prev = s->now;
+		s->last = s->now;
+		s->frames++;
+		s->bytes += len + overhead;
+		s->airtime += air;
+	}
+}
+
+static void
+caps_init(struct tp_caps *c, uint64_t bps, uint32_t overhead)
+{
+	memset(c, 0, sizeof(*c));
+	c->mtu = 1472;
+	c->bitrate_bps = bps;
+	c->frame_overhead = overhead;
+	c->flags = TP_CAP_BROADCAST;
+}
+
+static void
+check_rate(uint64_t bps, unsigned int pct, size_t len, uint64_t tick_us)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	struct sim	 s;
+	double		 rate, want;
+
+	caps_init(&caps, bps, 42);
+	memset(&s, 0, sizeof(s));
+	s.now = 5000000;
+	pacer__init(&p, &caps, pct, s.now);
+	simulate(&p, &s, len, 0, 10000000, tick_us, 42);
+	want = (double)bps * pct / 100;
+	/* Frames 2..n over the time from the first to the last. */
+	rate = (double)(s.bytes - len - 42) * 8 /
+	    ((double)(s.last - s.first) / 1e6);
+	print_message("%" PRIu64 " bit/s x %u%%, tick %" PRIu64 " us: %.1f "
+	    "bit/s (%.3f %%), %" PRIu64 " frames\n", bps, pct, tick_us, rate,
+	    (rate - want) / want * 100, s.frames);
+	assert_true(rate > want * 0.98 && rate < want * 1.02);
+	/* Counted with the per-frame overhead: bytes / (len+42). */
+	assert_int_equal(p.frames, s.frames);
+	assert_int_equal(p.bytes, s.frames * len);
+}
+
+static void
+test_rate(void **state)
+{
+	/* 100 Mbit/s at 90 %: about 8,000 frames of 1,400 B a second. */
+	check_rate(100000000, 90, 1418, 1);
+	check_rate(100000000, 90, 1418, 1000);
+	/* libevent on CLOCK_MONOTONIC_COARSE: 4 ms wake-ups. */
+	check_rate(100000000, 90, 1418, 4000);
+	check_rate(2000000, 100, 1042, 4000);
+	/* A slow serial link and odd sizes. */
+	check_rate(19200, 100, 97, 1);
+	check_rate(1000000, 33, 1000, 1000);
+}
+
+static void
+test_burst_is_bounded(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	uint64_t	 now = 1000000;
+	int		 n = 0;
+
+	caps_init(&caps, 100000000, 0);
+	pacer__init(&p, &caps, 100, now);
+	/* 80 us per frame at 100 Mbit/s: 8 ms of tolerance is 100 frames. */
+	while (pacer__delay(&p, now, 1000, 0) == 0) {
+		pacer__sent(&p, now, 1000, 0);
+		n++;
+		assert_true(n < 200);
+	}
+	assert_true(n >= 100 && n <= 101);
+	n = 0;
+	caps_init(&caps, 1000000, 0);
+	pacer__init(&p, &caps, 100, now);
+	/* After idle, only the burst tolerance goes out at once. */
+	while (pacer__delay(&p, now, 1000, 0) == 0) {
+		pacer__sent(&p, now, 1000, 0);
+		n++;
+		assert_true(n < 100);
+	}
+	/* 8 ms per frame at 1 Mbit/s, 8 ms of tolerance: two frames. */
+	assert_int_equal(n, 2);
+	assert_true(pacer__delay(&p, now, 1000, 0) > 0);
+}
+
+/* LoRa-like: 1 % duty cycle, 100 ms frames, one-hour window. */
+static void
+test_duty_cycle(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	struct sim	 s;
+	uint64_t	 hour = 3600ULL * 1000000;
+	uint64_t	 after_burst;
+
+	caps_init(&caps, 0, 0);		/* no byte rate: only duty */
+	caps.duty_cycle_ppm = 10000;
+	caps.duty_window_ms = 3600000;
+	memset(&s, 0, sizeof(s));
+	pacer__init(&p, &caps, 100, 0);
+
+	/* The full bucket: 36 s of airtime = 360 frames at once. */
+	simulate(&p, &s, 50, 100000, 1, 1, 0);
+	assert_int_equal(s.frames, 360);
+	after_burst = s.frames;
+
+	/* Then one frame per 10 s: 1 % of the time on air. */
+	simulate(&p, &s, 50, 100000, 10 * hour, 1, 0);
+	print_message("duty: %" PRIu64 " frames in 10 h after the burst\n",
+	    s.frames - after_burst);
+	assert_true(s.frames - after_burst >= 3600 * 0.98 &&
+	    s.frames - after_burst <= 3600 * 1.02);
+	assert_true(s.min_spacing >= 10000000 - 1);
+	/* Over any long span, airtime <= 1 % of it plus the bucket. */
+	assert_true(s.airtime <= (s.now / 100) + 36000000);
+
+	/* A corrected airtime from tx_done is charged. */
+	pacer__tx_done(&p, 100000, 300000);
+	assert_true(p.track_inflight);
+}
+
+/* Modbus RTU-like: 3.5 characters of silence after each frame. */
+static void
+test_min_gap(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	struct sim	 s;
+	uint32_t	 air;
+
+	caps_init(&caps, 19200, 0);
+	caps.min_gap_us = 2005;
+	memset(&s, 0, sizeof(s));
+	pacer__init(&p, &caps, 100, 0);
+	air = pacer__airtime(&p, 200);		/* 200 B at 19200 bit/s */
+	assert_int_equal(air, 83334);
+	simulate(&p, &s, 200, air, 2000000, 1, 0);
+	assert_true(s.min_spacing >= air + 2005);
+}
+
+static void
+test_queue_and_eagain(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	uint64_t	 now = 0;
+
+	caps_init(&caps, 0, 0);
+	caps.tx_queue = 2;
+	pacer__init(&p, &caps, 100, now);
+	/* Without tx_done reports, the plugin's TP_EAGAIN is the limit. */
+	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+	pacer__eagain(&p);
+	assert_int_equal(pacer__delay(&p, now, 100, 0), PACER_WAIT);
+	pacer__writable(&p);
+	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+
+	/* Once the plugin reports tx_done, count frames in flight. */
+	pacer__tx_done(&p, 0, 0);
+	pacer__sent(&p, now, 100, 0);
+	pacer__sent(&p, now, 100, 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0), PACER_WAIT);
+	pacer__tx_done(&p, 0, 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+}
+
+static void
+test_reconf(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	json_t		*j;
+
+	caps_init(&caps, 10000000, 42);
+	pacer__init(&p, &caps, 90, 0);
+	assert_int_equal(p.rate_bps, 9000000);
+	pacer__reconf(&p, &caps, 50);
+	assert_int_equal(p.rate_bps, 5000000);
+	/* Out-of-range percentages mean the whole link. */
+	pacer__reconf(&p, &caps, 0);
+	assert_int_equal(p.rate_bps, 10000000);
+	j = pacer__json(&p, 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "rate_bps")),
+	    10000000);
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_burst_is_bounded),
+		cmocka_unit_test(test_duty_cycle),
+		cmocka_unit_test(test_min_gap),
+		cmocka_unit_test(test_queue_and_eagain),
+		cmocka_unit_test(test_reconf),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}

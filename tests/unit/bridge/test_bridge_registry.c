@@ -1,0 +1,239 @@
+/*
+ * test_bridge_registry.c: the node registry: announces, lookups at
+ * fleet scale, persistence across a reopen, versions and JSON.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upbridged.h"
+
+struct rfx {
+	char	 dir[64];
+	char	 path[128];
+	sqlite3	*db;
+};
+
+static int
+setup(void **state)
+{
+	struct rfx	*x;
+	char		*cause = NULL;
+
+	x = calloc(1, sizeof(*x));
+	strcpy(x->dir, "/tmp/ub-registry-XXXXXX");
+	if (mkdtemp(x->dir) == NULL)
+		return (-1);
+	snprintf(x->path, sizeof(x->path), "%s/state.db", x->dir);
+	if ((x->db = db_open(x->path, 1, &cause)) == NULL) {
+		fprintf(stderr, "db_open: %s\n", cause);
+		return (-1);
+	}
+	*state = x;
+	return (0);
+}
+
+static int
+teardown(void **state)
+{
+	struct rfx	*x = *state;
+	char		 cmd[128];
+
+	db_close(x->db);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", x->dir);
+	if (system(cmd) != 0)
+		return (-1);
+	free(x);
+	return (0);
+}
+
+static void
+announce(struct up_announce *a, uint64_t id, const char *ver)
+{
+	memset(a, 0, sizeof(*a));
+	a->node_id = id;
+	snprintf(a->hw, sizeof(a->hw), "hw-%u", (unsigned)(id % 3));
+	a->max_frame = 1472;
+	a->free_kib = 1024;
+	a->battery = UP_BATTERY_UNKNOWN;
+	a->rssi_dbm = -70;
+	a->snr_db = UP_SNR_UNKNOWN;
+	a->ncomp = 2;
+	strcpy(a->comp[0].name, "app");
+	strcpy(a->comp[0].version, ver);
+	strcpy(a->comp[1].name, "boot");
+	strcpy(a->comp[1].version, "2.0");
+}
+
+static void
+addr(struct tp_addr *t, uint64_t id)
+{
+	memset(t, 0, sizeof(*t));
+	t->len = 8;
+	memcpy(t->b, &id, 8);
+}
+
+static int
+count_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt	*st;
+	int		 n = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return (-1);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return (n);
+}
+
+static void
+count_cb(void *arg, const struct registry_node *n)
+{
+	(*(size_t *)arg)++;
+}
+
+static void
+test_fleet(void **state)
+{
+	struct rfx			*x = *state;
+	struct registry			*r;
+	struct up_announce		 a;
+	struct tp_addr			 t;
+	const struct registry_node	*n;
+	char				*cause = NULL;
+	clock_t				 c0;
+	size_t				 seen = 0;
+	uint64_t			 id;
+
+	r = registry_open(x->db, &cause);
+	assert_non_null(r);
+	c0 = clock();
+	for (id = 1; id <= 10000; id++) {
+		announce(&a, id * 7919, "1.0.0");
+		addr(&t, id);
+		assert_int_equal(registry_announce(r, &a, "lan0", &t, "x",
+		    1000), 1);
+	}
+	/* Known nodes again: not new, and cheap. */
+	for (id = 1; id <= 10000; id++) {
+		announce(&a, id * 7919, "1.0.0");
+		addr(&t, id);
+		assert_int_equal(registry_announce(r, &a, "lan0", &t, "x",
+		    1010), 0);
+	}
+	for (id = 1; id <= 10000; id++) {
+		n = registry_get(r, id * 7919);
+		assert_non_null(n);
+		assert_int_equal(n->id, id * 7919);
+	}
+	print_message("20,000 announces + 10,000 lookups: %.3f s cpu\n",
+	    (double)(clock() - c0) / CLOCKS_PER_SEC);
+	assert_null(registry_get(r, 12345678));
+	assert_int_equal(registry_count(r), 10000);
+	registry_foreach(r, count_cb, &seen);
+	assert_int_equal(seen, 10000);
+
+	/* Node id 0 is not a node. */
+	announce(&a, 0, "1.0.0");
+	assert_int_equal(registry_announce(r, &a, "lan0", &t, "x", 1), -1);
+	assert_int_equal(registry_count(r), 10000);
+
+	assert_int_equal(registry_set_version(r, 7919, "app", "1.1.0"), 0);
+	assert_int_equal(registry_set_version(r, 7919, "extra", "0.1"), 0);
+	assert_int_equal(registry_set_version(r, 1, "app", "1.1.0"), -1);
+	assert_int_equal(registry_set_state(r, 7919, UP_NS_UPDATED), 0);
+	registry_free(r);
+
+	/* Everything came back from SQLite. */
+	assert_int_equal(db_commit_now(x->db), 0);
+	assert_int_equal(count_rows(x->db, "SELECT count(*) FROM nodes"),
+	    10000);
+	r = registry_open(x->db, &cause);
+	assert_non_null(r);
+	assert_int_equal(registry_count(r), 10000);
+	n = registry_get(r, 7919);
+	assert_non_null(n);
+	assert_int_equal(n->ncomp, 3);
+	assert_string_equal(n->comp[0].version, "1.1.0");
+	assert_string_equal(n->comp[2].name, "extra");
+	assert_int_equal(n->state, UP_NS_UPDATED);
+	assert_int_equal(n->rssi_dbm, -70);
+	assert_int_equal(n->first_seen, 1000);
+	assert_int_equal(n->addr.len, 8);
+	n = registry_get(r, 10000 * 7919);
+	assert_non_null(n);
+	assert_string_equal(n->hw, "hw-2");	/* 79190000 % 3 */
+	registry_free(r);
+}
+
+static void
+test_changes_and_json(void **state)
+{
+	struct rfx			*x = *state;
+	struct registry			*r;
+	struct up_announce		 a;
+	struct tp_addr			 t;
+	const struct registry_node	*n;
+	json_t				*j;
+	char				*cause = NULL;
+
+	r = registry_open(x->db, &cause);
+	assert_non_null(r);
+	announce(&a, 0x42, "1.0.0");
+	addr(&t, 1);
+	assert_int_equal(registry_announce(r, &a, "lan0", &t, "10.0.0.1:4242",
+	    100), 1);
+	/* It moved and updated: the registry follows. */
+	announce(&a, 0x42, "1.2.0");
+	a.ncomp = 1;
+	addr(&t, 2);
+	assert_int_equal(registry_announce(r, &a, "lan1", &t, "10.0.1.1:4242",
+	    200), 0);
+	n = registry_get(r, 0x42);
+	assert_string_equal(n->transport, "lan1");
+	assert_string_equal(n->addr_text, "10.0.1.1:4242");
+	assert_int_equal(n->ncomp, 1);
+	assert_string_equal(n->comp[0].version, "1.2.0");
+	assert_int_equal(n->first_seen, 100);
+	assert_int_equal(n->last_seen, 200);
+	assert_int_equal(count_rows(x->db, "SELECT count(*) FROM "
+	    "node_components WHERE node = 66"), 1);
+
+	j = registry_node_json(n);
+	assert_string_equal(json_string_value(json_object_get(j, "id")),
+	    "0x0000000000000042");
+	assert_string_equal(json_string_value(json_object_get(j,
+	    "transport")), "lan1");
+	assert_true(json_is_null(json_object_get(j, "battery")));
+	assert_int_equal(json_integer_value(json_object_get(j, "rssi_dbm")),
+	    -70);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+	    json_object_get(j, "components"), 0), "version")), "1.2.0");
+	assert_string_equal(json_string_value(json_object_get(j, "state")),
+	    up_state_str(UP_NS_IDLE));
+	json_decref(j);
+	registry_free(r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fleet, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_and_json, setup,
+		    teardown),
+	};
+
+	log_init(1, 0);
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
