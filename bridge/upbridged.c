@@ -260,6 +260,7 @@ main(int argc, char *argv[])
 	struct ub		*ub = &m.ub;
 	struct uplink_config	 ucfg;
 	struct uplink_cb	 ucb;
+	struct event_config	*evcfg;
 	struct timeval		 tv = { 0, UB_CRON_MS * 1000 };
 	const char		*conf_path = UB_CONF_DEFAULT;
 	char			*cause = NULL, *path;
@@ -319,7 +320,17 @@ main(int argc, char *argv[])
 		fatalx("state_dir: %s", cause);
 	if (ub_lock(&m, &cause) != 0)
 		fatalx("%s", cause);
-	if ((ub->base = event_base_new()) == NULL)
+	/*
+	 * The pacer arms timers a millisecond or two apart; libevent's
+	 * default coarse clock on Linux steps in about 4 ms, so ask for the
+	 * precise one.
+	 */
+	if ((evcfg = event_config_new()) == NULL)
+		fatalx("cannot create the event configuration");
+	event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	ub->base = event_base_new_with_config(evcfg);
+	event_config_free(evcfg);
+	if (ub->base == NULL)
 		fatalx("cannot create the event base");
 
 	xasprintf(&path, "%s/upbridge.db", ub->conf->state_dir);

@@ -1030,6 +1030,11 @@ up_node_start(struct up_node *n, const char *running_version)
 	if (n->session != 0 && running_version != NULL)
 		up_node_set_version(n, n->offer.component, running_version);
 
+	if (n->session != 0)
+		up_logf(UP_LOG_INFO, "node %016llx: session %08lx: resumed in "
+		    "state %s with %lu of %lu blocks held", node_id(n),
+		    (unsigned long)n->session, up_state_str(n->state),
+		    (unsigned long)n->nheld, (unsigned long)n->offer.nblocks);
 	switch (n->state) {
 	case UP_NS_RECEIVING:
 		/* The last block may have landed just before the cut. */

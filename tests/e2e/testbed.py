@@ -1,0 +1,326 @@
+"""testbed.py: a real cloud, a real daemon and real nodes on loopback.
+
+Shared by the end-to-end tests (tests/e2e/test_*.py) and scripts/demo.
+Everything runs from a private temporary directory: nginx with TLS as the
+cloud (tests/e2e/cloud.sh), upbridged with its own state directory and
+control socket, and upnode processes on a private multicast group and port.
+Only processes started here are ever signalled, by PID.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+GW_ID = "gw-e2e"
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Fail(Exception):
+    pass
+
+
+class Testbed:
+    def __init__(self, bindir, srcdir, name="e2e", keep=False, quiet=False):
+        self.bindir = os.path.abspath(bindir)
+        self.srcdir = os.path.abspath(srcdir)
+        self.keep = keep
+        self.quiet = quiet
+        self.tmp = tempfile.mkdtemp(prefix="upbridge-%s-" % name)
+        self.cloud = os.path.join(self.tmp, "cloud")
+        self.www = os.path.join(self.cloud, "www", "cloud")
+        self.https_port = free_port()
+        self.group = "239.255.%d.%d" % (random.randint(1, 254),
+                                        random.randint(1, 254))
+        self.mport = free_udp_port()
+        self.daemon = None
+        self.daemon_log = os.path.join(self.tmp, "upbridged.log")
+        self.nodes = {}          # id -> dict(proc, dir, log, args)
+        self.cloud_started = False
+        self.conf = os.path.join(self.tmp, "upbridged.conf")
+        self.sock = os.path.join(self.tmp, "upbridged.sock")
+        self.state = os.path.join(self.tmp, "state")
+        self.key = os.path.join(self.tmp, "cloud.key.pem")
+        self.pub = os.path.join(self.tmp, "cloud.pub.pem")
+        self.serial = 0
+        self.t0 = time.time()
+
+    # -- helpers ---------------------------------------------------------
+    def log(self, msg):
+        if not self.quiet:
+            print("[%6.1fs] %s" % (time.time() - self.t0, msg), flush=True)
+
+    def bin(self, name):
+        return os.path.join(self.bindir, name)
+
+    def run(self, *args, check=True, capture=True, timeout=60):
+        r = subprocess.run(list(args), capture_output=capture, text=True,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise Fail("%s exited %d: %s%s" % (" ".join(args), r.returncode,
+                                                r.stdout or "",
+                                                r.stderr or ""))
+        return r
+
+    def wait_for(self, pred, timeout, what, interval=0.2):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = pred()
+            if v:
+                return v
+            self.check_daemon()
+            time.sleep(interval)
+        raise Fail("timed out after %ds waiting for %s" % (timeout, what))
+
+    # -- cloud -----------------------------------------------------------
+    def start_cloud(self):
+        cloud_sh = os.path.join(self.srcdir, "tests", "e2e", "cloud.sh")
+        self.run("sh", cloud_sh, "start", self.cloud, str(self.https_port))
+        self.cloud_started = True
+        self.log("cloud: nginx with TLS on https://127.0.0.1:%d/cloud/"
+                 % self.https_port)
+
+    def cloud_bytes(self, suffix):
+        cloud_sh = os.path.join(self.srcdir, "tests", "e2e", "cloud.sh")
+        r = self.run("sh", cloud_sh, "bytes", self.cloud, suffix)
+        return int(r.stdout.strip() or "0")
+
+    def genkey(self):
+        self.run(self.bin("upmanifest"), "genkey", self.key, self.pub)
+
+    def make_package(self, name, size, seed):
+        """A deterministic pseudo-random image under www/packages/."""
+        rnd = random.Random(seed)
+        path = os.path.join(self.www, "packages", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            left = size
+            while left > 0:
+                n = min(left, 65536)
+                f.write(rnd.randbytes(n))
+                left -= n
+        return "packages/" + name
+
+    def publish(self, packages, deployments):
+        """packages: list of dicts (id, component, version, hw, url, ...)."""
+        self.serial += 1
+        spec = {"version": 1, "serial": self.serial,
+                "packages": packages, "deployments": deployments}
+        path = os.path.join(self.tmp, "spec-%d.json" % self.serial)
+        with open(path, "w") as f:
+            json.dump(spec, f, indent=1)
+        self.run(self.bin("upmanifest"), "build", "-k", self.key, "-s", path,
+                 "-r", self.www, "--serial", str(self.serial))
+        self.log("cloud: published manifest serial %d (%d package(s))"
+                 % (self.serial, len(packages)))
+
+    def reports(self):
+        """Every report record the cloud received, in upload order."""
+        d = os.path.join(self.www, "reports", GW_ID)
+        out = []
+        if not os.path.isdir(d):
+            return out
+        names = sorted((n for n in os.listdir(d) if n.endswith(".jsonl")),
+                       key=lambda n: int(n.split(".")[0]))
+        for n in names:
+            with open(os.path.join(d, n)) as f:
+                for line in f:
+                    line = line.strip()
+                    if line:
+                        out.append(json.loads(line))
+        return out
+
+    def results(self):
+        return [r for r in self.reports() if r.get("type") == "result"]
+
+    # -- daemon ----------------------------------------------------------
+    def write_conf(self, **fanout):
+        fan = {"block_size": 1400, "rate_pct": 90, "offer_window_ms": 600,
+               "status_window_ms": 200, "activate_delay_ms": 300,
+               "discover_interval_s": 2, "result_timeout_s": 30}
+        fan.update(fanout)
+        lines = [
+            "[gateway]",
+            "id = %s" % GW_ID,
+            "state_dir = %s" % self.state,
+            "control_socket = %s" % self.sock,
+            "log_level = info",
+            "cache_quota_mb = 256",
+            "commit_interval_ms = 500",
+            "",
+            "[cloud]",
+            "url = https://127.0.0.1:%d/cloud" % self.https_port,
+            "ca_file = %s" % os.path.join(self.cloud, "ca.pem"),
+            "public_key = %s" % self.pub,
+            "poll_interval_s = 2",
+            "report_interval_s = 1",
+            "range_kib = 256",
+            "",
+            "[fanout]",
+        ]
+        lines += ["%s = %s" % kv for kv in fan.items()]
+        lines += [
+            "",
+            "[transport.lan0]",
+            "type = lan",
+            "group = %s" % self.group,
+            "port = %d" % self.mport,
+            "interface = 127.0.0.1",
+            "ttl = 1",
+            "loop = yes",
+            "bitrate_mbit = 100",
+            "",
+        ]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+
+    def start_daemon(self):
+        self.daemon_fh = open(self.daemon_log, "a")
+        self.daemon = subprocess.Popen(
+            [self.bin("upbridged"), "-d", "-f", self.conf],
+            stdout=self.daemon_fh, stderr=subprocess.STDOUT)
+        self.wait_for(lambda: os.path.exists(self.sock), 20,
+                      "the control socket")
+        self.log("gateway: upbridged pid %d" % self.daemon.pid)
+
+    def check_daemon(self):
+        if self.daemon is not None and self.daemon.poll() is not None:
+            rc = self.daemon.returncode
+            self.daemon = None
+            raise Fail("upbridged died (exit %s); log:\n%s"
+                       % (rc, self.tail(self.daemon_log)))
+
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=20):
+        if self.daemon is None:
+            return None
+        p, self.daemon = self.daemon, None
+        p.send_signal(sig)
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            raise Fail("upbridged did not stop within %ds" % timeout)
+        self.daemon_fh.close()
+        return rc
+
+    def upctl(self, *args, json_out=True, check=True):
+        argv = [self.bin("upctl"), "-s", self.sock]
+        if json_out:
+            argv.append("--json")
+        argv += list(args)
+        r = self.run(*argv, check=check)
+        if json_out and r.returncode == 0:
+            return json.loads(r.stdout)
+        return r
+
+    # -- nodes -----------------------------------------------------------
+    def start_node(self, nid, hw="sensor-v1", comps=(("app", "1.0.0"),),
+                   extra=()):
+        d = os.path.join(self.tmp, "node%d" % nid)
+        os.makedirs(d, exist_ok=True)
+        args = [self.bin("upnode"), "--id", str(nid), "--hw", hw,
+                "--state-dir", d, "--pubkey", self.pub,
+                "--group", self.group, "--port", str(self.mport),
+                "--iface", "127.0.0.1", "--slot-size", str(16 << 20)]
+        for c, v in comps:
+            args += ["--component", "%s=%s" % (c, v)]
+        args += list(extra)
+        logp = os.path.join(self.tmp, "node%d.log" % nid)
+        fh = open(logp, "a")
+        p = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT)
+        self.nodes[nid] = {"proc": p, "dir": d, "log": logp, "fh": fh,
+                           "hw": hw, "comps": comps}
+        return p
+
+    def restart_node(self, nid, extra=()):
+        n = self.nodes[nid]
+        if n["proc"].poll() is None:
+            raise Fail("node %d is still running" % nid)
+        n["fh"].close()
+        return self.start_node(nid, n["hw"], n["comps"], extra)
+
+    def running(self, nid):
+        path = os.path.join(self.nodes[nid]["dir"], "running")
+        try:
+            with open(path) as f:
+                return dict(l.strip().split("=", 1) for l in f
+                            if "=" in l)
+        except FileNotFoundError:
+            return {}
+
+    def stop_nodes(self):
+        for n in self.nodes.values():
+            p = n["proc"]
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for n in self.nodes.values():
+            p = n["proc"]
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            n["fh"].close()
+
+    # -- teardown --------------------------------------------------------
+    def tail(self, path, n=40):
+        try:
+            with open(path) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def dump_logs(self):
+        print("---- upbridged log ----\n" + self.tail(self.daemon_log, 80))
+        for nid, n in sorted(self.nodes.items()):
+            print("---- node %d log ----\n%s" % (nid, self.tail(n["log"], 15)))
+
+    def close(self):
+        try:
+            if self.daemon is not None:
+                self.stop_daemon(signal.SIGKILL)
+        except Fail:
+            pass
+        self.stop_nodes()
+        if self.cloud_started:
+            cloud_sh = os.path.join(self.srcdir, "tests", "e2e", "cloud.sh")
+            subprocess.run(["sh", cloud_sh, "stop", self.cloud],
+                           capture_output=True)
+        if not self.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main_wrapper(fn):
+    """Runs fn(bindir, srcdir) as a test: exit 0 pass, 1 fail."""
+    if len(sys.argv) < 3:
+        print("usage: %s BINDIR SRCDIR" % sys.argv[0], file=sys.stderr)
+        sys.exit(2)
+    try:
+        fn(sys.argv[1], sys.argv[2])
+    except Fail as e:
+        print("FAIL: %s" % e, flush=True)
+        sys.exit(1)
+    print("PASS", flush=True)
+    sys.exit(0)
