@@ -71,10 +71,17 @@ static int	 conf_check_abspath(const char *, char **);
 static int	 conf_check_sockpath(const char *, char **);
 static int	 conf_check_url(const char *, char **);
 static int	 conf_check_group(const char *, char **);
+static int	 conf_check_proactive(const char *, char **);
 
 static const struct conf_choice conf_log_levels[] = {
 	{ "info", 0 },
 	{ "debug", 1 },
+	{ NULL, 0 }
+};
+
+static const struct conf_choice conf_yes_no[] = {
+	{ "yes", 1 },
+	{ "no", 0 },
 	{ NULL, 0 }
 };
 
@@ -207,6 +214,21 @@ static const struct conf_opt conf_table[] = {
 	  .scale = 1, .def = "3600", .unit = "s", .flags = CONF_RELOAD,
 	  .help = "A session still unfinished after this long is closed; "
 	  "its nodes are retried later." },
+	{ .section = "fanout", .name = "fec", .type = CONF_CHOICE,
+	  .off = OFF(fec), .def = "yes", .choices = conf_yes_no,
+	  .flags = CONF_RELOAD,
+	  .help = "Repair with TS004 parity rows (one row repairs a "
+	  "different loss at every node) instead of resending blocks." },
+	{ .section = "fanout", .name = "fec_k", .type = CONF_UINT,
+	  .off = OFF(fec_k), .min = 2, .max = 128, .scale = 1,
+	  .def = "64", .unit = "blocks", .flags = CONF_RELOAD,
+	  .help = "Blocks per parity group; applies to sessions opened "
+	  "later." },
+	{ .section = "fanout", .name = "fec_proactive", .type = CONF_STR,
+	  .off = OFF(fec_proactive), .def = "auto",
+	  .check = conf_check_proactive, .flags = CONF_RELOAD,
+	  .help = "Parity rows sent after each group in the first pass: "
+	  "auto (from the loss measured so far) or a percent of fec_k." },
 };
 #define CONF_NOPTS	(sizeof(conf_table) / sizeof(conf_table[0]))
 
@@ -1136,6 +1158,25 @@ conf_check_url(const char *v, char **why)
 			    "are not allowed", v);
 			return (-1);
 		}
+	}
+	return (0);
+}
+
+/* "auto" or a whole percent 0..100. */
+static int
+conf_check_proactive(const char *v, char **why)
+{
+	char		*end;
+	long		 n;
+
+	if (strcmp(v, "auto") == 0)
+		return (0);
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (end == v || *end != '\0' || errno != 0 || n < 0 || n > 100) {
+		xasprintf(why, "\"%s\" is neither auto nor a percent 0..100",
+		    v);
+		return (-1);
 	}
 	return (0);
 }

@@ -38,7 +38,6 @@
 #include "upbridged.h"
 #include "ctl_proto.h"
 
-#define CTL_ARGS_MAX		16
 #define CTL_BACKLOG		16
 
 struct ctl_client {
@@ -545,6 +544,101 @@ control_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /*
+ * Checks one request line whole (ctl_proto.h) without running it: on 0,
+ * `p' holds the command, the id and the arguments, which point into
+ * p->rq (the caller json_decref()s it, also on -1).  On -1, *why says
+ * what is wrong and p->id is the id if it could be read, else -1.
+ */
+int
+control__parse(const char *line, size_t len, struct ctl_parsed *p,
+    char **why)
+{
+	json_t			*rq, *v, *jid, *jcmd, *jargs, *a;
+	json_error_t		 jerr;
+	const char		*key;
+	size_t			 i;
+
+	memset(p, 0, sizeof(*p));
+	p->id = -1;
+	*why = NULL;
+	rq = p->rq = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (rq == NULL) {
+		xasprintf(why, "bad JSON: %s (column %d)", jerr.text,
+		    jerr.column);
+		return (-1);
+	}
+	if (!json_is_object(rq)) {
+		*why = xstrdup("a request must be a JSON object");
+		return (-1);
+	}
+	jid = json_object_get(rq, "id");
+	if (jid == NULL) {
+		*why = xstrdup("missing id");
+		return (-1);
+	}
+	if (!json_is_integer(jid) || json_integer_value(jid) < 0 ||
+	    json_integer_value(jid) > CTL_ID_MAX) {
+		*why = xstrdup("id must be an integer from 0 to 2^53-1");
+		return (-1);
+	}
+	p->id = json_integer_value(jid);
+	v = json_object_get(rq, "v");
+	if (v == NULL) {
+		*why = xstrdup("missing v (the protocol version)");
+		return (-1);
+	}
+	if (!json_is_integer(v) || json_integer_value(v) !=
+	    CTL_PROTO_VERSION) {
+		xasprintf(why, "unsupported protocol version (this upbridged "
+		    "speaks v %d)", CTL_PROTO_VERSION);
+		return (-1);
+	}
+	json_object_foreach(rq, key, a) {
+		if (strcmp(key, "v") != 0 && strcmp(key, "id") != 0 &&
+		    strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
+			xasprintf(why, "unknown key \"%s\"", key);
+			return (-1);
+		}
+	}
+	jcmd = json_object_get(rq, "cmd");
+	if (jcmd == NULL || !json_is_string(jcmd)) {
+		*why = xstrdup("missing cmd (a string)");
+		return (-1);
+	}
+	if ((jargs = json_object_get(rq, "args")) != NULL) {
+		if (!json_is_array(jargs)) {
+			*why = xstrdup("args must be an array of strings");
+			return (-1);
+		}
+		if (json_array_size(jargs) > CTL_ARGS_MAX) {
+			xasprintf(why, "too many args (at most %d)",
+			    CTL_ARGS_MAX);
+			return (-1);
+		}
+		json_array_foreach(jargs, i, a) {
+			if (!json_is_string(a)) {
+				*why = xstrdup("args must be an array of "
+				    "strings");
+				return (-1);
+			}
+			p->argv[p->argc++] = json_string_value(a);
+		}
+	}
+	if ((p->cmd = control_find(json_string_value(jcmd))) == NULL) {
+		xasprintf(why, "unknown command \"%s\"",
+		    json_string_value(jcmd));
+		return (-1);
+	}
+	if (p->argc < p->cmd->args_min || p->argc > p->cmd->args_max) {
+		xasprintf(why, "usage: %s%s%s", p->cmd->name,
+		    *p->cmd->usage != '\0' ? " " : "", p->cmd->usage);
+		p->cmd = NULL;
+		return (-1);
+	}
+	return (0);
+}
+
+/*
  * One request line.  Everything is checked before the command runs: a
  * bad request is answered with an error and changes nothing.
  */
@@ -552,125 +646,50 @@ static void
 control_request(struct ctl_client *c, const char *line, size_t len)
 {
 	const struct ctl_cmd	*cmd;
+	struct ctl_parsed	 p;
 	struct ctl_req		 req;
-	json_t			*rq, *v, *jid, *jcmd, *jargs, *a;
-	json_error_t		 jerr;
-	const char		*key, *argv[CTL_ARGS_MAX];
 	char			*cause = NULL, *why = NULL;
-	int64_t			 id = -1;
-	size_t			 i;
-	int			 argc = 0;
 	enum ctl_ret		 ret;
 
-	rq = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (rq == NULL) {
-		xasprintf(&why, "bad JSON: %s (column %d)", jerr.text,
-		    jerr.column);
+	if (control__parse(line, len, &p, &why) != 0)
 		goto bad;
-	}
-	if (!json_is_object(rq)) {
-		why = xstrdup("a request must be a JSON object");
-		goto bad;
-	}
-	jid = json_object_get(rq, "id");
-	if (jid == NULL) {
-		why = xstrdup("missing id");
-		goto bad;
-	}
-	if (!json_is_integer(jid) || json_integer_value(jid) < 0 ||
-	    json_integer_value(jid) > CTL_ID_MAX) {
-		why = xstrdup("id must be an integer from 0 to 2^53-1");
-		goto bad;
-	}
-	id = json_integer_value(jid);
-	v = json_object_get(rq, "v");
-	if (v == NULL) {
-		why = xstrdup("missing v (the protocol version)");
-		goto bad;
-	}
-	if (!json_is_integer(v) || json_integer_value(v) !=
-	    CTL_PROTO_VERSION) {
-		xasprintf(&why, "unsupported protocol version (this upbridged "
-		    "speaks v %d)", CTL_PROTO_VERSION);
-		goto bad;
-	}
-	json_object_foreach(rq, key, a) {
-		if (strcmp(key, "v") != 0 && strcmp(key, "id") != 0 &&
-		    strcmp(key, "cmd") != 0 && strcmp(key, "args") != 0) {
-			xasprintf(&why, "unknown key \"%s\"", key);
-			goto bad;
-		}
-	}
-	jcmd = json_object_get(rq, "cmd");
-	if (jcmd == NULL || !json_is_string(jcmd)) {
-		why = xstrdup("missing cmd (a string)");
-		goto bad;
-	}
-	if ((jargs = json_object_get(rq, "args")) != NULL) {
-		if (!json_is_array(jargs)) {
-			why = xstrdup("args must be an array of strings");
-			goto bad;
-		}
-		if (json_array_size(jargs) > CTL_ARGS_MAX) {
-			xasprintf(&why, "too many args (at most %d)",
-			    CTL_ARGS_MAX);
-			goto bad;
-		}
-		json_array_foreach(jargs, i, a) {
-			if (!json_is_string(a)) {
-				why = xstrdup("args must be an array of "
-				    "strings");
-				goto bad;
-			}
-			argv[argc++] = json_string_value(a);
-		}
-	}
-	if ((cmd = control_find(json_string_value(jcmd))) == NULL) {
-		xasprintf(&why, "unknown command \"%s\"",
-		    json_string_value(jcmd));
-		goto bad;
-	}
-	if (argc < cmd->args_min || argc > cmd->args_max) {
-		xasprintf(&why, "usage: %s%s%s", cmd->name,
-		    *cmd->usage != '\0' ? " " : "", cmd->usage);
-		goto bad;
-	}
+	cmd = p.cmd;
 
 	memset(&req, 0, sizeof(req));
 	req.control = c->control;
 	req.client = c;
 	req.ub = c->control->ub;
-	req.id = id;
+	req.id = p.id;
 	req.cmd = cmd->name;
-	req.argc = argc;
-	req.argv = argv;
+	req.argc = p.argc;
+	req.argv = p.argv;
 	req.uid = c->uid;
 	if (cmd->flags & CTL_F_WRITE)
 		log_info("control: uid %lu pid %ld: %s%s%s",
 		    (unsigned long)c->uid, (long)c->pid, cmd->name,
-		    argc > 0 ? " " : "", argc > 0 ? argv[0] : "");
+		    p.argc > 0 ? " " : "", p.argc > 0 ? p.argv[0] : "");
 	else
 		log_debug("control: pid %ld: %s", (long)c->pid, cmd->name);
 	ret = cmd->exec(&req, &cause);
 	switch (ret) {
 	case CTL_DONE:
-		control_end(c, id, NULL);
+		control_end(c, p.id, NULL);
 		break;
 	case CTL_ERROR:
-		control_end(c, id, cause != NULL ? cause : "failed");
+		control_end(c, p.id, cause != NULL ? cause : "failed");
 		free(cause);
 		break;
 	case CTL_WAIT:
 		break;
 	}
-	json_decref(rq);
+	json_decref(p.rq);
 	return;
 
 bad:
 	log_debug("control: pid %ld: bad request: %s", (long)c->pid, why);
-	control_end(c, id, why);
+	control_end(c, p.id, why);
 	free(why);
-	json_decref(rq);
+	json_decref(p.rq);
 }
 
 /* The progress array, as a watch record's value. */

@@ -202,6 +202,9 @@ struct fanout {
 	sqlite3_stmt		*st_seq_get;
 	sqlite3_stmt		*st_seq_put;
 
+	/* Loss seen by the nodes (ppm), for proactive parity. */
+	uint32_t		 fec_loss_ppm;
+
 	/* Engine counters. */
 	uint64_t		 rx_unknown_session;
 	uint64_t		 results;
@@ -431,6 +434,20 @@ struct fo_session {
 	uint64_t		 rate_bytes;
 	uint64_t		 rate_bps;
 	int64_t			 started;	/* unix ms */
+
+	/* TS004 parity repair (session.c, docs/fanout.md "Parity repair"). */
+	uint16_t		 fec_k;		/* 0: no parity this session */
+	uint16_t		 fec_pro;	/* proactive rows per group */
+	uint32_t		 fec_ngroups;
+	uint32_t		 fec_scan;	/* next group to serve parity */
+	uint32_t		 fec_p1_blocks;	/* DATA in the first pass */
+	uint16_t		*fec_next;	/* next unused row, per group */
+	uint16_t		*fec_plan;	/* rows the round asks for */
+	uint16_t		*fec_pend;	/* rows left this pass */
+	uint8_t			*fec_flags;	/* FO_FEC_* per group */
+	uint8_t			*fec_buf;	/* block_size, pread scratch */
+	uint64_t		 parity_frames;
+	uint64_t		 fec_fallbacks;	/* groups sent as DATA again */
 };
 
 /*

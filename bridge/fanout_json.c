@@ -184,6 +184,64 @@ fanout_member_nblocks(const struct fo_member *m)
 	return (0);
 }
 
+/*
+ * The blocks a receiving node probably holds now, for the progress
+ * views.  The gateway learns what a node holds only from its ACCEPT and
+ * STATUS replies, about once per repair round, so `held' lags a whole
+ * data pass behind and a first pass would show 0 % until it ends.
+ *
+ * During a pass every block the node still missed at its last report is
+ * sent once, in index order: session__fill_data() walks the union
+ * `needed' upwards from `cursor', and all the node's missing blocks lie
+ * in [first_missing, nblocks).  The gateway keeps no per-node bitmap, so
+ * we take those blocks as spread evenly over that range: the share of it
+ * the cursor has passed is the share of them sent since the report.  A
+ * node that joined during this pass (ACCEPT after it began) missed the
+ * blocks sent before, which we estimate from the time it joined.  Lost
+ * frames make this an upper bound; the node's next STATUS corrects it.
+ * It never reaches nblocks: a node says itself when it has everything.
+ * Read-only and O(1) per node: nothing in the session changes.
+ */
+static uint32_t
+fanout_member_est(const struct fo_member *m)
+{
+	const struct fo_session	*s = m->s;
+	uint64_t		 span, passed, from, est, now, elapsed, joined;
+	int64_t			 pass_unix;
+
+	if (m->state != FO_M_RECEIVING || s == NULL || s->nblocks == 0 ||
+	    s->pass == 0 || m->held >= s->nblocks)
+		return (m->held);
+	/* A reply in this status round is newer than every block sent. */
+	if (s->phase == FO_P_STATUS && m->answered)
+		return (m->held);
+	if (s->phase != FO_P_DATA && s->phase != FO_P_STATUS)
+		return (m->held);
+
+	from = m->first_missing;
+	if (s->cursor <= from || from >= s->nblocks)
+		return (m->held);
+	if (s->phase == FO_P_DATA && m->started != 0) {
+		now = fanout__now_ms();
+		elapsed = now > s->phase_ms ? now - s->phase_ms : 0;
+		pass_unix = fanout__unix_ms() - (int64_t)elapsed;
+		if (m->started > pass_unix && elapsed > 0) {
+			joined = (uint64_t)s->cursor *
+			    (uint64_t)(m->started - pass_unix) / elapsed;
+			if (joined > from)
+				from = joined;
+			if (s->cursor <= from)
+				return (m->held);
+		}
+	}
+	span = s->nblocks - m->first_missing;
+	passed = s->cursor - from;
+	est = m->held + (uint64_t)(s->nblocks - m->held) * passed / span;
+	if (est >= s->nblocks)
+		est = s->nblocks - 1;
+	return ((uint32_t)(est > m->held ? est : m->held));
+}
+
 static int
 fanout_member_pct(const struct fo_member *m)
 {
@@ -194,7 +252,21 @@ fanout_member_pct(const struct fo_member *m)
 		return (100);
 	if (nb == 0)
 		return (0);
-	return ((int)((uint64_t)m->held * 100 / nb));
+	return ((int)((uint64_t)fanout_member_est(m) * 100 / nb));
+}
+
+/*
+ * Adds the estimate's fields to a node row: "held" stays what the node
+ * confirmed; "est_blocks" is what it probably holds and "held_est" says
+ * whether "pct" comes from that estimate rather than from "held".
+ */
+static void
+fanout_member_est_json(json_t *o, const struct fo_member *m)
+{
+	uint32_t	 est = fanout_member_est(m);
+
+	json_object_set_new(o, "est_blocks", json_integer(est));
+	json_object_set_new(o, "held_est", json_boolean(est != m->held));
 }
 
 static json_t *
@@ -215,6 +287,7 @@ fanout_member_json(struct fo_member *m)
 	    "bytes_sent", (json_int_t)fanout_member_bytes(m),
 	    "tries", (int)m->tries, "from", m->from,
 	    "reported", m->reported);
+	fanout_member_est_json(o, m);
 	json_object_set_new(o, "session", m->s != NULL ?
 	    json_integer(m->s->id) : json_null());
 	json_object_set_new(o, "started", fanout_time_json(m->started /
@@ -297,6 +370,7 @@ fanout_progress_json(struct fanout *f)
 			    "rate_bps", (json_int_t)(m->s != NULL &&
 			    m->state == FO_M_RECEIVING ?
 			    session__rate_bps(m->s) : 0));
+			fanout_member_est_json(row, m);
 			json_array_append_new(a, row);
 		}
 	}

@@ -334,6 +334,360 @@ session__rate_bps(struct fo_session *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* Parity repair (docs/up-protocol.md §4.6, docs/fanout.md)            */
+
+/*
+ * Per group of fec_k blocks the session keeps the next unused TS004 row
+ * (rows are never repeated within a session), the rows the current round
+ * asks for (fec_plan: the maximum over the nodes' reports of the rows
+ * that node needs, computed exactly with up_fec_rows_needed() from its
+ * missing blocks, since the rows are known in advance), the rows still to
+ * send in this pass, and these flags.  About 7 bytes per group: 23 KB
+ * for 300 MB in 1,400-byte blocks and k = 64.
+ */
+#define FO_FEC_DATA	0x01	/* this round: plain DATA for it */
+#define FO_FEC_SENT	0x02	/* parity went to the group this pass */
+#define FO_FEC_PREV	0x04	/* ... and in the previous repair pass */
+
+/* A whole percent (config "auto" or 0..100) of fec_k, rounded up. */
+static uint16_t
+session_fec_proactive(const struct fo_session *s)
+{
+	const char	*v = s->f->conf->fec_proactive;
+	double		 kp, r, x;
+	long		 pct;
+	int		 i;
+
+	if (v != NULL && strcmp(v, "auto") != 0) {
+		pct = strtol(v, NULL, 10);
+		if (pct <= 0)
+			return (0);
+		return ((uint16_t)((s->fec_k * pct + 99) / 100));
+	}
+	/* research/multicast-delta.md §7.1: ceil(k p + 2 sqrt(k p)). */
+	kp = (double)s->fec_k * s->f->fec_loss_ppm / 1e6;
+	if (kp <= 0)
+		return (0);
+	for (x = kp + 1, i = 0; i < 30; i++)	/* sqrt, Newton */
+		x = (x + kp / x) / 2;
+	r = kp + 2 * x;
+	if (r > s->fec_k)
+		r = s->fec_k;
+	return ((uint16_t)r + ((double)(uint16_t)r < r));
+}
+
+static void
+session_fec_free(struct fo_session *s)
+{
+	free(s->fec_next);
+	free(s->fec_plan);
+	free(s->fec_pend);
+	free(s->fec_flags);
+	free(s->fec_buf);
+	s->fec_next = s->fec_plan = s->fec_pend = NULL;
+	s->fec_flags = s->fec_buf = NULL;
+	s->fec_k = 0;
+	s->fec_ngroups = 0;
+}
+
+/*
+ * Parity only when a PARITY frame (6 bytes more than DATA) fits the
+ * link and every member's max_frame: block_size was sized for DATA.
+ */
+static void
+session_fec_open(struct fo_session *s, struct fo_tp *t)
+{
+	const struct ub_config		*conf = s->f->conf;
+	const struct registry_node	*n;
+	struct fo_member		*m;
+	uint32_t			 mtu, need, g, k;
+
+	session_fec_free(s);
+	if (!conf->fec)
+		return;
+	k = conf->fec_k != 0 ? conf->fec_k : 64;
+	if (k > UP_FEC_K_MAX)
+		k = UP_FEC_K_MAX;
+	mtu = t->caps.mtu != 0 && t->caps.mtu < UP_FRAME_MAX ? t->caps.mtu :
+	    UP_FRAME_MAX;
+	need = (uint32_t)s->block_size + UP_PARITY_OVERHEAD;
+	if (need > mtu) {
+		log_info("session %08x: no parity: %u-byte blocks leave no "
+		    "room for its header", s->id, s->block_size);
+		return;
+	}
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if ((n = registry_get(s->f->reg, m->node)) != NULL &&
+		    n->max_frame != 0 && n->max_frame < need)
+			return;
+	s->fec_k = (uint16_t)k;
+	s->fec_ngroups = up_fec_ngroups(s->nblocks, s->fec_k);
+	s->fec_next = xcalloc(s->fec_ngroups, sizeof(*s->fec_next));
+	s->fec_plan = xcalloc(s->fec_ngroups, sizeof(*s->fec_plan));
+	s->fec_pend = xcalloc(s->fec_ngroups, sizeof(*s->fec_pend));
+	s->fec_flags = xcalloc(s->fec_ngroups, 1);
+	s->fec_buf = xcalloc(1, s->block_size);
+	for (g = 0; g < s->fec_ngroups; g++)
+		s->fec_next[g] = 1;
+	s->fec_scan = 0;
+}
+
+/* A node's missing blocks of one group, gathered from a status slice. */
+struct session_fec_acc {
+	struct fo_session	*s;
+	uint32_t		 g;		/* UINT32_MAX: none yet */
+	uint8_t			 bits[UP_FEC_VEC_BYTES];
+};
+
+/* What one node misses in group g: raise the group's plan to cover it. */
+static void
+session_fec_flush(struct session_fec_acc *a)
+{
+	struct fo_session	*s = a->s;
+	uint32_t		 g = a->g;
+	uint16_t		 m;
+	unsigned int		 i, l = 0;
+	int			 need;
+
+	if (g == UINT32_MAX || g >= s->fec_ngroups)
+		return;
+	m = up_fec_group_len(s->nblocks, s->fec_k, g);
+	for (i = 0; i < UP_FEC_VEC_BYTES; i++)
+		l += (unsigned int)__builtin_popcount(a->bits[i]);
+	if (l == 0 || (s->fec_flags[g] & FO_FEC_DATA) != 0)
+		goto out;
+	/*
+	 * Still missing after a parity round: the node lost rows or has no
+	 * FEC (it ignores PARITY, §4.6).  Resend the blocks this time.  A
+	 * node missing more than half the group costs about as much parity
+	 * as data: resend too.
+	 */
+	if ((s->fec_flags[g] & FO_FEC_PREV) != 0 || l > m / 2U) {
+		s->fec_flags[g] |= FO_FEC_DATA;
+		goto out;
+	}
+	/* The rows are known in advance: count what this node needs. */
+	need = up_fec_rows_needed(m, a->bits, s->fec_next[g], 2U * m + 8);
+	if (need < 0 || (uint32_t)s->fec_next[g] + (uint32_t)need >
+	    UP_FEC_ROW_MAX)
+		s->fec_flags[g] |= FO_FEC_DATA;
+	else if (need > s->fec_plan[g])
+		s->fec_plan[g] = (uint16_t)need;
+out:
+	memset(a->bits, 0, sizeof(a->bits));
+}
+
+static void
+session_fec_note_cb(void *arg, uint32_t i)
+{
+	struct session_fec_acc	*a = arg;
+	struct fo_session	*s = a->s;
+	uint32_t		 g = i / s->fec_k, b = i % s->fec_k;
+
+	if (g != a->g) {
+		session_fec_flush(a);
+		a->g = g;
+	}
+	a->bits[b / 8] |= (uint8_t)(1u << (b % 8));
+}
+
+/*
+ * A node's status body: per group, what it misses within the slice.  On
+ * its first report everything past the slice counts as missing, and those
+ * groups get DATA (the parity for a whole group costs more than it).
+ */
+static void
+session_fec_note(struct fo_session *s, const struct up_status_body *st,
+    bool first)
+{
+	struct session_fec_acc	 a;
+	uint64_t		 end;
+	uint32_t		 g;
+
+	if (s->fec_k == 0 || st->first_missing >= s->nblocks)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.s = s;
+	a.g = UINT32_MAX;
+	session_fec_note_cb(&a, st->first_missing);
+	up_status_foreach_missing(st, s->nblocks, session_fec_note_cb, &a);
+	session_fec_flush(&a);
+	end = (uint64_t)st->first_missing + st->nbits;
+	if (first && end < s->nblocks)
+		for (g = (uint32_t)(end / s->fec_k); g < s->fec_ngroups; g++)
+			s->fec_flags[g] |= FO_FEC_DATA;
+}
+
+/* A status round begins: last pass's parity marks, a fresh plan. */
+static void
+session_fec_round(struct fo_session *s)
+{
+	uint32_t	 g;
+
+	for (g = 0; g < s->fec_ngroups; g++) {
+		s->fec_flags[g] = (s->fec_flags[g] & FO_FEC_SENT) != 0 ?
+		    FO_FEC_PREV : 0;
+		s->fec_plan[g] = 0;
+	}
+}
+
+/*
+ * A repair pass begins: a group whose plan costs fewer frames than
+ * resending its needed blocks gets parity instead, plus a share for the
+ * loss of the parity frames themselves (the measured loss).
+ */
+static void
+session_fec_plan(struct fo_session *s)
+{
+	uint32_t	 g, first, i, nunion, rows;
+
+	for (g = 0; g < s->fec_ngroups; g++) {
+		s->fec_pend[g] = 0;
+		if ((s->fec_flags[g] & FO_FEC_DATA) != 0) {
+			if ((s->fec_flags[g] & FO_FEC_PREV) != 0)
+				s->fec_fallbacks++;
+			continue;
+		}
+		if (s->fec_plan[g] == 0)
+			continue;
+		first = g * s->fec_k;
+		nunion = 0;
+		for (i = first; i < first + up_fec_group_len(s->nblocks,
+		    s->fec_k, g); i++)
+			if (up_bitmap_get(&s->needed, i))
+				nunion++;
+		rows = s->fec_plan[g];
+		rows += (uint32_t)(((uint64_t)rows * s->f->fec_loss_ppm +
+		    500000) / 1000000);
+		if (nunion == 0 || rows >= nunion ||
+		    s->fec_next[g] + rows - 1 > UP_FEC_ROW_MAX)
+			continue;
+		for (i = first; i < first + up_fec_group_len(s->nblocks,
+		    s->fec_k, g); i++)
+			if (up_bitmap_get(&s->needed, i)) {
+				up_bitmap_clear(&s->needed, i);
+				s->nneeded--;
+			}
+		s->fec_pend[g] = (uint16_t)rows;
+	}
+}
+
+/* The loss the nodes saw in the first pass, for proactive parity. */
+static void
+session_fec_measure(struct fo_session *s)
+{
+	struct fo_member	*m;
+	uint64_t		 missing = 0, n = 0, ppm;
+
+	if (s->fec_k == 0 || s->pass != 1 || s->fec_p1_blocks != s->nblocks)
+		return;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->known && m->state >= FO_M_RECEIVING &&
+		    m->state <= FO_M_VERIFIED) {
+			missing += s->nblocks - (m->held < s->nblocks ?
+			    m->held : s->nblocks);
+			n++;
+		}
+	if (n == 0)
+		return;
+	ppm = missing * 1000000 / (n * s->nblocks);
+	/*
+	 * With proactive parity the nodes report what it did not repair:
+	 * keep most of the old estimate and add the residue, so the
+	 * estimate neither collapses nor runs away.
+	 */
+	if (s->fec_pro > 0)
+		ppm += (uint64_t)s->f->fec_loss_ppm * 9 / 10;
+	s->f->fec_loss_ppm = ppm > 500000 ? 500000 : (uint32_t)ppm;
+	log_debug("session %08x: loss estimate %u ppm", s->id,
+	    s->f->fec_loss_ppm);
+}
+
+struct session_fec_rd {
+	struct fo_session	*s;
+	uint32_t		 first;
+};
+
+/* Encoder input: block first + i from the cache blob, zero-padded. */
+static int
+session_fec_read(void *arg, uint16_t i, uint8_t *buf, size_t blen)
+{
+	struct session_fec_rd	*r = arg;
+	struct fo_session	*s = r->s;
+	uint32_t		 b = r->first + i;
+	uint64_t		 off = (uint64_t)b * s->block_size;
+	size_t			 len;
+	ssize_t			 n;
+
+	len = b == s->nblocks - 1 ? s->c->pkg.size - off : s->block_size;
+	memset(buf + len, 0, blen - len);
+	do {
+		n = pread(s->fd, buf, len, (off_t)off);
+	} while (n == -1 && errno == EINTR);
+	return (n == (ssize_t)len ? 0 : -1);
+}
+
+/*
+ * The next PARITY frame due before block `next' (the pass's next DATA):
+ * rows of every group wholly behind it.  Returns the frame length, 0 for
+ * none, or (size_t)-1 after a blob error (the session was stopped).
+ */
+static size_t
+session_fill_parity(struct fo_session *s, uint8_t *buf, size_t cap,
+    uint32_t next)
+{
+	struct session_fec_rd	 rd;
+	uint8_t			 bits[UP_FEC_VEC_BYTES];
+	uint32_t		 g, end, row;
+	uint16_t		 m;
+	int			 rc;
+
+	for (;;) {
+		if (s->fec_scan >= s->fec_ngroups)
+			return (0);
+		g = s->fec_scan;
+		end = g * s->fec_k + up_fec_group_len(s->nblocks, s->fec_k, g);
+		if (next < s->nblocks && end > next)
+			return (0);	/* the group's DATA comes first */
+		if (s->fec_pend[g] > 0)
+			break;
+		s->fec_scan++;
+	}
+	if (UP_FEC_DATA_OFF + (size_t)s->block_size + UP_CRC_LEN > cap) {
+		log_warnx("session %08x: parity does not fit, off", s->id);
+		session_fec_free(s);
+		return (0);
+	}
+	m = up_fec_group_len(s->nblocks, s->fec_k, g);
+	row = s->fec_next[g];
+	rd.s = s;
+	rd.first = g * s->fec_k;
+	rc = up_fec_encode(row, m, buf + UP_FEC_DATA_OFF, s->block_size,
+	    bits, s->fec_buf, session_fec_read, &rd);
+	if (rc == UP_EPORT) {
+		fanout__data_remove(s->t, s);
+		campaign__blob_error(s->c);
+		return ((size_t)-1);
+	}
+	if (rc == UP_OK)
+		rc = up_fec_seal_parity(buf, cap, s->pass > 1 ? UP_F_REPAIR : 0,
+		    s->id, row, g, s->fec_k, s->block_size);
+	/* Spent either way: a row is never sent twice. */
+	s->fec_next[g]++;
+	s->fec_pend[g]--;
+	if (rc <= 0) {
+		log_warnx("session %08x: parity row %u of group %u: %s",
+		    s->id, row, g, up_strerror(rc));
+		s->fec_pend[g] = 0;
+		return (0);
+	}
+	if (s->pass > 1)
+		s->fec_flags[g] |= FO_FEC_SENT;
+	s->parity_frames++;
+	return ((size_t)rc);
+}
+
+/* ------------------------------------------------------------------ */
 /* The needed set                                                       */
 
 static void
@@ -411,6 +765,7 @@ session_apply(struct fo_session *s, struct fo_member *m,
 		if (end < s->nblocks)
 			session_need_range(s, (uint32_t)end, s->nblocks);
 	}
+	session_fec_note(s, st, first);
 }
 
 /* ------------------------------------------------------------------ */
@@ -465,6 +820,13 @@ session_data_begin(struct fo_session *s)
 	s->phase = FO_P_DATA;
 	s->phase_ms = fanout__now_ms();
 	s->cursor = 0;
+	s->fec_scan = 0;
+	if (s->fec_k != 0 && s->pass > 0)
+		session_fec_plan(s);
+	else if (s->fec_k != 0) {
+		s->fec_p1_blocks = s->nneeded;
+		s->fec_pro = session_fec_proactive(s);
+	}
 	s->pass++;
 	log_debug("session %08x: pass %u, %u blocks", s->id, s->pass,
 	    s->nneeded);
@@ -489,6 +851,14 @@ session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
 		return (0);
 	}
 	i = up_bitmap_next_set(&s->needed, s->cursor);
+	/* Parity of the groups the pass has left behind goes first. */
+	if (s->fec_k != 0 && s->nstate[FO_M_RECEIVING] > 0 &&
+	    (len = session_fill_parity(s, buf, cap, i)) != 0) {
+		if (len == (size_t)-1)
+			return (0);
+		tp_addr_broadcast(dst);
+		return (len);
+	}
 	if (i >= s->nblocks || s->nstate[FO_M_RECEIVING] == 0) {
 		/* Pass over: ask what is still missing. */
 		fanout__data_remove(s->t, s);
@@ -526,6 +896,9 @@ session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
 	up_bitmap_clear(&s->needed, i);
 	s->nneeded--;
 	s->cursor = i + 1;
+	/* Proactive parity follows the group's DATA in the first pass. */
+	if (s->fec_k != 0 && s->pass == 1 && s->fec_pro > 0)
+		s->fec_pend[i / s->fec_k] = s->fec_pro;
 	tp_addr_broadcast(dst);
 	return ((size_t)rc);
 }
@@ -540,6 +913,7 @@ session_status_begin(struct fo_session *s)
 	s->step = 0;
 	s->phase_ms = fanout__now_ms();
 	s->unanswered = 0;
+	session_fec_round(s);
 	/* Latecomers and silent nodes get the offer with the round. */
 	TAILQ_FOREACH(m, &s->members, sentry) {
 		m->asked = m->answered = false;
@@ -590,6 +964,7 @@ session_status_end(struct fo_session *s)
 	unsigned int		 max_rounds = s->f->conf->max_rounds;
 
 	evtimer_del(s->timer);
+	session_fec_measure(s);
 	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next) {
 		if (!m->asked)
 			continue;
@@ -974,6 +1349,7 @@ session_open(struct fo_session *s)
 	s->nneeded = 0;
 	s->cursor = 0;
 	s->pass = 0;
+	session_fec_open(s, t);
 	session_fill_offer(s);
 	if (s->started == 0)
 		s->started = fanout__unix_ms();
@@ -1045,6 +1421,7 @@ session__close(struct fo_session *s)
 	s->needed_buf = NULL;
 	memset(&s->needed, 0, sizeof(s->needed));
 	s->nneeded = 0;
+	session_fec_free(s);
 }
 
 void

@@ -109,6 +109,9 @@ struct ub_config {
 	unsigned int	 result_timeout_s;	/* after ACTIVATE */
 	unsigned int	 discover_interval_s;
 	unsigned int	 session_deadline_s;
+	int		 fec;		/* TS004 parity repair: 1 = yes */
+	unsigned int	 fec_k;		/* blocks per parity group */
+	char		*fec_proactive;	/* "auto" or percent of fec_k */
 
 	/* [transport.*] */
 	size_t		 ntransports;
@@ -305,6 +308,18 @@ extern const struct ctl_cmd ctl_status_cmds[];
 extern const struct ctl_cmd ctl_node_cmds[];
 /* ctl_campaign.c: campaigns, campaign, watch, unwatch */
 extern const struct ctl_cmd ctl_campaign_cmds[];
+
+/* A request line checked by control__parse (for control.c and fuzzing). */
+#define CTL_ARGS_MAX	16
+struct ctl_parsed {
+	json_t			*rq;	/* owns argv; caller decrefs */
+	const struct ctl_cmd	*cmd;
+	int64_t			 id;	/* -1 if it could not be read */
+	int			 argc;
+	const char		*argv[CTL_ARGS_MAX];
+};
+int	 control__parse(const char *line, size_t len, struct ctl_parsed *,
+	    char **why);
 
 /* For commands: sends {"id":N,"data":DATA} (takes the reference). */
 void	 control__reply(struct ctl_req *, json_t *data);

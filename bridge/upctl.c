@@ -397,6 +397,54 @@ fmt_node(json_t *v, char *buf, size_t len)
 	return (buf);
 }
 
+/* A node id from a number or from decimal/0x-hex text; 0 if neither. */
+static uint64_t
+node_id_of(json_t *v)
+{
+	const char	*s;
+	char		*end;
+	uint64_t	 id;
+
+	if (json_is_integer(v))
+		return ((uint64_t)json_integer_value(v));
+	if ((s = json_string_value(v)) == NULL)
+		return (0);
+	id = strtoull(s, &end, 0);
+	return (*end == '\0' ? id : 0);
+}
+
+static int
+node_cmp(const void *a, const void *b)
+{
+	json_t		*na = *(json_t *const *)a, *nb = *(json_t *const *)b;
+	uint64_t	 ia = node_id_of(jget(na, "id", "node", NULL));
+	uint64_t	 ib = node_id_of(jget(nb, "id", "node", NULL));
+
+	return (ia < ib ? -1 : ia > ib);
+}
+
+/*
+ * The registry answers in its hash order; people and scripts want the
+ * nodes by id.  Sorts the array of node records in place.
+ */
+static void
+sort_nodes(json_t *data)
+{
+	json_t	**v;
+	size_t	 i, n = json_array_size(data);
+
+	if (n < 2)
+		return;
+	v = xreallocarray(NULL, n, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = json_incref(json_array_get(data, i));
+	qsort(v, n, sizeof(*v), node_cmp);
+	json_array_clear(data);
+	for (i = 0; i < n; i++)
+		json_array_append_new(data, v[i]);
+	free(v);
+}
+
 static const char *
 fmt_time(json_t *v, char *buf, size_t len)
 {
@@ -808,16 +856,21 @@ print_done(json_t *data, char **argv)
 /* ------------------------------------------------------------------ */
 /* watch                                                              */
 
-/* One frame of progress bars; returns the number of lines drawn. */
+/*
+ * One frame of progress bars; returns the number of lines drawn.  The
+ * daemon's "pct" of a receiving node is an estimate between its reports
+ * when "held_est" is true: the part the node confirmed ("held") is drawn
+ * '#', the estimated rest '=', and the percentage gets a '~'.
+ */
 static int
 watch_draw(json_t *rows)
 {
 	json_t	*r;
 	char	 camp[40], node[32], state[16], rate[32];
 	char	 bar[UPCTL_BAR_WIDTH + 1];
-	double	 pct, held, nblocks;
+	double	 pct, held, nblocks, sure;
 	size_t	 i;
-	int	 lines = 0, fill, j;
+	int	 lines = 0, fill, sure_fill, j, est;
 
 	if (json_array_size(rows) == 0) {
 		printf("no active campaign\n");
@@ -829,17 +882,22 @@ watch_draw(json_t *rows)
 	json_array_foreach(rows, i, r) {
 		held = jnum(json_object_get(r, "held"));
 		nblocks = jnum(json_object_get(r, "nblocks"));
+		sure = nblocks > 0 ? 100.0 * held / nblocks : 0;
 		if (json_is_number(json_object_get(r, "pct")))
 			pct = jnum(json_object_get(r, "pct"));
 		else
-			pct = nblocks > 0 ? 100.0 * held / nblocks : 0;
+			pct = sure;
 		if (pct < 0)
 			pct = 0;
 		if (pct > 100)
 			pct = 100;
+		est = json_is_true(json_object_get(r, "held_est"));
+		if (!est || sure > pct)
+			sure = pct;
 		fill = (int)(pct * UPCTL_BAR_WIDTH / 100 + 0.5);
+		sure_fill = (int)(sure * UPCTL_BAR_WIDTH / 100 + 0.5);
 		for (j = 0; j < UPCTL_BAR_WIDTH; j++)
-			bar[j] = j < fill ? '#' : '.';
+			bar[j] = j < sure_fill ? '#' : j < fill ? '=' : '.';
 		bar[UPCTL_BAR_WIDTH] = '\0';
 		if (json_is_number(json_object_get(r, "rate_bps")) &&
 		    jnum(json_object_get(r, "rate_bps")) > 0)
@@ -847,11 +905,11 @@ watch_draw(json_t *rows)
 			    sizeof(rate));
 		else
 			snprintf(rate, sizeof(rate), "-");
-		printf("%-16s  %-18s  %-11s  [%s]  %5.1f%%  %s\n",
+		printf("%-16s  %-18s  %-11s  [%s]  %c%5.1f%%  %s\n",
 		    jtext(json_object_get(r, "campaign"), camp, sizeof(camp)),
 		    fmt_node(json_object_get(r, "node"), node, sizeof(node)),
 		    jtext(json_object_get(r, "state"), state, sizeof(state)),
-		    bar, pct, rate);
+		    bar, est ? '~' : ' ', pct, rate);
 		lines++;
 	}
 	return (lines);
@@ -983,6 +1041,8 @@ main(int argc, char *argv[])
 	data = upctl_request(&cn, c->name, nargs, argv + 1);
 	close(cn.fd);
 	free(cn.buf);
+	if (strcmp(c->name, "nodes") == 0)
+		sort_nodes(data);
 	if (json_out) {
 		if (c->shape == UPCTL_ARRAY)
 			out = json_incref(data);

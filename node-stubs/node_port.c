@@ -9,6 +9,8 @@
  *   state.bin   the engine's state blob and block bitmap; replaced
  *               atomically (temp file, fsync, rename, fsync directory)
  *   running     "component=version" lines of what runs now
+ *   pkg.bin     the package area: a delta package arrives here and is
+ *               applied from the active slot into the staging slot
  * SHA-256 and Ed25519 come from OpenSSL's EVP interface.  The simulated
  * bootloader (node_port_boot) runs at every start and after every
  * simulated reboot.
@@ -352,6 +354,11 @@ port_save(void *ctx, const uint8_t *state, size_t state_len,
 		    strerror(errno));
 		return (-1);
 	}
+	if (fdatasync(np->pkg_fd) == -1) {
+		up_logf(UP_LOG_WARN, "pkg.bin: fdatasync: %s",
+		    strerror(errno));
+		return (-1);
+	}
 	up_wr_init(&wr, np->iobuf, np->iocap);
 	up_wr_u32(&wr, STATE_MAGIC);
 	up_wr_u8(&wr, STATE_VERSION);
@@ -451,6 +458,22 @@ port_slot_prepare(void *ctx, uint32_t size)
 	return (0);
 }
 
+/* --crash-at block:N counts every write to the slot or the package
+ * area (a delta apply's chunks included). */
+static void
+port_count_block(struct node_port *np)
+{
+	char		 point[32];
+
+	np->blocks_written++;
+	if (np->conf->crash == NODE_CRASH_BLOCK &&
+	    np->blocks_written == np->conf->crash_block) {
+		snprintf(point, sizeof(point), "block:%lu",
+		    (unsigned long)np->conf->crash_block);
+		node_crash(np->conf, point);
+	}
+}
+
 static int
 port_slot_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
 {
@@ -464,15 +487,7 @@ port_slot_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
 		up_logf(UP_LOG_WARN, "flash.img: write: %s", strerror(errno));
 		return (-1);
 	}
-	np->blocks_written++;
-	if (np->conf->crash == NODE_CRASH_BLOCK &&
-	    np->blocks_written == np->conf->crash_block) {
-		char	 point[32];
-
-		snprintf(point, sizeof(point), "block:%lu",
-		    (unsigned long)np->conf->crash_block);
-		node_crash(np->conf, point);
-	}
+	port_count_block(np);
 	return (0);
 }
 
@@ -485,6 +500,70 @@ port_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 	if (off > np->conf->slot_size || n > np->conf->slot_size - off)
 		return (-1);
 	base = port_slot_base(np, port_staging(np));
+	if (pread(np->flash_fd, p, n, (off_t)base + off) != (ssize_t)n)
+		return (-1);
+	return (0);
+}
+
+/* The package area is its own file, as large as a slot. */
+static uint32_t
+port_pkg_capacity(void *ctx)
+{
+	struct node_port *np = ctx;
+
+	return (np->conf->slot_size);
+}
+
+static int
+port_pkg_prepare(void *ctx, uint32_t size)
+{
+	struct node_port *np = ctx;
+
+	/* Blocks land at their offsets; nothing to erase in a file. */
+	if (size > np->conf->slot_size)
+		return (-1);
+	up_logf(UP_LOG_DEBUG, "package area ready (%lu bytes)",
+	    (unsigned long)size);
+	return (0);
+}
+
+static int
+port_pkg_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct node_port *np = ctx;
+
+	if (off > np->conf->slot_size || n > np->conf->slot_size - off)
+		return (-1);
+	if (pwrite(np->pkg_fd, p, n, (off_t)off) != (ssize_t)n) {
+		up_logf(UP_LOG_WARN, "pkg.bin: write: %s", strerror(errno));
+		return (-1);
+	}
+	port_count_block(np);
+	return (0);
+}
+
+static int
+port_pkg_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct node_port *np = ctx;
+
+	if (off > np->conf->slot_size || n > np->conf->slot_size - off)
+		return (-1);
+	if (pread(np->pkg_fd, p, n, (off_t)off) != (ssize_t)n)
+		return (-1);
+	return (0);
+}
+
+/* The running image: the delta's source. */
+static int
+port_base_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct node_port *np = ctx;
+	uint32_t	 base;
+
+	if (off > np->conf->slot_size || n > np->conf->slot_size - off)
+		return (-1);
+	base = port_slot_base(np, np->boot.active);
 	if (pread(np->flash_fd, p, n, (off_t)base + off) != (ssize_t)n)
 		return (-1);
 	return (0);
@@ -505,9 +584,11 @@ port_offer_check(void *ctx, const struct up_offer *o)
 	return (UP_R_INITIAL);
 }
 
-/* SHA-256 of the staging slot's first `size' bytes. */
+/* SHA-256 of the first `size' bytes of the staging slot or, with
+ * `pkg', of the package area. */
 static int
-port_slot_sha256(struct node_port *np, uint32_t size, uint8_t md[32])
+port_area_sha256(struct node_port *np, bool pkg, uint32_t size,
+    uint8_t md[32])
 {
 	static uint8_t	 buf[64 * 1024];
 	EVP_MD_CTX	*ctx;
@@ -521,7 +602,8 @@ port_slot_sha256(struct node_port *np, uint32_t size, uint8_t md[32])
 		goto out;
 	for (off = 0; off < size; off += n) {
 		n = size - off < sizeof(buf) ? size - off : sizeof(buf);
-		if (port_slot_read(np, off, buf, n) == -1)
+		if ((pkg ? port_pkg_read(np, off, buf, n) :
+		    port_slot_read(np, off, buf, n)) == -1)
 			goto out;
 		if (EVP_DigestUpdate(ctx, buf, n) != 1)
 			goto out;
@@ -542,8 +624,9 @@ port_image_verify(void *ctx, const struct up_offer *o)
 	EVP_MD_CTX	*vctx;
 	int		 dlen, ok;
 
-	if (o->size > np->conf->slot_size ||
-	    port_slot_sha256(np, o->size, md) == -1) {
+	/* A delta is checked as it arrived, in the package area. */
+	if (o->size > np->conf->slot_size || port_area_sha256(np,
+	    o->kind == UP_KIND_DELTA, o->size, md) == -1) {
 		up_logf(UP_LOG_WARN, "verify: cannot hash the slot");
 		return (UP_R_INTEGRITY);
 	}
@@ -567,6 +650,25 @@ port_image_verify(void *ctx, const struct up_offer *o)
 	if (!ok) {
 		up_logf(UP_LOG_INFO, "verify: bad signature");
 		return (UP_R_SIGNATURE);
+	}
+	return (UP_R_INITIAL);
+}
+
+/* After a delta was applied: the rebuilt image in the staging slot. */
+static int
+port_image_check(void *ctx, const struct up_offer *o)
+{
+	struct node_port *np = ctx;
+	uint8_t		 md[32];
+
+	if (o->image_size > np->conf->slot_size ||
+	    port_area_sha256(np, false, o->image_size, md) == -1) {
+		up_logf(UP_LOG_WARN, "apply: cannot hash the slot");
+		return (UP_R_INTEGRITY);
+	}
+	if (memcmp(md, o->image_sha256, sizeof(md)) != 0) {
+		up_logf(UP_LOG_INFO, "apply: image SHA-256 mismatch");
+		return (UP_R_INTEGRITY);
 	}
 	return (UP_R_INITIAL);
 }
@@ -621,7 +723,13 @@ const struct up_port node_port_ops = {
 	.offer_check = port_offer_check,
 	.image_verify = port_image_verify,
 	.activate = port_activate,
-	.state_changed = port_state_changed
+	.state_changed = port_state_changed,
+	.pkg_capacity = port_pkg_capacity,
+	.pkg_prepare = port_pkg_prepare,
+	.pkg_write = port_pkg_write,
+	.pkg_read = port_pkg_read,
+	.base_read = port_base_read,
+	.image_check = port_image_check
 };
 
 /* ------------------------------------------------------------------ */
@@ -660,7 +768,7 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 
 	memset(np, 0, sizeof(*np));
 	np->conf = conf;
-	np->dirfd = np->flash_fd = -1;
+	np->dirfd = np->flash_fd = np->pkg_fd = -1;
 	np->rng = conf->seed ^ conf->id;
 	if (mkdir(conf->state_dir, 0755) == -1 && errno != EEXIST) {
 		*cause = port_cause("%s: %s", conf->state_dir,
@@ -688,6 +796,19 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 		    strerror(errno));
 		goto fail;
 	}
+	np->pkg_fd = openat(np->dirfd, "pkg.bin",
+	    O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (np->pkg_fd == -1 || fstat(np->pkg_fd, &st) == -1) {
+		*cause = port_cause("%s/pkg.bin: %s", conf->state_dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if (st.st_size < (off_t)conf->slot_size &&
+	    ftruncate(np->pkg_fd, (off_t)conf->slot_size) == -1) {
+		*cause = port_cause("%s/pkg.bin: %s", conf->state_dir,
+		    strerror(errno));
+		goto fail;
+	}
 	/* One bit per byte of slot: any block size fits. */
 	np->bitmap_cap = up_bitmap_bytes(conf->slot_size);
 	np->iocap = 32 + UP_NODE_STATE_MAX + np->bitmap_cap;
@@ -706,11 +827,13 @@ node_port_close(struct node_port *np)
 {
 	if (np->flash_fd != -1)
 		close(np->flash_fd);
+	if (np->pkg_fd != -1)
+		close(np->pkg_fd);
 	if (np->dirfd != -1)
 		close(np->dirfd);
 	EVP_PKEY_free(np->pkey);
 	free(np->iobuf);
-	np->flash_fd = np->dirfd = -1;
+	np->flash_fd = np->dirfd = np->pkg_fd = -1;
 	np->pkey = NULL;
 	np->iobuf = NULL;
 }

@@ -43,6 +43,13 @@ static struct node_port	 port;
 static struct node_lan	*lan;
 static struct up_node	 engine;
 static uint8_t		*bitmap;
+/*
+ * TS004 parity decoding (docs/up-node-engine.md, "Parity"): four groups
+ * of 64 blocks in progress with room for every row, about 380 KB.
+ */
+#define NODE_FEC_WS	(UP_NODE_FEC_SLOTS * (sizeof(struct up_fec_dec) + \
+    64 * UP_FRAME_MAX) + 2 * UP_FRAME_MAX + 16)
+static uint64_t		 fec_ws[NODE_FEC_WS / 8 + 1];
 static uint64_t		 drop_rng;
 
 static void __attribute__((__noreturn__))
@@ -349,6 +356,9 @@ node_boot(void)
 	up_node_init(&engine, &node_port_ops, &port, &info, bitmap,
 	    port.bitmap_cap);
 	up_node_set_save_every(&engine, NODE_SAVE_EVERY);
+	up_node_set_delta_mem(&engine, &port.vcd, port.vcd_buf,
+	    sizeof(port.vcd_buf));
+	up_node_set_fec_workspace(&engine, fec_ws, sizeof(fec_ws));
 	for (i = 0; i < info.ncomp; i++)
 		up_logf(UP_LOG_INFO, "node %016llx: runs %s=%s (slot %c)",
 		    (unsigned long long)conf.id, info.comp[i].name,

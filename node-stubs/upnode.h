@@ -84,6 +84,7 @@ struct node_port {
 	const struct node_conf	*conf;
 	int			 dirfd;
 	int			 flash_fd;
+	int			 pkg_fd;	/* DIR/pkg.bin: package area */
 	EVP_PKEY		*pkey;
 	struct node_boot	 boot;
 	struct node_slot_info	 running;	/* what runs now */
@@ -94,6 +95,9 @@ struct node_port {
 	uint8_t			*iobuf;		/* state file image */
 	size_t			 iocap;
 	size_t			 bitmap_cap;	/* bytes the engine may use */
+	/* Delta apply memory lent to the engine: the bound an MCU has. */
+	struct up_vcd		 vcd;
+	uint8_t			 vcd_buf[UP_VCD_WINDOW];
 };
 
 /* The port ops bound to a struct node_port. */

@@ -444,6 +444,310 @@ void		 up_status_foreach_missing(const struct up_status_body *st,
 		    uint32_t nblocks, void (*fn)(void *, uint32_t), void *arg);
 
 /* ------------------------------------------------------------------ */
+/* up_vcdiff.c: VCDIFF decoder (RFC 3284)                             */
+
+/*
+ * A streaming decoder for plain VCDIFF (RFC 3284) as `xdelta3 -e -9 -S
+ * none -A -n [-W 16384]' writes it: the default code table (§5.6),
+ * VCD_SOURCE and VCD_TARGET windows, ADD/COPY/RUN with every address mode
+ * (self, here, near, same; §5.3), xdelta3's application header (skipped)
+ * and its Adler-32 window checksum (Win_Indicator bit 0x04, checked when
+ * present).  Secondary compression (VCD_DECOMPRESS, compressed sections)
+ * and application-defined code tables (VCD_CODETABLE) are refused with
+ * UP_EVERSION.
+ *
+ * Everything goes through the caller's callbacks, each returning 0 or -1
+ * (a -1 fails the decode with UP_EPORT):
+ *  - delta_read(off, p, n): n bytes of the delta at off.  The decoder
+ *    only asks for bytes inside [0, delta_len).
+ *  - source_read(off, p, n): the source (the base image), only inside
+ *    [0, source_len).
+ *  - target_write(off, p, n): the target, in order: off is always the
+ *    number of bytes written before, and off + n <= target_max.
+ *  - target_read(off, p, n): reads back target bytes already written
+ *    (off + n <= bytes written).  May be NULL; see below.
+ *
+ * Memory: no allocation.  The caller provides the struct (about 4 KiB:
+ * the address caches of the default table, (4 + 3 * 256) * 4 bytes, and
+ * three UP_VCD_SECBUF section read buffers) and one window buffer of
+ * buf_len bytes.  A COPY may read the current target window's own earlier
+ * bytes (RFC 3284 §3), so a target window must fit the buffer
+ * (UP_VCD_WINDOW = 16 KiB for deltas made with `-W 16384') unless
+ * target_read is given: then bytes that no longer fit are flushed and
+ * read back from the output, and any window size decodes with any
+ * buf_len >= UP_VCD_BUF_MIN (slower: one read per such COPY).  So the
+ * RAM a node needs is sizeof(struct up_vcd) + buf_len, never the image.
+ *
+ * Errors (sticky; up_vcd_why() says which rule broke): UP_ESHORT a field
+ * or section runs past the end of the delta or its window; UP_ERANGE a
+ * bad magic, integer, address or size (a COPY outside source + target so
+ * far, a target longer than target_max); UP_ELEN a window whose lengths
+ * or sections do not add up; UP_EVERSION an unsupported feature (above);
+ * UP_ENOSPC a window larger than buf_len without target_read;
+ * UP_EBADCRC an Adler-32 mismatch; UP_EPORT a callback failed.  A
+ * malformed delta never makes the decoder read or write outside the
+ * bounds above.
+ */
+#define UP_VCD_WINDOW		16384	/* -W 16384: node profile */
+#define UP_VCD_BUF_MIN		64	/* smallest window buffer */
+#ifndef UP_VCD_SECBUF
+#define UP_VCD_SECBUF		256	/* read-ahead per section */
+#endif
+#define UP_VCD_NEAR		4	/* s_near of the default table */
+#define UP_VCD_SAME		3	/* s_same of the default table */
+/* up_vcd_run(): more to do; call again. */
+#define UP_VCD_MORE		1
+
+struct up_vcd_io {
+	int	 (*delta_read)(void *ctx, uint32_t off, uint8_t *p,
+		    size_t n);
+	int	 (*source_read)(void *ctx, uint32_t off, uint8_t *p,
+		    size_t n);
+	int	 (*target_write)(void *ctx, uint32_t off, const uint8_t *p,
+		    size_t n);
+	int	 (*target_read)(void *ctx, uint32_t off, uint8_t *p,
+		    size_t n);
+};
+
+/* One section (data, instructions or addresses) read through a buffer. */
+struct up_vcd_sec {
+	uint32_t	 next;		/* delta offset to fetch next */
+	uint32_t	 end;		/* delta offset past the section */
+	uint16_t	 at;		/* next unread byte of buf */
+	uint16_t	 have;		/* bytes in buf */
+	uint8_t		 buf[UP_VCD_SECBUF];
+};
+
+/* The decoder's state; fields are private to up_vcdiff.c. */
+struct up_vcd {
+	const struct up_vcd_io	*io;
+	void			*ctx;
+	uint8_t			*buf;		/* the window buffer */
+	uint32_t		 buf_len;
+	uint32_t		 delta_len;
+	uint32_t		 source_len;
+	uint32_t		 target_max;
+	uint32_t		 off;		/* next window header */
+	uint32_t		 written;	/* target bytes written */
+	int			 err;		/* sticky up_err */
+	const char		*why;		/* what broke (logs) */
+	uint8_t			 phase;
+	/* The current window (RFC 3284 §4.2, §4.3). */
+	uint8_t			 win_ind;
+	bool			 has_adler;
+	uint32_t		 adler;		/* expected Adler-32 */
+	uint32_t		 adler_run;	/* of the bytes flushed */
+	uint32_t		 src_len;	/* source segment length */
+	uint32_t		 src_pos;	/* and position */
+	uint32_t		 tlen;		/* target window length */
+	uint32_t		 t;		/* window bytes decoded */
+	uint32_t		 flushed;	/* window bytes written out */
+	uint32_t		 wend;		/* delta offset at its end */
+	/* Address caches (§5.1), reset at every window. */
+	uint32_t		 near[UP_VCD_NEAR];
+	uint32_t		 next_slot;
+	uint32_t		 same[UP_VCD_SAME * 256];
+	struct up_vcd_sec	 data, inst, addr;
+	/* Statistics, for tests and logs. */
+	uint32_t		 windows;	/* windows decoded */
+	uint32_t		 max_window;	/* largest target window */
+	uint32_t		 readbacks;	/* target_read calls */
+};
+
+/*
+ * Starts decoding a delta of delta_len bytes that rebuilds at most
+ * target_max bytes from a source of source_len bytes.  `buf' (buf_len
+ * bytes, at least UP_VCD_BUF_MIN) is the window buffer, borrowed until
+ * the decode ends.  `io' and `ctx' are borrowed likewise.  No I/O.
+ * Returns UP_OK or UP_EINVAL.
+ */
+int		 up_vcd_init(struct up_vcd *, const struct up_vcd_io *io,
+		    void *ctx, uint32_t delta_len, uint32_t source_len,
+		    uint32_t target_max, uint8_t *buf, size_t buf_len);
+/*
+ * Decodes until about `budget' target bytes were produced (0: no limit),
+ * stopping only between instructions, so a node can apply a large delta
+ * in steps from its main loop.  Returns UP_VCD_MORE when there is more,
+ * UP_OK when the whole delta was applied (up_vcd_written() bytes), or an
+ * up_err; after an error every call returns the same error.
+ */
+int		 up_vcd_run(struct up_vcd *, uint32_t budget);
+/* Target bytes handed to target_write so far (after an error too). */
+uint32_t	 up_vcd_written(const struct up_vcd *);
+/* The first error's reason ("adler32 mismatch", ...), or "" if none. */
+const char	*up_vcd_why(const struct up_vcd *);
+
+/* ------------------------------------------------------------------ */
+/* up_fec.c: TS004 parity code (docs/up-protocol.md §4.6)             */
+
+/*
+ * The forward-error-correction code of LoRaWAN TS004 (Fragmented Data
+ * Block Transport v1.0.0 §7-8, v2.0.0 Appendix A), bit-exact, applied per
+ * group of k consecutive blocks: group g holds blocks [g*k, min(g*k + k,
+ * nblocks)), M = that count, and parity row r (r >= 1, TS004's coded
+ * fragment N = M + r) is the XOR of the group's blocks i (0-based within
+ * the group, the package's last block zero-padded to block_size) whose bit
+ * is set in matrix_line(r, M).  The gateway picks k and announces it in
+ * every PARITY frame; the matrix is O(M^2), so a whole 300 MB package is
+ * never one TS004 block.
+ *
+ * PARITY payload (docs/up-protocol.md §4.6): u32 row (the codec's
+ * up_data.index), u32 group, u16 k, then block_size parity bytes at frame
+ * offset UP_FEC_DATA_OFF.  up_decode() only checks the row and one byte
+ * after it; up_fec_parity_parse() checks the rest.
+ */
+#ifndef UP_FEC_K_MAX
+#define UP_FEC_K_MAX		128	/* largest group a decoder takes */
+#endif
+#define UP_FEC_ROW_MAX		0xffff	/* highest parity row */
+#define UP_FEC_HDR_LEN		6	/* group u32 + k u16 after the row */
+#define UP_FEC_DATA_OFF		(UP_DATA_OFF + UP_FEC_HDR_LEN)
+#define UP_PARITY_OVERHEAD	(UP_DATA_OVERHEAD + UP_FEC_HDR_LEN)
+
+/* TS004 Appendix A PRBS23: x' = (x >> 1) + (((x ^ (x >> 5)) & 1) << 22). */
+uint32_t	 up_fec_prbs23(uint32_t x);
+/*
+ * matrix_line(row, m) of TS004 Appendix A into bits[(m + 7) / 8] (LSB
+ * first, §2.5; bit i = source fragment i, 0-based).  1 <= row <=
+ * UP_FEC_ROW_MAX, 1 <= m <= 65535.  Returns the number of bits set (at
+ * most m / 2) or UP_EINVAL / UP_ENOSPC.
+ */
+int		 up_fec_matrix_line(uint32_t row, uint32_t m, uint8_t *bits,
+		    size_t cap);
+/* Groups of k blocks in nblocks (0 if k is 0), and M of group g. */
+uint32_t	 up_fec_ngroups(uint32_t nblocks, uint16_t k);
+uint16_t	 up_fec_group_len(uint32_t nblocks, uint16_t k, uint32_t g);
+/* dst[i] ^= src[i] for n bytes. */
+void		 up_fec_xor(uint8_t *dst, const uint8_t *src, size_t n);
+
+/* A PARITY frame's fields (data borrowed from the frame). */
+struct up_fec_parity {
+	uint32_t	 row;
+	uint32_t	 group;
+	uint16_t	 k;
+	uint16_t	 len;		/* parity bytes */
+	const uint8_t	*data;
+};
+/*
+ * Takes the FEC fields out of a decoded PARITY message: UP_ELEN when
+ * fewer than UP_FEC_HDR_LEN + 1 bytes follow the row, UP_ERANGE for row
+ * 0 or > UP_FEC_ROW_MAX or k 0, UP_EINVAL for another type.
+ */
+int		 up_fec_parity_parse(const struct up_msg *,
+		    struct up_fec_parity *);
+/*
+ * Fast path like up_seal_data(): the caller placed `len' parity bytes at
+ * buf + UP_FEC_DATA_OFF; this writes the header, row, group, k and CRC.
+ * Returns the frame length or an up_err.
+ */
+int		 up_fec_seal_parity(uint8_t *buf, size_t cap, uint8_t flags,
+		    uint32_t session, uint32_t row, uint32_t group, uint16_t k,
+		    uint16_t len);
+
+/*
+ * Encoder: out[blen] = parity row `row' of a group of m blocks.  read(ctx,
+ * i, buf, blen) fills buf with the group's block i (0-based), a short
+ * last block zero-padded; it returns 0 or -1 (then UP_EPORT).  `bits' is
+ * scratch of (m + 7) / 8 bytes, `scratch' of blen bytes.
+ */
+typedef int	 up_fec_read_fn(void *ctx, uint16_t i, uint8_t *buf,
+		    size_t blen);
+int		 up_fec_encode(uint32_t row, uint16_t m, uint8_t *out,
+		    size_t blen, uint8_t *bits, uint8_t *scratch,
+		    up_fec_read_fn *read, void *ctx);
+
+/*
+ * Gateway planner: how many consecutive rows first_row, first_row + 1,
+ * ... a node missing the group's blocks set in missing[(m + 7) / 8] needs
+ * so that they determine every missing block (GF(2) rank == missing
+ * count).  Returns that count (0 when nothing is missing), or -1 when
+ * max_rows rows do not suffice or an argument is bad.  Cost: about
+ * rows * (m + missing) bit operations; no I/O.
+ */
+int		 up_fec_rows_needed(uint16_t m, const uint8_t *missing,
+		    uint32_t first_row, unsigned int max_rows);
+
+/*
+ * Incremental decoder of one group (TS004 Appendix A.2 in Gauss-Jordan
+ * form).  Source blocks (up_fec_dec_source) and parity rows
+ * (up_fec_dec_parity) arrive in any order.  A parity row is reduced by
+ * the known blocks and the stored rows; a row that adds nothing is
+ * dropped, else it is stored with a pivot among the missing blocks and
+ * eliminated from every other stored row.  A stored row whose vector is
+ * a single block IS that block: it is handed to ops->src_write at once
+ * and forgotten, so blocks come out as soon as they are determined, and
+ * the stored rows never exceed the missing blocks.
+ *
+ * Memory (no allocation): the struct (about 2.4 KB with UP_FEC_K_MAX 128:
+ * one bit vector per stored row), 2 * blen bytes of scratch, and the
+ * parity rows: either in caller RAM (rows, rows_len: rows_len / blen rows
+ * at most) or, when ops->row_read and row_write are set, wherever the
+ * caller keeps them (flash), addressed by slot 0 .. UP_FEC_K_MAX - 1.
+ * The ops return 0 or -1 (then UP_EPORT; the decoder may have lost
+ * rows, never a block).  src_read/src_write take the group's block i
+ * (0-based), blen bytes, a short last block zero-padded on read and to be
+ * trimmed by the caller on write.  They may not call the decoder.
+ */
+struct up_fec_ops {
+	int	 (*src_read)(void *ctx, uint32_t group, uint16_t i,
+		    uint8_t *buf, size_t blen);
+	int	 (*src_write)(void *ctx, uint32_t group, uint16_t i,
+		    const uint8_t *buf, size_t blen);
+	int	 (*row_read)(void *ctx, uint16_t slot, uint8_t *buf,
+		    size_t blen);
+	int	 (*row_write)(void *ctx, uint16_t slot, const uint8_t *buf,
+		    size_t blen);
+};
+
+#define UP_FEC_VEC_BYTES	((UP_FEC_K_MAX + 7) / 8)
+
+/* Fields are private to up_fec.c. */
+struct up_fec_dec {
+	const struct up_fec_ops	*ops;
+	void			*ctx;
+	uint8_t			*rows;		/* RAM rows or NULL */
+	uint8_t			*scratch;	/* 2 * blen */
+	uint32_t		 group;
+	uint16_t		 m;		/* blocks in the group */
+	uint16_t		 k;		/* group size announced */
+	uint16_t		 blen;
+	uint16_t		 nknown;	/* blocks known */
+	uint16_t		 nrows;		/* rows stored */
+	uint16_t		 maxrows;
+	uint32_t		 stamp;		/* for the caller (LRU) */
+	uint8_t			 known[UP_FEC_VEC_BYTES];
+	uint16_t		 piv[UP_FEC_K_MAX];
+	uint8_t			 vec[UP_FEC_K_MAX][UP_FEC_VEC_BYTES];
+};
+
+/*
+ * Binds a decoder to group `group' of m blocks (1 <= m <= k <=
+ * UP_FEC_K_MAX) of blen-byte blocks.  Nothing is known yet: tell it the
+ * blocks already held with up_fec_dec_source() (no I/O while no row is
+ * stored).  Returns UP_OK or UP_EINVAL (bad sizes, no row storage).
+ */
+int		 up_fec_dec_init(struct up_fec_dec *, const struct up_fec_ops *,
+		    void *ctx, uint32_t group, uint16_t m, uint16_t k,
+		    uint16_t blen, uint8_t *scratch, uint8_t *rows,
+		    size_t rows_len);
+/*
+ * Block i of the group is now known (held; src_read may read it).
+ * Returns the number of blocks this recovered (>= 0) or an up_err.
+ */
+int		 up_fec_dec_source(struct up_fec_dec *, uint16_t i);
+/*
+ * One parity row (len must be blen).  Returns the number of blocks it
+ * recovered (>= 0), or UP_EINVAL (bad row/len), UP_ENOSPC (a useful row
+ * but no room to store it: dropped), UP_EPORT.
+ */
+int		 up_fec_dec_parity(struct up_fec_dec *, uint32_t row,
+		    const uint8_t *data, size_t len);
+/* Blocks of the group still missing (0: complete). */
+uint16_t	 up_fec_dec_missing(const struct up_fec_dec *);
+/* Rows stored (useful parity held for the missing blocks). */
+uint16_t	 up_fec_dec_rows(const struct up_fec_dec *);
+
+/* ------------------------------------------------------------------ */
 /* up_node.c: the node-side engine (docs/up-protocol.md §5)           */
 
 /*
@@ -490,6 +794,8 @@ struct up_port {
 	 * bytes against o->sha256, then the cloud signature over
 	 * up_desc_encode(o).  Returns UP_R_INITIAL when both hold, else
 	 * UP_R_INTEGRITY or UP_R_SIGNATURE.  Crypto is the platform's.
+	 * For a delta (o->kind UP_KIND_DELTA) the package is in the
+	 * package area: hash its first o->size bytes instead.
 	 */
 	int	 (*image_verify)(void *ctx, const struct up_offer *o);
 
@@ -510,6 +816,26 @@ struct up_port {
 	 * logs, LEDs or test hooks.  The engine logs through up_logf().
 	 */
 	void	 (*state_changed)(void *ctx, uint8_t state, uint8_t result);
+
+	/*
+	 * Delta packages (docs/up-node-engine.md, "Deltas").  Optional: if
+	 * any is NULL, or up_node_set_delta_mem() was not called, delta
+	 * offers are declined UP_R_UNSUPPORTED.  A delta arrives in the
+	 * package area (not the staging slot: the image is rebuilt there
+	 * from the running image); DATA blocks go to pkg_write instead of
+	 * slot_write.  base_read reads the running image (the delta's
+	 * source; random access, any offset below slot_capacity).
+	 * image_check hashes the staging slot's first o->image_size bytes
+	 * and compares with o->image_sha256: UP_R_INITIAL or
+	 * UP_R_INTEGRITY.
+	 */
+	uint32_t (*pkg_capacity)(void *ctx);
+	int	 (*pkg_prepare)(void *ctx, uint32_t size);
+	int	 (*pkg_write)(void *ctx, uint32_t off, const uint8_t *p,
+		    size_t n);
+	int	 (*pkg_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
+	int	 (*base_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
+	int	 (*image_check)(void *ctx, const struct up_offer *o);
 };
 
 /*
@@ -586,6 +912,25 @@ struct up_node {
 	struct up_node_timer	 t_save;	/* flush dirty bitmap */
 	uint32_t		 rx_frames;
 	uint32_t		 rx_errors;
+	struct up_vcd		*vcd;		/* delta decoder, or NULL */
+	uint8_t			*vcd_buf;	/* its window buffer */
+	size_t			 vcd_buf_len;
+	bool			 applying;	/* a delta is being applied */
+	/* FEC (up_node_set_fec_workspace): NULL = PARITY ignored. */
+	uint8_t			*fec_ws;
+	size_t			 fec_ws_len;
+	struct up_fec_dec	*fec_dec;	/* fec_nslots decoders */
+	uint8_t			*fec_scratch;	/* 2 * fec_blen */
+	uint8_t			*fec_rows;	/* fec_nslots * fec_rows_len */
+	size_t			 fec_rows_len;	/* row bytes per decoder */
+	uint32_t		 fec_session;	/* carved for this session */
+	uint16_t		 fec_blen;	/* ... and block size */
+	uint16_t		 fec_k;		/* group size in use */
+	uint8_t			 fec_nslots;
+	uint8_t			 fec_inuse;	/* bit per decoder */
+	uint32_t		 fec_clock;	/* LRU stamps */
+	uint32_t		 fec_rows_rx;	/* PARITY frames used */
+	uint32_t		 fec_recovered;	/* blocks decoded */
 	uint8_t			 slice[UP_NODE_SLICE_MAX];	/* tx scratch */
 	uint8_t			 frame[UP_FRAME_MAX];	/* tx scratch */
 };
@@ -641,6 +986,37 @@ int		 up_node_flush(struct up_node *);
 /* Blocks between bitmap saves while receiving (default
  * UP_NODE_SAVE_EVERY; 0 = default).  Call after up_node_init(). */
 void		 up_node_set_save_every(struct up_node *, uint32_t blocks);
+
+/*
+ * FEC workspace (docs/up-node-engine.md, "Parity"): caller memory, at
+ * least 16-byte aligned, that the engine carves, per session, into up to
+ * UP_NODE_FEC_SLOTS TS004 group decoders (struct up_fec_dec each) with
+ * their parity rows in RAM, plus 2 * block_size bytes of scratch.  About
+ * UP_NODE_FEC_SLOTS * (2.4 KB + 64 * block_size) decodes any loss of four
+ * groups of 64 at once; less memory means fewer slots or rows (a group
+ * missing more blocks than its decoder has rows is left to plain
+ * retransmission).  NULL or too small: PARITY frames are ignored and
+ * retransmission alone repairs.  Decoder state is not persisted; blocks
+ * it recovers are held and persisted like DATA.  Call after
+ * up_node_init().
+ */
+#define UP_NODE_FEC_SLOTS	4
+void		 up_node_set_fec_workspace(struct up_node *, void *ws,
+		    size_t len);
+
+/*
+ * Lends the engine the memory to apply VCDIFF deltas (up_vcdiff.c): the
+ * decoder state and a window buffer of buf_len bytes (UP_VCD_WINDOW
+ * holds a `-W 16384' window whole; with the port's slot_read any size >=
+ * UP_VCD_BUF_MIN works, slower).  Without it delta offers are declined
+ * UP_R_UNSUPPORTED.  Call after up_node_init() and before
+ * up_node_start() (a saved delta session is only resumed with it);
+ * borrowed for the engine's life.  After VERIFY the engine applies the
+ * delta in steps of UP_NODE_APPLY_STEP target bytes from up_node_tick().
+ */
+#define UP_NODE_APPLY_STEP	(64u * 1024)
+void		 up_node_set_delta_mem(struct up_node *, struct up_vcd *,
+		    uint8_t *buf, size_t buf_len);
 
 /* The node's state (enum up_node_state); session and result if not
  * NULL.  For logs and tests. */

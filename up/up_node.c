@@ -491,6 +491,8 @@ node_persist(struct up_node *n)
 /* node_load(): the port has nothing saved (not an error). */
 #define NODE_NOTHING_SAVED	1
 
+static bool	 node_delta_ok(const struct up_node *, const struct up_offer *);
+
 /*
  * Loads the saved state into `n'.  Returns UP_OK, NODE_NOTHING_SAVED, or
  * the up_err that made the blob unusable; on anything but UP_OK `n' is
@@ -551,6 +553,9 @@ node_load(struct up_node *n)
 			return (UP_ENOSPC);
 		if (bmlen != up_bitmap_bytes(o.nblocks) || blen != bmlen)
 			return (UP_ELEN);
+		/* A delta resumes only where deltas work (NULL port ops). */
+		if (o.kind == UP_KIND_DELTA && !node_delta_ok(n, &o))
+			return (UP_EVERSION);
 	} else if (bmlen != 0)
 		return (UP_ELEN);
 	/* The bitmap is saved with the blob; both or neither are good. */
@@ -579,6 +584,8 @@ node_set_state(struct up_node *n, uint8_t state, uint8_t result)
 {
 	uint8_t		 old = n->state;
 
+	if (state != UP_NS_DOWNLOADED)
+		n->applying = false;
 	n->state = state;
 	n->result = result;
 	(void)node_persist(n);
@@ -616,6 +623,7 @@ node_drop(struct up_node *n)
 	n->session = 0;
 	n->unacked = false;
 	n->switched = false;
+	n->applying = false;
 	n->nheld = 0;
 	n->dirty = 0;
 	memset(&n->offer, 0, sizeof(n->offer));
@@ -646,6 +654,157 @@ static bool
 node_halted(const struct up_node *n)
 {
 	return (n->state == UP_NS_ACTIVATING && n->switched);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deltas (docs/up-node-engine.md, "Deltas")                          */
+
+/* The port and the engine can take this delta offer. */
+static bool
+node_delta_ok(const struct up_node *n, const struct up_offer *o)
+{
+	const struct up_port *p = n->port;
+
+	return (o->delta_format == UP_DELTA_VCDIFF && n->vcd != NULL &&
+	    p->pkg_capacity != NULL && p->pkg_prepare != NULL &&
+	    p->pkg_write != NULL && p->pkg_read != NULL &&
+	    p->base_read != NULL && p->image_check != NULL);
+}
+
+/* Where the session's blocks go: the package area for a delta. */
+static int
+node_area_prepare(struct up_node *n, const struct up_offer *o)
+{
+	if (o->kind == UP_KIND_DELTA)
+		return (n->port->pkg_prepare(n->ctx, o->size));
+	return (n->port->slot_prepare(n->ctx, o->size));
+}
+
+static int
+node_area_write(struct up_node *n, uint32_t off, const uint8_t *p,
+    size_t len)
+{
+	if (n->offer.kind == UP_KIND_DELTA)
+		return (n->port->pkg_write(n->ctx, off, p, len));
+	return (n->port->slot_write(n->ctx, off, p, len));
+}
+
+/* The decoder's I/O: package area in, running image as source, slot out. */
+static int
+node_vcd_delta(void *ctx, uint32_t off, uint8_t *p, size_t len)
+{
+	struct up_node	*n = ctx;
+
+	return (n->port->pkg_read(n->ctx, off, p, len));
+}
+
+static int
+node_vcd_source(void *ctx, uint32_t off, uint8_t *p, size_t len)
+{
+	struct up_node	*n = ctx;
+
+	return (n->port->base_read(n->ctx, off, p, len));
+}
+
+static int
+node_vcd_write(void *ctx, uint32_t off, const uint8_t *p, size_t len)
+{
+	struct up_node	*n = ctx;
+
+	return (n->port->slot_write(n->ctx, off, p, len));
+}
+
+static int
+node_vcd_readback(void *ctx, uint32_t off, uint8_t *p, size_t len)
+{
+	struct up_node	*n = ctx;
+
+	return (n->port->slot_read(n->ctx, off, p, len));
+}
+
+static const struct up_vcd_io node_vcd_io = {
+	.delta_read = node_vcd_delta,
+	.source_read = node_vcd_source,
+	.target_write = node_vcd_write,
+	.target_read = node_vcd_readback
+};
+
+/*
+ * The package verified (hash and signature of the delta itself): erase
+ * the staging slot and start rebuilding the image into it.  The state
+ * stays DOWNLOADED until the image checks out, so a power cut during the
+ * apply simply applies again at the next VERIFY.
+ */
+static void
+node_apply_begin(struct up_node *n)
+{
+	const struct up_offer *o = &n->offer;
+
+	if (n->port->slot_prepare(n->ctx, o->image_size) != 0) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: cannot "
+		    "prepare the slot", node_id(n), (unsigned long)n->session);
+		node_finish(n, UP_NS_FAILED, UP_R_FAILED);
+		return;
+	}
+	/* The running image is a whole slot at most. */
+	(void)up_vcd_init(n->vcd, &node_vcd_io, n, o->size,
+	    n->port->slot_capacity(n->ctx), o->image_size, n->vcd_buf,
+	    n->vcd_buf_len);
+	n->applying = true;
+	up_logf(UP_LOG_INFO, "node %016llx: session %08lx: applying the "
+	    "%s %s -> %s delta", node_id(n), (unsigned long)n->session,
+	    o->component, o->from_version, o->to_version);
+}
+
+/* The decoder's error as a result code (docs/up-node-engine.md). */
+static uint8_t
+node_apply_result(int e)
+{
+	switch (e) {
+	case UP_EVERSION:
+		return (UP_R_UNSUPPORTED);
+	case UP_ENOSPC:
+		return (UP_R_NO_MEMORY);
+	case UP_EBADCRC:
+		/* The window checksum failed: the base is not the one. */
+		return (UP_R_INTEGRITY);
+	default:
+		return (UP_R_FAILED);
+	}
+}
+
+/* One step of the apply, from up_node_tick(). */
+static void
+node_apply_step(struct up_node *n)
+{
+	int		 e, r;
+
+	e = up_vcd_run(n->vcd, UP_NODE_APPLY_STEP);
+	if (e == UP_VCD_MORE)
+		return;
+	n->applying = false;
+	if (e != UP_OK) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: delta "
+		    "does not apply at %lu bytes: %s (%s)", node_id(n),
+		    (unsigned long)n->session,
+		    (unsigned long)up_vcd_written(n->vcd), up_vcd_why(n->vcd),
+		    up_strerror(e));
+		node_finish(n, UP_NS_FAILED, node_apply_result(e));
+		return;
+	}
+	r = UP_R_INTEGRITY;
+	if (up_vcd_written(n->vcd) == n->offer.image_size)
+		r = n->port->image_check(n->ctx, &n->offer);
+	if (r != UP_R_INITIAL) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: rebuilt "
+		    "image (%lu bytes) does not match image_size/image_sha256",
+		    node_id(n), (unsigned long)n->session,
+		    (unsigned long)up_vcd_written(n->vcd));
+		node_finish(n, UP_NS_FAILED, UP_R_INTEGRITY);
+		return;
+	}
+	node_set_state(n, UP_NS_VERIFIED, UP_R_INITIAL);
+	(void)node_send_result(n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -689,10 +848,9 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	if (o->kind == UP_KIND_DELTA) {
 		if (strcmp(running, o->from_version) != 0)
 			return (UP_R_BASE_MISMATCH);
-		/* No delta decoder in up/ yet (docs/up-node-engine.md). */
-		return (UP_R_UNSUPPORTED);
-	}
-	if (o->kind != UP_KIND_FULL)
+		if (!node_delta_ok(n, o))
+			return (UP_R_UNSUPPORTED);
+	} else if (o->kind != UP_KIND_FULL)
 		return (UP_R_UNSUPPORTED);
 	for (i = 0; i < o->ndeps; i++) {
 		v = node_version(n, o->deps[i].component);
@@ -701,6 +859,12 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	}
 	cap = n->port->slot_capacity(n->ctx);
 	need = o->size > o->image_size ? o->size : o->image_size;
+	if (o->kind == UP_KIND_DELTA) {
+		/* The delta in the package area, the image in the slot. */
+		need = o->image_size;
+		if (o->size > n->port->pkg_capacity(n->ctx))
+			return (UP_R_NO_SPACE);
+	}
 	if (need > cap)
 		return (UP_R_NO_SPACE);
 	/* The bitmap buffer bounds the blocks we can track. */
@@ -770,6 +934,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	n->t_activate.armed = false;
 	n->unacked = false;
 	n->switched = false;
+	n->applying = false;
 	n->last_activity = node_now(n);
 	if (live && n->state != UP_NS_ACTIVATING &&
 	    node_same_package(o, &n->offer)) {
@@ -785,7 +950,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		return (node_send_accept(n, m->session, UP_R_INITIAL));
 	}
 
-	if (n->port->slot_prepare(n->ctx, o->size) != 0) {
+	if (node_area_prepare(n, o) != 0) {
 		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: cannot "
 		    "prepare the slot", node_id(n), (unsigned long)m->session);
 		return (node_send_accept(n, m->session, UP_R_FAILED));
@@ -798,6 +963,243 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	n->dirty = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);
 	return (node_send_accept(n, m->session, UP_R_INITIAL));
+}
+
+/* ------------------------------------------------------------------ */
+/* Parity (docs/up-protocol.md §4.6, docs/up-node-engine.md "Parity")  */
+
+/* The session's blocks are in the package area for a delta. */
+static int
+node_area_read(struct up_node *n, uint32_t off, uint8_t *p, size_t len)
+{
+	if (n->offer.kind == UP_KIND_DELTA && n->port->pkg_read != NULL)
+		return (n->port->pkg_read(n->ctx, off, p, len));
+	return (n->port->slot_read(n->ctx, off, p, len));
+}
+
+static uint32_t
+node_blen(const struct up_node *n, uint32_t index)
+{
+	if (index == n->offer.nblocks - 1)
+		return (n->offer.size - index * n->offer.block_size);
+	return (n->offer.block_size);
+}
+
+static int
+node_fec_read(void *ctx, uint32_t group, uint16_t i, uint8_t *buf,
+    size_t blen)
+{
+	struct up_node	*n = ctx;
+	uint32_t	 index = group * n->fec_k + i, len;
+
+	/* TS004: a short last block is zero-padded to block_size. */
+	len = node_blen(n, index);
+	memset(buf + len, 0, blen - len);
+	return (node_area_read(n, index * n->offer.block_size, buf, len));
+}
+
+/* A block the decoder recovered: stored and held exactly like DATA. */
+static int
+node_fec_write(void *ctx, uint32_t group, uint16_t i, const uint8_t *buf,
+    size_t blen)
+{
+	struct up_node	*n = ctx;
+	uint32_t	 index = group * n->fec_k + i;
+
+	(void)blen;
+	if (up_bitmap_get(&n->held, index))
+		return (0);
+	if (node_area_write(n, index * n->offer.block_size, buf,
+	    node_blen(n, index)) != 0)
+		return (-1);
+	up_bitmap_set(&n->held, index);
+	n->nheld++;
+	n->dirty++;
+	n->fec_recovered++;
+	return (0);
+}
+
+static const struct up_fec_ops node_fec_ops = {
+	.src_read = node_fec_read,
+	.src_write = node_fec_write
+};
+
+/*
+ * Cuts the workspace for this session's block size: decoders first, then
+ * the scratch, then each decoder's rows.  As many slots as leave every
+ * decoder at least UP_NODE_FEC_MIN_ROWS rows (at most UP_NODE_FEC_SLOTS).
+ */
+#define UP_NODE_FEC_MIN_ROWS	16
+static void
+node_fec_carve(struct up_node *n)
+{
+	uint8_t		*p = n->fec_ws;
+	size_t		 pad, avail, per, rows = 0;
+	unsigned int	 ns;
+	uint16_t	 blen = n->offer.block_size;
+
+	n->fec_nslots = 0;
+	n->fec_inuse = 0;
+	n->fec_session = n->session;
+	n->fec_blen = blen;
+	n->fec_k = 0;
+	if (p == NULL || blen == 0)
+		return;
+	pad = (16 - (size_t)((uintptr_t)p % 16)) % 16;
+	if (n->fec_ws_len < pad + 2 * (size_t)blen)
+		return;
+	avail = n->fec_ws_len - pad - 2 * (size_t)blen;
+	for (ns = UP_NODE_FEC_SLOTS; ns > 0; ns--) {
+		per = avail / ns;
+		if (per <= sizeof(struct up_fec_dec))
+			continue;
+		rows = (per - sizeof(struct up_fec_dec)) / blen;
+		if (rows >= UP_NODE_FEC_MIN_ROWS || (ns == 1 && rows > 0))
+			break;
+	}
+	if (ns == 0)
+		return;
+	if (rows > UP_FEC_K_MAX)
+		rows = UP_FEC_K_MAX;
+	n->fec_dec = (struct up_fec_dec *)(void *)(p + pad);
+	n->fec_scratch = p + pad + ns * sizeof(struct up_fec_dec);
+	n->fec_rows = n->fec_scratch + 2 * (size_t)blen;
+	n->fec_rows_len = rows * blen;
+	n->fec_nslots = (uint8_t)ns;
+}
+
+/*
+ * The decoder of `group', or with `make' a new one (a free slot or the
+ * least recently used: its rows are lost, which costs at most a repair
+ * round).  NULL when there is none.
+ */
+static struct up_fec_dec *
+node_fec_slot(struct up_node *n, uint32_t group, uint16_t k, bool make)
+{
+	struct up_fec_dec *d;
+	unsigned int	 s, victim = 0;
+	uint32_t	 first, i, best = 0;
+	uint16_t	 m;
+
+	if (n->fec_session != n->session || n->fec_blen !=
+	    n->offer.block_size)
+		node_fec_carve(n);
+	if (n->fec_nslots == 0 || (n->fec_k != 0 && n->fec_k != k && !make))
+		return (NULL);
+	if (n->fec_k != k) {
+		/* One k per session (§4.6); a new k starts afresh. */
+		n->fec_inuse = 0;
+		n->fec_k = k;
+	}
+	for (s = 0; s < n->fec_nslots; s++) {
+		d = &n->fec_dec[s];
+		if ((n->fec_inuse & (1u << s)) != 0 && d->group == group) {
+			d->stamp = ++n->fec_clock;
+			return (d);
+		}
+	}
+	if (!make)
+		return (NULL);
+	for (s = 0; s < n->fec_nslots; s++) {
+		if ((n->fec_inuse & (1u << s)) == 0) {
+			victim = s;
+			break;
+		}
+		if (s == 0 || n->fec_clock - n->fec_dec[s].stamp > best) {
+			best = n->fec_clock - n->fec_dec[s].stamp;
+			victim = s;
+		}
+	}
+	d = &n->fec_dec[victim];
+	m = up_fec_group_len(n->offer.nblocks, k, group);
+	if (up_fec_dec_init(d, &node_fec_ops, n, group, m, k,
+	    n->offer.block_size, n->fec_scratch,
+	    n->fec_rows + victim * n->fec_rows_len, n->fec_rows_len) != UP_OK)
+		return (NULL);
+	n->fec_inuse |= (uint8_t)(1u << victim);
+	d->stamp = ++n->fec_clock;
+	/* No row stored yet: this is bookkeeping, no I/O. */
+	first = group * k;
+	for (i = 0; i < m; i++)
+		if (up_bitmap_get(&n->held, first + i))
+			(void)up_fec_dec_source(d, (uint16_t)i);
+	return (d);
+}
+
+/* After the decoder ran: free a finished slot, report a port error. */
+static int
+node_fec_done(struct up_node *n, struct up_fec_dec *d, int e)
+{
+	if (e == UP_EPORT) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: slot I/O "
+		    "failed while decoding parity, giving up", node_id(n),
+		    (unsigned long)n->session);
+		(void)node_send_abort(n, UP_R_FAILED);
+		node_drop(n);
+		return (UP_EPORT);
+	}
+	if (up_fec_dec_missing(d) == 0)
+		n->fec_inuse &= (uint8_t)~(1u << (d - n->fec_dec));
+	return (UP_OK);
+}
+
+/* Saves, or finishes, after blocks were added (DATA or parity). */
+static void
+node_progress(struct up_node *n, uint32_t now)
+{
+	if (n->nheld == n->offer.nblocks)
+		node_downloaded(n);
+	else if (n->dirty >= n->save_every)
+		(void)node_persist(n);
+	else if (!n->t_save.armed)
+		node_timer_arm(&n->t_save, now, UP_NODE_SAVE_DELAY_MS);
+}
+
+/* A DATA block arrived: a decoder of its group takes it out of its rows. */
+static int
+node_fec_source(struct up_node *n, uint32_t index)
+{
+	struct up_fec_dec *d;
+
+	if (n->fec_ws == NULL || n->fec_k == 0 ||
+	    (d = node_fec_slot(n, index / n->fec_k, n->fec_k, false)) == NULL)
+		return (UP_OK);
+	return (node_fec_done(n, d, up_fec_dec_source(d,
+	    (uint16_t)(index % n->fec_k))));
+}
+
+static int
+node_on_parity(struct up_node *n, const struct up_msg *m)
+{
+	struct up_fec_parity p;
+	struct up_fec_dec *d;
+	uint32_t	 now;
+	int		 e;
+
+	if (n->session == 0 || m->session != n->session)
+		return (UP_OK);		/* another session's parity */
+	if ((e = up_fec_parity_parse(m, &p)) != UP_OK)
+		return (e);
+	if (p.len != n->offer.block_size ||
+	    up_fec_group_len(n->offer.nblocks, p.k, p.group) == 0)
+		return (UP_ERANGE);
+	now = node_now(n);
+	n->last_activity = now;
+	if (n->state != UP_NS_RECEIVING)
+		return (UP_ESTATE);
+	/* No workspace or a group too big: ignored, as §4.6 allows. */
+	if (n->fec_ws == NULL || p.k > UP_FEC_K_MAX)
+		return (UP_OK);
+	if ((d = node_fec_slot(n, p.group, p.k, true)) == NULL)
+		return (UP_OK);
+	e = up_fec_dec_parity(d, p.row, p.data, p.len);
+	if (e == UP_ENOSPC || e == UP_EINVAL)
+		return (UP_OK);		/* no room for the row: dropped */
+	n->fec_rows_rx++;
+	if ((e = node_fec_done(n, d, e)) != UP_OK)
+		return (e);
+	node_progress(n, now);
+	return (UP_OK);
 }
 
 static int
@@ -824,7 +1226,7 @@ node_on_data(struct up_node *n, const struct up_msg *m)
 	if (up_bitmap_get(&n->held, d->index))
 		return (UP_OK);
 
-	if (n->port->slot_write(n->ctx, d->index * n->offer.block_size,
+	if (node_area_write(n, d->index * n->offer.block_size,
 	    d->data, d->len) != 0) {
 		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: slot write "
 		    "failed at block %lu, giving up", node_id(n),
@@ -836,12 +1238,10 @@ node_on_data(struct up_node *n, const struct up_msg *m)
 	up_bitmap_set(&n->held, d->index);
 	n->nheld++;
 	n->dirty++;
-	if (n->nheld == n->offer.nblocks)
-		node_downloaded(n);
-	else if (n->dirty >= n->save_every)
-		(void)node_persist(n);
-	else if (!n->t_save.armed)
-		node_timer_arm(&n->t_save, now, UP_NODE_SAVE_DELAY_MS);
+	/* A parity decoder of its group may now recover more. */
+	if (node_fec_source(n, d->index) != UP_OK)
+		return (UP_EPORT);
+	node_progress(n, now);
 	return (UP_OK);
 }
 
@@ -871,7 +1271,14 @@ node_on_verify(struct up_node *n, const struct up_msg *m)
 		/* Not complete yet: say what is missing instead. */
 		return (node_send_status(n));
 	case UP_NS_DOWNLOADED:
+		/* Applying: the RESULT goes out when the image checks. */
+		if (n->applying)
+			return (UP_OK);
 		r = n->port->image_verify(n->ctx, &n->offer);
+		if (r == UP_R_INITIAL && n->offer.kind == UP_KIND_DELTA) {
+			node_apply_begin(n);
+			return (UP_OK);
+		}
 		if (r == UP_R_INITIAL) {
 			node_set_state(n, UP_NS_VERIFIED, UP_R_INITIAL);
 			return (node_send_result(n));
@@ -971,6 +1378,30 @@ void
 up_node_set_save_every(struct up_node *n, uint32_t blocks)
 {
 	n->save_every = blocks != 0 ? blocks : UP_NODE_SAVE_EVERY;
+}
+
+void
+up_node_set_fec_workspace(struct up_node *n, void *ws, size_t len)
+{
+	n->fec_ws = ws;
+	n->fec_ws_len = ws != NULL ? len : 0;
+	n->fec_dec = NULL;
+	n->fec_nslots = 0;
+	n->fec_inuse = 0;
+	/* Carved again (for the session's block size) at the next use. */
+	n->fec_session = 0;
+	n->fec_blen = 0;
+	n->fec_k = 0;
+}
+
+void
+up_node_set_delta_mem(struct up_node *n, struct up_vcd *vcd, uint8_t *buf,
+    size_t buf_len)
+{
+	n->applying = false;
+	n->vcd = buf != NULL && buf_len >= UP_VCD_BUF_MIN ? vcd : NULL;
+	n->vcd_buf = buf;
+	n->vcd_buf_len = buf_len;
 }
 
 uint8_t
@@ -1108,7 +1539,7 @@ up_node_input(struct up_node *n, const uint8_t *buf, size_t len)
 	case UP_T_ABORT:
 		return (node_on_abort(n, &m));
 	case UP_T_PARITY:
-		/* No TS004 decoder on the node yet: parity is ignored. */
+		return (node_on_parity(n, &m));
 	default:
 		/* Node-to-gateway frames (other nodes', or our own looped
 		 * back by multicast) are not for us. */
@@ -1180,6 +1611,8 @@ up_node_tick(struct up_node *n)
 		if (n->dirty > 0)
 			(void)node_persist(n);
 	}
+	if (n->applying && n->state == UP_NS_DOWNLOADED)
+		node_apply_step(n);
 }
 
 uint32_t
@@ -1191,6 +1624,8 @@ up_node_next_ms(const struct up_node *n)
 
 	if (!n->started || node_halted(n))
 		return (best);
+	if (n->applying)
+		return (0);		/* the next apply step is due now */
 	t[0] = &n->t_activate;
 	t[1] = &n->t_announce;
 	t[2] = &n->t_status;

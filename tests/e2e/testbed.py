@@ -122,6 +122,14 @@ class Testbed:
                 left -= n
         return "packages/" + name
 
+    def write_package(self, name, data):
+        """Puts `data' (bytes) under www/packages/; returns its url."""
+        path = os.path.join(self.www, "packages", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        return "packages/" + name
+
     def publish(self, packages, deployments):
         """packages: list of dicts (id, component, version, hw, url, ...)."""
         self.serial += 1
@@ -269,6 +277,18 @@ class Testbed:
                             if "=" in l)
         except FileNotFoundError:
             return {}
+
+    def active_image(self, nid, size):
+        """The first `size' bytes of the slot node `nid' boots (its
+        boot.rec: "UPBR", u8 version, u32 slot size, u8 active)."""
+        d = self.nodes[nid]["dir"]
+        with open(os.path.join(d, "boot.rec"), "rb") as f:
+            rec = f.read()
+        slot_size = int.from_bytes(rec[5:9], "little")
+        active = rec[9]
+        with open(os.path.join(d, "flash.img"), "rb") as f:
+            f.seek(active * slot_size)
+            return f.read(size)
 
     def stop_nodes(self):
         for n in self.nodes.values():
