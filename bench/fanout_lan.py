@@ -28,6 +28,7 @@ from testbed import Testbed  # noqa: E402
 def run_once(args, run):
     size = int(args.size_mib * 1024 * 1024)
     tb = Testbed(args.bin, src, "bench", quiet=True)
+    tb.slot_size = max(16 << 20, (size + (1 << 20)) & ~((1 << 20) - 1))
     try:
         tb.start_cloud()
         tb.genkey()

@@ -997,9 +997,16 @@ session_status_end(struct fo_session *s)
 static uint64_t
 session_verify_wait(const struct fo_session *s)
 {
-	/* Nodes hash the image first: allow about 20 MB/s. */
-	return (session_window(s) + session_margin(s) +
-	    s->c->pkg.size / 20000);
+	uint64_t	 work = s->c->pkg.size;
+
+	/*
+	 * Nodes hash the package first, and a delta node then rebuilds and
+	 * hashes the whole image before it answers: allow about 20 MB/s
+	 * over the larger of the two.
+	 */
+	if (s->c->pkg.image_size > work)
+		work = s->c->pkg.image_size;
+	return (session_window(s) + session_margin(s) + work / 20000);
 }
 
 static void

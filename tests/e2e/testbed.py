@@ -64,6 +64,7 @@ class Testbed:
         self.key = os.path.join(self.tmp, "cloud.key.pem")
         self.pub = os.path.join(self.tmp, "cloud.pub.pem")
         self.serial = 0
+        self.slot_size = 16 << 20   # per A/B slot of every upnode
         self.t0 = time.time()
 
     # -- helpers ---------------------------------------------------------
@@ -251,7 +252,7 @@ class Testbed:
         args = [self.bin("upnode"), "--id", str(nid), "--hw", hw,
                 "--state-dir", d, "--pubkey", self.pub,
                 "--group", self.group, "--port", str(self.mport),
-                "--iface", "127.0.0.1", "--slot-size", str(16 << 20)]
+                "--iface", "127.0.0.1", "--slot-size", str(self.slot_size)]
         for c, v in comps:
             args += ["--component", "%s=%s" % (c, v)]
         args += list(extra)
