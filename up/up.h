@@ -384,6 +384,15 @@ int		 up_seal_data(uint8_t *buf, size_t cap, uint8_t type,
 		    uint8_t flags, uint32_t session, uint32_t index,
 		    uint16_t len);
 
+/*
+ * The OFFER payload (§4.3) through a cursor.  The codec uses these, and
+ * so does the node engine to persist the offer it accepted, so the two
+ * share one layout.  up_offer_rd checks every count before it indexes an
+ * array; field ranges are up_decode's job.
+ */
+void		 up_offer_wr(struct up_wr *, const struct up_offer *);
+void		 up_offer_rd(struct up_rd *, struct up_offer *);
+
 /* Reads only the header (no CRC check): for cheap dispatch/filtering. */
 int		 up_peek(const uint8_t *buf, size_t len, uint8_t *type,
 		    uint32_t *session);

@@ -245,7 +245,6 @@ static void
 up_wr_payload(struct up_wr *wr, const struct up_msg *m)
 {
 	const struct up_announce *a;
-	const struct up_offer *o;
 	unsigned int	 i;
 
 	switch (m->type) {
@@ -270,14 +269,7 @@ up_wr_payload(struct up_wr *wr, const struct up_msg *m)
 		up_wr_u16(wr, m->u.discover.window_ms);
 		break;
 	case UP_T_OFFER:
-		o = &m->u.offer;
-		up_wr_desc(wr, o);
-		up_wr_u8(wr, o->sig_alg);
-		up_wr_u8(wr, o->sig_len);
-		up_wr_bytes(wr, o->sig, o->sig_len);
-		up_wr_u16(wr, o->block_size);
-		up_wr_u32(wr, o->nblocks);
-		up_wr_u32(wr, o->deadline_s);
+		up_offer_wr(wr, &m->u.offer);
 		break;
 	case UP_T_ACCEPT:
 		up_wr_u64(wr, m->u.accept.node_id);
@@ -361,11 +353,42 @@ up_rd_status_body(struct up_rd *rd, struct up_status_body *st)
 	st->bits = up_rd_ptr(rd, up_bitmap_bytes(st->nbits));
 }
 
+void
+up_offer_wr(struct up_wr *wr, const struct up_offer *o)
+{
+	up_wr_desc(wr, o);
+	up_wr_u8(wr, o->sig_alg);
+	up_wr_u8(wr, o->sig_len);
+	up_wr_bytes(wr, o->sig, o->sig_len <= UP_SIG_MAX ? o->sig_len : 0);
+	up_wr_u16(wr, o->block_size);
+	up_wr_u32(wr, o->nblocks);
+	up_wr_u32(wr, o->deadline_s);
+}
+
+void
+up_offer_rd(struct up_rd *rd, struct up_offer *o)
+{
+	up_rd_desc(rd, o);
+	if (rd->err != UP_OK)
+		return;
+	o->sig_alg = up_rd_u8(rd);
+	o->sig_len = up_rd_u8(rd);
+	/* Check the count before it sizes a copy into sig[]. */
+	if (o->sig_len > UP_SIG_MAX) {
+		if (rd->err == UP_OK)
+			rd->err = UP_ELEN;
+		return;
+	}
+	up_rd_bytes(rd, o->sig, o->sig_len);
+	o->block_size = up_rd_u16(rd);
+	o->nblocks = up_rd_u32(rd);
+	o->deadline_s = up_rd_u32(rd);
+}
+
 static void
 up_rd_payload(struct up_rd *rd, struct up_msg *m)
 {
 	struct up_announce *a;
-	struct up_offer	*o;
 	unsigned int	 i;
 
 	switch (m->type) {
@@ -395,19 +418,7 @@ up_rd_payload(struct up_rd *rd, struct up_msg *m)
 		m->u.discover.window_ms = up_rd_u16(rd);
 		break;
 	case UP_T_OFFER:
-		o = &m->u.offer;
-		up_rd_desc(rd, o);
-		o->sig_alg = up_rd_u8(rd);
-		o->sig_len = up_rd_u8(rd);
-		if (o->sig_len > UP_SIG_MAX) {
-			if (rd->err == UP_OK)
-				rd->err = UP_ELEN;
-			return;
-		}
-		up_rd_bytes(rd, o->sig, o->sig_len);
-		o->block_size = up_rd_u16(rd);
-		o->nblocks = up_rd_u32(rd);
-		o->deadline_s = up_rd_u32(rd);
+		up_offer_rd(rd, &m->u.offer);
 		break;
 	case UP_T_ACCEPT:
 		m->u.accept.node_id = up_rd_u64(rd);

@@ -362,79 +362,6 @@ node_send_abort(struct up_node *n, uint8_t reason)
 /* ------------------------------------------------------------------ */
 /* Persistence: the state blob                                        */
 
-static void
-node_wr_offer(struct up_wr *wr, const struct up_offer *o)
-{
-	unsigned int	 i;
-
-	up_wr_str(wr, o->component);
-	up_wr_u8(wr, o->nhw);
-	for (i = 0; i < o->nhw && i < UP_MAX_HW; i++)
-		up_wr_str(wr, o->hw[i]);
-	up_wr_str(wr, o->from_version);
-	up_wr_str(wr, o->to_version);
-	up_wr_u8(wr, o->kind);
-	up_wr_u8(wr, o->delta_format);
-	up_wr_u32(wr, o->size);
-	up_wr_bytes(wr, o->sha256, sizeof(o->sha256));
-	up_wr_u32(wr, o->image_size);
-	up_wr_bytes(wr, o->image_sha256, sizeof(o->image_sha256));
-	up_wr_u8(wr, o->ndeps);
-	for (i = 0; i < o->ndeps && i < UP_MAX_DEPS; i++) {
-		up_wr_str(wr, o->deps[i].component);
-		up_wr_str(wr, o->deps[i].min_version);
-	}
-	up_wr_u8(wr, o->sig_alg);
-	up_wr_u8(wr, o->sig_len);
-	up_wr_bytes(wr, o->sig, o->sig_len <= UP_SIG_MAX ? o->sig_len : 0);
-	up_wr_u16(wr, o->block_size);
-	up_wr_u32(wr, o->nblocks);
-	up_wr_u32(wr, o->deadline_s);
-}
-
-/* Reads what node_wr_offer wrote; counts are checked before use. */
-static void
-node_rd_offer(struct up_rd *rd, struct up_offer *o)
-{
-	unsigned int	 i;
-
-	up_rd_str(rd, o->component, UP_NAME_MAX);
-	o->nhw = up_rd_u8(rd);
-	if (o->nhw > UP_MAX_HW) {
-		rd->err = UP_ELEN;
-		return;
-	}
-	for (i = 0; i < o->nhw; i++)
-		up_rd_str(rd, o->hw[i], UP_NAME_MAX);
-	up_rd_str(rd, o->from_version, UP_VER_MAX);
-	up_rd_str(rd, o->to_version, UP_VER_MAX);
-	o->kind = up_rd_u8(rd);
-	o->delta_format = up_rd_u8(rd);
-	o->size = up_rd_u32(rd);
-	up_rd_bytes(rd, o->sha256, sizeof(o->sha256));
-	o->image_size = up_rd_u32(rd);
-	up_rd_bytes(rd, o->image_sha256, sizeof(o->image_sha256));
-	o->ndeps = up_rd_u8(rd);
-	if (o->ndeps > UP_MAX_DEPS) {
-		rd->err = UP_ELEN;
-		return;
-	}
-	for (i = 0; i < o->ndeps; i++) {
-		up_rd_str(rd, o->deps[i].component, UP_NAME_MAX);
-		up_rd_str(rd, o->deps[i].min_version, UP_VER_MAX);
-	}
-	o->sig_alg = up_rd_u8(rd);
-	o->sig_len = up_rd_u8(rd);
-	if (o->sig_len > UP_SIG_MAX) {
-		rd->err = UP_ELEN;
-		return;
-	}
-	up_rd_bytes(rd, o->sig, o->sig_len);
-	o->block_size = up_rd_u16(rd);
-	o->nblocks = up_rd_u32(rd);
-	o->deadline_s = up_rd_u32(rd);
-}
-
 static size_t
 node_bitmap_len(const struct up_node *n)
 {
@@ -445,7 +372,7 @@ node_bitmap_len(const struct up_node *n)
  * Saves state and bitmap.  Blob layout (all little-endian):
  *   u32 magic "UPN1", u8 format 1, u8 state, u8 result, u8 flags,
  *   u32 session, u32 bitmap bytes, u32 CRC-32 of the bitmap,
- *   the offer (node_wr_offer), u32 CRC-32 of everything before it.
+ *   the OFFER payload (up_offer_wr), u32 CRC-32 of everything before it.
  */
 static int
 node_persist(struct up_node *n)
@@ -469,7 +396,7 @@ node_persist(struct up_node *n)
 	up_wr_u32(&wr, n->session);
 	up_wr_u32(&wr, (uint32_t)blen);
 	up_wr_u32(&wr, up_crc32(0, n->bitmap_buf, blen));
-	node_wr_offer(&wr, &n->offer);
+	up_offer_wr(&wr, &n->offer);
 	if (up_wr_err(&wr) == UP_OK)
 		up_wr_u32(&wr, up_crc32(0, blob, wr.off));
 	if (up_wr_err(&wr) != UP_OK) {
@@ -533,7 +460,7 @@ node_load(struct up_node *n)
 	bmlen = up_rd_u32(&rd);
 	bmcrc = up_rd_u32(&rd);
 	memset(&o, 0, sizeof(o));
-	node_rd_offer(&rd, &o);
+	up_offer_rd(&rd, &o);
 	if (up_rd_err(&rd) != UP_OK)
 		return (up_rd_err(&rd));
 	if (up_rd_left(&rd) != 0)
