@@ -5,10 +5,14 @@ nginx with TLS is the cloud; upbridged downloads one signed package once,
 multicasts it with UP over loopback to 10 upnode processes (one with 3 %
 frame loss, one that loses power mid-transfer and resumes from its bitmap),
 every node verifies, activates and confirms the new version, and the cloud
-receives exactly one result per node.
+receives exactly one result per node.  An eleventh node boots the new
+image but fails its health check: it rolls back to the old slot and the
+cloud gets its failure, with the reason.  SIGHUP reloads the daemon's
+configuration without disturbing it.
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -20,6 +24,7 @@ SIZE = 1536 * 1024 + 77          # not a multiple of the block size
 CRASH_NODE = 3
 CRASH_BLOCK = 300
 LOSSY_NODE = 7
+SICK_NODE = NODES + 1            # new image fails its health check
 
 
 def scenario(bindir, srcdir):
@@ -43,6 +48,7 @@ def scenario(bindir, srcdir):
             if nid == LOSSY_NODE:
                 extra = ["--drop-pct", "3", "--seed", "7"]
             tb.start_node(nid, extra=extra)
+        tb.start_node(SICK_NODE, extra=["--health", "fail"])
         t_start = time.time()
         tb.start_daemon()
 
@@ -67,23 +73,36 @@ def scenario(bindir, srcdir):
 
         def all_reported():
             res = tb.results()
-            return len({r["node"] for r in res}) >= NODES and res
+            return len({r["node"] for r in res}) >= NODES + 1 and res
         tb.wait_for(all_reported, 60, "one result per node at the cloud")
         time.sleep(2)      # let any duplicate arrive before counting
         res = tb.results()
         per_node = {}
         for r in res:
             per_node.setdefault(r["node"], []).append(r)
-        if len(per_node) != NODES:
+        if len(per_node) != NODES + 1:
             raise Fail("results for %d nodes, expected %d"
-                       % (len(per_node), NODES))
+                       % (len(per_node), NODES + 1))
+        sick = "0x%016x" % SICK_NODE
         for node, rs in sorted(per_node.items()):
             if len(rs) != 1:
                 raise Fail("node %s has %d results: %s" % (node, len(rs), rs))
             r = rs[0]
+            if node == sick:
+                if r.get("state") != "failed" or \
+                   r.get("result_str") != "rolled_back":
+                    raise Fail("node %s (failing health check) reported %s"
+                               % (node, r))
+                continue
             if r.get("state") != "updated" or r.get("result") != 1 or \
                r.get("to") != "1.1.0" or r.get("from") != "1.0.0":
                 raise Fail("node %s result is %s" % (node, r))
+
+        if tb.running(SICK_NODE).get("app") != "1.0.0":
+            raise Fail("node %d runs %s after its rollback"
+                       % (SICK_NODE, tb.running(SICK_NODE)))
+        tb.log("node %d failed its health check and rolled back to 1.0.0"
+               % SICK_NODE)
 
         # One download over the uplink, whatever the node count.
         got = tb.cloud_bytes(url)
@@ -102,11 +121,26 @@ def scenario(bindir, srcdir):
 
         # What the technician sees.
         nodes = tb.upctl("nodes")
-        if len(nodes) != NODES:
+        if len(nodes) != NODES + 1:
             raise Fail("upctl nodes lists %d nodes" % len(nodes))
         st = tb.upctl("status")
         tb.log("upctl status: %s" % str(st)[:200])
-        tb.upctl("campaigns")
+        camps = tb.upctl("campaigns")
+        one = tb.upctl("campaign", str(camps[0]["id"]))
+        if not one:
+            raise Fail("upctl campaign %s shows nothing" % camps[0]["id"])
+        node = tb.upctl("node", "0x%016x" % 1)
+        if "1.1.0" not in str(node):
+            raise Fail("upctl node 1 does not show app 1.1.0: %s" % node)
+
+        # SIGHUP: the configuration is read again, the daemon carries on.
+        tb.daemon.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        tb.check_daemon()
+        tb.upctl("status")
+        with open(tb.daemon_log) as f:
+            if "reload" not in f.read().lower():
+                raise Fail("the daemon did not log the SIGHUP reload")
 
         rc = tb.stop_daemon()
         if rc != 0:
