@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "fanout_internal.h"
+#include "stream.h"
 
 static void	 fanout_tx_cb(int, short, void *);
 static void	 fanout_discover(struct fanout *);
@@ -464,6 +465,7 @@ static void
 fanout_start_cb(int fd, short ev, void *arg)
 {
 	campaign__start_all(arg);
+	stream__watch(arg);
 }
 
 struct fanout *
@@ -481,8 +483,10 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 	TAILQ_INIT(&f->deploys);
 	TAILQ_INIT(&f->campaigns);
 	TAILQ_INIT(&f->sessions);
+	TAILQ_INIT(&f->rollouts);
 	if (campaign__init(f, cause) == -1 ||
-	    campaign__load_all(f, cause) == -1) {
+	    campaign__load_all(f, cause) == -1 ||
+	    rollout__init(f, cause) == -1) {
 		fanout_free(f);
 		return (NULL);
 	}
@@ -515,6 +519,8 @@ fanout_free(struct fanout *f)
 		return;
 	if (!f->stopping)
 		fanout_shutdown(f);
+	rollout__fini(f);
+	stream__fini(f);
 	campaign__fini(f);
 	for (i = 0; i < f->ntps; i++)
 		fanout_tp_close(f->tps[i]);
@@ -617,11 +623,13 @@ void
 fanout_manifest(struct fanout *f, const struct uplink_manifest *m)
 {
 	campaign__manifest(f, m);
+	stream__watch(f);	/* cut-through as the downloads begin */
 }
 
 void
 fanout_package_ready(struct fanout *f, const uint8_t *sha)
 {
+	stream__package_ready(f, sha);
 	campaign__package_ready(f, sha);
 }
 
@@ -629,6 +637,7 @@ void
 fanout_package_failed(struct fanout *f, const uint8_t *sha, const char *why)
 {
 	campaign__package_failed(f, sha, why);
+	stream__package_failed(f, sha);
 }
 
 static void
@@ -660,6 +669,8 @@ fanout_cron(struct fanout *f)
 	if (f->conf->discover_interval_s != 0 && now - f->last_discover_ms >=
 	    (uint64_t)f->conf->discover_interval_s * 1000)
 		fanout_discover(f);
+	rollout__cron(f);
+	stream__watch(f);
 }
 
 void
@@ -672,6 +683,8 @@ fanout_shutdown(struct fanout *f)
 	f->stopping = true;
 	if (f->start_ev != NULL)
 		event_del(f->start_ev);
+	if (f->tick_ev != NULL)
+		event_del(f->tick_ev);
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		if (c->check_ev != NULL)
 			event_del(c->check_ev);

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "fanout_internal.h"
+#include "stream.h"
 
 static const char *const session_phase_names[] = {
 	"idle", "offer", "data", "status", "verify", "activate", "result",
@@ -839,8 +840,8 @@ session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
     struct tp_addr *dst)
 {
 	const struct cache_pkg	*p = &s->c->pkg;
-	uint32_t		 i;
-	uint64_t		 off;
+	uint32_t		 i, lb;
+	uint64_t		 off, lim;
 	size_t			 len;
 	ssize_t			 n;
 	uint8_t			 flags;
@@ -851,13 +852,25 @@ session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
 		return (0);
 	}
 	i = up_bitmap_next_set(&s->needed, s->cursor);
+	/*
+	 * Cut-through: only blocks wholly inside the verified prefix of a
+	 * package still downloading may go (stream.c); parity only for
+	 * groups wholly inside it.
+	 */
+	lim = stream__limit(s);
+	lb = lim >= p->size ? s->nblocks : (uint32_t)(lim / s->block_size);
 	/* Parity of the groups the pass has left behind goes first. */
 	if (s->fec_k != 0 && s->nstate[FO_M_RECEIVING] > 0 &&
-	    (len = session_fill_parity(s, buf, cap, i)) != 0) {
+	    (len = session_fill_parity(s, buf, cap, i < lb ? i : lb)) != 0) {
 		if (len == (size_t)-1)
 			return (0);
 		tp_addr_broadcast(dst);
 		return (len);
+	}
+	if (i < s->nblocks && i >= lb && s->nstate[FO_M_RECEIVING] > 0) {
+		/* Wait in the pass: stream.c re-adds us as bytes verify. */
+		fanout__data_remove(s->t, s);
+		return (0);
 	}
 	if (i >= s->nblocks || s->nstate[FO_M_RECEIVING] == 0) {
 		/* Pass over: ask what is still missing. */
@@ -1070,12 +1083,19 @@ static void
 session_activate_tick(struct fo_session *s)
 {
 	const struct ub_config	*conf = s->f->conf;
+	struct fo_member	*m;
 	unsigned int		 r = conf->offer_repeats != 0 ?
 				    conf->offer_repeats : 1;
 
 	if (s->step < r) {
 		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
-		session_send_activate(s, NULL);
+		if (s->nstate[FO_M_VERIFIED] > 0) {
+			/* Nodes held by a rollout are VERIFIED: name each. */
+			TAILQ_FOREACH(m, &s->members, sentry)
+				if (m->state == FO_M_ACTIVATING)
+					session_send_activate(s, m);
+		} else
+			session_send_activate(s, NULL);
 		s->step++;
 		session_arm(s, conf->offer_window_ms / r);
 		return;
@@ -1096,7 +1116,7 @@ session_activate_begin(struct fo_session *s)
 	due = s->phase_ms + conf->activate_delay_ms +
 	    (uint64_t)conf->result_timeout_s * 1000;
 	TAILQ_FOREACH(m, &s->members, sentry)
-		if (m->state == FO_M_VERIFIED) {
+		if (m->state == FO_M_VERIFIED && !m->hold) {
 			m->result_due_ms = due;
 			campaign__set_state(m, FO_M_ACTIVATING);
 		}
@@ -1174,9 +1194,17 @@ session_decide(struct fo_session *s)
 		session_data_begin(s);
 	else if (nrecv > 0)
 		session_status_begin(s);
+	else if (!stream__complete(s) && (s->nstate[FO_M_DOWNLOADED] > 0 ||
+	    s->nstate[FO_M_VERIFIED] > 0))
+		/*
+		 * Cut-through: every block went out, but the gateway has not
+		 * checked the whole-file hash yet.  VERIFY and ACTIVATE wait
+		 * for it (stream__package_ready pokes the session).
+		 */
+		s->phase = FO_P_IDLE;
 	else if (s->nstate[FO_M_DOWNLOADED] > 0)
 		session_verify_begin(s);
-	else if (s->nstate[FO_M_VERIFIED] > 0)
+	else if (campaign__releasable(s) > 0)	/* not held by a rollout */
 		session_activate_begin(s);
 	else {
 		s->phase = s->nstate[FO_M_ACTIVATING] > 0 ? FO_P_RESULT :
@@ -1345,7 +1373,8 @@ session_open(struct fo_session *s)
 		log_warnx("session %08x: %u blocks recorded, %u computed",
 		    s->id, s->nblocks, nblocks);
 	s->nblocks = nblocks;
-	if ((s->fd = cache_open_blob(s->f->cache, s->c->pkg.sha256)) == -1) {
+	/* A partial blob while the download streams (stream.c). */
+	if ((s->fd = stream__open(s)) == -1) {
 		log_warnx("session %08x: package %s is not in the cache",
 		    s->id, s->c->package);
 		return (-1);

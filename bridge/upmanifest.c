@@ -233,30 +233,101 @@ safe_relpath(const char *p)
 	}
 }
 
-/* SHA-256 and size of a file, streamed. */
+/* Default chunk of the chunk list: the gateway's default Range size. */
+#define CHUNK_DEFAULT	(1024 * 1024)
+
+/*
+ * SHA-256 and size of a file, streamed; with cs > 0 also the SHA-256 of
+ * every cs-byte chunk into *chunks (malloc'd, *nchunks * 32 bytes).
+ */
 static int
-hash_file(const char *path, uint8_t sha[CACHE_SHA_LEN], uint64_t *size)
+hash_file_chunks(const char *path, uint8_t sha[CACHE_SHA_LEN],
+    uint64_t *size, uint32_t cs, uint8_t **chunks, uint32_t *nchunks)
 {
-	struct cache_sha *h;
-	uint8_t		 buf[65536];
+	struct cache_sha *h, *ch = NULL;
+	uint8_t		 buf[65536], *p, *list = NULL, *nl;
+	uint64_t	 inchunk = 0;
+	size_t		 take, left;
+	uint32_t	 nc = 0, cap = 0;
 	ssize_t		 n;
-	int		 fd;
+	int		 fd, saved;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return (-1);
-	if ((h = cache_sha_new()) == NULL) {
+	if ((h = cache_sha_new()) == NULL ||
+	    (cs > 0 && (ch = cache_sha_new()) == NULL)) {
+		cache_sha_free(h);
 		close(fd);
+		errno = ENOMEM;
 		return (-1);
 	}
 	*size = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		cache_sha_update(h, buf, (size_t)n);
 		*size += (uint64_t)n;
+		for (p = buf, left = (size_t)n; cs > 0 && left > 0;) {
+			take = left;
+			if (take > cs - inchunk)
+				take = (size_t)(cs - inchunk);
+			cache_sha_update(ch, p, take);
+			inchunk += take;
+			p += take;
+			left -= take;
+			if (inchunk < cs)
+				continue;
+			if (nc == cap) {
+				cap = cap == 0 ? 64 : cap * 2;
+				if ((nl = realloc(list, (size_t)cap *
+				    CACHE_SHA_LEN)) == NULL) {
+					n = -1;
+					errno = ENOMEM;
+					break;
+				}
+				list = nl;
+			}
+			cache_sha_final(ch, list + (size_t)nc++ *
+			    CACHE_SHA_LEN);
+			inchunk = 0;
+		}
+		if (n < 0)
+			break;
 	}
+	/* The last, shorter chunk. */
+	if (n == 0 && cs > 0 && inchunk > 0) {
+		if (nc == cap && (nl = realloc(list, ((size_t)cap + 1) *
+		    CACHE_SHA_LEN)) == NULL) {
+			n = -1;
+			errno = ENOMEM;
+		} else {
+			if (nc == cap)
+				list = nl;
+			cache_sha_final(ch, list + (size_t)nc++ *
+			    CACHE_SHA_LEN);
+		}
+	}
+	saved = errno;
 	cache_sha_final(h, sha);
 	cache_sha_free(h);
+	cache_sha_free(ch);
 	close(fd);
-	return (n < 0 ? -1 : 0);
+	if (n < 0) {
+		free(list);
+		errno = saved;
+		return (-1);
+	}
+	if (chunks != NULL) {
+		*chunks = list;
+		*nchunks = nc;
+	} else
+		free(list);
+	return (0);
+}
+
+/* SHA-256 and size of a file, streamed. */
+static int
+hash_file(const char *path, uint8_t sha[CACHE_SHA_LEN], uint64_t *size)
+{
+	return (hash_file_chunks(path, sha, size, 0, NULL, NULL));
 }
 
 static json_t *
@@ -285,7 +356,7 @@ static const char *const spec_top_keys[] = {
 static const char *const spec_pkg_keys[] = {
 	"id", "component", "version", "hw", "kind", "delta_format",
 	"base_version", "size", "sha256", "image_size", "image_sha256",
-	"image_file", "url", "deps", NULL
+	"image_file", "url", "deps", "chunk_size", NULL
 };
 
 static int
@@ -311,9 +382,12 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 	const char	*k, *id, *url, *kind, *imgf;
 	char		 path[PATH_MAX];
 	uint8_t		 sha[CACHE_SHA_LEN], isha[CACHE_SHA_LEN], zero[SIG_LEN];
+	uint8_t		*chunks = NULL;
 	uint64_t	 size, isize;
+	uint32_t	 cs = CHUNK_DEFAULT, nchunks = 0;
 	size_t		 i;
 	int		 delta, n;
+	json_t		*ca;
 
 	if (!json_is_object(sp)) {
 		err("spec: package #%zu: not an object", idx + 1);
@@ -336,14 +410,27 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 		    "inside the web root", id);
 		return (NULL);
 	}
+	/* The chunk list (cut-through); "chunk_size": 0 leaves it out. */
+	if ((v = json_object_get(sp, "chunk_size")) != NULL) {
+		if (!json_is_integer(v) || (json_integer_value(v) != 0 &&
+		    (json_integer_value(v) < UPLINK_CHUNK_MIN ||
+		    json_integer_value(v) > UPLINK_CHUNK_MAX))) {
+			err("spec: package '%s': chunk_size: 0 or %u to %u",
+			    id, UPLINK_CHUNK_MIN, UPLINK_CHUNK_MAX);
+			return (NULL);
+		}
+		cs = (uint32_t)json_integer_value(v);
+	}
 	if (snprintf(path, sizeof(path), "%s/%s", webroot, url) >=
-	    (int)sizeof(path) || hash_file(path, sha, &size) != 0) {
+	    (int)sizeof(path) || hash_file_chunks(path, sha, &size, cs,
+	    &chunks, &nchunks) != 0) {
 		err("package '%s': %s: %s", id, path, strerror(errno));
 		return (NULL);
 	}
 	if (size == 0 || size > UINT32_MAX) {
 		err("package '%s': %s: %" PRIu64 " bytes; UP carries 1 to "
 		    "4294967295", id, path, size);
+		free(chunks);
 		return (NULL);
 	}
 	/* Given in the spec?  Then it must be what the file is. */
@@ -351,6 +438,7 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 	    (!json_is_integer(v) || (uint64_t)json_integer_value(v) != size)) {
 		err("package '%s': size in the spec differs from %s (%" PRIu64
 		    " bytes)", id, path, size);
+		free(chunks);
 		return (NULL);
 	}
 	if ((v = json_object_get(sp, "sha256")) != NULL) {
@@ -361,7 +449,8 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 		    memcmp(given, sha, CACHE_SHA_LEN) != 0) {
 			err("package '%s': sha256 in the spec differs from "
 			    "%s", id, path);
-			return (NULL);
+			free(chunks);
+		return (NULL);
 		}
 	}
 	kind = json_string_value(json_object_get(sp, "kind"));
@@ -378,14 +467,16 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 		    hash_file(path, isha, &isize) != 0) {
 			err("package '%s': image_file %s: %s", id, path,
 			    strerror(errno));
-			return (NULL);
+			free(chunks);
+		return (NULL);
 		}
 	} else if (delta) {
 		v = json_object_get(sp, "image_size");
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
 			err("package '%s': a delta needs image_size and "
 			    "image_sha256, or image_file", id);
-			return (NULL);
+			free(chunks);
+		return (NULL);
 		}
 		isize = (uint64_t)json_integer_value(v);
 		v = json_object_get(sp, "image_sha256");
@@ -393,12 +484,15 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 		    cache_unhex(json_string_value(v), isha) != 0) {
 			err("package '%s': image_sha256: not 64 hex digits",
 			    id);
-			return (NULL);
+			free(chunks);
+		return (NULL);
 		}
 	}
 
-	if ((o = json_object()) == NULL)
+	if ((o = json_object()) == NULL) {
+		free(chunks);
 		return (NULL);
+	}
 	for (i = 0; copy1[i] != NULL; i++)
 		if ((v = json_object_get(sp, copy1[i])) != NULL)
 			json_object_set(o, copy1[i], v);
@@ -409,6 +503,15 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 	json_object_set(o, "url", json_object_get(sp, "url"));
 	if ((v = json_object_get(sp, "deps")) != NULL)
 		json_object_set(o, "deps", v);
+	if (cs > 0) {
+		json_object_set_new(o, "chunk_size", json_integer(cs));
+		ca = json_array();
+		for (i = 0; i < nchunks; i++)
+			json_array_append_new(ca, hex_json(chunks +
+			    i * CACHE_SHA_LEN));
+		json_object_set_new(o, "chunks", ca);
+	}
+	free(chunks);
 	/* A placeholder until the descriptor is signed. */
 	memset(zero, 0, sizeof(zero));
 	json_object_set_new(o, "up_sig", b64_json(zero, sizeof(zero)));
@@ -649,8 +752,9 @@ cmd_verify(int argc, char **argv)
 	struct up_offer	 offer;
 	char		 path[PATH_MAX], hex[CACHE_HEX_LEN + 1];
 	char		*body = NULL, *sig = NULL, *why = NULL;
-	uint8_t		 desc[1024], sha[CACHE_SHA_LEN];
+	uint8_t		 desc[1024], sha[CACHE_SHA_LEN], *chunks = NULL;
 	uint64_t	 size;
+	uint32_t	 nchunks = 0, c;
 	size_t		 len, siglen, i;
 	int		 ch, n, rc = 1, bad = 0;
 
@@ -697,7 +801,10 @@ cmd_verify(int argc, char **argv)
 		const struct cache_pkg *p = &mf->pkgs[i];
 
 		snprintf(path, sizeof(path), "%s/%s", webroot, p->url);
-		if (hash_file(path, sha, &size) != 0) {
+		free(chunks);
+		chunks = NULL;
+		if (hash_file_chunks(path, sha, &size,
+		    mf->chunks[i].chunk_size, &chunks, &nchunks) != 0) {
 			err("package '%s': %s: %s", p->id, path,
 			    strerror(errno));
 			bad++;
@@ -714,6 +821,18 @@ cmd_verify(int argc, char **argv)
 			cache_hex(sha, hex);
 			err("package '%s': %s has sha256 %s, not the "
 			    "manifest's", p->id, path, hex);
+			bad++;
+			continue;
+		}
+		/* Gateways cut a download at the first chunk that differs. */
+		for (c = 0; c < mf->chunks[i].n; c++)
+			if (c >= nchunks || memcmp(chunks + (size_t)c *
+			    CACHE_SHA_LEN, mf->chunks[i].sha + (size_t)c *
+			    CACHE_SHA_LEN, CACHE_SHA_LEN) != 0)
+				break;
+		if (c < mf->chunks[i].n) {
+			err("package '%s': chunks[%u] is not the sha256 of "
+			    "that chunk of %s", p->id, c, path);
 			bad++;
 			continue;
 		}
@@ -735,6 +854,7 @@ cmd_verify(int argc, char **argv)
 		rc = 0;
 	}
 out:
+	free(chunks);
 	uplink_manifest_free(mf);
 	cache_key_free(key);
 	free(body);

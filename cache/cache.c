@@ -55,6 +55,19 @@ struct cache_writer {
 	int		 fd;
 	struct cache_sha *hash;
 	uint8_t		*buf;		/* priming; NULL once primed */
+
+	/*
+	 * Chunk verification (cut-through), when the blob has a chunk list:
+	 * `verified' is the end of the last chunk that matched its hash,
+	 * `ok' the whole-file digest at that point, so a bad chunk can be
+	 * dropped without hashing the prefix again.
+	 */
+	uint32_t	 chunk_size;	/* 0: no chunk list */
+	uint32_t	 nchunks;
+	uint8_t		*chunks;	/* nchunks * 32 */
+	struct cache_sha *chash;	/* the chunk being received */
+	struct cache_sha *ok;
+	uint64_t	 verified;
 };
 
 struct cache_check {
@@ -717,6 +730,19 @@ cache_free(struct cache *c)
 /* ------------------------------------------------------------------ */
 /* lookups                                                             */
 
+static uint64_t
+cache_row_verified(struct cache *c, const struct cache_row *r)
+{
+	struct cache_writer	*w;
+
+	if (r->state == CACHE_COMPLETE)
+		return (r->size);
+	if (r->state == CACHE_PARTIAL &&
+	    (w = cache_writer_find(c, r->sha)) != NULL)
+		return (w->verified);
+	return (0);
+}
+
 static void
 cache_row_entry(struct cache *c, const struct cache_row *r,
     struct cache_entry *e)
@@ -728,6 +754,7 @@ cache_row_entry(struct cache *c, const struct cache_row *r,
 	e->have = cache_row_disk(c, r);
 	e->pins = r->pins;
 	e->last_used = r->last_used;
+	e->verified = cache_row_verified(c, r);
 }
 
 int
@@ -795,6 +822,56 @@ cache_open_blob(struct cache *c, const uint8_t sha[CACHE_SHA_LEN])
 	}
 	cache_row_used(c, sha);
 	return (fd);
+}
+
+int
+cache_open_read(struct cache *c, const uint8_t sha[CACHE_SHA_LEN])
+{
+	struct cache_row r;
+	char		 path[PATH_MAX];
+	int		 fd, tries;
+
+	/*
+	 * The partial may be renamed into blobs/ between the lookup and the
+	 * open (the writer finished): then look again, once.
+	 */
+	for (tries = 0; tries < 2; tries++) {
+		if (cache_row_get(c, sha, &r) != 1)
+			return (-1);
+		if (r.state == CACHE_COMPLETE)
+			return (cache_open_blob(c, sha));
+		if (r.state != CACHE_PARTIAL ||
+		    cache_part_path(c, sha, path, sizeof path) == -1)
+			return (-1);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1)
+			return (fd);
+		if (errno != ENOENT)
+			return (-1);
+	}
+	return (-1);
+}
+
+uint64_t
+cache_writer_verified(struct cache *c, const uint8_t sha[CACHE_SHA_LEN])
+{
+	struct cache_writer	*w;
+
+	if ((w = cache_writer_find(c, sha)) == NULL)
+		return (UINT64_MAX);
+	return (w->verified);
+}
+
+uint64_t
+cache_verified(struct cache *c, const uint8_t sha[CACHE_SHA_LEN])
+{
+	struct cache_row r;
+	uint64_t	 v;
+
+	if ((v = cache_writer_verified(c, sha)) != UINT64_MAX)
+		return (v);
+	if (cache_row_get(c, sha, &r) != 1)
+		return (0);
+	return (cache_row_verified(c, &r));
 }
 
 /* ------------------------------------------------------------------ */
@@ -886,8 +963,111 @@ cache_writer_free(struct cache_writer *w)
 	if (w->fd != -1)
 		close(w->fd);
 	cache_sha_free(w->hash);
+	cache_sha_free(w->chash);
+	cache_sha_free(w->ok);
+	free(w->chunks);
 	free(w->buf);
 	free(w);
+}
+
+/*
+ * Loads the blob's chunk list, if it has one that fits its size.
+ * 0, or -1 when memory runs out.
+ */
+static int
+cache_writer_load_chunks(struct cache_writer *w, struct cache *c)
+{
+	uint8_t		*h;
+	uint32_t	 cs, n;
+
+	if (cache_chunks_get(c, w->sha, &cs, &h, &n) != 1)
+		return (0);
+	if ((w->size + cs - 1) / cs != n) {
+		up_logf(UP_LOG_WARN, "cache: chunk list of %s does not fit "
+		    "its size, ignored", w->hex);
+		free(h);
+		return (0);
+	}
+	if ((w->chash = cache_sha_new()) == NULL ||
+	    (w->ok = cache_sha_new()) == NULL) {
+		free(h);
+		return (-1);
+	}
+	w->chunks = h;
+	w->chunk_size = cs;
+	w->nchunks = n;
+	return (0);
+}
+
+/*
+ * Hashes n bytes at offset `pos' (pos == bytes absorbed so far) into
+ * the whole-file digest and, with a chunk list, into the chunk digest;
+ * each chunk is compared with its listed hash as it completes.  Returns
+ * 0, or -1 on a mismatch: then the digest is back at `verified' and
+ * *cause says which chunk.
+ */
+static int
+cache_writer_absorb(struct cache_writer *w, uint64_t pos, const uint8_t *p,
+    size_t n, char **cause)
+{
+	uint8_t		 got[CACHE_SHA_LEN];
+	char		 ghex[CACHE_HEX_LEN + 1], whex[CACHE_HEX_LEN + 1];
+	uint64_t	 end;
+	uint32_t	 idx;
+	size_t		 take;
+
+	if (w->chunk_size == 0) {
+		cache_sha_update(w->hash, p, n);
+		return (0);
+	}
+	while (n > 0) {
+		idx = (uint32_t)(pos / w->chunk_size);
+		end = (uint64_t)(idx + 1) * w->chunk_size;
+		if (end > w->size)
+			end = w->size;
+		take = n;
+		if (take > end - pos)
+			take = (size_t)(end - pos);
+		cache_sha_update(w->hash, p, take);
+		cache_sha_update(w->chash, p, take);
+		pos += take;
+		p += take;
+		n -= take;
+		if (pos != end)
+			continue;
+		cache_sha_final(w->chash, got);
+		if (memcmp(got, w->chunks + (size_t)idx * CACHE_SHA_LEN,
+		    CACHE_SHA_LEN) != 0) {
+			cache_hex(got, ghex);
+			cache_hex(w->chunks + (size_t)idx * CACHE_SHA_LEN,
+			    whex);
+			cache__cause(cause, "chunk %u of %u: sha256 mismatch: "
+			    "expected %s, got %s", idx + 1, w->nchunks, whex,
+			    ghex);
+			cache_sha_copy(w->hash, w->ok);
+			return (-1);
+		}
+		w->verified = end;
+		cache_sha_copy(w->ok, w->hash);
+	}
+	return (0);
+}
+
+/*
+ * A chunk failed: the file goes back to the verified prefix, and so does
+ * the writer (the digests already are).
+ */
+static void
+cache_writer_cut(struct cache_writer *w)
+{
+	up_logf(UP_LOG_WARN, "cache: blob %s: bad chunk, cut back to the "
+	    "verified %llu bytes", w->hex, (unsigned long long)w->verified);
+	if (ftruncate(w->fd, (off_t)w->verified) == -1)
+		up_logf(UP_LOG_WARN, "cache: truncate partial %s: %s",
+		    w->hex, strerror(errno));
+	w->off = w->primed = w->verified;
+	if (w->c != NULL)
+		cache_row_state(w->c, w->sha, CACHE_PARTIAL, w->off);
 }
 
 struct cache_writer *
@@ -947,7 +1127,8 @@ cache_writer_open(struct cache *c, const uint8_t sha[CACHE_SHA_LEN],
 	w->size = size;
 	w->off = have;
 	if ((w->hash = cache_sha_new()) == NULL ||
-	    (have > 0 && (w->buf = malloc(CACHE_IO_CHUNK)) == NULL)) {
+	    (have > 0 && (w->buf = malloc(CACHE_IO_CHUNK)) == NULL) ||
+	    cache_writer_load_chunks(w, c) == -1) {
 		cache__cause(cause, "out of memory");
 		goto fail;
 	}
@@ -1005,7 +1186,12 @@ cache_writer_prime(struct cache_writer *w, size_t budget, char **cause)
 			    "bytes", w->hex, (unsigned long long)w->off);
 			return (-1);
 		}
-		cache_sha_update(w->hash, w->buf, want);
+		if (cache_writer_absorb(w, w->primed, w->buf, want,
+		    NULL) == -1) {
+			/* A torn tail after a crash: resume from the prefix. */
+			cache_writer_cut(w);
+			break;
+		}
 		w->primed += want;
 		budget -= want;
 	}
@@ -1056,7 +1242,11 @@ cache_writer_write(struct cache_writer *w, const void *buf, size_t len,
 			return (-1);
 		}
 		/* What reached the file is hashed and counted. */
-		cache_sha_update(w->hash, p, (size_t)n);
+		if (cache_writer_absorb(w, w->off, p, (size_t)n,
+		    cause) == -1) {
+			cache_writer_cut(w);
+			return (-1);
+		}
 		w->off += (uint64_t)n;
 		w->primed = w->off;
 		p += n;

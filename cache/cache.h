@@ -47,6 +47,9 @@ struct cache_sha;
 struct cache_sha *cache_sha_new(void);
 void		 cache_sha_update(struct cache_sha *, const void *, size_t);
 void		 cache_sha_final(struct cache_sha *, uint8_t out[CACHE_SHA_LEN]);
+/* dst continues from src's state (a checkpoint). */
+void		 cache_sha_copy(struct cache_sha *dst,
+		    const struct cache_sha *src);
 void		 cache_sha_free(struct cache_sha *);
 
 /*
@@ -94,6 +97,7 @@ struct cache_entry {
 	uint64_t	 have;		/* bytes on disk */
 	int		 pins;		/* campaigns holding it */
 	int64_t		 last_used;	/* unix seconds */
+	uint64_t	 verified;	/* verified prefix (cache_verified) */
 };
 
 /* Fills `e' (state CACHE_ABSENT when unknown).  Returns 0 or -1 (db). */
@@ -112,6 +116,35 @@ int		 cache_path(struct cache *, const uint8_t sha[CACHE_SHA_LEN],
 int		 cache_open_blob(struct cache *, const uint8_t sha[CACHE_SHA_LEN]);
 
 /*
+ * Cut-through (docs/cache.md, "Chunks and the verified prefix"): a blob
+ * whose package lists per-chunk SHA-256s (cache_chunks_put) is checked
+ * chunk by chunk as the writer appends, and its verified prefix may be
+ * read and forwarded before the download ends.
+ *
+ * cache_open_read opens the blob for reading whether it is complete or
+ * still partial (O_RDONLY, O_CLOEXEC; caller closes); -1 when there is
+ * no file.  The fd stays valid when the partial completes: completion
+ * renames the file, the inode is the same.  A reader must only use the
+ * bytes below cache_verified(): past it they may be unverified, and a
+ * bad chunk is cut off again (the file is truncated to the prefix).
+ *
+ * cache_verified returns the verified prefix in bytes: the size of a
+ * complete blob, for a blob being written the end of the last chunk
+ * that matched its listed hash (0 without a chunk list), else 0.  It
+ * looks at the open writers first, so it is cheap while one runs.
+ */
+int		 cache_open_read(struct cache *,
+		    const uint8_t sha[CACHE_SHA_LEN]);
+uint64_t	 cache_verified(struct cache *, const uint8_t sha[CACHE_SHA_LEN]);
+/*
+ * The verified prefix of an open writer, or UINT64_MAX when no writer
+ * for sha is open (then ask cache_verified).  No database access: for
+ * callers that poll often.
+ */
+uint64_t	 cache_writer_verified(struct cache *,
+		    const uint8_t sha[CACHE_SHA_LEN]);
+
+/*
  * Starts or resumes writing a blob of `size' bytes.  Reserves space
  * under the quota first (evicting unpinned complete blobs, least recently
  * used first) and fails with a clear cause if it cannot.  On resume,
@@ -127,7 +160,14 @@ struct cache_writer *cache_writer_open(struct cache *,
 int		 cache_writer_prime(struct cache_writer *, size_t budget,
 		    char **cause);
 uint64_t	 cache_writer_offset(const struct cache_writer *);
-/* Appends bytes at the current offset (rejects writes beyond size). */
+/*
+ * Appends bytes at the current offset (rejects writes beyond size).
+ * With a chunk list (cache_chunks_put before cache_writer_open), every
+ * chunk is hashed as it completes; a chunk that does not match its
+ * listed hash fails the write ("chunk 3 of 24: sha256 mismatch ..."),
+ * the file is cut back to the verified prefix and the writer continues
+ * from there (the next write must resend the chunk).
+ */
 int		 cache_writer_write(struct cache_writer *, const void *,
 		    size_t, char **cause);
 /*
@@ -225,5 +265,27 @@ int		 cache_pkg_by_sha(struct cache *,
 /* Calls fn for every known package, in id order. */
 int		 cache_pkg_foreach(struct cache *,
 		    void (*fn)(void *, const struct cache_pkg *), void *arg);
+
+/*
+ * Per-chunk SHA-256s of a blob (the manifest's `chunks', docs/
+ * manifest.md), keyed by the blob's sha256 in table cache_chunks.
+ * `hashes' holds n * 32 bytes, n == ceil(size / chunk_size).  A writer
+ * opened afterwards verifies each chunk.  Put replaces a list; 0 or -1
+ * with cause (a bad count or size changes nothing).
+ */
+#define CACHE_CHUNKS_MAX	(1U << 20)	/* hashes per blob */
+int		 cache_chunks_put(struct cache *,
+		    const uint8_t sha[CACHE_SHA_LEN], uint64_t size,
+		    uint32_t chunk_size, const uint8_t *hashes, uint32_t n,
+		    char **cause);
+/*
+ * 1 and *hashes (malloc'd, n * 32 bytes; caller frees) when a list is
+ * stored, 0 when none, -1 on a database error.
+ */
+int		 cache_chunks_get(struct cache *,
+		    const uint8_t sha[CACHE_SHA_LEN], uint32_t *chunk_size,
+		    uint8_t **hashes, uint32_t *n);
+/* Drops the lists of blobs no package of the table names any more. */
+int		 cache_chunks_prune(struct cache *);
 
 #endif /* CACHE_H */

@@ -71,6 +71,15 @@ const char *const cache__schema[] = {
 	"  component TEXT NOT NULL,"
 	"  min_version TEXT NOT NULL,"
 	"  PRIMARY KEY (pkg_id, idx));",
+	/*
+	 * 2: per-chunk hashes of a blob (cut-through, docs/cache.md), keyed
+	 * by content like the blobs: n * 32 raw bytes.
+	 */
+	"CREATE TABLE cache_chunks ("
+	"  sha256 TEXT PRIMARY KEY NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  chunk_size INTEGER NOT NULL,"
+	"  hashes BLOB NOT NULL);",
 };
 const int cache__nschema = sizeof cache__schema / sizeof cache__schema[0];
 
@@ -134,6 +143,15 @@ static const char *const cache_sql[CACHE_ST_MAX] = {
 	    "SELECT idx, component, min_version FROM cache_pkg_deps "
 	    "WHERE pkg_id = ?1 ORDER BY idx",
 	[CACHE_ST_PKG_IDS] = "SELECT id FROM cache_pkgs ORDER BY id",
+	[CACHE_ST_CHUNKS_PUT] =
+	    "INSERT OR REPLACE INTO cache_chunks (sha256, size, chunk_size, "
+	    "hashes) VALUES (?1, ?2, ?3, ?4)",
+	[CACHE_ST_CHUNKS_GET] =
+	    "SELECT size, chunk_size, hashes FROM cache_chunks "
+	    "WHERE sha256 = ?1",
+	[CACHE_ST_CHUNKS_PRUNE] =
+	    "DELETE FROM cache_chunks WHERE sha256 NOT IN "
+	    "(SELECT sha256 FROM cache_pkgs)",
 };
 
 /* Sets *cause (when cause is not NULL) to a malloc'd message. */

@@ -178,6 +178,17 @@ cache_sha_final(struct cache_sha *s, uint8_t out[CACHE_SHA_LEN])
 		cache_hash_broken("EVP_DigestInit_ex");
 }
 
+/*
+ * dst takes src's state (a checkpoint of a running digest: the cache
+ * writer keeps one at each verified chunk boundary).
+ */
+void
+cache_sha_copy(struct cache_sha *dst, const struct cache_sha *src)
+{
+	if (EVP_MD_CTX_copy_ex(dst->ctx, src->ctx) != 1)
+		cache_hash_broken("EVP_MD_CTX_copy_ex");
+}
+
 void
 cache_sha_free(struct cache_sha *s)
 {

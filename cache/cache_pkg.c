@@ -323,3 +323,91 @@ cache_pkg_foreach(struct cache *c,
 	free(ids);
 	return (0);
 }
+
+/* ------------------------------------------------------------------ */
+/* chunk lists (cut-through)                                           */
+
+int
+cache_chunks_put(struct cache *c, const uint8_t sha[CACHE_SHA_LEN],
+    uint64_t size, uint32_t chunk_size, const uint8_t *hashes, uint32_t n,
+    char **cause)
+{
+	sqlite3_stmt	*st;
+	char		 hex[CACHE_HEX_LEN + 1];
+	uint64_t	 want;
+
+	cache_hex(sha, hex);
+	if (chunk_size == 0 || size == 0 || size > INT64_MAX) {
+		cache__cause(cause, "chunks of %.16s...: bad chunk size %u or "
+		    "size %llu", hex, chunk_size, (unsigned long long)size);
+		return (-1);
+	}
+	want = (size + chunk_size - 1) / chunk_size;
+	if (n != want || n > CACHE_CHUNKS_MAX || hashes == NULL) {
+		cache__cause(cause, "chunks of %.16s...: %u hashes, %llu "
+		    "bytes in chunks of %u need %llu", hex, n,
+		    (unsigned long long)size, chunk_size,
+		    (unsigned long long)want);
+		return (-1);
+	}
+	st = cache__stmt(c, CACHE_ST_CHUNKS_PUT);
+	cache__bind_sha(st, 1, sha);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, chunk_size);
+	sqlite3_bind_blob(st, 4, hashes, (int)(n * CACHE_SHA_LEN),
+	    SQLITE_STATIC);
+	return (cache__run(c, st, cause));
+}
+
+int
+cache_chunks_get(struct cache *c, const uint8_t sha[CACHE_SHA_LEN],
+    uint32_t *chunk_size, uint8_t **hashes, uint32_t *n)
+{
+	sqlite3_stmt	*st;
+	const void	*blob;
+	uint64_t	 size, cs, want;
+	int		 rc, len;
+
+	*hashes = NULL;
+	*n = 0;
+	*chunk_size = 0;
+	st = cache__stmt(c, CACHE_ST_CHUNKS_GET);
+	cache__bind_sha(st, 1, sha);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return (0);
+	}
+	if (rc != SQLITE_ROW)
+		return (cache__db_fail(c, st, NULL, "chunks"));
+	size = cache__column_u64(st, 0);
+	cs = cache__column_u64(st, 1);
+	blob = sqlite3_column_blob(st, 2);
+	len = sqlite3_column_bytes(st, 2);
+	/* A row we did not write whole is no list at all. */
+	if (cs == 0 || cs > UINT32_MAX || size == 0 || blob == NULL ||
+	    len <= 0 || len % CACHE_SHA_LEN != 0) {
+		sqlite3_reset(st);
+		return (0);
+	}
+	want = (size + cs - 1) / cs;
+	if (want != (uint64_t)len / CACHE_SHA_LEN || want > CACHE_CHUNKS_MAX) {
+		sqlite3_reset(st);
+		return (0);
+	}
+	if ((*hashes = malloc((size_t)len)) == NULL) {
+		sqlite3_reset(st);
+		return (-1);
+	}
+	memcpy(*hashes, blob, (size_t)len);
+	*n = (uint32_t)want;
+	*chunk_size = (uint32_t)cs;
+	sqlite3_reset(st);
+	return (1);
+}
+
+int
+cache_chunks_prune(struct cache *c)
+{
+	return (cache__run(c, cache__stmt(c, CACHE_ST_CHUNKS_PRUNE), NULL));
+}

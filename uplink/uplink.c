@@ -76,6 +76,8 @@ struct uplink_job {
 	int		 primed;
 	struct uplink_chan *chan;
 	struct event	*ev;
+	struct event	*pev;		/* deferred package_progress */
+	uint64_t	 told;		/* verified prefix last reported */
 	unsigned int	 fails;
 
 	/* The range in flight. */
@@ -241,14 +243,47 @@ fail:
 	return (NULL);
 }
 
+/*
+ * The chunk lists go with the package table.  A list that cannot be
+ * stored only costs cut-through for that package (it then waits for its
+ * whole-file hash), so it is logged, not fatal.
+ */
+static void
+manifest_store_chunks(struct uplink *u, const struct uplink_manifest *mf)
+{
+	const struct uplink_chunks *ch;
+	char		*cause = NULL;
+	size_t		 i;
+
+	if (mf->chunks == NULL)
+		return;
+	for (i = 0; i < mf->npkgs; i++) {
+		ch = &mf->chunks[i];
+		if (ch->n == 0)
+			continue;
+		if (cache_chunks_put(u->cache, mf->pkgs[i].sha256,
+		    mf->pkgs[i].size, ch->chunk_size, ch->sha, ch->n,
+		    &cause) != 0) {
+			up_logf(UP_LOG_WARN, "uplink: package '%s': cannot "
+			    "store its chunk list: %s", mf->pkgs[i].id,
+			    cause != NULL ? cause : "?");
+			free(cause);
+			cause = NULL;
+		}
+	}
+	cache_chunks_prune(u->cache);
+}
+
 /* cache/'s package table from a checked manifest; 0 or -1 (logged). */
 static int
 manifest_store_pkgs(struct uplink *u, const struct uplink_manifest *mf)
 {
 	char		*cause = NULL;
 
-	if (cache_pkg_replace(u->cache, mf->pkgs, mf->npkgs, &cause) == 0)
+	if (cache_pkg_replace(u->cache, mf->pkgs, mf->npkgs, &cause) == 0) {
+		manifest_store_chunks(u, mf);
 		return (0);
+	}
 	set_error(u, "cannot store the manifest's packages: %s",
 	    cause != NULL ? cause : "?");
 	up_logf(UP_LOG_WARN, "uplink: cannot store the packages of manifest "
@@ -514,6 +549,8 @@ job_free(struct uplink_job *j)
 	cache_writer_close(j->w);	/* keeps the partial file */
 	uplink__chan_free(j->chan);
 	event_free(j->ev);
+	if (j->pev != NULL)
+		event_free(j->pev);
 	free(j);
 }
 
@@ -528,6 +565,40 @@ static void
 job_kick(struct uplink_job *j)
 {
 	event_active(j->ev, EV_TIMEOUT, 1);
+}
+
+/*
+ * The verified prefix may have grown: tell the owner from a deferred
+ * event (never from inside the HTTP body callback or a cache call), so
+ * it may read the blob and call back into us.
+ */
+static void
+job_progress(struct uplink_job *j)
+{
+	uint64_t	 v;
+
+	if (j->u->cb.package_progress == NULL || j->pev == NULL ||
+	    j->w == NULL)
+		return;
+	v = cache_writer_verified(j->u->cache, j->sha);
+	if (v != UINT64_MAX && v > j->told)
+		event_active(j->pev, EV_TIMEOUT, 1);
+}
+
+static void
+job_pev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct uplink_job *j = arg;
+	struct uplink	*u = j->u;
+	uint8_t		 sha[CACHE_SHA_LEN];
+	uint64_t	 v;
+
+	v = cache_writer_verified(u->cache, j->sha);
+	if (v == UINT64_MAX || v <= j->told || u->cb.package_progress == NULL)
+		return;
+	j->told = v;
+	memcpy(sha, j->sha, CACHE_SHA_LEN);
+	u->cb.package_progress(u->arg, sha, v);
 }
 
 static void
@@ -690,8 +761,15 @@ range_body(void *arg, const uint8_t *p, size_t n)
 		snprintf(j->why, sizeof(j->why), "cache: %s",
 		    cause != NULL ? cause : "write failed");
 		free(cause);
+		/*
+		 * A bad chunk was cut off (the writer is back at the
+		 * verified prefix); the rest of this answer is dropped and
+		 * the job retries from there.
+		 */
+		j->expect_end = cache_writer_offset(j->w);
 		return (j->why);
 	}
+	job_progress(j);
 	return (NULL);
 }
 
@@ -782,6 +860,8 @@ job_step(struct uplink_job *j)
 	case J_PRIME:
 		/* Re-hash what a previous run left, a step per turn. */
 		rc = cache_writer_prime(j->w, PRIME_STEP, &cause);
+		if (rc >= 0)
+			job_progress(j);	/* chunks re-verified */
 		if (rc == 1) {
 			job_kick(j);
 			return;
@@ -887,6 +967,11 @@ uplink_fetch(struct uplink *u, const uint8_t sha[CACHE_SHA_LEN])
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return (-1);
 	if ((j->ev = evtimer_new(u->base, job_ev_cb, j)) == NULL) {
+		free(j);
+		return (-1);
+	}
+	if ((j->pev = evtimer_new(u->base, job_pev_cb, j)) == NULL) {
+		event_free(j->ev);
 		free(j);
 		return (-1);
 	}

@@ -53,11 +53,27 @@ struct uplink_deployment {
 	char		*policy_json;
 };
 
+/*
+ * A package's chunk list (docs/manifest.md, `chunk_size' and `chunks'):
+ * SHA-256 of each chunk_size piece of the file, the last one shorter.
+ * n == 0 when the package has none (it then cannot be forwarded before
+ * its whole-file hash is checked).
+ */
+#define UPLINK_CHUNK_MIN	4096
+#define UPLINK_CHUNK_MAX	(256U * 1024 * 1024)
+
+struct uplink_chunks {
+	uint32_t	 chunk_size;
+	uint32_t	 n;
+	uint8_t		*sha;		/* n * 32 bytes, owned */
+};
+
 struct uplink_manifest {
 	int64_t		 serial;	/* strictly increasing */
 	char		 issued[32];	/* RFC 3339, informational */
 	size_t		 npkgs;
 	struct cache_pkg *pkgs;
+	struct uplink_chunks *chunks;	/* npkgs entries, parallel */
 	size_t		 ndeps;
 	struct uplink_deployment *deps;
 };
@@ -127,6 +143,16 @@ struct uplink_cb {
 	void	(*manifest)(void *arg, const struct uplink_manifest *);
 	/* A package is complete and verified in the cache. */
 	void	(*package_ready)(void *arg, const uint8_t sha[CACHE_SHA_LEN]);
+	/*
+	 * Optional (cut-through): the verified prefix of a package being
+	 * downloaded grew to `verified' bytes (whole chunks that matched
+	 * the manifest's chunk list; cache_open_read + cache_verified).
+	 * Called from a deferred event after the bytes are in the cache,
+	 * at most once per loop turn per package, before package_ready.
+	 * Packages without a chunk list never report progress.
+	 */
+	void	(*package_progress)(void *arg,
+		    const uint8_t sha[CACHE_SHA_LEN], uint64_t verified);
 	/* A package failed (hash mismatch, HTTP error); retried later. */
 	void	(*package_failed)(void *arg,
 		    const uint8_t sha[CACHE_SHA_LEN], const char *why);

@@ -322,11 +322,70 @@ get_strs(struct mctx *m, json_t *o, const char *key, size_t nmax,
 static const char *const pkg_keys[] = {
 	"id", "component", "version", "hw", "kind", "delta_format",
 	"base_version", "size", "sha256", "image_size", "image_sha256",
-	"url", "deps", "up_sig", NULL
+	"url", "deps", "up_sig", "chunk_size", "chunks", NULL
 };
 
+/*
+ * The chunk list (cut-through): optional, but both members or neither;
+ * exactly ceil(size / chunk_size) hex digests.
+ */
 static int
-parse_pkg(struct mctx *m, json_t *o, size_t idx, struct cache_pkg *p)
+parse_chunks(struct mctx *m, json_t *o, const struct cache_pkg *p,
+    struct uplink_chunks *ch)
+{
+	json_t		*a, *v, *tmp;
+	int64_t		 cs;
+	uint64_t	 want;
+	size_t		 i;
+	int		 r;
+
+	if ((r = get_int(m, o, "chunk_size", UPLINK_CHUNK_MIN,
+	    UPLINK_CHUNK_MAX, &cs, 0)) < 0)
+		return (-1);
+	a = json_object_get(o, "chunks");
+	if (r == 0 && a == NULL)
+		return (0);
+	if (r == 0)
+		return (mfail(m, "chunk_size: missing (required with "
+		    "chunks)"));
+	if (a == NULL)
+		return (mfail(m, "chunks: missing (required with "
+		    "chunk_size)"));
+	if (!json_is_array(a))
+		return (mfail(m, "chunks: not an array"));
+	want = (p->size + (uint64_t)cs - 1) / (uint64_t)cs;
+	if (json_array_size(a) != want)
+		return (mfail(m, "chunks: %zu entries, size %llu in chunks "
+		    "of %lld needs %llu", json_array_size(a),
+		    (unsigned long long)p->size, (long long)cs,
+		    (unsigned long long)want));
+	if (want > CACHE_CHUNKS_MAX)
+		return (mfail(m, "chunks: more than %u entries",
+		    CACHE_CHUNKS_MAX));
+	if ((ch->sha = malloc((size_t)want * CACHE_SHA_LEN)) == NULL)
+		return (mfail(m, "out of memory"));
+	json_array_foreach(a, i, v) {
+		char	 name[32];
+
+		snprintf(name, sizeof(name), "chunks[%zu]", i);
+		if ((tmp = json_object()) == NULL ||
+		    json_object_set(tmp, name, v) != 0) {
+			json_decref(tmp);
+			return (mfail(m, "out of memory"));
+		}
+		r = get_sha(m, tmp, name, ch->sha + i * CACHE_SHA_LEN, 1);
+		json_decref(tmp);
+		if (r != 1)
+			return (-1);
+	}
+	ch->chunk_size = (uint32_t)cs;
+	ch->n = (uint32_t)want;
+	return (0);
+}
+
+static int
+parse_pkg(struct mctx *m, json_t *o, size_t idx, struct cache_pkg *p,
+    struct uplink_chunks *ch)
 {
 	char		 kind[16], fmt[16], sig[128];
 	json_t		*deps, *d;
@@ -417,6 +476,8 @@ parse_pkg(struct mctx *m, json_t *o, size_t idx, struct cache_pkg *p)
 
 	if (get_str(m, o, "url", p->url, CACHE_URL_MAX, S_URL, 1) != 1 ||
 	    check_url(m, p->url) != 0)
+		return (-1);
+	if (parse_chunks(m, o, p, ch) != 0)
 		return (-1);
 
 	p->ndeps = 0;
@@ -601,15 +662,17 @@ uplink_manifest_parse(const char *json, size_t len, char **cause)
 		goto fail;
 	}
 	if (json_array_size(a) > 0 &&
-	    (mf->pkgs = calloc(json_array_size(a), sizeof(*mf->pkgs))) ==
-	    NULL) {
+	    ((mf->pkgs = calloc(json_array_size(a), sizeof(*mf->pkgs))) ==
+	    NULL || (mf->chunks = calloc(json_array_size(a),
+	    sizeof(*mf->chunks))) == NULL)) {
 		mfail(&m, "out of memory");
 		goto fail;
 	}
 	json_array_foreach(a, i, v) {
 		struct cache_pkg *p = &mf->pkgs[i];
 
-		if (parse_pkg(&m, v, i, p) != 0)
+		mf->npkgs = i + 1;	/* chunks[i] is freed on failure */
+		if (parse_pkg(&m, v, i, p, &mf->chunks[i]) != 0)
 			goto fail;
 		p->manifest_serial = mf->serial;
 		for (j = 0; j < i; j++) {
@@ -627,7 +690,6 @@ uplink_manifest_parse(const char *json, size_t len, char **cause)
 			}
 			m.where[0] = '\0';
 		}
-		mf->npkgs = i + 1;
 	}
 
 	snprintf(m.where, sizeof(m.where), "manifest");
@@ -683,6 +745,10 @@ uplink_manifest_free(struct uplink_manifest *mf)
 		return;
 	for (i = 0; i < mf->ndeps; i++)
 		free(mf->deps[i].policy_json);
+	if (mf->chunks != NULL)
+		for (i = 0; i < mf->npkgs; i++)
+			free(mf->chunks[i].sha);
+	free(mf->chunks);
 	free(mf->deps);
 	free(mf->pkgs);
 	free(mf);

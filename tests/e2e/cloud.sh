@@ -1,8 +1,12 @@
 #!/bin/sh
 # cloud.sh: a test cloud, nginx with TLS on loopback (docs/manifest.md).
 #
-#   cloud.sh start DIR PORT   start (or keep) nginx serving DIR/www/cloud/
-#                             at https://127.0.0.1:PORT/cloud/
+#   cloud.sh start DIR PORT [RATE]
+#                             start (or keep) nginx serving DIR/www/cloud/
+#                             at https://127.0.0.1:PORT/cloud/; with RATE
+#                             (nginx limit_rate: bytes/s, suffix k or m)
+#                             every answer under /cloud/ is sent at most
+#                             that fast, a slow WAN for cut-through tests
 #   cloud.sh stop DIR         stop the nginx started for DIR
 #   cloud.sh bytes DIR SUFFIX total body bytes served for GETs of URIs
 #                             ending in SUFFIX
@@ -31,7 +35,7 @@ die()
 
 usage()
 {
-	echo "usage: $prog start DIR PORT | stop DIR | bytes DIR SUFFIX" >&2
+	echo "usage: $prog start DIR PORT [RATE] | stop DIR | bytes DIR SUFFIX" >&2
 	exit 2
 }
 
@@ -102,6 +106,8 @@ write_conf()
 	# Workers of a root master switch to "nobody" by default, which
 	# could not read a private temp dir nor write the reports.
 	[ "$(id -u)" -eq 0 ] && user="user root;"
+	limit=""
+	[ -n "$rate" ] && limit="limit_rate $rate;"
 	cat > "$dir/nginx.conf.new" <<EOF
 # Written by tests/e2e/cloud.sh; every path is under $dir.
 $user
@@ -137,6 +143,7 @@ http {
 		root $dir/www;
 		location /cloud/ {
 			autoindex off;
+			$limit
 		}
 		location /cloud/reports/ {
 			dav_methods PUT;
@@ -179,18 +186,22 @@ cmd_start()
 	case "$port" in
 	''|*[!0-9]*) die "bad port '$port'" ;;
 	esac
+	case "$rate" in
+	'') ;;
+	*[!0-9kKmM]*|[!0-9]*|*[kKmM]?*) die "bad rate '$rate'" ;;
+	esac
 	mkdir -p "$dir/www/cloud/reports" "$dir/tmp"
 	make_certs
 	pid=$(running_pid)
 	if [ -n "$pid" ]; then
-		if [ "$(cat "$dir/port" 2>/dev/null || true)" = "$port" ]; then
+		if [ "$(cat "$dir/port" 2>/dev/null || true)" = "$port $rate" ]; then
 			wait_port || die "nginx (pid $pid) does not answer"
 			return 0
 		fi
 		cmd_stop
 	fi
 	write_conf
-	echo "$port" > "$dir/port"
+	echo "$port $rate" > "$dir/port"
 	"$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
 	    > "$dir/nginx.out" 2>&1 ||
 	    die "nginx failed to start: $(tail -n 3 "$dir/error.log" \
@@ -238,8 +249,9 @@ case "$dir" in
 esac
 case "$cmd" in
 start)
-	[ $# -eq 3 ] || usage
+	[ $# -eq 3 ] || [ $# -eq 4 ] || usage
 	port=$3
+	rate=${4:-}
 	mkdir -p "$dir" || die "cannot create $dir"
 	dir=$(cd "$dir" && pwd -P)
 	cmd_start

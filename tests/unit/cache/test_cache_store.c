@@ -815,7 +815,7 @@ test_schema(void **state)
 	    "schema_version WHERE component = 'cache'", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
 	sqlite3_finalize(st);
 
 	/* A database from a newer program is refused. */
@@ -824,7 +824,7 @@ test_schema(void **state)
 	assert_null(c = cache_open(f->db, f->dir, 0, &cause));
 	assert_non_null(strstr(cause, "version 99"));
 	free(cause);
-	exec_sql(f, "UPDATE schema_version SET version = 1 "
+	exec_sql(f, "UPDATE schema_version SET version = 2 "
 	    "WHERE component = 'cache'");
 }
 

@@ -66,6 +66,12 @@ struct seen {
 	uint8_t		 ready_sha[CACHE_SHA_LEN];
 	int		 failed;
 	char		 why[256];
+	/* package_progress (cut-through) */
+	struct cache	*cache;
+	int		 progress;
+	uint64_t	 verified;	/* last reported */
+	int		 progress_bad;	/* not monotonic, or unreadable */
+	int		 progress_after_ready;
 };
 
 /* One gateway: its database, cache and client. */
@@ -220,7 +226,7 @@ publish(int64_t serial, int bad, const char *key)
 	    "\"deployments\":[{\"id\":\"all\",\"packages\":[\"app-1.1.0\"],"
 	    "\"target\":{}}]}",
 	    bad ? ",{\"id\":\"bad-1\",\"component\":\"bad\","
-	    "\"version\":\"1\",\"kind\":\"full\","
+	    "\"version\":\"1\",\"kind\":\"full\",\"chunk_size\":0,"
 	    "\"url\":\"packages/bad.bin\"}" : "");
 	snprintf(spec, sizeof(spec), "%s/spec.json", C.dir);
 	write_file(spec, buf, strlen(buf));
@@ -272,7 +278,54 @@ cb_failed(void *arg, const uint8_t sha[CACHE_SHA_LEN], const char *why)
 	snprintf(s->why, sizeof(s->why), "%s", why);
 }
 
-static const struct uplink_cb cbs = { cb_manifest, cb_ready, cb_failed };
+/*
+ * The verified prefix grew: it must only grow, come before ready, and
+ * read back through the partial blob as the server's bytes.
+ */
+static void
+cb_progress(void *arg, const uint8_t sha[CACHE_SHA_LEN], uint64_t verified)
+{
+	struct seen	*s = arg;
+	struct cache_pkg p;
+	uint8_t		*buf, want[CACHE_SHA_LEN], got[CACHE_SHA_LEN];
+	char		 path[1024];
+	FILE		*f;
+	int		 fd;
+
+	s->progress++;
+	if (s->ready > 0)
+		s->progress_after_ready++;
+	if (verified <= s->verified ||
+	    verified > cache_verified(s->cache, sha))
+		s->progress_bad++;
+	s->verified = verified;
+	/* Compare the verified prefix with the file on the server. */
+	if (cache_pkg_by_sha(s->cache, sha, &p) != 0 ||
+	    (buf = malloc(verified)) == NULL) {
+		s->progress_bad++;
+		return;
+	}
+	fd = cache_open_read(s->cache, sha);
+	if (fd < 0 || pread(fd, buf, verified, 0) != (ssize_t)verified)
+		s->progress_bad++;
+	if (fd >= 0)
+		close(fd);
+	cache_sha256(buf, verified, got);
+	snprintf(path, sizeof(path), "%s/%s", C.www, p.url);
+	if ((f = fopen(path, "rb")) == NULL ||
+	    fread(buf, 1, verified, f) != verified)
+		s->progress_bad++;
+	if (f != NULL)
+		fclose(f);
+	cache_sha256(buf, verified, want);
+	if (memcmp(want, got, CACHE_SHA_LEN) != 0)
+		s->progress_bad++;
+	free(buf);
+}
+
+static const struct uplink_cb cbs = {
+	cb_manifest, cb_ready, cb_progress, cb_failed
+};
 
 static void
 gw_open(struct gw *g, const char *name)
@@ -287,6 +340,7 @@ gw_open(struct gw *g, const char *name)
 	snprintf(path, sizeof(path), "%s/cache", g->dir);
 	if ((g->cache = cache_open(g->db, path, 0, &cause)) == NULL)
 		fail_msg("cache_open: %s", cause);
+	g->seen.cache = g->cache;
 	if ((g->key = cache_key_load(C.pub, &cause)) == NULL)
 		fail_msg("cache_key_load: %s", cause);
 }
@@ -558,14 +612,25 @@ test_download_resume(void **state)
 	assert_int_equal(cache_lookup(g.cache, sha, &e), 0);
 	assert_int_not_equal(e.state, CACHE_COMPLETE);
 
+	/* Chunk by chunk (1 MiB): progress came, each prefix verified. */
+	assert_true(g.seen.progress >= 1);
+	assert_int_equal(g.seen.progress_bad, 0);
+	assert_int_equal(g.seen.verified % (1024 * 1024), 0);
+
 	/* A new client resumes where the bytes on disk end. */
 	memset(&g.seen, 0, sizeof(g.seen));
+	g.seen.cache = g.cache;
 	gw_start(&g, NULL, NULL);
 	assert_int_equal(wait_for(&g.seen.manifests, 0, 5000), 0);
 	assert_int_equal(uplink_fetch(g.u, sha), 0);
 	assert_int_equal(wait_for(&g.seen.ready, 0, 20000), 0);
 	assert_memory_equal(g.seen.ready_sha, sha, CACHE_SHA_LEN);
 	assert_int_equal(g.seen.failed, 0);
+	/* The re-verified prefix and the rest were reported, in order. */
+	assert_true(g.seen.progress >= 2);
+	assert_int_equal(g.seen.progress_bad, 0);
+	assert_int_equal(g.seen.progress_after_ready, 0);
+	assert_true(g.seen.verified >= 3 * 1024 * 1024);
 	assert_int_equal(cache_lookup(g.cache, sha, &e), 0);
 	assert_int_equal(e.state, CACHE_COMPLETE);
 	assert_int_equal(stats(&g).downloads_done, 1);
@@ -607,6 +672,7 @@ test_download_no_range(void **state)
 	loop_until_bytes(g.u, PKG_SIZE / 3);
 	gw_stop(&g);
 	memset(&g.seen, 0, sizeof(g.seen));
+	g.seen.cache = g.cache;
 	gw_start(&g, "cloud-norange", NULL);
 	assert_int_equal(uplink_fetch(g.u, sha), 0);
 	assert_int_equal(wait_for(&g.seen.ready, 0, 20000), 0);
@@ -650,6 +716,84 @@ test_download_corrupt(void **state)
 	    0);
 	assert_int_equal(stat(path, &sb), -1);
 	assert_int_equal(cache_open_blob(g.cache, p.sha256), -1);
+	gw_close(&g);
+}
+
+/*
+ * A bad chunk (the server's file changed after signing): the download
+ * stops at the verified prefix, nothing past it is kept, and once the
+ * server is right again the retry goes on from the prefix.
+ */
+static void
+test_download_bad_chunk(void **state)
+{
+	struct gw	 g;
+	struct cache_pkg p;
+	struct cache_entry e;
+	struct stat	 sb;
+	char		 path[512], spec[512], buf[1024];
+	uint64_t	 before, total;
+	const uint64_t	 mib = 1024 * 1024, size = 2 * 1024 * 1024 + 5000;
+	uint8_t		 x;
+	int		 fd;
+
+	make_package("chunky.bin", size, 21);
+	snprintf(buf, sizeof(buf), "{\"version\":1,\"packages\":["
+	    "{\"id\":\"chunky-1\",\"component\":\"chunky\","
+	    "\"version\":\"1\",\"kind\":\"full\","
+	    "\"url\":\"packages/chunky.bin\"}]}");
+	snprintf(spec, sizeof(spec), "%s/spec-chunky.json", C.dir);
+	write_file(spec, buf, strlen(buf));
+	assert_int_equal(run("%s build -k %s -s %s -r %s --serial 14",
+	    UPMANIFEST, C.key, spec, C.www), 0);
+	/* Chunk 2 of 3 is wrong on the server. */
+	snprintf(path, sizeof(path), "%s/packages/chunky.bin", C.www);
+	assert_int_equal(run("cp %s %s.good", path, path), 0);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &x, 1, mib + mib / 2), 1);
+	x ^= 0x20;
+	assert_int_equal(pwrite(fd, &x, 1, mib + mib / 2), 1);
+	close(fd);
+
+	gw_open(&g, "gw-chunk");
+	gw_start(&g, NULL, NULL);
+	assert_int_equal(wait_for(&g.seen.manifests, 0, 5000), 0);
+	assert_int_equal(cache_pkg_get(g.cache, "chunky-1", &p), 0);
+	assert_int_equal(uplink_fetch(g.u, p.sha256), 0);
+	if (wait_for(&g.seen.failed, 0, 10000) != 0)
+		fail_msg("no failure: ready %d, progress %d verified %llu, "
+		    "bytes %llu, %s", g.seen.ready, g.seen.progress,
+		    (unsigned long long)g.seen.verified,
+		    (unsigned long long)stats(&g).bytes_down,
+		    stats(&g).last_error);
+	print_message("package_failed: %s\n", g.seen.why);
+	assert_non_null(strstr(g.seen.why, "chunk 2 of 3: sha256 mismatch"));
+	assert_int_equal(g.seen.ready, 0);
+	/* Only the first chunk is verified, reported and kept on disk. */
+	spin(50);
+	assert_int_equal(g.seen.progress_bad, 0);
+	assert_int_equal(g.seen.verified, mib);
+	assert_int_equal(cache_verified(g.cache, p.sha256), mib);
+	assert_int_equal(cache_lookup(g.cache, p.sha256, &e), 0);
+	assert_int_equal(e.state, CACHE_PARTIAL);
+	assert_int_equal(cache_path(g.cache, p.sha256, path, sizeof(path)),
+	    0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, mib);
+
+	/* The server is fixed; the retry (after 2 s) resumes at 1 MiB. */
+	snprintf(path, sizeof(path), "%s/packages/chunky.bin", C.www);
+	assert_int_equal(run("cp %s.good %s", path, path), 0);
+	before = cloud_bytes("/packages/chunky.bin");
+	assert_int_equal(wait_for(&g.seen.ready, 0, 15000), 0);
+	assert_int_equal(g.seen.progress_bad, 0);
+	assert_int_equal(cache_lookup(g.cache, p.sha256, &e), 0);
+	assert_int_equal(e.state, CACHE_COMPLETE);
+	total = cloud_bytes("/packages/chunky.bin") - before;
+	print_message("after the fix nginx sent %llu of %llu bytes\n",
+	    (unsigned long long)total, (unsigned long long)size);
+	assert_true(total <= size - mib);
 	gw_close(&g);
 }
 
@@ -855,6 +999,7 @@ main(void)
 		cmocka_unit_test(test_download_resume),
 		cmocka_unit_test(test_download_no_range),
 		cmocka_unit_test(test_download_corrupt),
+		cmocka_unit_test(test_download_bad_chunk),
 		cmocka_unit_test(test_reports),
 		cmocka_unit_test(test_tls_wrong_ca),
 		cmocka_unit_test(test_hostname),

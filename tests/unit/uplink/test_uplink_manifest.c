@@ -36,6 +36,7 @@ static const char good[] =
 "   \"image_size\":1000,\"image_sha256\":\"" SHA_A "\","
 "   \"url\":\"packages/fw-1.2.bin\","
 "   \"deps\":[{\"component\":\"boot\",\"min_version\":\"2.0\"}],"
+"   \"chunk_size\":4096,\"chunks\":[\"" SHA_C "\"],"
 "   \"up_sig\":\"" SIG64 "\"},"
 "  {\"id\":\"fw-1.2-d\",\"component\":\"fw\",\"version\":\"1.2.0\","
 "   \"kind\":\"delta\",\"delta_format\":\"vcdiff\","
@@ -89,6 +90,14 @@ test_good(void **state)
 	for (i = 0; i < 64; i++)
 		assert_int_equal(p->sig[i], i);
 	assert_int_equal(p->manifest_serial, 7);
+	/* The chunk list (cut-through); the delta has none. */
+	assert_non_null(mf->chunks);
+	assert_int_equal(mf->chunks[0].chunk_size, 4096);
+	assert_int_equal(mf->chunks[0].n, 1);
+	assert_int_equal(mf->chunks[0].sha[0], 0x01);
+	assert_int_equal(mf->chunks[0].sha[31], 0xef);
+	assert_int_equal(mf->chunks[1].n, 0);
+	assert_null(mf->chunks[1].sha);
 
 	p = &mf->pkgs[1];
 	assert_int_equal(p->kind, UP_KIND_DELTA);
@@ -270,6 +279,22 @@ static const struct bad bads[] = {
 	{ "packages.0.up_sig", "\"!!!!\"", "up_sig: not the base64" },
 	{ "packages.0.base_verison", "\"1.0\"",
 	    "package 'fw-1.2': unknown member 'base_verison'" },
+	{ "packages.0.chunks", NULL,
+	    "package 'fw-1.2': chunks: missing (required with chunk_size)" },
+	{ "packages.0.chunk_size", NULL,
+	    "chunk_size: missing (required with chunks)" },
+	{ "packages.0.chunk_size", "100", "chunk_size: 100 is out of range" },
+	{ "packages.0.chunk_size", "\"4096\"", "chunk_size: not an integer" },
+	{ "packages.0.chunk_size", "512", "chunk_size: 512 is out of range" },
+	{ "packages.0.chunks", "\"" SHA_C "\"", "chunks: not an array" },
+	{ "packages.0.chunks", "[]",
+	    "chunks: 0 entries, size 1000 in chunks of 4096 needs 1" },
+	{ "packages.0.chunks", "[\"" SHA_C "\",\"" SHA_A "\"]",
+	    "chunks: 2 entries" },
+	{ "packages.0.chunks.0", "\"0011\"",
+	    "package 'fw-1.2': chunks[0]: not 64 hex digits" },
+	{ "packages.0.chunks.0", "7", "chunks[0]: not 64 hex digits" },
+	{ "packages.1.chunk_size", "4096", "chunks: missing" },
 	{ "deployments", "{}", "deployments: not an array" },
 	{ "deployments.0.packages.1", "\"nope\"",
 	    "deployment 'd1': packages: unknown package 'nope'" },
@@ -345,6 +370,8 @@ test_limits_ok(void **state)
 	    json_string("0123456789012345678901234567890"));
 	json_object_del(p, "hw");
 	json_object_del(p, "deps");
+	json_object_del(p, "chunk_size");
+	json_object_del(p, "chunks");
 	json_object_del(root, "deployments");
 	text = json_dumps(root, 0);
 	json_decref(root);
