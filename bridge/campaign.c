@@ -84,7 +84,15 @@ static const char *const campaign_steps[] = {
 	"  WHERE reported = 0;"
 	"CREATE TABLE fanout_meta ("
 	"  key TEXT PRIMARY KEY,"
-	"  value INTEGER NOT NULL);"
+	"  value INTEGER NOT NULL);",
+	/*
+	 * 2 (issue 4): the scheduler campaign (rollout.c) a campaign
+	 * carries out, '' for the issue-2 policy; a member held at
+	 * VERIFIED until the scheduler says ACTIVATE.
+	 */
+	"ALTER TABLE campaigns ADD COLUMN rollout TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE campaign_nodes ADD COLUMN hold INTEGER NOT NULL "
+	"  DEFAULT 0;"
 };
 
 static const char *const campaign_state_names[] = {
@@ -96,6 +104,7 @@ static const char *const campaign_mstate_names[] = {
 };
 
 static void	 campaign_want_package(struct fo_campaign *);
+static void	 campaign_wake(struct fo_campaign *, struct fo_member *);
 static void	 campaign_run(struct fo_campaign *);
 static struct fo_campaign *campaign_load_row(struct fanout *,
 		    sqlite3_stmt *);
@@ -192,7 +201,8 @@ campaign__init(struct fanout *f, char **cause)
 		return (-1);
 	if (campaign_prepare(f, &f->st_camp_ins, "INSERT INTO campaigns "
 	    "(deployment, package, sha256, component, version, pkg, target, "
-	    "state, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    "state, created, rollout) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+	    "?9, ?10)",
 	    cause) == -1 ||
 	    campaign_prepare(f, &f->st_camp_upd, "UPDATE campaigns SET "
 	    "state = ?2, started = ?3, finished = ?4 WHERE id = ?1",
@@ -200,8 +210,8 @@ campaign__init(struct fanout *f, char **cause)
 	    campaign_prepare(f, &f->st_node_put, "INSERT OR REPLACE INTO "
 	    "campaign_nodes (campaign, node, transport, state, result, held, "
 	    "nblocks, bytes_sent, tries, started, finished, reported, "
-	    "from_version, addr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	    "?10, ?11, ?12, ?13, ?14)", cause) == -1 ||
+	    "from_version, addr, hold) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+	    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", cause) == -1 ||
 	    campaign_prepare(f, &f->st_sess_put, "INSERT OR REPLACE INTO "
 	    "campaign_sessions (campaign, transport, session, block_size, "
 	    "nblocks, bytes_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -257,6 +267,7 @@ campaign__put_member(struct fo_member *m)
 	sqlite3_bind_int(st, 12, m->reported ? 1 : 0);
 	sqlite3_bind_text(st, 13, m->from, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 14, &m->addr, sizeof(m->addr), SQLITE_STATIC);
+	sqlite3_bind_int(st, 15, m->hold ? 1 : 0);
 	campaign_step(c->f, st);
 }
 
@@ -464,6 +475,8 @@ campaign__set_state(struct fo_member *m, enum fo_mstate st)
 	}
 	m->state = st;
 	campaign__put_member(m);
+	if (st == FO_M_VERIFIED && m->c->rollout[0] != '\0')
+		rollout__verified(m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -522,6 +535,8 @@ campaign_report_line(struct fo_member *m)
 	    "bytes_sent", (json_int_t)m->bytes_sent,
 	    "duration_ms", (json_int_t)dur, "ts", ts,
 	    "seq", (json_int_t)campaign_next_seq(f));
+	if (c->rollout[0] != '\0')
+		rollout__report_extra(m, o);
 	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return (line);
@@ -580,6 +595,9 @@ campaign_final_nocommit(struct fo_member *m, enum fo_mstate st,
 		    version);
 	registry_set_state(f->reg, m->node, st == FO_M_UPDATED ?
 	    UP_NS_UPDATED : st == FO_M_FAILED ? UP_NS_FAILED : UP_NS_IDLE);
+	/* The scheduler learns first, so the report carries its verdict. */
+	if (c->rollout[0] != '\0')
+		rollout__result(m, st, result);
 	campaign_report(m);
 	campaign__put_member(m);
 	f->results++;
@@ -692,8 +710,8 @@ campaign__find(struct fanout *f, const char *id)
 		return (NULL);
 	/* A finished campaign: load it for its views and late results. */
 	if (sqlite3_prepare_v2(f->db, "SELECT id, deployment, package, pkg, "
-	    "target, state, created, started, finished FROM campaigns WHERE "
-	    "id = ?1", -1, &st, NULL) != SQLITE_OK)
+	    "target, state, created, started, finished, rollout FROM "
+	    "campaigns WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
 		return (NULL);
 	sqlite3_bind_int64(st, 1, rowid);
 	c = NULL;
@@ -731,7 +749,7 @@ campaign_find_dp(struct fanout *f, const char *deployment,
 
 static struct fo_campaign *
 campaign_create(struct fanout *f, const struct fo_deploy *d,
-    const struct cache_pkg *p)
+    const struct cache_pkg *p, const char *rollout)
 {
 	struct fo_campaign	*c;
 	sqlite3_stmt		*st = f->st_camp_ins;
@@ -749,6 +767,7 @@ campaign_create(struct fanout *f, const struct fo_deploy *d,
 	fanout__strlcpy(c->deployment, d->id, sizeof(c->deployment));
 	fanout__strlcpy(c->package, p->id, sizeof(c->package));
 	c->pkg = *p;
+	fanout__strlcpy(c->rollout, rollout, sizeof(c->rollout));
 	c->nhw = d->nhw;
 	for (i = 0; i < d->nhw; i++)
 		memcpy(c->hw[i], d->hw[i], sizeof(c->hw[i]));
@@ -774,6 +793,7 @@ campaign_create(struct fanout *f, const struct fo_deploy *d,
 	sqlite3_bind_text(st, 8, campaign__state_str(c->state), -1,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, c->created);
+	sqlite3_bind_text(st, 10, c->rollout, -1, SQLITE_STATIC);
 	if (campaign_step(f, st) == -1) {
 		free(ptext);
 		free(ttext);
@@ -864,10 +884,13 @@ campaign__check_done(struct fo_campaign *c)
 	/* Cheap first: the sessions count their members' states. */
 	TAILQ_FOREACH(s, &c->sessions, centry)
 		for (i = FO_M_PENDING; i < FO_M_UPDATED; i++)
-			if (s->nstate[i] != 0)
+			if (s->nstate[i] != 0 && (i != FO_M_VERIFIED ||
+			    c->rollout[0] == '\0'))
 				return;
 	TAILQ_FOREACH(m, &c->members, centry) {
-		if (!FO_M_FINAL(m->state))
+		/* A rollout's held node waits for the scheduler, idle. */
+		if (!FO_M_FINAL(m->state) && !(m->hold &&
+		    m->state == FO_M_VERIFIED))
 			return;
 		if (m->state == FO_M_UPDATED)
 			nup++;
@@ -922,7 +945,14 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 	m->reported = false;
 	m->tries++;
 	campaign__set_state(m, FO_M_PENDING);
+	campaign_wake(c, m);
+	return (m);
+}
 
+/* A member (re)joined or was released: get the campaign going. */
+static void
+campaign_wake(struct fo_campaign *c, struct fo_member *m)
+{
 	if (c->state == FO_C_DONE) {
 		/* A latecomer reopens a finished campaign. */
 		c->state = FO_C_WAITING;
@@ -937,7 +967,6 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 		if (m->s != NULL)
 			session__poke(m->s);
 	}
-	return (m);
 }
 
 static int
@@ -977,7 +1006,7 @@ campaign_assign(struct fanout *f, const struct fo_deploy *d,
 		if (p == NULL)
 			continue;
 		if ((c = campaign_find_dp(f, d->id, p->id)) == NULL &&
-		    (c = campaign_create(f, d, p)) == NULL)
+		    (c = campaign_create(f, d, p, "")) == NULL)
 			continue;
 		campaign_join(c, node, node->comp[i].version);
 	}
@@ -1020,6 +1049,9 @@ campaign__manifest(struct fanout *f, const struct uplink_manifest *mf)
 	campaign_deploys_free(f);
 	for (i = 0; i < mf->ndeps; i++) {
 		ud = &mf->deps[i];
+		/* A policy or tags: the scheduler's (rollout.c). */
+		if (rollout__deployment(f, mf, ud))
+			continue;
 		d = xcalloc(1, sizeof(*d));
 		fanout__strlcpy(d->id, ud->id, sizeof(d->id));
 		d->nhw = ud->nhw > CACHE_HW_MAX ? CACHE_HW_MAX : ud->nhw;
@@ -1034,10 +1066,6 @@ campaign__manifest(struct fanout *f, const struct uplink_manifest *mf)
 					break;
 				}
 		TAILQ_INSERT_TAIL(&f->deploys, d, entry);
-		if (d->ntags > 0)
-			log_info("deployment %s: targets tags, which the "
-			    "registry does not know yet: no node matches",
-			    d->id);
 	}
 	log_info("fanout: manifest %" PRId64 ": %zu packages, %zu "
 	    "deployments", mf->serial, mf->npkgs, mf->ndeps);
@@ -1097,6 +1125,7 @@ campaign__node_seen(struct fanout *f, const struct registry_node *node,
 		}
 	}
 	campaign__assign_node(f, node);
+	rollout__node_seen(f, node);
 }
 
 void
@@ -1106,6 +1135,130 @@ campaign__assign_node(struct fanout *f, const struct registry_node *node)
 
 	TAILQ_FOREACH(d, &f->deploys, entry)
 		campaign_assign(f, d, node);
+}
+
+/* ------------------------------------------------------------------ */
+/* Rollouts: the scheduler decides who gets what (rollout.c)           */
+
+struct fo_campaign *
+campaign__for_rollout(struct fanout *f, const char *ro,
+    const struct cache_pkg *p)
+{
+	struct fo_campaign	*c;
+	struct fo_deploy	 d;
+
+	if ((c = campaign_find_dp(f, ro, p->id)) != NULL) {
+		if (c->rollout[0] == '\0')
+			fanout__strlcpy(c->rollout, ro, sizeof(c->rollout));
+		if (c->state == FO_C_CANCELLED) {
+			/* A new rollout of the same deployment id. */
+			c->state = FO_C_DONE;
+			campaign__put(c);
+		}
+		return (c);
+	}
+	memset(&d, 0, sizeof(d));
+	fanout__strlcpy(d.id, ro, sizeof(d.id));
+	return (campaign_create(f, &d, p, ro));
+}
+
+struct fo_member *
+campaign__offer(struct fo_campaign *c, uint64_t node, const char *transport,
+    const struct tp_addr *addr, const char *from, bool hold)
+{
+	struct fo_member	*m;
+
+	if ((m = campaign__member(c, node)) != NULL && !FO_M_FINAL(m->state)) {
+		/* Still under way (resumed after a restart): keep going. */
+		if (m->hold != hold) {
+			m->hold = hold;
+			campaign__put_member(m);
+		}
+		campaign_wake(c, m);
+		return (m);
+	}
+	if (m == NULL) {
+		m = campaign_member_add(c, node);
+		log_info("campaign %s: node 0x%016" PRIx64 " offered (%s %s "
+		    "-> %s)", c->id, node, c->pkg.component, from,
+		    c->pkg.version);
+	} else
+		log_info("campaign %s: node 0x%016" PRIx64 " offered again, "
+		    "try %u", c->id, node, m->tries + 1);
+	fanout__strlcpy(m->from, from, sizeof(m->from));
+	if (transport != NULL)
+		fanout__strlcpy(m->transport, transport,
+		    sizeof(m->transport));
+	if (addr != NULL)
+		m->addr = *addr;
+	m->hold = hold;
+	m->result = UP_R_INITIAL;
+	m->finished = 0;
+	m->known = false;
+	m->offers = m->asks = m->stall = 0;
+	m->reported = false;
+	m->tries++;
+	campaign__set_state(m, FO_M_PENDING);
+	campaign_wake(c, m);
+	return (m);
+}
+
+void
+campaign__release(struct fo_member *m)
+{
+	if (!m->hold)
+		return;
+	m->hold = false;
+	campaign__put_member(m);
+	if (m->state == FO_M_VERIFIED)
+		campaign_wake(m->c, m);
+}
+
+void
+campaign__abort_member(struct fo_member *m, uint8_t code)
+{
+	struct fo_campaign	*c = m->c;
+	struct fanout		*f = c->f;
+	struct fo_tp		*t;
+	struct up_msg		 msg;
+	int			 i;
+
+	if (FO_M_FINAL(m->state))
+		return;
+	if (m->s != NULL && m->state > FO_M_PENDING &&
+	    (t = fanout__tp(f, m->s->transport)) != NULL) {
+		memset(&msg, 0, sizeof(msg));
+		msg.type = UP_T_ABORT;
+		msg.session = m->s->id;
+		msg.u.target.node_id = m->node;
+		msg.u.target.reason = code;
+		/* ABORT is not acknowledged: a few times. */
+		for (i = 0; i < FO_TRIES; i++)
+			fanout__ctrl(t, m->s, (t->caps.flags &
+			    TP_CAP_UNICAST) != 0 && m->addr.len > 0 ?
+			    &m->addr : NULL, &msg);
+	}
+	/* The scheduler decided this: do not feed it back as a result. */
+	f->sched_quiet = true;
+	campaign_final_nocommit(m, FO_M_CANCELLED, code, NULL);
+	f->sched_quiet = false;
+	campaign__check_done(c);
+}
+
+uint32_t
+campaign__releasable(struct fo_session *s)
+{
+	struct fo_member	*m;
+	uint32_t		 n = 0;
+
+	if (s->c->rollout[0] == '\0')
+		return (s->nstate[FO_M_VERIFIED]);
+	if (s->nstate[FO_M_VERIFIED] == 0)
+		return (0);
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_VERIFIED && !m->hold)
+			n++;
+	return (n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1374,7 +1527,7 @@ campaign_load_members(struct fo_campaign *c)
 
 	if (sqlite3_prepare_v2(f->db, "SELECT node, transport, state, "
 	    "result, held, bytes_sent, tries, started, finished, reported, "
-	    "from_version, addr FROM campaign_nodes WHERE campaign = ?1 "
+	    "from_version, addr, hold FROM campaign_nodes WHERE campaign = ?1 "
 	    "ORDER BY node", -1, &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(st, 1, c->rowid);
@@ -1404,6 +1557,7 @@ campaign_load_members(struct fo_campaign *c)
 			memcpy(&m->addr, blob, len);
 		if (m->addr.len > TP_ADDR_MAX)
 			memset(&m->addr, 0, sizeof(m->addr));
+		m->hold = sqlite3_column_int(st, 12) != 0;
 
 		/*
 		 * After a restart the nodes still hold their blocks; the
@@ -1460,7 +1614,7 @@ campaign_load_sessions(struct fo_campaign *c)
 }
 
 /* Columns: id, deployment, package, pkg, target, state, created,
- * started, finished. */
+ * started, finished, rollout. */
 static struct fo_campaign *
 campaign_load_row(struct fanout *f, sqlite3_stmt *st)
 {
@@ -1502,6 +1656,9 @@ campaign_load_row(struct fanout *f, sqlite3_stmt *st)
 	c->created = sqlite3_column_int64(st, 6);
 	c->started = sqlite3_column_int64(st, 7);
 	c->finished = sqlite3_column_int64(st, 8);
+	text = (const char *)sqlite3_column_text(st, 9);
+	fanout__strlcpy(c->rollout, text != NULL ? text : "",
+	    sizeof(c->rollout));
 	/* The blob is verified again before anything is sent. */
 	if (c->state == FO_C_RUNNING)
 		c->state = FO_C_WAITING;
@@ -1541,16 +1698,18 @@ campaign__load_all(struct fanout *f, char **cause)
 	int			 n = 0;
 
 	if (sqlite3_prepare_v2(f->db, "SELECT id, deployment, package, pkg, "
-	    "target, state, created, started, finished FROM campaigns WHERE "
-	    "state NOT IN ('done', 'cancelled') ORDER BY id", -1, &st,
-	    NULL) != SQLITE_OK) {
+	    "target, state, created, started, finished, rollout FROM "
+	    "campaigns WHERE state NOT IN ('done', 'cancelled') ORDER BY id",
+	    -1, &st, NULL) != SQLITE_OK) {
 		xasprintf(cause, "fanout: %s", sqlite3_errmsg(f->db));
 		return (-1);
 	}
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if ((c = campaign_load_row(f, st)) == NULL)
 			continue;
-		campaign_restore_deploy(f, c);
+		/* A rollout's members come from the scheduler, not here. */
+		if (c->rollout[0] == '\0')
+			campaign_restore_deploy(f, c);
 		n++;
 	}
 	sqlite3_finalize(st);

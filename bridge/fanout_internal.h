@@ -166,7 +166,10 @@ struct fo_tp {
 typedef void	 fanout_report_fn(void *, const char *json_line);
 
 struct fo_deploy;
+struct fo_rollout;
+struct sched_db;
 TAILQ_HEAD(fo_deploys, fo_deploy);
+TAILQ_HEAD(fo_rollouts, fo_rollout);
 TAILQ_HEAD(fo_campaigns, fo_campaign);
 TAILQ_HEAD(fo_sessions, fo_session);
 
@@ -184,6 +187,13 @@ struct fanout {
 	struct fo_deploys	 deploys;
 	struct fo_campaigns	 campaigns;
 	struct fo_sessions	 sessions;
+
+	/* rollout.c: scheduler campaigns (issue 4). */
+	struct fo_rollouts	 rollouts;
+	struct sched_db		*sdb;
+	struct event		*tick_ev;	/* scheduler tick timer */
+	bool			 tick_soon;	/* a deferred tick is queued */
+	bool			 sched_quiet;	/* carrying out an ABORT */
 
 	struct event		*start_ev;	/* deferred resume work */
 	uint64_t		 last_discover_ms;
@@ -297,6 +307,8 @@ struct fo_member {
 	int64_t			 started;	/* unix ms, 0 = not yet */
 	int64_t			 finished;
 	bool			 reported;
+	bool			 hold;		/* rollout: stop at VERIFIED */
+	uint64_t		 bytes_told;	/* bytes_sent the rollout has */
 };
 
 struct fo_campaign {
@@ -305,6 +317,7 @@ struct fo_campaign {
 	char			 id[24];
 	char			 deployment[CACHE_ID_MAX + 1];
 	char			 package[CACHE_ID_MAX + 1];
+	char			 rollout[CACHE_ID_MAX + 1];	/* "" legacy */
 	struct cache_pkg	 pkg;
 	size_t			 nhw;		/* deployment target */
 	char			 hw[CACHE_HW_MAX][CACHE_NAME_MAX + 1];
@@ -377,9 +390,54 @@ int	 campaign__pause(struct fo_campaign *, char **cause);
 int	 campaign__resume(struct fo_campaign *, char **cause);
 int	 campaign__cancel(struct fo_campaign *, char **cause);
 void	 campaign__free(struct fo_campaign *);
+/*
+ * Rollouts (rollout.c): the campaign of (rollout, package), created on
+ * demand; offer one node (a scheduler OFFER: joins or rejoins even after
+ * a final state); release a held node; abort one node.
+ */
+struct fo_campaign *campaign__for_rollout(struct fanout *, const char *ro,
+	    const struct cache_pkg *);
+struct fo_member *campaign__offer(struct fo_campaign *, uint64_t node,
+	    const char *transport, const struct tp_addr *, const char *from,
+	    bool hold);
+void	 campaign__release(struct fo_member *);
+void	 campaign__abort_member(struct fo_member *, uint8_t code);
+/* Verified members that may activate (not held); session.c asks. */
+uint32_t campaign__releasable(struct fo_session *);
 const char *campaign__state_str(enum fo_cstate);
 const char *campaign__mstate_str(enum fo_mstate);
 bool	 campaign__active(const struct fo_campaign *);
+
+/* ------------------------------------------------------------------ */
+/* rollout.c: scheduler campaigns (docs/campaigns.md, "Integration")    */
+
+struct sched_campaign;
+
+struct fo_rollout {
+	struct fanout		*f;
+	struct sched_campaign	*sc;
+	TAILQ_ENTRY(fo_rollout)	 entry;
+};
+
+int	 rollout__init(struct fanout *, char **cause);
+void	 rollout__fini(struct fanout *);
+/* Deployments with a policy or tags; 1 if `ud' is taken by a rollout. */
+int	 rollout__deployment(struct fanout *,
+	    const struct uplink_manifest *, const struct uplink_deployment *);
+void	 rollout__node_seen(struct fanout *, const struct registry_node *);
+/* A member of a rollout campaign verified / reached a final state. */
+void	 rollout__verified(struct fo_member *);
+void	 rollout__result(struct fo_member *, enum fo_mstate, uint8_t result);
+/* Runs sched_tick soon (deferred: never from inside a caller's work). */
+void	 rollout__kick(struct fanout *);
+/* From the cron: ticks whatever is due. */
+void	 rollout__cron(struct fanout *);
+struct fo_rollout *rollout__find(struct fanout *, const char *id);
+/* upctl: approve|pause|resume|cancel|force-cancel; -1 with cause. */
+int	 rollout__action(struct fo_rollout *, const char *action,
+	    char **cause);
+/* Report record extras for a member's result line (adds to `o'). */
+void	 rollout__report_extra(struct fo_member *, json_t *o);
 
 /* ------------------------------------------------------------------ */
 /* session.c                                                            */

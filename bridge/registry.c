@@ -45,6 +45,11 @@ struct registry {
 	sqlite3_stmt		*st_comp_ins;
 	sqlite3_stmt		*st_state;
 	sqlite3_stmt		*st_version;
+	sqlite3_stmt		*st_tags_get;
+	sqlite3_stmt		*st_tag_add;
+	sqlite3_stmt		*st_tag_del;
+	sqlite3_stmt		*st_topo_get;
+	sqlite3_stmt		*st_topo_put;
 };
 
 static const char *const registry_steps[] = {
@@ -67,7 +72,22 @@ static const char *const registry_steps[] = {
 	"  node INTEGER NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,"
 	"  name TEXT NOT NULL,"
 	"  version TEXT NOT NULL,"
-	"  PRIMARY KEY (node, name));"
+	"  PRIMARY KEY (node, name));",
+	/*
+	 * 2 (issue 4): tags and topology, for the scheduler's targets and
+	 * ordering.  Set by the technician (upctl node ID tag|topology), so
+	 * they live apart from the rows ANNOUNCE writes and may name a node
+	 * that has not announced yet (pre-provisioning).
+	 */
+	"CREATE TABLE node_tags ("
+	"  node INTEGER NOT NULL,"
+	"  tag TEXT NOT NULL,"
+	"  PRIMARY KEY (node, tag));"
+	"CREATE TABLE node_topology ("
+	"  node INTEGER PRIMARY KEY,"
+	"  parent INTEGER NOT NULL DEFAULT 0,"
+	"  level INTEGER NOT NULL DEFAULT 0,"
+	"  role INTEGER NOT NULL DEFAULT 0);"
 };
 
 /* glibc 2.36 has no strlcpy(3). */
@@ -160,6 +180,31 @@ registry_copy_text(char *dst, size_t size, const unsigned char *src)
 	registry_strlcpy(dst, (const char *)src, size);
 }
 
+/* Tags and topology of one node, from their tables. */
+static void
+registry_load_extra(struct registry *r, struct registry_node *n)
+{
+	sqlite3_stmt	*st;
+
+	n->ntags = 0;
+	st = r->st_tags_get;
+	sqlite3_bind_int64(st, 1, (int64_t)n->id);
+	while (sqlite3_step(st) == SQLITE_ROW && n->ntags < REGISTRY_MAX_TAGS)
+		registry_copy_text(n->tags[n->ntags++], sizeof(n->tags[0]),
+		    sqlite3_column_text(st, 0));
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	st = r->st_topo_get;
+	sqlite3_bind_int64(st, 1, (int64_t)n->id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		n->parent = (uint64_t)sqlite3_column_int64(st, 0);
+		n->level = (uint8_t)sqlite3_column_int(st, 1);
+		n->role = (uint8_t)sqlite3_column_int(st, 2);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
 static int
 registry_load(struct registry *r, char **cause)
 {
@@ -230,6 +275,8 @@ registry_load(struct registry *r, char **cause)
 		xasprintf(cause, "registry: load: %s", sqlite3_errmsg(r->db));
 		return (-1);
 	}
+	TAILQ_FOREACH(e, &r->list, entry)
+		registry_load_extra(r, &e->n);
 	return (0);
 }
 
@@ -266,6 +313,17 @@ registry_open(sqlite3 *db, char **cause)
 	    registry_prepare(r, &r->st_version, "INSERT OR REPLACE INTO "
 	    "node_components (node, name, version) VALUES (?1, ?2, ?3)",
 	    cause) == -1 ||
+	    registry_prepare(r, &r->st_tags_get, "SELECT tag FROM node_tags "
+	    "WHERE node = ?1 ORDER BY tag", cause) == -1 ||
+	    registry_prepare(r, &r->st_tag_add, "INSERT OR IGNORE INTO "
+	    "node_tags (node, tag) VALUES (?1, ?2)", cause) == -1 ||
+	    registry_prepare(r, &r->st_tag_del, "DELETE FROM node_tags "
+	    "WHERE node = ?1 AND tag = ?2", cause) == -1 ||
+	    registry_prepare(r, &r->st_topo_get, "SELECT parent, level, role "
+	    "FROM node_topology WHERE node = ?1", cause) == -1 ||
+	    registry_prepare(r, &r->st_topo_put, "INSERT OR REPLACE INTO "
+	    "node_topology (node, parent, level, role) VALUES (?1, ?2, ?3, "
+	    "?4)", cause) == -1 ||
 	    registry_load(r, cause) == -1) {
 		registry_free(r);
 		return (NULL);
@@ -291,6 +349,11 @@ registry_free(struct registry *r)
 	sqlite3_finalize(r->st_comp_ins);
 	sqlite3_finalize(r->st_state);
 	sqlite3_finalize(r->st_version);
+	sqlite3_finalize(r->st_tags_get);
+	sqlite3_finalize(r->st_tag_add);
+	sqlite3_finalize(r->st_tag_del);
+	sqlite3_finalize(r->st_topo_get);
+	sqlite3_finalize(r->st_topo_put);
 	free(r);
 }
 
@@ -385,6 +448,8 @@ registry_announce(struct registry *r, const struct up_announce *a,
 		e->n.id = a->node_id;
 		e->n.first_seen = now;
 		registry_insert(r, e);
+		/* Tags a technician gave it before it first announced. */
+		registry_load_extra(r, &e->n);
 		isnew = 1;
 	}
 	n = &e->n;
@@ -485,6 +550,94 @@ registry_set_state(struct registry *r, uint64_t id, uint8_t state)
 	return (registry_step(r, r->st_state));
 }
 
+/* A tag: 1..31 characters of [A-Za-z0-9._:-]. */
+static int
+registry_tag_ok(const char *tag)
+{
+	size_t	 i, n = strlen(tag);
+
+	if (n == 0 || n >= sizeof(((struct registry_node *)0)->tags[0]))
+		return (0);
+	for (i = 0; i < n; i++)
+		if (!((tag[i] >= 'a' && tag[i] <= 'z') ||
+		    (tag[i] >= 'A' && tag[i] <= 'Z') ||
+		    (tag[i] >= '0' && tag[i] <= '9') || tag[i] == '.' ||
+		    tag[i] == '_' || tag[i] == ':' || tag[i] == '-'))
+			return (0);
+	return (1);
+}
+
+int
+registry_tag(struct registry *r, uint64_t id, const char *tag, int add,
+    char **cause)
+{
+	struct reg_entry	*e = registry_find(r, id);
+	struct registry_node	*n = e != NULL ? &e->n : NULL;
+	sqlite3_stmt		*st = add ? r->st_tag_add : r->st_tag_del;
+	size_t			 i;
+
+	if (id == 0) {
+		xasprintf(cause, "node id 0 is not a node");
+		return (-1);
+	}
+	if (!registry_tag_ok(tag)) {
+		xasprintf(cause, "bad tag \"%s\" (1 to %zu characters of "
+		    "A-Z a-z 0-9 . _ : -)", tag, sizeof(n->tags[0]) - 1);
+		return (-1);
+	}
+	if (n != NULL) {
+		for (i = 0; i < n->ntags; i++)
+			if (strcmp(n->tags[i], tag) == 0)
+				break;
+		if (add && i == n->ntags && n->ntags >= REGISTRY_MAX_TAGS) {
+			xasprintf(cause, "node 0x%016" PRIx64 " has %d tags "
+			    "already", id, REGISTRY_MAX_TAGS);
+			return (-1);
+		}
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)id);
+	sqlite3_bind_text(st, 2, tag, -1, SQLITE_STATIC);
+	if (registry_step(r, st) == -1) {
+		xasprintf(cause, "registry: cannot write the tag");
+		return (-1);
+	}
+	if (n != NULL)
+		registry_load_extra(r, n);
+	return (0);
+}
+
+int
+registry_set_topology(struct registry *r, uint64_t id, uint64_t parent,
+    uint8_t level, uint8_t role, char **cause)
+{
+	struct reg_entry	*e = registry_find(r, id);
+	sqlite3_stmt		*st = r->st_topo_put;
+
+	if (id == 0 || parent == id) {
+		xasprintf(cause, "node 0x%016" PRIx64 " cannot route through "
+		    "itself", id);
+		return (-1);
+	}
+	if (role > 3) {
+		xasprintf(cause, "bad role %u", role);
+		return (-1);
+	}
+	sqlite3_bind_int64(st, 1, (int64_t)id);
+	sqlite3_bind_int64(st, 2, (int64_t)parent);
+	sqlite3_bind_int(st, 3, level);
+	sqlite3_bind_int(st, 4, role);
+	if (registry_step(r, st) == -1) {
+		xasprintf(cause, "registry: cannot write the topology");
+		return (-1);
+	}
+	if (e != NULL) {
+		e->n.parent = parent;
+		e->n.level = level;
+		e->n.role = role;
+	}
+	return (0);
+}
+
 size_t
 registry_count(struct registry *r)
 {
@@ -520,7 +673,7 @@ registry_time_json(int64_t t)
 json_t *
 registry_node_json(const struct registry_node *n)
 {
-	json_t	*o, *comps;
+	json_t	*o, *comps, *tags;
 	char	 id[24];
 	size_t	 i;
 
@@ -544,5 +697,18 @@ registry_node_json(const struct registry_node *n)
 	json_object_set_new(o, "last_seen", registry_time_json(n->last_seen));
 	json_object_set_new(o, "last_seen_unix", json_integer(n->last_seen));
 	json_object_set_new(o, "components", comps);
+	tags = json_array();
+	for (i = 0; i < n->ntags; i++)
+		json_array_append_new(tags, json_string(n->tags[i]));
+	json_object_set_new(o, "tags", tags);
+	if (n->parent != 0) {
+		snprintf(id, sizeof(id), "0x%016" PRIx64, n->parent);
+		json_object_set_new(o, "parent", json_string(id));
+	} else
+		json_object_set_new(o, "parent", json_null());
+	json_object_set_new(o, "level", json_integer(n->level));
+	json_object_set_new(o, "role", json_string(n->role == 1 ? "relay" :
+	    n->role == 2 ? "coordinator" : n->role == 3 ? "gateway" :
+	    "leaf"));
 	return (o);
 }

@@ -162,6 +162,8 @@ int	 db_migrate(sqlite3 *, const char *component, const char *const *steps,
 
 struct registry;
 
+#define REGISTRY_MAX_TAGS	8	/* == SCHED_MAX_TAGS */
+
 struct registry_node {
 	uint64_t	 id;
 	char		 hw[UP_NAME_MAX + 1];
@@ -178,6 +180,12 @@ struct registry_node {
 	int64_t		 last_seen;
 	size_t		 ncomp;
 	struct up_component comp[UP_MAX_COMPONENTS];
+	/* Issue 4: set by the technician (upctl node ID tag|topology). */
+	size_t		 ntags;
+	char		 tags[REGISTRY_MAX_TAGS][32];
+	uint64_t	 parent;	/* node it routes through, 0 none */
+	uint8_t		 level;		/* hops from the gateway */
+	uint8_t		 role;		/* enum sched_role */
 };
 
 struct registry *registry_open(sqlite3 *, char **cause);
@@ -194,6 +202,16 @@ const struct registry_node *registry_get(struct registry *, uint64_t id);
 int	 registry_set_version(struct registry *, uint64_t id,
 	    const char *component, const char *version);
 int	 registry_set_state(struct registry *, uint64_t id, uint8_t state);
+/*
+ * Adds (add = 1) or removes a tag of node `id', known or not yet (tags
+ * are kept apart from what ANNOUNCE writes).  0, or -1 with cause for a
+ * bad tag or too many tags.
+ */
+int	 registry_tag(struct registry *, uint64_t id, const char *tag,
+	    int add, char **cause);
+/* Sets where a node sits: parent (0 none), level, role (enum sched_role). */
+int	 registry_set_topology(struct registry *, uint64_t id,
+	    uint64_t parent, uint8_t level, uint8_t role, char **cause);
 size_t	 registry_count(struct registry *);
 void	 registry_foreach(struct registry *,
 	    void (*fn)(void *, const struct registry_node *), void *arg);
@@ -246,6 +264,21 @@ json_t	*fanout_progress_json(struct fanout *);
 int	 fanout_campaign_pause(struct fanout *, const char *id, char **cause);
 int	 fanout_campaign_resume(struct fanout *, const char *id, char **cause);
 int	 fanout_campaign_cancel(struct fanout *, const char *id, char **cause);
+/*
+ * Rollouts: scheduler campaigns, one per deployment with a policy or
+ * tags (docs/campaigns.md, "Integration"); their id is the deployment
+ * id.  rollout_json: sched_report_json plus the package campaigns, NULL
+ * if unknown; rollout_csv: the CSV export (malloc'd) or NULL; action:
+ * approve|pause|resume|cancel|force-cancel, 0 ok, -1 with cause, 1 if
+ * `id' is no rollout.  rollouts_json: one summary per rollout.
+ */
+json_t	*fanout_rollout_json(struct fanout *, const char *id);
+char	*fanout_rollout_csv(struct fanout *, const char *id);
+int	 fanout_rollout_action(struct fanout *, const char *id,
+	    const char *action, char **cause);
+json_t	*fanout_rollouts_json(struct fanout *);
+/* A node's registry record changed (tags, topology): tell the rollouts. */
+void	 fanout_node_changed(struct fanout *, uint64_t id);
 
 /* ------------------------------------------------------------------ */
 /* control.c + ctl_*.c: the control socket                             */

@@ -72,10 +72,11 @@ static void	 print_done(json_t *, char **);
 static const struct upctl_cmd upctl_cmds[] = {
 	{ "status", "", 0, 0, UPCTL_OBJECT, print_status },
 	{ "nodes", "", 0, 0, UPCTL_ARRAY, print_nodes },
-	{ "node", "ID", 1, 1, UPCTL_OBJECT, print_node },
+	{ "node", "ID [tag add|del TAG | topology PARENT ROLE [LEVEL]]", 1, 5,
+	  UPCTL_OBJECT, print_node },
 	{ "campaigns", "", 0, 0, UPCTL_ARRAY, print_campaigns },
-	{ "campaign", "ID [pause|resume|cancel]", 1, 2, UPCTL_OBJECT,
-	  print_campaign },
+	{ "campaign", "ID [approve|pause|resume|cancel|force-cancel|"
+	  "export --csv]", 1, 2, UPCTL_OBJECT, print_campaign },
 	{ "refresh", "", 0, 0, UPCTL_NONE, print_done },
 	{ "watch", "[--once | --until-idle]", 0, 0, UPCTL_NONE, NULL },
 	{ NULL, NULL, 0, 0, 0, NULL }
@@ -718,7 +719,59 @@ print_node(json_t *data, char **argv)
 {
 	json_t	*n = json_array_get(data, 0);
 
+	if (argv[1] != NULL) {
+		printf("node %s: %s %s%s%s\n", argv[0], argv[1], argv[2],
+		    argv[3] != NULL ? " " : "", argv[3] != NULL ? argv[3] :
+		    "");
+		return;
+	}
 	print_value(NULL, n, 0);
+}
+
+/* A rollout (scheduler campaign): state, stages, items. */
+static void
+print_rollout(json_t *c)
+{
+	json_t		*v, *r;
+	const char	*k;
+	char		 a[64], b[64], d[64], e[64], g[64], h[64], buf[256];
+	size_t		 i;
+
+	json_object_foreach(c, k, v)
+		if (!json_is_object(v) && !json_is_array(v))
+			printf("%-14s%s\n", k, jtext(v, buf, sizeof(buf)));
+	printf("\n%-12s  %-8s  %5s  %5s  %5s  %5s  %5s  %5s  %s\n", "STAGE",
+	    "STATE", "NODES", "PEND", "ACT", "OK", "FAIL", "SKIP", "SUCCESS");
+	json_array_foreach(json_object_get(c, "stages"), i, r)
+		printf("%-12s  %-8s  %5.0f  %5.0f  %5.0f  %5.0f  %5.0f  %5.0f  "
+		    "%.0f%%\n", jtext(json_object_get(r, "name"), a, sizeof(a)),
+		    jtext(json_object_get(r, "state"), b, sizeof(b)),
+		    jnum(json_object_get(r, "nodes")),
+		    jnum(json_object_get(r, "pending")),
+		    jnum(json_object_get(r, "active")),
+		    jnum(json_object_get(r, "succeeded")),
+		    jnum(json_object_get(r, "failed")),
+		    jnum(json_object_get(r, "skipped")),
+		    jnum(json_object_get(r, "success_rate")));
+	printf("\n%-18s  %-8s  %-17s  %-6s  %-10s  %-11s  %-10s  %3s  %s\n",
+	    "NODE", "COMP", "FROM -> TO", "PATH", "STAGE", "STATE", "RESULT",
+	    "TRY", "REASON");
+	json_array_foreach(json_object_get(c, "items"), i, r) {
+		snprintf(d, sizeof(d), "%s -> %s", jtext(json_object_get(r,
+		    "from"), e, sizeof(e)), jtext(json_object_get(r, "to"), g,
+		    sizeof(g)));
+		printf("%-18s  %-8s  %-17s  %-6s  %-10s  %-11s  %-10s  %3.0f  "
+		    "%s\n", fmt_node(json_object_get(r, "node"), a, sizeof(a)),
+		    jtext(json_object_get(r, "component"), b, sizeof(b)), d,
+		    jtext(json_object_get(r, "path"), e, sizeof(e)),
+		    jtext(json_object_get(r, "stage"), g, sizeof(g)),
+		    jtext(json_object_get(r, "state"), h, sizeof(h)),
+		    jtext(json_object_get(r, "result_str"), e, sizeof(e)),
+		    jnum(json_object_get(r, "retries")),
+		    jtext(json_object_get(r, *jtext(json_object_get(r,
+		    "reason"), buf, sizeof(buf)) != '\0' ? "reason" : "wait"),
+		    buf, sizeof(buf)));
+	}
 }
 
 /*
@@ -791,8 +844,18 @@ print_campaign(json_t *data, char **argv)
 	char		 buf[256], a[64], b[64], d[64], e[64], g[64];
 	size_t		 i;
 
+	if (argv[1] != NULL && strcmp(argv[1], "export") == 0) {
+		v = json_object_get(c, "csv");
+		fputs(json_is_string(v) ? json_string_value(v) : "", stdout);
+		return;
+	}
 	if (argv[1] != NULL) {
 		printf("campaign %s: %s done\n", argv[0], argv[1]);
+		return;
+	}
+	if (json_is_string(v = json_object_get(c, "kind")) &&
+	    strcmp(json_string_value(v), "rollout") == 0) {
+		print_rollout(c);
 		return;
 	}
 	/* Scalars first, then sessions and nodes as tables. */
@@ -969,6 +1032,7 @@ main(int argc, char *argv[])
 		{ "json", no_argument, NULL, 'j' },
 		{ "once", no_argument, NULL, 'o' },
 		{ "until-idle", no_argument, NULL, 'u' },
+		{ "csv", no_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -978,7 +1042,10 @@ main(int argc, char *argv[])
 	const char		*sock = CTL_SOCKET_DEFAULT;
 	json_t			*data, *out;
 	char			*s;
+	const char		*cmd;
+	char			*rargv[5];
 	int			 ch, once = 0, until_idle = 0, nargs, rc;
+	int			 csv = 0;
 
 	while ((ch = getopt_long(argc, argv, "hjs:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -990,6 +1057,9 @@ main(int argc, char *argv[])
 			break;
 		case 'u':
 			until_idle = 1;
+			break;
+		case 'c':
+			csv = 1;
 			break;
 		case 's':
 			sock = optarg;
@@ -1025,9 +1095,35 @@ main(int argc, char *argv[])
 	}
 	if (strcmp(c->name, "campaign") == 0 && nargs == 2 &&
 	    strcmp(argv[2], "pause") != 0 && strcmp(argv[2], "resume") != 0 &&
-	    strcmp(argv[2], "cancel") != 0) {
+	    strcmp(argv[2], "cancel") != 0 &&
+	    strcmp(argv[2], "approve") != 0 &&
+	    strcmp(argv[2], "force-cancel") != 0 &&
+	    strcmp(argv[2], "export") != 0) {
 		fprintf(stderr, "usage: upctl campaign %s\n", c->usage);
 		exit(UPCTL_EXIT_USAGE);
+	}
+	if (csv && (strcmp(c->name, "campaign") != 0 || nargs != 2 ||
+	    strcmp(argv[2], "export") != 0)) {
+		fprintf(stderr, "upctl: --csv goes with campaign ID export\n");
+		exit(UPCTL_EXIT_USAGE);
+	}
+	/* node ID tag add|del TAG, node ID topology PARENT ROLE [LEVEL] */
+	cmd = c->name;
+	memset(rargv, 0, sizeof(rargv));
+	if (strcmp(c->name, "node") == 0 && nargs > 1) {
+		if (strcmp(argv[2], "tag") == 0 && nargs == 4)
+			cmd = "node-tag";
+		else if (strcmp(argv[2], "topology") == 0 &&
+		    (nargs == 4 || nargs == 5))
+			cmd = "node-topology";
+		else {
+			fprintf(stderr, "usage: upctl node %s\n", c->usage);
+			exit(UPCTL_EXIT_USAGE);
+		}
+		/* The daemon's command takes ID then the rest. */
+		rargv[0] = argv[1];
+		for (rc = 3; rc <= nargs; rc++)
+			rargv[rc - 2] = argv[rc];
 	}
 
 	upctl_connect(&cn, sock);
@@ -1038,12 +1134,25 @@ main(int argc, char *argv[])
 		return (rc);
 	}
 
-	data = upctl_request(&cn, c->name, nargs, argv + 1);
+	if (cmd != c->name)
+		data = upctl_request(&cn, cmd, nargs - 1, rargv);
+	else
+		data = upctl_request(&cn, c->name, nargs, argv + 1);
 	close(cn.fd);
 	free(cn.buf);
 	if (strcmp(c->name, "nodes") == 0)
 		sort_nodes(data);
-	if (json_out) {
+	if (cmd != c->name) {
+		/* node tag/topology: print "node ID: tag add X" */
+		if (json_out)
+			printf("{\"status\": \"%s\"}\n", CTL_STATUS_OK);
+		else
+			print_node(data, argv + 1);
+	} else if (strcmp(c->name, "campaign") == 0 && nargs == 2 &&
+	    strcmp(argv[2], "export") == 0)
+		/* CSV is the export's format, with or without --json. */
+		print_campaign(data, argv + 1);
+	else if (json_out) {
 		if (c->shape == UPCTL_ARRAY)
 			out = json_incref(data);
 		else if (c->shape == UPCTL_OBJECT &&

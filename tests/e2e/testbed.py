@@ -163,6 +163,32 @@ class Testbed:
     def results(self):
         return [r for r in self.reports() if r.get("type") == "result"]
 
+    # -- campaigns (issue 4) ---------------------------------------------
+    @staticmethod
+    def node_hex(nid):
+        return "0x%016x" % nid
+
+    def tag(self, nid, *tags):
+        """upctl node NID tag add TAG (a node may be tagged before it
+        first announces)."""
+        for t in tags:
+            self.upctl("node", str(nid), "tag", "add", t, json_out=False)
+
+    def campaign_results(self, cid):
+        return [r for r in self.results() if r.get("campaign") == cid]
+
+    def campaign_events(self, cid):
+        return [r for r in self.reports() if r.get("type") == "campaign"
+                and r.get("campaign") == cid]
+
+    def wait_event(self, cid, event, timeout, what=None):
+        def pred():
+            ev = [e for e in self.campaign_events(cid)
+                  if e.get("event") == event]
+            return ev or None
+        return self.wait_for(pred, timeout, what or "event %s of %s"
+                             % (event, cid))
+
     # -- daemon ----------------------------------------------------------
     def write_conf(self, **fanout):
         fan = {"block_size": 1400, "rate_pct": 90, "offer_window_ms": 600,

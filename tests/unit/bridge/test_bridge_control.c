@@ -123,6 +123,51 @@ fanout_campaign_cancel(struct fanout *f, const char *id, char **cause)
 	return (fake_action(id, &fake.cancels, cause));
 }
 
+/* Rollouts and node tags (issue 4): none in this fake engine. */
+json_t *
+fanout_rollout_json(struct fanout *f, const char *id)
+{
+	return (NULL);
+}
+
+char *
+fanout_rollout_csv(struct fanout *f, const char *id)
+{
+	return (NULL);
+}
+
+int
+fanout_rollout_action(struct fanout *f, const char *id, const char *action,
+    char **cause)
+{
+	return (1);
+}
+
+json_t *
+fanout_rollouts_json(struct fanout *f)
+{
+	return (json_array());
+}
+
+void
+fanout_node_changed(struct fanout *f, uint64_t id)
+{
+}
+
+int
+registry_tag(struct registry *r, uint64_t id, const char *tag, int add,
+    char **cause)
+{
+	return (0);
+}
+
+int
+registry_set_topology(struct registry *r, uint64_t id, uint64_t parent,
+    uint8_t level, uint8_t role, char **cause)
+{
+	return (0);
+}
+
 const struct registry_node *
 registry_get(struct registry *r, uint64_t id)
 {
@@ -611,10 +656,12 @@ test_bad_requests(void **state)
 	expect_error(fx, "{\"v\":1,\"id\":20,\"cmd\":\"refresh\",\"args\":"
 	    "[\"now\"]}", 20, "usage: refresh");
 	expect_error(fx, "{\"v\":1,\"id\":21,\"cmd\":\"campaign\"}", 21,
-	    "usage: campaign ID [pause|resume|cancel]");
+	    "usage: campaign ID [approve|pause|resume|cancel|force-cancel|"
+	    "export]");
 	expect_error(fx, "{\"v\":1,\"id\":22,\"cmd\":\"campaign\",\"args\":"
 	    "[\"c1\",\"pause\",\"now\"]}", 22,
-	    "usage: campaign ID [pause|resume|cancel]");
+	    "usage: campaign ID [approve|pause|resume|cancel|force-cancel|"
+	    "export]");
 	expect_error(fx, "{\"v\":1,\"id\":23,\"id\":24,\"cmd\":\"refresh\"}",
 	    -1, "...duplicate object key");
 	expect_error(fx, "{\"v\":1,\"id\":25,\"cmd\":\"unwatch\"}", 25,

@@ -225,12 +225,88 @@ test_changes_and_json(void **state)
 	registry_free(r);
 }
 
+/* Tags and topology (issue 4): set before a node announces, kept. */
+static void
+test_tags_topology(void **state)
+{
+	struct rfx			*x = *state;
+	struct registry			*r;
+	struct up_announce		 a;
+	struct tp_addr			 t;
+	const struct registry_node	*n;
+	json_t				*j;
+	char				*cause = NULL, tag[8];
+	int				 i;
+
+	r = registry_open(x->db, &cause);
+	assert_non_null(r);
+	/* Pre-provisioned: the node is not known yet. */
+	assert_int_equal(registry_tag(r, 7, "site-a", 1, &cause), 0);
+	assert_int_equal(registry_tag(r, 7, "floor:3", 1, &cause), 0);
+	assert_int_equal(registry_set_topology(r, 7, 5, 2, SCHED_ROLE_RELAY,
+	    &cause), 0);
+	/* Bad input: a clear error and nothing written. */
+	assert_int_equal(registry_tag(r, 7, "bad tag", 1, &cause), -1);
+	assert_non_null(strstr(cause, "bad tag"));
+	free(cause);
+	cause = NULL;
+	assert_int_equal(registry_tag(r, 7, "", 1, &cause), -1);
+	free(cause);
+	cause = NULL;
+	assert_int_equal(registry_set_topology(r, 7, 7, 0, 0, &cause), -1);
+	free(cause);
+	cause = NULL;
+	assert_int_equal(count_rows(x->db, "SELECT count(*) FROM node_tags"),
+	    2);
+
+	announce(&a, 7, "1.0.0");
+	addr(&t, 7);
+	assert_int_equal(registry_announce(r, &a, "lan0", &t, "x", 10), 1);
+	n = registry_get(r, 7);
+	assert_int_equal(n->ntags, 2);
+	assert_string_equal(n->tags[0], "floor:3");
+	assert_string_equal(n->tags[1], "site-a");
+	assert_int_equal(n->parent, 5);
+	assert_int_equal(n->level, 2);
+	assert_int_equal(n->role, SCHED_ROLE_RELAY);
+	/* Removing one, and the limit of 8. */
+	assert_int_equal(registry_tag(r, 7, "floor:3", 0, &cause), 0);
+	assert_int_equal(n->ntags, 1);
+	for (i = 0; i < REGISTRY_MAX_TAGS - 1; i++) {
+		snprintf(tag, sizeof(tag), "t%d", i);
+		assert_int_equal(registry_tag(r, 7, tag, 1, &cause), 0);
+	}
+	assert_int_equal(registry_tag(r, 7, "one-more", 1, &cause), -1);
+	free(cause);
+	cause = NULL;
+	j = registry_node_json(n);
+	assert_int_equal(json_array_size(json_object_get(j, "tags")),
+	    REGISTRY_MAX_TAGS);
+	assert_string_equal(json_string_value(json_object_get(j, "role")),
+	    "relay");
+	assert_string_equal(json_string_value(json_object_get(j, "parent")),
+	    "0x0000000000000005");
+	json_decref(j);
+	registry_free(r);
+
+	/* Reopened: loaded from the tables. */
+	r = registry_open(x->db, &cause);
+	assert_non_null(r);
+	n = registry_get(r, 7);
+	assert_non_null(n);
+	assert_int_equal(n->ntags, REGISTRY_MAX_TAGS);
+	assert_int_equal(n->parent, 5);
+	registry_free(r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fleet, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes_and_json, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tags_topology, setup,
 		    teardown),
 	};
 
