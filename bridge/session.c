@@ -45,6 +45,40 @@
 #include "fanout_internal.h"
 #include "stream.h"
 
+/*
+ * Feedback timers from a measured round trip (research/multicast-delta.md
+ * §7.1: status after ~1 GRTT, repair after (K+1) GRTT; on a LAN GRTT is
+ * about 1 ms).  GRTT is the largest OFFER -> ACCEPT time seen in the
+ * session: a node answers an OFFER at once, so that is one round trip
+ * plus the node's own work to build its status body, the same work a
+ * STATUS takes.  Until a sample exists the configured windows apply.
+ *
+ * A fast status round asks every node to answer within
+ * SESSION_K x GRTT plus the time the answers take on the link (no
+ * implosion: one STATUS each), and waits that plus 2 GRTT and
+ * SESSION_SLACK_US for scheduling on a busy host.  Only the first wait of
+ * a round is fast: a node still silent is asked again (targeted) and
+ * given the configured status_window_ms + margin, FO_TRIES times, so a
+ * slow node is never written off sooner than before.
+ *
+ * Kept beside the session, not in struct fo_session
+ * (fanout_internal.h belongs to the engine owner): one small record per
+ * session, looked up per control event, never per data frame.
+ */
+#define SESSION_K		1
+#define SESSION_SLACK_US	20000
+#define SESSION_STATUS_BYTES	1600	/* a full STATUS frame on the link */
+
+struct session_rtt {
+	LIST_ENTRY(session_rtt)	 entry;
+	const struct fo_session	*s;
+	uint64_t		 offer_us;	/* last OFFER queued */
+	uint64_t		 grtt_us;	/* 0: not measured yet */
+};
+
+static LIST_HEAD(, session_rtt) session_rtts =
+    LIST_HEAD_INITIALIZER(session_rtts);
+
 static const char *const session_phase_names[] = {
 	"idle", "offer", "data", "status", "verify", "activate", "result",
 	"stopped"
@@ -114,6 +148,88 @@ static uint64_t
 session_margin(const struct fo_session *s)
 {
 	return (100 + session_window(s) / 4);
+}
+
+static struct session_rtt *
+session_rtt(const struct fo_session *s)
+{
+	struct session_rtt	*r;
+
+	LIST_FOREACH(r, &session_rtts, entry)
+		if (r->s == s)
+			return (r);
+	r = xcalloc(1, sizeof(*r));
+	r->s = s;
+	LIST_INSERT_HEAD(&session_rtts, r, entry);
+	return (r);
+}
+
+static void
+session_rtt_free(const struct fo_session *s)
+{
+	struct session_rtt	*r;
+
+	LIST_FOREACH(r, &session_rtts, entry)
+		if (r->s == s) {
+			LIST_REMOVE(r, entry);
+			free(r);
+			return;
+		}
+}
+
+/* An ACCEPT arrived: one GRTT sample against the last OFFER queued. */
+static void
+session_rtt_sample(struct fo_session *s)
+{
+	struct session_rtt	*r = session_rtt(s);
+	uint64_t		 now = fanout__now_us(), d;
+
+	if (r->offer_us == 0 || now < r->offer_us)
+		return;
+	d = now - r->offer_us;
+	/*
+	 * An answer to an earlier repeat can only make d smaller than its
+	 * true round trip; the maximum over the nodes is kept.  A sample
+	 * longer than the configured wait is not a LAN round trip: ignore.
+	 */
+	if (d > (session_window(s) + session_margin(s)) * 1000)
+		return;
+	if (d > r->grtt_us) {
+		r->grtt_us = d;
+		log_debug("session %08x: grtt %" PRIu64 " us", s->id, d);
+	}
+}
+
+/*
+ * The window of a fast round (ms, for STATUS_REQ), or 0 when no round
+ * trip is known: K x GRTT plus every asked node's STATUS on the link.
+ */
+static uint64_t
+session_fast_window(struct fo_session *s, unsigned int nasked)
+{
+	struct session_rtt	*r = session_rtt(s);
+	struct fo_tp		*t = session_tp(s);
+	uint64_t		 us, bps;
+
+	if (r->grtt_us == 0 || t == NULL)
+		return (0);
+	bps = t->caps.bitrate_bps != 0 ? t->caps.bitrate_bps : 1000000;
+	us = SESSION_K * r->grtt_us + (uint64_t)nasked *
+	    (SESSION_STATUS_BYTES + t->caps.frame_overhead) * 8 * 1000000 / bps;
+	us = (us + 999) / 1000;
+	if (us < 1)
+		us = 1;
+	if (us >= session_window(s))
+		return (0);	/* not faster than the configured window */
+	return (us);
+}
+
+/* How long a fast round waits: its window, 2 GRTT and some slack. */
+static uint64_t
+session_fast_wait(struct fo_session *s, uint64_t window)
+{
+	return (window + (2 * session_rtt(s)->grtt_us + SESSION_SLACK_US +
+	    999) / 1000);
 }
 
 static void
@@ -235,6 +351,7 @@ session_send_offer(struct fo_session *s)
 	msg.type = UP_T_OFFER;
 	msg.u.offer = s->offer;
 	session_ctrl(s, NULL, &msg);
+	session_rtt(s)->offer_us = fanout__now_us();
 }
 
 static void
@@ -274,17 +391,18 @@ session_abort_node(struct fo_session *s, uint64_t node,
  * node answer again.
  */
 static void
-session_ask(struct fo_session *s, uint8_t type, enum fo_mstate st)
+session_ask(struct fo_session *s, uint8_t type, enum fo_mstate st,
+    uint64_t window)
 {
 	struct fo_member	*m;
 
 	if (s->nstate[st] * 2 >= s->nmembers) {
-		session_target(s, type, NULL, session_window(s), 0);
+		session_target(s, type, NULL, window, 0);
 		return;
 	}
 	TAILQ_FOREACH(m, &s->members, sentry)
 		if (m->state == st)
-			session_target(s, type, m, session_window(s), 0);
+			session_target(s, type, m, window, 0);
 }
 
 void
@@ -920,6 +1038,7 @@ static void
 session_status_begin(struct fo_session *s)
 {
 	struct fo_member	*m;
+	uint64_t		 w;
 	bool			 offer = false;
 
 	s->phase = FO_P_STATUS;
@@ -943,16 +1062,29 @@ session_status_begin(struct fo_session *s)
 	}
 	if (offer)
 		session_send_offer(s);
-	log_debug("session %08x: status round, %u nodes asked", s->id,
-	    s->unanswered);
-	session_ask(s, UP_T_STATUS_REQ, FO_M_RECEIVING);
-	session_arm(s, session_window(s) + session_margin(s));
+	/*
+	 * With a measured round trip the first wait is short; silent
+	 * nodes then get the configured window (session_status_tick).
+	 */
+	w = session_fast_window(s, s->unanswered);
+	log_debug("session %08x: status round, %u nodes asked, window %"
+	    PRIu64 " ms", s->id, s->unanswered, w != 0 ? w :
+	    session_window(s));
+	if (w != 0) {
+		session_ask(s, UP_T_STATUS_REQ, FO_M_RECEIVING, w);
+		session_arm(s, session_fast_wait(s, w));
+	} else {
+		session_ask(s, UP_T_STATUS_REQ, FO_M_RECEIVING,
+		    session_window(s));
+		session_arm(s, session_window(s) + session_margin(s));
+	}
 }
 
 static void
 session_status_tick(struct fo_session *s)
 {
 	struct fo_member	*m;
+	uint64_t		 w;
 	unsigned int		 silent = 0;
 
 	TAILQ_FOREACH(m, &s->members, sentry)
@@ -963,10 +1095,16 @@ session_status_tick(struct fo_session *s)
 		return;
 	}
 	s->step++;
+	/*
+	 * A targeted ask has no implosion to spread: a short window when
+	 * the round trip is known, but the configured wait, so a slow node
+	 * gets as long as it always did before it is written off.
+	 */
+	w = session_fast_window(s, silent);
 	TAILQ_FOREACH(m, &s->members, sentry)
 		if (m->asked && !m->answered && m->state == FO_M_RECEIVING)
 			session_target(s, UP_T_STATUS_REQ, m,
-			    session_window(s), 0);
+			    w != 0 ? w : session_window(s), 0);
 	session_arm(s, session_window(s) + session_margin(s));
 }
 
@@ -1039,7 +1177,7 @@ session_verify_begin(struct fo_session *s)
 		}
 	}
 	log_debug("session %08x: verify, %u nodes", s->id, s->unanswered);
-	session_ask(s, UP_T_VERIFY, FO_M_DOWNLOADED);
+	session_ask(s, UP_T_VERIFY, FO_M_DOWNLOADED, session_window(s));
 	session_arm(s, session_verify_wait(s));
 }
 
@@ -1474,6 +1612,7 @@ session__free(struct fo_session *s)
 		session__remove_member(s, m);
 	event_free(s->timer);
 	event_free(s->rtimer);
+	session_rtt_free(s);
 	TAILQ_REMOVE(&s->c->sessions, s, centry);
 	TAILQ_REMOVE(&s->f->sessions, s, fentry);
 	free(s);
@@ -1541,6 +1680,17 @@ session__accept(struct fo_session *s, const struct up_msg *msg,
 		return;
 	}
 	m->addr = *src;
+	session_rtt_sample(s);
+	if (a->code == UP_R_BUSY) {
+		/*
+		 * Its slot serves another session for now: not a final
+		 * answer.  It stays offered, so a later offer round (or the
+		 * silent-node count) decides.
+		 */
+		log_debug("session %08x: node 0x%016" PRIx64 " is busy",
+		    s->id, m->node);
+		return;
+	}
 	if (a->code != UP_R_INITIAL) {
 		if (FO_M_FINAL(m->state) || m->state >= FO_M_VERIFIED)
 			return;

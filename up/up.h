@@ -213,7 +213,8 @@ enum up_result {
 	UP_R_ABORTED = 15,	/* session aborted */
 	UP_R_BASE_MISMATCH = 16,/* delta base is not the running version */
 	UP_R_LOW_BATTERY = 17,	/* battery below the node's threshold */
-	UP_R_ALREADY = 18	/* already runs this version */
+	UP_R_ALREADY = 18,	/* already runs this version */
+	UP_R_BUSY = 19		/* busy with another package; offer again */
 };
 /* Short name of a result code ("success", "integrity", ...). */
 const char	*up_result_str(int);

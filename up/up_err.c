@@ -59,7 +59,8 @@ static const char *const up_result_names[] = {
 	"aborted",		/* 15 */
 	"base_mismatch",	/* 16 */
 	"low_battery",		/* 17 */
-	"already"		/* 18 */
+	"already",		/* 18 */
+	"busy"			/* 19 */
 };
 
 const char *

@@ -812,7 +812,7 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	    (n->state == UP_NS_ACTIVATING ||
 	    (!node_same_package(o, &n->offer) &&
 	    !node_stale(n, node_now(n)))))
-		return (UP_R_DECLINED);
+		return (UP_R_BUSY);
 	if (n->port->offer_check != NULL)
 		return (n->port->offer_check(n->ctx, o));
 	return (UP_R_INITIAL);

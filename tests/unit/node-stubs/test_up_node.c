@@ -1122,11 +1122,11 @@ test_busy_and_stale(void **state)
 
 	offer_default(S1);
 	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
-	/* Another package while S1 is live: declined, S1 kept. */
+	/* Another package while S1 is live: busy, S1 kept. */
 	offer_fill(&o, 2000, 200);
 	memset(o.sha256, 0xcd, sizeof(o.sha256));
 	strcpy(o.to_version, "1.2.0");
-	expect_decline(S2, &o, UP_R_DECLINED);
+	expect_decline(S2, &o, UP_R_BUSY);
 	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
 	assert_int_equal(s, S1);
 	/* S1 silent past its deadline (600 s): S2 replaces it. */
