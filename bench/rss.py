@@ -11,11 +11,17 @@
    VmRSS; at the end VmHWM from /proc/<pid>/status.
 2. registry: a daemon with no nodes gets --registry distinct ANNOUNCE
    frames (docs/up-protocol.md §3, §4.1, CRC-32 trailer) from one UDP
-   socket, sent to its LAN group and port; once `upctl nodes` lists them
-   all, VmHWM is read.
+   socket, sent to its LAN group and port; once `upctl status` counts
+   them all, VmHWM is read ("vm_hwm_kib"); then one `upctl nodes` lists
+   them all and VmHWM is read again ("listed_hwm_kib": the control
+   socket's reply buffer on top).
 
 Prints one JSON line per scenario: {"scenario", "vm_hwm_kib",
-"vm_rss_kib", ...}.  Everything runs on loopback; only the processes it
+"vm_rss_kib", ...}.  Besides VmHWM (what the issue's target counts):
+the daemon's own memory, from /proc/<pid>/smaps_rollup (Private_Dirty:
+pages no other process shares: heap, stacks, written data of the
+libraries) and /proc/<pid>/smaps ([heap] Rss), and the file-backed
+pages of the shared libraries (RssFile), which VmHWM counts too.  Everything runs on loopback; only the processes it
 starts are stopped.
 """
 
@@ -41,6 +47,30 @@ def proc_status(pid):
             k, _, v = line.partition(":")
             if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "VmData"):
                 out[k] = int(v.split()[0])
+    return out
+
+
+def proc_smaps(pid):
+    """Private_Dirty, Pss, Shared_Clean (smaps_rollup), [heap] Rss."""
+    out = {}
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Private_Dirty", "Private_Clean", "Shared_Clean",
+                         "Pss", "Anonymous"):
+                    out[k.lower() + "_kib"] = int(v.split()[0])
+        heap = None
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                if line.rstrip().endswith("[heap]"):
+                    heap = 0
+                elif heap == 0 and line.startswith("Rss:"):
+                    heap = int(line.split()[1])
+                    break
+        out["heap_rss_kib"] = heap
+    except OSError:
+        pass
     return out
 
 
@@ -112,6 +142,7 @@ def fanout(args):
                "rss_file_kib": st.get("RssFile"),
                "sampled_peak_rss_kib": peak,
                "cloud_bytes": tb.cloud_bytes(url)}
+        res.update(proc_smaps(pid))
         if args.samples:
             res["samples"] = samples
         tb.stop_daemon()
@@ -151,6 +182,13 @@ def registry(args):
         send_s = time.time() - t0
 
         def count():
+            # `status' counts them without listing (no big reply).
+            r = tb.upctl("status", check=False)
+            if isinstance(r, dict):
+                return int(r.get("nodes", 0))
+            return 0
+
+        def listed():
             r = tb.upctl("nodes", check=False)
             if isinstance(r, list):
                 return len(r)
@@ -165,12 +203,18 @@ def registry(args):
                 break
             time.sleep(0.5)
         st = proc_status(pid)
+        sm = proc_smaps(pid)
+        nl = listed()
+        lst = proc_status(pid)
         res = {"scenario": "registry", "announced": args.registry,
                "registered": n, "send_s": round(send_s, 1),
                "vm_hwm_kib": st["VmHWM"], "vm_rss_kib": st["VmRSS"],
                "rss_anon_kib": st.get("RssAnon"),
                "rss_file_kib": st.get("RssFile"),
-               "idle_hwm_kib": base["VmHWM"]}
+               "idle_hwm_kib": base["VmHWM"],
+               "listed": nl, "listed_hwm_kib": lst["VmHWM"],
+               "listed_rss_kib": lst["VmRSS"]}
+        res.update(sm)
         tb.stop_daemon()
         return res
     finally:

@@ -634,6 +634,13 @@ fanout_package_ready(struct fanout *f, const uint8_t *sha)
 }
 
 void
+fanout_package_progress(struct fanout *f, const uint8_t *sha,
+    uint64_t verified)
+{
+	stream__progress(f, sha, verified);
+}
+
+void
 fanout_package_failed(struct fanout *f, const uint8_t *sha, const char *why)
 {
 	campaign__package_failed(f, sha, why);

@@ -22,10 +22,18 @@
  * the campaign runs exactly as with a complete blob (members, sessions,
  * latecomers), and only the data pass and VERIFY look here.
  *
- * The verified prefix is polled from the cache's open writers (memory
- * only, no SQL) every STREAM_POLL_MS while a campaign waits for a
- * download or a stream is under way; stream__progress is the event-
- * driven path for the uplink's package_progress callback.
+ * The daemon passes the uplink's package_progress on to
+ * stream__progress (upbridged.c, fanout_package_progress): the uplink
+ * calls it from a deferred event as soon as a chunk is verified, so a
+ * session sends the new blocks in the same loop turn.  From the first
+ * such call on the engine is event-driven and stops polling; the
+ * housekeeping cron's stream__watch (once a second) stays as the safety
+ * net for a prefix that no call announces (a partial resumed at start-
+ * up, a campaign that starts waiting for a download under way).  An
+ * engine that never hears one (unit tests that drive the cache alone)
+ * polls the cache's open writers (memory only, no SQL) every
+ * STREAM_POLL_MS while a campaign waits for a download or a stream is
+ * under way, as before.
  */
 #include <sys/queue.h>
 #include <sys/time.h>
@@ -55,6 +63,7 @@ struct stream_fo {
 	LIST_ENTRY(stream_fo)	 entry;
 	struct fanout		*f;
 	struct event		*ev;
+	bool			 driven;	/* package_progress is wired */
 	TAILQ_HEAD(, stream)	 streams;
 };
 
@@ -223,7 +232,8 @@ stream_tick(evutil_socket_t fd, short what, void *arg)
 			break;
 		}
 	}
-	if (next != 0)
+	/* Event-driven: progress calls and the cron's watch do the rest. */
+	if (next != 0 && !sf->driven)
 		stream_arm(sf, next);
 }
 
@@ -242,9 +252,17 @@ stream__watch(struct fanout *f)
 void
 stream__progress(struct fanout *f, const uint8_t *sha, uint64_t verified)
 {
-	struct stream_fo	*sf = stream_fo(f, true);
+	struct stream_fo	*sf;
 	struct stream		*st;
 
+	if (f->cache == NULL || f->stopping)
+		return;
+	sf = stream_fo(f, true);
+	if (!sf->driven) {
+		sf->driven = true;
+		/* The poll is not needed any more. */
+		evtimer_del(sf->ev);
+	}
 	if ((st = stream_find(sf, sha)) != NULL)
 		stream_advance(f, st, verified);
 	else

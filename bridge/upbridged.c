@@ -177,6 +177,15 @@ ub_cb_package_ready(void *arg, const uint8_t *sha)
 	fanout_package_ready(ub->fanout, sha);
 }
 
+/* A verified prefix grew: cut-through sessions send on at once. */
+static void
+ub_cb_package_progress(void *arg, const uint8_t *sha, uint64_t verified)
+{
+	struct ub	*ub = arg;
+
+	fanout_package_progress(ub->fanout, sha, verified);
+}
+
 static void
 ub_cb_package_failed(void *arg, const uint8_t *sha, const char *why)
 {
@@ -350,6 +359,7 @@ main(int argc, char *argv[])
 
 	if ((ub->registry = registry_open(ub->db, &cause)) == NULL)
 		fatalx("registry: %s", cause);
+	registry_set_base(ub->registry, ub->base);
 	if ((ub->fanout = fanout_new(ub->base, ub->conf, ub->db, ub->cache,
 	    ub->registry, &cause)) == NULL)
 		fatalx("fan-out: %s", cause);
@@ -369,6 +379,7 @@ main(int argc, char *argv[])
 	memset(&ucb, 0, sizeof(ucb));
 	ucb.manifest = ub_cb_manifest;
 	ucb.package_ready = ub_cb_package_ready;
+	ucb.package_progress = ub_cb_package_progress;
 	ucb.package_failed = ub_cb_package_failed;
 	if ((ub->uplink = uplink_new(ub->base, ub->db, ub->cache, &ucfg, &ucb,
 	    ub, &cause)) == NULL)

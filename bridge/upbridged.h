@@ -191,6 +191,11 @@ struct registry_node {
 struct registry *registry_open(sqlite3 *, char **cause);
 void	 registry_free(struct registry *);
 /*
+ * The daemon's loop: registry_get's records are released when the loop
+ * turn that asked for them is over (without it, only when they run out).
+ */
+void	 registry_set_base(struct registry *, struct event_base *);
+/*
  * Records an ANNOUNCE heard on `transport' from `addr'.  Returns 1 if the
  * node is new, 0 if known, -1 on error.
  */
@@ -241,6 +246,9 @@ void	 fanout_reconfig(struct fanout *, const struct ub_config *);
 /* uplink callbacks. */
 void	 fanout_manifest(struct fanout *, const struct uplink_manifest *);
 void	 fanout_package_ready(struct fanout *, const uint8_t *sha);
+/* The verified prefix of a downloading package grew (cut-through). */
+void	 fanout_package_progress(struct fanout *, const uint8_t *sha,
+	    uint64_t verified);
 void	 fanout_package_failed(struct fanout *, const uint8_t *sha,
 	    const char *why);
 /* Periodic work from the daemon's one housekeeping timer. */
