@@ -349,16 +349,21 @@ def run_upbridge(ctx, rundir, meter):
     r = random.Random()
     group = "239.255.%d.%d" % (r.randint(1, 254), r.randint(1, 254))
     mport = 4242
+    # One time base for the daemon's and every node's log stamps, so the
+    # timeline (offer, first DATA, pass end, repair, verify, activate)
+    # can be read across processes.
+    base = time.monotonic()
     state = os.path.join(rundir, "state")
     sock = os.path.join(rundir, "upbridged.sock")
     conf = os.path.join(rundir, "upbridged.conf")
     fan = {"block_size": ctx.block, "rate_pct": ctx.rate_pct,
            "offer_window_ms": 500, "status_window_ms": 200,
-           "activate_delay_ms": 100, "discover_interval_s": 2,
+           "activate_delay_ms": 0, "discover_interval_s": 2,
            "result_timeout_s": 60}
     fan.update(ctx.ub_fanout)
     lines = ["[gateway]", "id = gw-race", "state_dir = %s" % state,
-             "control_socket = %s" % sock, "log_level = info",
+             "control_socket = %s" % sock,
+             "log_level = %s" % getattr(ctx, "ub_log", "info"),
              "cache_quota_mb = %d" % max(256, 4 * (ctx.size >> 20)),
              "commit_interval_ms = 1000", "",
              "[cloud]", "url = %s" % ctx.cloud.url().rstrip("/"),
@@ -391,19 +396,20 @@ def run_upbridge(ctx, rundir, meter):
             "--component", "app=1.0.0", "--state-dir", d,
             "--pubkey", ctx.pub, "--group", group, "--port", str(mport),
             "--iface", node_ip(i), "--slot-size", str(slot)],
-            os.path.join(rundir, "n%d.log" % i), on_line=node_line(i)))
+            os.path.join(rundir, "n%d.log" % i), t0=base,
+            on_line=node_line(i)))
     events = {}
 
     def gw_line(line, now):
         if t0_box[0] is None:
             return
-        if "package" in line and line.rstrip().endswith("verified") \
-                and "download" not in events:
+        if "downloaded and verified" in line and "download" not in events:
             events["download"] = now - t0_box[0]
         elif ": session " in line and "session" not in events:
             events["session"] = now - t0_box[0]
     daemon = Proc(ctx.bed.gw, [ctx.bin("upbridged"), "-d", "-f", conf],
-                  os.path.join(rundir, "upbridged.log"), on_line=gw_line)
+                  os.path.join(rundir, "upbridged.log"), t0=base,
+                  on_line=gw_line)
     gw = [daemon]
     end = time.monotonic() + 30
     nreg = 0
@@ -454,6 +460,7 @@ def run_upbridge(ctx, rundir, meter):
     ver = [verified_at.get(i) for i in range(1, ctx.nodes + 1)]
     extra = {"t_download_s": events.get("download"),
              "t_session_s": events.get("session"),
+             "log_t0_s": round(t0_box[0] - base, 3),
              "wall_verified_s": (round(max(ver), 3)
                                  if all(v is not None for v in ver)
                                  else None)}

@@ -48,10 +48,14 @@
 /*
  * Feedback timers from a measured round trip (research/multicast-delta.md
  * §7.1: status after ~1 GRTT, repair after (K+1) GRTT; on a LAN GRTT is
- * about 1 ms).  GRTT is the largest OFFER -> ACCEPT time seen in the
- * session: a node answers an OFFER at once, so that is one round trip
- * plus the node's own work to build its status body, the same work a
- * STATUS takes.  Until a sample exists the configured windows apply.
+ * about 1 ms).  Samples: the quickest ACCEPT after an OFFER (a node
+ * answers an OFFER at once, but its first answer includes setting up
+ * its slot, tens of ms on the testbed), then, once a status round to all
+ * has been answered, the quickest STATUS after its STATUS_REQ: one round
+ * trip plus the smallest of the nodes' random delays, an estimate that
+ * errs long.  Each round's figure replaces the last, so the timers
+ * follow the LAN as it loads.  Until a sample exists the configured
+ * windows apply.
  *
  * A fast status round asks every node to answer within
  * SESSION_K x GRTT plus the time the answers take on the link (no
@@ -73,7 +77,10 @@ struct session_rtt {
 	LIST_ENTRY(session_rtt)	 entry;
 	const struct fo_session	*s;
 	uint64_t		 offer_us;	/* last OFFER queued */
+	uint64_t		 ask_us;	/* STATUS_REQ to all queued */
+	uint64_t		 round_us;	/* quickest answer to it */
 	uint64_t		 grtt_us;	/* 0: not measured yet */
+	bool			 from_status;	/* grtt from a status round */
 };
 
 static LIST_HEAD(, session_rtt) session_rtts =
@@ -187,17 +194,44 @@ session_rtt_sample(struct fo_session *s)
 	if (r->offer_us == 0 || now < r->offer_us)
 		return;
 	d = now - r->offer_us;
-	/*
-	 * An answer to an earlier repeat can only make d smaller than its
-	 * true round trip; the maximum over the nodes is kept.  A sample
-	 * longer than the configured wait is not a LAN round trip: ignore.
-	 */
-	if (d > (session_window(s) + session_margin(s)) * 1000)
+	/* Longer than the configured wait: not a LAN round trip. */
+	if (r->from_status || d > (session_window(s) + session_margin(s)) *
+	    1000)
 		return;
-	if (d > r->grtt_us) {
+	if (r->grtt_us == 0 || d < r->grtt_us) {
 		r->grtt_us = d;
-		log_debug("session %08x: grtt %" PRIu64 " us", s->id, d);
+		log_debug("session %08x: grtt %" PRIu64 " us (accept)", s->id,
+		    d);
 	}
+}
+
+/* A STATUS arrived during a round to all: the quickest one counts. */
+static void
+session_rtt_status(struct fo_session *s)
+{
+	struct session_rtt	*r = session_rtt(s);
+	uint64_t		 now = fanout__now_us();
+
+	if (s->phase != FO_P_STATUS || r->ask_us == 0 || now < r->ask_us)
+		return;
+	if (r->round_us == 0 || now - r->ask_us < r->round_us)
+		r->round_us = now - r->ask_us;
+}
+
+/* A status round is over: its quickest answer is the new GRTT. */
+static void
+session_rtt_round(struct fo_session *s)
+{
+	struct session_rtt	*r = session_rtt(s);
+
+	if (r->round_us != 0 && r->round_us <= (session_window(s) +
+	    session_margin(s)) * 1000) {
+		r->grtt_us = r->round_us;
+		r->from_status = true;
+		log_debug("session %08x: grtt %" PRIu64 " us (status)", s->id,
+		    r->grtt_us);
+	}
+	r->ask_us = r->round_us = 0;
 }
 
 /*
@@ -1070,6 +1104,9 @@ session_status_begin(struct fo_session *s)
 	log_debug("session %08x: status round, %u nodes asked, window %"
 	    PRIu64 " ms", s->id, s->unanswered, w != 0 ? w :
 	    session_window(s));
+	session_rtt(s)->ask_us = s->nstate[FO_M_RECEIVING] * 2 >=
+	    s->nmembers ? fanout__now_us() : 0;	/* to all: a sample */
+	session_rtt(s)->round_us = 0;
 	if (w != 0) {
 		session_ask(s, UP_T_STATUS_REQ, FO_M_RECEIVING, w);
 		session_arm(s, session_fast_wait(s, w));
@@ -1115,6 +1152,7 @@ session_status_end(struct fo_session *s)
 	unsigned int		 max_rounds = s->f->conf->max_rounds;
 
 	evtimer_del(s->timer);
+	session_rtt_round(s);
 	session_fec_measure(s);
 	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next) {
 		if (!m->asked)
@@ -1730,6 +1768,8 @@ session__status(struct fo_session *s, const struct up_msg *msg,
 		return;
 	}
 	m->addr = *src;
+	if (m->asked && !m->answered)
+		session_rtt_status(s);
 	if (FO_M_FINAL(m->state) && !session_revive(s, m))
 		return;
 	if (st->state == UP_NS_VERIFIED && m->state <= FO_M_DOWNLOADED) {
