@@ -66,6 +66,9 @@ class Testbed:
         self.serial = 0
         self.slot_size = 16 << 20   # per A/B slot of every upnode
         self.t0 = time.time()
+        # A SIGTERM (timeout(1), a runner) must still run close(), or the
+        # test's nginx and nodes outlive it.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     # -- helpers ---------------------------------------------------------
     def log(self, msg):
