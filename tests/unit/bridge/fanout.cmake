@@ -4,5 +4,5 @@
 ub_unit_test(test_bridge_registry SOURCES test_bridge_registry.c
     LIBS ubbridge)
 ub_unit_test(test_bridge_pacer SOURCES test_bridge_pacer.c LIBS ubbridge)
-ub_unit_test(test_bridge_fanout SOURCES test_bridge_fanout.c tp_mem.c
-    sim_node.c LIBS ubbridge)
+ub_unit_test(test_bridge_fanout SOURCES test_bridge_fanout.c fanout_fixture.c
+    tp_mem.c sim_node.c LIBS ubbridge)
