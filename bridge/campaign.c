@@ -565,6 +565,16 @@ campaign_report(struct fo_member *m)
 	free(line);
 }
 
+/*
+ * A rollout member that stops at VERIFIED for good (download-only): the
+ * cloud hears it like a final result, with state "verified".
+ */
+void
+campaign__report_verified(struct fo_member *m)
+{
+	campaign_report(m);
+}
+
 static void
 campaign_final_nocommit(struct fo_member *m, enum fo_mstate st,
     uint8_t result, const char *version)

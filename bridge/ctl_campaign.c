@@ -4,11 +4,9 @@
  * campaign ID pause|resume|cancel, and watch/unwatch (live progress,
  * pushed by control_cron).  Rollouts (scheduler campaigns, id = the
  * deployment id) add approve, force-cancel and export (CSV).  The tags
- * and topology a rollout selects and orders by are set here too
- * (node-tag, node-topology), because targets exist for campaigns.
+ * and topology a rollout selects and orders by are node facts, set in
+ * ctl_node.c (node-tag, node-topology).
  */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +17,6 @@ static enum ctl_ret	 ctl_campaigns_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_campaign_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_watch_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_unwatch_exec(struct ctl_req *, char **);
-static enum ctl_ret	 ctl_node_tag_exec(struct ctl_req *, char **);
-static enum ctl_ret	 ctl_node_topology_exec(struct ctl_req *, char **);
 
 const struct ctl_cmd ctl_campaign_cmds[] = {
 	{ .name = "campaigns", .usage = "", .args_min = 0, .args_max = 0,
@@ -28,11 +24,6 @@ const struct ctl_cmd ctl_campaign_cmds[] = {
 	{ .name = "campaign", .usage = "ID [approve|pause|resume|cancel|"
 	  "force-cancel|export]", .args_min = 1, .args_max = 3,
 	  .exec = ctl_campaign_exec },
-	{ .name = "node-tag", .usage = "ID add|del TAG", .args_min = 3,
-	  .args_max = 3, .flags = CTL_F_WRITE, .exec = ctl_node_tag_exec },
-	{ .name = "node-topology", .usage = "ID PARENT leaf|relay|"
-	  "coordinator|gateway [LEVEL]", .args_min = 3, .args_max = 4,
-	  .flags = CTL_F_WRITE, .exec = ctl_node_topology_exec },
 	{ .name = "watch", .usage = "", .args_min = 0, .args_max = 0,
 	  .exec = ctl_watch_exec },
 	{ .name = "unwatch", .usage = "", .args_min = 0, .args_max = 0,
@@ -140,86 +131,5 @@ ctl_unwatch_exec(struct ctl_req *req, char **cause)
 {
 	if (control__unwatch(req, cause) != 0)
 		return (CTL_ERROR);
-	return (CTL_DONE);
-}
-
-/* A node id: decimal or 0x-hex, non-zero, the whole string. */
-static int
-ctl_node_id(const char *s, uint64_t *id, int zero_ok)
-{
-	char			*end;
-	unsigned long long	 v;
-
-	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
-		return (-1);
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno != 0 || *end != '\0' || (v == 0 && !zero_ok))
-		return (-1);
-	*id = v;
-	return (0);
-}
-
-static enum ctl_ret
-ctl_node_tag_exec(struct ctl_req *req, char **cause)
-{
-	uint64_t	 id;
-	int		 add;
-
-	if (ctl_node_id(req->argv[0], &id, 0) != 0) {
-		xasprintf(cause, "bad node id \"%s\" (decimal or 0x-hex, "
-		    "not 0)", req->argv[0]);
-		return (CTL_ERROR);
-	}
-	if (strcmp(req->argv[1], "add") == 0)
-		add = 1;
-	else if (strcmp(req->argv[1], "del") == 0)
-		add = 0;
-	else {
-		xasprintf(cause, "unknown tag action \"%s\" (add or del)",
-		    req->argv[1]);
-		return (CTL_ERROR);
-	}
-	if (registry_tag(req->ub->registry, id, req->argv[2], add,
-	    cause) != 0)
-		return (CTL_ERROR);
-	db_commit_now(req->ub->db);
-	fanout_node_changed(req->ub->fanout, id);
-	log_info("control: uid %lu: node 0x%016" PRIx64 " tag %s %s",
-	    (unsigned long)req->uid, id, req->argv[1], req->argv[2]);
-	return (CTL_DONE);
-}
-
-static enum ctl_ret
-ctl_node_topology_exec(struct ctl_req *req, char **cause)
-{
-	static const char *const roles[] = { "leaf", "relay", "coordinator",
-	    "gateway", NULL };
-	uint64_t	 id, parent, level = 0;
-	int		 role;
-
-	if (ctl_node_id(req->argv[0], &id, 0) != 0 ||
-	    ctl_node_id(req->argv[1], &parent, 1) != 0) {
-		xasprintf(cause, "bad node id (decimal or 0x-hex)");
-		return (CTL_ERROR);
-	}
-	for (role = 0; roles[role] != NULL; role++)
-		if (strcmp(roles[role], req->argv[2]) == 0)
-			break;
-	if (roles[role] == NULL) {
-		xasprintf(cause, "unknown role \"%s\" (leaf, relay, "
-		    "coordinator or gateway)", req->argv[2]);
-		return (CTL_ERROR);
-	}
-	if (req->argc == 4 && (ctl_node_id(req->argv[3], &level, 1) != 0 ||
-	    level > 255)) {
-		xasprintf(cause, "bad level \"%s\" (0-255)", req->argv[3]);
-		return (CTL_ERROR);
-	}
-	if (registry_set_topology(req->ub->registry, id, parent,
-	    (uint8_t)level, (uint8_t)role, cause) != 0)
-		return (CTL_ERROR);
-	db_commit_now(req->ub->db);
-	fanout_node_changed(req->ub->fanout, id);
 	return (CTL_DONE);
 }

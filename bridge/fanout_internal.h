@@ -380,6 +380,8 @@ void	 campaign__final(struct fo_member *, enum fo_mstate, uint8_t result,
 	    const char *version);
 /* A member changed state (not final); keeps session counts. */
 void	 campaign__set_state(struct fo_member *, enum fo_mstate);
+/* Queues the report of a member done at VERIFIED (download-only). */
+void	 campaign__report_verified(struct fo_member *);
 /* The blob could not be read: stop, verify or fetch it again. */
 void	 campaign__blob_error(struct fo_campaign *);
 /* A session went idle: maybe the campaign is done. */

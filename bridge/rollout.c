@@ -450,6 +450,9 @@ rollout__verified(struct fo_member *m)
 		return;
 	if (sched_item_verified(ro->sc, m->node, it->component,
 	    rollout_now()) == 0) {
+		/* Download-only ends here: that is the item's result. */
+		if (it->state == SCHED_I_DOWNLOADED)
+			campaign__report_verified(m);
 		rollout_save(ro);
 		rollout__kick(ro->f);
 	}

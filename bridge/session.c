@@ -1296,6 +1296,13 @@ session_activate_begin(struct fo_session *s)
 			m->result_due_ms = due;
 			campaign__set_state(m, FO_M_ACTIVATING);
 		}
+	/*
+	 * Durable before the ACTIVATE goes out: a gateway killed during
+	 * the activation delay then waits for the RESULT instead of
+	 * asking the rebooting nodes to VERIFY again and writing them off.
+	 */
+	if (s->nstate[FO_M_ACTIVATING] > 0)
+		db_commit_now(s->f->db);
 	log_debug("session %08x: activate, %u nodes", s->id,
 	    s->nstate[FO_M_ACTIVATING]);
 	session_result_arm(s);
@@ -1530,6 +1537,7 @@ session_open(struct fo_session *s)
 {
 	struct fo_tp	*t;
 	uint32_t	 nblocks;
+	bool		 first;
 
 	if (s->fd != -1 && s->needed_buf != NULL)
 		return (0);
@@ -1563,9 +1571,17 @@ session_open(struct fo_session *s)
 	s->pass = 0;
 	session_fec_open(s, t);
 	session_fill_offer(s);
-	if (s->started == 0)
+	first = s->started == 0;
+	if (first)
 		s->started = fanout__unix_ms();
 	campaign__put_session(s);
+	/*
+	 * A new id is durable before an OFFER carries it: a gateway killed
+	 * while a node activates must resume this session, or the node
+	 * declines the new one as busy and its RESULT finds no session.
+	 */
+	if (first)
+		db_commit_now(s->f->db);
 	log_info("campaign %s: session %08x on %s: %u blocks of %u bytes, "
 	    "%zu nodes", s->c->id, s->id, s->transport, s->nblocks,
 	    s->block_size, s->nmembers);
