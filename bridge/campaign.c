@@ -109,50 +109,65 @@ static void	 campaign_run(struct fo_campaign *);
 static struct fo_campaign *campaign_load_row(struct fanout *,
 		    sqlite3_stmt *);
 
+#define CAMPAIGN_NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* Names <-> enum values, shared by both state tables. */
+static const char *
+campaign_name(const char *const *names, size_t n, unsigned int v)
+{
+	return (v < n ? names[v] : "?");
+}
+
+static int
+campaign_name_parse(const char *const *names, size_t n, const char *s,
+    unsigned int *out)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (unsigned int)i;
+			return (0);
+		}
+	return (-1);
+}
+
 const char *
 campaign__state_str(enum fo_cstate s)
 {
-	if ((size_t)s >= sizeof(campaign_state_names) /
-	    sizeof(campaign_state_names[0]))
-		return ("?");
-	return (campaign_state_names[s]);
+	return (campaign_name(campaign_state_names,
+	    CAMPAIGN_NELEM(campaign_state_names), s));
 }
 
 const char *
 campaign__mstate_str(enum fo_mstate s)
 {
-	if ((size_t)s >= sizeof(campaign_mstate_names) /
-	    sizeof(campaign_mstate_names[0]))
-		return ("?");
-	return (campaign_mstate_names[s]);
+	return (campaign_name(campaign_mstate_names,
+	    CAMPAIGN_NELEM(campaign_mstate_names), s));
 }
 
 static int
 campaign_state_parse(const char *s, enum fo_cstate *out)
 {
-	size_t	 i;
+	unsigned int	 v;
 
-	for (i = 0; i < sizeof(campaign_state_names) /
-	    sizeof(campaign_state_names[0]); i++)
-		if (strcmp(s, campaign_state_names[i]) == 0) {
-			*out = (enum fo_cstate)i;
-			return (0);
-		}
-	return (-1);
+	if (campaign_name_parse(campaign_state_names,
+	    CAMPAIGN_NELEM(campaign_state_names), s, &v) == -1)
+		return (-1);
+	*out = (enum fo_cstate)v;
+	return (0);
 }
 
 static int
 campaign_mstate_parse(const char *s, enum fo_mstate *out)
 {
-	size_t	 i;
+	unsigned int	 v;
 
-	for (i = 0; i < sizeof(campaign_mstate_names) /
-	    sizeof(campaign_mstate_names[0]); i++)
-		if (strcmp(s, campaign_mstate_names[i]) == 0) {
-			*out = (enum fo_mstate)i;
-			return (0);
-		}
-	return (-1);
+	if (campaign_name_parse(campaign_mstate_names,
+	    CAMPAIGN_NELEM(campaign_mstate_names), s, &v) == -1)
+		return (-1);
+	*out = (enum fo_mstate)v;
+	return (0);
 }
 
 bool
