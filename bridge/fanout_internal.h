@@ -110,6 +110,8 @@ json_t	*pacer__json(struct pacer *, uint64_t now_us);
 #define FO_TX_BURST	32	/* frames per tx callback before yielding */
 #define FO_TRIES	3	/* targeted asks before a node is written off */
 #define FO_MAX_TRIES	3	/* campaign attempts per node (CONN_LOST) */
+#define FO_POLL_MS	2000	/* first RESULT poll after the activation delay */
+#define FO_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
 
 struct fo_session;
 
@@ -482,7 +484,9 @@ struct fo_session {
 	uint32_t		 step;		/* repeats/asks in the phase */
 	uint64_t		 phase_ms;	/* when the phase began */
 	struct event		*timer;		/* phase timer */
-	struct event		*rtimer;	/* RESULT deadlines */
+	struct event		*rtimer;	/* RESULT deadlines and polls */
+	uint64_t		 poll_ms;	/* next RESULT poll, 0: none */
+	uint32_t		 poll_gap_ms;
 	uint32_t		 nstate[FO_M_CANCELLED + 1];
 	uint32_t		 unanswered;	/* asked, no answer yet */
 

@@ -96,6 +96,7 @@ static void	 session_status_begin(struct fo_session *);
 static void	 session_status_end(struct fo_session *);
 static void	 session_verify_end(struct fo_session *);
 static void	 session_result_arm(struct fo_session *);
+static void	 session_poll_arm(struct fo_session *, uint64_t);
 
 const char *
 session__phase_str(enum fo_phase p)
@@ -1305,8 +1306,39 @@ session_activate_begin(struct fo_session *s)
 		db_commit_now(s->f->db);
 	log_debug("session %08x: activate, %u nodes", s->id,
 	    s->nstate[FO_M_ACTIVATING]);
+	session_poll_arm(s, conf->activate_delay_ms + FO_POLL_MS);
 	session_result_arm(s);
 	session_activate_tick(s);
+}
+
+/* The first RESULT poll `delay' ms from now, then FO_POLL_MS apart. */
+static void
+session_poll_arm(struct fo_session *s, uint64_t delay)
+{
+	s->poll_ms = fanout__now_ms() + delay;
+	s->poll_gap_ms = FO_POLL_MS;
+}
+
+/*
+ * A node resends its final RESULT with back-off (docs/up-protocol.md
+ * §5.2 step 7) to the address it last heard the gateway from.  After a
+ * gateway restart that address is stale and the back-off may have grown
+ * to 30 s, longer than we wait.  So the gateway asks each node whose
+ * RESULT is overdue with a targeted VERIFY: a finished node answers it
+ * with its RESULT (step 5), a node still rebooting ignores it, and every
+ * node learns the gateway's current address from it.
+ */
+static void
+session_poll(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if (m->state == FO_M_ACTIVATING)
+			session_target(s, UP_T_VERIFY, m, 0, 0);
+	s->poll_ms = fanout__now_ms() + s->poll_gap_ms;
+	s->poll_gap_ms = s->poll_gap_ms * 2 < FO_POLL_MAX_MS ?
+	    s->poll_gap_ms * 2 : FO_POLL_MAX_MS;
 }
 
 static void
@@ -1319,6 +1351,9 @@ session_rtimer_cb(int fd, short ev, void *arg)
 	TAILQ_FOREACH_SAFE(m, &s->members, sentry, next)
 		if (m->state == FO_M_ACTIVATING && m->result_due_ms <= now)
 			session_write_off(m, "no result after activation");
+	if (s->nstate[FO_M_ACTIVATING] > 0 && s->poll_ms != 0 &&
+	    s->poll_ms <= now)
+		session_poll(s);
 	session_result_arm(s);
 	if (s->phase == FO_P_RESULT || s->phase == FO_P_IDLE)
 		session_decide(s);
@@ -1333,11 +1368,14 @@ session_result_arm(struct fo_session *s)
 
 	if (s->nstate[FO_M_ACTIVATING] == 0) {
 		evtimer_del(s->rtimer);
+		s->poll_ms = 0;
 		return;
 	}
 	TAILQ_FOREACH(m, &s->members, sentry)
 		if (m->state == FO_M_ACTIVATING && m->result_due_ms < due)
 			due = m->result_due_ms;
+	if (s->poll_ms != 0 && s->poll_ms < due)
+		due = s->poll_ms;
 	due = due > now ? due - now : 0;
 	tv.tv_sec = due / 1000;
 	tv.tv_usec = (due % 1000) * 1000;
@@ -1607,6 +1645,9 @@ session__start(struct fo_session *s)
 	TAILQ_FOREACH(m, &s->members, sentry)
 		if (m->state == FO_M_ACTIVATING && m->result_due_ms == 0)
 			m->result_due_ms = due;
+	/* They may have finished while we were down: ask soon. */
+	if (s->nstate[FO_M_ACTIVATING] > 0 && s->poll_ms == 0)
+		session_poll_arm(s, FO_POLL_MS / 2);
 	session_result_arm(s);
 	session_decide(s);
 }
@@ -1819,7 +1860,12 @@ session__result(struct fo_session *s, const struct up_msg *msg,
 		if (m->state <= FO_M_DOWNLOADED) {
 			m->held = s->nblocks;
 			campaign__set_state(m, FO_M_VERIFIED);
-		}
+		} else if (m->state == FO_M_ACTIVATING)
+			/*
+			 * Answer to a poll: the gateway stopped between
+			 * committing ACTIVATING and sending ACTIVATE.
+			 */
+			session_send_activate(s, m);
 		session_answered(s, m);
 		session_check(s);
 		return;
