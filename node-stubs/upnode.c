@@ -387,6 +387,7 @@ is_gateway_type(uint8_t type)
 	case UP_T_OFFER:
 	case UP_T_DATA:
 	case UP_T_PARITY:
+	case UP_T_XOR:
 	case UP_T_STATUS_REQ:
 	case UP_T_VERIFY:
 	case UP_T_ACTIVATE:

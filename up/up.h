@@ -154,7 +154,7 @@ int		 up_wr_err(const struct up_wr *);
 
 /* Header flags. */
 #define UP_F_LAST		0x01	/* DATA: last block of the image */
-#define UP_F_REPAIR		0x02	/* DATA/PARITY: sent in a repair round */
+#define UP_F_REPAIR		0x02	/* DATA/PARITY/XOR: in a repair round */
 
 enum up_type {
 	UP_T_ANNOUNCE = 0x01,	/* node -> gw: who I am, what I run */
@@ -169,7 +169,8 @@ enum up_type {
 	UP_T_ACTIVATE = 0x0a,	/* gw -> node(s): switch slot after delay */
 	UP_T_RESULT = 0x0b,	/* node -> gw: state + result code */
 	UP_T_RESULT_ACK = 0x0c,	/* gw -> node: result stored, stop resending */
-	UP_T_ABORT = 0x0d	/* either way: give the session up */
+	UP_T_ABORT = 0x0d,	/* either way: give the session up */
+	UP_T_XOR = 0x0e		/* gw -> all: XOR of blocks, one unknown each */
 };
 
 /* Update kinds in an OFFER. */
@@ -317,6 +318,17 @@ struct up_data {
 	const uint8_t	*data;		/* borrowed from the frame */
 };
 
+/*
+ * XOR (docs/up-protocol.md §4.15): the XOR of n blocks, each zero-padded
+ * to len bytes.  A node that misses exactly one of them recovers it.
+ */
+struct up_xor {
+	uint8_t		 n;		/* 1 .. UP_XOR_MAX */
+	uint32_t	 index[UP_XOR_MAX];	/* strictly increasing */
+	uint16_t	 len;		/* longest block of the n */
+	const uint8_t	*data;		/* borrowed from the frame */
+};
+
 /* STATUS_REQ, VERIFY, RESULT_ACK, ABORT: target 0 means every node. */
 struct up_target {
 	uint64_t	 node_id;
@@ -353,6 +365,7 @@ struct up_msg {
 		struct up_offer		offer;
 		struct up_accept	accept;
 		struct up_data		data;	/* DATA, PARITY */
+		struct up_xor		xor_;	/* XOR */
 		struct up_target	target;	/* STATUS_REQ, VERIFY,
 						   RESULT_ACK, ABORT */
 		struct up_status	status;
@@ -364,7 +377,7 @@ struct up_msg {
 /*
  * Decodes and checks one frame: version, type, lengths, CRC, every field
  * range.  On error `m' is unspecified and nothing else changed.  `buf' is
- * borrowed; DATA/PARITY/status bitmaps in `m' point into it.
+ * borrowed; DATA/PARITY/XOR data and status bitmaps in `m' point into it.
  */
 int		 up_decode(const uint8_t *buf, size_t len, struct up_msg *m);
 
@@ -383,6 +396,26 @@ int		 up_encode(const struct up_msg *m, uint8_t *buf, size_t cap);
  */
 int		 up_seal_data(uint8_t *buf, size_t cap, uint8_t type,
 		    uint8_t flags, uint32_t session, uint32_t index,
+		    uint16_t len);
+
+/*
+ * Fast path for XOR (docs/up-protocol.md §4.15), the same idea: the
+ * block list of n indices (1 <= n <= UP_XOR_MAX, strictly increasing,
+ * neighbours less than 2^28 apart) encodes in up_xor_list_len() bytes
+ * (u32 first index plus LEB128 gaps; 0 for an invalid list), and the
+ * data starts at frame offset up_xor_data_off() (UP_HDR_LEN + 1 + that
+ * length; 0 for an invalid list).  The caller XORs `len' bytes straight
+ * into buf + up_xor_data_off(); up_xor_seal() writes the header, n, the
+ * list and the CRC around them and returns the frame length, or
+ * UP_EINVAL (NULL buf, invalid list), UP_ERANGE (session 0), UP_ELEN
+ * (len 0) or UP_ENOSPC (longer than cap or UP_FRAME_MAX).  The bytes are
+ * exactly up_encode()'s for the same message.  A frame is
+ * up_xor_data_off() + len + UP_CRC_LEN bytes.
+ */
+size_t		 up_xor_list_len(uint8_t n, const uint32_t *index);
+size_t		 up_xor_data_off(uint8_t n, const uint32_t *index);
+int		 up_xor_seal(uint8_t *buf, size_t cap, uint8_t flags,
+		    uint32_t session, uint8_t n, const uint32_t *index,
 		    uint16_t len);
 
 /*

@@ -39,6 +39,11 @@
 #define UP_FRAME_MAX		1472
 #endif
 
+/* Blocks one XOR frame may combine (docs/up-protocol.md §4.15). */
+#ifndef UP_XOR_MAX
+#define UP_XOR_MAX		48
+#endif
+
 /* Largest signature carried in an OFFER (Ed25519 = 64). */
 #ifndef UP_SIG_MAX
 #define UP_SIG_MAX		64

@@ -7,8 +7,8 @@
  * every field range) before the caller gets a message, and one rule table,
  * up_check_msg(), serves the encoder and the decoder alike, so anything
  * up_encode() produces up_decode() accepts and the other way round.
- * Nothing here allocates; DATA/PARITY block bytes and status bitmaps are
- * borrowed from the caller's buffer instead of copied.
+ * Nothing here allocates; DATA/PARITY/XOR block bytes and status bitmaps
+ * are borrowed from the caller's buffer instead of copied.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,6 +50,9 @@ up_put_le32(uint8_t *p, uint32_t v)
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
 }
+
+/* Largest XOR gap: a LEB128 varint of at most 4 bytes (§4.15). */
+#define UP_XOR_GAP_MAX		((UINT32_C(1) << 28) - 1)
 
 uint32_t
 up_nblocks(uint32_t size, uint16_t block_size)
@@ -132,6 +135,45 @@ up_check_status_body(const struct up_status_body *st)
 	return (UP_OK);
 }
 
+/*
+ * An XOR block list (§4.15): 1 <= n <= UP_XOR_MAX, and every gap between
+ * neighbours 1 .. 2^28 - 1 (so the indices increase strictly).  Returns
+ * the bytes of its encoding (u32 first, then the LEB128 gaps), or 0.
+ */
+static size_t
+up_xor_list(uint8_t n, const uint32_t *index)
+{
+	size_t		 len = 4;
+	uint32_t	 gap;
+	unsigned int	 i;
+
+	if (index == NULL || n < 1 || n > UP_XOR_MAX)
+		return (0);
+	for (i = 1; i < n; i++) {
+		if (index[i] <= index[i - 1])
+			return (0);
+		gap = index[i] - index[i - 1];
+		if (gap > UP_XOR_GAP_MAX)
+			return (0);
+		/* 7 bits per byte. */
+		len += gap < 0x80 ? 1 : gap < 0x4000 ? 2 :
+		    gap < 0x200000 ? 3 : 4;
+	}
+	return (len);
+}
+
+static int
+up_check_xor(const struct up_xor *x)
+{
+	if (up_xor_list(x->n, x->index) == 0)
+		return (UP_ERANGE);
+	if (x->len == 0)
+		return (UP_ELEN);
+	if (x->data == NULL)
+		return (UP_EINVAL);
+	return (UP_OK);
+}
+
 static int
 up_check_msg(const struct up_msg *m)
 {
@@ -177,6 +219,8 @@ up_check_msg(const struct up_msg *m)
 		if (m->u.data.data == NULL)
 			return (UP_EINVAL);
 		return (UP_OK);
+	case UP_T_XOR:
+		return (up_check_xor(&m->u.xor_));
 	case UP_T_STATUS_REQ:
 	case UP_T_VERIFY:
 	case UP_T_ACTIVATE:
@@ -385,6 +429,67 @@ up_offer_rd(struct up_rd *rd, struct up_offer *o)
 	o->deadline_s = up_rd_u32(rd);
 }
 
+/*
+ * One XOR gap (§4.15): unsigned LEB128, low group first, at most 4
+ * bytes.  Past the end of the payload is UP_ESHORT (the cursor's);
+ * a gap of 0, a fourth byte with the high bit set (it asks for a
+ * fifth) and an overlong encoding (a last byte of 0 after the first,
+ * which would not re-encode to the same bytes) are UP_ERANGE.
+ */
+static uint32_t
+up_rd_gap(struct up_rd *rd)
+{
+	uint32_t	 v = 0;
+	uint8_t		 b;
+	unsigned int	 i;
+
+	for (i = 0; i < 4; i++) {
+		b = up_rd_u8(rd);
+		if (rd->err != UP_OK)
+			return (0);
+		v |= (uint32_t)(b & 0x7f) << (7 * i);
+		if ((b & 0x80) != 0)
+			continue;
+		if (v == 0 || (i > 0 && b == 0)) {
+			rd->err = UP_ERANGE;
+			return (0);
+		}
+		return (v);
+	}
+	rd->err = UP_ERANGE;
+	return (0);
+}
+
+static void
+up_rd_xor(struct up_rd *rd, struct up_xor *x)
+{
+	uint32_t	 gap;
+	unsigned int	 i;
+
+	x->n = up_rd_u8(rd);
+	if (rd->err != UP_OK)
+		return;
+	/* Check the count before it indexes index[]. */
+	if (x->n < 1 || x->n > UP_XOR_MAX) {
+		rd->err = UP_ERANGE;
+		return;
+	}
+	x->index[0] = up_rd_u32(rd);
+	for (i = 1; i < x->n; i++) {
+		gap = up_rd_gap(rd);
+		if (rd->err != UP_OK)
+			return;
+		if (gap > UINT32_MAX - x->index[i - 1]) {
+			rd->err = UP_ERANGE;	/* index past 2^32 - 1 */
+			return;
+		}
+		x->index[i] = x->index[i - 1] + gap;
+	}
+	/* The data is the rest of the payload; up_check_xor wants >= 1. */
+	x->len = (uint16_t)up_rd_left(rd);
+	x->data = up_rd_ptr(rd, x->len);
+}
+
 static void
 up_rd_payload(struct up_rd *rd, struct up_msg *m)
 {
@@ -432,6 +537,9 @@ up_rd_payload(struct up_rd *rd, struct up_msg *m)
 		m->u.data.len = (uint16_t)up_rd_left(rd);
 		m->u.data.data = up_rd_ptr(rd, m->u.data.len);
 		break;
+	case UP_T_XOR:
+		up_rd_xor(rd, &m->u.xor_);
+		break;
 	case UP_T_STATUS_REQ:
 		m->u.target.node_id = up_rd_u64(rd);
 		m->u.target.window_ms = up_rd_u16(rd);
@@ -472,7 +580,7 @@ up_rd_payload(struct up_rd *rd, struct up_msg *m)
 static bool
 up_type_known(uint8_t type)
 {
-	return (type >= UP_T_ANNOUNCE && type <= UP_T_ABORT);
+	return (type >= UP_T_ANNOUNCE && type <= UP_T_XOR);
 }
 
 static void
@@ -553,11 +661,67 @@ up_seal_data(uint8_t *buf, size_t cap, uint8_t type, uint8_t flags,
 	return ((int)total);
 }
 
+size_t
+up_xor_list_len(uint8_t n, const uint32_t *index)
+{
+	return (up_xor_list(n, index));
+}
+
+size_t
+up_xor_data_off(uint8_t n, const uint32_t *index)
+{
+	size_t		 list;
+
+	if ((list = up_xor_list(n, index)) == 0)
+		return (0);
+	/* Header, the count n, then the list (§4.15). */
+	return (UP_HDR_LEN + 1 + list);
+}
+
+int
+up_xor_seal(uint8_t *buf, size_t cap, uint8_t flags, uint32_t session,
+    uint8_t n, const uint32_t *index, uint16_t len)
+{
+	size_t		 off, total;
+	uint8_t		*p;
+	uint32_t	 gap, crc;
+	unsigned int	 i;
+
+	if (buf == NULL || (off = up_xor_data_off(n, index)) == 0)
+		return (UP_EINVAL);
+	if (session == 0)
+		return (UP_ERANGE);
+	if (len == 0)
+		return (UP_ELEN);
+	total = off + len + UP_CRC_LEN;
+	if (total > UP_FRAME_MAX || total > cap)
+		return (UP_ENOSPC);
+	up_put_header(buf, UP_T_XOR, flags, session,
+	    (uint16_t)(total - UP_OVERHEAD));
+	p = buf + UP_HDR_LEN;
+	*p++ = n;
+	up_put_le32(p, index[0]);
+	p += 4;
+	for (i = 1; i < n; i++) {
+		/* up_xor_list checked: 1 <= gap < 2^28, four bytes at most. */
+		gap = index[i] - index[i - 1];
+		while (gap >= 0x80) {
+			*p++ = (uint8_t)(gap | 0x80);
+			gap >>= 7;
+		}
+		*p++ = (uint8_t)gap;
+	}
+	crc = up_crc32(0, buf, off + len);
+	up_put_le32(buf + off + len, crc);
+	return ((int)total);
+}
+
 int
 up_encode(const struct up_msg *m, uint8_t *buf, size_t cap)
 {
+	const struct up_xor *x;
 	struct up_wr	 wr;
-	size_t		 n;
+	size_t		 n, off;
 	int		 e;
 
 	if (m == NULL || buf == NULL)
@@ -576,6 +740,18 @@ up_encode(const struct up_msg *m, uint8_t *buf, size_t cap)
 		memmove(buf + UP_DATA_OFF, m->u.data.data, m->u.data.len);
 		return (up_seal_data(buf, cap, m->type, m->flags, m->session,
 		    m->u.data.index, m->u.data.len));
+	}
+	if (m->type == UP_T_XOR) {
+		/* The same bytes as the gateway's in-place up_xor_seal(). */
+		x = &m->u.xor_;
+		off = up_xor_data_off(x->n, x->index);
+		if (off + x->len + UP_CRC_LEN > UP_FRAME_MAX)
+			return (UP_ELEN);
+		if (cap < off + x->len + UP_CRC_LEN)
+			return (UP_ENOSPC);
+		memmove(buf + off, x->data, x->len);
+		return (up_xor_seal(buf, cap, m->flags, m->session, x->n,
+		    x->index, x->len));
 	}
 
 	up_wr_init(&wr, buf, cap);

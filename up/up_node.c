@@ -912,6 +912,23 @@ node_blen(const struct up_node *n, uint32_t index)
 	return (n->offer.block_size);
 }
 
+/*
+ * Writes block `index' (len bytes) to the staging area and marks it held.
+ * Returns 0, or -1 when the port's write failed (nothing marked).  Every
+ * block, whatever brought it (DATA, parity, XOR), goes through here.
+ */
+static int
+node_put_block(struct up_node *n, uint32_t index, const uint8_t *p,
+    size_t len)
+{
+	if (node_area_write(n, index * n->offer.block_size, p, len) != 0)
+		return (-1);
+	up_bitmap_set(&n->held, index);
+	n->nheld++;
+	n->dirty++;
+	return (0);
+}
+
 static int
 node_fec_read(void *ctx, uint32_t group, uint16_t i, uint8_t *buf,
     size_t blen)
@@ -936,12 +953,8 @@ node_fec_write(void *ctx, uint32_t group, uint16_t i, const uint8_t *buf,
 	(void)blen;
 	if (up_bitmap_get(&n->held, index))
 		return (0);
-	if (node_area_write(n, index * n->offer.block_size, buf,
-	    node_blen(n, index)) != 0)
+	if (node_put_block(n, index, buf, node_blen(n, index)) != 0)
 		return (-1);
-	up_bitmap_set(&n->held, index);
-	n->nheld++;
-	n->dirty++;
 	n->fec_recovered++;
 	return (0);
 }
@@ -1095,6 +1108,31 @@ node_fec_source(struct up_node *n, uint32_t index)
 	    (uint16_t)(index % n->fec_k))));
 }
 
+/*
+ * Stores a block that is not held yet, from DATA (§4.5) or recovered
+ * from an XOR (§4.15): written and held, handed to a parity decoder of
+ * its group, then saved or finished.  A failed write gives the session
+ * up (ABORT, IDLE).
+ */
+static int
+node_store_block(struct up_node *n, uint32_t index, const uint8_t *p,
+    size_t len, uint32_t now)
+{
+	if (node_put_block(n, index, p, len) != 0) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: slot write "
+		    "failed at block %lu, giving up", node_id(n),
+		    (unsigned long)n->session, (unsigned long)index);
+		(void)node_send_abort(n, UP_R_FAILED);
+		node_drop(n);
+		return (UP_EPORT);
+	}
+	/* A parity decoder of its group may now recover more. */
+	if (node_fec_source(n, index) != UP_OK)
+		return (UP_EPORT);
+	node_progress(n, now);
+	return (UP_OK);
+}
+
 static int
 node_on_parity(struct up_node *n, const struct up_msg *m)
 {
@@ -1152,24 +1190,78 @@ node_on_data(struct up_node *n, const struct up_msg *m)
 		return (UP_ESTATE);
 	if (up_bitmap_get(&n->held, d->index))
 		return (UP_OK);
+	return (node_store_block(n, d->index, d->data, d->len, now));
+}
 
-	if (node_area_write(n, d->index * n->offer.block_size,
-	    d->data, d->len) != 0) {
-		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: slot write "
-		    "failed at block %lu, giving up", node_id(n),
-		    (unsigned long)n->session, (unsigned long)d->index);
-		(void)node_send_abort(n, UP_R_FAILED);
-		node_drop(n);
-		return (UP_EPORT);
+/*
+ * XOR (§4.15): the XOR of the listed blocks, each zero-padded to the
+ * longest.  With exactly one of them missing, that block is the data
+ * XOR every other listed block, cut to its length; it is then stored
+ * like DATA.  With none or several missing the frame is of no use here.
+ *
+ * Memory, without a workspace: the block is rebuilt in n->frame, the tx
+ * scratch (UP_FRAME_MAX bytes: more than any XOR data, since the XOR
+ * frame itself fit UP_FRAME_MAX), and the held blocks are read back
+ * through n->slice, in pieces when a block is longer.  Nothing is sent
+ * before the rebuilt block is written, so neither buffer is in use.
+ */
+static int
+node_on_xor(struct up_node *n, const struct up_msg *m)
+{
+	const struct up_xor *x = &m->u.xor_;
+	uint8_t		*acc = n->frame;
+	uint32_t	 now, idx, b = 0, blen, off;
+	size_t		 piece;
+	unsigned int	 i, nmiss = 0;
+
+	if (n->session == 0 || m->session != n->session)
+		return (UP_OK);		/* another session's repair */
+	/* up_decode: 1 <= n <= UP_XOR_MAX, indices strictly increasing. */
+	if (x->index[x->n - 1] >= n->offer.nblocks)
+		return (UP_ERANGE);
+	/*
+	 * The longest listed block: block_size, or the last block's
+	 * length when it is the only one listed (it is then index[0]).
+	 */
+	if (x->len != node_blen(n, x->index[0]) || x->len > sizeof(n->frame))
+		return (UP_ELEN);
+	now = node_now(n);
+	n->last_activity = now;
+	if (n->state != UP_NS_RECEIVING)
+		return (UP_ESTATE);
+	for (i = 0; i < x->n; i++)
+		if (!up_bitmap_get(&n->held, x->index[i])) {
+			b = x->index[i];
+			nmiss++;
+		}
+	if (nmiss != 1)
+		return (UP_OK);
+
+	memcpy(acc, x->data, x->len);
+	for (i = 0; i < x->n; i++) {
+		if ((idx = x->index[i]) == b)
+			continue;
+		/* Past its own length a short block is zero: no-op. */
+		blen = node_blen(n, idx);
+		for (off = 0; off < blen; off += (uint32_t)piece) {
+			piece = blen - off;
+			if (piece > sizeof(n->slice))
+				piece = sizeof(n->slice);
+			if (node_area_read(n, idx * n->offer.block_size + off,
+			    n->slice, piece) != 0) {
+				up_logf(UP_LOG_WARN, "node %016llx: session "
+				    "%08lx: slot read failed at block %lu "
+				    "while decoding an XOR, giving up",
+				    node_id(n), (unsigned long)n->session,
+				    (unsigned long)idx);
+				(void)node_send_abort(n, UP_R_FAILED);
+				node_drop(n);
+				return (UP_EPORT);
+			}
+			up_fec_xor(acc + off, n->slice, piece);
+		}
 	}
-	up_bitmap_set(&n->held, d->index);
-	n->nheld++;
-	n->dirty++;
-	/* A parity decoder of its group may now recover more. */
-	if (node_fec_source(n, d->index) != UP_OK)
-		return (UP_EPORT);
-	node_progress(n, now);
-	return (UP_OK);
+	return (node_store_block(n, b, acc, node_blen(n, b), now));
 }
 
 static int
@@ -1467,6 +1559,8 @@ up_node_input(struct up_node *n, const uint8_t *buf, size_t len)
 		return (node_on_abort(n, &m));
 	case UP_T_PARITY:
 		return (node_on_parity(n, &m));
+	case UP_T_XOR:
+		return (node_on_xor(n, &m));
 	default:
 		/* Node-to-gateway frames (other nodes', or our own looped
 		 * back by multicast) are not for us. */

@@ -42,6 +42,8 @@ struct fake {
 	int		 nprepare;
 	int		 nwrites;
 	int		 write_fail;
+	int		 nreads;
+	int		 read_fail;
 	/* Decisions. */
 	int		 verify_result;
 	int		 nverify;
@@ -151,7 +153,11 @@ f_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 {
 	struct fake	*f = ctx;
 
+	if (f->read_fail)
+		return (-1);
+	assert_true(off + n <= f->cap);
 	memcpy(p, f->slot + off, n);
+	f->nreads++;
 	return (0);
 }
 
@@ -368,6 +374,41 @@ send_block(uint32_t session, uint32_t index, uint32_t size, uint16_t bs)
 	m.u.data.index = index;
 	m.u.data.len = (uint16_t)(size - off < bs ? size - off : bs);
 	m.u.data.data = image + off;
+	return (feed(&m));
+}
+
+/*
+ * An XOR (§4.15) of the listed blocks of a `size'-byte image in `bs'
+ * blocks, each zero-padded to the longest; `delta' changes the data
+ * length the frame carries (0: the right one).  Indices past the image
+ * count as whole blocks of zeros.
+ */
+static int
+send_xor(uint32_t session, uint8_t n, const uint32_t *idx, uint32_t size,
+    uint16_t bs, int delta)
+{
+	static uint8_t	 data[UP_FRAME_MAX];
+	struct up_msg	 m;
+	uint32_t	 off, bl, len = 0, j;
+	unsigned int	 i;
+
+	memset(data, 0, sizeof(data));
+	memset(&m, 0, sizeof(m));
+	for (i = 0; i < n; i++) {
+		off = idx[i] * bs;
+		bl = off >= size ? bs : size - off < bs ? size - off : bs;
+		if (bl > len)
+			len = bl;
+		for (j = 0; j < bl && off < size; j++)
+			data[j] ^= image[off + j];
+		m.u.xor_.index[i] = idx[i];
+	}
+	m.type = UP_T_XOR;
+	m.flags = UP_F_REPAIR;
+	m.session = session;
+	m.u.xor_.n = n;
+	m.u.xor_.len = (uint16_t)((int)len + delta);
+	m.u.xor_.data = data;
 	return (feed(&m));
 }
 
@@ -1297,6 +1338,248 @@ test_timer_wrap(void **state)
 	assert_int_equal(up_node_next_ms(&N), 10);
 }
 
+/* ------------------------------------------------------------------ */
+/* XOR repair (docs/up-protocol.md §4.15)                             */
+
+/* Offers the default package and delivers every block but `skip'. */
+static void
+receive_all_but(uint32_t session, const uint32_t *skip, unsigned int nskip)
+{
+	uint32_t	 i;
+	unsigned int	 k;
+
+	offer_default(session);
+	for (i = 0; i < PKG_NB; i++) {
+		for (k = 0; k < nskip; k++)
+			if (skip[k] == i)
+				break;
+		if (k == nskip)
+			assert_int_equal(send_block(session, i, PKG_SIZE,
+			    PKG_BS), UP_OK);
+	}
+}
+
+static void
+test_xor_recovers_one(void **state)
+{
+	static const uint32_t miss[] = { 3, 7 };
+	uint32_t	 idx[3] = { 1, 3, 8 };
+	struct up_msg	 m;
+	int		 writes;
+
+	receive_all_but(S1, miss, 2);
+	writes = F.nwrites;
+	assert_memory_not_equal(F.slot + 3 * PKG_BS, image + 3 * PKG_BS,
+	    PKG_BS);
+	/* 1 and 8 held, 3 missing: 3 = data ^ 1 ^ 8, read back from flash. */
+	assert_int_equal(send_xor(S1, 3, idx, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+	assert_int_equal(F.nreads, 2);
+	assert_memory_equal(F.slot + 3 * PKG_BS, image + 3 * PKG_BS, PKG_BS);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	/* Held like DATA: the STATUS says so, a repeat changes nothing. */
+	clear_sent();
+	assert_int_equal(send_target(UP_T_STATUS_REQ, S1, 0, 0, 0), UP_OK);
+	advance(0);
+	last_sent(UP_T_STATUS, &m);
+	assert_int_equal(m.u.status.st.held, PKG_NB - 1);
+	assert_int_equal(m.u.status.st.first_missing, 7);
+	assert_int_equal(send_xor(S1, 3, idx, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+	/* Persisted like DATA: after the save delay it is in the bitmap. */
+	advance(UP_NODE_SAVE_DELAY_MS);
+	assert_int_equal(F.bitmap[0], 0x7f);
+	assert_int_equal(F.bitmap[1], 0x07);
+}
+
+static void
+test_xor_two_or_none_missing(void **state)
+{
+	static const uint32_t miss[] = { 5, 6 };
+	uint32_t	 two[3] = { 4, 5, 6 }, none[2] = { 0, 9 };
+	uint8_t		 slot[SLOT_CAP];
+	int		 writes, saves;
+
+	receive_all_but(S1, miss, 2);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	writes = F.nwrites;
+	saves = F.nsaves;
+	memcpy(slot, F.slot, sizeof(slot));
+	clear_sent();
+	/* Two of the listed blocks missing: of no use, dropped. */
+	assert_int_equal(send_xor(S1, 3, two, PKG_SIZE, PKG_BS, 0), UP_OK);
+	/* None missing: dropped too. */
+	assert_int_equal(send_xor(S1, 2, none, PKG_SIZE, PKG_BS, 0), UP_OK);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	assert_int_equal(F.nwrites, writes);
+	assert_int_equal(F.nsaves, saves);
+	assert_int_equal(F.nsent, 0);
+	assert_memory_equal(F.slot, slot, sizeof(slot));
+	assert_int_equal(F.bitmap[0], 0x9f);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	/* Once 5 is in, the same frame recovers 6. */
+	assert_int_equal(send_block(S1, 5, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(send_xor(S1, 3, two, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+}
+
+static void
+test_xor_bounds(void **state)
+{
+	static const uint32_t miss[] = { 3 };
+	uint32_t	 past[2] = { 3, PKG_NB }, mid[2] = { 2, 3 };
+	uint32_t	 last[1] = { PKG_NB - 1 }, s;
+	int		 writes, saves;
+
+	receive_all_but(S1, miss, 1);
+	advance(UP_NODE_SAVE_DELAY_MS);
+	writes = F.nwrites;
+	saves = F.nsaves;
+	clear_sent();
+	/* An index past the image. */
+	assert_int_equal(send_xor(S1, 2, past, PKG_SIZE, PKG_BS, 0),
+	    UP_ERANGE);
+	/* Data of another length than the longest listed block. */
+	assert_int_equal(send_xor(S1, 2, mid, PKG_SIZE, PKG_BS, -1),
+	    UP_ELEN);
+	assert_int_equal(send_xor(S1, 2, mid, PKG_SIZE, PKG_BS, 1), UP_ELEN);
+	/* The last block alone: exactly its 37 bytes. */
+	assert_int_equal(send_xor(S1, 1, last, PKG_SIZE, PKG_BS, 63),
+	    UP_ELEN);
+	assert_int_equal(send_xor(S1, 1, last, PKG_SIZE, PKG_BS, -1),
+	    UP_ELEN);
+	/* Another session's XOR is ignored. */
+	assert_int_equal(send_xor(S2, 2, mid, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(F.nwrites, writes);
+	assert_int_equal(F.nsaves, saves);
+	assert_int_equal(F.nsent, 0);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	/* The right one is taken. */
+	assert_int_equal(send_xor(S1, 2, mid, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	/* Not RECEIVING any more: like DATA, UP_ESTATE. */
+	assert_int_equal(send_xor(S1, 2, mid, PKG_SIZE, PKG_BS, 0),
+	    UP_ESTATE);
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(send_xor(S1, 2, mid, PKG_SIZE, PKG_BS, 0),
+	    UP_ESTATE);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(F.nwrites, writes + 1);
+}
+
+static void
+test_xor_last_block(void **state)
+{
+	static const uint32_t miss[] = { 4, PKG_NB - 1 };
+	uint32_t	 a[2] = { 4, PKG_NB - 1 }, b[1] = { PKG_NB - 1 };
+	uint32_t	 c[2] = { 0, PKG_NB - 1 };
+	int		 writes;
+
+	/* The short last block missing, a full one held: cut to 37. */
+	receive_all_but(S1, miss, 2);
+	assert_int_equal(send_block(S1, 4, PKG_SIZE, PKG_BS), UP_OK);
+	writes = F.nwrites;
+	memset(F.slot + PKG_SIZE, 0xee, PKG_NB * PKG_BS - PKG_SIZE);
+	assert_int_equal(send_xor(S1, 2, a, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(F.nwrites, writes + 1);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	/* Nothing written past the image. */
+	assert_int_equal(F.slot[PKG_SIZE], 0xee);
+	assert_int_equal(F.slot[PKG_NB * PKG_BS - 1], 0xee);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+
+	/* The last block alone (n = 1): its data is the block. */
+	setup(NULL);
+	receive_all_but(S1, b, 1);
+	memset(F.slot + PKG_SIZE, 0xee, PKG_NB * PKG_BS - PKG_SIZE);
+	assert_int_equal(send_xor(S1, 1, b, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	assert_int_equal(F.slot[PKG_SIZE], 0xee);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+
+	/* A full block missing, the short last one held and padded. */
+	setup(NULL);
+	receive_all_but(S1, c, 1);
+	assert_int_equal(send_xor(S1, 2, c, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+}
+
+/* Blocks longer than the engine's read buffer are read in pieces. */
+static void
+test_xor_big_blocks(void **state)
+{
+	struct up_offer	 o;
+	uint32_t	 i, idx[3] = { 0, 1, 3 };
+	uint32_t	 size = 3 * 1440 + 500;
+
+	offer_fill(&o, size, 1440);
+	assert_int_equal(send_offer(S1, &o), UP_OK);
+	for (i = 1; i < 4; i++)
+		assert_int_equal(send_block(S1, i, size, 1440), UP_OK);
+	assert_int_equal(send_xor(S1, 3, idx, size, 1440, 0), UP_OK);
+	assert_true(F.nreads >= 3);
+	assert_memory_equal(F.slot, image, size);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+}
+
+/* The XOR that completes the image: DOWNLOADED, STATUS, then VERIFY. */
+static void
+test_xor_completes(void **state)
+{
+	static const uint32_t miss[] = { 6 };
+	uint32_t	 idx[4] = { 0, 6, 7, PKG_NB - 1 };
+	struct up_msg	 m;
+
+	receive_all_but(S1, miss, 1);
+	clear_sent();
+	assert_int_equal(send_xor(S1, 4, idx, PKG_SIZE, PKG_BS, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(F.last_state, UP_NS_DOWNLOADED);
+	assert_int_equal(F.nsent, 1);
+	last_sent(UP_T_STATUS, &m);
+	assert_int_equal(m.u.status.state, UP_NS_DOWNLOADED);
+	assert_int_equal(m.u.status.st.held, PKG_NB);
+	assert_memory_equal(F.slot, image, PKG_SIZE);
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
+}
+
+/* A slot read that fails gives up like the parity decoder does. */
+static void
+test_xor_read_fails(void **state)
+{
+	static const uint32_t miss[] = { 2 };
+	uint32_t	 idx[2] = { 1, 2 };
+	struct up_msg	 m;
+	int		 writes;
+
+	receive_all_but(S1, miss, 1);
+	writes = F.nwrites;
+	F.read_fail = 1;
+	clear_sent();
+	assert_int_equal(send_xor(S1, 2, idx, PKG_SIZE, PKG_BS, 0), UP_EPORT);
+	assert_int_equal(F.nwrites, writes);
+	last_sent(UP_T_ABORT, &m);
+	assert_int_equal(m.session, S1);
+	assert_int_equal(m.u.target.reason, UP_R_FAILED);
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	/* And a failed write of the recovered block too. */
+	setup(NULL);
+	receive_all_but(S1, miss, 1);
+	F.write_fail = 1;
+	clear_sent();
+	assert_int_equal(send_xor(S1, 2, idx, PKG_SIZE, PKG_BS, 0), UP_EPORT);
+	assert_int_equal(count_sent(UP_T_ABORT), 1);
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+}
+
 int
 main(void)
 {
@@ -1330,6 +1613,13 @@ main(void)
 		cmocka_unit_test_setup(test_bad_frames_change_nothing, setup),
 		cmocka_unit_test_setup(test_corrupt_state_ignored, setup),
 		cmocka_unit_test_setup(test_timer_wrap, setup),
+		cmocka_unit_test_setup(test_xor_recovers_one, setup),
+		cmocka_unit_test_setup(test_xor_two_or_none_missing, setup),
+		cmocka_unit_test_setup(test_xor_bounds, setup),
+		cmocka_unit_test_setup(test_xor_last_block, setup),
+		cmocka_unit_test_setup(test_xor_big_blocks, setup),
+		cmocka_unit_test_setup(test_xor_completes, setup),
+		cmocka_unit_test_setup(test_xor_read_fails, setup),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -130,7 +130,7 @@ mk_announce_max(struct up_msg *m)
 }
 
 /* Builds sample number i, 0 .. NSAMPLES - 1. */
-#define NSAMPLES	18
+#define NSAMPLES	20
 static void
 mk_sample(int i, struct up_msg *m)
 {
@@ -232,6 +232,25 @@ mk_sample(int i, struct up_msg *m)
 		m->u.result.state = UP_NS_FAILED;
 		m->u.result.result = 200;
 		break;
+	case 18:
+		m->type = UP_T_XOR;
+		m->flags = UP_F_REPAIR;
+		m->u.xor_.n = 1;
+		m->u.xor_.index[0] = 7;
+		m->u.xor_.len = sizeof(block_a);
+		m->u.xor_.data = block_a;
+		break;
+	case 19:
+		/* Gaps of 1, 2 and 3 bytes (§4.15). */
+		m->type = UP_T_XOR;
+		m->u.xor_.n = 4;
+		m->u.xor_.index[0] = 0x01020304;
+		m->u.xor_.index[1] = 0x01020305;
+		m->u.xor_.index[2] = 0x01020305 + 200;
+		m->u.xor_.index[3] = 0x01020305 + 200 + (1u << 21);
+		m->u.xor_.len = 3;
+		m->u.xor_.data = block_a;
+		break;
 	}
 }
 
@@ -326,6 +345,15 @@ assert_msg_equal(const struct up_msg *a, const struct up_msg *b)
 		assert_int_equal(a->u.data.len, b->u.data.len);
 		assert_memory_equal(a->u.data.data, b->u.data.data,
 		    a->u.data.len);
+		break;
+	case UP_T_XOR:
+		assert_int_equal(a->u.xor_.n, b->u.xor_.n);
+		for (i = 0; i < a->u.xor_.n; i++)
+			assert_int_equal(a->u.xor_.index[i],
+			    b->u.xor_.index[i]);
+		assert_int_equal(a->u.xor_.len, b->u.xor_.len);
+		assert_memory_equal(a->u.xor_.data, b->u.xor_.data,
+		    a->u.xor_.len);
 		break;
 	case UP_T_STATUS_REQ:
 		assert_true(a->u.target.node_id == b->u.target.node_id);
@@ -422,7 +450,7 @@ test_roundtrip_all(void **state)
 		assert_msg_equal(&d, &d2);
 		seen[m.type] = 1;
 	}
-	for (i = UP_T_ANNOUNCE; i <= UP_T_ABORT; i++)
+	for (i = UP_T_ANNOUNCE; i <= UP_T_XOR; i++)
 		assert_true(seen[i]);
 }
 
@@ -639,7 +667,7 @@ test_reject_payload_truncated(void **state)
 {
 	struct up_msg	 m, d;
 	uint8_t		 f[UP_FRAME_MAX];
-	int		 i, n, k, e;
+	int		 i, n, k, e, list;
 
 	for (i = 0; i < NSAMPLES; i++) {
 		mk_sample(i, &m);
@@ -652,6 +680,18 @@ test_reject_payload_truncated(void **state)
 			if (m.type == UP_T_DATA || m.type == UP_T_PARITY) {
 				if (k < 5)
 					assert_int_not_equal(e, UP_OK);
+				else
+					assert_int_equal(e, UP_OK);
+				continue;
+			}
+			if (m.type == UP_T_XOR) {
+				/* Cut in n or the list; no data; less. */
+				list = 1 + (int)up_xor_list_len(m.u.xor_.n,
+				    m.u.xor_.index);
+				if (k < list)
+					assert_int_equal(e, UP_ESHORT);
+				else if (k == list)
+					assert_int_equal(e, UP_ELEN);
 				else
 					assert_int_equal(e, UP_OK);
 				continue;
@@ -722,7 +762,7 @@ test_reject_header(void **state)
 	f[1] = 0;
 	(void)reseal(f, (size_t)n - UP_OVERHEAD);
 	assert_int_equal(up_decode(f, (size_t)n, &d), UP_ETYPE);
-	f[1] = UP_T_ABORT + 1;
+	f[1] = UP_T_XOR + 1;
 	(void)reseal(f, (size_t)n - UP_OVERHEAD);
 	assert_int_equal(up_decode(f, (size_t)n, &d), UP_ETYPE);
 	f[1] = 0xff;
@@ -1108,7 +1148,7 @@ test_encode_reject(void **state)
 
 	/* Unknown type, NULL arguments. */
 	memset(&m, 0, sizeof(m));
-	m.type = 0x0e;
+	m.type = 0x0f;
 	m.session = SESS;
 	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ETYPE);
 	m.type = 0;
@@ -1116,6 +1156,288 @@ test_encode_reject(void **state)
 	mk_sample(2, &m);
 	assert_int_equal(up_encode(NULL, f, sizeof(f)), UP_EINVAL);
 	assert_int_equal(up_encode(&m, NULL, sizeof(f)), UP_EINVAL);
+}
+
+/* ------------------------------------------------------------------ */
+/* XOR (§4.15)                                                         */
+
+static uint8_t	 xor_data[UP_FRAME_MAX];
+
+static void
+mk_xor(struct up_msg *m, uint8_t n, const uint32_t *index, uint16_t len)
+{
+	unsigned int	 i;
+
+	memset(m, 0, sizeof(*m));
+	m->type = UP_T_XOR;
+	m->flags = UP_F_REPAIR;
+	m->session = SESS;
+	m->u.xor_.n = n;
+	for (i = 0; i < n && i < UP_XOR_MAX; i++)
+		m->u.xor_.index[i] = index[i];
+	m->u.xor_.len = len;
+	for (i = 0; i < sizeof(xor_data); i++)
+		xor_data[i] = (uint8_t)(i * 13 + 1);
+	m->u.xor_.data = xor_data;
+}
+
+/*
+ * Encodes m, checks the length (14 + 5 + gaps + data), decodes it back
+ * field by field with the data borrowed at up_xor_data_off(), and checks
+ * that up_xor_seal() around data put in place gives the same bytes.
+ */
+static int
+xor_roundtrip(const struct up_msg *m, size_t gaps)
+{
+	const struct up_xor *x = &m->u.xor_;
+	struct up_msg	 d;
+	uint8_t		 f[UP_FRAME_MAX], g[UP_FRAME_MAX];
+	size_t		 off;
+	int		 n;
+
+	n = up_encode(m, f, sizeof(f));
+	assert_int_equal(n, UP_OVERHEAD + 5 + (int)gaps + x->len);
+	assert_int_equal(up_xor_list_len(x->n, x->index), 4 + gaps);
+	off = up_xor_data_off(x->n, x->index);
+	assert_int_equal(off, UP_HDR_LEN + 5 + gaps);
+	assert_int_equal(f[UP_HDR_LEN], x->n);
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_OK);
+	assert_msg_equal(m, &d);
+	assert_ptr_equal(d.u.xor_.data, f + off);
+
+	memset(g, 0xee, sizeof(g));
+	memcpy(g + off, x->data, x->len);
+	assert_int_equal(up_xor_seal(g, sizeof(g), m->flags, m->session,
+	    x->n, x->index, x->len), n);
+	assert_memory_equal(f, g, (size_t)n);
+	return (n);
+}
+
+static void
+test_xor_roundtrip(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 idx[UP_XOR_MAX];
+	uint8_t		 f[UP_FRAME_MAX];
+	size_t		 gaps;
+	unsigned int	 i;
+
+	/* n = 1: no gap; the first index is a plain u32. */
+	idx[0] = 0xfffffffeu;
+	mk_xor(&m, 1, idx, 1);
+	(void)xor_roundtrip(&m, 0);
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_OVERHEAD + 6);
+	assert_memory_equal(f + UP_HDR_LEN, "\x01\xfe\xff\xff\xff", 5);
+
+	/* n = 2, neighbours. */
+	idx[0] = 10;
+	idx[1] = 11;
+	mk_xor(&m, 2, idx, 1400);
+	(void)xor_roundtrip(&m, 1);
+
+	/* Each varint length at its bounds. */
+	idx[0] = 0;
+	idx[1] = 127;			/* 1 byte */
+	idx[2] = idx[1] + 128;		/* 2 bytes */
+	idx[3] = idx[2] + 16383;	/* 2 */
+	idx[4] = idx[3] + 16384;	/* 3 */
+	idx[5] = idx[4] + 2097151;	/* 3 */
+	idx[6] = idx[5] + 2097152;	/* 4 */
+	mk_xor(&m, 7, idx, 100);
+	(void)xor_roundtrip(&m, 1 + 2 + 2 + 3 + 3 + 4);
+	(void)up_encode(&m, f, sizeof(f));
+	/* 127 = 7f; 128 = 80 01 (LEB128, low group first). */
+	assert_memory_equal(f + UP_HDR_LEN + 5, "\x7f\x80\x01", 3);
+
+	/* The largest gap, 2^28 - 1, up to the last u32 index. */
+	idx[0] = UINT32_MAX - ((1u << 28) - 1);
+	idx[1] = UINT32_MAX;
+	mk_xor(&m, 2, idx, 17);
+	(void)xor_roundtrip(&m, 4);
+	(void)up_encode(&m, f, sizeof(f));
+	assert_memory_equal(f + UP_HDR_LEN + 5, "\xff\xff\xff\x7f", 4);
+
+	/* n = UP_XOR_MAX, gaps of every size, filling UP_FRAME_MAX. */
+	idx[0] = 5;
+	gaps = 0;
+	for (i = 1; i < UP_XOR_MAX; i++) {
+		idx[i] = idx[i - 1] + (i % 4 == 0 ? 1 : i % 4 == 1 ? 300 :
+		    i % 4 == 2 ? 70000 : 3000000);
+		gaps += i % 4 == 0 ? 1 : i % 4 == 1 ? 2 : i % 4 == 2 ? 3 : 4;
+	}
+	mk_xor(&m, UP_XOR_MAX, idx, (uint16_t)(UP_FRAME_MAX - UP_OVERHEAD -
+	    5 - gaps));
+	assert_int_equal(xor_roundtrip(&m, gaps), UP_FRAME_MAX);
+	/* One data byte more does not fit a frame. */
+	m.u.xor_.len++;
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ELEN);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, m.u.xor_.n,
+	    m.u.xor_.index, m.u.xor_.len), UP_ENOSPC);
+
+	/* The encoder takes data that already sits in place. */
+	idx[0] = 3;
+	idx[1] = 9;
+	mk_xor(&m, 2, idx, 50);
+	memset(f + up_xor_data_off(2, idx), 0x77, 50);
+	m.u.xor_.data = f + up_xor_data_off(2, idx);
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_OVERHEAD + 6 + 50);
+	assert_int_equal(up_decode(f, UP_OVERHEAD + 6 + 50, &m), UP_OK);
+	assert_int_equal(m.u.xor_.data[0], 0x77);
+	assert_int_equal(m.u.xor_.data[49], 0x77);
+}
+
+static void
+test_xor_seal_reject(void **state)
+{
+	uint32_t	 idx[UP_XOR_MAX + 1];
+	uint8_t		 f[UP_FRAME_MAX + 64];
+	unsigned int	 i;
+
+	for (i = 0; i <= UP_XOR_MAX; i++)
+		idx[i] = i * 2;
+	/* Invalid lists: sizes 0, seal UP_EINVAL. */
+	assert_int_equal(up_xor_list_len(0, idx), 0);
+	assert_int_equal(up_xor_data_off(0, idx), 0);
+	assert_int_equal(up_xor_list_len(UP_XOR_MAX + 1, idx), 0);
+	assert_int_equal(up_xor_list_len(UP_XOR_MAX, idx), 4 + 47);
+	assert_int_equal(up_xor_list_len(1, NULL), 0);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, 0, idx, 1),
+	    UP_EINVAL);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, UP_XOR_MAX + 1,
+	    idx, 1), UP_EINVAL);
+	idx[2] = idx[1];		/* not increasing */
+	assert_int_equal(up_xor_list_len(3, idx), 0);
+	assert_int_equal(up_xor_data_off(3, idx), 0);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, 3, idx, 1),
+	    UP_EINVAL);
+	idx[2] = idx[1] - 1;		/* decreasing */
+	assert_int_equal(up_xor_list_len(3, idx), 0);
+	idx[2] = idx[1] + (1u << 28);	/* gap of 2^28 */
+	assert_int_equal(up_xor_list_len(3, idx), 0);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, 3, idx, 1),
+	    UP_EINVAL);
+	idx[2] = idx[1] + (1u << 28) - 1;
+	assert_int_equal(up_xor_list_len(3, idx), 4 + 1 + 4);
+	assert_int_equal(up_xor_data_off(3, idx), UP_HDR_LEN + 1 + 9);
+
+	/* Other arguments. */
+	assert_int_equal(up_xor_seal(NULL, sizeof(f), 0, SESS, 3, idx, 1),
+	    UP_EINVAL);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, 0, 3, idx, 1),
+	    UP_ERANGE);
+	assert_int_equal(up_xor_seal(f, sizeof(f), 0, SESS, 3, idx, 0),
+	    UP_ELEN);
+	/* Buffer too small, by one byte. */
+	assert_int_equal(up_xor_seal(f, UP_HDR_LEN + 10 + 10 + UP_CRC_LEN - 1,
+	    0, SESS, 3, idx, 10), UP_ENOSPC);
+	assert_int_equal(up_xor_seal(f, UP_HDR_LEN + 10 + 10 + UP_CRC_LEN,
+	    0, SESS, 3, idx, 10), UP_HDR_LEN + 10 + 10 + UP_CRC_LEN);
+}
+
+/* An XOR payload written by hand: n, first, raw gap bytes, data. */
+static int
+xor_raw(uint8_t n, uint32_t first, const char *gaps, size_t ngaps,
+    size_t ndata)
+{
+	uint8_t		 f[UP_FRAME_MAX], pl[UP_FRAME_MAX];
+	struct up_msg	 d;
+	size_t		 len = 0;
+
+	pl[len++] = n;
+	pl[len++] = (uint8_t)first;
+	pl[len++] = (uint8_t)(first >> 8);
+	pl[len++] = (uint8_t)(first >> 16);
+	pl[len++] = (uint8_t)(first >> 24);
+	memcpy(pl + len, gaps, ngaps);
+	len += ngaps;
+	memset(pl + len, 0xa5, ndata);
+	len += ndata;
+	return (up_decode(f, mkframe(f, UP_T_XOR, SESS, pl, len), &d));
+}
+
+static void
+test_xor_reject(void **state)
+{
+	struct up_msg	 m, d;
+	uint8_t		 f[UP_FRAME_MAX];
+	uint32_t	 idx[3] = { 1, 2, 3 };
+	int		 n;
+
+	/* Valid by hand: the reference the rejections differ from. */
+	assert_int_equal(xor_raw(1, 5, "", 0, 1), UP_OK);
+	assert_int_equal(xor_raw(3, 5, "\x01\x80\x01", 3, 4), UP_OK);
+	assert_int_equal(xor_raw(2, 5, "\xff\xff\xff\x7f", 4, 4), UP_OK);
+
+	/* n out of 1 .. UP_XOR_MAX. */
+	assert_int_equal(xor_raw(0, 5, "", 0, 4), UP_ERANGE);
+	assert_int_equal(xor_raw(UP_XOR_MAX + 1, 5, "", 0, 200), UP_ERANGE);
+	assert_int_equal(xor_raw(0xff, 5, "", 0, 400), UP_ERANGE);
+	/* A gap of 0, also spelt in two bytes. */
+	assert_int_equal(xor_raw(2, 5, "\x00", 1, 4), UP_ERANGE);
+	assert_int_equal(xor_raw(2, 5, "\x80\x00", 2, 4), UP_ERANGE);
+	/* A fifth varint byte, with or without more to come. */
+	assert_int_equal(xor_raw(2, 5, "\xff\xff\xff\xff\x01", 5, 4),
+	    UP_ERANGE);
+	assert_int_equal(xor_raw(2, 5, "\x80\x80\x80\x80", 4, 0),
+	    UP_ERANGE);
+	/* Overlong: 1 spelt 81 00, 128 spelt 80 81 00. */
+	assert_int_equal(xor_raw(2, 5, "\x81\x00", 2, 4), UP_ERANGE);
+	assert_int_equal(xor_raw(2, 5, "\x80\x81\x00", 3, 4), UP_ERANGE);
+	/* Truncated varint; a missing gap; a truncated first index. */
+	assert_int_equal(xor_raw(2, 5, "\x80", 1, 0), UP_ESHORT);
+	assert_int_equal(xor_raw(2, 5, "\xff\xff\xff", 3, 0), UP_ESHORT);
+	assert_int_equal(xor_raw(3, 5, "\x01", 1, 0), UP_ESHORT);
+	{
+		static const uint8_t pl[] = { 0x01, 0x05, 0x00, 0x00 };
+
+		assert_int_equal(up_decode(f, mkframe(f, UP_T_XOR, SESS, pl,
+		    sizeof(pl)), &d), UP_ESHORT);
+		assert_int_equal(up_decode(f, mkframe(f, UP_T_XOR, SESS, pl,
+		    0), &d), UP_ESHORT);
+	}
+	/* An index past 2^32 - 1. */
+	assert_int_equal(xor_raw(2, 0xfffffff0u, "\x0f", 1, 4), UP_OK);
+	assert_int_equal(xor_raw(2, 0xfffffff0u, "\x10", 1, 4), UP_ERANGE);
+	assert_int_equal(xor_raw(2, UINT32_MAX, "\x01", 1, 4), UP_ERANGE);
+	assert_int_equal(xor_raw(3, 0xf0000000u, "\xff\xff\xff\x7f\x01", 5,
+	    4), UP_ERANGE);
+	/* No data after the list. */
+	assert_int_equal(xor_raw(1, 5, "", 0, 0), UP_ELEN);
+	assert_int_equal(xor_raw(3, 5, "\x01\x02", 2, 0), UP_ELEN);
+	/* Session 0. */
+	mk_xor(&m, 3, idx, 8);
+	n = up_encode(&m, f, sizeof(f));
+	assert_true(n > 0);
+	memset(f + 4, 0, 4);
+	(void)reseal(f, (size_t)n - UP_OVERHEAD);
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_ERANGE);
+	/* Bad CRC. */
+	n = up_encode(&m, f, sizeof(f));
+	f[n - 2] ^= 0x10;
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_EBADCRC);
+	f[n - 2] ^= 0x10;
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_OK);
+
+	/* The encoder refuses what the decoder would. */
+	mk_xor(&m, 0, idx, 8);
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ERANGE);
+	mk_xor(&m, 3, idx, 8);
+	m.u.xor_.n = UP_XOR_MAX + 1;
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ERANGE);
+	mk_xor(&m, 3, idx, 8);
+	m.u.xor_.index[2] = 2;
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ERANGE);
+	mk_xor(&m, 3, idx, 8);
+	m.u.xor_.index[2] = 2 + (1u << 28);
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ERANGE);
+	mk_xor(&m, 3, idx, 0);
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ELEN);
+	mk_xor(&m, 3, idx, 8);
+	m.u.xor_.data = NULL;
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_EINVAL);
+	mk_xor(&m, 3, idx, 8);
+	m.session = 0;
+	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_ERANGE);
 }
 
 int
@@ -1138,6 +1460,9 @@ main(void)
 		cmocka_unit_test(test_reject_counts),
 		cmocka_unit_test(test_reject_fields),
 		cmocka_unit_test(test_encode_reject),
+		cmocka_unit_test(test_xor_roundtrip),
+		cmocka_unit_test(test_xor_seal_reject),
+		cmocka_unit_test(test_xor_reject),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
