@@ -229,6 +229,13 @@ static const struct conf_opt conf_table[] = {
 	  .check = conf_check_proactive, .flags = CONF_RELOAD,
 	  .help = "Parity rows sent after each group in the first pass: "
 	  "auto (from the loss measured so far) or a percent of fec_k." },
+	{ .section = "fanout", .name = "xor", .type = CONF_CHOICE,
+	  .off = OFF(xor_repair), .def = "yes", .choices = conf_yes_no,
+	  .flags = CONF_RELOAD,
+	  .help = "Repair with XOR frames built from the nodes' STATUS "
+	  "answers (one frame repairs a different loss at every node it "
+	  "covers); used before parity where a frame has room for the "
+	  "block list." },
 };
 #define CONF_NOPTS	(sizeof(conf_table) / sizeof(conf_table[0]))
 

@@ -112,6 +112,7 @@ json_t	*pacer__json(struct pacer *, uint64_t now_us);
 #define FO_MAX_TRIES	3	/* campaign attempts per node (CONN_LOST) */
 #define FO_POLL_MS	2000	/* first RESULT poll after the activation delay */
 #define FO_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
+#define FO_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
 
 struct fo_session;
 
@@ -301,6 +302,7 @@ struct fo_member {
 	uint32_t		 offers;	/* offer rounds unanswered */
 	uint32_t		 stall;		/* status rounds w/o progress */
 	uint32_t		 progress_held;	/* held at the last round */
+	bool			 xr_added;	/* in this round's XOR plan */
 	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
 
 	uint32_t		 tries;		/* participations */
@@ -444,6 +446,43 @@ int	 rollout__action(struct fo_rollout *, const char *action,
 void	 rollout__report_extra(struct fo_member *, json_t *o);
 
 /* ------------------------------------------------------------------ */
+/* xrepair.c: XOR repair planning (docs/fanout.md "XOR repair")         */
+
+/*
+ * One repair round's plan.  The session feeds it every STATUS answer of
+ * the round, then asks for frames: each frame is a list of blocks to XOR
+ * (UP XOR, docs/up-protocol.md §4.15) such that every node the frame
+ * covers misses exactly one listed block and, as far as its STATUS says,
+ * holds all the others.  Memory is bounded by max_pairs (node, missing
+ * block) pairs per round; the plan allocates at xr__new and when a round
+ * is built, never per frame.
+ */
+struct xr_plan;
+
+struct xr_plan	*xr__new(uint32_t nblocks, size_t max_pairs);
+void		 xr__free(struct xr_plan *);
+/* Forgets the round's nodes and frames; keeps the memory. */
+void		 xr__reset(struct xr_plan *);
+/*
+ * Adds one node's STATUS body (call once per node per round): blocks
+ * before first_missing are held, the slice says which of
+ * [first_missing, first_missing + nbits) are missing, and nothing is
+ * known past it.  Returns 0, or -1 when the round would exceed max_pairs
+ * (the plan is then unusable until xr__reset: resend the union instead).
+ */
+int		 xr__add(struct xr_plan *, const struct up_status_body *);
+/*
+ * Packs every pair into frames whose block lists encode (u32 first index
+ * plus LEB128 gaps, §4.15) in at most `room' bytes and hold at most
+ * UP_XOR_MAX blocks.  Returns the number of frames.
+ */
+size_t		 xr__build(struct xr_plan *, size_t room);
+/* Frame i of the last build: its *n block indices, increasing. */
+const uint32_t	*xr__frame(const struct xr_plan *, size_t i, uint8_t *n);
+/* Pairs added this round. */
+size_t		 xr__npairs(const struct xr_plan *);
+
+/* ------------------------------------------------------------------ */
 /* session.c                                                            */
 
 enum fo_phase {
@@ -512,6 +551,18 @@ struct fo_session {
 	uint8_t			*fec_buf;	/* block_size, pread scratch */
 	uint64_t		 parity_frames;
 	uint64_t		 fec_fallbacks;	/* groups sent as DATA again */
+
+	/* XOR repair (xrepair.c, docs/fanout.md "XOR repair"). */
+	struct xr_plan		*xr;		/* NULL: no XOR this session */
+	size_t			 xr_room;	/* bytes for a frame's list */
+	bool			 xr_round;	/* this status round plans XOR */
+	bool			 xr_over;	/* ... and overflowed the plan */
+	size_t			 xr_nframes;	/* XOR frames of this pass */
+	size_t			 xr_next;
+	uint8_t			*xr_dneed_buf;	/* blocks that go as DATA */
+	struct up_bitmap	 xr_dneed;
+	uint8_t			*xr_buf;	/* block_size, pread scratch */
+	uint64_t		 xor_frames;
 };
 
 /*

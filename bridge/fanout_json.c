@@ -306,7 +306,7 @@ fanout_session_json(struct fo_session *s)
 
 	snprintf(id, sizeof(id), "%08x", s->id);
 	return (json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:I, s:I, "
-	    "s:I, s:I, s:I, s:i}",
+	    "s:I, s:I, s:I, s:I, s:I, s:i}",
 	    "session", id, "transport", s->transport,
 	    "phase", session__phase_str(s->phase),
 	    "block_size", (int)s->block_size,
@@ -315,6 +315,8 @@ fanout_session_json(struct fo_session *s)
 	    "bytes_sent", (json_int_t)s->bytes_sent,
 	    "data_frames", (json_int_t)s->data_frames,
 	    "repair_frames", (json_int_t)s->repair_frames,
+	    "parity_frames", (json_int_t)s->parity_frames,
+	    "xor_frames", (json_int_t)s->xor_frames,
 	    "ctrl_frames", (json_int_t)s->ctrl_frames,
 	    "rate_bps", (json_int_t)session__rate_bps(s),
 	    "nodes", (int)s->nmembers));

@@ -460,7 +460,7 @@ void
 session__sent(struct fo_session *s, uint8_t type, size_t len)
 {
 	s->bytes_sent += len;
-	if (type == UP_T_DATA) {
+	if (type == UP_T_DATA || type == UP_T_PARITY || type == UP_T_XOR) {
 		s->data_frames++;
 		if (s->pass > 1)
 			s->repair_frames++;
@@ -842,6 +842,217 @@ session_fill_parity(struct fo_session *s, uint8_t *buf, size_t cap,
 }
 
 /* ------------------------------------------------------------------ */
+/* XOR repair (docs/fanout.md "XOR repair", up-protocol.md §4.15)       */
+
+static void
+session_xr_free(struct fo_session *s)
+{
+	xr__free(s->xr);
+	free(s->xr_dneed_buf);
+	free(s->xr_buf);
+	s->xr = NULL;
+	s->xr_dneed_buf = s->xr_buf = NULL;
+	s->xr_nframes = s->xr_next = 0;
+	s->xr_round = false;
+}
+
+/*
+ * XOR frames carry the block list in front of the data, so they need
+ * room the DATA frame leaves: at least the first index and one gap, in
+ * the link's mtu and every member's max_frame.
+ */
+static void
+session_xr_open(struct fo_session *s, struct fo_tp *t)
+{
+	const struct registry_node	*n;
+	struct fo_member		*m;
+	size_t				 mtu, fixed;
+
+	session_xr_free(s);
+	if (!s->f->conf->xor_repair)
+		return;
+	mtu = t->caps.mtu != 0 && t->caps.mtu < UP_FRAME_MAX ? t->caps.mtu :
+	    UP_FRAME_MAX;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		if ((n = registry_get(s->f->reg, m->node)) != NULL &&
+		    n->max_frame != 0 && n->max_frame < mtu)
+			mtu = n->max_frame;
+	fixed = UP_OVERHEAD + 1 + (size_t)s->block_size;
+	if (mtu < fixed + 5) {
+		log_debug("session %08x: no XOR repair: %u-byte blocks leave "
+		    "no room for a block list", s->id, s->block_size);
+		return;
+	}
+	s->xr_room = mtu - fixed;
+	s->xr = xr__new(s->nblocks, FO_XR_PAIRS);
+	s->xr_dneed_buf = xcalloc(1, up_bitmap_bytes(s->nblocks));
+	up_bitmap_init(&s->xr_dneed, s->xr_dneed_buf, s->nblocks);
+	s->xr_buf = xcalloc(1, s->block_size);
+}
+
+/*
+ * A status round begins.  XOR frames are planned only once the whole
+ * package is verified in the cache (a frame may name any block).
+ */
+static void
+session_xr_round(struct fo_session *s)
+{
+	struct fo_member	*m;
+
+	s->xr_nframes = s->xr_next = 0;
+	s->xr_round = false;
+	if (s->xr == NULL)
+		return;
+	xr__reset(s->xr);
+	up_bitmap_clear_all(&s->xr_dneed);
+	s->xr_over = false;
+	s->xr_round = stream__limit(s) >= s->c->pkg.size;
+	TAILQ_FOREACH(m, &s->members, sentry)
+		m->xr_added = false;
+}
+
+static void
+session_xr_dneed_cb(void *arg, uint32_t i)
+{
+	struct fo_session	*s = arg;
+
+	if (i < s->nblocks)
+		up_bitmap_set(&s->xr_dneed, i);
+}
+
+/*
+ * A status body during a round that plans XOR: the node's first answer
+ * goes into the plan, unless it made no progress in the last round (a
+ * node without XOR support, docs/up-protocol.md §4.15: its blocks go as
+ * DATA).  What the plan cannot cover goes as DATA: everything of a node
+ * outside the plan, and the blocks past a first report's slice.
+ */
+static void
+session_xr_note(struct fo_session *s, struct fo_member *m,
+    const struct up_status_body *st, bool first)
+{
+	uint64_t	 end;
+	uint32_t	 i;
+
+	if (!s->xr_round || s->phase != FO_P_STATUS)
+		return;
+	if (m->xr_added)
+		return;
+	if (!s->xr_over && m->stall == 0) {
+		if (xr__add(s->xr, st) == 0)
+			m->xr_added = true;
+		else {
+			log_debug("session %08x: XOR plan full, this round "
+			    "resends blocks", s->id);
+			s->xr_over = true;
+		}
+	}
+	/* A slice of no bits still says first_missing is missing (§4.7). */
+	if (!m->xr_added || st->nbits == 0) {
+		session_xr_dneed_cb(s, st->first_missing);
+		up_status_foreach_missing(st, s->nblocks, session_xr_dneed_cb,
+		    s);
+	}
+	end = (uint64_t)st->first_missing + st->nbits;
+	if (first)
+		for (i = (uint32_t)end; end < s->nblocks && i < s->nblocks;
+		    i++)
+			up_bitmap_set(&s->xr_dneed, i);
+}
+
+/*
+ * A repair pass begins: pack the round's pairs into XOR frames.  The
+ * pass then sends those frames and, as DATA, only the blocks the plan
+ * does not cover.  Returns false to repair this round as before (union
+ * DATA and parity).
+ */
+static bool
+session_xr_plan(struct fo_session *s)
+{
+	const uint32_t	*idx;
+	size_t		 i;
+	uint32_t	 b;
+	uint8_t		 n;
+
+	if (!s->xr_round || s->xr_over || xr__npairs(s->xr) == 0)
+		return (false);
+	s->xr_nframes = xr__build(s->xr, s->xr_room);
+	if (s->xr_nframes == 0)
+		return (false);
+	for (i = 0; i < s->xr_nframes; i++) {
+		idx = xr__frame(s->xr, i, &n);
+		if (n == 1)	/* a frame of one block is a DATA frame */
+			up_bitmap_set(&s->xr_dneed, idx[0]);
+	}
+	memcpy(s->needed_buf, s->xr_dneed_buf, up_bitmap_bytes(s->nblocks));
+	s->nneeded = up_bitmap_count(&s->needed);
+	for (b = 0; b < s->fec_ngroups; b++)
+		s->fec_pend[b] = 0;
+	s->xr_next = 0;
+	log_debug("session %08x: XOR repair: %zu pairs in %zu frames, %u "
+	    "blocks as DATA", s->id, xr__npairs(s->xr), s->xr_nframes,
+	    s->nneeded);
+	return (true);
+}
+
+/*
+ * The next XOR frame of the pass, built in place: the blocks are read
+ * from the cache blob and XORed into the frame.  Returns the frame
+ * length, 0 when none is left, or (size_t)-1 after a blob error.
+ */
+static size_t
+session_fill_xor(struct fo_session *s, uint8_t *buf, size_t cap)
+{
+	const uint32_t	*idx;
+	size_t		 off, blen, len, j;
+	uint64_t	 boff;
+	ssize_t		 r;
+	uint8_t		 n;
+	int		 rc;
+
+	while (s->xr_next < s->xr_nframes) {
+		idx = xr__frame(s->xr, s->xr_next++, &n);
+		if (n < 2)
+			continue;	/* went as DATA */
+		off = up_xor_data_off(n, idx);
+		/* Two blocks or more: one is a whole block (§4.15). */
+		len = s->block_size;
+		if (off == 0 || off + len + UP_CRC_LEN > cap) {
+			log_warnx("session %08x: XOR frame does not fit, "
+			    "XOR off", s->id);
+			session_xr_free(s);
+			return (0);
+		}
+		memset(buf + off, 0, len);
+		for (j = 0; j < n; j++) {
+			boff = (uint64_t)idx[j] * s->block_size;
+			blen = idx[j] == s->nblocks - 1 ?
+			    s->c->pkg.size - boff : s->block_size;
+			do {
+				r = pread(s->fd, s->xr_buf, blen,
+				    (off_t)boff);
+			} while (r == -1 && errno == EINTR);
+			if (r != (ssize_t)blen) {
+				fanout__data_remove(s->t, s);
+				campaign__blob_error(s->c);
+				return ((size_t)-1);
+			}
+			up_fec_xor(buf + off, s->xr_buf, blen);
+		}
+		rc = up_xor_seal(buf, cap, UP_F_REPAIR, s->id, n, idx,
+		    (uint16_t)len);
+		if (rc <= 0) {
+			log_warnx("session %08x: XOR frame: %s", s->id,
+			    up_strerror(rc));
+			continue;
+		}
+		s->xor_frames++;
+		return ((size_t)rc);
+	}
+	return (0);
+}
+
+/* ------------------------------------------------------------------ */
 /* The needed set                                                       */
 
 static void
@@ -920,6 +1131,7 @@ session_apply(struct fo_session *s, struct fo_member *m,
 			session_need_range(s, (uint32_t)end, s->nblocks);
 	}
 	session_fec_note(s, st, first);
+	session_xr_note(s, m, st, first);
 }
 
 /* ------------------------------------------------------------------ */
@@ -975,7 +1187,9 @@ session_data_begin(struct fo_session *s)
 	s->phase_ms = fanout__now_ms();
 	s->cursor = 0;
 	s->fec_scan = 0;
-	if (s->fec_k != 0 && s->pass > 0)
+	if (s->pass > 0 && session_xr_plan(s))
+		;	/* XOR frames and DATA; no parity this pass */
+	else if (s->fec_k != 0 && s->pass > 0)
 		session_fec_plan(s);
 	else if (s->fec_k != 0) {
 		s->fec_p1_blocks = s->nneeded;
@@ -1012,6 +1226,14 @@ session__fill_data(struct fo_session *s, uint8_t *buf, size_t cap,
 	 */
 	lim = stream__limit(s);
 	lb = lim >= p->size ? s->nblocks : (uint32_t)(lim / s->block_size);
+	/* The pass's XOR frames go first. */
+	if (s->xr_next < s->xr_nframes && s->nstate[FO_M_RECEIVING] > 0 &&
+	    (len = session_fill_xor(s, buf, cap)) != 0) {
+		if (len == (size_t)-1)
+			return (0);
+		tp_addr_broadcast(dst);
+		return (len);
+	}
 	/* Parity of the groups the pass has left behind goes first. */
 	if (s->fec_k != 0 && s->nstate[FO_M_RECEIVING] > 0 &&
 	    (len = session_fill_parity(s, buf, cap, i < lb ? i : lb)) != 0) {
@@ -1081,6 +1303,7 @@ session_status_begin(struct fo_session *s)
 	s->phase_ms = fanout__now_ms();
 	s->unanswered = 0;
 	session_fec_round(s);
+	session_xr_round(s);
 	/* Latecomers and silent nodes get the offer with the round. */
 	TAILQ_FOREACH(m, &s->members, sentry) {
 		m->asked = m->answered = false;
@@ -1608,6 +1831,7 @@ session_open(struct fo_session *s)
 	s->cursor = 0;
 	s->pass = 0;
 	session_fec_open(s, t);
+	session_xr_open(s, t);
 	session_fill_offer(s);
 	first = s->started == 0;
 	if (first)
@@ -1682,6 +1906,12 @@ void
 session__close(struct fo_session *s)
 {
 	session__stop(s);
+	if (s->data_frames > 0)
+		log_info("campaign %s: session %08x closed: %" PRIu64 " block "
+		    "frames (%" PRIu64 " in repair passes, %" PRIu64 " parity, "
+		    "%" PRIu64 " xor), %" PRIu64 " bytes", s->c->id, s->id,
+		    s->data_frames, s->repair_frames, s->parity_frames,
+		    s->xor_frames, s->bytes_sent);
 	if (s->fd != -1) {
 		close(s->fd);
 		s->fd = -1;
@@ -1691,6 +1921,7 @@ session__close(struct fo_session *s)
 	memset(&s->needed, 0, sizeof(s->needed));
 	s->nneeded = 0;
 	session_fec_free(s);
+	session_xr_free(s);
 }
 
 void

@@ -112,6 +112,7 @@ struct ub_config {
 	int		 fec;		/* TS004 parity repair: 1 = yes */
 	unsigned int	 fec_k;		/* blocks per parity group */
 	char		*fec_proactive;	/* "auto" or percent of fec_k */
+	int		 xor_repair;	/* XOR repair frames: 1 = yes */
 
 	/* [transport.*] */
 	size_t		 ntransports;
