@@ -31,7 +31,7 @@
  * files, not in the heap.
  */
 #define DB_MEMORY_PRAGMAS \
-	"PRAGMA cache_size=-512; PRAGMA mmap_size=0; PRAGMA temp_store=FILE"
+	"PRAGMA cache_size=-128; PRAGMA mmap_size=0; PRAGMA temp_store=FILE"
 
 static const char *const db_schema_version_sql =
     "CREATE TABLE IF NOT EXISTS schema_version ("
