@@ -218,6 +218,9 @@ sim_rx(void *arg, const uint8_t *frame, size_t len)
 
 	if (sn->deaf || sn->rebooting)
 		return;
+	/* What a node without XOR does: an unknown type, dropped (§4.15). */
+	if (sn->no_xor && len > 1 && frame[1] == UP_T_XOR)
+		return;
 	if (up_decode(frame, len, &m) == UP_OK && m.type == UP_T_DATA) {
 		sn->rx_data++;
 		if (m.session == sn->n.session &&

@@ -38,6 +38,7 @@ struct sim_node {
 	uint32_t		 rng;
 	bool			 deaf;		/* ignores every frame */
 	bool			 mute;		/* sends nothing */
+	bool			 no_xor;	/* an older node: drops XOR */
 	uint32_t		 boot_delay_ms;
 	char			 next_version[UP_VER_MAX + 1];
 	bool			 rebooting;

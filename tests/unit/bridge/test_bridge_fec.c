@@ -56,7 +56,8 @@ struct fx_result {
 	uint32_t	 nblocks;
 	uint64_t	 data;		/* DATA frames */
 	uint64_t	 parity;	/* PARITY frames */
-	uint64_t	 repair;	/* both, beyond the first pass */
+	uint64_t	 xor_;		/* XOR frames */
+	uint64_t	 repair;	/* all three, beyond the first pass */
 	uint64_t	 recovered;	/* blocks the nodes decoded */
 	uint64_t	 lost_any;
 };
@@ -65,6 +66,9 @@ struct fx_result {
  * n nodes at loss % each, the first n_fec of them with a workspace; one
  * campaign to the end.  proactive is the fec_proactive option.
  */
+static int	 fx_xor;	/* the xor option of the next fx_race */
+static int	 fx_no_xor;	/* nodes (the last ones) that drop XOR */
+
 static void
 fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
     struct fx_result *r)
@@ -79,8 +83,10 @@ fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
 	fx->conf.fec_k = 64;
 	fx->conf.fec_proactive = (char *)proactive;
 	fx->conf.max_rounds = 10;
+	fx->conf.xor_repair = fx_xor;
 	for (k = 0; k < n; k++) {
 		sn = fx_node(fx, 0x100 + k, 1024 * 1024, loss);
+		sn->no_xor = k >= n - fx_no_xor;
 		if (k < n_fec)
 			up_node_set_fec_workspace(&sn->n, fx_ws[k],
 			    sizeof(fx_ws[k]));
@@ -97,15 +103,17 @@ fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
 	r->nblocks = up_nblocks((uint32_t)fx->pkg_len, fx->conf.block_size);
 	r->data = c->by_type[UP_T_DATA];
 	r->parity = c->by_type[UP_T_PARITY];
-	r->repair = r->data + r->parity - r->nblocks;
+	r->xor_ = c->by_type[UP_T_XOR];
+	r->repair = r->data + r->parity + r->xor_ - r->nblocks;
 	r->lost_any = c->data_lost_any;
 	for (k = 0; k < n; k++)
 		r->recovered += fx_recovered[k];
-	print_message("fec=%s proactive=%s nodes=%d (fec %d) loss=%.0f%%: "
-	    "%u blocks, %" PRIu64 " DATA, %" PRIu64 " PARITY, %" PRIu64
-	    " repair frames, %" PRIu64 " lost by >= 1 node, %" PRIu64
-	    " decoded\n", fec ? "yes" : "no", proactive, n, n_fec, loss,
-	    r->nblocks, r->data, r->parity, r->repair, r->lost_any,
+	print_message("fec=%s xor=%s proactive=%s nodes=%d (fec %d, no xor "
+	    "%d) loss=%.0f%%: %u blocks, %" PRIu64 " DATA, %" PRIu64
+	    " PARITY, %" PRIu64 " XOR, %" PRIu64 " repair frames, %" PRIu64
+	    " lost by >= 1 node, %" PRIu64 " decoded\n", fec ? "yes" : "no",
+	    fx_xor ? "yes" : "no", proactive, n, n_fec, fx_no_xor, loss,
+	    r->nblocks, r->data, r->parity, r->xor_, r->repair, r->lost_any,
 	    r->recovered);
 	fx_free(fx);
 }
@@ -176,6 +184,49 @@ test_parity_proactive(void **state)
 	    7 * up_fec_ngroups(r.nblocks, 64) < z.repair);
 }
 
+/*
+ * XOR repair on the same race: one XOR frame repairs one loss at each of
+ * many nodes with no decoding rank to make up, so it needs about the
+ * worst node's losses in all (5 % of 601 blocks: about 30, 45 for the
+ * worst of 20), well under TS004's ~12 per group of 64.
+ */
+static void
+test_xor_vs_parity(void **state)
+{
+	struct fx_result	 p, x;
+
+	(void)state;
+	fx_xor = 0;
+	fx_race(1, 20, 20, 5.0, "0", &p);
+	fx_xor = 1;
+	fx_race(1, 20, 20, 5.0, "0", &x);
+	fx_xor = 0;
+	assert_int_equal(p.xor_, 0);
+	assert_true(x.xor_ > 0);
+	assert_true(x.repair * 3 < p.repair * 2);
+	assert_true(x.repair <= 90);
+}
+
+/*
+ * Two nodes drop every XOR frame (as a node without XOR would): after a
+ * round without progress they are kept out of the plan and get DATA,
+ * and everyone finishes (checked in fx_race).
+ */
+static void
+test_xor_old_nodes(void **state)
+{
+	struct fx_result	 x;
+
+	(void)state;
+	fx_xor = 1;
+	fx_no_xor = 2;
+	fx_race(1, 8, 8, 5.0, "0", &x);
+	fx_xor = 0;
+	fx_no_xor = 0;
+	assert_true(x.xor_ > 0);
+	assert_true(x.data > x.nblocks);
+}
+
 static int
 teardown(void **state)
 {
@@ -192,6 +243,8 @@ main(void)
 		cmocka_unit_test_teardown(test_parity_vs_union, teardown),
 		cmocka_unit_test_teardown(test_parity_mixed_nodes, teardown),
 		cmocka_unit_test_teardown(test_parity_proactive, teardown),
+		cmocka_unit_test_teardown(test_xor_vs_parity, teardown),
+		cmocka_unit_test_teardown(test_xor_old_nodes, teardown),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
