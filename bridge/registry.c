@@ -6,7 +6,7 @@
  * was last heard at: link addresses change (DHCP, BLE random addresses),
  * the node id does not.  The table lives in memory as a hash table with
  * chaining (O(1) lookups whatever the fleet size; it grows by doubling at
- * a load factor of 1) and is written through to the tables nodes and
+ * a load factor of 2) and is written through to the tables nodes and
  * node_components inside the daemon's batched transaction.
  *
  * An ANNOUNCE that changes nothing but last_seen and the radio figures is
@@ -29,17 +29,55 @@
 #define REGISTRY_VIEWS		32
 /* View slots kept allocated across releases. */
 #define REGISTRY_VIEWS_KEEP	4
+/*
+ * Nodes a hash bucket, on average, before the buckets double: chains
+ * of one or two records, and 2 bytes of buckets a node, not 4.
+ */
+#define REGISTRY_LOAD		2
+/* Records a slab (48 bytes each: 12 KiB). */
+#define REGISTRY_SLAB		256
+/* Bytes a chunk of the address pool. */
+#define REGISTRY_POOL_CHUNK	16384
+/* Bytes of an address record: text length, len, flags, b[len], text. */
+#define REGISTRY_REC_HDR	3
 
 /*
  * Memory (issue 3: the daemon within 8 MiB with 10,000 nodes).  A node
  * is kept as a compact record, not as the 1 KiB struct registry_node the
- * API hands out: every text (hw model, transport instance, component
- * names and versions, the address text, tags) is an index into one
- * reference-counted string table, so "app" and "1.0.0" are stored once
- * for the fleet, and tags and topology, which few nodes have, sit in a
- * side record allocated only for those.  A struct registry_node is
- * filled on demand: registry_get fills a view slot, registry_foreach a
- * record on its stack.  About 200 bytes a node instead of 1,100.
+ * API hands out; a struct registry_node is filled on demand
+ * (registry_get fills a view slot, registry_foreach a record on its
+ * stack).  Per node there is:
+ *
+ * - a struct reg_entry of 48 bytes, in slabs of REGISTRY_SLAB records
+ *   (no malloc header and rounding per node; the slabs never move, and
+ *   their order is the order nodes were first heard, which
+ *   registry_foreach follows).  Times are u32 unix seconds (enough until
+ *   2106; a time outside 0..UINT32_MAX is clamped).  The hash chain is
+ *   an index, the buckets u32 indexes at a load factor of 2 (32 KiB for
+ *   10,000 nodes; rebuilt from the records when they double, so the old
+ *   and new arrays are never held at once).
+ * - its link address and address text, which are per node (interning
+ *   them would cost a string slot, a hash bucket and a malloc'd string
+ *   each), as one record of 3 + len + strlen(text) bytes (24 for a LAN
+ *   node at 127.0.0.1:40000: 6 bytes of address, 15 of text) in an
+ *   append-only pool of REGISTRY_POOL_CHUNK chunks (no doubling
+ *   realloc).  A changed address of the same size is rewritten in
+ *   place; otherwise the new record is appended and the old one counted
+ *   as garbage, and once the garbage exceeds the live bytes the pool is
+ *   compacted in place.
+ * - nothing else in the common case: what a fleet shares (hw model,
+ *   transport instance, the list of component names and versions) is
+ *   one reference-counted "shape", so ten thousand nodes of one model
+ *   running the same firmware share one; each text in a shape is an
+ *   index into a reference-counted string table.  Tags and topology,
+ *   which few nodes have, sit in a side record (struct reg_extra).
+ *
+ * So about 75 bytes a node (48 + 24 + 3), from about 180 before (a
+ * malloc'd 112-byte record in a 128-byte chunk, a malloc'd component
+ * array, an array of pointers in insertion order, 8-byte buckets).
+ * Measured with bench/rss.py --only registry (static build, 10,000 LAN
+ * nodes): VmHWM 8976 -> 8000 KiB, idle 7164 KiB, so 86 bytes a node
+ * with SQLite's page cache filling up to its cap.
  */
 struct reg_str {
 	char		*s;		/* NULL: on the free list */
@@ -48,13 +86,39 @@ struct reg_str {
 };
 
 struct reg_comp {
-	uint32_t	 name;
+	uint32_t	 name;		/* string indexes */
 	uint32_t	 version;
+};
+
+/*
+ * What many nodes share: hw, transport and components (in the order the
+ * node gave them).  Compared and hashed by its string indexes.
+ */
+struct reg_shape {
+	uint32_t	 ref;
+	uint32_t	 hw;
+	uint32_t	 transport;
+	uint8_t		 ncomp;
+	struct reg_comp	 comp[];
+};
+
+struct reg_shape_slot {
+	struct reg_shape *s;		/* NULL: on the free list */
+	uint32_t	 next;		/* hash chain or free list; 0 ends */
+};
+
+/* A shape being built: its string references are owned by the key. */
+struct reg_shape_key {
+	uint32_t	 hw;
+	uint32_t	 transport;
+	uint8_t		 ncomp;
+	struct reg_comp	 comp[UP_MAX_COMPONENTS];
 };
 
 /* Set by the technician (upctl node ID tag|topology); rare. */
 struct reg_extra {
 	uint64_t	 parent;
+	uint32_t	 next;		/* free list (index + 1), 0 ends */
 	uint8_t		 level;
 	uint8_t		 role;
 	uint8_t		 ntags;
@@ -62,33 +126,55 @@ struct reg_extra {
 };
 
 struct reg_entry {
-	uint64_t		 id;
-	struct reg_entry	*hnext;
-	struct reg_comp		*comp;		/* ncomp of them */
-	struct reg_extra	*extra;		/* NULL: no tags, no topology */
-	int64_t			 first_seen;
-	int64_t			 last_seen;
-	int64_t			 written;	/* last_seen last written */
-	uint32_t		 hw;		/* string indexes */
-	uint32_t		 transport;
-	uint32_t		 addr_text;
-	uint32_t		 free_kib;
-	uint16_t		 max_frame;
-	int16_t			 rssi_dbm;
-	int8_t			 snr_db;
-	uint8_t			 battery;
-	uint8_t			 state;
-	uint8_t			 ncomp;
-	struct tp_addr		 addr;
+	uint64_t	 id;
+	uint32_t	 hnext;		/* hash chain: index + 1, 0 ends */
+	uint32_t	 shape;		/* index into the shape table */
+	uint32_t	 extra;		/* index + 1 into r->xt, 0: none */
+	uint32_t	 addr;		/* offset of its record in the pool */
+	uint32_t	 first_seen;	/* unix seconds */
+	uint32_t	 last_seen;
+	uint32_t	 written;	/* last_seen last written */
+	uint32_t	 free_kib;
+	uint16_t	 max_frame;
+	int16_t		 rssi_dbm;
+	int8_t		 snr_db;
+	uint8_t		 battery;
+	uint8_t		 state;
 };
 
 struct registry {
 	sqlite3			*db;
-	struct reg_entry	**b;
-	size_t			 nb;		/* power of two */
+
+	/* Records, REGISTRY_SLAB a slab; index i is the i-th node heard. */
+	struct reg_entry	**slab;
+	uint32_t		 nslab;
+	uint32_t		 capslab;
 	size_t			 n;
-	struct reg_entry	**order;	/* insertion order */
-	size_t			 norder;
+	uint32_t		*b;		/* hash buckets: index + 1 */
+	size_t			 nb;		/* power of two */
+
+	/* The address pool (see "Memory"). */
+	uint8_t			**pc;		/* chunks */
+	uint32_t		 npc;
+	uint32_t		 cappc;
+	uint32_t		 pend;		/* offset of the next record */
+	size_t			 plive;		/* bytes of live records */
+	size_t			 pgarbage;	/* bytes of replaced ones */
+
+	/* Shapes; slot 0 is the empty shape and never freed. */
+	struct reg_shape_slot	*shp;
+	uint32_t		 nshp;		/* slots used */
+	uint32_t		 capshp;
+	uint32_t		 shfree;	/* free list head, 0 none */
+	uint32_t		 nshlive;
+	uint32_t		*shb;		/* hash buckets, 0 empty */
+	uint32_t		 nshb;		/* power of two */
+
+	/* Tags and topology. */
+	struct reg_extra	*xt;
+	uint32_t		 nxt;		/* slots used */
+	uint32_t		 capxt;
+	uint32_t		 xfree;		/* free list: index + 1 */
 
 	/* The string table; slot 0 is "" and never freed. */
 	struct reg_str		*str;
@@ -115,6 +201,9 @@ struct registry {
 	sqlite3_stmt		*st_topo_get;
 	sqlite3_stmt		*st_topo_put;
 };
+
+/* The shape of a node not yet described (slot 0). */
+static const struct reg_shape registry_noshape;
 
 static const char *const registry_steps[] = {
 	/* 1: nodes and their components. */
@@ -164,6 +253,17 @@ registry_strlcpy(char *dst, const char *src, size_t size)
 		n = size - 1;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
+}
+
+/* Clamps unix seconds to what a record keeps (see "Memory"). */
+static uint32_t
+registry_t32(int64_t t)
+{
+	if (t < 0)
+		return (0);
+	if (t > (int64_t)UINT32_MAX)
+		return (UINT32_MAX);
+	return ((uint32_t)t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -251,6 +351,14 @@ registry_intern(struct registry *r, const char *s, size_t max)
 	return (i);
 }
 
+/* One more reference to string `i'. */
+static void
+registry_ref(struct registry *r, uint32_t i)
+{
+	if (i != 0)
+		r->str[i].ref++;
+}
+
 static void
 registry_unref(struct registry *r, uint32_t i)
 {
@@ -270,15 +378,346 @@ registry_unref(struct registry *r, uint32_t i)
 	r->nlive--;
 }
 
-/* Replaces the reference *ip by one to `s' (taken before it drops). */
-static void
-registry_str_set(struct registry *r, uint32_t *ip, const char *s,
+/* Does string `i' equal `s' cut to `max' bytes, as intern would keep it? */
+static int
+registry_str_eq(const struct registry *r, uint32_t i, const char *s,
     size_t max)
+{
+	const char	*t = registry_str(r, i);
+	size_t		 len = strnlen(s, max);
+
+	return (strncmp(t, s, len) == 0 && t[len] == '\0');
+}
+
+/* ------------------------------------------------------------------ */
+/* Shapes: hw, transport and components, shared                        */
+
+static const struct reg_shape *
+registry_shape(const struct registry *r, uint32_t i)
+{
+	return (i == 0 ? &registry_noshape : r->shp[i].s);
+}
+
+static uint32_t
+registry_shape_hash(uint32_t hw, uint32_t transport, uint8_t ncomp,
+    const struct reg_comp *comp)
+{
+	uint32_t	 h = 2166136261U, v[4];
+	size_t		 i, j, nv;
+
+	for (i = 0; i <= ncomp; i++) {
+		if (i == 0) {
+			v[0] = hw;
+			v[1] = transport;
+			v[2] = ncomp;
+			nv = 3;
+		} else {
+			v[0] = comp[i - 1].name;
+			v[1] = comp[i - 1].version;
+			nv = 2;
+		}
+		for (j = 0; j < nv; j++) {
+			h ^= v[j];
+			h *= 16777619U;
+		}
+	}
+	return (h ^ (h >> 15));
+}
+
+static void
+registry_shape_rehash(struct registry *r, uint32_t nshb)
+{
+	const struct reg_shape	*s;
+	uint32_t		 i, h;
+
+	free(r->shb);
+	r->shb = xcalloc(nshb, sizeof(*r->shb));
+	r->nshb = nshb;
+	for (i = 1; i < r->nshp; i++) {
+		if ((s = r->shp[i].s) == NULL)
+			continue;
+		h = registry_shape_hash(s->hw, s->transport, s->ncomp,
+		    s->comp) & (nshb - 1);
+		r->shp[i].next = r->shb[h];
+		r->shb[h] = i;
+	}
+}
+
+/* A key holding its own references to the strings of shape `i'. */
+static void
+registry_shape_key(struct registry *r, uint32_t i, struct reg_shape_key *k)
+{
+	const struct reg_shape	*s = registry_shape(r, i);
+	size_t			 j;
+
+	k->hw = s->hw;
+	k->transport = s->transport;
+	k->ncomp = s->ncomp;
+	registry_ref(r, k->hw);
+	registry_ref(r, k->transport);
+	for (j = 0; j < s->ncomp; j++) {
+		k->comp[j] = s->comp[j];
+		registry_ref(r, k->comp[j].name);
+		registry_ref(r, k->comp[j].version);
+	}
+}
+
+static void
+registry_key_unref(struct registry *r, const struct reg_shape_key *k)
+{
+	size_t	 j;
+
+	registry_unref(r, k->hw);
+	registry_unref(r, k->transport);
+	for (j = 0; j < k->ncomp; j++) {
+		registry_unref(r, k->comp[j].name);
+		registry_unref(r, k->comp[j].version);
+	}
+}
+
+/*
+ * A reference to the shape described by `k', which gives up its string
+ * references (to the new shape, or dropped if the shape exists).
+ */
+static uint32_t
+registry_shape_get(struct registry *r, const struct reg_shape_key *k)
+{
+	struct reg_shape	*s;
+	size_t			 csz = k->ncomp * sizeof(k->comp[0]);
+	uint32_t		 h, i;
+
+	if (k->hw == 0 && k->transport == 0 && k->ncomp == 0)
+		return (0);
+	h = registry_shape_hash(k->hw, k->transport, k->ncomp, k->comp);
+	for (i = r->shb[h & (r->nshb - 1)]; i != 0; i = r->shp[i].next) {
+		s = r->shp[i].s;
+		if (s->hw == k->hw && s->transport == k->transport &&
+		    s->ncomp == k->ncomp &&
+		    memcmp(s->comp, k->comp, csz) == 0) {
+			s->ref++;
+			registry_key_unref(r, k);
+			return (i);
+		}
+	}
+	if (r->nshlive + 1 > r->nshb)
+		registry_shape_rehash(r, r->nshb * 2);
+	if ((i = r->shfree) != 0)
+		r->shfree = r->shp[i].next;
+	else {
+		if (r->nshp == r->capshp) {
+			r->capshp *= 2;
+			r->shp = xreallocarray(r->shp, r->capshp,
+			    sizeof(*r->shp));
+		}
+		i = r->nshp++;
+	}
+	s = xmalloc(sizeof(*s) + csz);
+	s->ref = 1;
+	s->hw = k->hw;
+	s->transport = k->transport;
+	s->ncomp = k->ncomp;
+	memcpy(s->comp, k->comp, csz);
+	r->shp[i].s = s;
+	h &= r->nshb - 1;
+	r->shp[i].next = r->shb[h];
+	r->shb[h] = i;
+	r->nshlive++;
+	return (i);
+}
+
+static void
+registry_shape_unref(struct registry *r, uint32_t i)
+{
+	struct reg_shape	*s;
+	uint32_t		*pp;
+	size_t			 j;
+
+	if (i == 0 || --(s = r->shp[i].s)->ref > 0)
+		return;
+	pp = &r->shb[registry_shape_hash(s->hw, s->transport, s->ncomp,
+	    s->comp) & (r->nshb - 1)];
+	while (*pp != i)
+		pp = &r->shp[*pp].next;
+	*pp = r->shp[i].next;
+	registry_unref(r, s->hw);
+	registry_unref(r, s->transport);
+	for (j = 0; j < s->ncomp; j++) {
+		registry_unref(r, s->comp[j].name);
+		registry_unref(r, s->comp[j].version);
+	}
+	free(s);
+	r->shp[i].s = NULL;
+	r->shp[i].next = r->shfree;
+	r->shfree = i;
+	r->nshlive--;
+}
+
+/* Replaces the shape reference *ip by one from `k' (see shape_get). */
+static void
+registry_shape_set(struct registry *r, uint32_t *ip,
+    const struct reg_shape_key *k)
 {
 	uint32_t	 old = *ip;
 
-	*ip = registry_intern(r, s, max);
-	registry_unref(r, old);
+	*ip = registry_shape_get(r, k);
+	registry_shape_unref(r, old);
+}
+
+/* ------------------------------------------------------------------ */
+/* The address pool                                                    */
+
+static uint8_t *
+registry_pool_at(const struct registry *r, uint32_t off)
+{
+	return (r->pc[off / REGISTRY_POOL_CHUNK] + off % REGISTRY_POOL_CHUNK);
+}
+
+static size_t
+registry_rec_size(const uint8_t *p)
+{
+	return (REGISTRY_REC_HDR + (size_t)p[1] + p[0]);
+}
+
+/* Encodes an address record into `p'; returns its size. */
+static size_t
+registry_rec_encode(uint8_t *p, const struct tp_addr *a, const char *text,
+    size_t tlen)
+{
+	p[0] = (uint8_t)tlen;
+	p[1] = a->len;
+	p[2] = a->flags;
+	memcpy(p + REGISTRY_REC_HDR, a->b, a->len);
+	memcpy(p + REGISTRY_REC_HDR + a->len, text, tlen);
+	return (REGISTRY_REC_HDR + a->len + tlen);
+}
+
+/* The address (unused tail zeroed) and text (not NUL-terminated). */
+static const char *
+registry_addr(const struct registry *r, const struct reg_entry *e,
+    struct tp_addr *a, size_t *tlen)
+{
+	const uint8_t	*p = registry_pool_at(r, e->addr);
+
+	if (a != NULL) {
+		memset(a, 0, sizeof(*a));
+		a->len = p[1];
+		a->flags = p[2];
+		memcpy(a->b, p + REGISTRY_REC_HDR, a->len);
+	}
+	*tlen = p[0];
+	return ((const char *)p + REGISTRY_REC_HDR + p[1]);
+}
+
+/* Appends `size' bytes; returns their offset. */
+static uint32_t
+registry_pool_alloc(struct registry *r, size_t size)
+{
+	uint32_t	 off = r->pend, c;
+
+	/* A record never straddles two chunks. */
+	if (off % REGISTRY_POOL_CHUNK + size > REGISTRY_POOL_CHUNK)
+		off = (off / REGISTRY_POOL_CHUNK + 1) * REGISTRY_POOL_CHUNK;
+	c = off / REGISTRY_POOL_CHUNK;
+	if (c == r->npc) {
+		if (r->npc == r->cappc) {
+			r->cappc = r->cappc != 0 ? r->cappc * 2 : 16;
+			r->pc = xreallocarray(r->pc, r->cappc,
+			    sizeof(*r->pc));
+		}
+		r->pc[r->npc++] = xmalloc(REGISTRY_POOL_CHUNK);
+	}
+	r->pend = off + (uint32_t)size;
+	return (off);
+}
+
+static struct reg_entry *
+registry_entry(const struct registry *r, size_t i)
+{
+	return (&r->slab[i / REGISTRY_SLAB][i % REGISTRY_SLAB]);
+}
+
+static int
+registry_cmp_u64(const void *a, const void *b)
+{
+	uint64_t	 x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x < y ? -1 : x > y);
+}
+
+/*
+ * Slides every live record down over the garbage, in pool order, and
+ * frees the chunks left empty.  A record only moves to a lower offset
+ * (a chunk that holds it from its old offset holds it from any lower
+ * one), so this needs no second pool, only a sorted list of the nodes.
+ */
+static void
+registry_pool_compact(struct registry *r)
+{
+	struct reg_entry	*e;
+	uint64_t		*k;
+	uint32_t		 dst = 0, keep;
+	size_t			 i, size;
+	uint8_t			*p;
+
+	k = xreallocarray(NULL, r->n != 0 ? r->n : 1, sizeof(*k));
+	for (i = 0; i < r->n; i++)
+		k[i] = (uint64_t)registry_entry(r, i)->addr << 32 | i;
+	qsort(k, r->n, sizeof(*k), registry_cmp_u64);
+	for (i = 0; i < r->n; i++) {
+		e = registry_entry(r, (uint32_t)k[i]);
+		p = registry_pool_at(r, e->addr);
+		size = registry_rec_size(p);
+		if (dst % REGISTRY_POOL_CHUNK + size > REGISTRY_POOL_CHUNK)
+			dst = (dst / REGISTRY_POOL_CHUNK + 1) *
+			    REGISTRY_POOL_CHUNK;
+		if (dst != e->addr)
+			memmove(registry_pool_at(r, dst), p, size);
+		e->addr = dst;
+		dst += (uint32_t)size;
+	}
+	free(k);
+	keep = (dst + REGISTRY_POOL_CHUNK - 1) / REGISTRY_POOL_CHUNK;
+	while (r->npc > keep)
+		free(r->pc[--r->npc]);
+	r->pend = dst;
+	r->pgarbage = 0;
+	log_debug("registry: address pool compacted to %zu bytes, %u chunks",
+	    r->plive, r->npc);
+}
+
+/*
+ * Sets the address of `e' (`old': it has one already).  Text is cut to
+ * what registry_node's field holds.
+ */
+static void
+registry_addr_set(struct registry *r, struct reg_entry *e, int old,
+    const struct tp_addr *a, const char *text)
+{
+	uint8_t		 rec[REGISTRY_REC_HDR + TP_ADDR_MAX + TP_ADDR_TEXT_MAX];
+	size_t		 size, osize = 0;
+	uint8_t		*p = NULL;
+
+	size = registry_rec_encode(rec, a, text,
+	    strnlen(text, TP_ADDR_TEXT_MAX - 1));
+	if (old) {
+		p = registry_pool_at(r, e->addr);
+		osize = registry_rec_size(p);
+		if (osize == size) {
+			/* Unchanged, or rewritten where it is. */
+			if (memcmp(p, rec, size) != 0)
+				memcpy(p, rec, size);
+			return;
+		}
+	}
+	e->addr = registry_pool_alloc(r, size);
+	memcpy(registry_pool_at(r, e->addr), rec, size);
+	r->plive += size;
+	if (!old)
+		return;
+	r->plive -= osize;
+	r->pgarbage += osize;
+	if (r->pgarbage > r->plive && r->pgarbage >= REGISTRY_POOL_CHUNK)
+		registry_pool_compact(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -300,70 +739,100 @@ static struct reg_entry *
 registry_find(struct registry *r, uint64_t id)
 {
 	struct reg_entry	*e;
+	uint32_t		 i;
 
-	for (e = r->b[registry_hash(id) & (r->nb - 1)]; e != NULL;
-	    e = e->hnext)
+	for (i = r->b[registry_hash(id) & (r->nb - 1)]; i != 0;
+	    i = e->hnext) {
+		e = registry_entry(r, i - 1);
 		if (e->id == id)
 			return (e);
+	}
 	return (NULL);
 }
 
 static void
 registry_grow(struct registry *r)
 {
-	struct reg_entry	**nb, *e, *next;
-	size_t			  i, n = r->nb * 2, h;
+	struct reg_entry	*e;
+	uint32_t		*nb;
+	size_t			 i, n = r->nb * 2, h;
 
-	nb = xcalloc(n, sizeof(*nb));
-	for (i = 0; i < r->nb; i++) {
-		for (e = r->b[i]; e != NULL; e = next) {
-			next = e->hnext;
-			h = registry_hash(e->id) & (n - 1);
-			e->hnext = nb[h];
-			nb[h] = e;
-		}
-	}
+	/* Rebuilt from the records: no chains to walk, same result. */
 	free(r->b);
+	nb = xcalloc(n, sizeof(*nb));
+	for (i = 0; i < r->n; i++) {
+		e = registry_entry(r, i);
+		h = registry_hash(e->id) & (n - 1);
+		e->hnext = nb[h];
+		nb[h] = (uint32_t)(i + 1);
+	}
 	r->b = nb;
 	r->nb = n;
 }
 
-static void
-registry_insert(struct registry *r, struct reg_entry *e)
+/* A new, zeroed record for node `id', in the table. */
+static struct reg_entry *
+registry_entry_new(struct registry *r, uint64_t id)
 {
-	size_t	 h;
+	struct reg_entry	*e;
+	size_t			 h;
 
-	if (r->n + 1 > r->nb)
+	if (r->n + 1 > REGISTRY_LOAD * r->nb)
 		registry_grow(r);
-	h = registry_hash(e->id) & (r->nb - 1);
-	e->hnext = r->b[h];
-	r->b[h] = e;
-	if (r->n == r->norder) {
-		r->norder = r->norder != 0 ? r->norder * 2 : 64;
-		r->order = xreallocarray(r->order, r->norder,
-		    sizeof(*r->order));
+	if (r->n == (size_t)r->nslab * REGISTRY_SLAB) {
+		if (r->nslab == r->capslab) {
+			r->capslab = r->capslab != 0 ? r->capslab * 2 : 16;
+			r->slab = xreallocarray(r->slab, r->capslab,
+			    sizeof(*r->slab));
+		}
+		r->slab[r->nslab++] = xreallocarray(NULL, REGISTRY_SLAB,
+		    sizeof(**r->slab));
 	}
-	r->order[r->n++] = e;
+	e = registry_entry(r, r->n);
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	h = registry_hash(id) & (r->nb - 1);
+	e->hnext = r->b[h];
+	r->b[h] = (uint32_t)(++r->n);
+	return (e);
 }
 
-static void
-registry_entry_free(struct registry *r, struct reg_entry *e)
+static struct reg_extra *
+registry_extra(const struct registry *r, const struct reg_entry *e)
 {
-	size_t	 i;
+	return (e->extra != 0 ? &r->xt[e->extra - 1] : NULL);
+}
 
-	registry_unref(r, e->hw);
-	registry_unref(r, e->transport);
-	registry_unref(r, e->addr_text);
-	for (i = 0; i < e->ncomp; i++) {
-		registry_unref(r, e->comp[i].name);
-		registry_unref(r, e->comp[i].version);
+/* Gives `e' a zeroed side record. */
+static struct reg_extra *
+registry_extra_new(struct registry *r, struct reg_entry *e)
+{
+	uint32_t	 i;
+
+	if ((i = r->xfree) != 0)
+		r->xfree = r->xt[i - 1].next;
+	else {
+		if (r->nxt == r->capxt) {
+			r->capxt = r->capxt != 0 ? r->capxt * 2 : 16;
+			r->xt = xreallocarray(r->xt, r->capxt,
+			    sizeof(*r->xt));
+		}
+		i = ++r->nxt;
 	}
-	free(e->comp);
-	if (e->extra != NULL)
-		for (i = 0; i < e->extra->ntags; i++)
-			registry_unref(r, e->extra->tag[i]);
-	free(e->extra);
-	free(e);
+	memset(&r->xt[i - 1], 0, sizeof(r->xt[i - 1]));
+	e->extra = i;
+	return (&r->xt[i - 1]);
+}
+
+/* Drops the side record of `e' (its tags already unreferenced). */
+static void
+registry_extra_free(struct registry *r, struct reg_entry *e)
+{
+	if (e->extra == 0)
+		return;
+	r->xt[e->extra - 1].next = r->xfree;
+	r->xfree = e->extra;
+	e->extra = 0;
 }
 
 /* The API's record of one node, from its compact one. */
@@ -371,16 +840,18 @@ static void
 registry_fill(const struct registry *r, const struct reg_entry *e,
     struct registry_node *n)
 {
-	size_t	 i;
+	const struct reg_shape	*s = registry_shape(r, e->shape);
+	const struct reg_extra	*x = registry_extra(r, e);
+	const char		*text;
+	size_t			 i, tlen;
 
 	memset(n, 0, sizeof(*n));
 	n->id = e->id;
-	registry_strlcpy(n->hw, registry_str(r, e->hw), sizeof(n->hw));
-	registry_strlcpy(n->transport, registry_str(r, e->transport),
+	registry_strlcpy(n->hw, registry_str(r, s->hw), sizeof(n->hw));
+	registry_strlcpy(n->transport, registry_str(r, s->transport),
 	    sizeof(n->transport));
-	n->addr = e->addr;
-	registry_strlcpy(n->addr_text, registry_str(r, e->addr_text),
-	    sizeof(n->addr_text));
+	text = registry_addr(r, e, &n->addr, &tlen);
+	memcpy(n->addr_text, text, tlen);	/* < TP_ADDR_TEXT_MAX */
 	n->max_frame = e->max_frame;
 	n->free_kib = e->free_kib;
 	n->battery = e->battery;
@@ -389,23 +860,23 @@ registry_fill(const struct registry *r, const struct reg_entry *e,
 	n->state = e->state;
 	n->first_seen = e->first_seen;
 	n->last_seen = e->last_seen;
-	n->ncomp = e->ncomp;
-	for (i = 0; i < e->ncomp; i++) {
+	n->ncomp = s->ncomp;
+	for (i = 0; i < s->ncomp; i++) {
 		registry_strlcpy(n->comp[i].name,
-		    registry_str(r, e->comp[i].name), sizeof(n->comp[i].name));
+		    registry_str(r, s->comp[i].name), sizeof(n->comp[i].name));
 		registry_strlcpy(n->comp[i].version,
-		    registry_str(r, e->comp[i].version),
+		    registry_str(r, s->comp[i].version),
 		    sizeof(n->comp[i].version));
 	}
-	if (e->extra == NULL)
+	if (x == NULL)
 		return;
-	n->ntags = e->extra->ntags;
+	n->ntags = x->ntags;
 	for (i = 0; i < n->ntags; i++)
-		registry_strlcpy(n->tags[i], registry_str(r, e->extra->tag[i]),
+		registry_strlcpy(n->tags[i], registry_str(r, x->tag[i]),
 		    sizeof(n->tags[i]));
-	n->parent = e->extra->parent;
-	n->level = e->extra->level;
-	n->role = e->extra->role;
+	n->parent = x->parent;
+	n->level = x->level;
+	n->role = x->role;
 }
 
 /* A changed node: views handed out for it show the change, as before. */
@@ -460,7 +931,7 @@ registry_col(sqlite3_stmt *st, int col)
 static void
 registry_load_extra(struct registry *r, struct reg_entry *e)
 {
-	struct reg_extra	 x;
+	struct reg_extra	 x, *ox;
 	sqlite3_stmt		*st;
 	bool			 topo = false;
 	size_t			 i;
@@ -484,42 +955,42 @@ registry_load_extra(struct registry *r, struct reg_entry *e)
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 
-	if (e->extra != NULL) {
-		for (i = 0; i < e->extra->ntags; i++)
-			registry_unref(r, e->extra->tag[i]);
-		if (x.ntags == 0 && !topo) {
-			free(e->extra);
-			e->extra = NULL;
-		}
+	if ((ox = registry_extra(r, e)) != NULL) {
+		for (i = 0; i < ox->ntags; i++)
+			registry_unref(r, ox->tag[i]);
+		if (x.ntags == 0 && !topo)
+			registry_extra_free(r, e);
 	}
 	if (x.ntags == 0 && !topo)
 		return;
-	if (e->extra == NULL)
-		e->extra = xmalloc(sizeof(*e->extra));
-	*e->extra = x;
+	if ((ox = registry_extra(r, e)) == NULL)
+		ox = registry_extra_new(r, e);
+	*ox = x;
 }
 
-/* Sets the components of a node (ncomp <= UP_MAX_COMPONENTS). */
+/*
+ * Sets component `name' of `e' to `version', appended if it has none
+ * of that name (the caller checked there is room).
+ */
 static void
-registry_set_comps(struct registry *r, struct reg_entry *e,
-    const struct up_component *comp, size_t ncomp)
+registry_set_comp(struct registry *r, struct reg_entry *e, const char *name,
+    const char *version)
 {
-	struct reg_comp	*c;
-	size_t		 i;
+	struct reg_shape_key	 k;
+	size_t			 i;
 
-	c = ncomp != 0 ? xreallocarray(NULL, ncomp, sizeof(*c)) : NULL;
-	for (i = 0; i < ncomp; i++) {
-		c[i].name = registry_intern(r, comp[i].name, UP_NAME_MAX);
-		c[i].version = registry_intern(r, comp[i].version,
-		    UP_VER_MAX);
+	registry_shape_key(r, e->shape, &k);
+	for (i = 0; i < k.ncomp; i++)
+		if (registry_str_eq(r, k.comp[i].name, name, UP_NAME_MAX))
+			break;
+	if (i == k.ncomp) {
+		k.comp[i].name = registry_intern(r, name, UP_NAME_MAX);
+		k.comp[i].version = 0;
+		k.ncomp++;
 	}
-	for (i = 0; i < e->ncomp; i++) {
-		registry_unref(r, e->comp[i].name);
-		registry_unref(r, e->comp[i].version);
-	}
-	free(e->comp);
-	e->comp = c;
-	e->ncomp = (uint8_t)ncomp;
+	registry_unref(r, k.comp[i].version);
+	k.comp[i].version = registry_intern(r, version, UP_VER_MAX);
+	registry_shape_set(r, &e->shape, &k);
 }
 
 static int
@@ -527,7 +998,9 @@ registry_load(struct registry *r, char **cause)
 {
 	sqlite3_stmt		*st = NULL, *cs = NULL;
 	struct reg_entry	*e;
+	struct reg_shape_key	 k;
 	struct up_component	 c;
+	struct tp_addr		 a;
 	const void		*blob;
 	size_t			 i;
 	int			 rc, len;
@@ -540,21 +1013,22 @@ registry_load(struct registry *r, char **cause)
 		if (registry_find(r, (uint64_t)sqlite3_column_int64(st, 0)) !=
 		    NULL)
 			continue;
-		e = xcalloc(1, sizeof(*e));
-		e->id = (uint64_t)sqlite3_column_int64(st, 0);
-		e->hw = registry_intern(r, registry_col(st, 1), UP_NAME_MAX);
-		e->transport = registry_intern(r, registry_col(st, 2),
+		e = registry_entry_new(r,
+		    (uint64_t)sqlite3_column_int64(st, 0));
+		memset(&k, 0, sizeof(k));
+		k.hw = registry_intern(r, registry_col(st, 1), UP_NAME_MAX);
+		k.transport = registry_intern(r, registry_col(st, 2),
 		    sizeof(((struct registry_node *)0)->transport) - 1);
+		registry_shape_set(r, &e->shape, &k);
+		memset(&a, 0, sizeof(a));
 		blob = sqlite3_column_blob(st, 3);
 		len = sqlite3_column_bytes(st, 3);
-		if (blob != NULL && len > 0 &&
-		    (size_t)len <= sizeof(e->addr)) {
-			memcpy(&e->addr, blob, len);
-			if (e->addr.len > TP_ADDR_MAX)
-				memset(&e->addr, 0, sizeof(e->addr));
+		if (blob != NULL && len > 0 && (size_t)len <= sizeof(a)) {
+			memcpy(&a, blob, len);
+			if (a.len > TP_ADDR_MAX)
+				memset(&a, 0, sizeof(a));
 		}
-		e->addr_text = registry_intern(r, registry_col(st, 4),
-		    TP_ADDR_TEXT_MAX - 1);
+		registry_addr_set(r, e, 0, &a, registry_col(st, 4));
 		e->max_frame = sqlite3_column_int(st, 5);
 		e->free_kib = sqlite3_column_int64(st, 6);
 		e->battery = sqlite3_column_int(st, 7);
@@ -563,10 +1037,9 @@ registry_load(struct registry *r, char **cause)
 		e->snr_db = sqlite3_column_type(st, 9) == SQLITE_NULL ?
 		    UP_SNR_UNKNOWN : sqlite3_column_int(st, 9);
 		e->state = sqlite3_column_int(st, 10);
-		e->first_seen = sqlite3_column_int64(st, 11);
-		e->last_seen = sqlite3_column_int64(st, 12);
+		e->first_seen = registry_t32(sqlite3_column_int64(st, 11));
+		e->last_seen = registry_t32(sqlite3_column_int64(st, 12));
 		e->written = e->last_seen;
-		registry_insert(r, e);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
@@ -579,18 +1052,13 @@ registry_load(struct registry *r, char **cause)
 		return (-1);
 	while ((rc = sqlite3_step(cs)) == SQLITE_ROW) {
 		e = registry_find(r, (uint64_t)sqlite3_column_int64(cs, 0));
-		if (e == NULL || e->ncomp >= UP_MAX_COMPONENTS)
+		if (e == NULL ||
+		    registry_shape(r, e->shape)->ncomp >= UP_MAX_COMPONENTS)
 			continue;
-		e->comp = xreallocarray(e->comp, e->ncomp + 1,
-		    sizeof(*e->comp));
 		registry_strlcpy(c.name, registry_col(cs, 1), sizeof(c.name));
 		registry_strlcpy(c.version, registry_col(cs, 2),
 		    sizeof(c.version));
-		e->comp[e->ncomp].name = registry_intern(r, c.name,
-		    UP_NAME_MAX);
-		e->comp[e->ncomp].version = registry_intern(r, c.version,
-		    UP_VER_MAX);
-		e->ncomp++;
+		registry_set_comp(r, e, c.name, c.version);
 	}
 	sqlite3_finalize(cs);
 	if (rc != SQLITE_DONE) {
@@ -598,7 +1066,7 @@ registry_load(struct registry *r, char **cause)
 		return (-1);
 	}
 	for (i = 0; i < r->n; i++)
-		registry_load_extra(r, r->order[i]);
+		registry_load_extra(r, registry_entry(r, i));
 	return (0);
 }
 
@@ -616,6 +1084,11 @@ registry_open(sqlite3 *db, char **cause)
 	r->db = db;
 	r->nb = REGISTRY_MIN_BUCKETS;
 	r->b = xcalloc(r->nb, sizeof(*r->b));
+	r->capshp = 16;
+	r->shp = xcalloc(r->capshp, sizeof(*r->shp));
+	r->nshp = 1;			/* slot 0: the empty shape */
+	r->nshb = 16;
+	r->shb = xcalloc(r->nshb, sizeof(*r->shb));
 	r->capstr = 64;
 	r->str = xcalloc(r->capstr, sizeof(*r->str));
 	r->nstr = 1;			/* slot 0: "" */
@@ -654,7 +1127,8 @@ registry_open(sqlite3 *db, char **cause)
 		registry_free(r);
 		return (NULL);
 	}
-	log_debug("registry: %zu nodes, %u strings", r->n, r->nlive);
+	log_debug("registry: %zu nodes, %u shapes, %u strings", r->n,
+	    r->nshlive, r->nlive);
 	return (r);
 }
 
@@ -676,10 +1150,19 @@ registry_free(struct registry *r)
 
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->n; i++)
-		registry_entry_free(r, r->order[i]);
-	free(r->order);
+	/* Every string, shape and side record goes: no counts to drop. */
+	for (i = 0; i < r->nslab; i++)
+		free(r->slab[i]);
+	free(r->slab);
 	free(r->b);
+	for (i = 0; i < r->npc; i++)
+		free(r->pc[i]);
+	free(r->pc);
+	for (i = 1; i < r->nshp; i++)
+		free(r->shp[i].s);
+	free(r->shp);
+	free(r->shb);
+	free(r->xt);
 	for (i = 1; i < r->nstr; i++)
 		free(r->str[i].s);
 	free(r->str);
@@ -719,15 +1202,19 @@ registry_step(struct registry *r, sqlite3_stmt *st)
 static int
 registry_write_node(struct registry *r, const struct reg_entry *e)
 {
-	sqlite3_stmt	*st = r->st_node;
+	const struct reg_shape	*s = registry_shape(r, e->shape);
+	sqlite3_stmt		*st = r->st_node;
+	struct tp_addr		 a;
+	const char		*text;
+	size_t			 tlen;
 
+	text = registry_addr(r, e, &a, &tlen);
 	sqlite3_bind_int64(st, 1, (int64_t)e->id);
-	sqlite3_bind_text(st, 2, registry_str(r, e->hw), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, registry_str(r, e->transport), -1,
+	sqlite3_bind_text(st, 2, registry_str(r, s->hw), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, registry_str(r, s->transport), -1,
 	    SQLITE_STATIC);
-	sqlite3_bind_blob(st, 4, &e->addr, sizeof(e->addr), SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, registry_str(r, e->addr_text), -1,
-	    SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, &a, sizeof(a), SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, text, (int)tlen, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, e->max_frame);
 	sqlite3_bind_int64(st, 7, e->free_kib);
 	sqlite3_bind_int(st, 8, e->battery);
@@ -744,46 +1231,36 @@ registry_write_node(struct registry *r, const struct reg_entry *e)
 static int
 registry_write_comps(struct registry *r, const struct reg_entry *e)
 {
-	size_t	 i;
+	const struct reg_shape	*s = registry_shape(r, e->shape);
+	size_t			 i;
 
 	sqlite3_bind_int64(r->st_comp_del, 1, (int64_t)e->id);
 	if (registry_step(r, r->st_comp_del) == -1)
 		return (-1);
-	for (i = 0; i < e->ncomp; i++) {
+	for (i = 0; i < s->ncomp; i++) {
 		sqlite3_bind_int64(r->st_comp_ins, 1, (int64_t)e->id);
 		sqlite3_bind_text(r->st_comp_ins, 2,
-		    registry_str(r, e->comp[i].name), -1, SQLITE_STATIC);
+		    registry_str(r, s->comp[i].name), -1, SQLITE_STATIC);
 		sqlite3_bind_text(r->st_comp_ins, 3,
-		    registry_str(r, e->comp[i].version), -1, SQLITE_STATIC);
+		    registry_str(r, s->comp[i].version), -1, SQLITE_STATIC);
 		if (registry_step(r, r->st_comp_ins) == -1)
 			return (-1);
 	}
 	return (0);
 }
 
-/* Does string `i' equal `s' cut to `max' bytes, as intern would keep it? */
 static int
-registry_str_eq(const struct registry *r, uint32_t i, const char *s,
-    size_t max)
-{
-	const char	*t = registry_str(r, i);
-	size_t		 len = strnlen(s, max);
-
-	return (strncmp(t, s, len) == 0 && t[len] == '\0');
-}
-
-static int
-registry_comps_equal(const struct registry *r, const struct reg_entry *e,
+registry_comps_equal(const struct registry *r, const struct reg_shape *s,
     const struct up_announce *a)
 {
 	size_t	 i;
 
-	if (e->ncomp != a->ncomp)
+	if (s->ncomp != a->ncomp)
 		return (0);
-	for (i = 0; i < e->ncomp; i++)
-		if (!registry_str_eq(r, e->comp[i].name, a->comp[i].name,
+	for (i = 0; i < s->ncomp; i++)
+		if (!registry_str_eq(r, s->comp[i].name, a->comp[i].name,
 		    UP_NAME_MAX) ||
-		    !registry_str_eq(r, e->comp[i].version,
+		    !registry_str_eq(r, s->comp[i].version,
 		    a->comp[i].version, UP_VER_MAX))
 			return (0);
 	return (1);
@@ -795,6 +1272,12 @@ registry_announce(struct registry *r, const struct up_announce *a,
     const char *addr_text, int64_t now)
 {
 	struct reg_entry	*e;
+	const struct reg_shape	*s;
+	struct reg_shape_key	 k;
+	struct tp_addr		 old;
+	const char		*text;
+	size_t			 i, tlen;
+	uint32_t		 now32 = registry_t32(now);
 	int			 isnew = 0, changed, comps;
 	const size_t		 tmax = sizeof(((struct registry_node *)0)->
 				    transport) - 1;
@@ -805,53 +1288,70 @@ registry_announce(struct registry *r, const struct up_announce *a,
 	if (addr_text == NULL)
 		addr_text = "";
 	if ((e = registry_find(r, a->node_id)) == NULL) {
-		e = xcalloc(1, sizeof(*e));
-		e->id = a->node_id;
-		e->first_seen = now;
-		registry_insert(r, e);
+		e = registry_entry_new(r, a->node_id);
+		e->first_seen = now32;
+		registry_addr_set(r, e, 0, addr, addr_text);
 		/* Tags a technician gave it before it first announced. */
 		registry_load_extra(r, e);
 		isnew = 1;
 	}
 
-	comps = isnew || !registry_comps_equal(r, e, a);
-	changed = comps || !registry_str_eq(r, e->hw, a->hw, UP_NAME_MAX) ||
-	    !registry_str_eq(r, e->transport, transport, tmax) ||
-	    !tp_addr_eq(&e->addr, addr) || e->max_frame != a->max_frame ||
+	s = registry_shape(r, e->shape);
+	registry_addr(r, e, &old, &tlen);
+	comps = isnew || !registry_comps_equal(r, s, a);
+	changed = comps || !registry_str_eq(r, s->hw, a->hw, UP_NAME_MAX) ||
+	    !registry_str_eq(r, s->transport, transport, tmax) ||
+	    !tp_addr_eq(&old, addr) || e->max_frame != a->max_frame ||
 	    e->free_kib != a->free_kib || e->battery != a->battery ||
 	    e->state != a->state;
 
 	if (changed) {
-		registry_str_set(r, &e->hw, a->hw, UP_NAME_MAX);
-		registry_str_set(r, &e->transport, transport, tmax);
+		memset(&k, 0, sizeof(k));
+		k.hw = registry_intern(r, a->hw, UP_NAME_MAX);
+		k.transport = registry_intern(r, transport, tmax);
+		if (comps) {
+			k.ncomp = a->ncomp;
+			for (i = 0; i < a->ncomp; i++) {
+				k.comp[i].name = registry_intern(r,
+				    a->comp[i].name, UP_NAME_MAX);
+				k.comp[i].version = registry_intern(r,
+				    a->comp[i].version, UP_VER_MAX);
+			}
+		} else {
+			k.ncomp = s->ncomp;
+			for (i = 0; i < s->ncomp; i++) {
+				k.comp[i] = s->comp[i];
+				registry_ref(r, k.comp[i].name);
+				registry_ref(r, k.comp[i].version);
+			}
+		}
+		registry_shape_set(r, &e->shape, &k);
 	}
-	if (!registry_str_eq(r, e->addr_text, addr_text,
-	    TP_ADDR_TEXT_MAX - 1))
-		registry_str_set(r, &e->addr_text, addr_text,
-		    TP_ADDR_TEXT_MAX - 1);
-	e->addr = *addr;
+	if (!isnew)
+		registry_addr_set(r, e, 1, addr, addr_text);
 	e->max_frame = a->max_frame;
 	e->free_kib = a->free_kib;
 	e->battery = a->battery;
 	e->rssi_dbm = a->rssi_dbm;
 	e->snr_db = a->snr_db;
 	e->state = a->state;
-	e->last_seen = now;
-	if (comps)
-		registry_set_comps(r, e, a->comp, a->ncomp);
+	e->last_seen = now32;
 	registry_refresh(r, e);
 
-	if (changed || now - e->written >= REGISTRY_SEEN_WRITE_S) {
+	if (changed || (int64_t)now32 - e->written >= REGISTRY_SEEN_WRITE_S) {
 		if (registry_write_node(r, e) == -1)
 			return (-1);
-		e->written = now;
+		e->written = now32;
 	}
 	if (comps && registry_write_comps(r, e) == -1)
 		return (-1);
-	if (isnew)
+	if (isnew) {
+		text = registry_addr(r, e, NULL, &tlen);
 		log_info("registry: new node 0x%016" PRIx64 " hw %s on %s "
-		    "(%s)", e->id, registry_str(r, e->hw), transport,
-		    registry_str(r, e->addr_text));
+		    "(%.*s)", e->id, registry_str(r,
+		    registry_shape(r, e->shape)->hw), transport, (int)tlen,
+		    text);
+	}
 	return (isnew);
 }
 
@@ -897,26 +1397,21 @@ registry_set_version(struct registry *r, uint64_t id, const char *component,
     const char *version)
 {
 	struct reg_entry	*e;
+	const struct reg_shape	*s;
 	size_t			 i;
 
 	if ((e = registry_find(r, id)) == NULL || component == NULL ||
 	    version == NULL || strlen(component) > UP_NAME_MAX ||
 	    strlen(version) > UP_VER_MAX)
 		return (-1);
-	for (i = 0; i < e->ncomp; i++)
-		if (registry_str_eq(r, e->comp[i].name, component,
+	s = registry_shape(r, e->shape);
+	for (i = 0; i < s->ncomp; i++)
+		if (registry_str_eq(r, s->comp[i].name, component,
 		    UP_NAME_MAX))
 			break;
-	if (i == e->ncomp) {
-		if (e->ncomp >= UP_MAX_COMPONENTS)
-			return (-1);
-		e->comp = xreallocarray(e->comp, e->ncomp + 1,
-		    sizeof(*e->comp));
-		e->comp[i].name = registry_intern(r, component, UP_NAME_MAX);
-		e->comp[i].version = 0;
-		e->ncomp++;
-	}
-	registry_str_set(r, &e->comp[i].version, version, UP_VER_MAX);
+	if (i == s->ncomp && s->ncomp >= UP_MAX_COMPONENTS)
+		return (-1);
+	registry_set_comp(r, e, component, version);
 	registry_refresh(r, e);
 
 	sqlite3_bind_int64(r->st_version, 1, (int64_t)id);
@@ -963,6 +1458,7 @@ registry_tag(struct registry *r, uint64_t id, const char *tag, int add,
     char **cause)
 {
 	struct reg_entry	*e = registry_find(r, id);
+	const struct reg_extra	*x;
 	sqlite3_stmt		*st = add ? r->st_tag_add : r->st_tag_del;
 	size_t			 i, ntags;
 
@@ -977,9 +1473,10 @@ registry_tag(struct registry *r, uint64_t id, const char *tag, int add,
 		return (-1);
 	}
 	if (e != NULL) {
-		ntags = e->extra != NULL ? e->extra->ntags : 0;
+		x = registry_extra(r, e);
+		ntags = x != NULL ? x->ntags : 0;
 		for (i = 0; i < ntags; i++)
-			if (strcmp(registry_str(r, e->extra->tag[i]), tag) == 0)
+			if (strcmp(registry_str(r, x->tag[i]), tag) == 0)
 				break;
 		if (add && i == ntags && ntags >= REGISTRY_MAX_TAGS) {
 			xasprintf(cause, "node 0x%016" PRIx64 " has %d tags "
@@ -1005,6 +1502,7 @@ registry_set_topology(struct registry *r, uint64_t id, uint64_t parent,
     uint8_t level, uint8_t role, char **cause)
 {
 	struct reg_entry	*e = registry_find(r, id);
+	struct reg_extra	*x;
 	sqlite3_stmt		*st = r->st_topo_put;
 
 	if (id == 0 || parent == id) {
@@ -1025,11 +1523,11 @@ registry_set_topology(struct registry *r, uint64_t id, uint64_t parent,
 		return (-1);
 	}
 	if (e != NULL) {
-		if (e->extra == NULL)
-			e->extra = xcalloc(1, sizeof(*e->extra));
-		e->extra->parent = parent;
-		e->extra->level = level;
-		e->extra->role = role;
+		if ((x = registry_extra(r, e)) == NULL)
+			x = registry_extra_new(r, e);
+		x->parent = parent;
+		x->level = level;
+		x->role = role;
 		registry_refresh(r, e);
 	}
 	return (0);
@@ -1055,7 +1553,7 @@ registry_foreach(struct registry *r,
 	 * is visited too.
 	 */
 	for (i = 0; i < r->n; i++) {
-		registry_fill(r, r->order[i], &n);
+		registry_fill(r, registry_entry(r, i), &n);
 		fn(arg, &n);
 	}
 }
