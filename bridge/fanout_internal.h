@@ -528,6 +528,8 @@ struct fo_session {
 	uint32_t		 poll_gap_ms;
 	uint32_t		 nstate[FO_M_CANCELLED + 1];
 	uint32_t		 unanswered;	/* asked, no answer yet */
+	uint32_t		 verify_asked;	/* nodes the VERIFY round asked */
+	uint8_t			 verify_nudge;	/* 0, 1 armed, 2 sent */
 
 	uint64_t		 bytes_sent;
 	uint64_t		 data_frames;

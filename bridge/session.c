@@ -97,6 +97,7 @@ static void	 session_status_end(struct fo_session *);
 static void	 session_verify_end(struct fo_session *);
 static void	 session_result_arm(struct fo_session *);
 static void	 session_poll_arm(struct fo_session *, uint64_t);
+static void	 session_verify_progress(struct fo_session *);
 
 const char *
 session__phase_str(enum fo_phase p)
@@ -1439,8 +1440,35 @@ session_verify_begin(struct fo_session *s)
 		}
 	}
 	log_debug("session %08x: verify, %u nodes", s->id, s->unanswered);
+	s->verify_asked = s->unanswered;
+	s->verify_nudge = 0;
 	session_ask(s, UP_T_VERIFY, FO_M_DOWNLOADED, session_window(s));
 	session_arm(s, session_verify_wait(s));
+}
+
+/*
+ * The verify wait allows for the slowest hashing we expect (20 MB/s), so
+ * a node that lost the VERIFY costs that whole wait.  Once half of the
+ * nodes answered, their speed is known: the silent ones are asked once
+ * more after three times what the answers took.  This extra ask does not
+ * count against FO_TRIES, so a slow node is not written off sooner, and
+ * a node still hashing simply answers twice (§5.2 step 5).
+ */
+static void
+session_verify_progress(struct fo_session *s)
+{
+	uint64_t	 took, delay;
+
+	if (s->phase != FO_P_VERIFY || s->verify_nudge != 0 ||
+	    s->unanswered == 0 ||
+	    (s->verify_asked - s->unanswered) * 2 < s->verify_asked)
+		return;
+	took = fanout__now_ms() - s->phase_ms;
+	delay = 2 * took + session_window(s) + session_margin(s);
+	if (delay >= session_verify_wait(s))
+		return;
+	s->verify_nudge = 1;
+	session_arm(s, delay);
 }
 
 static void
@@ -1452,7 +1480,10 @@ session_verify_tick(struct fo_session *s)
 		session_verify_end(s);
 		return;
 	}
-	s->step++;
+	if (s->verify_nudge == 1)
+		s->verify_nudge = 2;	/* the early ask: not a try */
+	else
+		s->step++;
 	TAILQ_FOREACH(m, &s->members, sentry)
 		if (m->asked && !m->answered && m->state == FO_M_DOWNLOADED)
 			session_target(s, UP_T_VERIFY, m, session_window(s),
@@ -2069,7 +2100,12 @@ session__status(struct fo_session *s, const struct up_msg *msg,
 			session_started(s, m);
 		session_apply(s, m, &st->st, !m->known);
 	}
-	session_answered(s, m);
+	/*
+	 * A DOWNLOADED node's STATUS (its unsolicited one, or a late answer
+	 * to the last STATUS_REQ) does not answer VERIFY: its RESULT will.
+	 */
+	if (s->phase != FO_P_VERIFY || st->state == UP_NS_RECEIVING)
+		session_answered(s, m);
 	session_check(s);
 }
 
@@ -2098,6 +2134,7 @@ session__result(struct fo_session *s, const struct up_msg *msg,
 			 */
 			session_send_activate(s, m);
 		session_answered(s, m);
+		session_verify_progress(s);
 		session_check(s);
 		return;
 	}
