@@ -1,6 +1,6 @@
 /*
- * node_lan.c: the LAN link of a simulated node (brief "LAN wire use",
- * docs/upnode.md).
+ * node_lan.c: the LAN link of a simulated node, `upnode --transport lan'
+ * (brief "LAN wire use", docs/upnode.md).
  *
  * Two UDP sockets.  The group socket is bound to group:port with
  * SO_REUSEADDR, so many nodes on one host each get a copy of every
@@ -31,15 +31,62 @@
 
 /* Room for bursts while the node fsyncs its state. */
 #define LAN_RCVBUF	(4 * 1024 * 1024)
+/* The largest UDP payload: anything longer than a frame is refused whole
+ * by the decoder, never truncated into something that might decode. */
+#define LAN_RX_MAX	65535
 
-struct node_lan {
+struct node_link {
 	const struct node_conf	*conf;
 	int			 dirfd;
 	int			 group_fd;
 	int			 ucast_fd;
+	struct in_addr		 iface;
 	struct sockaddr_in	 group;
 	struct sockaddr_in	 gw;
 	bool			 gw_known;
+};
+
+static const char *
+lan_check_group(const char *v)
+{
+	struct in_addr	 a;
+
+	if (inet_pton(AF_INET, v, &a) != 1 || !IN_MULTICAST(ntohl(a.s_addr)))
+		return ("not an IPv4 multicast address");
+	return (NULL);
+}
+
+static const char *
+lan_check_port(const char *v)
+{
+	unsigned long	 p;
+	char		*end;
+
+	errno = 0;
+	p = strtoul(v, &end, 10);
+	if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 ||
+	    p == 0 || p > 65535)
+		return ("1 to 65535");
+	return (NULL);
+}
+
+static const char *
+lan_check_iface(const char *v)
+{
+	struct in_addr	 a;
+
+	if (inet_pton(AF_INET, v, &a) != 1)
+		return ("not an IPv4 address");
+	return (NULL);
+}
+
+static const struct node_link_opt lan_options[] = {
+	{ "group", "239.255.42.1", "the multicast group (also --group)",
+	    lan_check_group },
+	{ "port", "4242", "its UDP port (also --port)", lan_check_port },
+	{ "iface", "127.0.0.1", "the local interface address (also --iface)",
+	    lan_check_iface },
+	{ NULL, NULL, NULL, NULL }
 };
 
 static char *
@@ -70,7 +117,7 @@ lan_nonblock(int fd)
 }
 
 static int
-lan_open_group(struct node_lan *l, char **cause)
+lan_open_group(struct node_link *l, char **cause)
 {
 	struct ip_mreq	 mreq;
 	int		 one = 1, rcv = LAN_RCVBUF;
@@ -96,19 +143,19 @@ lan_open_group(struct node_lan *l, char **cause)
 		return (-1);
 	}
 	memset(&mreq, 0, sizeof(mreq));
-	mreq.imr_multiaddr = l->conf->group;
-	mreq.imr_interface = l->conf->iface;
+	mreq.imr_multiaddr = l->group.sin_addr;
+	mreq.imr_interface = l->iface;
 	if (setsockopt(l->group_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq,
 	    sizeof(mreq)) == -1) {
 		*cause = lan_cause("IP_ADD_MEMBERSHIP %s: %s",
-		    inet_ntoa(l->conf->group), strerror(errno));
+		    inet_ntoa(l->group.sin_addr), strerror(errno));
 		return (-1);
 	}
 	return (lan_nonblock(l->group_fd));
 }
 
 static int
-lan_open_ucast(struct node_lan *l, char **cause)
+lan_open_ucast(struct node_link *l, char **cause)
 {
 	struct sockaddr_in sin;
 	unsigned char	 loop = 1, ttl = 1;
@@ -123,7 +170,7 @@ lan_open_ucast(struct node_lan *l, char **cause)
 	    sizeof(rcv));
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
-	sin.sin_addr = l->conf->iface;
+	sin.sin_addr = l->iface;
 	sin.sin_port = 0;
 	if (bind(l->ucast_fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		*cause = lan_cause("bind %s: %s", inet_ntoa(sin.sin_addr),
@@ -133,7 +180,7 @@ lan_open_ucast(struct node_lan *l, char **cause)
 	/* Multicast ANNOUNCEs leave by --iface and loop back to local
 	 * listeners (everything may run on one host). */
 	if (setsockopt(l->ucast_fd, IPPROTO_IP, IP_MULTICAST_IF,
-	    &l->conf->iface, sizeof(l->conf->iface)) == -1 ||
+	    &l->iface, sizeof(l->iface)) == -1 ||
 	    setsockopt(l->ucast_fd, IPPROTO_IP, IP_MULTICAST_LOOP, &loop,
 	    sizeof(loop)) == -1 ||
 	    setsockopt(l->ucast_fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl,
@@ -144,10 +191,13 @@ lan_open_ucast(struct node_lan *l, char **cause)
 	return (lan_nonblock(l->ucast_fd));
 }
 
-struct node_lan *
-node_lan_open(const struct node_conf *conf, int dirfd, char **cause)
+static void	 lan_close(struct node_link *);
+static void	 lan_boot(struct node_link *);
+
+static struct node_link *
+lan_open(const struct node_conf *conf, int dirfd, char **cause)
 {
-	struct node_lan	*l;
+	struct node_link *l;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		*cause = lan_cause("out of memory");
@@ -157,20 +207,24 @@ node_lan_open(const struct node_conf *conf, int dirfd, char **cause)
 	l->dirfd = dirfd;
 	l->group_fd = l->ucast_fd = -1;
 	l->group.sin_family = AF_INET;
-	l->group.sin_addr = conf->group;
-	l->group.sin_port = htons(conf->port);
+	/* The values passed lan_options' checks before open. */
+	inet_pton(AF_INET, node_conf_link_opt(conf, "group"),
+	    &l->group.sin_addr);
+	l->group.sin_port = htons((uint16_t)strtoul(node_conf_link_opt(conf,
+	    "port"), NULL, 10));
+	inet_pton(AF_INET, node_conf_link_opt(conf, "iface"), &l->iface);
 	if (lan_open_group(l, cause) == -1 || lan_open_ucast(l, cause) == -1) {
 		if (*cause == NULL)
 			*cause = lan_cause("fcntl: %s", strerror(errno));
-		node_lan_close(l);
+		lan_close(l);
 		return (NULL);
 	}
-	node_lan_load_gateway(l);
+	lan_boot(l);
 	return (l);
 }
 
-void
-node_lan_close(struct node_lan *l)
+static void
+lan_close(struct node_link *l)
 {
 	if (l == NULL)
 		return;
@@ -181,9 +235,18 @@ node_lan_close(struct node_lan *l)
 	free(l);
 }
 
-/* DIR/gateway: "a.b.c.d:port\n". */
-void
-node_lan_load_gateway(struct node_lan *l)
+static void
+lan_caps(const struct node_link *l, struct node_link_caps *caps)
+{
+	memset(caps, 0, sizeof(*caps));
+	caps->rx_max = LAN_RX_MAX;
+	caps->mtu_up = UP_FRAME_MAX;
+	caps->flags = NODE_LINK_BROADCAST;
+}
+
+/* DIR/gateway: "a.b.c.d:port\n", reloaded at every boot. */
+static void
+lan_boot(struct node_link *l)
 {
 	char		 buf[64], *colon, *end;
 	size_t		 len;
@@ -214,26 +277,31 @@ node_lan_load_gateway(struct node_lan *l)
 	up_logf(UP_LOG_DEBUG, "gateway %s:%lu (saved)", buf, port);
 }
 
-void
-node_lan_set_gateway(struct node_lan *l, const struct sockaddr_in *from)
+/* A valid gateway frame came from `src': reply there from now on. */
+static void
+lan_gateway(struct node_link *l, const struct node_link_src *src)
 {
+	struct sockaddr_in from;
 	char		 buf[64], a[INET_ADDRSTRLEN];
 	int		 n;
 
-	if (l->gw_known && l->gw.sin_addr.s_addr == from->sin_addr.s_addr &&
-	    l->gw.sin_port == from->sin_port)
+	if (src->len != sizeof(from))
 		return;
-	l->gw = *from;
+	memcpy(&from, src->b, sizeof(from));
+	if (l->gw_known && l->gw.sin_addr.s_addr == from.sin_addr.s_addr &&
+	    l->gw.sin_port == from.sin_port)
+		return;
+	l->gw = from;
 	l->gw_known = true;
-	inet_ntop(AF_INET, &from->sin_addr, a, sizeof(a));
-	n = snprintf(buf, sizeof(buf), "%s:%u\n", a, ntohs(from->sin_port));
-	up_logf(UP_LOG_DEBUG, "gateway is %s:%u", a, ntohs(from->sin_port));
+	inet_ntop(AF_INET, &from.sin_addr, a, sizeof(a));
+	n = snprintf(buf, sizeof(buf), "%s:%u\n", a, ntohs(from.sin_port));
+	up_logf(UP_LOG_DEBUG, "gateway is %s:%u", a, ntohs(from.sin_port));
 	if (node_write_atomic(l->dirfd, "gateway", buf, (size_t)n) == -1)
 		up_logf(UP_LOG_WARN, "gateway: %s", strerror(errno));
 }
 
-int
-node_lan_send(struct node_lan *l, const uint8_t *frame, size_t len)
+static int
+lan_send(struct node_link *l, const uint8_t *frame, size_t len)
 {
 	const struct sockaddr_in *to = l->gw_known ? &l->gw : &l->group;
 
@@ -246,26 +314,35 @@ node_lan_send(struct node_lan *l, const uint8_t *frame, size_t len)
 	return (0);
 }
 
-int
-node_lan_fds(const struct node_lan *l, int fds[2])
+static int
+lan_pollfds(struct node_link *l, struct pollfd *pfd, int max)
 {
-	fds[0] = l->group_fd;
-	fds[1] = l->ucast_fd;
+	if (max < 2)
+		return (0);
+	pfd[0].fd = l->group_fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = l->ucast_fd;
+	pfd[1].events = POLLIN;
 	return (2);
 }
 
-ssize_t
-node_lan_recv(struct node_lan *l, int fd, uint8_t *buf, size_t cap,
-    struct sockaddr_in *from)
+static ssize_t
+lan_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
+    size_t cap, struct node_link_src *src)
 {
+	struct sockaddr_in from;
 	socklen_t	 sl;
 	ssize_t		 n;
 
 	for (;;) {
-		sl = sizeof(*from);
-		n = recvfrom(fd, buf, cap, 0, (struct sockaddr *)from, &sl);
-		if (n > 0)
+		sl = sizeof(from);
+		n = recvfrom(pfd->fd, buf, cap, 0, (struct sockaddr *)&from,
+		    &sl);
+		if (n > 0) {
+			src->len = sizeof(from);
+			memcpy(src->b, &from, sizeof(from));
 			return (n);
+		}
 		/* An empty datagram is no frame: skip it. */
 		if (n == 0 || errno == EINTR)
 			continue;
@@ -274,3 +351,32 @@ node_lan_recv(struct node_lan *l, int fd, uint8_t *buf, size_t cap,
 		return (-1);
 	}
 }
+
+static int
+lan_src_fmt(const struct node_link_src *src, char *buf, size_t len)
+{
+	struct sockaddr_in from;
+	char		 a[INET_ADDRSTRLEN];
+
+	if (src->len != sizeof(from))
+		return (-1);
+	memcpy(&from, src->b, sizeof(from));
+	inet_ntop(AF_INET, &from.sin_addr, a, sizeof(a));
+	return (snprintf(buf, len, "%s:%u", a, ntohs(from.sin_port)) < 0 ?
+	    -1 : 0);
+}
+
+const struct node_link_ops node_link_lan = {
+	.name = "lan",
+	.help = "UDP multicast on a LAN (the default)",
+	.options = lan_options,
+	.open = lan_open,
+	.close = lan_close,
+	.caps = lan_caps,
+	.pollfds = lan_pollfds,
+	.recv = lan_recv,
+	.send = lan_send,
+	.gateway = lan_gateway,
+	.boot = lan_boot,
+	.src_fmt = lan_src_fmt
+};

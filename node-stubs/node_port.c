@@ -311,7 +311,7 @@ port_send(void *ctx, const uint8_t *frame, size_t len)
 {
 	struct node_port *np = ctx;
 
-	return (node_lan_send(np->lan, frame, len));
+	return (np->conf->link->send(np->link, frame, len));
 }
 
 static uint32_t

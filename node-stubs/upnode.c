@@ -1,22 +1,20 @@
 /*
- * upnode.c: a simulated LAN node (docs/upnode.md).
+ * upnode.c: a simulated end node (docs/upnode.md).
  *
  * upnode --id N --hw MODEL --component NAME=VERSION [--component ...]
- *     --state-dir DIR --pubkey PUBLIC.pem [--group 239.255.42.1]
- *     [--port 4242] [--iface 127.0.0.1] [--slot-size BYTES]
- *     [--drop-pct P] [--seed S] [--crash-at POINT] [--reject CODE]
- *     [--health ok|fail] [-v]
+ *     --state-dir DIR --pubkey PUBLIC.pem [--transport NAME]
+ *     [--link-opt KEY=VALUE ...] [--group 239.255.42.1] [--port 4242]
+ *     [--iface 127.0.0.1] [--slot-size BYTES] [--drop-pct P] [--seed S]
+ *     [--crash-at POINT] [--reject CODE] [--health ok|fail] [-v]
  *
  * One process is one node: the portable engine of up/ (up_node.c) on the
- * POSIX port of node_port.c and the UDP link of node_lan.c, driven by a
- * plain poll() loop whose timeout is the engine's next timer.  Exit 0 on
+ * POSIX port of node_port.c and the link --transport picks (node_link.c;
+ * the UDP multicast of node_lan.c by default), driven by a plain poll()
+ * loop whose timeout is the engine's next timer.  Exit 0 on
  * SIGTERM/SIGINT, 1 on a runtime error, 2 on a usage error, 3 at a
  * --crash-at point.
  */
 #include <sys/types.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +30,7 @@
 #include "up.h"
 #include "upnode.h"
 
-/* Datagrams handled per poll round, so timers still run under load. */
+/* Frames handled per fd and poll round, so timers still run under load. */
 #define RX_BURST	256
 
 static volatile sig_atomic_t quit;
@@ -40,7 +38,9 @@ static bool		 verbose;
 
 static struct node_conf	 conf;
 static struct node_port	 port;
-static struct node_lan	*lan;
+static struct node_link	*link_;
+static struct node_link_caps link_caps;
+static uint8_t		*rxbuf;
 static struct up_node	 engine;
 static uint8_t		*bitmap;
 /*
@@ -59,13 +59,15 @@ usage(void)
 	    "usage: upnode --id N --hw MODEL --component NAME=VERSION "
 	    "[--component ...]\n"
 	    "              --state-dir DIR --pubkey PUBLIC.pem "
-	    "[--group 239.255.42.1]\n"
-	    "              [--port 4242] [--iface 127.0.0.1] "
-	    "[--slot-size BYTES]\n"
-	    "              [--drop-pct P] [--seed S] [--crash-at POINT] "
-	    "[--reject CODE]\n"
-	    "              [--health ok|fail] [-v]\n"
-	    "POINT: offer, block:N, verified, activate, confirm\n");
+	    "[--transport NAME]\n"
+	    "              [--link-opt KEY=VALUE ...] "
+	    "[--group 239.255.42.1] [--port 4242]\n"
+	    "              [--iface 127.0.0.1] [--slot-size BYTES] "
+	    "[--drop-pct P] [--seed S]\n"
+	    "              [--crash-at POINT] [--reject CODE] "
+	    "[--health ok|fail] [-v]\n"
+	    "POINT: offer, block:N, verified, activate, confirm\n"
+	    "--transport help lists the links and their options\n");
 	exit(2);
 }
 
@@ -208,6 +210,74 @@ parse_result(const char *s)
 	badarg("--reject: unknown result code: %s", s);
 }
 
+/* `upnode --transport help': the links and their options. */
+static void __attribute__((__noreturn__))
+list_links(void)
+{
+	const struct node_link_ops *const *l;
+	const struct node_link_opt *o;
+
+	for (l = node_link_list(); *l != NULL; l++) {
+		printf("%s: %s\n", (*l)->name, (*l)->help);
+		for (o = (*l)->options; o != NULL && o->name != NULL; o++)
+			printf("    %-12s %s (%s%s)\n", o->name, o->help,
+			    o->def != NULL ? "default " : "required",
+			    o->def != NULL ? o->def : "");
+	}
+	exit(0);
+}
+
+/* One link option, from --link-opt KEY=VALUE or a shorthand (--group). */
+static void
+add_link_opt(const char *opt, const char *key, const char *value)
+{
+	struct node_link_kv *kv;
+
+	if (conf.nlinkopt >= NODE_LINK_OPTS_MAX)
+		badarg("%s: at most %d link options", opt,
+		    NODE_LINK_OPTS_MAX);
+	kv = &conf.linkopt[conf.nlinkopt++];
+	kv->key = key;
+	kv->value = value;
+}
+
+static void
+parse_link_opt(char *s)
+{
+	char		*eq;
+
+	if ((eq = strchr(s, '=')) == NULL || eq == s)
+		badarg("--link-opt: KEY=VALUE: %s", s);
+	*eq = '\0';
+	add_link_opt("--link-opt", s, eq + 1);
+}
+
+/*
+ * Every link option against the chosen link's table, once the link is
+ * known (--transport may come after them).  The shorthands name the
+ * option they stand for in the error.
+ */
+static void
+check_link_opts(void)
+{
+	const struct node_link_opt *o;
+	const char	*why;
+	unsigned int	 i;
+
+	for (i = 0; i < conf.nlinkopt; i++) {
+		why = node_link_opt_check(conf.link, conf.linkopt[i].key,
+		    conf.linkopt[i].value);
+		if (why != NULL)
+			badarg("--transport %s: %s: %s: %s", conf.link->name,
+			    conf.linkopt[i].key, why, conf.linkopt[i].value);
+	}
+	for (o = conf.link->options; o != NULL && o->name != NULL; o++)
+		if (o->def == NULL && node_conf_link_opt(&conf, o->name) ==
+		    NULL)
+			badarg("--transport %s: --link-opt %s=... is required",
+			    conf.link->name, o->name);
+}
+
 static void
 parse_args(int argc, char **argv)
 {
@@ -217,6 +287,8 @@ parse_args(int argc, char **argv)
 		{ "component", required_argument, NULL, 'c' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "pubkey", required_argument, NULL, 'k' },
+		{ "transport", required_argument, NULL, 'T' },
+		{ "link-opt", required_argument, NULL, 'o' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "iface", required_argument, NULL, 'I' },
@@ -229,14 +301,11 @@ parse_args(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 }
 	};
-	uint64_t	 v;
 	char		*end;
 	bool		 seeded = false;
 	int		 ch;
 
-	conf.port = 4242;
-	inet_pton(AF_INET, "239.255.42.1", &conf.group);
-	inet_pton(AF_INET, "127.0.0.1", &conf.iface);
+	conf.link = node_link_list()[0];
 	conf.slot_size = NODE_SLOT_SIZE_DEFAULT;
 	conf.health_ok = true;
 
@@ -261,22 +330,25 @@ parse_args(int argc, char **argv)
 		case 'k':
 			conf.pubkey = optarg;
 			break;
+		case 'T':
+			if (strcmp(optarg, "help") == 0)
+				list_links();
+			if ((conf.link = node_link_find(optarg)) == NULL)
+				badarg("--transport: unknown link: %s "
+				    "(--transport help lists them)", optarg);
+			break;
+		case 'o':
+			parse_link_opt(optarg);
+			break;
+		/* The LAN's options by their historical names. */
 		case 'g':
-			if (inet_pton(AF_INET, optarg, &conf.group) != 1 ||
-			    !IN_MULTICAST(ntohl(conf.group.s_addr)))
-				badarg("--group: not an IPv4 multicast "
-				    "address: %s", optarg);
+			add_link_opt("--group", "group", optarg);
 			break;
 		case 'p':
-			v = parse_u64("--port", optarg, 10);
-			if (v == 0 || v > 65535)
-				badarg("--port: 1 to 65535: %s", optarg);
-			conf.port = (uint16_t)v;
+			add_link_opt("--port", "port", optarg);
 			break;
 		case 'I':
-			if (inet_pton(AF_INET, optarg, &conf.iface) != 1)
-				badarg("--iface: not an IPv4 address: %s",
-				    optarg);
+			add_link_opt("--iface", "iface", optarg);
 			break;
 		case 's':
 			conf.slot_size = parse_size(optarg);
@@ -319,6 +391,7 @@ parse_args(int argc, char **argv)
 	    conf.state_dir == NULL || conf.pubkey == NULL)
 		badarg("--id, --hw, --component, --state-dir and --pubkey "
 		    "are required");
+	check_link_opts();
 	if (!seeded)
 		conf.seed = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
 }
@@ -352,7 +425,8 @@ node_boot(void)
 	memset(bitmap, 0, port.bitmap_cap);
 	if (node_port_boot(&port, &info, &cause) == -1)
 		die("boot", cause);
-	node_lan_load_gateway(lan);
+	if (conf.link->boot != NULL)
+		conf.link->boot(link_);
 	up_node_init(&engine, &node_port_ops, &port, &info, bitmap,
 	    port.bitmap_cap);
 	up_node_set_save_every(&engine, NODE_SAVE_EVERY);
@@ -400,9 +474,10 @@ is_gateway_type(uint8_t type)
 }
 
 static void
-handle_frame(const uint8_t *buf, size_t len, const struct sockaddr_in *from)
+handle_frame(const uint8_t *buf, size_t len, const struct node_link_src *src)
 {
 	static struct up_msg m;
+	char		 from[64];
 	uint8_t		 type;
 	int		 e;
 
@@ -411,28 +486,32 @@ handle_frame(const uint8_t *buf, size_t len, const struct sockaddr_in *from)
 	 * the engine answers this one.  Only a frame that decodes whole
 	 * may move it.
 	 */
-	if (up_peek(buf, len, &type, NULL) == UP_OK &&
+	if (conf.link->gateway != NULL &&
+	    up_peek(buf, len, &type, NULL) == UP_OK &&
 	    is_gateway_type(type) && up_decode(buf, len, &m) == UP_OK)
-		node_lan_set_gateway(lan, from);
-	if ((e = up_node_input(&engine, buf, len)) != UP_OK)
-		up_logf(UP_LOG_DEBUG, "frame from %s:%u: %s",
-		    inet_ntoa(from->sin_addr), ntohs(from->sin_port),
+		conf.link->gateway(link_, src);
+	if ((e = up_node_input(&engine, buf, len)) != UP_OK) {
+		if (conf.link->src_fmt == NULL ||
+		    conf.link->src_fmt(src, from, sizeof(from)) == -1)
+			snprintf(from, sizeof(from), "the %s link",
+			    conf.link->name);
+		up_logf(UP_LOG_DEBUG, "frame from %s: %s", from,
 		    up_strerror(e));
+	}
 }
 
 static void
-drain(int fd)
+drain(const struct pollfd *pfd)
 {
-	static uint8_t	 buf[65536];
-	struct sockaddr_in from;
+	struct node_link_src src;
 	ssize_t		 n = 0;
 	int		 count = 0;
 
-	while (count++ < RX_BURST &&
-	    (n = node_lan_recv(lan, fd, buf, sizeof(buf), &from)) > 0) {
+	while (count++ < RX_BURST && (n = conf.link->recv(link_, pfd, rxbuf,
+	    link_caps.rx_max, &src)) > 0) {
 		if (drop_frame())
 			continue;
-		handle_frame(buf, (size_t)n, &from);
+		handle_frame(rxbuf, (size_t)n, &src);
 		if (port.reboot_pending) {
 			up_logf(UP_LOG_INFO, "node %016llx: rebooting",
 			    (unsigned long long)conf.id);
@@ -447,12 +526,12 @@ int
 main(int argc, char **argv)
 {
 	struct sigaction sa;
-	struct pollfd	 pfd[2];
+	struct pollfd	 pfd[NODE_LINK_FDS_MAX];
 	struct timespec	 ts;
 	sigset_t	 block, orig;
 	char		*cause = NULL;
 	uint32_t	 ms;
-	int		 fds[2], i, n;
+	int		 i, n, nfd;
 
 	parse_args(argc, argv);
 	verbose = conf.verbose;
@@ -475,31 +554,32 @@ main(int argc, char **argv)
 
 	if (node_port_open(&port, &conf, &cause) == -1)
 		die("open", cause);
-	if ((lan = node_lan_open(&conf, port.dirfd, &cause)) == NULL)
-		die("lan", cause);
-	port.lan = lan;
+	if ((link_ = conf.link->open(&conf, port.dirfd, &cause)) == NULL)
+		die(conf.link->name, cause);
+	port.link = link_;
+	conf.link->caps(link_, &link_caps);
+	if ((rxbuf = malloc(link_caps.rx_max)) == NULL)
+		die("receive buffer", NULL);
 	if ((bitmap = malloc(port.bitmap_cap)) == NULL)
 		die("bitmap", NULL);
 	node_boot();
 
-	node_lan_fds(lan, fds);
-	for (i = 0; i < 2; i++) {
-		pfd[i].fd = fds[i];
-		pfd[i].events = POLLIN;
-	}
 	while (!quit) {
+		nfd = conf.link->pollfds(link_, pfd, NODE_LINK_FDS_MAX);
+		for (i = 0; i < nfd; i++)
+			pfd[i].revents = 0;
 		ms = up_node_next_ms(&engine);
 		ts.tv_sec = ms / 1000;
 		ts.tv_nsec = (long)(ms % 1000) * 1000000;
-		n = ppoll(pfd, 2, &ts, &orig);
+		n = ppoll(pfd, (nfds_t)nfd, &ts, &orig);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			die("poll", NULL);
 		}
-		for (i = 0; i < 2; i++)
-			if (pfd[i].revents & (POLLIN | POLLERR))
-				drain(pfd[i].fd);
+		for (i = 0; i < nfd; i++)
+			if (pfd[i].revents != 0)
+				drain(&pfd[i]);
 		up_node_tick(&engine);
 		if (port.reboot_pending) {
 			up_logf(UP_LOG_INFO, "node %016llx: rebooting",
@@ -512,8 +592,9 @@ main(int argc, char **argv)
 	(void)up_node_flush(&engine);
 	up_logf(UP_LOG_INFO, "node %016llx: stopped",
 	    (unsigned long long)conf.id);
-	node_lan_close(lan);
+	conf.link->close(link_);
 	node_port_close(&port);
+	free(rxbuf);
 	free(bitmap);
 	return (0);
 }

@@ -4,18 +4,21 @@
  * upnode.c parses the command line and runs the poll() loop;
  * node_port.c is the node's platform (struct up_port over a flash image
  * file with A/B slots, the boot record, the state file, OpenSSL crypto
- * and the simulated bootloader); node_lan.c is the UDP multicast link.
- * Functions return 0/-1; those a person reads the reason of fill a
- * malloc'd `char **cause' the caller frees.
+ * and the simulated bootloader); node_link.c picks the node's link
+ * (`--transport NAME') among the implementations, one file each
+ * (node_lan.c: UDP multicast); node_serial.c opens serial lines for the
+ * links that sit on one.  Functions return 0/-1; those a person reads
+ * the reason of fill a malloc'd `char **cause' the caller frees.
  */
 #ifndef UPNODE_H
 #define UPNODE_H
 
 #include <sys/types.h>
 
-#include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <termios.h>
 
 #include <openssl/evp.h>
 
@@ -41,6 +44,15 @@ enum node_crash {
 	NODE_CRASH_CONFIRM	/* UPDATED saved, before its RESULT */
 };
 
+struct node_link_ops;
+
+/* One KEY=VALUE option of the node's link (--link-opt, --group ...). */
+#define NODE_LINK_OPTS_MAX	16
+struct node_link_kv {
+	const char	*key;
+	const char	*value;
+};
+
 struct node_conf {
 	uint64_t	 id;
 	char		 hw[UP_NAME_MAX + 1];
@@ -48,9 +60,9 @@ struct node_conf {
 	struct up_component comp[UP_MAX_COMPONENTS];
 	const char	*state_dir;
 	const char	*pubkey;
-	struct in_addr	 group;
-	uint16_t	 port;
-	struct in_addr	 iface;
+	const struct node_link_ops *link;	/* --transport */
+	unsigned int	 nlinkopt;
+	struct node_link_kv linkopt[NODE_LINK_OPTS_MAX];
 	uint32_t	 slot_size;
 	double		 drop_pct;
 	uint64_t	 seed;
@@ -77,7 +89,7 @@ struct node_boot {
 	struct node_slot_info slot[2];
 };
 
-struct node_lan;
+struct node_link;
 
 /* The port's context: everything the platform of one node holds. */
 struct node_port {
@@ -91,7 +103,7 @@ struct node_port {
 	uint64_t		 rng;		/* port->random */
 	uint32_t		 blocks_written;
 	bool			 reboot_pending;
-	struct node_lan		*lan;
+	struct node_link	*link;		/* conf->link's instance */
 	uint8_t			*iobuf;		/* state file image */
 	size_t			 iocap;
 	size_t			 bitmap_cap;	/* bytes the engine may use */
@@ -129,23 +141,127 @@ void	 node_crash(const struct node_conf *, const char *point)
 /* xorshift64*: a small seeded generator for jitter and frame drops. */
 uint64_t node_rand(uint64_t *);
 
-/* node_lan.c */
-struct node_lan	*node_lan_open(const struct node_conf *, int dirfd,
-		    char **cause);
-void		 node_lan_close(struct node_lan *);
-/* Reloads the gateway's address from DIR/gateway (after a reboot). */
-void		 node_lan_load_gateway(struct node_lan *);
-int		 node_lan_send(struct node_lan *, const uint8_t *, size_t);
-/* File descriptors to poll for input. */
-int		 node_lan_fds(const struct node_lan *, int fds[2]);
+/* ------------------------------------------------------------------ */
+/* The node's link (docs/upnode.md, "Links")                          */
+
 /*
- * Reads one datagram from `fd' into buf[cap].  Returns its length, 0
- * when nothing is left, -1 on error.  `from' is the sender.
+ * A link carries UP frames between the node and its gateway over one
+ * transport: the node-side mirror of transports/transport.h.  Each
+ * implementation is a const struct node_link_ops in its own file
+ * (node_lan.c, ...) and one entry of node_link.c's table; `upnode
+ * --transport NAME' picks it.  Rules every implementation keeps:
+ *  - Nothing blocks.  send() never waits for pacing or for the line: a
+ *    link that must queue keeps its own preallocated queue and asks for
+ *    POLLOUT in pollfds() until it has drained.
+ *  - A link owns its file descriptors and its timers (a timer is a
+ *    timerfd among its fds).  upnode calls pollfds() before every
+ *    poll(), so the set may change (a server link accepts connections),
+ *    and calls recv() for every fd that poll() reported, whatever the
+ *    event; a link stops returning an fd that would report forever
+ *    (a hung-up serial device) until it reopened it.
+ *  - Frames are borrowed for the duration of a call, both ways.
+ *  - No op calls back into upnode or the engine.
+ *  - Options come as KEY=VALUE pairs, checked against the link's table
+ *    (node_link_opt_check) before open(); open() reads them with
+ *    node_conf_link_opt() and may trust what the checks guarantee.
  */
-ssize_t		 node_lan_recv(struct node_lan *, int fd, uint8_t *buf,
-		    size_t cap, struct sockaddr_in *from);
-/* A valid gateway frame came from `from': reply there from now on. */
-void		 node_lan_set_gateway(struct node_lan *,
-		    const struct sockaddr_in *from);
+
+/* Most fds one link asks upnode to poll. */
+#define NODE_LINK_FDS_MAX	8
+/* Where a frame came from, in the link's own bytes (lan: sockaddr_in). */
+#define NODE_LINK_SRC_MAX	32
+struct node_link_src {
+	uint8_t		 len;		/* 0: the link has no addresses */
+	uint8_t		 b[NODE_LINK_SRC_MAX];
+};
+
+/* Facts about the link, as the gateway side's struct tp_caps. */
+struct node_link_caps {
+	size_t		 rx_max;	/* largest frame recv() returns whole;
+					 * fixed while the link is open */
+	size_t		 mtu_up;	/* largest frame send() takes (uplink) */
+	uint32_t	 flags;
+#define NODE_LINK_BROADCAST	0x0001	/* gateway frames may reach many nodes */
+#define NODE_LINK_HALF_DUPLEX	0x0002	/* cannot receive while sending */
+#define NODE_LINK_POLLED	0x0004	/* the node speaks only when asked */
+};
+
+struct node_link_opt {
+	const char	*name;
+	const char	*def;		/* default as text, NULL = required */
+	const char	*help;
+	/* NULL when the value is good, else a static reason. */
+	const char	*(*check)(const char *value);
+};
+
+struct node_link_ops {
+	const char	*name;		/* "lan", "lora", ... */
+	const char	*help;		/* one line for --transport help */
+	const struct node_link_opt *options;	/* NULL-name terminated */
+
+	/*
+	 * Opens the link with conf's options (and DIR, for what the link
+	 * persists).  Returns the instance, or NULL with *cause set.
+	 */
+	struct node_link *(*open)(const struct node_conf *, int dirfd,
+		    char **cause);
+	/* Closes every fd and frees the instance; accepts NULL. */
+	void	 (*close)(struct node_link *);
+	void	 (*caps)(const struct node_link *, struct node_link_caps *);
+	/* Fills up to `max' pollfds (fd and events); returns how many. */
+	int	 (*pollfds)(struct node_link *, struct pollfd *, int max);
+	/*
+	 * Called for a pollfd of the last pollfds() that poll() reported
+	 * (revents set).  Reads at most one frame into buf[cap]: returns
+	 * its length, 0 when this fd has nothing more now (the call may
+	 * also have done other work: accept, flush a queue), -1 on an
+	 * error (errno set; upnode logs it and goes on).  *src says who
+	 * sent it.
+	 */
+	ssize_t	 (*recv)(struct node_link *, const struct pollfd *,
+		    uint8_t *buf, size_t cap, struct node_link_src *src);
+	/*
+	 * Sends one frame to the gateway (at most caps.mtu_up bytes).
+	 * Returns 0, or -1 when it was not sent (the engine retries
+	 * whatever it must).
+	 */
+	int	 (*send)(struct node_link *, const uint8_t *, size_t);
+
+	/* Optional: a gateway frame that decoded whole came from src. */
+	void	 (*gateway)(struct node_link *, const struct node_link_src *);
+	/* Optional: the node rebooted; reload what the link persisted. */
+	void	 (*boot)(struct node_link *);
+	/* Optional: text form of a source, for logs; returns 0 or -1. */
+	int	 (*src_fmt)(const struct node_link_src *, char *, size_t);
+};
+
+/* node_link.c */
+/* The link called `name', or NULL. */
+const struct node_link_ops *node_link_find(const char *name);
+/* The NULL-terminated table of links. */
+const struct node_link_ops *const *node_link_list(void);
+/*
+ * Checks one option against the link's table: NULL when good, else a
+ * static reason (unknown key or the option's own check).
+ */
+const char	*node_link_opt_check(const struct node_link_ops *,
+		    const char *key, const char *value);
+/* The value of `key' in conf, else the table default, else NULL. */
+const char	*node_conf_link_opt(const struct node_conf *, const char *key);
+
+/* node_lan.c: UDP multicast (docs/upnode.md, "LAN link") */
+extern const struct node_link_ops node_link_lan;
+
+/* node_serial.c: a serial line for the links that sit on one */
+/*
+ * Opens `path' (a tty or a pty slave) non-blocking and raw at `baud'
+ * with `format' ("8N1", "8E1", "8O1", "8N2", data bits 5-8): the same
+ * termios a driver of a real UART sets, INPCK on whenever there is a
+ * parity bit.  Returns the fd, or -1 with *cause set.
+ */
+int		 node_serial_open(const char *path, unsigned int baud,
+		    const char *format, char **cause);
+/* The termios speed constant of a bit rate, or B0 if there is none. */
+speed_t		 node_serial_speed(unsigned int baud);
 
 #endif /* UPNODE_H */

@@ -6,7 +6,8 @@
  * repair, verify, activate with the in-process reboot, RESULT resend
  * until RESULT_ACK, SIGTERM; a --crash-at power cut and resume; health
  * check failure (rollback); a forged signature; --reject; repair
- * rounds over a --drop-pct lossy link.
+ * rounds over a --drop-pct lossy link; the link options (--transport,
+ * --link-opt and their errors).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -659,6 +660,117 @@ test_lossy_repair(void **state)
 	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
 }
 
+/*
+ * Runs upnode with the required options plus `extra' (NULL-ended) and
+ * waits; returns its exit status with stdout and stderr in out[cap].
+ */
+static int
+run_upnode(const char *extra[], char *out, size_t cap)
+{
+	const char	*argv[40];
+	size_t		 len = 0;
+	ssize_t		 n;
+	pid_t		 pid;
+	int		 p[2], st, i = 0;
+
+	argv[i++] = UB_BINARY_DIR "/bin/upnode";
+	argv[i++] = "--id";
+	argv[i++] = "0x77";
+	argv[i++] = "--hw";
+	argv[i++] = "sim-1";
+	argv[i++] = "--component";
+	argv[i++] = "app=1.0.0";
+	argv[i++] = "--state-dir";
+	argv[i++] = statedir;
+	argv[i++] = "--pubkey";
+	argv[i++] = pubpath;
+	while (extra != NULL && *extra != NULL)
+		argv[i++] = *extra++;
+	argv[i] = NULL;
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) != -1);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len + 1 < cap && (n = read(p[0], out + len, cap - len - 1)) >
+	    0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return (WIFEXITED(st) ? WEXITSTATUS(st) : 128);
+}
+
+/* --transport and --link-opt: the table, the checks, the LAN by keys. */
+static void
+test_link_options(void **state)
+{
+	const char	*help[] = { "--transport", "help", NULL };
+	const char	*unknown[] = { "--transport", "nosuch", NULL };
+	const char	*badkey[] = { "--link-opt", "nosuch=1", NULL };
+	const char	*badgroup[] = { "--link-opt", "group=10.1.1.1", NULL };
+	const char	*badport[] = { "--port", "0", NULL };
+	const char	*noval[] = { "--link-opt", "group", NULL };
+	char		 out[4096], gopt[64], popt[64];
+	struct up_msg	 m;
+	int		 uni;
+
+	assert_int_equal(run_upnode(help, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "lan: "));
+	assert_non_null(strstr(out, "group"));
+	assert_non_null(strstr(out, "iface"));
+	assert_int_equal(run_upnode(unknown, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "unknown link: nosuch"));
+	assert_int_equal(run_upnode(badkey, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "not an option of this link"));
+	assert_int_equal(run_upnode(badgroup, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "multicast"));
+	assert_int_equal(run_upnode(badport, out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "port: 1 to 65535"));
+	assert_int_equal(run_upnode(noval, out, sizeof(out)), 2);
+	/* Nothing of the node was created by a refused command line. */
+	assert_int_equal(access(statedir, F_OK), -1);
+
+	/* The LAN by its option keys instead of --group/--port/--iface. */
+	snprintf(gopt, sizeof(gopt), "group=%s", group);
+	snprintf(popt, sizeof(popt), "port=%s", portstr);
+	{
+		const char *argv[] = { UB_BINARY_DIR "/bin/upnode", "--id",
+		    "0x77", "--hw", "sim-1", "--component", "app=1.0.0",
+		    "--state-dir", statedir, "--pubkey", pubpath,
+		    "--transport", "lan", "--link-opt", gopt, "--link-opt",
+		    popt, "--link-opt", "iface=127.0.0.1", "-v", NULL };
+		int	 fd;
+
+		child = fork();
+		assert_true(child != -1);
+		if (child == 0) {
+			fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND,
+			    0644);
+			if (fd != -1)
+				dup2(fd, 2);
+			execv(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+	}
+	expect(UP_T_ANNOUNCE, &m, &uni);
+	assert_false(uni);
+	assert_true(m.u.announce.node_id == NODE);
+	/* Replies go unicast to the gateway it learnt. */
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DISCOVER;
+	m.u.discover.window_ms = 200;
+	gw_send(&m);
+	expect(UP_T_ANNOUNCE, &m, &uni);
+	assert_true(uni);
+	stop();
+}
+
 int
 main(void)
 {
@@ -671,6 +783,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lossy_repair, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_crash_points, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_link_options, setup,
 		    teardown),
 	};
 
