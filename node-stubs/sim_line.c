@@ -5,12 +5,13 @@
  * Towards the simulator, the line is the program's UART sending: the
  * simulator reads the pty master only as fast as the program's own bit
  * rate lets characters out, one character time (start, data, parity,
- * stop bits at its rate) after the other.  So a program's write()
- * returns at once as on a real port with a kernel buffer, tcdrain()
- * waits until the last character has started, and a program that
- * writes faster than its line fills the buffer and blocks: the
- * backpressure of a real UART.  Every character is stamped with the
- * simulated time it starts.
+ * stop bits at its rate) after the other: a character is taken when it
+ * has left the UART.  So a program's write() returns at once as on a
+ * real port with a kernel buffer, tcdrain() waits until the last
+ * character has gone, and a program that writes faster than its line
+ * fills the buffer and blocks: the backpressure of a real UART.  Every
+ * character is stamped with the simulated time it started; the far side
+ * (a modem personality) gets it when it has ended.
  *
  * Towards the program, characters are written to the master when due,
  * decoded with the program's own format (sim_uart.c) and filtered by its
@@ -63,12 +64,14 @@ sim__line_start(struct sim_ep *ep, char **cause)
 	struct event_base *base = ep->sim->base;
 
 	ep->out_cap = LINE_OUT_CAP;
+	ep->in_raw = malloc(LINE_IN_BATCH);
 	ep->out_b = malloc(ep->out_cap);
 	ep->out_t = malloc(ep->out_cap * sizeof(*ep->out_t));
 	ep->ev_in = event_new(base, ep->master, EV_READ, line_in_cb, ep);
 	ep->ev_in_timer = evtimer_new(base, line_in_timer_cb, ep);
 	ep->ev_out_timer = evtimer_new(base, line_out_cb, ep);
-	if (ep->out_b == NULL || ep->out_t == NULL || ep->ev_in == NULL ||
+	if (ep->in_raw == NULL || ep->out_b == NULL || ep->out_t == NULL ||
+	    ep->ev_in == NULL ||
 	    ep->ev_in_timer == NULL || ep->ev_out_timer == NULL) {
 		*cause = strdup("out of memory");
 		return (-1);
@@ -86,34 +89,87 @@ sim__line_free(struct sim_ep *ep)
 		event_free(ep->ev_in_timer);
 	if (ep->ev_out_timer != NULL)
 		event_free(ep->ev_out_timer);
+	free(ep->in_raw);
 	free(ep->out_b);
 	free(ep->out_t);
+}
+
+/*
+ * Hands the far side (a modem personality) a run the program sent in
+ * another format, decoded whole: the bit model needs the run as one
+ * stream (a receiver's character may span two of the sender's), so it
+ * waits for the run's end.
+ */
+static void
+line_raw_flush(struct sim_ep *ep)
+{
+	static uint8_t	 out[LINE_IN_BATCH * 2], err[LINE_IN_BATCH * 2];
+	struct sim	*sim = ep->sim;
+	size_t		 nout, i;
+
+	if (ep->in_raw_len == 0)
+		return;
+	ep->st.line_mismatch++;
+	nout = sim_uart_convert(&ep->in_raw_fmt, &ep->fmt, ep->in_raw,
+	    ep->in_raw_len, out, err, sizeof(out));
+	ep->in_raw_len = 0;
+	for (i = 0; i < nout; i++)
+		if (err[i] != 0)
+			ep->st.line_errors++;
+	if (nout > 0)
+		sim->pers->line_rx(sim, ep, out, err, nout, &ep->fmt,
+		    ep->in_raw_t, ep->in_raw_unit);
+}
+
+/* Characters from the program for a far side that is not a wire. */
+static void
+line_to_far_side(struct sim_ep *ep, const uint8_t *b, size_t n,
+    const struct sim_fmt *f, uint64_t t_first, uint64_t unit)
+{
+	static uint8_t	 zero[LINE_IN_BATCH];
+	struct sim	*sim = ep->sim;
+
+	if (sim_fmt_eq(f, &ep->fmt)) {
+		line_raw_flush(ep);
+		sim->pers->line_rx(sim, ep, b, zero, n, &ep->fmt, t_first,
+		    unit);
+		return;
+	}
+	if (ep->in_raw_len > 0 && (!sim_fmt_eq(f, &ep->in_raw_fmt) ||
+	    ep->in_raw_len + n > LINE_IN_BATCH))
+		line_raw_flush(ep);
+	if (ep->in_raw_len == 0) {
+		ep->in_raw_fmt = *f;
+		ep->in_raw_t = t_first;
+		ep->in_raw_unit = unit;
+	}
+	memcpy(ep->in_raw + ep->in_raw_len, b, n);
+	ep->in_raw_len += n;
 }
 
 /* ------------------------------------------------------------------ */
 /* The program sends                                                   */
 
 /*
- * Takes the characters the program's UART has started by now: one
- * every character time from ep->in_next, as many as it has written.
+ * Takes the characters the program's UART has finished sending by now:
+ * one every character time from ep->in_next (when the first of them
+ * started), as many as it has written.
  */
 static void
 line_pump(struct sim_ep *ep)
 {
-	static uint8_t	 buf[LINE_IN_BATCH], out[LINE_IN_BATCH * 2];
-	static uint8_t	 err[LINE_IN_BATCH * 2];
+	static uint8_t	 buf[LINE_IN_BATCH];
 	struct sim	*sim = ep->sim;
 	struct sim_fmt	 f;
 	tcflag_t	 iflag;
 	uint64_t	 now = sim_now(sim), unit, k, wake;
 	ssize_t		 m;
-	size_t		 nout, i;
 
 	sim_line_fmt(ep, &f, &iflag);
 	/* A rate the model does not know moves at the line's own. */
 	if ((unit = sim_fmt_char_ns(&f)) == 0)
 		unit = sim_fmt_char_ns(&ep->fmt);
-	k = now >= ep->in_next ? (now - ep->in_next) / unit + 1 : 0;
+	k = now >= ep->in_next + unit ? (now - ep->in_next) / unit : 0;
 	if (k > LINE_IN_BATCH)
 		k = LINE_IN_BATCH;
 	m = 0;
@@ -124,6 +180,7 @@ line_pump(struct sim_ep *ep)
 			 * the UART idles until the program writes. */
 			ep->in_busy = false;
 			event_add(ep->ev_in, NULL);
+			line_raw_flush(ep);
 			sim__medium_poke(sim);
 			return;
 		}
@@ -131,30 +188,20 @@ line_pump(struct sim_ep *ep)
 		if (sim->pers->flags & SIM_P_WIRE) {
 			sim->pers->line_rx(sim, ep, buf, NULL, (size_t)m, &f,
 			    ep->in_next, unit);
-		} else {
-			/* The far side (a modem's UART) decodes them. */
-			if (!sim_fmt_eq(&f, &ep->fmt))
-				ep->st.line_mismatch++;
-			nout = sim_uart_convert(&f, &ep->fmt, buf, (size_t)m,
-			    out, err, sizeof(out));
-			for (i = 0; i < nout; i++)
-				if (err[i] != 0)
-					ep->st.line_errors++;
-			if (nout > 0)
-				sim->pers->line_rx(sim, ep, out, err, nout,
-				    &ep->fmt, ep->in_next, unit);
-		}
+		} else
+			line_to_far_side(ep, buf, (size_t)m, &f, ep->in_next,
+			    unit);
 		ep->in_next += (uint64_t)m * unit;
 		/*
 		 * A short read is not the end yet: a pty moves a write to
 		 * the master in pieces (the kernel's flip buffer), so what
-		 * arrives before the last character ends still follows it
-		 * back to back, as from a real UART's buffer.
+		 * arrives before the next character would have ended still
+		 * follows back to back, as from a real UART's buffer.
 		 */
 	}
-	/* More may be waiting: look when the next character may start,
+	/* More may be waiting: look when the next character would end,
 	 * in batches of at least SIM_WAKE_MIN_NS of real time. */
-	wake = ep->in_next;
+	wake = ep->in_next + unit;
 	if (wake < now + sim__from_real(sim, SIM_WAKE_MIN_NS))
 		wake = now + sim__from_real(sim, SIM_WAKE_MIN_NS);
 	sim_timer_at(sim, ep->ev_in_timer, wake);
@@ -329,6 +376,7 @@ sim_line_flush(struct sim_ep *ep)
 
 	ep->out_head = ep->out_len = 0;
 	ep->out_next = 0;
+	ep->in_raw_len = 0;
 	if (ep->ev_out_timer != NULL)
 		evtimer_del(ep->ev_out_timer);
 	/* What the program wrote and its UART had not sent is gone. */

@@ -174,6 +174,7 @@ tx_new(struct sim *sim, struct sim_ep *src, uint32_t channel, uint64_t t,
 	struct sim_tx	*tx;
 	struct sim_ep	*r;
 	unsigned int	 i;
+	double		 loss;
 
 	if ((tx = calloc(1, sizeof(*tx))) == NULL ||
 	    (tx->rx = calloc(sim->nep, sizeof(*tx->rx))) == NULL ||
@@ -202,11 +203,16 @@ tx_new(struct sim *sim, struct sim_ep *src, uint32_t channel, uint64_t t,
 			continue;
 		}
 		tx->rx[i].hears = true;
-		/* One loss draw per transmission and receiver. */
-		if (r->loss > 0 && (double)(sim_rand(r) >> 11) /
-		    9007199254740992.0 < r->loss)
+		/* One loss draw per transmission and receiver, from the
+		 * receiver's or the personality's figure for the pair. */
+		loss = sim->pers->loss != NULL ? sim->pers->loss(sim, r, tx) :
+		    r->loss;
+		if (loss > 0 && (double)(sim_rand(r) >> 11) /
+		    9007199254740992.0 < loss)
 			tx->rx[i].noise_at = unit == 0 ? 0 :
 			    (size_t)(sim_rand(r) % NOISE_SPAN);
+		tx->rx[i].delay_ns = sim->pers->delay_ns != NULL ?
+		    sim->pers->delay_ns(sim, r, tx) : r->delay_ns;
 	}
 	*sim->txtail = tx;
 	sim->txtail = &tx->next;
@@ -476,25 +482,25 @@ rx_run(struct sim *sim, struct sim_tx *tx, struct sim_ep *r, uint64_t now)
 		return;
 	}
 	if (tx->unit_ns == 0) {
-		if (now < tx->t_end + r->delay_ns)
+		if (now < tx->t_end + rx->delay_ns)
 			return;
 		deliver(sim, tx, r, 0, tx->len, rx_status(sim, tx, 0, r),
-		    tx->t_end + r->delay_ns);
+		    tx->t_end + rx->delay_ns);
 		rx->next = tx->len;
 		rx_count(tx, r, rx);
 		return;
 	}
 	while (rx->next < tx->len &&
-	    tx_due(tx, rx->next) + r->delay_ns <= now) {
+	    tx_due(tx, rx->next) + rx->delay_ns <= now) {
 		k = rx->next;
 		s = rx_status(sim, tx, k, r);
 		n = 1;
 		while (k + n < tx->len &&
-		    tx_due(tx, k + n) + r->delay_ns <= now &&
+		    tx_due(tx, k + n) + rx->delay_ns <= now &&
 		    rx_status(sim, tx, k + n, r) == s)
 			n++;
 		deliver(sim, tx, r, k, n, s,
-		    tx_due(tx, k + n - 1) + r->delay_ns);
+		    tx_due(tx, k + n - 1) + rx->delay_ns);
 		rx->next = k + n;
 	}
 	if (!tx->open && rx->next == tx->len)
@@ -586,7 +592,6 @@ medium_schedule(struct sim *sim)
 {
 	const struct sim_tx *tx;
 	const struct sim_rx *rx;
-	struct sim_ep	*r;
 	uint64_t	 now, best = UINT64_MAX, first, last, wmin;
 	unsigned int	 i;
 
@@ -603,7 +608,6 @@ medium_schedule(struct sim *sim)
 			next_at(&best, tx->t_end);
 		for (i = 0; i < sim->nep; i++) {
 			rx = &tx->rx[i];
-			r = sim->ep[i];
 			if (rx->done)
 				continue;
 			if (!rx->hears) {
@@ -613,13 +617,13 @@ medium_schedule(struct sim *sim)
 				continue;
 			}
 			if (tx->unit_ns == 0) {
-				next_at(&best, tx->t_end + r->delay_ns);
+				next_at(&best, tx->t_end + rx->delay_ns);
 				continue;
 			}
 			if (rx->next >= tx->len)
 				continue;
-			first = tx_due(tx, rx->next) + r->delay_ns;
-			last = tx_due(tx, tx->len - 1) + r->delay_ns;
+			first = tx_due(tx, rx->next) + rx->delay_ns;
+			last = tx_due(tx, tx->len - 1) + rx->delay_ns;
 			if (first < now + wmin)
 				first = now + wmin < last ? now + wmin : last;
 			next_at(&best, first);

@@ -222,6 +222,12 @@ struct sim_ep {
 	struct event	*ev_in_timer;	/* next character may start */
 	bool		 in_busy;
 	uint64_t	 in_next;	/* when the next character may start */
+	/* A run sent in a format the far side does not use, decoded
+	 * whole when the run ends (SIM_P_WIRE not set). */
+	uint8_t		*in_raw;
+	size_t		 in_raw_len;
+	struct sim_fmt	 in_raw_fmt;
+	uint64_t	 in_raw_t, in_raw_unit;
 	/* sim_line.c: characters due at its program. */
 	struct event	*ev_out_timer;
 	uint8_t		*out_b;
@@ -352,6 +358,7 @@ const char	*sim_rx_status_str(enum sim_rx_status);
 struct sim_rx {
 	size_t		 next;		/* characters handled so far */
 	size_t		 noise_at;	/* SIZE_MAX: no noise */
+	uint64_t	 delay_ns;	/* its delivery delay for this one */
 	uint8_t		 seen;		/* 1 << enum sim_rx_status */
 	bool		 hears;		/* the personality's hears() */
 	bool		 done;		/* counted */
@@ -368,7 +375,9 @@ struct sim_tx {
 	uint64_t	 id;
 	struct sim_ep	*src;
 	uint32_t	 channel;	/* transmissions on different channels
-					 * neither collide nor hear each other */
+					 * do not collide (who hears which
+					 * channel is the personality's
+					 * hears()) */
 	uint64_t	 t_start;
 	uint64_t	 t_end;		/* end of the last character / of air */
 	uint64_t	 unit_ns;	/* wire: character time; frame: 0 */
@@ -447,6 +456,16 @@ struct sim_personality {
 		    size_t len);
 	/* Optional: can `rx' hear `tx' at all (range, frequency)? */
 	bool	 (*hears)(struct sim *, const struct sim_ep *rx,
+		    const struct sim_tx *);
+	/*
+	 * Optional, per pair (a link budget, a relay hop): the probability
+	 * (0 to 1) that `rx' loses `tx', and its delivery delay, instead of
+	 * rx->loss and rx->delay_ns.  Asked when `tx' starts (src, channel
+	 * and t_start are set; not yet its bytes).
+	 */
+	double	 (*loss)(struct sim *, const struct sim_ep *rx,
+		    const struct sim_tx *);
+	uint64_t (*delay_ns)(struct sim *, const struct sim_ep *rx,
 		    const struct sim_tx *);
 	/* Optional: a transmission left the medium (frame: end of air). */
 	void	 (*tx_done)(struct sim *, const struct sim_tx *);
