@@ -286,6 +286,7 @@ test_late_result(void **state)
 
 	fx = fx_new(&tp_mem_ops, NULL, 20 * 1024);
 	fx->conf.result_timeout_s = 1;
+	fanout_reconfig(fx->f, &fx->conf);
 	fx_node(fx, 0x501, 128 * 1024, 0);
 	fx->nodes[0]->boot_delay_ms = 1600;	/* slower than the timeout */
 	fx_start(fx);
@@ -317,7 +318,7 @@ test_eagain_writable(void **state)
 {
 	struct fx		*fx;
 	struct tp_mem_params	 p;
-	struct fo_tp		*t;
+	struct eng_link_info	 li;
 	uint64_t		 frames;
 
 	fx_default_params(&p);
@@ -330,8 +331,8 @@ test_eagain_writable(void **state)
 	fanout_manifest(fx->f, &fx->mf);
 	fanout_package_ready(fx->f, fx->cp.sha256);
 	assert_true(fx_run(fx, fx_queue_full, 5000));
-	t = fanout__tp(fx->f, "mem0");
-	assert_true(t->pacer.blocked);
+	eng_link_info(eng_link_find(fx->f->eng, "mem0"), &li);
+	assert_true(li.pacer.blocked);
 	frames = tp_mem_counts(fx->m)->frames;
 	fx_sleep(fx, 100);
 	/* Blocked: no send was even tried again without writable(). */
@@ -342,7 +343,8 @@ test_eagain_writable(void **state)
 	assert_true(fx_run(fx, fx_all_acked, 20000));
 	assert_int_equal(fx_nstate(fx, UP_NS_UPDATED), 2);
 	assert_true(tp_mem_counts(fx->m)->eagain >= 1);
-	assert_true(t->pacer.eagain >= 1);
+	eng_link_info(eng_link_find(fx->f->eng, "mem0"), &li);
+	assert_true(li.pacer.eagain >= 1);
 	fx_free(fx);
 }
 
@@ -484,7 +486,7 @@ static void
 test_bad_frames(void **state)
 {
 	struct fx		*fx;
-	struct fo_tp		*t;
+	struct eng_link_info	 li;
 	struct sim_node		*sn;
 	json_t			*cj;
 	uint8_t			 junk[64];
@@ -500,8 +502,8 @@ test_bad_frames(void **state)
 	junk[1] = UP_T_ANNOUNCE;
 	tp_mem_node_send(sn->mn, junk, 20);
 	fx_sleep(fx, 50);
-	t = fanout__tp(fx->f, "mem0");
-	assert_int_equal(t->rx_bad, 2);
+	eng_link_info(eng_link_find(fx->f->eng, "mem0"), &li);
+	assert_int_equal(li.rx_bad, 2);
 	assert_int_equal(registry_count(fx->reg), 1);
 	cj = fanout_campaigns_json(fx->f);
 	n = json_array_size(cj);

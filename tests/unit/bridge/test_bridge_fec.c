@@ -84,6 +84,7 @@ fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
 	fx->conf.fec_proactive = (char *)proactive;
 	fx->conf.max_rounds = 10;
 	fx->conf.xor_repair = fx_xor;
+	fanout_reconfig(fx->f, &fx->conf);	/* the engine's profile */
 	for (k = 0; k < n; k++) {
 		sn = fx_node(fx, 0x100 + k, 1024 * 1024, loss);
 		sn->no_xor = k >= n - fx_no_xor;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "up.h"
+#include "tclock.h"
 #include "tp_mem.h"
 
 #define TP_MEM_MAX_MEDIA	4
@@ -54,6 +55,7 @@ struct tp_mem_medium {
 	struct event		*up_ev;
 	TAILQ_HEAD(, tp_mem_node) nodes;
 	struct tp_mem_counts	 c;
+	struct tclock		*tc;	/* NULL: the real clock */
 };
 
 struct tp {
@@ -64,14 +66,6 @@ struct tp {
 
 static struct tp_mem_medium *tp_mem_media[TP_MEM_MAX_MEDIA];
 
-static uint64_t
-tp_mem_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
 
 static double
 tp_mem_rand(uint64_t *s)
@@ -194,6 +188,18 @@ bool
 tp_mem_open(struct tp_mem_medium *m)
 {
 	return (m->gw != NULL);
+}
+
+void
+tp_mem_set_clock(struct tp_mem_medium *m, struct tclock *tc)
+{
+	m->tc = tc;
+}
+
+struct tclock *
+tp_mem_clock(struct tp_mem_medium *m)
+{
+	return (m->tc);
 }
 
 struct tp_mem_node *
@@ -410,7 +416,7 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 	}
 
 	type = len > 1 ? fr->buf[1] : 0;
-	now = tp_mem_now_us();
+	now = tclock_now(m->tc);
 	if (m->c.first_us == 0)
 		m->c.first_us = now;
 	m->c.last_us = now;
