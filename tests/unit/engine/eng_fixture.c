@@ -132,6 +132,7 @@ efx_cb_member(void *arg, struct eng_member *m, enum eng_mev ev)
 		fx->remove_on_cb = NULL;
 		eng_member_remove(m);
 		k->m = NULL;
+		k->targeted = false;	/* and it is not taken back */
 	}
 }
 
@@ -341,32 +342,13 @@ efx_package(struct efx *fx, size_t len)
 	fx->complete = true;
 }
 
-struct efx *
-efx_new(const struct tp_ops *ops, const struct tp_mem_params *mp,
-    const struct eng_params *p, size_t pkg_len)
+void
+efx_engine(struct efx *fx, const struct tp_ops *ops)
 {
-	struct efx		*fx;
 	struct eng_clock	 clock;
 	struct eng_cb		 cb;
 	struct tp_conf		 conf;
 	char			*cause = NULL;
-
-	fx = calloc(1, sizeof(*fx));
-	cur_efx = fx;
-	fx->base = event_base_new();
-	tclock_init(&fx->tc, 1000000);
-	ttimer_init(&fx->eng_t, efx_eng_timer, fx);
-	efx_package(fx, pkg_len);
-	if (mp != NULL)
-		fx->mp = *mp;
-	else
-		efx_default_link(&fx->mp);
-	if (p != NULL)
-		fx->params = *p;
-	else
-		efx_default_params(&fx->params);
-	fx->m = tp_mem_medium_new(fx->base, "mem0", &fx->mp);
-	tp_mem_set_clock(fx->m, &fx->tc);
 
 	memset(&clock, 0, sizeof(clock));
 	clock.arg = fx;
@@ -390,6 +372,32 @@ efx_new(const struct tp_ops *ops, const struct tp_mem_params *mp,
 	if ((fx->l = eng_link_open(fx->e, "mem0", ops, &conf, NULL,
 	    &cause)) == NULL)
 		fail_msg("eng_link_open: %s", cause);
+}
+
+struct efx *
+efx_new(const struct tp_ops *ops, const struct tp_mem_params *mp,
+    const struct eng_params *p, size_t pkg_len)
+{
+	struct efx		*fx;
+
+	fx = calloc(1, sizeof(*fx));
+	cur_efx = fx;
+	fx->base = event_base_new();
+	tclock_init(&fx->tc, 1000000);
+	ttimer_init(&fx->eng_t, efx_eng_timer, fx);
+	efx_package(fx, pkg_len);
+	if (mp != NULL)
+		fx->mp = *mp;
+	else
+		efx_default_link(&fx->mp);
+	if (p != NULL)
+		fx->params = *p;
+	else
+		efx_default_params(&fx->params);
+	fx->m = tp_mem_medium_new(fx->base, "mem0", &fx->mp);
+	tp_mem_set_clock(fx->m, &fx->tc);
+
+	efx_engine(fx, ops);
 	return (fx);
 }
 

@@ -100,6 +100,8 @@ void		 efx_default_link(struct tp_mem_params *);
 struct efx	*efx_new(const struct tp_ops *, const struct tp_mem_params *mp,
 		    const struct eng_params *p, size_t pkg_len);
 void		 efx_free(struct efx *);
+/* A new engine with its link open (efx_new's; after eng_free: restart). */
+void		 efx_engine(struct efx *, const struct tp_ops *);
 /* A node (hw "hw-a", app 1.0.0) with loss in percent. */
 struct sim_node	*efx_node(struct efx *, uint64_t id, uint32_t slot,
 		    double loss);

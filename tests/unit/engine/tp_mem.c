@@ -56,6 +56,8 @@ struct tp_mem_medium {
 	TAILQ_HEAD(, tp_mem_node) nodes;
 	struct tp_mem_counts	 c;
 	struct tclock		*tc;	/* NULL: the real clock */
+	tp_mem_tx_fn		*tx_hook;
+	void			*tx_arg;
 };
 
 struct tp {
@@ -200,6 +202,13 @@ struct tclock *
 tp_mem_clock(struct tp_mem_medium *m)
 {
 	return (m->tc);
+}
+
+void
+tp_mem_set_tx_hook(struct tp_mem_medium *m, tp_mem_tx_fn *fn, void *arg)
+{
+	m->tx_hook = fn;
+	m->tx_arg = arg;
 }
 
 struct tp_mem_node *
@@ -436,6 +445,8 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 		if (type == UP_T_OFFER)
 			m->c.last_offer_session = sess;
 	}
+	if (m->tx_hook != NULL)
+		m->tx_hook(m->tx_arg, now, fr->buf, fr->len);
 	if (!m->hold)
 		event_active(tp->down_ev, EV_TIMEOUT, 1);
 	return (TP_OK);

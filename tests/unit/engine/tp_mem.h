@@ -49,6 +49,9 @@ struct tp_mem_counts {
 };
 
 typedef void	 tp_mem_rx_fn(void *arg, const uint8_t *frame, size_t len);
+/* Sees every gateway frame the medium accepts, at its clock's now. */
+typedef void	 tp_mem_tx_fn(void *arg, uint64_t now_us, const uint8_t *frame,
+		    size_t len);
 
 extern const struct tp_ops tp_mem_ops;
 /* With ops->airtime returning params.airtime_us. */
@@ -72,6 +75,8 @@ bool		 tp_mem_open(struct tp_mem_medium *);
 struct tclock;
 void		 tp_mem_set_clock(struct tp_mem_medium *, struct tclock *);
 struct tclock	*tp_mem_clock(struct tp_mem_medium *);
+void		 tp_mem_set_tx_hook(struct tp_mem_medium *, tp_mem_tx_fn *,
+		    void *);
 
 /* A receiver with link address `id' (1..255) and loss in percent. */
 struct tp_mem_node *tp_mem_node_new(struct tp_mem_medium *, uint8_t id,
