@@ -6,10 +6,12 @@
  * = any) gets, for every component it runs, the package sched_choose()
  * picks; the nodes that get the same package form the campaign, and the
  * nodes of a campaign that sit on the same transport instance (broadcast
- * domain) share one UP session of the engine (fo_session.c, engine/).  Nodes that announce later
- * and match join the campaign (dynamic membership); a node written off
- * with UP_R_CONN_LOST is taken again when it next shows up, up to
- * FO_MAX_TRIES participations.
+ * domain) share one UP session of the engine (fo_session.c, engine/).
+ * Nodes that announce later and match join the campaign (dynamic
+ * membership); a node written off with UP_R_CONN_LOST is taken again
+ * when it next shows up, up to FO_MAX_TRIES participations.  What
+ * happens to a member in its session comes from the engine's callbacks
+ * (fanout.c): campaign.c never drives a session's phases itself.
  *
  * Lifecycle: waiting-package (pinned, fetched, then verified once with
  * cache_check in budgeted steps from a deferred event) -> running ->

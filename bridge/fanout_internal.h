@@ -276,7 +276,7 @@ int	 rollout__action(struct fo_rollout *, const char *action,
 void	 rollout__report_extra(struct fo_member *, json_t *o);
 
 /* ------------------------------------------------------------------ */
-/* fo_session.c: a campaign's session on one link                         */
+/* fo_session.c: a campaign's session on one link                     */
 
 /*
  * The engine's session of campaign c on one link, and the block source

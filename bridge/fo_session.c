@@ -180,10 +180,14 @@ session__run(struct fo_session *s)
 	if (s->c->state != FO_C_RUNNING || !s->c->ready)
 		return;
 	/* A partial blob while the download streams (stream.c). */
-	if (s->fd == -1 && (s->fd = stream__open(s)) == -1) {
-		log_warnx("campaign %s: package %s is not in the cache",
-		    s->c->id, s->c->package);
-		return;
+	if (s->fd == -1) {
+		if ((s->fd = stream__open(s)) == -1) {
+			log_warnx("campaign %s: package %s is not in the cache",
+			    s->c->id, s->c->package);
+			return;
+		}
+		log_info("campaign %s: session %08x on %s", s->c->id, s->id,
+		    s->transport);
 	}
 	memset(&src, 0, sizeof(src));
 	src.arg = s;

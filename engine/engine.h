@@ -80,7 +80,7 @@ struct eng_clock {
 struct eng_params {
 	unsigned int	 block_size;	/* upper bound; the mtu may lower it */
 	unsigned int	 rate_pct;	/* share of the link's bitrate sent */
-	unsigned int	 offer_window_ms;	/* OFFER (and ACTIVATE) repeats */
+	unsigned int	 offer_window_ms;	/* OFFER, ACTIVATE repeats */
 	unsigned int	 offer_repeats;
 	unsigned int	 status_window_ms;	/* nodes' answer window */
 	unsigned int	 max_rounds;	/* status rounds without progress */

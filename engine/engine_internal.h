@@ -5,10 +5,10 @@
  *   link.c     links: transport instances, control ring, tx loop, rx
  *   pacer.c    per-link pacing (rate, duty cycle, gap, queue)
  *   session.c  a session's life and its members
- *   phase.c    the phase machine: offer, data pass, verify, activate
+ *   phase.c    the phase machine: offer, data pass, verify
  *   status.c   status rounds and the round-trip estimate
  *   answer.c   what the nodes say: ACCEPT, STATUS, RESULT, ABORT
- *   result.c   result deadlines and polls after ACTIVATE
+ *   result.c   ACTIVATE, result deadlines and polls
  *   parity.c   TS004 parity repair
  *   xor.c      XOR repair frames (the session's side)
  *   xrepair.c  XOR repair planning
@@ -230,7 +230,7 @@ struct eng_link {
 
 	/* Discovery: DISCOVER rounds and the wait for their answers. */
 	uint64_t		 discover_at;	/* next round, us; ENG_NEVER */
-	uint64_t		 settle_ms;	/* ANNOUNCEs of the last are in */
+	uint64_t		 settle_ms;	/* its ANNOUNCEs are in */
 
 	/* Loss seen by the nodes (ppm), for proactive parity. */
 	uint32_t		 loss_ppm;
@@ -317,12 +317,12 @@ struct eng_session {
 	/* The phase machine. */
 	uint32_t		 step;		/* repeats/asks in the phase */
 	uint64_t		 phase_ms;	/* when the phase began */
-	uint64_t		 timer_at;	/* phase timer, us; ENG_NEVER */
-	uint64_t		 rtimer_at;	/* result timer, us; ENG_NEVER */
+	uint64_t		 timer_at;	/* phase timer, us */
+	uint64_t		 rtimer_at;	/* result timer, us */
 	uint64_t		 poll_ms;	/* next RESULT poll, 0: none */
 	uint32_t		 poll_gap_ms;
 	uint32_t		 unanswered;	/* asked, no answer yet */
-	uint32_t		 verify_asked;	/* nodes the VERIFY round asked */
+	uint32_t		 verify_asked;	/* asked by the VERIFY round */
 	uint8_t			 verify_nudge;	/* 0, 1 armed, 2 sent */
 
 	/* Round trip (status.c): samples and the estimate. */
@@ -355,8 +355,8 @@ struct eng_session {
 	/* XOR repair (xor.c). */
 	struct xr_plan		*xr;		/* NULL: no XOR this session */
 	size_t			 xr_room;	/* bytes for a frame's list */
-	bool			 xr_round;	/* this status round plans XOR */
-	bool			 xr_over;	/* ... and overflowed the plan */
+	bool			 xr_round;	/* this round plans XOR */
+	bool			 xr_over;	/* ... and overflowed */
 	size_t			 xr_nframes;	/* XOR frames of this pass */
 	size_t			 xr_next;
 	uint8_t			*xr_dneed_buf;	/* blocks that go as DATA */
@@ -511,6 +511,11 @@ void	 eng__rx_announce(struct eng_session *, struct eng_link *,
 
 /* ------------------------------------------------------------------ */
 /* result.c                                                             */
+
+/* Verified members that may activate (not held). */
+uint32_t eng__releasable(const struct eng_session *);
+void	 eng__activate_begin(struct eng_session *);
+void	 eng__activate_tick(struct eng_session *);
 
 /* Members go ACTIVATING: deadlines and the first poll. */
 void	 eng__activating(struct eng_session *);

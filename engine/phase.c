@@ -11,7 +11,7 @@
  *             and XOR frames of the pass go with it (parity.c, xor.c).
  *   STATUS    the status round (status.c), then back to DATA.
  *   VERIFY    to all, then targeted to stragglers.
- *   ACTIVATE  repeated like OFFER; the nodes then reboot.
+ *   ACTIVATE  repeated like OFFER; the nodes then reboot (result.c).
  *   RESULT    final RESULTs until result_timeout_s (result.c, its own
  *             timer, so latecomers are served meanwhile).
  *
@@ -318,75 +318,6 @@ phase_verify_end(struct eng_session *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* ACTIVATE                                                             */
-
-static void
-phase_activate_tick(struct eng_session *s)
-{
-	const struct eng_params	*p = eng__params(s);
-	struct eng_member	*m;
-	unsigned int		 r = p->offer_repeats != 0 ?
-				    p->offer_repeats : 1;
-
-	if (s->step < r) {
-		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
-		if (s->nstate[ENG_M_VERIFIED] > 0) {
-			/* Held nodes are VERIFIED: name each of the others. */
-			TAILQ_FOREACH(m, &s->members, entry)
-				if (m->state == ENG_M_ACTIVATING)
-					eng__send_activate(s, m);
-		} else
-			eng__send_activate(s, NULL);
-		s->step++;
-		eng__arm(s, p->offer_window_ms / r);
-		return;
-	}
-	eng__decide(s);
-}
-
-static void
-phase_activate_begin(struct eng_session *s)
-{
-	struct eng		*e = s->e;
-	struct eng_member	*m;
-
-	s->phase = ENG_P_ACTIVATE;
-	s->step = 0;
-	s->phase_ms = eng__now_ms(e);
-	TAILQ_FOREACH(m, &s->members, entry)
-		if (m->state == ENG_M_VERIFIED && !m->hold) {
-			m->result_due_ms = 0;	/* eng__activating sets it */
-			eng__set_state(m, ENG_M_ACTIVATING);
-		}
-	eng__activating(s);
-	/*
-	 * Durable before the ACTIVATE goes out: a gateway killed during
-	 * the activation delay then waits for the RESULT instead of
-	 * asking the rebooting nodes to VERIFY again and writing them off.
-	 */
-	if (s->nstate[ENG_M_ACTIVATING] > 0)
-		e->cb.session_save(e->cb.arg, s, true);
-	eng__debug("session %08x: activate, %u nodes", s->id,
-	    s->nstate[ENG_M_ACTIVATING]);
-	phase_activate_tick(s);
-}
-
-/* Verified members that may activate (not held). */
-static uint32_t
-phase_releasable(const struct eng_session *s)
-{
-	const struct eng_member	*m;
-	uint32_t		 n = 0;
-
-	if (s->nstate[ENG_M_VERIFIED] == 0)
-		return (0);
-	TAILQ_FOREACH(m, &s->members, entry)
-		if (m->state == ENG_M_VERIFIED && !m->hold)
-			n++;
-	return (n);
-}
-
-/* ------------------------------------------------------------------ */
 /* The machine                                                          */
 
 /*
@@ -434,8 +365,8 @@ eng__decide(struct eng_session *s)
 		s->phase = ENG_P_IDLE;
 	else if (s->nstate[ENG_M_DOWNLOADED] > 0)
 		phase_verify_begin(s);
-	else if (phase_releasable(s) > 0)
-		phase_activate_begin(s);
+	else if (eng__releasable(s) > 0)
+		eng__activate_begin(s);
 	else {
 		s->phase = s->nstate[ENG_M_ACTIVATING] > 0 ? ENG_P_RESULT :
 		    ENG_P_IDLE;
@@ -459,7 +390,7 @@ eng__phase_timer(struct eng_session *s)
 		phase_verify_tick(s);
 		break;
 	case ENG_P_ACTIVATE:
-		phase_activate_tick(s);
+		eng__activate_tick(s);
 		break;
 	case ENG_P_IDLE:
 	case ENG_P_RESULT:

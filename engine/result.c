@@ -1,5 +1,11 @@
 /*
- * result.c: after ACTIVATE, the wait for each member's final RESULT.
+ * result.c: ACTIVATE, and the wait for each member's final RESULT.
+ *
+ * ACTIVATE goes to the verified members the daemon does not hold,
+ * repeated like OFFER (a node already past VERIFIED ignores it); held
+ * members (a rollout's download-only or gated node) stop at VERIFIED, so
+ * when some are held each of the others is named.  The members go
+ * ACTIVATING durably before the first ACTIVATE leaves (session_save).
  *
  * Every ACTIVATING member has a deadline (activate_delay_ms +
  * result_timeout_s from its ACTIVATE); a member that misses it is
@@ -115,4 +121,73 @@ eng__result_resume(struct eng_session *s)
 	if (s->nstate[ENG_M_ACTIVATING] > 0 && s->poll_ms == 0)
 		result_poll_arm(s, ENG_POLL_MS / 2);
 	eng__result_arm(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* ACTIVATE                                                             */
+
+void
+eng__activate_tick(struct eng_session *s)
+{
+	const struct eng_params	*p = eng__params(s);
+	struct eng_member	*m;
+	unsigned int		 r = p->offer_repeats != 0 ?
+				    p->offer_repeats : 1;
+
+	if (s->step < r) {
+		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
+		if (s->nstate[ENG_M_VERIFIED] > 0) {
+			/* Held nodes are VERIFIED: name each of the others. */
+			TAILQ_FOREACH(m, &s->members, entry)
+				if (m->state == ENG_M_ACTIVATING)
+					eng__send_activate(s, m);
+		} else
+			eng__send_activate(s, NULL);
+		s->step++;
+		eng__arm(s, p->offer_window_ms / r);
+		return;
+	}
+	eng__decide(s);
+}
+
+void
+eng__activate_begin(struct eng_session *s)
+{
+	struct eng		*e = s->e;
+	struct eng_member	*m;
+
+	s->phase = ENG_P_ACTIVATE;
+	s->step = 0;
+	s->phase_ms = eng__now_ms(e);
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (m->state == ENG_M_VERIFIED && !m->hold) {
+			m->result_due_ms = 0;	/* eng__activating sets it */
+			eng__set_state(m, ENG_M_ACTIVATING);
+		}
+	eng__activating(s);
+	/*
+	 * Durable before the ACTIVATE goes out: a gateway killed during
+	 * the activation delay then waits for the RESULT instead of
+	 * asking the rebooting nodes to VERIFY again and writing them off.
+	 */
+	if (s->nstate[ENG_M_ACTIVATING] > 0)
+		e->cb.session_save(e->cb.arg, s, true);
+	eng__debug("session %08x: activate, %u nodes", s->id,
+	    s->nstate[ENG_M_ACTIVATING]);
+	eng__activate_tick(s);
+}
+
+/* Verified members that may activate (not held). */
+uint32_t
+eng__releasable(const struct eng_session *s)
+{
+	const struct eng_member	*m;
+	uint32_t		 n = 0;
+
+	if (s->nstate[ENG_M_VERIFIED] == 0)
+		return (0);
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (m->state == ENG_M_VERIFIED && !m->hold)
+			n++;
+	return (n);
 }

@@ -437,8 +437,8 @@ session_open(struct eng_session *s)
 	s->opened = true;
 	/* A new id is durable before an OFFER carries it. */
 	e->cb.session_save(e->cb.arg, s, first);
-	eng__info("session %08x on %s: %u blocks of %u bytes, %zu nodes",
-	    s->id, s->link, s->nblocks, s->block_size, s->nmembers);
+	eng__info("%s: session %08x: %u blocks of %u bytes, %zu nodes",
+	    s->link, s->id, s->nblocks, s->block_size, s->nmembers);
 	return (0);
 }
 

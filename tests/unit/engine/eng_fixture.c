@@ -442,7 +442,9 @@ efx_node(struct efx *fx, uint64_t id, uint32_t slot, double loss)
 bool
 efx_run(struct efx *fx, bool (*pred)(struct efx *), unsigned int timeout_ms)
 {
-	uint64_t	 end = fx->tc.now_us + (uint64_t)timeout_ms * 1000, next;
+	uint64_t	 end, next;
+
+	end = fx->tc.now_us + (uint64_t)timeout_ms * 1000;
 
 	for (;;) {
 		/* Frames on the medium go at once (zero-time events). */
