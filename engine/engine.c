@@ -147,9 +147,12 @@ eng_post(struct eng *e)
 	struct eng_session	*s;
 	bool			 again = true;
 
+	if (!e->post)
+		return;
 	e->posting = true;
 	while (again) {
 		again = false;
+		e->post = false;
 		TAILQ_FOREACH(s, &e->sessions, entry) {
 			if (s->error_pending) {
 				s->error_pending = false;

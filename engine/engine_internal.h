@@ -180,6 +180,7 @@ struct eng {
 	uint64_t		 armed;		/* deadline given to arm() */
 	unsigned int		 busy;		/* inside an entry point */
 	bool			 pending;	/* deferred session work */
+	bool			 post;		/* deferred callbacks to fire */
 	bool			 posting;	/* firing deferred callbacks */
 	struct eng_members	 graveyard;	/* removed while busy */
 

@@ -78,6 +78,7 @@ void
 eng__settle(struct eng_session *s)
 {
 	s->settle_pending = true;
+	s->e->post = true;
 }
 
 /* The source failed: stop here, the daemon hears it in eng__leave. */
@@ -87,6 +88,7 @@ eng__blob_error(struct eng_session *s)
 	eng__warnx("session %08x: cannot read the package", s->id);
 	eng_session_stop(s);
 	s->error_pending = true;
+	s->e->post = true;
 }
 
 /* ------------------------------------------------------------------ */
