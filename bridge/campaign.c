@@ -6,10 +6,12 @@
  * = any) gets, for every component it runs, the package sched_choose()
  * picks; the nodes that get the same package form the campaign, and the
  * nodes of a campaign that sit on the same transport instance (broadcast
- * domain) share one UP session (session.c).  Nodes that announce later
- * and match join the campaign (dynamic membership); a node written off
- * with UP_R_CONN_LOST is taken again when it next shows up, up to
- * FO_MAX_TRIES participations.
+ * domain) share one UP session of the engine (fo_session.c, engine/).
+ * Nodes that announce later and match join the campaign (dynamic
+ * membership); a node written off with UP_R_CONN_LOST is taken again
+ * when it next shows up, up to FO_MAX_TRIES participations.  What
+ * happens to a member in its session comes from the engine's callbacks
+ * (fanout.c): campaign.c never drives a session's phases itself.
  *
  * Lifecycle: waiting-package (pinned, fetched, then verified once with
  * cache_check in budgeted steps from a deferred event) -> running ->
@@ -140,7 +142,7 @@ campaign__state_str(enum fo_cstate s)
 }
 
 const char *
-campaign__mstate_str(enum fo_mstate s)
+campaign__mstate_str(enum eng_mstate s)
 {
 	return (campaign_name(campaign_mstate_names,
 	    CAMPAIGN_NELEM(campaign_mstate_names), s));
@@ -159,14 +161,14 @@ campaign_state_parse(const char *s, enum fo_cstate *out)
 }
 
 static int
-campaign_mstate_parse(const char *s, enum fo_mstate *out)
+campaign_mstate_parse(const char *s, enum eng_mstate *out)
 {
 	unsigned int	 v;
 
 	if (campaign_name_parse(campaign_mstate_names,
 	    CAMPAIGN_NELEM(campaign_mstate_names), s, &v) == -1)
 		return (-1);
-	*out = (enum fo_mstate)v;
+	*out = (enum eng_mstate)v;
 	return (0);
 }
 
@@ -260,11 +262,15 @@ campaign__put_member(struct fo_member *m)
 {
 	struct fo_campaign	*c = m->c;
 	sqlite3_stmt		*st = c->f->st_node_put;
+	struct eng_session_info	 si;
 	uint64_t		 bytes = m->bytes_sent;
 
-	if (!FO_M_FINAL(m->state) && m->s != NULL && m->started != 0 &&
-	    m->s->bytes_sent >= m->bytes_base)
-		bytes = m->bytes_sent + (m->s->bytes_sent - m->bytes_base);
+	memset(&si, 0, sizeof(si));
+	if (m->s != NULL)
+		session__info(m->s, &si);
+	if (!ENG_M_FINAL(m->state) && m->s != NULL && m->started != 0 &&
+	    si.bytes_sent >= m->bytes_base)
+		bytes = m->bytes_sent + (si.bytes_sent - m->bytes_base);
 	sqlite3_bind_int64(st, 1, c->rowid);
 	sqlite3_bind_int64(st, 2, (int64_t)m->node);
 	sqlite3_bind_text(st, 3, m->transport, -1, SQLITE_STATIC);
@@ -272,7 +278,7 @@ campaign__put_member(struct fo_member *m)
 	    SQLITE_STATIC);
 	sqlite3_bind_int(st, 5, m->result);
 	sqlite3_bind_int64(st, 6, m->held);
-	sqlite3_bind_int64(st, 7, m->s != NULL ? m->s->nblocks : 0);
+	sqlite3_bind_int64(st, 7, si.nblocks);
 	sqlite3_bind_int64(st, 8, (int64_t)bytes);
 	sqlite3_bind_int(st, 9, (int)m->tries);
 	if (m->started != 0)
@@ -289,14 +295,16 @@ campaign__put_member(struct fo_member *m)
 void
 campaign__put_session(struct fo_session *s)
 {
-	sqlite3_stmt	*st = s->f->st_sess_put;
+	sqlite3_stmt		*st = s->f->st_sess_put;
+	struct eng_session_info	 si;
 
+	session__info(s, &si);
 	sqlite3_bind_int64(st, 1, s->c->rowid);
 	sqlite3_bind_text(st, 2, s->transport, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, s->id);
-	sqlite3_bind_int(st, 4, s->block_size);
-	sqlite3_bind_int64(st, 5, s->nblocks);
-	sqlite3_bind_int64(st, 6, (int64_t)s->bytes_sent);
+	sqlite3_bind_int(st, 4, si.block_size);
+	sqlite3_bind_int64(st, 5, si.nblocks);
+	sqlite3_bind_int64(st, 6, (int64_t)si.bytes_sent);
 	campaign_step(s->f, st);
 }
 
@@ -482,15 +490,11 @@ campaign_member_add(struct fo_campaign *c, uint64_t node)
 }
 
 void
-campaign__set_state(struct fo_member *m, enum fo_mstate st)
+campaign__set_state(struct fo_member *m, enum eng_mstate st)
 {
-	if (m->s != NULL) {
-		m->s->nstate[m->state]--;
-		m->s->nstate[st]++;
-	}
 	m->state = st;
 	campaign__put_member(m);
-	if (st == FO_M_VERIFIED && m->c->rollout[0] != '\0')
+	if (st == ENG_M_VERIFIED && m->c->rollout[0] != '\0')
 		rollout__verified(m);
 }
 
@@ -590,53 +594,63 @@ campaign__report_verified(struct fo_member *m)
 	campaign_report(m);
 }
 
+/*
+ * The daemon's part of a final state (m->state and m->result set): the
+ * registry, the rollout, the report and the row.
+ */
 static void
-campaign_final_nocommit(struct fo_member *m, enum fo_mstate st,
-    uint8_t result, const char *version)
+campaign_final_nocommit(struct fo_member *m, const char *version)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
-	struct fo_session	*s = m->s;
+	enum eng_mstate		 st = m->state;
 
-	if (s != NULL && !FO_M_FINAL(m->state) && m->started != 0 &&
-	    s->bytes_sent >= m->bytes_base) {
-		m->bytes_sent += s->bytes_sent - m->bytes_base;
-		m->bytes_base = s->bytes_sent;
-	}
-	if (s != NULL && m->asked && !m->answered) {
-		m->answered = true;
-		s->unanswered--;
-	}
-	m->result = result;
 	m->finished = fanout__unix_ms();
 	m->reported = false;
-	if (s != NULL) {
-		s->nstate[m->state]--;
-		s->nstate[st]++;
-	}
-	m->state = st;
-	if (st == FO_M_UPDATED && version != NULL && *version != '\0')
+	if (st == ENG_M_UPDATED && version != NULL && *version != '\0')
 		registry_set_version(f->reg, m->node, c->pkg.component,
 		    version);
-	registry_set_state(f->reg, m->node, st == FO_M_UPDATED ?
-	    UP_NS_UPDATED : st == FO_M_FAILED ? UP_NS_FAILED : UP_NS_IDLE);
+	registry_set_state(f->reg, m->node, st == ENG_M_UPDATED ?
+	    UP_NS_UPDATED : st == ENG_M_FAILED ? UP_NS_FAILED : UP_NS_IDLE);
 	/* The scheduler learns first, so the report carries its verdict. */
 	if (c->rollout[0] != '\0')
-		rollout__result(m, st, result);
+		rollout__result(m, st, m->result);
 	campaign_report(m);
 	campaign__put_member(m);
 	f->results++;
 	log_info("campaign %s: node 0x%016" PRIx64 " %s (%s)", c->id, m->node,
-	    campaign__mstate_str(st), up_result_str(result));
+	    campaign__mstate_str(st), up_result_str(m->result));
 }
 
 void
-campaign__final(struct fo_member *m, enum fo_mstate st, uint8_t result,
-    const char *version)
+campaign__final(struct fo_member *m, const char *version)
 {
-	campaign_final_nocommit(m, st, result, version);
+	campaign_final_nocommit(m, version);
 	/* The result is durable before the node hears RESULT_ACK. */
 	db_commit_now(m->c->f->db);
+}
+
+/*
+ * The daemon cancels a member (technician, scheduler): the engine's
+ * member goes CANCELLED too (with `tell', its node hears ABORT).
+ */
+static void
+campaign_cancel_member(struct fo_member *m, uint8_t code, bool tell)
+{
+	struct eng_session_info	 si;
+
+	if (m->s != NULL) {
+		session__info(m->s, &si);
+		if (m->started != 0 && si.bytes_sent >= m->bytes_base) {
+			m->bytes_sent += si.bytes_sent - m->bytes_base;
+			m->bytes_base = si.bytes_sent;
+		}
+	}
+	if (m->em != NULL)
+		eng_member_cancel(m->em, code, tell);
+	m->state = ENG_M_CANCELLED;
+	m->result = code;
+	campaign_final_nocommit(m, NULL);
 }
 
 void
@@ -665,7 +679,7 @@ campaign__flush_unreported(struct fanout *f)
 		snprintf(id, sizeof(id), "%" PRId64, rowid);
 		if ((c = campaign__find(f, id)) == NULL ||
 		    (m = campaign__member(c, node)) == NULL ||
-		    m->reported || !FO_M_FINAL(m->state))
+		    m->reported || !ENG_M_FINAL(m->state))
 			continue;
 		if ((line = campaign_report_line(m)) == NULL)
 			continue;
@@ -846,7 +860,7 @@ campaign_session(struct fo_campaign *c, const char *transport)
 	TAILQ_FOREACH(s, &c->sessions, centry)
 		if (strcmp(s->transport, transport) == 0)
 			return (s);
-	if ((s = session__new(c, transport, 0, 0, &cause)) == NULL) {
+	if ((s = session__new(c, transport, 0, 0, 0, 0, &cause)) == NULL) {
 		log_warnx("campaign %s: %s", c->id, cause);
 		free(cause);
 	}
@@ -861,10 +875,10 @@ campaign_place(struct fo_campaign *c)
 	struct fo_session	*s;
 
 	TAILQ_FOREACH(m, &c->members, centry) {
-		if (m->s != NULL && m->state <= FO_M_OFFERED &&
+		if (m->s != NULL && m->state <= ENG_M_OFFERED &&
 		    strcmp(m->s->transport, m->transport) != 0)
 			session__remove_member(m->s, m);
-		if (m->s != NULL || FO_M_FINAL(m->state))
+		if (m->s != NULL || ENG_M_FINAL(m->state))
 			continue;
 		if ((s = campaign_session(c, m->transport)) != NULL)
 			session__add_member(s, m);
@@ -901,23 +915,26 @@ campaign__check_done(struct fo_campaign *c)
 {
 	struct fo_member	*m;
 	struct fo_session	*s;
+	struct eng_session_info	 si;
 	unsigned int		 nup = 0, nfail = 0;
 	int			 i;
 
 	if (c->state != FO_C_RUNNING)
 		return;
 	/* Cheap first: the sessions count their members' states. */
-	TAILQ_FOREACH(s, &c->sessions, centry)
-		for (i = FO_M_PENDING; i < FO_M_UPDATED; i++)
-			if (s->nstate[i] != 0 && (i != FO_M_VERIFIED ||
+	TAILQ_FOREACH(s, &c->sessions, centry) {
+		session__info(s, &si);
+		for (i = ENG_M_PENDING; i < ENG_M_UPDATED; i++)
+			if (si.nstate[i] != 0 && (i != ENG_M_VERIFIED ||
 			    c->rollout[0] == '\0'))
 				return;
+	}
 	TAILQ_FOREACH(m, &c->members, centry) {
 		/* A rollout's held node waits for the scheduler, idle. */
-		if (!FO_M_FINAL(m->state) && !(m->hold &&
-		    m->state == FO_M_VERIFIED))
+		if (!ENG_M_FINAL(m->state) && !(m->hold &&
+		    m->state == ENG_M_VERIFIED))
 			return;
-		if (m->state == FO_M_UPDATED)
+		if (m->state == ENG_M_UPDATED)
 			nup++;
 		else
 			nfail++;
@@ -949,7 +966,7 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 	if (c->state == FO_C_CANCELLED)
 		return (NULL);
 	if ((m = campaign__member(c, node->id)) != NULL) {
-		if (!FO_M_FINAL(m->state) || m->state != FO_M_FAILED ||
+		if (!ENG_M_FINAL(m->state) || m->state != ENG_M_FAILED ||
 		    m->result != UP_R_CONN_LOST || m->tries >= FO_MAX_TRIES)
 			return (NULL);
 		log_info("campaign %s: node 0x%016" PRIx64 " back, try %u",
@@ -965,11 +982,13 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 	m->addr = node->addr;
 	m->result = UP_R_INITIAL;
 	m->finished = 0;
-	m->known = false;
-	m->offers = m->asks = m->stall = 0;
 	m->reported = false;
 	m->tries++;
-	campaign__set_state(m, FO_M_PENDING);
+	if (m->em != NULL) {
+		eng_member_set_addr(m->em, &m->addr, node->max_frame);
+		eng_member_restart(m->em);
+	}
+	campaign__set_state(m, ENG_M_PENDING);
 	campaign_wake(c, m);
 	return (m);
 }
@@ -990,7 +1009,7 @@ campaign_wake(struct fo_campaign *c, struct fo_member *m)
 	} else if (c->state == FO_C_RUNNING && c->ready) {
 		campaign_place(c);
 		if (m->s != NULL)
-			session__poke(m->s);
+			session__run(m->s);
 	}
 }
 
@@ -1117,36 +1136,41 @@ campaign__node_seen(struct fanout *f, const struct registry_node *node,
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		if (!campaign__active(c) ||
 		    (m = campaign__member(c, node->id)) == NULL ||
-		    FO_M_FINAL(m->state))
+		    ENG_M_FINAL(m->state))
 			continue;
 		m->addr = node->addr;
+		if (m->em != NULL)
+			eng_member_set_addr(m->em, &node->addr,
+			    node->max_frame);
 		if (strcmp(m->transport, node->transport) != 0 &&
-		    m->state <= FO_M_OFFERED) {
+		    m->state <= ENG_M_OFFERED) {
 			/* It moved to another broadcast domain. */
 			fanout__strlcpy(m->transport, node->transport,
 			    sizeof(m->transport));
 			if (c->state == FO_C_RUNNING && c->ready) {
 				campaign_place(c);
 				if (m->s != NULL)
-					session__poke(m->s);
+					session__run(m->s);
 			}
 			continue;
 		}
 		if ((s = m->s) == NULL)
 			continue;
+		/* An ANNOUNCE naming its session: the engine took it. */
 		if (a->session == s->id)
-			session__announced(s, m, a);
+			;
 		else if (a->state == UP_NS_IDLE &&
-		    (m->state == FO_M_RECEIVING ||
-		    m->state == FO_M_DOWNLOADED ||
-		    m->state == FO_M_VERIFIED)) {
+		    (m->state == ENG_M_RECEIVING ||
+		    m->state == ENG_M_DOWNLOADED ||
+		    m->state == ENG_M_VERIFIED)) {
 			/* It lost the session (reflashed, aborted). */
 			log_info("campaign %s: node 0x%016" PRIx64 " lost "
 			    "session %08x, offering again", c->id, m->node,
 			    s->id);
-			m->known = false;
-			campaign__set_state(m, FO_M_PENDING);
-			session__poke(s);
+			if (m->em != NULL)
+				eng_member_restart(m->em);
+			campaign__set_state(m, ENG_M_PENDING);
+			session__run(s);
 		}
 	}
 	campaign__assign_node(f, node);
@@ -1193,10 +1217,12 @@ campaign__offer(struct fo_campaign *c, uint64_t node, const char *transport,
 {
 	struct fo_member	*m;
 
-	if ((m = campaign__member(c, node)) != NULL && !FO_M_FINAL(m->state)) {
+	if ((m = campaign__member(c, node)) != NULL && !ENG_M_FINAL(m->state)) {
 		/* Still under way (resumed after a restart): keep going. */
 		if (m->hold != hold) {
 			m->hold = hold;
+			if (m->em != NULL)
+				eng_member_set_hold(m->em, hold);
 			campaign__put_member(m);
 		}
 		campaign_wake(c, m);
@@ -1219,11 +1245,15 @@ campaign__offer(struct fo_campaign *c, uint64_t node, const char *transport,
 	m->hold = hold;
 	m->result = UP_R_INITIAL;
 	m->finished = 0;
-	m->known = false;
-	m->offers = m->asks = m->stall = 0;
 	m->reported = false;
 	m->tries++;
-	campaign__set_state(m, FO_M_PENDING);
+	if (m->em != NULL) {
+		if (addr != NULL)
+			eng_member_set_addr(m->em, addr, 0);
+		eng_member_set_hold(m->em, hold);
+		eng_member_restart(m->em);
+	}
+	campaign__set_state(m, ENG_M_PENDING);
 	campaign_wake(c, m);
 	return (m);
 }
@@ -1234,8 +1264,10 @@ campaign__release(struct fo_member *m)
 	if (!m->hold)
 		return;
 	m->hold = false;
+	if (m->em != NULL)
+		eng_member_set_hold(m->em, false);
 	campaign__put_member(m);
-	if (m->state == FO_M_VERIFIED)
+	if (m->state == ENG_M_VERIFIED)
 		campaign_wake(m->c, m);
 }
 
@@ -1244,46 +1276,14 @@ campaign__abort_member(struct fo_member *m, uint8_t code)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
-	struct fo_tp		*t;
-	struct up_msg		 msg;
-	int			 i;
 
-	if (FO_M_FINAL(m->state))
+	if (ENG_M_FINAL(m->state))
 		return;
-	if (m->s != NULL && m->state > FO_M_PENDING &&
-	    (t = fanout__tp(f, m->s->transport)) != NULL) {
-		memset(&msg, 0, sizeof(msg));
-		msg.type = UP_T_ABORT;
-		msg.session = m->s->id;
-		msg.u.target.node_id = m->node;
-		msg.u.target.reason = code;
-		/* ABORT is not acknowledged: a few times. */
-		for (i = 0; i < FO_TRIES; i++)
-			fanout__ctrl(t, m->s, (t->caps.flags &
-			    TP_CAP_UNICAST) != 0 && m->addr.len > 0 ?
-			    &m->addr : NULL, &msg);
-	}
 	/* The scheduler decided this: do not feed it back as a result. */
 	f->sched_quiet = true;
-	campaign_final_nocommit(m, FO_M_CANCELLED, code, NULL);
+	campaign_cancel_member(m, code, true);
 	f->sched_quiet = false;
 	campaign__check_done(c);
-}
-
-uint32_t
-campaign__releasable(struct fo_session *s)
-{
-	struct fo_member	*m;
-	uint32_t		 n = 0;
-
-	if (s->c->rollout[0] == '\0')
-		return (s->nstate[FO_M_VERIFIED]);
-	if (s->nstate[FO_M_VERIFIED] == 0)
-		return (0);
-	TAILQ_FOREACH(m, &s->members, sentry)
-		if (m->state == FO_M_VERIFIED && !m->hold)
-			n++;
-	return (n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1442,7 +1442,7 @@ campaign_run(struct fo_campaign *c)
 	campaign__put(c);
 	campaign_place(c);
 	TAILQ_FOREACH(s, &c->sessions, centry)
-		session__start(s);
+		session__run(s);
 	campaign__check_done(c);
 }
 
@@ -1505,6 +1505,7 @@ campaign__cancel(struct fo_campaign *c, char **cause)
 {
 	struct fo_session	*s;
 	struct fo_member	*m;
+	struct eng_session_info	 si;
 
 	if (c->state == FO_C_CANCELLED)
 		return (0);
@@ -1515,13 +1516,13 @@ campaign__cancel(struct fo_campaign *c, char **cause)
 	}
 	TAILQ_FOREACH(s, &c->sessions, centry) {
 		session__stop(s);
-		if (s->nmembers > 0)
-			session__send_abort(s, UP_R_ABORTED);
+		session__info(s, &si);
+		if (si.nmembers > 0)
+			eng_session_abort(s->es, UP_R_ABORTED);
 	}
 	TAILQ_FOREACH(m, &c->members, centry)
-		if (!FO_M_FINAL(m->state))
-			campaign_final_nocommit(m, FO_M_CANCELLED,
-			    UP_R_ABORTED, NULL);
+		if (!ENG_M_FINAL(m->state))
+			campaign_cancel_member(m, UP_R_ABORTED, false);
 	TAILQ_FOREACH(s, &c->sessions, centry) {
 		campaign__put_session(s);
 		session__close(s);
@@ -1547,7 +1548,7 @@ campaign_load_members(struct fo_campaign *c)
 	sqlite3_stmt		*st;
 	const void		*blob;
 	const char		*text;
-	enum fo_mstate		 ms;
+	enum eng_mstate		 ms;
 	int			 len;
 
 	if (sqlite3_prepare_v2(f->db, "SELECT node, transport, state, "
@@ -1589,8 +1590,8 @@ campaign_load_members(struct fo_campaign *c)
 		 * session offers again with the same id and each node
 		 * answers with what it holds (docs/fanout.md, "Restart").
 		 */
-		if (m->state <= FO_M_DOWNLOADED)
-			m->state = FO_M_PENDING;
+		if (m->state <= ENG_M_DOWNLOADED)
+			m->state = ENG_M_PENDING;
 	}
 	sqlite3_finalize(st);
 }
@@ -1601,6 +1602,7 @@ campaign_load_sessions(struct fo_campaign *c)
 	struct fanout		*f = c->f;
 	struct fo_session	*s;
 	struct fo_member	*m;
+	struct eng_session_info	 si;
 	sqlite3_stmt		*st;
 	const char		*tp;
 	char			*cause = NULL;
@@ -1614,15 +1616,15 @@ campaign_load_sessions(struct fo_campaign *c)
 		tp = (const char *)sqlite3_column_text(st, 0);
 		s = session__new(c, tp != NULL ? tp : "",
 		    (uint32_t)sqlite3_column_int64(st, 1),
-		    (uint16_t)sqlite3_column_int(st, 2), &cause);
+		    (uint16_t)sqlite3_column_int(st, 2),
+		    (uint32_t)sqlite3_column_int64(st, 3),
+		    (uint64_t)sqlite3_column_int64(st, 4), &cause);
 		if (s == NULL) {
 			log_warnx("campaign %s: %s", c->id, cause);
 			free(cause);
 			cause = NULL;
 			continue;
 		}
-		s->nblocks = (uint32_t)sqlite3_column_int64(st, 3);
-		s->bytes_sent = sqlite3_column_int64(st, 4);
 	}
 	sqlite3_finalize(st);
 
@@ -1633,7 +1635,8 @@ campaign_load_sessions(struct fo_campaign *c)
 				break;
 		if (s != NULL) {
 			session__add_member(s, m);
-			m->bytes_base = s->bytes_sent;
+			session__info(s, &si);
+			m->bytes_base = si.bytes_sent;
 		}
 	}
 }

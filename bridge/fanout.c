@@ -1,26 +1,26 @@
 /*
- * fanout.c: the fan-out engine.
+ * fanout.c: the daemon's side of the fan-out engine, and the public API
+ * of upbridged.h that the daemon and the control socket call.
  *
- * Owns the transport instances (one per configured [transport.NAME]
- * section, each one broadcast domain), their pacers and their transmit
- * loops, dispatches received frames to the registry and the sessions, and
- * carries the public API of upbridged.h.  Campaigns live in campaign.c,
- * UP sessions in session.c, pacing in pacer.c, the views in
- * fanout_json.c; docs/fanout.md has the design.
- *
- * Transmit loop, per instance: a control-frame ring (OFFER, STATUS_REQ,
- * VERIFY, ACTIVATE, RESULT_ACK, ABORT, DISCOVER; encoded once when queued)
- * goes before data; data frames come round robin from the sessions in a
- * data pass, read from the cache straight into one preallocated frame.
- * The loop runs from a timer armed for exactly when the pacer allows the
- * next frame, sends what is due (at most FO_TX_BURST frames, then yields
- * to the loop), stops on TP_EAGAIN and resumes from writable().  A frame
- * refused with TP_EAGAIN is kept and sent first later.
+ * The engine (engine/engine.h) owns the links, the UP sessions, the
+ * repair planners and the pacer; it knows no campaign.  This file gives
+ * it what it needs and hears what happens:
+ *  - a clock: CLOCK_MONOTONIC, and the engine's one deadline as one
+ *    libevent timer (eng_ev) that calls eng_run();
+ *  - the transport instances of the config, opened as links with the
+ *    profile of the [fanout] section;
+ *  - its callbacks, wired to campaigns (campaign.c): a member's state
+ *    and progress are persisted, its final result is reported and
+ *    committed before the engine acknowledges it, a session that
+ *    settles may finish its campaign, an ANNOUNCE goes to the registry
+ *    and the deployments, a late RESULT loads the campaign it belongs to.
+ * Campaigns live in campaign.c, a campaign's session on one link in
+ * fo_session.c, cut-through in stream.c, the views in fanout_json.c;
+ * docs/fanout.md has the design of this side, docs/engine.md the engine.
  */
 #include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/time.h>
-#include <sys/uio.h>
 
 #include <event2/event.h>
 
@@ -32,9 +32,6 @@
 
 #include "fanout_internal.h"
 #include "stream.h"
-
-static void	 fanout_tx_cb(int, short, void *);
-static void	 fanout_discover(struct fanout *);
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
@@ -95,255 +92,205 @@ fanout__set_report_hook(struct fanout *f, fanout_report_fn *fn, void *arg)
 	f->report_arg = arg;
 }
 
-struct fo_tp *
-fanout__tp(struct fanout *f, const char *name)
+void
+fanout__params(const struct ub_config *c, struct eng_params *p)
 {
-	size_t	 i;
+	const char	*v = c->fec_proactive;
+	long		 pct;
 
-	for (i = 0; i < f->ntps; i++)
-		if (strcmp(f->tps[i]->name, name) == 0)
-			return (f->tps[i]);
-	return (NULL);
+	memset(p, 0, sizeof(*p));
+	p->block_size = c->block_size;
+	p->rate_pct = c->rate_pct;
+	p->offer_window_ms = c->offer_window_ms;
+	p->offer_repeats = c->offer_repeats;
+	p->status_window_ms = c->status_window_ms;
+	p->max_rounds = c->max_rounds;
+	p->activate_delay_ms = c->activate_delay_ms;
+	p->result_timeout_s = c->result_timeout_s;
+	p->discover_interval_s = c->discover_interval_s;
+	p->session_deadline_s = c->session_deadline_s;
+	p->fec = c->fec != 0;
+	p->fec_k = c->fec_k;
+	p->fec_proactive = ENG_FEC_AUTO;
+	if (v != NULL && strcmp(v, "auto") != 0) {
+		pct = strtol(v, NULL, 10);
+		p->fec_proactive = pct <= 0 ? 0 : pct > 100 ? 100 : (int)pct;
+	}
+	p->xor_repair = c->xor_repair != 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* Transmit                                                             */
-
-void
-fanout__kick(struct fo_tp *t)
-{
-	if (t->tp == NULL || t->tx_ev == NULL || t->pacer.blocked)
-		return;
-	/* Armed for pacing: that timer will serve the new frame too. */
-	if (evtimer_pending(t->tx_ev, NULL))
-		return;
-	event_active(t->tx_ev, EV_TIMEOUT, 1);
-}
-
-int
-fanout__ctrl(struct fo_tp *t, struct fo_session *s, const struct tp_addr *dst,
-    const struct up_msg *m)
-{
-	struct fo_ctrl	*e;
-	size_t		 cap;
-	int		 n;
-
-	if (t->ring_n == FO_CTRL_RING) {
-		t->ctrl_dropped++;
-		log_debug("%s: control ring full, type %u dropped", t->name,
-		    m->type);
-		return (-1);
-	}
-	e = &t->ring[(t->ring_head + t->ring_n) % FO_CTRL_RING];
-	cap = sizeof(e->frame);
-	if (t->caps.mtu != 0 && t->caps.mtu < cap)
-		cap = t->caps.mtu;
-	if ((n = up_encode(m, e->frame, cap)) <= 0) {
-		t->ctrl_dropped++;
-		log_warnx("%s: cannot encode a frame of type %u: %s", t->name,
-		    m->type, up_strerror(n));
-		return (-1);
-	}
-	if (dst != NULL)
-		e->dst = *dst;
-	else
-		tp_addr_broadcast(&e->dst);
-	e->s = s;
-	e->len = (uint16_t)n;
-	e->type = m->type;
-	t->ring_n++;
-	fanout__kick(t);
-	return (0);
-}
-
-void
-fanout__data_add(struct fo_tp *t, struct fo_session *s)
-{
-	if (s->in_data)
-		return;
-	TAILQ_INSERT_TAIL(&t->data_sessions, s, tentry);
-	s->in_data = true;
-	fanout__kick(t);
-}
-
-void
-fanout__data_remove(struct fo_tp *t, struct fo_session *s)
-{
-	if (t == NULL || !s->in_data)
-		return;
-	TAILQ_REMOVE(&t->data_sessions, s, tentry);
-	s->in_data = false;
-	/* A data frame of it that waits after TP_EAGAIN still goes. */
-}
-
-void
-fanout__forget_session(struct fo_tp *t, struct fo_session *s)
-{
-	unsigned int	 i;
-
-	fanout__data_remove(t, s);
-	if (t->pend_len != 0 && t->pend_s == s) {
-		if (t->pend_ctrl)
-			t->pend_s = NULL;
-		else
-			t->pend_len = 0;	/* its fd is closing */
-	}
-	for (i = 0; i < t->ring_n; i++)
-		if (t->ring[(t->ring_head + i) % FO_CTRL_RING].s == s)
-			t->ring[(t->ring_head + i) % FO_CTRL_RING].s = NULL;
-}
-
-/* Picks the next frame to send into t->pend; false if none. */
-static bool
-fanout_fill(struct fo_tp *t)
-{
-	struct fo_session	*s;
-	struct fo_ctrl		*e;
-	size_t			 n, cap;
-
-	cap = UP_FRAME_MAX;
-	if (t->caps.mtu != 0 && t->caps.mtu < cap)
-		cap = t->caps.mtu;
-	for (;;) {
-		if (t->ring_n > 0) {
-			e = &t->ring[t->ring_head];
-			t->pend = e->frame;
-			t->pend_len = e->len;
-			t->pend_dst = e->dst;
-			t->pend_s = e->s;
-			t->pend_ctrl = true;
-			t->pend_type = e->type;
-			return (true);
-		}
-		if ((s = TAILQ_FIRST(&t->data_sessions)) == NULL)
-			return (false);
-		TAILQ_REMOVE(&t->data_sessions, s, tentry);
-		TAILQ_INSERT_TAIL(&t->data_sessions, s, tentry);
-		n = session__fill_data(s, t->data_frame, cap, &t->pend_dst);
-		if (n > 0) {
-			t->pend = t->data_frame;
-			t->pend_len = n;
-			t->pend_s = s;
-			t->pend_ctrl = false;
-			t->pend_type = UP_T_DATA;
-			return (true);
-		}
-		/* The pass is over; fill_data took it out of the rotation. */
-		if (s->in_data)
-			fanout__data_remove(t, s);
-	}
-}
-
-static void
-fanout_sent(struct fo_tp *t)
-{
-	if (t->pend_ctrl) {
-		t->ring_head = (t->ring_head + 1) % FO_CTRL_RING;
-		t->ring_n--;
-	}
-	t->pend_len = 0;
-	t->pend = NULL;
-}
-
-static void
-fanout_tx_arm(struct fo_tp *t, uint64_t us)
-{
-	struct timeval	 tv;
-
-	tv.tv_sec = us / 1000000;
-	tv.tv_usec = us % 1000000;
-	evtimer_add(t->tx_ev, &tv);
-}
-
-static uint32_t
-fanout_airtime(struct fo_tp *t, const struct tp_addr *dst, size_t len)
-{
-	if (t->ops->airtime != NULL)
-		return (t->ops->airtime(t->tp, dst, len));
-	return (pacer__airtime(&t->pacer, len));
-}
-
-static void
-fanout_tx_cb(int fd, short ev, void *arg)
-{
-	struct fo_tp	*t = arg;
-	struct iovec	 iov;
-	uint64_t	 now, wait;
-	uint32_t	 air;
-	int		 n, rc;
-
-	for (n = 0; n < FO_TX_BURST; n++) {
-		if (!t->up || t->tp == NULL || t->pacer.blocked)
-			return;
-		if (t->pend_len == 0 && !fanout_fill(t))
-			return;
-		now = fanout__now_us();
-		air = fanout_airtime(t, &t->pend_dst, t->pend_len);
-		wait = pacer__delay(&t->pacer, now, t->pend_len, air);
-		if (wait == PACER_WAIT)
-			return;
-		if (wait > 0) {
-			fanout_tx_arm(t, wait);
-			return;
-		}
-		iov.iov_base = (void *)t->pend;
-		iov.iov_len = t->pend_len;
-		rc = t->ops->send(t->tp, &t->pend_dst, &iov, 1, ++t->cookie);
-		switch (rc) {
-		case TP_OK:
-			pacer__sent(&t->pacer, now, t->pend_len, air);
-			if (t->pend_ctrl)
-				t->tx_ctrl++;
-			else {
-				t->tx_data++;
-				if (t->pend_len > 2 &&
-				    (t->pend[2] & UP_F_REPAIR) != 0)
-					t->tx_repair++;
-			}
-			if (t->pend_s != NULL)
-				session__sent(t->pend_s, t->pend_type,
-				    t->pend_len);
-			fanout_sent(t);
-			break;
-		case TP_EAGAIN:
-			/* Keep the frame; writable() resumes. */
-			pacer__eagain(&t->pacer);
-			return;
-		default:
-			t->tx_errors++;
-			log_debug("%s: send type %u: error %d", t->name,
-			    t->pend_type, rc);
-			fanout_sent(t);
-			break;
-		}
-	}
-	/* Burst done: let the loop breathe, then go on. */
-	fanout_tx_arm(t, 0);
-}
-
-/* ------------------------------------------------------------------ */
-/* Host callbacks                                                       */
+/* The engine's clock: one libevent timer for its one deadline          */
 
 static uint64_t
-fanout_host_now_ms(void *arg)
+fanout_clock_now(void *arg)
 {
-	return (fanout__now_ms());
+	return (fanout__now_us());
 }
 
 static void
-fanout_announce(struct fo_tp *t, const struct tp_addr *src,
+fanout_clock_arm(void *arg, uint64_t at)
+{
+	struct fanout	*f = arg;
+	struct timeval	 tv;
+	uint64_t	 now, d;
+
+	if (f->eng_ev == NULL)
+		return;
+	if (at == UINT64_MAX) {
+		evtimer_del(f->eng_ev);
+		return;
+	}
+	now = fanout__now_us();
+	d = at > now ? at - now : 0;
+	tv.tv_sec = d / 1000000;
+	tv.tv_usec = d % 1000000;
+	evtimer_add(f->eng_ev, &tv);
+}
+
+static void
+fanout_eng_cb(int fd, short ev, void *arg)
+{
+	struct fanout	*f = arg;
+
+	eng_run(f->eng);
+}
+
+/* ------------------------------------------------------------------ */
+/* The engine's callbacks                                               */
+
+/* The member's facts as the engine has them. */
+static void
+fanout_mirror(struct fo_member *m)
+{
+	struct eng_member_info	 mi;
+
+	eng_member_info(m->em, &mi);
+	m->state = mi.state;
+	m->result = mi.result;
+	m->held = mi.held;
+	m->addr = mi.addr;
+}
+
+static void
+fanout_cb_member(void *arg, struct eng_member *em, enum eng_mev ev)
+{
+	struct fo_member	*m = eng_member_udata(em);
+	struct eng_session_info	 si;
+
+	if (m == NULL)
+		return;
+	fanout_mirror(m);
+	if (ev == ENG_MEV_STARTED) {
+		/* Its share of the session's bytes counts from here. */
+		if (m->started == 0)
+			m->started = fanout__unix_ms();
+		session__info(m->s, &si);
+		m->bytes_base = si.bytes_sent;
+		return;
+	}
+	campaign__put_member(m);
+	if (ev == ENG_MEV_STATE && m->state == ENG_M_VERIFIED &&
+	    m->c->rollout[0] != '\0')
+		rollout__verified(m);
+}
+
+static void
+fanout_cb_member_final(void *arg, struct eng_member *em, const char *version,
+    const char *why)
+{
+	struct fo_member	*m = eng_member_udata(em);
+	struct eng_session_info	 si;
+
+	if (m == NULL)
+		return;
+	if (why != NULL)
+		log_info("campaign %s: node 0x%016" PRIx64 " written off: %s",
+		    m->c->id, m->node, why);
+	/* The session's bytes while it took part, up to now. */
+	session__info(m->s, &si);
+	if (!ENG_M_FINAL(m->state) && m->started != 0 &&
+	    si.bytes_sent >= m->bytes_base) {
+		m->bytes_sent += si.bytes_sent - m->bytes_base;
+		m->bytes_base = si.bytes_sent;
+	}
+	fanout_mirror(m);
+	campaign__final(m, version);
+}
+
+static bool
+fanout_cb_member_revive(void *arg, struct eng_member *em)
+{
+	struct fo_member	*m = eng_member_udata(em);
+
+	if (m == NULL || !campaign__active(m->c) || m->tries >= FO_MAX_TRIES)
+		return (false);
+	m->tries++;
+	m->result = UP_R_INITIAL;
+	m->finished = 0;
+	log_info("campaign %s: node 0x%016" PRIx64 " is back", m->c->id,
+	    m->node);
+	return (true);
+}
+
+static int
+fanout_cb_stranger(void *arg, struct eng_session *es, uint64_t node,
+    const struct tp_addr *src)
+{
+	struct fanout			*f = arg;
+	struct fo_session		*s = eng_session_udata(es);
+	const struct registry_node	*n;
+	struct fo_member		*m;
+
+	if (campaign__member(s->c, node) == NULL &&
+	    (n = registry_get(f->reg, node)) != NULL)
+		/* Known but not assigned yet (its ANNOUNCE raced the OFFER). */
+		campaign__assign_node(f, n);
+	if ((m = campaign__member(s->c, node)) == NULL)
+		return (-1);	/* not targeted: it must not install this */
+	return (m->s == s && m->em != NULL ? 1 : 0);
+}
+
+static void
+fanout_cb_session_save(void *arg, struct eng_session *es, bool durable)
+{
+	struct fanout	*f = arg;
+
+	campaign__put_session(eng_session_udata(es));
+	if (durable)
+		db_commit_now(f->db);
+}
+
+static void
+fanout_cb_session_settled(void *arg, struct eng_session *es)
+{
+	struct fo_session	*s = eng_session_udata(es);
+
+	campaign__check_done(s->c);
+}
+
+static void
+fanout_cb_session_error(void *arg, struct eng_session *es)
+{
+	struct fo_session	*s = eng_session_udata(es);
+
+	campaign__blob_error(s->c);
+}
+
+static void
+fanout_cb_announce(void *arg, struct eng_link *l, const struct tp_addr *src,
     const struct up_announce *a)
 {
-	struct fanout			*f = t->f;
+	struct fanout			*f = arg;
 	const struct registry_node	*node;
 	char				 text[TP_ADDR_TEXT_MAX];
 
-	if (t->ops->addr_fmt == NULL ||
-	    t->ops->addr_fmt(src, text, sizeof(text)) == -1)
+	if (eng_link_addr_fmt(l, src, text, sizeof(text)) == -1)
 		snprintf(text, sizeof(text), "?");
-	if (registry_announce(f->reg, a, t->name, src, text,
+	if (registry_announce(f->reg, a, eng_link_name(l), src, text,
 	    fanout__unix_ms() / 1000) == -1) {
-		log_debug("%s: ANNOUNCE from %s not recorded", t->name, text);
+		log_debug("%s: ANNOUNCE from %s not recorded",
+		    eng_link_name(l), text);
 		return;
 	}
 	if ((node = registry_get(f->reg, a->node_id)) != NULL)
@@ -351,111 +298,14 @@ fanout_announce(struct fo_tp *t, const struct tp_addr *src,
 }
 
 static void
-fanout_rx(void *arg, struct tp *tp, const struct tp_addr *src,
-    const uint8_t *frame, size_t len, const struct tp_rxinfo *ri)
+fanout_cb_unknown_session(void *arg, struct eng_link *l, uint32_t id,
+    const struct up_msg *m)
 {
-	struct fo_tp		*t = arg;
-	struct fanout		*f = t->f;
-	struct fo_session	*s;
-	struct up_msg		 m;
-	int			 rc;
+	struct fanout	*f = arg;
 
-	t->rx_frames++;
-	if ((rc = up_decode(frame, len, &m)) != UP_OK) {
-		t->rx_bad++;
-		log_debug("%s: bad frame (%zu bytes): %s", t->name, len,
-		    up_strerror(rc));
-		return;
-	}
-	switch (m.type) {
-	case UP_T_ANNOUNCE:
-		fanout_announce(t, src, &m.u.announce);
-		return;
-	case UP_T_ACCEPT:
-	case UP_T_STATUS:
-	case UP_T_RESULT:
-	case UP_T_ABORT:
-		break;
-	default:
-		/* Our own frames, heard back on the group. */
-		t->rx_ignored++;
-		return;
-	}
-	if (m.type == UP_T_ABORT && m.u.target.node_id == 0) {
-		t->rx_ignored++;	/* ours, to every node */
-		return;
-	}
-	if ((s = session__find(f, m.session)) == NULL &&
-	    m.type == UP_T_RESULT &&
-	    campaign__load_by_session(f, m.session) != NULL)
-		s = session__find(f, m.session);	/* a late result */
-	if (s == NULL) {
-		f->rx_unknown_session++;
-		log_debug("%s: type %u for unknown session %08x", t->name,
-		    m.type, m.session);
-		return;
-	}
-	switch (m.type) {
-	case UP_T_ACCEPT:
-		session__accept(s, &m, src);
-		break;
-	case UP_T_STATUS:
-		session__status(s, &m, src);
-		break;
-	case UP_T_RESULT:
-		session__result(s, &m, src);
-		break;
-	case UP_T_ABORT:
-		session__abort(s, &m, src);
-		break;
-	}
-}
-
-static void
-fanout_writable(void *arg, struct tp *tp)
-{
-	struct fo_tp	*t = arg;
-
-	pacer__writable(&t->pacer);
-	fanout__kick(t);
-}
-
-static void
-fanout_tx_done(void *arg, struct tp *tp, uint64_t cookie, int status,
-    uint32_t airtime_us)
-{
-	struct fo_tp	*t = arg;
-
-	pacer__tx_done(&t->pacer, pacer__airtime(&t->pacer, t->caps.mtu),
-	    airtime_us);
-	if (status != TP_OK)
-		t->tx_errors++;
-	fanout__kick(t);
-}
-
-static void
-fanout_link(void *arg, struct tp *tp, enum tp_link_event ev)
-{
-	struct fo_tp	*t = arg;
-
-	switch (ev) {
-	case TP_LINK_UP:
-		log_info("%s: link up", t->name);
-		t->up = true;
-		fanout__kick(t);
-		break;
-	case TP_LINK_DOWN:
-		log_warnx("%s: link down", t->name);
-		t->up = false;
-		break;
-	case TP_CAPS_CHANGED:
-		t->ops->caps(t->tp, &t->caps);
-		pacer__reconf(&t->pacer, &t->caps, t->f->conf->rate_pct);
-		log_info("%s: capabilities changed (mtu %u, %" PRIu64
-		    " bit/s)", t->name, t->caps.mtu, t->caps.bitrate_bps);
-		fanout__kick(t);
-		break;
-	}
+	/* A late result: the campaign that owned the session, from disk. */
+	if (m->type == UP_T_RESULT)
+		campaign__load_by_session(f, id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -472,7 +322,10 @@ struct fanout *
 fanout_new(struct event_base *base, const struct ub_config *conf,
     sqlite3 *db, struct cache *cache, struct registry *reg, char **cause)
 {
-	struct fanout	*f;
+	struct fanout		*f;
+	struct eng_clock	 clock;
+	struct eng_cb		 cb;
+	struct eng_params	 p;
 
 	f = xcalloc(1, sizeof(*f));
 	f->base = base;
@@ -482,8 +335,28 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 	f->reg = reg;
 	TAILQ_INIT(&f->deploys);
 	TAILQ_INIT(&f->campaigns);
-	TAILQ_INIT(&f->sessions);
 	TAILQ_INIT(&f->rollouts);
+
+	if ((f->eng_ev = evtimer_new(base, fanout_eng_cb, f)) == NULL)
+		fatalx("fanout: evtimer_new");
+	memset(&clock, 0, sizeof(clock));
+	clock.arg = f;
+	clock.now_us = fanout_clock_now;
+	clock.arm = fanout_clock_arm;
+	memset(&cb, 0, sizeof(cb));
+	cb.arg = f;
+	cb.member = fanout_cb_member;
+	cb.member_final = fanout_cb_member_final;
+	cb.member_revive = fanout_cb_member_revive;
+	cb.stranger = fanout_cb_stranger;
+	cb.session_save = fanout_cb_session_save;
+	cb.session_settled = fanout_cb_session_settled;
+	cb.session_error = fanout_cb_session_error;
+	cb.announce = fanout_cb_announce;
+	cb.unknown_session = fanout_cb_unknown_session;
+	fanout__params(conf, &p);
+	f->eng = eng_new(base, &clock, &cb, &p);
+
 	if (campaign__init(f, cause) == -1 ||
 	    campaign__load_all(f, cause) == -1 ||
 	    rollout__init(f, cause) == -1) {
@@ -497,24 +370,9 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 	return (f);
 }
 
-static void
-fanout_tp_close(struct fo_tp *t)
-{
-	if (t->tp != NULL)
-		t->ops->close(t->tp);
-	t->tp = NULL;
-	if (t->tx_ev != NULL)
-		event_free(t->tx_ev);
-	free(t->ring);
-	free(t->data_frame);
-	free(t);
-}
-
 void
 fanout_free(struct fanout *f)
 {
-	size_t	 i;
-
 	if (f == NULL)
 		return;
 	if (!f->stopping)
@@ -522,8 +380,9 @@ fanout_free(struct fanout *f)
 	rollout__fini(f);
 	stream__fini(f);
 	campaign__fini(f);
-	for (i = 0; i < f->ntps; i++)
-		fanout_tp_close(f->tps[i]);
+	eng_free(f->eng);
+	if (f->eng_ev != NULL)
+		event_free(f->eng_ev);
 	if (f->start_ev != NULL)
 		event_free(f->start_ev);
 	free(f);
@@ -540,14 +399,11 @@ int
 fanout_open_transports(struct fanout *f, char **cause)
 {
 	const struct ub_transport_conf	*tc;
-	struct fo_session		*s;
-	struct fo_tp			*t;
-	char				*why = NULL;
 	size_t				 i;
 
 	for (i = 0; i < f->conf->ntransports; i++) {
 		tc = &f->conf->transports[i];
-		if (fanout__tp(f, tc->name) != NULL)
+		if (eng_link_find(f->eng, tc->name) != NULL)
 			continue;	/* already open */
 		if (tc->ops == NULL || tc->ops->abi != TP_ABI_VERSION) {
 			xasprintf(cause, "transport %s: no plugin \"%s\" of "
@@ -555,68 +411,24 @@ fanout_open_transports(struct fanout *f, char **cause)
 			    "?", TP_ABI_VERSION);
 			return (-1);
 		}
-		if (f->ntps == UB_MAX_TRANSPORTS) {
-			xasprintf(cause, "too many transports");
+		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, NULL,
+		    cause) == NULL) {
+			if (*cause == NULL)
+				*cause = xstrdup("cannot open a transport");
 			return (-1);
 		}
-		t = xcalloc(1, sizeof(*t));
-		t->f = f;
-		fanout__strlcpy(t->name, tc->name, sizeof(t->name));
-		fanout__strlcpy(t->type, tc->ops->name, sizeof(t->type));
-		t->ops = tc->ops;
-		t->host.base = f->base;
-		t->host.arg = t;
-		t->host.now_ms = fanout_host_now_ms;
-		t->host.rx = fanout_rx;
-		t->host.writable = fanout_writable;
-		t->host.tx_done = fanout_tx_done;
-		t->host.link = fanout_link;
-		t->ring = xcalloc(FO_CTRL_RING, sizeof(*t->ring));
-		t->data_frame = xcalloc(1, UP_FRAME_MAX);
-		TAILQ_INIT(&t->data_sessions);
-		if ((t->tx_ev = evtimer_new(f->base, fanout_tx_cb, t)) == NULL)
-			fatalx("fanout: evtimer_new");
-		if (t->ops->open(&t->host, &tc->conf, &t->tp, &why) == -1) {
-			xasprintf(cause, "transport %s: %s", tc->name,
-			    why != NULL ? why : "cannot open");
-			free(why);
-			t->tp = NULL;
-			fanout_tp_close(t);
-			return (-1);
-		}
-		t->ops->caps(t->tp, &t->caps);
-		pacer__init(&t->pacer, &t->caps, f->conf->rate_pct,
-		    fanout__now_us());
-		f->tps[f->ntps++] = t;
-		if (t->ops->start(t->tp, &why) == -1) {
-			xasprintf(cause, "transport %s: %s", tc->name,
-			    why != NULL ? why : "cannot start");
-			free(why);
-			return (-1);
-		}
-		t->up = true;
-		log_info("transport %s (%s): mtu %u, %" PRIu64 " bit/s, "
-		    "paced at %" PRIu64 " bit/s", t->name, t->type,
-		    t->caps.mtu, t->caps.bitrate_bps, t->pacer.rate_bps);
 	}
-	/* Sessions restored before their instance was open. */
-	TAILQ_FOREACH(s, &f->sessions, fentry)
-		if (s->t == NULL && (s->t = fanout__tp(f, s->transport)) !=
-		    NULL)
-			session__poke(s);
-	fanout_discover(f);
 	return (0);
 }
 
 void
 fanout_reconfig(struct fanout *f, const struct ub_config *conf)
 {
-	size_t	 i;
+	struct eng_params	 p;
 
 	f->conf = conf;
-	for (i = 0; i < f->ntps; i++)
-		pacer__reconf(&f->tps[i]->pacer, &f->tps[i]->caps,
-		    conf->rate_pct);
+	fanout__params(conf, &p);
+	eng_set_params(f->eng, &p);
 }
 
 void
@@ -647,35 +459,12 @@ fanout_package_failed(struct fanout *f, const uint8_t *sha, const char *why)
 	stream__package_failed(f, sha);
 }
 
-static void
-fanout_discover(struct fanout *f)
-{
-	struct up_msg	 m;
-	size_t		 i;
-	unsigned int	 w = f->conf->status_window_ms;
-
-	memset(&m, 0, sizeof(m));
-	m.type = UP_T_DISCOVER;
-	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : w;
-	for (i = 0; i < f->ntps; i++)
-		if (f->tps[i]->up)
-			fanout__ctrl(f->tps[i], NULL, NULL, &m);
-	f->last_discover_ms = fanout__now_ms();
-	/* Offers wait for the answers, so nodes join before the OFFER. */
-	f->settle_ms = f->last_discover_ms + m.u.discover.window_ms + 100 +
-	    m.u.discover.window_ms / 4;
-}
-
 void
 fanout_cron(struct fanout *f)
 {
-	uint64_t	 now = fanout__now_ms();
-
 	if (f->stopping)
 		return;
-	if (f->conf->discover_interval_s != 0 && now - f->last_discover_ms >=
-	    (uint64_t)f->conf->discover_interval_s * 1000)
-		fanout_discover(f);
+	/* DISCOVER rounds are the engine's (discover_interval_s). */
 	rollout__cron(f);
 	stream__watch(f);
 }
@@ -700,7 +489,7 @@ fanout_shutdown(struct fanout *f)
 			campaign__put_session(s);
 		}
 		TAILQ_FOREACH(m, &c->members, centry)
-			if (!FO_M_FINAL(m->state))
+			if (!ENG_M_FINAL(m->state))
 				campaign__put_member(m);
 	}
 	db_commit_now(f->db);

@@ -1,14 +1,18 @@
 /*
- * fanout_internal.h: what the fan-out engine's files share (bridge/
- * only): the pacer, transports, campaigns, members and UP sessions.
+ * fanout_internal.h: what the daemon's campaign files share (bridge/
+ * only).  The fan-out engine itself is engine/ (engine/engine.h): these
+ * files wire campaigns, the registry, the scheduler and the control
+ * socket's views to it.
  *
- *   pacer.c       per-instance pacing (rate, duty cycle, gap, queue)
- *   fanout.c      the engine: transports, tx loop, rx dispatch, cron
+ *   fanout.c      the engine's clock, callbacks and transports; the API
  *   campaign.c    campaigns, members, persistence, results and reports
- *   session.c     one UP session per campaign per transport instance
+ *   fo_session.c  a campaign's session on one link: the engine's
+ *                 session and the block source it reads
+ *   stream.c      cut-through: sessions on a package still downloading
+ *   rollout.c     scheduler campaigns carried out by campaigns
  *   fanout_json.c the control socket's views
  *
- * docs/fanout.md describes the design.
+ * docs/fanout.md describes the daemon's side, docs/engine.md the engine.
  */
 #ifndef FANOUT_INTERNAL_H
 #define FANOUT_INTERNAL_H
@@ -19,6 +23,7 @@
 #include <stdint.h>
 
 #include "upbridged.h"
+#include "engine.h"
 
 struct event;
 
@@ -31,140 +36,10 @@ struct event;
 #endif
 
 /* ------------------------------------------------------------------ */
-/* pacer.c                                                              */
-
-/*
- * One pacer per transport instance, the same for every link
- * (research/c-style.md, "Transport plugin interface", pacing):
- *  - a byte rate at bitrate_bps * rate_pct / 100 counting each frame
- *    plus caps.frame_overhead, as a GCRA (virtual scheduling) with a
- *    small burst tolerance, in nanoseconds so that 8,000 frames/s keep
- *    their exact rate;
- *  - duty-cycle credits when duty_cycle_ppm > 0 (LoRaMac-node's
- *    TimeCredits/MaxTimeCredits): refill elapsed * ppm / 1e6, capped at
- *    duty_window_ms * ppm / 1e6, each frame costs its airtime;
- *  - min_gap_us of silence after a frame's estimated end;
- *  - at most tx_queue frames outstanding when the plugin reports
- *    tx_done, and a stop on TP_EAGAIN until writable().
- * Time is the engine's monotonic clock in microseconds.
- */
-#define PACER_WAIT	UINT64_MAX	/* wait for writable/tx_done */
-
-struct pacer {
-	/* From caps and config. */
-	uint64_t	 rate_bps;	/* paced rate; 0 = unlimited */
-	uint64_t	 link_bps;	/* caps.bitrate_bps */
-	uint32_t	 overhead;	/* link bytes per frame */
-	uint32_t	 duty_ppm;
-	uint64_t	 duty_cap;	/* credit cap, us * 1e6 units */
-	uint32_t	 min_gap_us;
-	uint32_t	 tx_queue;
-	uint64_t	 burst_ns;	/* GCRA tolerance */
-
-	/* State. */
-	uint64_t	 tat_ns;	/* theoretical arrival time */
-	uint64_t	 rem;		/* sub-ns remainder of tat */
-	uint64_t	 duty_credit;	/* us * 1e6 units */
-	uint64_t	 duty_last_us;
-	uint64_t	 gap_until_us;
-	uint32_t	 inflight;	/* sent, no tx_done yet */
-	bool		 track_inflight;	/* the plugin sends tx_done */
-	bool		 blocked;	/* TP_EAGAIN, waiting for writable */
-
-	/* Counters. */
-	uint64_t	 frames;
-	uint64_t	 bytes;		/* frame bytes, without overhead */
-	uint64_t	 airtime_us;	/* charged airtime */
-	uint64_t	 waits;		/* timer arms for pacing */
-	uint64_t	 eagain;
-};
-
-void	 pacer__init(struct pacer *, const struct tp_caps *,
-	    unsigned int rate_pct, uint64_t now_us);
-/* New caps or rate (reload, TP_CAPS_CHANGED); keeps the state. */
-void	 pacer__reconf(struct pacer *, const struct tp_caps *,
-	    unsigned int rate_pct);
-/* Airtime estimate of a frame of len bytes at the link rate, us. */
-uint32_t pacer__airtime(const struct pacer *, size_t len);
-/*
- * 0 when a frame of len bytes (airtime_us on air) may go at now_us,
- * else the microseconds to wait, or PACER_WAIT when only writable() or
- * tx_done() can unblock.
- */
-uint64_t pacer__delay(struct pacer *, uint64_t now_us, size_t len,
-	    uint32_t airtime_us);
-/* The frame was accepted by the plugin at now_us. */
-void	 pacer__sent(struct pacer *, uint64_t now_us, size_t len,
-	    uint32_t airtime_us);
-void	 pacer__eagain(struct pacer *);
-void	 pacer__writable(struct pacer *);
-/* A frame left the radio; airtime_us corrects the estimate if > 0. */
-void	 pacer__tx_done(struct pacer *, uint32_t est_us, uint32_t airtime_us);
-json_t	*pacer__json(struct pacer *, uint64_t now_us);
-
-/* ------------------------------------------------------------------ */
-/* fanout.c: the engine and its transports                             */
+/* fanout.c: the daemon's side of the engine                            */
 
 #define FO_NAME_MAX	63
-#define FO_CTRL_RING	64	/* queued control frames per instance */
-#define FO_TX_BURST	32	/* frames per tx callback before yielding */
-#define FO_TRIES	3	/* targeted asks before a node is written off */
 #define FO_MAX_TRIES	3	/* campaign attempts per node (CONN_LOST) */
-#define FO_POLL_MS	2000	/* first RESULT poll after the activation delay */
-#define FO_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
-#define FO_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
-
-struct fo_session;
-
-struct fo_ctrl {
-	struct tp_addr		 dst;
-	struct fo_session	*s;	/* for byte accounting, may be NULL */
-	uint16_t		 len;
-	uint8_t			 type;
-	uint8_t			 frame[UP_FRAME_MAX];
-};
-
-struct fo_tp {
-	struct fanout		*f;
-	char			 name[FO_NAME_MAX + 1];
-	char			 type[FO_NAME_MAX + 1];
-	const struct tp_ops	*ops;
-	struct tp		*tp;
-	struct tp_host		 host;
-	struct tp_caps		 caps;
-	struct pacer		 pacer;
-	bool			 up;
-	struct event		*tx_ev;
-
-	/* Control frames go before data, in order. */
-	struct fo_ctrl		*ring;
-	unsigned int		 ring_head;
-	unsigned int		 ring_n;
-
-	/* The frame being sent (kept across TP_EAGAIN). */
-	const uint8_t		*pend;
-	size_t			 pend_len;
-	struct tp_addr		 pend_dst;
-	struct fo_session	*pend_s;
-	bool			 pend_ctrl;
-	uint8_t			 pend_type;
-	uint8_t			*data_frame;	/* UP_FRAME_MAX, for DATA */
-
-	/* Sessions in a data pass, served round robin. */
-	TAILQ_HEAD(, fo_session) data_sessions;
-
-	uint64_t		 cookie;
-
-	/* Engine counters. */
-	uint64_t		 rx_frames;
-	uint64_t		 rx_bad;
-	uint64_t		 rx_ignored;
-	uint64_t		 tx_ctrl;
-	uint64_t		 tx_data;
-	uint64_t		 tx_repair;
-	uint64_t		 tx_errors;
-	uint64_t		 ctrl_dropped;
-};
 
 typedef void	 fanout_report_fn(void *, const char *json_line);
 
@@ -184,12 +59,12 @@ struct fanout {
 	struct registry		*reg;
 	struct uplink		*uplink;
 
-	struct fo_tp		*tps[UB_MAX_TRANSPORTS];
-	size_t			 ntps;
+	/* The engine (engine/engine.h) and the one timer it asks for. */
+	struct eng		*eng;
+	struct event		*eng_ev;
 
 	struct fo_deploys	 deploys;
 	struct fo_campaigns	 campaigns;
-	struct fo_sessions	 sessions;
 
 	/* rollout.c: scheduler campaigns (issue 4). */
 	struct fo_rollouts	 rollouts;
@@ -199,8 +74,6 @@ struct fanout {
 	bool			 sched_quiet;	/* carrying out an ABORT */
 
 	struct event		*start_ev;	/* deferred resume work */
-	uint64_t		 last_discover_ms;
-	uint64_t		 settle_ms;	/* DISCOVER answers are in */
 	bool			 stopping;
 
 	fanout_report_fn	*report_hook;
@@ -215,34 +88,15 @@ struct fanout {
 	sqlite3_stmt		*st_seq_get;
 	sqlite3_stmt		*st_seq_put;
 
-	/* Loss seen by the nodes (ppm), for proactive parity. */
-	uint32_t		 fec_loss_ppm;
-
-	/* Engine counters. */
-	uint64_t		 rx_unknown_session;
+	/* Counters. */
 	uint64_t		 results;
-	uint64_t		 duplicate_results;
 };
 
 uint64_t fanout__now_us(void);
 uint64_t fanout__now_ms(void);
 int64_t	 fanout__unix_ms(void);
-struct fo_tp *fanout__tp(struct fanout *, const char *name);
-/*
- * Queues a control frame (encodes `m' into the instance's ring) to
- * `dst', or to the broadcast domain when dst is NULL.  Returns 0, or -1
- * when it cannot be encoded or the ring is full (then it is dropped: the
- * protocol repeats every control frame it needs).
- */
-int	 fanout__ctrl(struct fo_tp *, struct fo_session *,
-	    const struct tp_addr *dst, const struct up_msg *m);
-/* Something may be sendable: run the tx loop soon (deferred). */
-void	 fanout__kick(struct fo_tp *);
-/* Sessions: enter and leave the instance's data rotation. */
-void	 fanout__data_add(struct fo_tp *, struct fo_session *);
-void	 fanout__data_remove(struct fo_tp *, struct fo_session *);
-/* Forget a session being freed (pending frame, ring accounting). */
-void	 fanout__forget_session(struct fo_tp *, struct fo_session *);
+/* The engine's profile from the config's [fanout] section. */
+void	 fanout__params(const struct ub_config *, struct eng_params *);
 /* Test hook: report lines go to fn as well as to the uplink. */
 void	 fanout__set_report_hook(struct fanout *, fanout_report_fn *,
 	    void *);
@@ -261,49 +115,27 @@ enum fo_cstate {
 	FO_C_CANCELLED
 };
 
-/* A member node's state as the gateway sees it. */
-enum fo_mstate {
-	FO_M_PENDING,		/* assigned, not yet offered */
-	FO_M_OFFERED,		/* offered, no answer yet */
-	FO_M_RECEIVING,		/* accepted, missing blocks */
-	FO_M_DOWNLOADED,	/* holds every block */
-	FO_M_VERIFIED,		/* hash and signature checked */
-	FO_M_ACTIVATING,	/* told to activate, waiting for RESULT */
-	FO_M_UPDATED,		/* final: runs the new version */
-	FO_M_FAILED,		/* final */
-	FO_M_DECLINED,		/* final: the node declined the offer */
-	FO_M_CANCELLED		/* final: the technician cancelled */
-};
-#define FO_M_FINAL(s)	((s) >= FO_M_UPDATED)
-
+/*
+ * A member of a campaign: one node getting its package.  Its state is
+ * enum eng_mstate (engine.h); while it sits in a session the engine owns
+ * the state and reports every change (fanout.c), so `state', `held',
+ * `result' and `addr' here are the engine's as last reported, kept for
+ * persistence, reports and views, and for members in no session.
+ */
 struct fo_member {
 	uint64_t		 node;
 	struct fo_campaign	*c;
 	struct fo_session	*s;	/* NULL until a session takes it */
+	struct eng_member	*em;	/* in s's engine session */
 	struct fo_member	*hnext;	/* campaign hash chain */
 	TAILQ_ENTRY(fo_member)	 centry;
-	TAILQ_ENTRY(fo_member)	 sentry;
 
 	char			 transport[FO_NAME_MAX + 1];
 	struct tp_addr		 addr;
 	char			 from[UP_VER_MAX + 1];
-	enum fo_mstate		 state;
+	enum eng_mstate		 state;
 	uint8_t			 result;
-
-	/* What the node told about its blocks (ACCEPT/STATUS). */
-	bool			 known;
 	uint32_t		 held;
-	uint32_t		 first_missing;
-
-	/* Per-phase bookkeeping. */
-	bool			 asked;		/* in the current round */
-	bool			 answered;
-	uint32_t		 asks;		/* targeted asks this phase */
-	uint32_t		 offers;	/* offer rounds unanswered */
-	uint32_t		 stall;		/* status rounds w/o progress */
-	uint32_t		 progress_held;	/* held at the last round */
-	bool			 xr_added;	/* in this round's XOR plan */
-	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
 
 	uint32_t		 tries;		/* participations */
 	uint64_t		 bytes_base;	/* session bytes at accept */
@@ -377,13 +209,13 @@ void	 campaign__put_member(struct fo_member *);
 void	 campaign__put_session(struct fo_session *);
 void	 campaign__put(struct fo_campaign *);
 /*
- * A member reached a final state: persist, update the registry, queue
- * the report and commit.  The caller sends RESULT_ACK afterwards.
+ * A member reached a final state (m->state and m->result are set): the
+ * registry, the rollout, the report, the row, and a commit.  The engine
+ * sends RESULT_ACK afterwards.
  */
-void	 campaign__final(struct fo_member *, enum fo_mstate, uint8_t result,
-	    const char *version);
-/* A member changed state (not final); keeps session counts. */
-void	 campaign__set_state(struct fo_member *, enum fo_mstate);
+void	 campaign__final(struct fo_member *, const char *version);
+/* Sets a member's state from the daemon's side (join, cancel). */
+void	 campaign__set_state(struct fo_member *, enum eng_mstate);
 /* Queues the report of a member done at VERIFIED (download-only). */
 void	 campaign__report_verified(struct fo_member *);
 /* The blob could not be read: stop, verify or fetch it again. */
@@ -408,10 +240,8 @@ struct fo_member *campaign__offer(struct fo_campaign *, uint64_t node,
 	    bool hold);
 void	 campaign__release(struct fo_member *);
 void	 campaign__abort_member(struct fo_member *, uint8_t code);
-/* Verified members that may activate (not held); session.c asks. */
-uint32_t campaign__releasable(struct fo_session *);
 const char *campaign__state_str(enum fo_cstate);
-const char *campaign__mstate_str(enum fo_mstate);
+const char *campaign__mstate_str(enum eng_mstate);
 bool	 campaign__active(const struct fo_campaign *);
 
 /* ------------------------------------------------------------------ */
@@ -433,7 +263,7 @@ int	 rollout__deployment(struct fanout *,
 void	 rollout__node_seen(struct fanout *, const struct registry_node *);
 /* A member of a rollout campaign verified / reached a final state. */
 void	 rollout__verified(struct fo_member *);
-void	 rollout__result(struct fo_member *, enum fo_mstate, uint8_t result);
+void	 rollout__result(struct fo_member *, enum eng_mstate, uint8_t result);
 /* Runs sched_tick soon (deferred: never from inside a caller's work). */
 void	 rollout__kick(struct fanout *);
 /* From the cron: ticks whatever is due. */
@@ -446,170 +276,55 @@ int	 rollout__action(struct fo_rollout *, const char *action,
 void	 rollout__report_extra(struct fo_member *, json_t *o);
 
 /* ------------------------------------------------------------------ */
-/* xrepair.c: XOR repair planning (docs/fanout.md "XOR repair")         */
+/* fo_session.c: a campaign's session on one link                     */
 
 /*
- * One repair round's plan.  The session feeds it every STATUS answer of
- * the round, then asks for frames: each frame is a list of blocks to XOR
- * (UP XOR, docs/up-protocol.md §4.15) such that every node the frame
- * covers misses exactly one listed block and, as far as its STATUS says,
- * holds all the others.  Memory is bounded by max_pairs (node, missing
- * block) pairs per round; the plan allocates at xr__new and when a round
- * is built, never per frame.
+ * The engine's session of campaign c on one link, and the block source
+ * it reads: the package's cache blob, or the partial blob of a download
+ * still streaming (stream.c).
  */
-struct xr_plan;
-
-struct xr_plan	*xr__new(uint32_t nblocks, size_t max_pairs);
-void		 xr__free(struct xr_plan *);
-/* Forgets the round's nodes and frames; keeps the memory. */
-void		 xr__reset(struct xr_plan *);
-/*
- * Adds one node's STATUS body (call once per node per round): blocks
- * before first_missing are held, the slice says which of
- * [first_missing, first_missing + nbits) are missing, and nothing is
- * known past it.  Returns 0, or -1 when the round would exceed max_pairs
- * (the plan is then unusable until xr__reset: resend the union instead).
- */
-int		 xr__add(struct xr_plan *, const struct up_status_body *);
-/*
- * Packs every pair into frames whose block lists encode (u32 first index
- * plus LEB128 gaps, §4.15) in at most `room' bytes and hold at most
- * UP_XOR_MAX blocks.  Returns the number of frames.
- */
-size_t		 xr__build(struct xr_plan *, size_t room);
-/* Frame i of the last build: its *n block indices, increasing. */
-const uint32_t	*xr__frame(const struct xr_plan *, size_t i, uint8_t *n);
-/* Pairs added this round. */
-size_t		 xr__npairs(const struct xr_plan *);
-
-/* ------------------------------------------------------------------ */
-/* session.c                                                            */
-
-enum fo_phase {
-	FO_P_IDLE,		/* nothing to do until a member changes */
-	FO_P_OFFER,		/* OFFER repeats, collecting ACCEPTs */
-	FO_P_DATA,		/* a pass over the needed blocks */
-	FO_P_STATUS,		/* STATUS_REQ round */
-	FO_P_VERIFY,		/* VERIFY round */
-	FO_P_ACTIVATE,		/* ACTIVATE repeats */
-	FO_P_RESULT,		/* waiting for final RESULTs */
-	FO_P_STOPPED		/* paused, cancelled or finished */
-};
-
 struct fo_session {
 	struct fanout		*f;
 	struct fo_campaign	*c;
-	struct fo_tp		*t;		/* NULL: instance not open */
+	struct eng_session	*es;
 	char			 transport[FO_NAME_MAX + 1];
 	uint32_t		 id;
-	uint16_t		 block_size;
-	uint32_t		 nblocks;
-	enum fo_phase		 phase;
+	int			 fd;		/* the blob, -1 if closed */
 	TAILQ_ENTRY(fo_session)	 centry;	/* campaign's list */
-	TAILQ_ENTRY(fo_session)	 fentry;	/* engine's list */
-	TAILQ_ENTRY(fo_session)	 tentry;	/* data rotation */
-	bool			 in_data;
 
-	TAILQ_HEAD(, fo_member)	 members;
-	size_t			 nmembers;
-
-	struct up_offer		 offer;
-	int			 fd;		/* cache blob, -1 if closed */
-	uint8_t			*needed_buf;
-	struct up_bitmap	 needed;
-	uint32_t		 nneeded;
-	uint32_t		 cursor;
-	uint32_t		 pass;		/* data passes started */
-	uint32_t		 step;		/* repeats/asks in the phase */
-	uint64_t		 phase_ms;	/* when the phase began */
-	struct event		*timer;		/* phase timer */
-	struct event		*rtimer;	/* RESULT deadlines and polls */
-	uint64_t		 poll_ms;	/* next RESULT poll, 0: none */
-	uint32_t		 poll_gap_ms;
-	uint32_t		 nstate[FO_M_CANCELLED + 1];
-	uint32_t		 unanswered;	/* asked, no answer yet */
-	uint32_t		 verify_asked;	/* nodes the VERIFY round asked */
-	uint8_t			 verify_nudge;	/* 0, 1 armed, 2 sent */
-
-	uint64_t		 bytes_sent;
-	uint64_t		 data_frames;
-	uint64_t		 repair_frames;
-	uint64_t		 ctrl_frames;
-	uint64_t		 rate_ms;	/* rate sampling */
+	/* The send rate for the views, sampled about once a second. */
+	uint64_t		 rate_ms;
 	uint64_t		 rate_bytes;
 	uint64_t		 rate_bps;
-	int64_t			 started;	/* unix ms */
-
-	/* TS004 parity repair (session.c, docs/fanout.md "Parity repair"). */
-	uint16_t		 fec_k;		/* 0: no parity this session */
-	uint16_t		 fec_pro;	/* proactive rows per group */
-	uint32_t		 fec_ngroups;
-	uint32_t		 fec_scan;	/* next group to serve parity */
-	uint32_t		 fec_p1_blocks;	/* DATA in the first pass */
-	uint16_t		*fec_next;	/* next unused row, per group */
-	uint16_t		*fec_plan;	/* rows the round asks for */
-	uint16_t		*fec_pend;	/* rows left this pass */
-	uint8_t			*fec_flags;	/* FO_FEC_* per group */
-	uint8_t			*fec_buf;	/* block_size, pread scratch */
-	uint64_t		 parity_frames;
-	uint64_t		 fec_fallbacks;	/* groups sent as DATA again */
-
-	/* XOR repair (xrepair.c, docs/fanout.md "XOR repair"). */
-	struct xr_plan		*xr;		/* NULL: no XOR this session */
-	size_t			 xr_room;	/* bytes for a frame's list */
-	bool			 xr_round;	/* this status round plans XOR */
-	bool			 xr_over;	/* ... and overflowed the plan */
-	size_t			 xr_nframes;	/* XOR frames of this pass */
-	size_t			 xr_next;
-	uint8_t			*xr_dneed_buf;	/* blocks that go as DATA */
-	struct up_bitmap	 xr_dneed;
-	uint8_t			*xr_buf;	/* block_size, pread scratch */
-	uint64_t		 xor_frames;
 };
 
 /*
  * Creates a session of campaign c on transport `name' with session id
- * `id' (0: pick one) and block_size (0: compute from caps and members).
- * The blob must be complete in the cache.  Returns NULL with cause.
+ * `id' (0: pick one) and block_size (0: the engine picks it when it
+ * opens), resuming nblocks and bytes_sent.  Returns NULL with cause.
  */
 struct fo_session *session__new(struct fo_campaign *, const char *transport,
-	    uint32_t id, uint16_t block_size, char **cause);
+	    uint32_t id, uint16_t block_size, uint32_t nblocks,
+	    uint64_t bytes_sent, char **cause);
 void	 session__free(struct fo_session *);
+/* Puts a member into the session (its engine member), or takes it out. */
 void	 session__add_member(struct fo_session *, struct fo_member *);
 void	 session__remove_member(struct fo_session *, struct fo_member *);
-/* Starts or continues work: picks the next phase from member states. */
-void	 session__start(struct fo_session *);
+/*
+ * Runs the session if its campaign runs with its package sendable
+ * (opens the blob, starts the engine's session), else does nothing; a
+ * running session is poked (a member joined, the blob grew).
+ */
+void	 session__run(struct fo_session *);
 /* Stops sending and timers (pause, cancel, shutdown). */
 void	 session__stop(struct fo_session *);
-/* Releases the fd and bitmap of a session with nothing left to do. */
+/* Stops and closes the blob (nothing left to do, or it must be read
+ * again). */
 void	 session__close(struct fo_session *);
-/* A member changed (joined, re-admitted): wake an idle session. */
-void	 session__poke(struct fo_session *);
-/*
- * Fills the next DATA frame of the pass into buf[cap]; returns its
- * length, or 0 when the pass is over (the session then leaves the data
- * rotation and moves on).
- */
-size_t	 session__fill_data(struct fo_session *, uint8_t *buf, size_t cap,
-	    struct tp_addr *dst);
-/* A frame of this session was sent. */
-void	 session__sent(struct fo_session *, uint8_t type, size_t len);
-/* Frames from nodes, already decoded, with their source address. */
-void	 session__accept(struct fo_session *, const struct up_msg *,
-	    const struct tp_addr *src);
-void	 session__status(struct fo_session *, const struct up_msg *,
-	    const struct tp_addr *src);
-void	 session__result(struct fo_session *, const struct up_msg *,
-	    const struct tp_addr *src);
-void	 session__abort(struct fo_session *, const struct up_msg *,
-	    const struct tp_addr *src);
-/* An ANNOUNCE of a member naming this session. */
-void	 session__announced(struct fo_session *, struct fo_member *,
-	    const struct up_announce *);
-/* Sends ABORT to every node of the session (cancel). */
-void	 session__send_abort(struct fo_session *, uint8_t reason);
 struct fo_session *session__find(struct fanout *, uint32_t id);
-const char *session__phase_str(enum fo_phase);
+/* The engine's facts of the session. */
+void	 session__info(const struct fo_session *, struct eng_session_info *);
+/* Its send rate over about the last second. */
 uint64_t session__rate_bps(struct fo_session *);
 
 #endif /* FANOUT_INTERNAL_H */

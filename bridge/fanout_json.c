@@ -43,41 +43,62 @@ fanout_caps_json(const struct tp_caps *c)
 }
 
 static json_t *
-fanout_tp_json(struct fo_tp *t)
+fanout_pacer_json(const struct eng_pacer_info *p)
 {
-	struct tp_stats	 st;
-	json_t		*o, *stats;
+	return (json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, "
+	    "s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
+	    "rate_bps", (json_int_t)p->rate_bps,
+	    "link_bps", (json_int_t)p->link_bps,
+	    "frame_overhead", (int)p->frame_overhead,
+	    "duty_cycle_ppm", (int)p->duty_cycle_ppm,
+	    "duty_credit_us", (json_int_t)p->duty_credit_us,
+	    "duty_cap_us", (json_int_t)p->duty_cap_us,
+	    "min_gap_us", (int)p->min_gap_us,
+	    "tx_queue", (int)p->tx_queue,
+	    "inflight", (int)p->inflight,
+	    "blocked", p->blocked,
+	    "backlog_us", (json_int_t)p->backlog_us,
+	    "frames", (json_int_t)p->frames,
+	    "bytes", (json_int_t)p->bytes,
+	    "airtime_us", (json_int_t)p->airtime_us,
+	    "waits", (json_int_t)p->waits,
+	    "eagain", (json_int_t)p->eagain));
+}
 
-	memset(&st, 0, sizeof(st));
-	if (t->ops->stats != NULL && t->tp != NULL)
-		t->ops->stats(t->tp, &st);
+static json_t *
+fanout_link_json(struct eng_link *l)
+{
+	struct eng_link_info	 li;
+	const struct tp_stats	*st = &li.tp;
+	json_t			*o, *stats;
+
+	eng_link_info(l, &li);
 	stats = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
-	    "tx_frames", (json_int_t)st.tx_frames,
-	    "tx_bytes", (json_int_t)st.tx_bytes,
-	    "rx_frames", (json_int_t)st.rx_frames,
-	    "rx_bytes", (json_int_t)st.rx_bytes,
-	    "tx_errors", (json_int_t)st.tx_errors,
-	    "rx_errors", (json_int_t)st.rx_errors,
-	    "eagain", (json_int_t)st.eagain,
-	    "queued", (int)st.queued);
+	    "tx_frames", (json_int_t)st->tx_frames,
+	    "tx_bytes", (json_int_t)st->tx_bytes,
+	    "rx_frames", (json_int_t)st->rx_frames,
+	    "rx_bytes", (json_int_t)st->rx_bytes,
+	    "tx_errors", (json_int_t)st->tx_errors,
+	    "rx_errors", (json_int_t)st->rx_errors,
+	    "eagain", (json_int_t)st->eagain,
+	    "queued", (int)st->queued);
 	json_object_set_new(stats, "engine", json_pack("{s:I, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I, s:I, s:i}",
-	    "rx_frames", (json_int_t)t->rx_frames,
-	    "rx_bad", (json_int_t)t->rx_bad,
-	    "rx_ignored", (json_int_t)t->rx_ignored,
-	    "tx_ctrl", (json_int_t)t->tx_ctrl,
-	    "tx_data", (json_int_t)t->tx_data,
-	    "tx_repair", (json_int_t)t->tx_repair,
-	    "tx_errors", (json_int_t)t->tx_errors,
-	    "ctrl_dropped", (json_int_t)t->ctrl_dropped,
-	    "ctrl_queued", (json_int_t)t->ring_n,
-	    "data_sessions", (int)!TAILQ_EMPTY(&t->data_sessions)));
-	o = json_pack("{s:s, s:s, s:b}", "name", t->name, "type", t->type,
-	    "up", t->up);
-	json_object_set_new(o, "caps", fanout_caps_json(&t->caps));
+	    "rx_frames", (json_int_t)li.rx_frames,
+	    "rx_bad", (json_int_t)li.rx_bad,
+	    "rx_ignored", (json_int_t)li.rx_ignored,
+	    "tx_ctrl", (json_int_t)li.tx_ctrl,
+	    "tx_data", (json_int_t)li.tx_data,
+	    "tx_repair", (json_int_t)li.tx_repair,
+	    "tx_errors", (json_int_t)li.tx_errors,
+	    "ctrl_dropped", (json_int_t)li.ctrl_dropped,
+	    "ctrl_queued", (json_int_t)li.ctrl_queued,
+	    "data_sessions", (int)(li.data_sessions > 0)));
+	o = json_pack("{s:s, s:s, s:b}", "name", li.name, "type", li.type,
+	    "up", li.up);
+	json_object_set_new(o, "caps", fanout_caps_json(&li.caps));
 	json_object_set_new(o, "stats", stats);
-	json_object_set_new(o, "pacer", pacer__json(&t->pacer,
-	    fanout__now_us()));
+	json_object_set_new(o, "pacer", fanout_pacer_json(&li.pacer));
 	return (o);
 }
 
@@ -86,20 +107,26 @@ fanout_status_json(struct fanout *f)
 {
 	struct fo_campaign	*c;
 	struct fo_session	*s;
+	struct eng_link		*l;
+	struct eng_session_info	 si;
+	struct eng_stats	 es;
 	json_t			*o, *tps;
 	size_t			 i;
 	int			 n[FO_C_CANCELLED + 1], nsess = 0;
 
 	memset(n, 0, sizeof(n));
 	tps = json_array();
-	for (i = 0; i < f->ntps; i++)
-		json_array_append_new(tps, fanout_tp_json(f->tps[i]));
+	for (i = 0; (l = eng_link_at(f->eng, i)) != NULL; i++)
+		json_array_append_new(tps, fanout_link_json(l));
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		n[c->state]++;
-		TAILQ_FOREACH(s, &c->sessions, centry)
-			if (s->phase != FO_P_STOPPED)
+		TAILQ_FOREACH(s, &c->sessions, centry) {
+			session__info(s, &si);
+			if (si.phase != ENG_P_STOPPED)
 				nsess++;
+		}
 	}
+	eng_stats(f->eng, &es);
 	o = json_pack("{s:o, s:I, s:i}", "transports", tps,
 	    "nodes", (json_int_t)registry_count(f->reg), "sessions", nsess);
 	json_object_set_new(o, "campaigns", json_pack("{s:i, s:i, s:i, s:i}",
@@ -108,10 +135,10 @@ fanout_status_json(struct fanout *f)
 	    n[FO_C_RUNNING] + n[FO_C_PAUSED]));
 	json_object_set_new(o, "results", json_pack("{s:I, s:I, s:I}",
 	    "final", (json_int_t)f->results,
-	    "duplicates", (json_int_t)f->duplicate_results,
+	    "duplicates", (json_int_t)es.duplicate_results,
 	    "reports", (json_int_t)f->reports));
 	json_object_set_new(o, "rx_unknown_session",
-	    json_integer((json_int_t)f->rx_unknown_session));
+	    json_integer((json_int_t)es.rx_unknown_session));
 	return (o);
 }
 
@@ -133,13 +160,13 @@ fanout_campaign_summary(struct fo_campaign *c)
 {
 	struct fo_member	*m;
 	json_t			*o;
-	int			 n[FO_M_CANCELLED + 1];
+	int			 n[ENG_M_CANCELLED + 1];
 	int			 i, active = 0;
 
 	memset(n, 0, sizeof(n));
 	TAILQ_FOREACH(m, &c->members, centry)
 		n[m->state]++;
-	for (i = FO_M_PENDING; i < FO_M_UPDATED; i++)
+	for (i = ENG_M_PENDING; i < ENG_M_UPDATED; i++)
 		active += n[i];
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:i, "
 	    "s:i, s:i, s:i}",
@@ -147,9 +174,9 @@ fanout_campaign_summary(struct fo_campaign *c)
 	    "component", c->pkg.component, "version", c->pkg.version,
 	    "state", campaign__state_str(c->state),
 	    "size", (json_int_t)c->pkg.size, "nodes", (int)c->nmembers,
-	    "active", active, "updated", n[FO_M_UPDATED],
-	    "failed", n[FO_M_FAILED], "declined", n[FO_M_DECLINED],
-	    "cancelled", n[FO_M_CANCELLED]);
+	    "active", active, "updated", n[ENG_M_UPDATED],
+	    "failed", n[ENG_M_FAILED], "declined", n[ENG_M_DECLINED],
+	    "cancelled", n[ENG_M_CANCELLED]);
 	json_object_set_new(o, "created", fanout_time_json(c->created));
 	json_object_set_new(o, "started", fanout_time_json(c->started));
 	json_object_set_new(o, "finished", fanout_time_json(c->finished));
@@ -170,89 +197,49 @@ fanout_campaigns_json(struct fanout *f)
 static uint64_t
 fanout_member_bytes(const struct fo_member *m)
 {
-	if (!FO_M_FINAL(m->state) && m->s != NULL && m->started != 0 &&
-	    m->s->bytes_sent >= m->bytes_base)
-		return (m->bytes_sent + m->s->bytes_sent - m->bytes_base);
+	struct eng_session_info	 si;
+
+	if (ENG_M_FINAL(m->state) || m->s == NULL || m->started == 0)
+		return (m->bytes_sent);
+	session__info(m->s, &si);
+	if (si.bytes_sent >= m->bytes_base)
+		return (m->bytes_sent + si.bytes_sent - m->bytes_base);
 	return (m->bytes_sent);
 }
 
-static uint32_t
-fanout_member_nblocks(const struct fo_member *m)
-{
-	if (m->s != NULL && m->s->nblocks != 0)
-		return (m->s->nblocks);
-	return (0);
-}
-
 /*
- * The blocks a receiving node probably holds now, for the progress
- * views.  The gateway learns what a node holds only from its ACCEPT and
- * STATUS replies, about once per repair round, so `held' lags a whole
- * data pass behind and a first pass would show 0 % until it ends.
- *
- * During a pass every block the node still missed at its last report is
- * sent once, in index order: session__fill_data() walks the union
- * `needed' upwards from `cursor', and all the node's missing blocks lie
- * in [first_missing, nblocks).  The gateway keeps no per-node bitmap, so
- * we take those blocks as spread evenly over that range: the share of it
- * the cursor has passed is the share of them sent since the report.  A
- * node that joined during this pass (ACCEPT after it began) missed the
- * blocks sent before, which we estimate from the time it joined.  Lost
- * frames make this an upper bound; the node's next STATUS corrects it.
- * It never reaches nblocks: a node says itself when it has everything.
- * Read-only and O(1) per node: nothing in the session changes.
+ * What the node holds as far as the gateway knows, and (est) what it
+ * probably holds now: the engine's estimate during a data pass, which
+ * counts the blocks sent since the node's last report (eng_member_info).
  */
-static uint32_t
-fanout_member_est(const struct fo_member *m)
+static void
+fanout_member_held(const struct fo_member *m, uint32_t *nblocks,
+    uint32_t *est)
 {
-	const struct fo_session	*s = m->s;
-	uint64_t		 span, passed, from, est, now, elapsed, joined;
-	int64_t			 pass_unix;
+	struct eng_member_info	 mi;
+	struct eng_session_info	 si;
 
-	if (m->state != FO_M_RECEIVING || s == NULL || s->nblocks == 0 ||
-	    s->pass == 0 || m->held >= s->nblocks)
-		return (m->held);
-	/* A reply in this status round is newer than every block sent. */
-	if (s->phase == FO_P_STATUS && m->answered)
-		return (m->held);
-	if (s->phase != FO_P_DATA && s->phase != FO_P_STATUS)
-		return (m->held);
-
-	from = m->first_missing;
-	if (s->cursor <= from || from >= s->nblocks)
-		return (m->held);
-	if (s->phase == FO_P_DATA && m->started != 0) {
-		now = fanout__now_ms();
-		elapsed = now > s->phase_ms ? now - s->phase_ms : 0;
-		pass_unix = fanout__unix_ms() - (int64_t)elapsed;
-		if (m->started > pass_unix && elapsed > 0) {
-			joined = (uint64_t)s->cursor *
-			    (uint64_t)(m->started - pass_unix) / elapsed;
-			if (joined > from)
-				from = joined;
-			if (s->cursor <= from)
-				return (m->held);
-		}
+	*nblocks = 0;
+	*est = m->held;
+	if (m->em != NULL) {
+		eng_member_info(m->em, &mi);
+		*nblocks = mi.nblocks;
+		*est = mi.est_held;
+	} else if (m->s != NULL) {
+		session__info(m->s, &si);
+		*nblocks = si.nblocks;
 	}
-	span = s->nblocks - m->first_missing;
-	passed = s->cursor - from;
-	est = m->held + (uint64_t)(s->nblocks - m->held) * passed / span;
-	if (est >= s->nblocks)
-		est = s->nblocks - 1;
-	return ((uint32_t)(est > m->held ? est : m->held));
 }
 
 static int
-fanout_member_pct(const struct fo_member *m)
+fanout_member_pct(const struct fo_member *m, uint32_t nb, uint32_t est)
 {
-	uint32_t	 nb = fanout_member_nblocks(m);
-
-	if (m->state == FO_M_UPDATED || (m->state >= FO_M_DOWNLOADED &&
-	    m->state <= FO_M_ACTIVATING))
+	if (m->state == ENG_M_UPDATED || (m->state >= ENG_M_DOWNLOADED &&
+	    m->state <= ENG_M_ACTIVATING))
 		return (100);
 	if (nb == 0)
 		return (0);
-	return ((int)((uint64_t)fanout_member_est(m) * 100 / nb));
+	return ((int)((uint64_t)est * 100 / nb));
 }
 
 /*
@@ -261,10 +248,8 @@ fanout_member_pct(const struct fo_member *m)
  * whether "pct" comes from that estimate rather than from "held".
  */
 static void
-fanout_member_est_json(json_t *o, const struct fo_member *m)
+fanout_member_est_json(json_t *o, const struct fo_member *m, uint32_t est)
 {
-	uint32_t	 est = fanout_member_est(m);
-
 	json_object_set_new(o, "est_blocks", json_integer(est));
 	json_object_set_new(o, "held_est", json_boolean(est != m->held));
 }
@@ -272,9 +257,11 @@ fanout_member_est_json(json_t *o, const struct fo_member *m)
 static json_t *
 fanout_member_json(struct fo_member *m)
 {
-	json_t	*o;
-	char	 id[24];
+	json_t		*o;
+	char		 id[24];
+	uint32_t	 nb, est;
 
+	fanout_member_held(m, &nb, &est);
 	snprintf(id, sizeof(id), "0x%016" PRIx64, m->node);
 	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:i, s:I, s:i, "
 	    "s:s, s:b}",
@@ -282,12 +269,12 @@ fanout_member_json(struct fo_member *m)
 	    "state", campaign__mstate_str(m->state), "result", (int)m->result,
 	    "result_str", up_result_str(m->result),
 	    "held", (json_int_t)m->held,
-	    "nblocks", (json_int_t)fanout_member_nblocks(m),
-	    "pct", fanout_member_pct(m),
+	    "nblocks", (json_int_t)nb,
+	    "pct", fanout_member_pct(m, nb, est),
 	    "bytes_sent", (json_int_t)fanout_member_bytes(m),
 	    "tries", (int)m->tries, "from", m->from,
 	    "reported", m->reported);
-	fanout_member_est_json(o, m);
+	fanout_member_est_json(o, m, est);
 	json_object_set_new(o, "session", m->s != NULL ?
 	    json_integer(m->s->id) : json_null());
 	json_object_set_new(o, "started", fanout_time_json(m->started /
@@ -302,24 +289,26 @@ fanout_member_json(struct fo_member *m)
 static json_t *
 fanout_session_json(struct fo_session *s)
 {
-	char	 id[16];
+	struct eng_session_info	 si;
+	char			 id[16];
 
+	session__info(s, &si);
 	snprintf(id, sizeof(id), "%08x", s->id);
 	return (json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I, s:i}",
 	    "session", id, "transport", s->transport,
-	    "phase", session__phase_str(s->phase),
-	    "block_size", (int)s->block_size,
-	    "nblocks", (json_int_t)s->nblocks,
-	    "needed", (json_int_t)s->nneeded, "pass", (int)s->pass,
-	    "bytes_sent", (json_int_t)s->bytes_sent,
-	    "data_frames", (json_int_t)s->data_frames,
-	    "repair_frames", (json_int_t)s->repair_frames,
-	    "parity_frames", (json_int_t)s->parity_frames,
-	    "xor_frames", (json_int_t)s->xor_frames,
-	    "ctrl_frames", (json_int_t)s->ctrl_frames,
+	    "phase", eng_phase_str(si.phase),
+	    "block_size", (int)si.block_size,
+	    "nblocks", (json_int_t)si.nblocks,
+	    "needed", (json_int_t)si.needed, "pass", (int)si.pass,
+	    "bytes_sent", (json_int_t)si.bytes_sent,
+	    "data_frames", (json_int_t)si.data_frames,
+	    "repair_frames", (json_int_t)si.repair_frames,
+	    "parity_frames", (json_int_t)si.parity_frames,
+	    "xor_frames", (json_int_t)si.xor_frames,
+	    "ctrl_frames", (json_int_t)si.ctrl_frames,
 	    "rate_bps", (json_int_t)session__rate_bps(s),
-	    "nodes", (int)s->nmembers));
+	    "nodes", (int)si.nmembers));
 }
 
 json_t *
@@ -354,25 +343,27 @@ fanout_progress_json(struct fanout *f)
 	struct fo_member	*m;
 	json_t			*a = json_array(), *row;
 	char			 id[24];
+	uint32_t		 nb, est;
 
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		if (!campaign__active(c))
 			continue;
 		TAILQ_FOREACH(m, &c->members, centry) {
+			fanout_member_held(m, &nb, &est);
 			snprintf(id, sizeof(id), "0x%016" PRIx64, m->node);
 			row = json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:i, "
 			    "s:s, s:I}",
 			    "campaign", c->id, "node", id,
 			    "state", campaign__mstate_str(m->state),
 			    "held", (json_int_t)m->held,
-			    "nblocks", (json_int_t)fanout_member_nblocks(m),
-			    "pct", fanout_member_pct(m),
+			    "nblocks", (json_int_t)nb,
+			    "pct", fanout_member_pct(m, nb, est),
 			    "result", (int)m->result,
 			    "result_str", up_result_str(m->result),
 			    "rate_bps", (json_int_t)(m->s != NULL &&
-			    m->state == FO_M_RECEIVING ?
+			    m->state == ENG_M_RECEIVING ?
 			    session__rate_bps(m->s) : 0));
-			fanout_member_est_json(row, m);
+			fanout_member_est_json(row, m, est);
 			json_array_append_new(a, row);
 		}
 	}

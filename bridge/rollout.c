@@ -5,7 +5,7 @@
  * campaign (scheduler/, docs/campaigns.md), its "rollout", whose id is
  * the deployment id.  The scheduler decides who gets which package and
  * when; this file carries the decisions out with the engine's own
- * machinery (campaign.c, session.c) and feeds back what the nodes say:
+ * machinery (campaign.c and the engine) and feeds back what the nodes say:
  *
  *   OFFER(node, pkg, hold) -> the campaign of (rollout, pkg), which runs
  *	one UP session per broadcast domain; the node becomes a member of
@@ -116,8 +116,9 @@ static void
 rollout_node(struct fanout *f, const struct registry_node *rn,
     struct sched_node *sn)
 {
-	struct fo_tp	*t;
-	size_t		 i;
+	struct eng_link		*l;
+	struct eng_link_info	 li;
+	size_t			 i;
 
 	sched_node_init(sn, rn->id);
 	fanout__strlcpy(sn->hw, rn->hw, sizeof(sn->hw));
@@ -125,8 +126,10 @@ rollout_node(struct fanout *f, const struct registry_node *rn,
 	for (i = 0; i < rn->ncomp && i < UP_MAX_COMPONENTS; i++)
 		sn->comp[i] = rn->comp[i];
 	fanout__strlcpy(sn->transport, rn->transport, sizeof(sn->transport));
-	if ((t = fanout__tp(f, rn->transport)) != NULL)
-		sn->broadcast = (t->caps.flags & TP_CAP_BROADCAST) != 0;
+	if ((l = eng_link_find(f->eng, rn->transport)) != NULL) {
+		eng_link_info(l, &li);
+		sn->broadcast = (li.caps.flags & TP_CAP_BROADCAST) != 0;
+	}
 	for (i = 0; i < rn->ntags && i < SCHED_MAX_TAGS; i++)
 		fanout__strlcpy(sn->tags[i], rn->tags[i], sizeof(sn->tags[i]));
 	sn->ntags = i;
@@ -459,7 +462,7 @@ rollout__verified(struct fo_member *m)
 }
 
 void
-rollout__result(struct fo_member *m, enum fo_mstate st, uint8_t result)
+rollout__result(struct fo_member *m, enum eng_mstate st, uint8_t result)
 {
 	struct fanout		*f = m->c->f;
 	struct fo_rollout	*ro;

@@ -133,10 +133,9 @@ stream_kick(struct fanout *f, const uint8_t *sha)
 		if (c->state != FO_C_RUNNING ||
 		    memcmp(c->pkg.sha256, sha, CACHE_SHA_LEN) != 0)
 			continue;
+		/* A session waiting in its data pass goes on. */
 		TAILQ_FOREACH(s, &c->sessions, centry)
-			if (s->phase == FO_P_DATA && !s->in_data &&
-			    s->t != NULL)
-				fanout__data_add(s->t, s);
+			session__run(s);
 	}
 }
 
@@ -292,8 +291,7 @@ stream__package_ready(struct fanout *f, const uint8_t *sha)
 		    memcmp(c->pkg.sha256, sha, CACHE_SHA_LEN) != 0)
 			continue;
 		TAILQ_FOREACH(s, &c->sessions, centry)
-			if (s->phase == FO_P_IDLE)
-				session__poke(s);
+			session__run(s);
 	}
 }
 

@@ -1,6 +1,6 @@
 /*
  * stream.h: cut-through fan-out (bridge/stream.c, docs/cache.md
- * "Cut-through"), shared by fanout.c and session.c.
+ * "Cut-through"), shared by fanout.c, campaign.c and fo_session.c.
  *
  * A campaign whose package is still downloading starts its sessions as
  * soon as the cache holds a verified prefix (whole chunks that matched

@@ -5,7 +5,7 @@
  * A plugin is a const struct tp_ops (Redis ConnectionType / nginx module
  * shape).  One instance (struct tp, owned by the plugin) is one broadcast
  * domain: one LAN interface, one radio, one serial bus, one carrier
- * module.  The engine in bridge/ owns sessions, pacing and retransmission;
+ * module.  The engine (engine/) owns sessions, pacing and retransmission;
  * a plugin owns its file descriptors, its timers and its buffers, and only
  * moves frames.  A plugin includes only this header and up/up.h;
  * everything else reaches it through struct tp_host.

@@ -5,7 +5,7 @@ The gateway is killed after it sent ACTIVATE and before any node reported.
 The nodes reboot, come up on the new version and resend their RESULT with
 back-off to the gateway address they last heard, which died with the old
 process.  Started again, the gateway must get every result well inside
-its result timeout (it polls the nodes it waits for, docs/fanout.md), with
+its result timeout (it polls the nodes it waits for, docs/engine.md), with
 no node written off, and the cloud must hold exactly one result per node.
 """
 

@@ -1,9 +1,9 @@
 /*
- * fanout_fixture.h: the fan-out engine's test fixture, shared by
- * test_bridge_fanout.c and test_bridge_fec.c: a temp dir with a real
- * SQLite database and cache, the registry, a tp_mem medium, the engine
- * with no uplink (results go to a report hook), and simulated nodes
- * running up/'s node engine.
+ * fanout_fixture.h: the campaigns' test fixture (test_bridge_fanout.c):
+ * a temp dir with a real SQLite database and cache, the registry, a
+ * tp_mem medium, the daemon's engine wiring (fanout_*) with no uplink
+ * (results go to a report hook), and simulated nodes running up/'s node
+ * engine, on the real clock.
  */
 #ifndef FANOUT_FIXTURE_H
 #define FANOUT_FIXTURE_H

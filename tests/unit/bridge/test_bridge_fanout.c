@@ -1,8 +1,12 @@
 /*
- * test_bridge_fanout.c: the fan-out engine end to end over tp_mem, with
- * simulated nodes running the real node engine (up_node_*), a real
- * SQLite database and a real cache in a temp dir, and no uplink (results
- * go to a report hook and SQLite).
+ * test_bridge_fanout.c: campaigns wired to the engine, end to end over
+ * tp_mem, with simulated nodes running the real node engine (up_node_*),
+ * a real SQLite database and a real cache in a temp dir, and no uplink
+ * (results go to a report hook and SQLite), on the real clock: reports,
+ * persistence, resume from the database, the technician's actions,
+ * deployment targets, the views and dynamic membership.  The engine's
+ * own behaviour (pacing, TP_EAGAIN, tx_done, duty cycle, bad frames) is
+ * tested alone in tests/unit/engine/.
  */
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -286,6 +290,7 @@ test_late_result(void **state)
 
 	fx = fx_new(&tp_mem_ops, NULL, 20 * 1024);
 	fx->conf.result_timeout_s = 1;
+	fanout_reconfig(fx->f, &fx->conf);
 	fx_node(fx, 0x501, 128 * 1024, 0);
 	fx->nodes[0]->boot_delay_ms = 1600;	/* slower than the timeout */
 	fx_start(fx);
@@ -304,67 +309,6 @@ test_late_result(void **state)
 	fx_free(fx);
 }
 
-static bool
-fx_queue_full(struct fx *fx)
-{
-	return (tp_mem_queued(fx->m) == 4 &&
-	    tp_mem_counts(fx->m)->eagain > 0);
-}
-
-/* TP_EAGAIN stops the engine; writable() resumes it; nothing is lost. */
-static void
-test_eagain_writable(void **state)
-{
-	struct fx		*fx;
-	struct tp_mem_params	 p;
-	struct fo_tp		*t;
-	uint64_t		 frames;
-
-	fx_default_params(&p);
-	p.caps.tx_queue = 4;
-	fx = fx_new(&tp_mem_ops, &p, 40 * 1024);
-	fx_node(fx, 0x601, 128 * 1024, 0);
-	fx_node(fx, 0x602, 128 * 1024, 0);
-	assert_true(fx_run(fx, fx_all_known, 2000));
-	tp_mem_hold(fx->m, true);
-	fanout_manifest(fx->f, &fx->mf);
-	fanout_package_ready(fx->f, fx->cp.sha256);
-	assert_true(fx_run(fx, fx_queue_full, 5000));
-	t = fanout__tp(fx->f, "mem0");
-	assert_true(t->pacer.blocked);
-	frames = tp_mem_counts(fx->m)->frames;
-	fx_sleep(fx, 100);
-	/* Blocked: no send was even tried again without writable(). */
-	assert_int_equal(tp_mem_counts(fx->m)->frames, frames);
-	assert_int_equal(tp_mem_counts(fx->m)->eagain, 1);
-
-	tp_mem_hold(fx->m, false);
-	assert_true(fx_run(fx, fx_all_acked, 20000));
-	assert_int_equal(fx_nstate(fx, UP_NS_UPDATED), 2);
-	assert_true(tp_mem_counts(fx->m)->eagain >= 1);
-	assert_true(t->pacer.eagain >= 1);
-	fx_free(fx);
-}
-
-/* With tx_done, at most tx_queue frames are outstanding. */
-static void
-test_tx_done_queue(void **state)
-{
-	struct fx		*fx;
-	struct tp_mem_params	 p;
-
-	fx_default_params(&p);
-	p.caps.tx_queue = 3;
-	p.tx_done = true;
-	fx = fx_new(&tp_mem_ops, &p, 40 * 1024);
-	fx_node(fx, 0x701, 128 * 1024, 0);
-	fx_start(fx);
-	assert_true(fx_run(fx, fx_all_acked, 20000));
-	assert_true(tp_mem_counts(fx->m)->max_outstanding <= 3);
-	assert_int_equal(tp_mem_counts(fx->m)->eagain, 0);
-	fx_free(fx);
-}
-
 static double
 cpu_seconds(void)
 {
@@ -376,11 +320,14 @@ cpu_seconds(void)
 }
 
 /*
- * Real time: DATA leaves at the paced rate (bitrate * rate_pct, frame
- * overhead counted), never faster than it, driven by timers, not a busy loop.
+ * The daemon's wiring of the engine's clock on the real loop: DATA
+ * leaves at the paced rate (bitrate * rate_pct, frame overhead counted),
+ * never faster than it, driven by the one libevent timer the engine
+ * asks for, not a busy loop.  The pacer's exact rate is the engine's
+ * test (test_eng_session.c, test_rate, on a fake clock).
  */
 static void
-test_engine_rate(void **state)
+test_real_clock_pacing(void **state)
 {
 	struct fx		*fx;
 	struct tp_mem_params	 p;
@@ -476,37 +423,6 @@ test_pause_resume_cancel(void **state)
 	    2);
 	assert_int_equal(fanout_campaign_resume(fx->f, id, &cause), -1);
 	free(cause);
-	fx_free(fx);
-}
-
-/* Garbage is counted and ignored; nothing changes. */
-static void
-test_bad_frames(void **state)
-{
-	struct fx		*fx;
-	struct fo_tp		*t;
-	struct sim_node		*sn;
-	json_t			*cj;
-	uint8_t			 junk[64];
-	size_t			 n;
-
-	fx = fx_new(&tp_mem_ops, NULL, 8 * 1024);
-	sn = fx_node(fx, 0xa01, 64 * 1024, 0);
-	assert_true(fx_run(fx, fx_all_known, 2000));
-	memset(junk, 0xa5, sizeof(junk));
-	tp_mem_node_send(sn->mn, junk, sizeof(junk));
-	/* A valid-looking header with a broken CRC. */
-	junk[0] = UP_PROTO_VERSION;
-	junk[1] = UP_T_ANNOUNCE;
-	tp_mem_node_send(sn->mn, junk, 20);
-	fx_sleep(fx, 50);
-	t = fanout__tp(fx->f, "mem0");
-	assert_int_equal(t->rx_bad, 2);
-	assert_int_equal(registry_count(fx->reg), 1);
-	cj = fanout_campaigns_json(fx->f);
-	n = json_array_size(cj);
-	json_decref(cj);
-	assert_int_equal(n, 0);
 	fx_free(fx);
 }
 
@@ -638,39 +554,6 @@ test_late_joiners(void **state)
 	fx_free(fx);
 }
 
-/*
- * A duty-cycled link with the plugin's own airtime model (LoRa-like):
- * 10 % over a 200 ms window, 2 ms per frame.  Airtime on the "air" never
- * exceeds 10 % of the elapsed time plus the one full bucket.
- */
-static void
-test_duty_cycle_engine(void **state)
-{
-	struct fx		*fx;
-	struct tp_mem_params	 p;
-	struct tp_mem_counts	*c;
-	uint64_t		 air, span;
-
-	fx_default_params(&p);
-	p.caps.duty_cycle_ppm = 100000;
-	p.caps.duty_window_ms = 200;
-	p.airtime_us = 2000;
-	fx = fx_new(&tp_mem_air_ops, &p, 40 * 1024);
-	fx_node(fx, 0xe01, 128 * 1024, 0);
-	fx_start(fx);
-	assert_true(fx_run(fx, fx_all_acked, 20000));
-	c = tp_mem_counts(fx->m);
-	air = c->frames * 2000;
-	span = c->last_us - c->first_us;
-	print_message("duty: %" PRIu64 " frames, %" PRIu64 " us on air in %"
-	    PRIu64 " us\n", c->frames, air, span);
-	assert_true(c->frames > 40);
-	assert_true(air <= span / 10 + 20000 + 2000);
-	/* And the engine did not idle much beyond what the duty allows. */
-	assert_true(span <= (air - 20000) * 10 * 13 / 10 + 500000);
-	fx_free(fx);
-}
-
 static int
 teardown(void **state)
 {
@@ -688,15 +571,11 @@ main(void)
 		cmocka_unit_test_teardown(test_resume, teardown),
 		cmocka_unit_test_teardown(test_duplicate_result, teardown),
 		cmocka_unit_test_teardown(test_late_result, teardown),
-		cmocka_unit_test_teardown(test_eagain_writable, teardown),
-		cmocka_unit_test_teardown(test_tx_done_queue, teardown),
-		cmocka_unit_test_teardown(test_engine_rate, teardown),
+		cmocka_unit_test_teardown(test_real_clock_pacing, teardown),
 		cmocka_unit_test_teardown(test_pause_resume_cancel, teardown),
-		cmocka_unit_test_teardown(test_bad_frames, teardown),
 		cmocka_unit_test_teardown(test_non_member_aborted, teardown),
 		cmocka_unit_test_teardown(test_views, teardown),
 		cmocka_unit_test_teardown(test_late_joiners, teardown),
-		cmocka_unit_test_teardown(test_duty_cycle_engine, teardown),
 	};
 
 	log_init(1, 0);

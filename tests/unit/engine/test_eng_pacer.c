@@ -1,5 +1,5 @@
 /*
- * test_bridge_pacer.c: the pacer on a simulated clock: byte rate, duty
+ * test_eng_pacer.c: the engine's pacer on a simulated clock: byte rate, duty
  * cycle credits, minimum gap, queue depth and TP_EAGAIN.
  */
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "fanout_internal.h"
+#include "engine_internal.h"
 
 struct sim {
 	uint64_t	 now;		/* us */
@@ -226,7 +226,7 @@ test_reconf(void **state)
 {
 	struct tp_caps	 caps;
 	struct pacer	 p;
-	json_t		*j;
+	struct eng_pacer_info pi;
 
 	caps_init(&caps, 10000000, 42);
 	pacer__init(&p, &caps, 90, 0);
@@ -236,10 +236,10 @@ test_reconf(void **state)
 	/* Out-of-range percentages mean the whole link. */
 	pacer__reconf(&p, &caps, 0);
 	assert_int_equal(p.rate_bps, 10000000);
-	j = pacer__json(&p, 0);
-	assert_int_equal(json_integer_value(json_object_get(j, "rate_bps")),
-	    10000000);
-	json_decref(j);
+	pacer__info(&p, 0, &pi);
+	assert_int_equal(pi.rate_bps, 10000000);
+	assert_int_equal(pi.link_bps, 10000000);
+	assert_int_equal(pi.frame_overhead, 42);
 }
 
 int

@@ -1,5 +1,5 @@
 /*
- * pacer.c: per transport instance pacing, the same for every link.
+ * pacer.c: per link pacing, the same for every link.
  *
  * Pacing is the engine's job, computed from the plugin's capability facts
  * (ARCHITECTURE.md, "Transport plugin"; research/c-style.md, "Pacing"):
@@ -27,7 +27,7 @@
  */
 #include <string.h>
 
-#include "fanout_internal.h"
+#include "engine_internal.h"
 
 #define PACER_BURST_NS		8000000ULL	/* 8 ms */
 #define PACER_DEF_WINDOW_MS	3600000ULL	/* 1 h, ETSI EN 300 220 */
@@ -219,30 +219,25 @@ pacer__tx_done(struct pacer *p, uint32_t est_us, uint32_t airtime_us)
 	}
 }
 
-json_t *
-pacer__json(struct pacer *p, uint64_t now_us)
+void
+pacer__info(struct pacer *p, uint64_t now_us, struct eng_pacer_info *pi)
 {
-	uint64_t	 backlog = 0;
-
-	if (p->tat_ns > now_us * 1000)
-		backlog = (p->tat_ns - now_us * 1000) / 1000;
 	pacer_refill(p, now_us);
-	return (json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, "
-	    "s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
-	    "rate_bps", (json_int_t)p->rate_bps,
-	    "link_bps", (json_int_t)p->link_bps,
-	    "frame_overhead", (int)p->overhead,
-	    "duty_cycle_ppm", (int)p->duty_ppm,
-	    "duty_credit_us", (json_int_t)(p->duty_credit / PACER_MIL),
-	    "duty_cap_us", (json_int_t)(p->duty_cap / PACER_MIL),
-	    "min_gap_us", (int)p->min_gap_us,
-	    "tx_queue", (int)p->tx_queue,
-	    "inflight", (int)p->inflight,
-	    "blocked", p->blocked,
-	    "backlog_us", (json_int_t)backlog,
-	    "frames", (json_int_t)p->frames,
-	    "bytes", (json_int_t)p->bytes,
-	    "airtime_us", (json_int_t)p->airtime_us,
-	    "waits", (json_int_t)p->waits,
-	    "eagain", (json_int_t)p->eagain));
+	pi->rate_bps = p->rate_bps;
+	pi->link_bps = p->link_bps;
+	pi->frame_overhead = p->overhead;
+	pi->duty_cycle_ppm = p->duty_ppm;
+	pi->duty_credit_us = p->duty_credit / PACER_MIL;
+	pi->duty_cap_us = p->duty_cap / PACER_MIL;
+	pi->min_gap_us = p->min_gap_us;
+	pi->tx_queue = p->tx_queue;
+	pi->inflight = p->inflight;
+	pi->blocked = p->blocked;
+	pi->backlog_us = p->tat_ns > now_us * 1000 ?
+	    (p->tat_ns - now_us * 1000) / 1000 : 0;
+	pi->frames = p->frames;
+	pi->bytes = p->bytes;
+	pi->airtime_us = p->airtime_us;
+	pi->waits = p->waits;
+	pi->eagain = p->eagain;
 }

@@ -1,16 +1,13 @@
 /*
- * test_bridge_fec.c: TS004 parity repair in the fan-out engine, end to
- * end over tp_mem with simulated nodes running the real node engine
- * (with an FEC workspace, or without one like an MCU-light node).  The
- * same loss pattern is repaired once by resending the union of the lost
- * blocks (fec = no) and once with parity (fec = yes): parity must need
- * far fewer repair frames, and nodes without FEC must still finish.
- * The fixture is test_bridge_fanout.c's.
+ * test_eng_repair.c: the engine's repair planners (TS004 parity, XOR),
+ * the engine alone on a fake clock over tp_mem, with simulated nodes
+ * running the real node engine (with an FEC workspace, or without one
+ * like an MCU-light node, or dropping XOR like an older node).  The same
+ * loss pattern is repaired once by resending the union of the lost
+ * blocks (fec = no), once with parity and once with XOR: parity and XOR
+ * must need far fewer repair frames, and nodes without them must still
+ * finish.  The fixture is eng_fixture.c.
  */
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/time.h>
-
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,10 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "fanout_fixture.h"
+#include "eng_fixture.h"
+
+#define FX_MAX_NODES	EFX_MAX_NODES
 
 
 /* FEC workspace of a node: 4 groups of 64 rows of 1 KiB. */
@@ -42,14 +39,14 @@ static uint64_t	 fx_ws[FX_MAX_NODES][FX_WS / 8 + 1];
 static uint32_t	 fx_recovered[FX_MAX_NODES];
 
 static bool
-fx_acked_sampling(struct fx *fx)
+fx_acked_sampling(struct efx *fx)
 {
 	int	 i;
 
 	for (i = 0; i < fx->nnodes; i++)
 		if (fx->nodes[i]->n.fec_recovered > fx_recovered[i])
 			fx_recovered[i] = fx->nodes[i]->n.fec_recovered;
-	return (fx_all_acked(fx));
+	return (efx_done(fx));
 }
 
 struct fx_result {
@@ -73,34 +70,38 @@ static void
 fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
     struct fx_result *r)
 {
-	struct fx		*fx;
+	struct efx		*fx;
+	struct eng_params	 p;
 	struct tp_mem_counts	*c;
 	struct sim_node		*sn;
 	int			 k;
 
-	fx = fx_new(&tp_mem_ops, NULL, 600 * 1024 + 333);
-	fx->conf.fec = fec;
-	fx->conf.fec_k = 64;
-	fx->conf.fec_proactive = (char *)proactive;
-	fx->conf.max_rounds = 10;
-	fx->conf.xor_repair = fx_xor;
+	efx_default_params(&p);
+	p.fec = fec != 0;
+	p.fec_k = 64;
+	p.fec_proactive = strcmp(proactive, "auto") == 0 ? ENG_FEC_AUTO :
+	    atoi(proactive);
+	p.max_rounds = 10;
+	p.xor_repair = fx_xor != 0;
+	fx = efx_new(&tp_mem_ops, NULL, &p, 600 * 1024 + 333);
 	for (k = 0; k < n; k++) {
-		sn = fx_node(fx, 0x100 + k, 1024 * 1024, loss);
+		sn = efx_node(fx, 0x100 + k, 1024 * 1024, loss);
 		sn->no_xor = k >= n - fx_no_xor;
 		if (k < n_fec)
 			up_node_set_fec_workspace(&sn->n, fx_ws[k],
 			    sizeof(fx_ws[k]));
 	}
 	memset(fx_recovered, 0, sizeof(fx_recovered));
-	fx_start(fx);
-	assert_true(fx_run(fx, fx_acked_sampling, 40000));
-	assert_int_equal(fx_nstate(fx, UP_NS_UPDATED), n);
+	efx_start(fx);
+	assert_true(efx_run(fx, fx_acked_sampling, 120000));
+	assert_int_equal(efx_nstate(fx, UP_NS_UPDATED), n);
+	assert_int_equal(efx_nfinal(fx, ENG_M_UPDATED), n);
 	for (k = 0; k < n; k++)
 		assert_string_equal(sim_node_version(fx->nodes[k], "app"),
 		    "1.1.0");
-	c = tp_mem_counts(fx->m);
+	c = efx_counts(fx);
 	memset(r, 0, sizeof(*r));
-	r->nblocks = up_nblocks((uint32_t)fx->pkg_len, fx->conf.block_size);
+	r->nblocks = up_nblocks((uint32_t)fx->pkg_len, p.block_size);
 	r->data = c->by_type[UP_T_DATA];
 	r->parity = c->by_type[UP_T_PARITY];
 	r->xor_ = c->by_type[UP_T_XOR];
@@ -115,7 +116,7 @@ fx_race(int fec, int n, int n_fec, double loss, const char *proactive,
 	    fx_xor ? "yes" : "no", proactive, n, n_fec, fx_no_xor, loss,
 	    r->nblocks, r->data, r->parity, r->xor_, r->repair, r->lost_any,
 	    r->recovered);
-	fx_free(fx);
+	efx_free(fx);
 }
 
 /*
@@ -231,8 +232,8 @@ static int
 teardown(void **state)
 {
 	(void)state;
-	if (cur_fx != NULL)
-		fx_free(cur_fx);
+	if (cur_efx != NULL)
+		efx_free(cur_efx);
 	return (0);
 }
 

@@ -1,6 +1,7 @@
 /*
  * tp_mem.h: an in-memory transport implementing struct tp_ops, for the
- * fan-out engine's tests (STYLE.md, "Tests": fakes at the seams).
+ * fan-out engine's tests (tests/unit/engine/, and the campaigns' in
+ * tests/unit/bridge/) (STYLE.md, "Tests": fakes at the seams).
  *
  * A medium is one broadcast domain shared by one gateway instance (opened
  * by the engine through tp_mem_ops, section name == medium name) and any
@@ -48,6 +49,9 @@ struct tp_mem_counts {
 };
 
 typedef void	 tp_mem_rx_fn(void *arg, const uint8_t *frame, size_t len);
+/* Sees every gateway frame the medium accepts, at its clock's now. */
+typedef void	 tp_mem_tx_fn(void *arg, uint64_t now_us, const uint8_t *frame,
+		    size_t len);
 
 extern const struct tp_ops tp_mem_ops;
 /* With ops->airtime returning params.airtime_us. */
@@ -64,6 +68,15 @@ struct tp_mem_counts *tp_mem_counts(struct tp_mem_medium *);
 unsigned int	 tp_mem_queued(struct tp_mem_medium *);
 /* True while a gateway instance is open on it. */
 bool		 tp_mem_open(struct tp_mem_medium *);
+/*
+ * A fake clock (tclock.h) for the medium's counters and its receivers'
+ * timers (sim_node.c); NULL (the default): the real clock.
+ */
+struct tclock;
+void		 tp_mem_set_clock(struct tp_mem_medium *, struct tclock *);
+struct tclock	*tp_mem_clock(struct tp_mem_medium *);
+void		 tp_mem_set_tx_hook(struct tp_mem_medium *, tp_mem_tx_fn *,
+		    void *);
 
 /* A receiver with link address `id' (1..255) and loss in percent. */
 struct tp_mem_node *tp_mem_node_new(struct tp_mem_medium *, uint8_t id,

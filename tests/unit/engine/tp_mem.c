@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "up.h"
+#include "tclock.h"
 #include "tp_mem.h"
 
 #define TP_MEM_MAX_MEDIA	4
@@ -54,6 +55,9 @@ struct tp_mem_medium {
 	struct event		*up_ev;
 	TAILQ_HEAD(, tp_mem_node) nodes;
 	struct tp_mem_counts	 c;
+	struct tclock		*tc;	/* NULL: the real clock */
+	tp_mem_tx_fn		*tx_hook;
+	void			*tx_arg;
 };
 
 struct tp {
@@ -64,14 +68,6 @@ struct tp {
 
 static struct tp_mem_medium *tp_mem_media[TP_MEM_MAX_MEDIA];
 
-static uint64_t
-tp_mem_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
-}
 
 static double
 tp_mem_rand(uint64_t *s)
@@ -194,6 +190,25 @@ bool
 tp_mem_open(struct tp_mem_medium *m)
 {
 	return (m->gw != NULL);
+}
+
+void
+tp_mem_set_clock(struct tp_mem_medium *m, struct tclock *tc)
+{
+	m->tc = tc;
+}
+
+struct tclock *
+tp_mem_clock(struct tp_mem_medium *m)
+{
+	return (m->tc);
+}
+
+void
+tp_mem_set_tx_hook(struct tp_mem_medium *m, tp_mem_tx_fn *fn, void *arg)
+{
+	m->tx_hook = fn;
+	m->tx_arg = arg;
 }
 
 struct tp_mem_node *
@@ -410,7 +425,7 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 	}
 
 	type = len > 1 ? fr->buf[1] : 0;
-	now = tp_mem_now_us();
+	now = tclock_now(m->tc);
 	if (m->c.first_us == 0)
 		m->c.first_us = now;
 	m->c.last_us = now;
@@ -430,6 +445,8 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 		if (type == UP_T_OFFER)
 			m->c.last_offer_session = sess;
 	}
+	if (m->tx_hook != NULL)
+		m->tx_hook(m->tx_arg, now, fr->buf, fr->len);
 	if (!m->hold)
 		event_active(tp->down_ev, EV_TIMEOUT, 1);
 	return (TP_OK);

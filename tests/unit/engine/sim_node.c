@@ -1,5 +1,7 @@
 /*
- * sim_node.c: simulated end nodes on tp_mem (see sim_node.h).
+ * sim_node.c: simulated end nodes on tp_mem (see sim_node.h).  On a
+ * medium with a fake clock (tclock.h) a node's time and timers are that
+ * clock's; otherwise CLOCK_MONOTONIC and libevent's timers.
  */
 #include <sys/time.h>
 
@@ -11,6 +13,7 @@
 
 #include "cache.h"
 #include "sim_node.h"
+#include "tclock.h"
 
 static void	 sim_schedule(struct sim_node *);
 static const struct up_port sim_port;
@@ -34,10 +37,25 @@ sim_send(void *ctx, const uint8_t *frame, size_t len)
 static uint32_t
 sim_now_ms(void *ctx)
 {
-	struct timespec	 ts;
+	struct sim_node	*sn = ctx;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint32_t)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000));
+	return ((uint32_t)(tclock_now(sn->tc) / 1000));
+}
+
+/* Arms one of the node's timers ms from now, on its clock. */
+static void
+sim_arm(struct sim_node *sn, struct event *ev, struct ttimer *t,
+    uint32_t ms)
+{
+	struct timeval	 tv;
+
+	if (sn->tc != NULL) {
+		ttimer_at(sn->tc, t, sn->tc->now_us + (uint64_t)ms * 1000);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
 }
 
 static uint32_t
@@ -141,7 +159,7 @@ sim_image_verify(void *ctx, const struct up_offer *o)
 }
 
 static void
-sim_boot_cb(int fd, short ev, void *arg)
+sim_boot(void *arg)
 {
 	struct sim_node	*sn = arg;
 	unsigned int	 i;
@@ -157,17 +175,20 @@ sim_boot_cb(int fd, short ev, void *arg)
 	sim_schedule(sn);
 }
 
+static void
+sim_boot_cb(int fd, short ev, void *arg)
+{
+	sim_boot(arg);
+}
+
 static int
 sim_activate(void *ctx, const struct up_offer *o)
 {
 	struct sim_node	*sn = ctx;
-	struct timeval	 tv;
 
 	memcpy(sn->next_version, o->to_version, sizeof(sn->next_version));
 	sn->rebooting = true;
-	tv.tv_sec = sn->boot_delay_ms / 1000;
-	tv.tv_usec = (sn->boot_delay_ms % 1000) * 1000;
-	evtimer_add(sn->boot_ev, &tv);
+	sim_arm(sn, sn->boot_ev, &sn->boot_t, sn->boot_delay_ms);
 	return (0);
 }
 
@@ -186,7 +207,7 @@ static const struct up_port sim_port = {
 };
 
 static void
-sim_tick_cb(int fd, short ev, void *arg)
+sim_tick(void *arg)
 {
 	struct sim_node	*sn = arg;
 
@@ -197,17 +218,17 @@ sim_tick_cb(int fd, short ev, void *arg)
 }
 
 static void
+sim_tick_cb(int fd, short ev, void *arg)
+{
+	sim_tick(arg);
+}
+
+static void
 sim_schedule(struct sim_node *sn)
 {
-	struct timeval	 tv;
-	uint32_t	 ms;
-
 	if (sn->rebooting)
 		return;
-	ms = up_node_next_ms(&sn->n);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(sn->tick_ev, &tv);
+	sim_arm(sn, sn->tick_ev, &sn->tick_t, up_node_next_ms(&sn->n));
 }
 
 static void
@@ -259,8 +280,11 @@ sim_node_new(struct event_base *base, struct tp_mem_medium *m, uint8_t id,
 	sn->info.ncomp = 1;
 	strncpy(sn->info.comp[0].name, comp, UP_NAME_MAX);
 	strncpy(sn->info.comp[0].version, version, UP_VER_MAX);
+	sn->tc = tp_mem_clock(m);
 	sn->tick_ev = evtimer_new(base, sim_tick_cb, sn);
 	sn->boot_ev = evtimer_new(base, sim_boot_cb, sn);
+	ttimer_init(&sn->tick_t, sim_tick, sn);
+	ttimer_init(&sn->boot_t, sim_boot, sn);
 	sn->mn = tp_mem_node_new(m, id, loss_pct, seed, sim_rx, sn);
 	up_node_init(&sn->n, &sim_port, sn, &sn->info, sn->bm, sn->bm_cap);
 	up_node_start(&sn->n, NULL);
@@ -275,6 +299,10 @@ sim_node_free(struct sim_node *sn)
 		return;
 	event_free(sn->tick_ev);
 	event_free(sn->boot_ev);
+	if (sn->tc != NULL) {
+		ttimer_del(sn->tc, &sn->tick_t);
+		ttimer_del(sn->tc, &sn->boot_t);
+	}
 	tp_mem_node_free(sn->mn);
 	free(sn->slot);
 	free(sn->bm);

@@ -55,7 +55,7 @@
  * alone always fits in 4 bytes, so every block ends in some frame.
  * Scanning in index order among equals keeps gaps short: 30 nodes at
  * 1 % loss get ~22 blocks into a 53-byte list and the round costs
- * max |M_i| frames (tests/unit/bridge/test_bridge_xrepair.c), against
+ * max |M_i| frames (tests/unit/engine/test_eng_xrepair.c), against
  * one frame per distinct lost block (~20 times more) for the union.
  *
  * Cost.  With P pairs, D <= P distinct blocks and R frames: sorting is
@@ -75,7 +75,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fanout_internal.h"
+#include "engine_internal.h"
 
 /* An unencodable gap (>= 2^28, §4.15): never fits. */
 #define XR_GAP_BAD	((size_t)1 << 20)
@@ -136,7 +136,7 @@ xr__new(uint32_t nblocks, size_t max_pairs)
 {
 	struct xr_plan	*p;
 
-	p = xcalloc(1, sizeof *p);
+	p = eng__xcalloc(1, sizeof *p);
 	p->nblocks = nblocks;
 	/* Pair positions and node numbers are kept in u32. */
 	if (max_pairs > UINT32_MAX)
@@ -224,12 +224,12 @@ xr__add(struct xr_plan *p, const struct up_status_body *st)
 			cap *= 2;
 		if (cap > p->max_pairs)
 			cap = p->max_pairs;
-		p->pairs = xreallocarray(p->pairs, cap, sizeof *p->pairs);
+		p->pairs = eng__xreallocarray(p->pairs, cap, sizeof *p->pairs);
 		p->pairs_cap = cap;
 	}
 	if (p->nnodes == p->nodes_cap) {
 		cap = p->nodes_cap == 0 ? 64 : p->nodes_cap * 2;
-		p->nodes = xreallocarray(p->nodes, cap, sizeof *p->nodes);
+		p->nodes = eng__xreallocarray(p->nodes, cap, sizeof *p->nodes);
 		p->nodes_cap = cap;
 	}
 
@@ -322,12 +322,12 @@ xr_grow_groups(struct xr_plan *p, size_t need)
 {
 	if (need <= p->groups_cap)
 		return;
-	p->groups = xreallocarray(p->groups, need, sizeof *p->groups);
-	p->next = xreallocarray(p->next, need, sizeof *p->next);
-	p->heads = xreallocarray(p->heads, need, sizeof *p->heads);
-	p->fidx = xreallocarray(p->fidx, need, sizeof *p->fidx);
-	p->foff = xreallocarray(p->foff, need, sizeof *p->foff);
-	p->fn = xreallocarray(p->fn, need, sizeof *p->fn);
+	p->groups = eng__xreallocarray(p->groups, need, sizeof *p->groups);
+	p->next = eng__xreallocarray(p->next, need, sizeof *p->next);
+	p->heads = eng__xreallocarray(p->heads, need, sizeof *p->heads);
+	p->fidx = eng__xreallocarray(p->fidx, need, sizeof *p->fidx);
+	p->foff = eng__xreallocarray(p->foff, need, sizeof *p->foff);
+	p->fn = eng__xreallocarray(p->fn, need, sizeof *p->fn);
 	p->groups_cap = need;
 }
 

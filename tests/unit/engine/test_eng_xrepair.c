@@ -1,5 +1,5 @@
 /*
- * test_bridge_xrepair.c: the XOR repair planner (bridge/xrepair.c).
+ * test_eng_xrepair.c: the XOR repair planner (bridge/xrepair.c).
  * Random rounds checked against an independent oracle built from the
  * status bodies (every pair covered, no covered node misses two blocks
  * of a frame or lacks knowledge of one, lists encodable within `room'),
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fanout_internal.h"
+#include "engine_internal.h"
 
 /* splitmix64: a seeded, reproducible PRNG. */
 static uint64_t

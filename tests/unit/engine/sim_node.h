@@ -2,7 +2,8 @@
  * sim_node.h: simulated end nodes for the fan-out tests, each running
  * the real node engine of up/ (up_node_*) over a tp_mem receiver, with
  * its slot, state and bitmap in memory.  Activation "reboots" the node
- * after boot_delay_ms into the new version (health check passes).
+ * after boot_delay_ms into the new version (health check passes).  A
+ * node runs on its medium's fake clock when it has one (tclock.h).
  */
 #ifndef SIM_NODE_H
 #define SIM_NODE_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "up.h"
+#include "tclock.h"
 #include "tp_mem.h"
 
 struct event_base;
@@ -22,6 +24,9 @@ struct sim_node {
 	struct event_base	*base;
 	struct event		*tick_ev;
 	struct event		*boot_ev;
+	struct tclock		*tc;		/* the medium's fake clock */
+	struct ttimer		 tick_t;	/* ... and its timers */
+	struct ttimer		 boot_t;
 
 	uint8_t			*slot;
 	uint32_t		 slot_cap;

@@ -1,0 +1,560 @@
+/*
+ * engine_internal.h: what the engine's files share (engine/ only).
+ *
+ *   engine.c   the engine: clock, deadlines, deferred work, callbacks
+ *   link.c     links: transport instances, control ring, tx loop, rx
+ *   pacer.c    per-link pacing (rate, duty cycle, gap, queue)
+ *   session.c  a session's life and its members
+ *   phase.c    the phase machine: offer, data pass, verify
+ *   status.c   status rounds and the round-trip estimate
+ *   answer.c   what the nodes say: ACCEPT, STATUS, RESULT, ABORT
+ *   result.c   ACTIVATE, result deadlines and polls
+ *   parity.c   TS004 parity repair
+ *   xor.c      XOR repair frames (the session's side)
+ *   xrepair.c  XOR repair planning
+ *
+ * State lives in the struct it describes: a link's in struct eng_link, a
+ * session's (phase, round trip, repair plans) in struct eng_session, a
+ * member's in struct eng_member.  docs/engine.md has the design.
+ */
+#ifndef ENGINE_INTERNAL_H
+#define ENGINE_INTERNAL_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+/* glibc's <sys/queue.h> lacks the _SAFE iterators of the BSDs. */
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+#define ENG_NEVER	UINT64_MAX	/* no deadline */
+#define ENG_NAME_MAX	63
+#define ENG_MAX_LINKS	16
+#define ENG_CTRL_RING	64	/* queued control frames per link */
+#define ENG_TX_BURST	32	/* frames per tx run before yielding */
+#define ENG_TRIES	3	/* targeted asks before a write-off */
+#define ENG_POLL_MS	2000	/* first RESULT poll after the delay */
+#define ENG_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
+#define ENG_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
+
+/* Logging through up/'s hook (the daemon points it at its log). */
+#define eng__warnx(...)	up_logf(UP_LOG_WARN, __VA_ARGS__)
+#define eng__info(...)	up_logf(UP_LOG_INFO, __VA_ARGS__)
+#define eng__debug(...)	up_logf(UP_LOG_DEBUG, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ */
+/* pacer.c                                                              */
+
+/*
+ * One pacer per link, the same for every link (research/c-style.md,
+ * "Transport plugin interface", pacing):
+ *  - a byte rate at bitrate_bps * rate_pct / 100 counting each frame
+ *    plus caps.frame_overhead, as a GCRA (virtual scheduling) with a
+ *    small burst tolerance, in nanoseconds so that 8,000 frames/s keep
+ *    their exact rate;
+ *  - duty-cycle credits when duty_cycle_ppm > 0 (LoRaMac-node's
+ *    TimeCredits/MaxTimeCredits): refill elapsed * ppm / 1e6, capped at
+ *    duty_window_ms * ppm / 1e6, each frame costs its airtime;
+ *  - min_gap_us of silence after a frame's estimated end;
+ *  - at most tx_queue frames outstanding when the plugin reports
+ *    tx_done, and a stop on TP_EAGAIN until writable().
+ * Time is the engine's clock in microseconds.
+ */
+#define PACER_WAIT	UINT64_MAX	/* wait for writable/tx_done */
+
+struct pacer {
+	/* From caps and the profile. */
+	uint64_t	 rate_bps;	/* paced rate; 0 = unlimited */
+	uint64_t	 link_bps;	/* caps.bitrate_bps */
+	uint32_t	 overhead;	/* link bytes per frame */
+	uint32_t	 duty_ppm;
+	uint64_t	 duty_cap;	/* credit cap, us * 1e6 units */
+	uint32_t	 min_gap_us;
+	uint32_t	 tx_queue;
+	uint64_t	 burst_ns;	/* GCRA tolerance */
+
+	/* State. */
+	uint64_t	 tat_ns;	/* theoretical arrival time */
+	uint64_t	 rem;		/* sub-ns remainder of tat */
+	uint64_t	 duty_credit;	/* us * 1e6 units */
+	uint64_t	 duty_last_us;
+	uint64_t	 gap_until_us;
+	uint32_t	 inflight;	/* sent, no tx_done yet */
+	bool		 track_inflight;	/* the plugin sends tx_done */
+	bool		 blocked;	/* TP_EAGAIN, waiting for writable */
+
+	/* Counters. */
+	uint64_t	 frames;
+	uint64_t	 bytes;		/* frame bytes, without overhead */
+	uint64_t	 airtime_us;	/* charged airtime */
+	uint64_t	 waits;		/* timer arms for pacing */
+	uint64_t	 eagain;
+};
+
+void	 pacer__init(struct pacer *, const struct tp_caps *,
+	    unsigned int rate_pct, uint64_t now_us);
+/* New caps or rate (reload, TP_CAPS_CHANGED); keeps the state. */
+void	 pacer__reconf(struct pacer *, const struct tp_caps *,
+	    unsigned int rate_pct);
+/* Airtime estimate of a frame of len bytes at the link rate, us. */
+uint32_t pacer__airtime(const struct pacer *, size_t len);
+/*
+ * 0 when a frame of len bytes (airtime_us on air) may go at now_us,
+ * else the microseconds to wait, or PACER_WAIT when only writable() or
+ * tx_done() can unblock.
+ */
+uint64_t pacer__delay(struct pacer *, uint64_t now_us, size_t len,
+	    uint32_t airtime_us);
+/* The frame was accepted by the plugin at now_us. */
+void	 pacer__sent(struct pacer *, uint64_t now_us, size_t len,
+	    uint32_t airtime_us);
+void	 pacer__eagain(struct pacer *);
+void	 pacer__writable(struct pacer *);
+/* A frame left the radio; airtime_us corrects the estimate if > 0. */
+void	 pacer__tx_done(struct pacer *, uint32_t est_us, uint32_t airtime_us);
+/* The figures for eng_link_info (refills the duty credit to now). */
+void	 pacer__info(struct pacer *, uint64_t now_us,
+	    struct eng_pacer_info *);
+
+/* ------------------------------------------------------------------ */
+/* xrepair.c: XOR repair planning (docs/engine.md "XOR repair")         */
+
+/*
+ * One repair round's plan.  The session feeds it every STATUS answer of
+ * the round, then asks for frames: each frame is a list of blocks to XOR
+ * (UP XOR, docs/up-protocol.md §4.15) such that every node the frame
+ * covers misses exactly one listed block and, as far as its STATUS says,
+ * holds all the others.  Memory is bounded by max_pairs (node, missing
+ * block) pairs per round; the plan allocates at xr__new and when a round
+ * is built, never per frame.
+ */
+struct xr_plan;
+
+struct xr_plan	*xr__new(uint32_t nblocks, size_t max_pairs);
+void		 xr__free(struct xr_plan *);
+/* Forgets the round's nodes and frames; keeps the memory. */
+void		 xr__reset(struct xr_plan *);
+/*
+ * Adds one node's STATUS body (call once per node per round): blocks
+ * before first_missing are held, the slice says which of
+ * [first_missing, first_missing + nbits) are missing, and nothing is
+ * known past it.  Returns 0, or -1 when the round would exceed max_pairs
+ * (the plan is then unusable until xr__reset: resend the union instead).
+ */
+int		 xr__add(struct xr_plan *, const struct up_status_body *);
+/*
+ * Packs every pair into frames whose block lists encode (u32 first index
+ * plus LEB128 gaps, §4.15) in at most `room' bytes and hold at most
+ * UP_XOR_MAX blocks.  Returns the number of frames.
+ */
+size_t		 xr__build(struct xr_plan *, size_t room);
+/* Frame i of the last build: its *n block indices, increasing. */
+const uint32_t	*xr__frame(const struct xr_plan *, size_t i, uint8_t *n);
+/* Pairs added this round. */
+size_t		 xr__npairs(const struct xr_plan *);
+
+/* ------------------------------------------------------------------ */
+/* The engine, links, sessions and members                             */
+
+TAILQ_HEAD(eng_sessions, eng_session);
+TAILQ_HEAD(eng_members, eng_member);
+
+struct eng {
+	struct event_base	*base;		/* lent to the plugins */
+	struct eng_clock	 clock;
+	struct eng_cb		 cb;
+	struct eng_params	 defaults;
+
+	struct eng_link		*links[ENG_MAX_LINKS];
+	size_t			 nlinks;
+	struct eng_sessions	 sessions;
+
+	uint64_t		 armed;		/* deadline given to arm() */
+	unsigned int		 busy;		/* inside an entry point */
+	bool			 pending;	/* deferred session work */
+	bool			 post;		/* deferred callbacks to fire */
+	bool			 posting;	/* firing deferred callbacks */
+	struct eng_members	 graveyard;	/* removed while busy */
+
+	struct eng_stats	 stats;
+};
+
+/* A control frame, encoded once when queued. */
+struct eng_ctrl {
+	struct tp_addr		 dst;
+	struct eng_session	*s;	/* for byte accounting, may be NULL */
+	uint16_t		 len;
+	uint8_t			 type;
+	uint8_t			 frame[UP_FRAME_MAX];
+};
+
+struct eng_link {
+	struct eng		*e;
+	char			 name[ENG_NAME_MAX + 1];
+	char			 type[ENG_NAME_MAX + 1];
+	const struct tp_ops	*ops;
+	struct tp		*tp;
+	struct tp_host		 host;
+	struct tp_caps		 caps;
+	struct eng_params	 p;		/* the link's profile */
+	struct pacer		 pacer;
+	bool			 up;
+	uint64_t		 tx_at;		/* tx loop due, ENG_NEVER */
+
+	/* Control frames go before data, in order. */
+	struct eng_ctrl		*ring;
+	unsigned int		 ring_head;
+	unsigned int		 ring_n;
+
+	/* The frame being sent (kept across TP_EAGAIN). */
+	const uint8_t		*pend;
+	size_t			 pend_len;
+	struct tp_addr		 pend_dst;
+	struct eng_session	*pend_s;
+	bool			 pend_ctrl;
+	uint8_t			 pend_type;
+	uint8_t			*data_frame;	/* UP_FRAME_MAX, for DATA */
+
+	/* Sessions in a data pass, served round robin. */
+	struct eng_sessions	 data_sessions;
+	unsigned int		 ndata;
+
+	uint64_t		 cookie;
+
+	/* Discovery: DISCOVER rounds and the wait for their answers. */
+	uint64_t		 discover_at;	/* next round, us; ENG_NEVER */
+	uint64_t		 settle_ms;	/* its ANNOUNCEs are in */
+
+	/* Loss seen by the nodes (ppm), for proactive parity. */
+	uint32_t		 loss_ppm;
+
+	/* Counters. */
+	uint64_t		 rx_frames;
+	uint64_t		 rx_bad;
+	uint64_t		 rx_ignored;
+	uint64_t		 tx_ctrl;
+	uint64_t		 tx_data;
+	uint64_t		 tx_repair;
+	uint64_t		 tx_errors;
+	uint64_t		 ctrl_dropped;
+};
+
+struct eng_member {
+	struct eng_session	*s;
+	void			*udata;
+	uint64_t		 node;
+	struct eng_member	*hnext;		/* session hash chain */
+	TAILQ_ENTRY(eng_member)	 entry;		/* session's list */
+	TAILQ_ENTRY(eng_member)	 gentry;	/* engine's graveyard */
+
+	struct tp_addr		 addr;
+	uint16_t		 max_frame;
+	enum eng_mstate		 state;
+	uint8_t			 result;
+	bool			 hold;		/* stop at VERIFIED */
+	bool			 gone;		/* removed while busy */
+
+	/* What the node told about its blocks (ACCEPT/STATUS). */
+	bool			 known;
+	uint32_t		 held;
+	uint32_t		 first_missing;
+	uint64_t		 joined_ms;	/* its first answer, clock ms */
+
+	/* Per-phase bookkeeping. */
+	bool			 asked;		/* in the current round */
+	bool			 answered;
+	uint32_t		 offers;	/* offer rounds unanswered */
+	uint32_t		 stall;		/* status rounds w/o progress */
+	uint32_t		 progress_held;	/* held at the last round */
+	bool			 xr_added;	/* in this round's XOR plan */
+	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
+};
+
+struct eng_session {
+	struct eng		*e;
+	struct eng_link		*l;		/* NULL: link not open yet */
+	char			 link[ENG_NAME_MAX + 1];
+	void			*udata;
+	uint32_t		 id;
+	uint16_t		 block_size;
+	uint32_t		 nblocks;
+	enum eng_phase		 phase;
+	TAILQ_ENTRY(eng_session) entry;		/* engine's list */
+	TAILQ_ENTRY(eng_session) tentry;	/* link's data rotation */
+	bool			 in_data;
+
+	/* Members, listed and hashed by node id. */
+	struct eng_members	 members;
+	size_t			 nmembers;
+	struct eng_member	**hash;
+	size_t			 nhash;
+	uint32_t		 nstate[ENG_M_NSTATES];
+
+	/* What the daemon set. */
+	struct up_offer		 offer;
+	struct eng_source	 src;
+	bool			 running;	/* started, not stopped */
+	bool			 opened;	/* has been open once */
+	bool			 start_pending;	/* deferred: start */
+	bool			 poke_pending;	/* deferred: look again */
+	bool			 settle_pending;	/* deferred callback */
+	bool			 error_pending;	/* deferred callback */
+
+	/* The data pass. */
+	uint8_t			*needed_buf;	/* NULL: not open */
+	struct up_bitmap	 needed;
+	uint32_t		 nneeded;
+	uint32_t		 cursor;
+	uint32_t		 pass;		/* data passes started */
+
+	/* The phase machine. */
+	uint32_t		 step;		/* repeats/asks in the phase */
+	uint64_t		 phase_ms;	/* when the phase began */
+	uint64_t		 timer_at;	/* phase timer, us */
+	uint64_t		 rtimer_at;	/* result timer, us */
+	uint64_t		 poll_ms;	/* next RESULT poll, 0: none */
+	uint32_t		 poll_gap_ms;
+	uint32_t		 unanswered;	/* asked, no answer yet */
+	uint32_t		 verify_asked;	/* asked by the VERIFY round */
+	uint8_t			 verify_nudge;	/* 0, 1 armed, 2 sent */
+
+	/* Round trip (status.c): samples and the estimate. */
+	uint64_t		 offer_us;	/* last OFFER queued */
+	uint64_t		 ask_us;	/* STATUS_REQ to all queued */
+	uint64_t		 round_us;	/* quickest answer to it */
+	uint64_t		 grtt_us;	/* 0: not measured yet */
+	bool			 rtt_from_status; /* grtt from a status round */
+
+	/* Counters. */
+	uint64_t		 bytes_sent;
+	uint64_t		 data_frames;
+	uint64_t		 repair_frames;
+	uint64_t		 ctrl_frames;
+
+	/* TS004 parity repair (parity.c). */
+	uint16_t		 fec_k;		/* 0: no parity this session */
+	uint16_t		 fec_pro;	/* proactive rows per group */
+	uint32_t		 fec_ngroups;
+	uint32_t		 fec_scan;	/* next group to serve parity */
+	uint32_t		 fec_p1_blocks;	/* DATA in the first pass */
+	uint16_t		*fec_next;	/* next unused row, per group */
+	uint16_t		*fec_plan;	/* rows the round asks for */
+	uint16_t		*fec_pend;	/* rows left this pass */
+	uint8_t			*fec_flags;	/* ENG_FEC_* per group */
+	uint8_t			*fec_buf;	/* block_size, read scratch */
+	uint64_t		 parity_frames;
+	uint64_t		 fec_fallbacks;	/* groups sent as DATA again */
+
+	/* XOR repair (xor.c). */
+	struct xr_plan		*xr;		/* NULL: no XOR this session */
+	size_t			 xr_room;	/* bytes for a frame's list */
+	bool			 xr_round;	/* this round plans XOR */
+	bool			 xr_over;	/* ... and overflowed */
+	size_t			 xr_nframes;	/* XOR frames of this pass */
+	size_t			 xr_next;
+	uint8_t			*xr_dneed_buf;	/* blocks that go as DATA */
+	struct up_bitmap	 xr_dneed;
+	uint8_t			*xr_buf;	/* block_size, read scratch */
+	uint64_t		 xor_frames;
+};
+
+/* ------------------------------------------------------------------ */
+/* engine.c                                                             */
+
+void	*eng__xcalloc(size_t, size_t);
+void	*eng__xreallocarray(void *, size_t, size_t);
+void	 eng__strlcpy(char *, const char *, size_t);
+uint64_t eng__now_us(struct eng *);
+uint64_t eng__now_ms(struct eng *);
+/*
+ * An entry point of the engine begins (eng_run, a plugin's callback):
+ * callbacks may fire until eng__leave, which fires the deferred ones
+ * (session_settled, session_error), frees removed members and arms the
+ * clock for the next deadline.
+ */
+void	 eng__enter(struct eng *);
+void	 eng__leave(struct eng *);
+/* A daemon call changed deadlines: arm the clock unless busy. */
+void	 eng__touch(struct eng *);
+
+/* ------------------------------------------------------------------ */
+/* link.c                                                               */
+
+/*
+ * Queues a control frame (encodes `m' into the link's ring) to `dst',
+ * or to the broadcast domain when dst is NULL.  Returns 0, or -1 when it
+ * cannot be encoded or the ring is full (then it is dropped: the
+ * protocol repeats every control frame it needs).
+ */
+int	 eng__ctrl(struct eng_link *, struct eng_session *,
+	    const struct tp_addr *dst, const struct up_msg *m);
+/* Something may be sendable: run the tx loop soon (deferred). */
+void	 eng__kick(struct eng_link *);
+/* Sessions: enter and leave the link's data rotation. */
+void	 eng__data_add(struct eng_link *, struct eng_session *);
+void	 eng__data_remove(struct eng_link *, struct eng_session *);
+/* Forget a session being freed (pending frame, ring accounting). */
+void	 eng__forget_session(struct eng_link *, struct eng_session *);
+/* The link's tx loop and discovery, from eng_run. */
+void	 eng__link_run(struct eng_link *, uint64_t now_us);
+uint64_t eng__link_deadline(const struct eng_link *);
+void	 eng__link_close(struct eng_link *);
+/* The largest frame the link carries (its mtu, at most UP_FRAME_MAX). */
+size_t	 eng__link_mtu(const struct eng_link *);
+
+/* ------------------------------------------------------------------ */
+/* session.c                                                            */
+
+/* The session's profile: its link's, else the engine's defaults. */
+const struct eng_params *eng__params(const struct eng_session *);
+/* The link the session sends on, resolved by name; NULL if not open. */
+struct eng_link *eng__session_link(struct eng_session *);
+bool	 eng__runnable(const struct eng_session *);
+struct eng_member *eng__member(struct eng_session *, uint64_t node);
+/* State changes made by the engine: counts, then the callback. */
+void	 eng__set_state(struct eng_member *, enum eng_mstate);
+void	 eng__progress(struct eng_member *);
+void	 eng__started(struct eng_member *);
+/*
+ * A final state from the node (or the engine's write-off, why != NULL):
+ * bookkeeping, then member_final.
+ */
+void	 eng__final(struct eng_member *, enum eng_mstate, uint8_t result,
+	    const char *version, const char *why);
+void	 eng__write_off(struct eng_member *, const char *why);
+/* Marks the member answered in the current round. */
+void	 eng__answered(struct eng_member *);
+/* Deferred callbacks, fired by eng__leave. */
+void	 eng__settle(struct eng_session *);
+void	 eng__blob_error(struct eng_session *);
+/* Frames. */
+void	 eng__send(struct eng_session *, const struct eng_member *,
+	    struct up_msg *);
+void	 eng__target(struct eng_session *, uint8_t type,
+	    const struct eng_member *, uint16_t window, uint8_t reason);
+void	 eng__ask(struct eng_session *, uint8_t type, enum eng_mstate,
+	    uint64_t window);
+void	 eng__send_offer(struct eng_session *);
+void	 eng__send_activate(struct eng_session *, const struct eng_member *);
+void	 eng__abort_node(struct eng_session *, uint64_t node,
+	    const struct tp_addr *src);
+/* Reads a block range of the package; false after a read error. */
+bool	 eng__read(struct eng_session *, uint64_t off, uint8_t *, size_t);
+/* The package bytes block i carries. */
+size_t	 eng__block_len(const struct eng_session *, uint32_t i);
+/* The needed set and a node's status body. */
+void	 eng__need(struct eng_session *, uint32_t);
+void	 eng__apply(struct eng_session *, struct eng_member *,
+	    const struct up_status_body *, bool first);
+/* From eng_run: deferred start and pokes. */
+void	 eng__session_start_now(struct eng_session *);
+void	 eng__session_poke_now(struct eng_session *);
+/* A frame of this session was sent. */
+void	 eng__sent(struct eng_session *, uint8_t type, size_t len);
+uint64_t eng__session_deadline(const struct eng_session *);
+
+/* ------------------------------------------------------------------ */
+/* phase.c                                                              */
+
+/* Configured answer window (ms, fits STATUS_REQ's u16) and margin. */
+uint64_t eng__window(const struct eng_session *);
+uint64_t eng__margin(const struct eng_session *);
+/* Arms the phase timer ms from now. */
+void	 eng__arm(struct eng_session *, uint64_t ms);
+void	 eng__disarm(struct eng_session *);
+/* Picks the next phase from the members' states. */
+void	 eng__decide(struct eng_session *);
+/* Ends the current phase early when nobody is left to wait for. */
+void	 eng__check(struct eng_session *);
+/* The phase timer fired. */
+void	 eng__phase_timer(struct eng_session *);
+/*
+ * Fills the next block frame of the pass into buf[cap]; returns its
+ * length, or 0 when the pass is over (the session then leaves the data
+ * rotation and moves on).
+ */
+size_t	 eng__fill_data(struct eng_session *, uint8_t *buf, size_t cap,
+	    struct tp_addr *dst);
+void	 eng__verify_progress(struct eng_session *);
+
+/* ------------------------------------------------------------------ */
+/* status.c                                                             */
+
+void	 eng__status_begin(struct eng_session *);
+void	 eng__status_tick(struct eng_session *);
+void	 eng__status_end(struct eng_session *);
+/* Round-trip samples: an ACCEPT, a STATUS during a round to all. */
+void	 eng__rtt_accept(struct eng_session *);
+void	 eng__rtt_status(struct eng_session *);
+
+/* ------------------------------------------------------------------ */
+/* answer.c: frames from nodes, decoded, with their source address      */
+
+void	 eng__rx_accept(struct eng_session *, const struct up_msg *,
+	    const struct tp_addr *src);
+void	 eng__rx_status(struct eng_session *, const struct up_msg *,
+	    const struct tp_addr *src);
+void	 eng__rx_result(struct eng_session *, const struct up_msg *,
+	    const struct tp_addr *src);
+void	 eng__rx_abort(struct eng_session *, const struct up_msg *,
+	    const struct tp_addr *src);
+/* An ANNOUNCE naming session s, heard on link l. */
+void	 eng__rx_announce(struct eng_session *, struct eng_link *,
+	    const struct tp_addr *src, const struct up_announce *);
+
+/* ------------------------------------------------------------------ */
+/* result.c                                                             */
+
+/* Verified members that may activate (not held). */
+uint32_t eng__releasable(const struct eng_session *);
+void	 eng__activate_begin(struct eng_session *);
+void	 eng__activate_tick(struct eng_session *);
+
+/* Members go ACTIVATING: deadlines and the first poll. */
+void	 eng__activating(struct eng_session *);
+/* A restarted session's ACTIVATING members: fresh deadlines, poll. */
+void	 eng__result_resume(struct eng_session *);
+/* Re-arms the result timer from the members' deadlines. */
+void	 eng__result_arm(struct eng_session *);
+void	 eng__result_timer(struct eng_session *);
+
+/* ------------------------------------------------------------------ */
+/* parity.c                                                             */
+
+#define ENG_FEC_DATA	0x01	/* this round: plain DATA for it */
+#define ENG_FEC_SENT	0x02	/* parity went to the group this pass */
+#define ENG_FEC_PREV	0x04	/* ... and in the previous repair pass */
+
+void	 eng__fec_open(struct eng_session *);
+void	 eng__fec_free(struct eng_session *);
+uint16_t eng__fec_proactive(const struct eng_session *);
+void	 eng__fec_note(struct eng_session *, const struct up_status_body *,
+	    bool first);
+void	 eng__fec_round(struct eng_session *);
+void	 eng__fec_plan(struct eng_session *);
+void	 eng__fec_measure(struct eng_session *);
+/* The next PARITY frame before block `next'; 0 none, -1 read error. */
+size_t	 eng__fill_parity(struct eng_session *, uint8_t *buf, size_t cap,
+	    uint32_t next);
+
+/* ------------------------------------------------------------------ */
+/* xor.c                                                                */
+
+void	 eng__xr_open(struct eng_session *);
+void	 eng__xr_free(struct eng_session *);
+void	 eng__xr_round(struct eng_session *);
+void	 eng__xr_note(struct eng_session *, struct eng_member *,
+	    const struct up_status_body *, bool first);
+bool	 eng__xr_plan(struct eng_session *);
+/* The next XOR frame of the pass; 0 none, -1 read error. */
+size_t	 eng__fill_xor(struct eng_session *, uint8_t *buf, size_t cap);
+
+#endif /* ENGINE_INTERNAL_H */

@@ -1,0 +1,576 @@
+/*
+ * link.c: links, i.e. transport instances (one broadcast domain each):
+ * opening a plugin, its callbacks, the control ring, the transmit loop,
+ * the receive dispatch and discovery.
+ *
+ * Transmit loop, per link: a control-frame ring (OFFER, STATUS_REQ,
+ * VERIFY, ACTIVATE, RESULT_ACK, ABORT, DISCOVER; encoded once when
+ * queued) goes before data; data frames come round robin from the
+ * sessions in a data pass, read from the source straight into one
+ * preallocated frame.  The loop runs when the link's deadline (tx_at)
+ * comes, which is exactly when the pacer allows the next frame, sends
+ * what is due (at most ENG_TX_BURST frames, then yields to the daemon's
+ * loop), stops on TP_EAGAIN and resumes from writable().  A frame
+ * refused with TP_EAGAIN is kept and sent first later.
+ *
+ * The plugin's callbacks are entry points of the engine (eng__enter /
+ * eng__leave): they never send from inside themselves, they make the
+ * link due ("kick") and the next eng_run() sends, as a plugin may not be
+ * called back from inside its own callback.
+ */
+#include <sys/queue.h>
+#include <sys/uio.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine_internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Transmit                                                             */
+
+size_t
+eng__link_mtu(const struct eng_link *l)
+{
+	if (l->caps.mtu != 0 && l->caps.mtu < UP_FRAME_MAX)
+		return (l->caps.mtu);
+	return (UP_FRAME_MAX);
+}
+
+void
+eng__kick(struct eng_link *l)
+{
+	if (l->tp == NULL || l->pacer.blocked)
+		return;
+	/* Due for pacing already: that run serves the new frame too. */
+	if (l->tx_at != ENG_NEVER)
+		return;
+	l->tx_at = 0;
+	eng__touch(l->e);
+}
+
+int
+eng__ctrl(struct eng_link *l, struct eng_session *s, const struct tp_addr *dst,
+    const struct up_msg *m)
+{
+	struct eng_ctrl	*c;
+	int		 n;
+
+	if (l->ring_n == ENG_CTRL_RING) {
+		l->ctrl_dropped++;
+		eng__debug("%s: control ring full, type %u dropped", l->name,
+		    m->type);
+		return (-1);
+	}
+	c = &l->ring[(l->ring_head + l->ring_n) % ENG_CTRL_RING];
+	if ((n = up_encode(m, c->frame, eng__link_mtu(l))) <= 0) {
+		l->ctrl_dropped++;
+		eng__warnx("%s: cannot encode a frame of type %u: %s",
+		    l->name, m->type, up_strerror(n));
+		return (-1);
+	}
+	if (dst != NULL)
+		c->dst = *dst;
+	else
+		tp_addr_broadcast(&c->dst);
+	c->s = s;
+	c->len = (uint16_t)n;
+	c->type = m->type;
+	l->ring_n++;
+	eng__kick(l);
+	return (0);
+}
+
+void
+eng__data_add(struct eng_link *l, struct eng_session *s)
+{
+	if (s->in_data)
+		return;
+	TAILQ_INSERT_TAIL(&l->data_sessions, s, tentry);
+	l->ndata++;
+	s->in_data = true;
+	eng__kick(l);
+}
+
+void
+eng__data_remove(struct eng_link *l, struct eng_session *s)
+{
+	if (l == NULL || !s->in_data)
+		return;
+	TAILQ_REMOVE(&l->data_sessions, s, tentry);
+	l->ndata--;
+	s->in_data = false;
+	/* A data frame of it that waits after TP_EAGAIN still goes. */
+}
+
+void
+eng__forget_session(struct eng_link *l, struct eng_session *s)
+{
+	unsigned int	 i;
+
+	eng__data_remove(l, s);
+	if (l->pend_len != 0 && l->pend_s == s) {
+		if (l->pend_ctrl)
+			l->pend_s = NULL;
+		else
+			l->pend_len = 0;	/* its source is going */
+	}
+	for (i = 0; i < l->ring_n; i++)
+		if (l->ring[(l->ring_head + i) % ENG_CTRL_RING].s == s)
+			l->ring[(l->ring_head + i) % ENG_CTRL_RING].s = NULL;
+}
+
+/* Picks the next frame to send into l->pend; false if none. */
+static bool
+link_fill(struct eng_link *l)
+{
+	struct eng_session	*s;
+	struct eng_ctrl		*c;
+	size_t			 n, cap = eng__link_mtu(l);
+
+	for (;;) {
+		if (l->ring_n > 0) {
+			c = &l->ring[l->ring_head];
+			l->pend = c->frame;
+			l->pend_len = c->len;
+			l->pend_dst = c->dst;
+			l->pend_s = c->s;
+			l->pend_ctrl = true;
+			l->pend_type = c->type;
+			return (true);
+		}
+		if ((s = TAILQ_FIRST(&l->data_sessions)) == NULL)
+			return (false);
+		TAILQ_REMOVE(&l->data_sessions, s, tentry);
+		TAILQ_INSERT_TAIL(&l->data_sessions, s, tentry);
+		n = eng__fill_data(s, l->data_frame, cap, &l->pend_dst);
+		if (n > 0) {
+			l->pend = l->data_frame;
+			l->pend_len = n;
+			l->pend_s = s;
+			l->pend_ctrl = false;
+			l->pend_type = l->data_frame[1];
+			return (true);
+		}
+		/* The pass is over; fill_data took it out of the rotation. */
+		if (s->in_data)
+			eng__data_remove(l, s);
+	}
+}
+
+static void
+link_sent(struct eng_link *l)
+{
+	if (l->pend_ctrl) {
+		l->ring_head = (l->ring_head + 1) % ENG_CTRL_RING;
+		l->ring_n--;
+	}
+	l->pend_len = 0;
+	l->pend = NULL;
+}
+
+static uint32_t
+link_airtime(struct eng_link *l, const struct tp_addr *dst, size_t len)
+{
+	if (l->ops->airtime != NULL)
+		return (l->ops->airtime(l->tp, dst, len));
+	return (pacer__airtime(&l->pacer, len));
+}
+
+static void
+link_tx(struct eng_link *l)
+{
+	struct iovec	 iov;
+	uint64_t	 now, wait;
+	uint32_t	 air;
+	int		 n, rc;
+
+	for (n = 0; n < ENG_TX_BURST; n++) {
+		if (!l->up || l->tp == NULL || l->pacer.blocked)
+			return;
+		if (l->pend_len == 0 && !link_fill(l))
+			return;
+		now = eng__now_us(l->e);
+		air = link_airtime(l, &l->pend_dst, l->pend_len);
+		wait = pacer__delay(&l->pacer, now, l->pend_len, air);
+		if (wait == PACER_WAIT)
+			return;
+		if (wait > 0) {
+			l->tx_at = now + wait;
+			return;
+		}
+		iov.iov_base = (void *)l->pend;
+		iov.iov_len = l->pend_len;
+		rc = l->ops->send(l->tp, &l->pend_dst, &iov, 1, ++l->cookie);
+		switch (rc) {
+		case TP_OK:
+			pacer__sent(&l->pacer, now, l->pend_len, air);
+			if (l->pend_ctrl)
+				l->tx_ctrl++;
+			else {
+				l->tx_data++;
+				if (l->pend_len > 2 &&
+				    (l->pend[2] & UP_F_REPAIR) != 0)
+					l->tx_repair++;
+			}
+			if (l->pend_s != NULL)
+				eng__sent(l->pend_s, l->pend_type,
+				    l->pend_len);
+			link_sent(l);
+			break;
+		case TP_EAGAIN:
+			/* Keep the frame; writable() resumes. */
+			pacer__eagain(&l->pacer);
+			return;
+		default:
+			l->tx_errors++;
+			eng__debug("%s: send type %u: error %d", l->name,
+			    l->pend_type, rc);
+			link_sent(l);
+			break;
+		}
+	}
+	/* Burst done: let the daemon's loop breathe, then go on. */
+	l->tx_at = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Discovery                                                            */
+
+static void
+link_discover(struct eng_link *l, uint64_t now_us)
+{
+	struct up_msg	 m;
+	unsigned int	 w = l->p.status_window_ms;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DISCOVER;
+	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : w;
+	if (l->up)
+		eng__ctrl(l, NULL, NULL, &m);
+	/* Offers wait for the answers, so nodes join before the OFFER. */
+	l->settle_ms = now_us / 1000 + m.u.discover.window_ms + 100 +
+	    m.u.discover.window_ms / 4;
+	l->discover_at = l->p.discover_interval_s == 0 ? ENG_NEVER :
+	    now_us + (uint64_t)l->p.discover_interval_s * 1000000;
+}
+
+/* ------------------------------------------------------------------ */
+/* From eng_run                                                         */
+
+uint64_t
+eng__link_deadline(const struct eng_link *l)
+{
+	return (l->tx_at < l->discover_at ? l->tx_at : l->discover_at);
+}
+
+void
+eng__link_run(struct eng_link *l, uint64_t now_us)
+{
+	if (l->discover_at <= now_us)
+		link_discover(l, now_us);
+	if (l->tx_at <= now_us) {
+		l->tx_at = ENG_NEVER;
+		link_tx(l);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The plugin's callbacks: entry points of the engine                  */
+
+static uint64_t
+link_host_now_ms(void *arg)
+{
+	struct eng_link	*l = arg;
+
+	return (eng__now_ms(l->e));
+}
+
+static void
+link_rx(void *arg, struct tp *tp, const struct tp_addr *src,
+    const uint8_t *frame, size_t len, const struct tp_rxinfo *ri)
+{
+	struct eng_link		*l = arg;
+	struct eng		*e = l->e;
+	struct eng_session	*s;
+	struct up_msg		 m;
+	int			 rc;
+
+	eng__enter(e);
+	l->rx_frames++;
+	if ((rc = up_decode(frame, len, &m)) != UP_OK) {
+		l->rx_bad++;
+		eng__debug("%s: bad frame (%zu bytes): %s", l->name, len,
+		    up_strerror(rc));
+		goto out;
+	}
+	switch (m.type) {
+	case UP_T_ANNOUNCE:
+		/* The session first: the daemon then sees the new state. */
+		if (m.u.announce.session != 0 &&
+		    (s = eng_session_find(e, m.u.announce.session)) != NULL)
+			eng__rx_announce(s, l, src, &m.u.announce);
+		e->cb.announce(e->cb.arg, l, src, &m.u.announce);
+		goto out;
+	case UP_T_ACCEPT:
+	case UP_T_STATUS:
+	case UP_T_RESULT:
+	case UP_T_ABORT:
+		break;
+	default:
+		/* Our own frames, heard back on the group. */
+		l->rx_ignored++;
+		goto out;
+	}
+	if (m.type == UP_T_ABORT && m.u.target.node_id == 0) {
+		l->rx_ignored++;	/* ours, to every node */
+		goto out;
+	}
+	if ((s = eng_session_find(e, m.session)) == NULL) {
+		/* The daemon may know it (a late result): ask, look again. */
+		e->cb.unknown_session(e->cb.arg, l, m.session, &m);
+		s = eng_session_find(e, m.session);
+	}
+	if (s == NULL) {
+		e->stats.rx_unknown_session++;
+		eng__debug("%s: type %u for unknown session %08x", l->name,
+		    m.type, m.session);
+		goto out;
+	}
+	switch (m.type) {
+	case UP_T_ACCEPT:
+		eng__rx_accept(s, &m, src);
+		break;
+	case UP_T_STATUS:
+		eng__rx_status(s, &m, src);
+		break;
+	case UP_T_RESULT:
+		eng__rx_result(s, &m, src);
+		break;
+	case UP_T_ABORT:
+		eng__rx_abort(s, &m, src);
+		break;
+	}
+out:
+	eng__leave(e);
+}
+
+static void
+link_writable(void *arg, struct tp *tp)
+{
+	struct eng_link	*l = arg;
+
+	eng__enter(l->e);
+	pacer__writable(&l->pacer);
+	eng__kick(l);
+	eng__leave(l->e);
+}
+
+static void
+link_tx_done(void *arg, struct tp *tp, uint64_t cookie, int status,
+    uint32_t airtime_us)
+{
+	struct eng_link	*l = arg;
+
+	eng__enter(l->e);
+	pacer__tx_done(&l->pacer, pacer__airtime(&l->pacer, l->caps.mtu),
+	    airtime_us);
+	if (status != TP_OK)
+		l->tx_errors++;
+	eng__kick(l);
+	eng__leave(l->e);
+}
+
+static void
+link_event(void *arg, struct tp *tp, enum tp_link_event ev)
+{
+	struct eng_link	*l = arg;
+
+	eng__enter(l->e);
+	switch (ev) {
+	case TP_LINK_UP:
+		eng__info("%s: link up", l->name);
+		l->up = true;
+		eng__kick(l);
+		break;
+	case TP_LINK_DOWN:
+		eng__warnx("%s: link down", l->name);
+		l->up = false;
+		break;
+	case TP_CAPS_CHANGED:
+		l->ops->caps(l->tp, &l->caps);
+		pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
+		eng__info("%s: capabilities changed (mtu %u, %" PRIu64
+		    " bit/s)", l->name, l->caps.mtu, l->caps.bitrate_bps);
+		eng__kick(l);
+		break;
+	}
+	eng__leave(l->e);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public                                                               */
+
+void
+eng__link_close(struct eng_link *l)
+{
+	if (l->tp != NULL)
+		l->ops->close(l->tp);
+	l->tp = NULL;
+	free(l->ring);
+	free(l->data_frame);
+	free(l);
+}
+
+struct eng_link *
+eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
+    const struct tp_conf *conf, const struct eng_params *p, char **cause)
+{
+	struct eng_session	*s;
+	struct eng_link		*l;
+	char			*why = NULL;
+	uint64_t		 now;
+
+	*cause = NULL;
+	if (eng_link_find(e, name) != NULL) {
+		if (asprintf(cause, "transport %s is open already", name) ==
+		    -1)
+			*cause = NULL;
+		return (NULL);
+	}
+	if (ops == NULL || ops->abi != TP_ABI_VERSION) {
+		if (asprintf(cause, "transport %s: no plugin of ABI %d", name,
+		    TP_ABI_VERSION) == -1)
+			*cause = NULL;
+		return (NULL);
+	}
+	if (e->nlinks == ENG_MAX_LINKS) {
+		if (asprintf(cause, "too many transports") == -1)
+			*cause = NULL;
+		return (NULL);
+	}
+	l = eng__xcalloc(1, sizeof(*l));
+	l->e = e;
+	eng__strlcpy(l->name, name, sizeof(l->name));
+	eng__strlcpy(l->type, ops->name, sizeof(l->type));
+	l->ops = ops;
+	l->p = p != NULL ? *p : e->defaults;
+	l->tx_at = ENG_NEVER;
+	l->discover_at = ENG_NEVER;
+	l->host.base = e->base;
+	l->host.arg = l;
+	l->host.now_ms = link_host_now_ms;
+	l->host.rx = link_rx;
+	l->host.writable = link_writable;
+	l->host.tx_done = link_tx_done;
+	l->host.link = link_event;
+	l->ring = eng__xcalloc(ENG_CTRL_RING, sizeof(*l->ring));
+	l->data_frame = eng__xcalloc(1, UP_FRAME_MAX);
+	TAILQ_INIT(&l->data_sessions);
+	if (ops->open(&l->host, conf, &l->tp, &why) == -1) {
+		if (asprintf(cause, "transport %s: %s", name,
+		    why != NULL ? why : "cannot open") == -1)
+			*cause = NULL;
+		free(why);
+		l->tp = NULL;
+		eng__link_close(l);
+		return (NULL);
+	}
+	ops->caps(l->tp, &l->caps);
+	now = eng__now_us(e);
+	pacer__init(&l->pacer, &l->caps, l->p.rate_pct, now);
+	e->links[e->nlinks++] = l;
+	if (ops->start(l->tp, &why) == -1) {
+		if (asprintf(cause, "transport %s: %s", name,
+		    why != NULL ? why : "cannot start") == -1)
+			*cause = NULL;
+		free(why);
+		return (NULL);
+	}
+	l->up = true;
+	eng__info("transport %s (%s): mtu %u, %" PRIu64 " bit/s, paced at %"
+	    PRIu64 " bit/s", l->name, l->type, l->caps.mtu,
+	    l->caps.bitrate_bps, l->pacer.rate_bps);
+	/* Sessions created before their link was open. */
+	TAILQ_FOREACH(s, &e->sessions, entry)
+		if (s->l == NULL && strcmp(s->link, l->name) == 0) {
+			s->l = l;
+			if (s->running)
+				eng_session_poke(s);
+		}
+	link_discover(l, now);
+	eng__touch(e);
+	return (l);
+}
+
+struct eng_link *
+eng_link_find(struct eng *e, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < e->nlinks; i++)
+		if (strcmp(e->links[i]->name, name) == 0)
+			return (e->links[i]);
+	return (NULL);
+}
+
+struct eng_link *
+eng_link_at(struct eng *e, size_t i)
+{
+	return (i < e->nlinks ? e->links[i] : NULL);
+}
+
+const char *
+eng_link_name(const struct eng_link *l)
+{
+	return (l->name);
+}
+
+void
+eng_link_set_params(struct eng_link *l, const struct eng_params *p)
+{
+	bool	 disc = p->discover_interval_s != l->p.discover_interval_s;
+
+	l->p = *p;
+	pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
+	if (disc)
+		l->discover_at = p->discover_interval_s == 0 ? ENG_NEVER :
+		    eng__now_us(l->e) + (uint64_t)p->discover_interval_s *
+		    1000000;
+	eng__touch(l->e);
+}
+
+int
+eng_link_addr_fmt(struct eng_link *l, const struct tp_addr *a, char *buf,
+    size_t len)
+{
+	if (l->ops->addr_fmt == NULL)
+		return (-1);
+	return (l->ops->addr_fmt(a, buf, len));
+}
+
+void
+eng_link_info(struct eng_link *l, struct eng_link_info *li)
+{
+	memset(li, 0, sizeof(*li));
+	li->name = l->name;
+	li->type = l->type;
+	li->up = l->up;
+	li->caps = l->caps;
+	if (l->ops->stats != NULL && l->tp != NULL)
+		l->ops->stats(l->tp, &li->tp);
+	li->rx_frames = l->rx_frames;
+	li->rx_bad = l->rx_bad;
+	li->rx_ignored = l->rx_ignored;
+	li->tx_ctrl = l->tx_ctrl;
+	li->tx_data = l->tx_data;
+	li->tx_repair = l->tx_repair;
+	li->tx_errors = l->tx_errors;
+	li->ctrl_dropped = l->ctrl_dropped;
+	li->ctrl_queued = l->ring_n;
+	li->data_sessions = l->ndata;
+	li->loss_ppm = l->loss_ppm;
+	pacer__info(&l->pacer, eng__now_us(l->e), &li->pacer);
+}
