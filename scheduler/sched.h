@@ -101,10 +101,12 @@ const char	*sched_node_version(const struct sched_node *n,
 /* sched_version.c, sched_range.c: versions and version ranges          */
 
 /*
- * Compares two version strings: dot-separated numeric fields compared as
- * numbers ("1.10.0" > "1.9.3"), a missing field counts as 0, a
- * pre-release suffix after '-' sorts before the release ("2.0.0-rc1" <
- * "2.0.0"), other text compared bytewise.  Returns <0, 0, >0.
+ * Compares two version strings as the nodes do: up_version_cmp(), the
+ * order of docs/up-protocol.md §2.7 (dot-separated numeric fields compared
+ * as numbers, "1.10.0" > "1.9.3"; a missing field counts as 0; a
+ * pre-release after '-' sorts before its release, "2.0.0-rc1" < "2.0.0";
+ * "+build" is ignored; numbers before words, words bytewise).  Returns
+ * <0, 0, >0.
  */
 int		 sched_version_cmp(const char *, const char *);
 

@@ -449,6 +449,21 @@ int		 up_desc_encode(const struct up_offer *o, uint8_t *buf,
 uint32_t	 up_nblocks(uint32_t size, uint16_t block_size);
 
 /* ------------------------------------------------------------------ */
+/* up_version.c: the order of versions (docs/up-protocol.md §2.7)     */
+
+/*
+ * Compares two NUL-terminated version strings: <0 when a is older than
+ * b, 0 when they are the same version, >0 when a is newer.  Semantic
+ * Versioning's order, total for any string: "+build" is ignored, a '-'
+ * starts a pre-release that sorts before its release ("2.0.0-rc1" <
+ * "2.0.0"), dot-separated fields compare as numbers when both are digits
+ * ("1.10" > "1.9", "1.2" == "1.2.0", any length), numbers before words,
+ * words byte by byte.  The node engine (dependencies, anti-rollback) and
+ * the gateway's scheduler both use this function.
+ */
+int		 up_version_cmp(const char *a, const char *b);
+
+/* ------------------------------------------------------------------ */
 /* up_bitmap.c: block bitmaps                                         */
 
 /*

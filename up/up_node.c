@@ -142,95 +142,6 @@ node_strlcpy(char *dst, const char *src, size_t cap)
 	dst[n] = '\0';
 }
 
-static bool
-node_numeric(const char *p, size_t n)
-{
-	size_t		 i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] < '0' || p[i] > '9')
-			return (false);
-	return (true);
-}
-
-/*
- * One dotted field: numbers by value (as digit strings without leading
- * zeros, so nothing overflows; an empty field is 0), anything else byte
- * by byte.
- */
-static int
-node_field_cmp(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t		 n;
-	int		 c;
-
-	if (node_numeric(a, la) && node_numeric(b, lb)) {
-		while (la > 0 && *a == '0') {
-			a++;
-			la--;
-		}
-		while (lb > 0 && *b == '0') {
-			b++;
-			lb--;
-		}
-		if (la != lb)
-			return (la < lb ? -1 : 1);
-	}
-	n = la < lb ? la : lb;
-	if ((c = memcmp(a, b, n)) != 0)
-		return (c < 0 ? -1 : 1);
-	if (la != lb)
-		return (la < lb ? -1 : 1);
-	return (0);
-}
-
-/* Dotted fields of a[0, la) and b[0, lb); missing fields count as 0. */
-static int
-node_fields_cmp(const char *a, size_t la, const char *b, size_t lb)
-{
-	size_t		 i = 0, j = 0, ea, eb;
-	int		 c;
-
-	while (i < la || j < lb) {
-		for (ea = i; ea < la && a[ea] != '.'; ea++)
-			;
-		for (eb = j; eb < lb && b[eb] != '.'; eb++)
-			;
-		if ((c = node_field_cmp(a + i, ea - i, b + j, eb - j)) != 0)
-			return (c);
-		i = ea < la ? ea + 1 : la;
-		j = eb < lb ? eb + 1 : lb;
-	}
-	return (0);
-}
-
-/*
- * Compares versions as the scheduler does (semantic-versioning order):
- * "1.10" > "1.9", "1.2" == "1.2.0", "2.0.0-rc1" < "2.0.0", and "+build"
- * metadata is ignored.  A node and its gateway must agree on whether a
- * dependency holds.
- */
-static int
-node_vercmp(const char *a, const char *b)
-{
-	const char	*pa, *pb;
-	size_t		 la, lb, ca, cb;
-	int		 c;
-
-	la = strcspn(a, "+");
-	lb = strcspn(b, "+");
-	pa = memchr(a, '-', la);
-	pb = memchr(b, '-', lb);
-	ca = pa != NULL ? (size_t)(pa - a) : la;
-	cb = pb != NULL ? (size_t)(pb - b) : lb;
-	if ((c = node_fields_cmp(a, ca, b, cb)) != 0)
-		return (c);
-	/* A pre-release comes before its release. */
-	if (pa == NULL || pb == NULL)
-		return (pa == pb ? 0 : (pa == NULL ? 1 : -1));
-	return (node_fields_cmp(pa + 1, la - ca - 1, pb + 1, lb - cb - 1));
-}
-
 /* ------------------------------------------------------------------ */
 /* Sending                                                            */
 
@@ -781,7 +692,7 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 		return (UP_R_UNSUPPORTED);
 	for (i = 0; i < o->ndeps; i++) {
 		v = node_version(n, o->deps[i].component);
-		if (v == NULL || node_vercmp(v, o->deps[i].min_version) < 0)
+		if (v == NULL || up_version_cmp(v, o->deps[i].min_version) < 0)
 			return (UP_R_DEPENDENCY);
 	}
 	cap = n->port->slot_capacity(n->ctx);

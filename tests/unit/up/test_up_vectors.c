@@ -4,7 +4,8 @@
  * the code and the normative text cannot drift apart: every `upvector'
  * block must decode as its `expect:' line says (and a valid one must
  * re-encode to the same bytes), every `upcrc' block must match, every
- * `updesc' block must be up_desc_encode() of its OFFER, and every message
+ * `updesc' block must be up_desc_encode() of its OFFER, every `upver'
+ * comparison must hold both ways (up_version_cmp), and every message
  * type must have at least one valid vector.
  */
 #include <ctype.h>
@@ -24,6 +25,7 @@
 #define DOC_PATH	UB_SOURCE_DIR "/docs/up-protocol.md"
 #define MAX_VECS	128
 #define MAX_BYTES	(UP_FRAME_MAX + 64)
+#define MAX_CMPS	32
 
 struct block {
 	char		 kind[16];	/* upvector, upcrc, updesc */
@@ -33,6 +35,8 @@ struct block {
 	char		 alg[16];
 	char		 ascii[128];
 	char		 value[32];
+	char		 cmp[MAX_CMPS][80];	/* upver: "A OP B" */
+	int		 ncmp;
 	int		 has_ascii;
 	uint8_t		 b[MAX_BYTES];
 	size_t		 n;
@@ -197,6 +201,11 @@ load_doc(void)
 			copy_val(b->alg, sizeof(b->alg), p);
 		else if (strcmp(line, "value") == 0)
 			copy_val(b->value, sizeof(b->value), p);
+		else if (strcmp(line, "cmp") == 0) {
+			if (b->ncmp >= MAX_CMPS)
+				fail_msg("line %d: too many cmp lines", lineno);
+			copy_val(b->cmp[b->ncmp++], sizeof(b->cmp[0]), p);
+		}
 		else if (strcmp(line, "hex") == 0) {
 			in_hex = 1;
 			parse_hex(b, p, lineno);
@@ -360,6 +369,42 @@ test_doc_signature(void **state)
 	EVP_PKEY_free(pk);
 }
 
+/* §10.7: the order of versions, both ways round. */
+static void
+test_doc_versions(void **state)
+{
+	const struct block *b;
+	char		 a[64], op[4], c[64];
+	int		 i, j, want, got, total = 0;
+
+	load_doc();
+	for (i = 0; i < nblocks_doc; i++) {
+		b = &blocks[i];
+		if (strcmp(b->kind, "upver") != 0)
+			continue;
+		assert_true(b->ncmp > 0);
+		for (j = 0; j < b->ncmp; j++) {
+			if (sscanf(b->cmp[j], "%63s %3s %63s", a, op, c) != 3 ||
+			    strlen(op) != 1 || strchr("<=>", op[0]) == NULL)
+				fail_msg("line %d: bad cmp \"%s\"", b->line,
+				    b->cmp[j]);
+			want = op[0] == '<' ? -1 : op[0] == '>' ? 1 : 0;
+			got = up_version_cmp(a, c);
+			got = got < 0 ? -1 : got > 0;
+			if (got != want)
+				fail_msg("%s: up_version_cmp gives %d",
+				    b->cmp[j], got);
+			got = up_version_cmp(c, a);
+			got = got < 0 ? -1 : got > 0;
+			if (got != -want)
+				fail_msg("%s reversed: up_version_cmp gives %d",
+				    b->cmp[j], got);
+			total++;
+		}
+	}
+	assert_true(total >= 20);
+}
+
 int
 main(void)
 {
@@ -368,6 +413,7 @@ main(void)
 		cmocka_unit_test(test_doc_vectors),
 		cmocka_unit_test(test_doc_desc),
 		cmocka_unit_test(test_doc_signature),
+		cmocka_unit_test(test_doc_versions),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
