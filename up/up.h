@@ -185,6 +185,15 @@ enum up_type {
 #define UP_SIG_NONE		0
 #define UP_SIG_ED25519		1
 
+/*
+ * Descriptor flags (OFFER desc_flags, signed, docs/up-protocol.md §4.3).
+ * UP_DESC_DOWNGRADE: the cloud allows this package to replace a newer
+ * version (never below the node's security floor, §5.4).  A node declines
+ * an offer with any other bit set (UP_R_UNSUPPORTED).
+ */
+#define UP_DESC_DOWNGRADE	0x01
+#define UP_DESC_KNOWN		UP_DESC_DOWNGRADE
+
 /* Unknown values in ANNOUNCE. */
 #define UP_BATTERY_UNKNOWN	0xff	/* or mains powered */
 #define UP_RSSI_UNKNOWN		INT16_MAX
@@ -215,7 +224,9 @@ enum up_result {
 	UP_R_BASE_MISMATCH = 16,/* delta base is not the running version */
 	UP_R_LOW_BATTERY = 17,	/* battery below the node's threshold */
 	UP_R_ALREADY = 18,	/* already runs this version */
-	UP_R_BUSY = 19		/* busy with another package; offer again */
+	UP_R_BUSY = 19,		/* busy with another package; offer again */
+	UP_R_DOWNGRADE = 20	/* older than what runs, or below the node's
+				   security floor (anti-rollback, §5.4) */
 };
 /* Short name of a result code ("success", "integrity", ...). */
 const char	*up_result_str(int);
@@ -263,7 +274,7 @@ struct up_dep {
 };
 
 /*
- * OFFER.  The fields from `component' to `deps' form the package
+ * OFFER.  The fields from `component' to `desc_flags' form the package
  * descriptor that the cloud signs (up_desc_encode); block_size and
  * nblocks describe this session only.
  */
@@ -281,6 +292,8 @@ struct up_offer {
 	uint32_t	 image_size;	/* bytes of the resulting image */
 	uint8_t		 ndeps;
 	struct up_dep	 deps[UP_MAX_DEPS];
+	uint32_t	 security_version;	/* anti-rollback (§5.4) */
+	uint8_t		 desc_flags;	/* UP_DESC_* */
 	uint8_t		 sig_alg;	/* UP_SIG_* */
 	uint8_t		 sig_len;
 	uint8_t		 sig[UP_SIG_MAX];
@@ -422,10 +435,14 @@ int		 up_xor_seal(uint8_t *buf, size_t cap, uint8_t flags,
  * The OFFER payload (§4.3) through a cursor.  The codec uses these, and
  * so does the node engine to persist the offer it accepted, so the two
  * share one layout.  up_offer_rd checks every count before it indexes an
- * array; field ranges are up_decode's job.
+ * array; field ranges are up_decode's job.  up_offer_rd_v1 reads the
+ * layout from before security_version and desc_flags (both read as 0):
+ * what node engines of that time saved, so an engine updated over the
+ * air still finds the session it was installed by.
  */
 void		 up_offer_wr(struct up_wr *, const struct up_offer *);
 void		 up_offer_rd(struct up_rd *, struct up_offer *);
+void		 up_offer_rd_v1(struct up_rd *, struct up_offer *);
 
 /* Reads only the header (no CRC check): for cheap dispatch/filtering. */
 int		 up_peek(const uint8_t *buf, size_t len, uint8_t *type,
@@ -433,15 +450,19 @@ int		 up_peek(const uint8_t *buf, size_t len, uint8_t *type,
 
 /*
  * The canonical package descriptor the cloud signs (docs/up-protocol.md
- * §6): "UPD1" followed by the descriptor fields of `o' in wire order.
- * Returns its length or an up_err.  The signing tool and every node call
- * this same function, so the bytes cannot drift apart.  A buffer of
- * UP_DESC_MAX bytes always suffices (560 with the default limits).
+ * §6): with security_version 0 and desc_flags 0, "UPD1" followed by the
+ * fields from component through the dependencies in wire order (the
+ * bytes of before those two fields existed, so packages signed then still
+ * verify); otherwise "UPD2", the same fields, security_version and
+ * desc_flags.  Returns its length or an up_err.  The signing tool and
+ * every node call this same function, so the bytes cannot drift apart.
+ * A buffer of UP_DESC_MAX bytes always suffices (565 with the default
+ * limits).
  */
 #define UP_DESC_MAX	(4 + (1 + UP_NAME_MAX) + 1 + \
 			    UP_MAX_HW * (1 + UP_NAME_MAX) + \
 			    2 * (1 + UP_VER_MAX) + 2 + 4 + 32 + 4 + 32 + 1 + \
-			    UP_MAX_DEPS * (2 + UP_NAME_MAX + UP_VER_MAX))
+			    UP_MAX_DEPS * (2 + UP_NAME_MAX + UP_VER_MAX) + 4 + 1)
 int		 up_desc_encode(const struct up_offer *o, uint8_t *buf,
 		    size_t cap);
 

@@ -60,7 +60,8 @@ static const char *const up_result_names[] = {
 	"base_mismatch",	/* 16 */
 	"low_battery",		/* 17 */
 	"already",		/* 18 */
-	"busy"			/* 19 */
+	"busy",			/* 19 */
+	"downgrade"		/* 20 */
 };
 
 const char *

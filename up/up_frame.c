@@ -25,8 +25,12 @@
 #define UP_OFF_SESSION		4
 #define UP_OFF_LEN		8
 
-/* "UPD1": the magic that starts a signed package descriptor (§6). */
-static const uint8_t up_desc_magic[4] = { 'U', 'P', 'D', '1' };
+/*
+ * The magics that start a signed package descriptor (§6): "UPD1" without
+ * security_version and desc_flags (both 0), "UPD2" with them.
+ */
+static const uint8_t up_desc_magic1[4] = { 'U', 'P', 'D', '1' };
+static const uint8_t up_desc_magic2[4] = { 'U', 'P', 'D', '2' };
 
 static uint32_t
 up_le32(const uint8_t *p)
@@ -388,6 +392,14 @@ up_rd_desc(struct up_rd *rd, struct up_offer *o)
 	}
 }
 
+/* The signed fields after the dependencies (§4.3, §6). */
+static void
+up_rd_desc_tail(struct up_rd *rd, struct up_offer *o)
+{
+	o->security_version = up_rd_u32(rd);
+	o->desc_flags = up_rd_u8(rd);
+}
+
 static void
 up_rd_status_body(struct up_rd *rd, struct up_status_body *st)
 {
@@ -401,6 +413,8 @@ void
 up_offer_wr(struct up_wr *wr, const struct up_offer *o)
 {
 	up_wr_desc(wr, o);
+	up_wr_u32(wr, o->security_version);
+	up_wr_u8(wr, o->desc_flags);
 	up_wr_u8(wr, o->sig_alg);
 	up_wr_u8(wr, o->sig_len);
 	up_wr_bytes(wr, o->sig, o->sig_len <= UP_SIG_MAX ? o->sig_len : 0);
@@ -409,12 +423,10 @@ up_offer_wr(struct up_wr *wr, const struct up_offer *o)
 	up_wr_u32(wr, o->deadline_s);
 }
 
-void
-up_offer_rd(struct up_rd *rd, struct up_offer *o)
+/* The session part of an OFFER, after the descriptor. */
+static void
+up_rd_offer_tail(struct up_rd *rd, struct up_offer *o)
 {
-	up_rd_desc(rd, o);
-	if (rd->err != UP_OK)
-		return;
 	o->sig_alg = up_rd_u8(rd);
 	o->sig_len = up_rd_u8(rd);
 	/* Check the count before it sizes a copy into sig[]. */
@@ -427,6 +439,27 @@ up_offer_rd(struct up_rd *rd, struct up_offer *o)
 	o->block_size = up_rd_u16(rd);
 	o->nblocks = up_rd_u32(rd);
 	o->deadline_s = up_rd_u32(rd);
+}
+
+void
+up_offer_rd(struct up_rd *rd, struct up_offer *o)
+{
+	up_rd_desc(rd, o);
+	if (rd->err != UP_OK)
+		return;
+	up_rd_desc_tail(rd, o);
+	up_rd_offer_tail(rd, o);
+}
+
+void
+up_offer_rd_v1(struct up_rd *rd, struct up_offer *o)
+{
+	up_rd_desc(rd, o);
+	if (rd->err != UP_OK)
+		return;
+	o->security_version = 0;
+	o->desc_flags = 0;
+	up_rd_offer_tail(rd, o);
 }
 
 /*
@@ -799,8 +832,16 @@ up_desc_encode(const struct up_offer *o, uint8_t *buf, size_t cap)
 	if ((e = up_check_desc(o)) != UP_OK)
 		return (e);
 	up_wr_init(&wr, buf, cap);
-	up_wr_bytes(&wr, up_desc_magic, sizeof(up_desc_magic));
-	up_wr_desc(&wr, o);
+	/* Form 1 keeps the signatures made before the two fields valid. */
+	if (o->security_version == 0 && o->desc_flags == 0) {
+		up_wr_bytes(&wr, up_desc_magic1, sizeof(up_desc_magic1));
+		up_wr_desc(&wr, o);
+	} else {
+		up_wr_bytes(&wr, up_desc_magic2, sizeof(up_desc_magic2));
+		up_wr_desc(&wr, o);
+		up_wr_u32(&wr, o->security_version);
+		up_wr_u8(&wr, o->desc_flags);
+	}
 	if ((e = up_wr_err(&wr)) != UP_OK)
 		return (e);
 	return ((int)wr.off);

@@ -25,9 +25,15 @@
 
 #include "up.h"
 
-/* State blob: "UPN1" little-endian, then format version 1. */
+/*
+ * State blob: "UPN1" little-endian, then the format version: 2 since the
+ * offer carries security_version and desc_flags.  Format 1 (the offer
+ * without them) is still read, so a node whose engine was itself the
+ * update finds the session that installed it.
+ */
 #define NODE_BLOB_MAGIC		0x314e5055u
-#define NODE_BLOB_VERSION	1
+#define NODE_BLOB_VERSION	2
+#define NODE_BLOB_VERSION_1	1
 
 /* Flags byte of the blob. */
 #define NODE_BF_UNACKED		0x01	/* final RESULT not acked */
@@ -41,7 +47,7 @@
  * UP_NODE_STATE_MAX at compile time (C99 has no _Static_assert).
  */
 #define NODE_BLOB_FIXED		24	/* header, session, bitmap, CRC */
-#define NODE_BLOB_OFFER		(88 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
+#define NODE_BLOB_OFFER		(93 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
     2 * (UP_VER_MAX + 1) + UP_MAX_DEPS * (UP_NAME_MAX + UP_VER_MAX + 2) + \
     UP_SIG_MAX)
 typedef char up_node_blob_fits[(NODE_BLOB_FIXED + NODE_BLOB_OFFER <=
@@ -358,7 +364,7 @@ node_load(struct up_node *n)
 	if (up_rd_err(&rd) != UP_OK || magic != NODE_BLOB_MAGIC)
 		return (UP_ERANGE);
 	/* An unknown format is "nothing saved", never a guess. */
-	if (ver != NODE_BLOB_VERSION)
+	if (ver != NODE_BLOB_VERSION && ver != NODE_BLOB_VERSION_1)
 		return (UP_EVERSION);
 	crc = (uint32_t)blob[slen - 4] | (uint32_t)blob[slen - 3] << 8 |
 	    (uint32_t)blob[slen - 2] << 16 | (uint32_t)blob[slen - 1] << 24;
@@ -371,13 +377,16 @@ node_load(struct up_node *n)
 	bmlen = up_rd_u32(&rd);
 	bmcrc = up_rd_u32(&rd);
 	memset(&o, 0, sizeof(o));
-	up_offer_rd(&rd, &o);
+	if (ver == NODE_BLOB_VERSION_1)
+		up_offer_rd_v1(&rd, &o);
+	else
+		up_offer_rd(&rd, &o);
 	if (up_rd_err(&rd) != UP_OK)
 		return (up_rd_err(&rd));
 	if (up_rd_left(&rd) != 0)
 		return (UP_ELEN);
 
-	if (state > UP_NS_FAILED || result > UP_R_ALREADY ||
+	if (state > UP_NS_FAILED || result > UP_R_DOWNGRADE ||
 	    (flags & ~(NODE_BF_UNACKED | NODE_BF_SWITCHED)) != 0)
 		return (UP_ERANGE);
 	if ((state == UP_NS_IDLE) != (session == 0))

@@ -1300,10 +1300,10 @@ test_corrupt_state_ignored(void **state)
 	assert_int_equal(node_state(NULL), UP_NS_IDLE);
 	F.bitmap[0] ^= 0x02;
 	/* An unknown format version. */
-	F.state[4] = 2;
+	F.state[4] = 3;
 	boot("1.0.0");
 	assert_int_equal(node_state(NULL), UP_NS_IDLE);
-	F.state[4] = 1;
+	F.state[4] = 2;
 	/* Truncated. */
 	F.state_len -= 3;
 	boot("1.0.0");

@@ -271,7 +271,8 @@ test_names(void **state)
 	assert_string_equal(up_result_str(UP_R_ROLLED_BACK), "rolled_back");
 	assert_string_equal(up_result_str(UP_R_ALREADY), "already");
 	assert_string_equal(up_result_str(UP_R_BUSY), "busy");
-	assert_string_equal(up_result_str(20), "unknown");
+	assert_string_equal(up_result_str(UP_R_DOWNGRADE), "downgrade");
+	assert_string_equal(up_result_str(21), "unknown");
 	assert_string_equal(up_result_str(-1), "unknown");
 	assert_string_equal(up_state_str(UP_NS_IDLE), "idle");
 	assert_string_equal(up_state_str(UP_NS_UPDATED), "updated");

@@ -107,6 +107,9 @@ mk_offer_max(struct up_msg *m)
 		memset(o->deps[i].min_version, 'v', UP_VER_MAX);
 		o->deps[i].min_version[UP_VER_MAX] = '\0';
 	}
+	/* Form 2 of the descriptor (§6): the longer one. */
+	o->security_version = 0xfedcba98u;
+	o->desc_flags = UP_DESC_DOWNGRADE;
 	o->sig_len = UP_SIG_MAX;
 }
 
@@ -494,16 +497,22 @@ test_sizes(void **state)
 	mk_sample(11, &m);
 	assert_int_equal(up_encode(&m, f, sizeof(f)), UP_OVERHEAD + 19);
 
-	/* The largest descriptor is 560 bytes (§6). */
+	/* The largest descriptor is 565 bytes (§6). */
 	mk_offer_max(&m);
 	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
-	assert_int_equal(n, 560);
+	assert_int_equal(n, 565);
 	assert_int_equal(n, UP_DESC_MAX);
 	assert_int_equal(up_desc_encode(&m.u.offer, desc, UP_DESC_MAX), n);
-	assert_memory_equal(desc, "UPD1", 4);
+	assert_memory_equal(desc, "UPD2", 4);
 	n = up_encode(&m, f, sizeof(f));
 	/* Descriptor without magic + sig 2 + 64 + 10. */
-	assert_int_equal(n, UP_OVERHEAD + 556 + 2 + 64 + 10);
+	assert_int_equal(n, UP_OVERHEAD + 561 + 2 + 64 + 10);
+	/* Form 1, without the two anti-rollback fields, is 5 bytes less. */
+	m.u.offer.security_version = 0;
+	m.u.offer.desc_flags = 0;
+	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
+	assert_int_equal(n, 560);
+	assert_memory_equal(desc, "UPD1", 4);
 }
 
 static void
@@ -518,9 +527,14 @@ test_desc(void **state)
 	assert_true(n > 0);
 	na = up_desc_encode(&m.u.offer, a, sizeof(a));
 	assert_true(na > 4);
-	/* The descriptor is the OFFER payload's prefix behind "UPD1". */
+	/*
+	 * Form 1 (security_version and desc_flags 0): the OFFER payload up
+	 * to the dependencies behind "UPD1", the 5 bytes of those two
+	 * fields left out.
+	 */
 	assert_memory_equal(a, "UPD1", 4);
 	assert_memory_equal(a + 4, f + UP_HDR_LEN, (size_t)na - 4);
+	assert_memory_equal(f + UP_HDR_LEN + na - 4, "\0\0\0\0\0", 5);
 
 	/* Session fields and the signature are not part of it. */
 	assert_int_equal(up_decode(f, (size_t)n, &d), UP_OK);
@@ -546,6 +560,52 @@ test_desc(void **state)
 	m.u.offer.component[0] = '\0';
 	assert_int_equal(up_desc_encode(&m.u.offer, b, sizeof(b)),
 	    UP_ERANGE);
+}
+
+/*
+ * Form 2 of the descriptor (§6): "UPD2" and the OFFER payload through
+ * desc_flags.  Either anti-rollback field alone selects it, and both are
+ * signed: a changed security version or downgrade flag is another
+ * descriptor, and never the form-1 bytes of the same package.
+ */
+static void
+test_desc_form2(void **state)
+{
+	struct up_msg	 m, d;
+	uint8_t		 f[UP_FRAME_MAX], a[700], b[700], c[700];
+	int		 n, na, nb, nc;
+
+	mk_offer(&m);
+	nc = up_desc_encode(&m.u.offer, c, sizeof(c));
+	m.u.offer.security_version = 7;
+	n = up_encode(&m, f, sizeof(f));
+	assert_true(n > 0);
+	na = up_desc_encode(&m.u.offer, a, sizeof(a));
+	assert_int_equal(na, nc + 5);
+	assert_memory_equal(a, "UPD2", 4);
+	assert_memory_equal(a + 4, f + UP_HDR_LEN, (size_t)na - 4);
+	assert_memory_equal(a + 4, c + 4, (size_t)nc - 4);
+	assert_memory_equal(a + na - 5, "\x07\0\0\0\0", 5);
+
+	/* Round trip through the codec keeps both fields. */
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_OK);
+	assert_int_equal(d.u.offer.security_version, 7);
+	assert_int_equal(d.u.offer.desc_flags, 0);
+
+	/* The downgrade flag alone: form 2 as well. */
+	m.u.offer.security_version = 0;
+	m.u.offer.desc_flags = UP_DESC_DOWNGRADE;
+	nb = up_desc_encode(&m.u.offer, b, sizeof(b));
+	assert_int_equal(nb, na);
+	assert_memory_equal(b, "UPD2", 4);
+	assert_int_equal(b[nb - 1], UP_DESC_DOWNGRADE);
+	assert_memory_not_equal(a, b, (size_t)na);
+
+	/* Unknown flag bits pass the codec; the node declines them. */
+	m.u.offer.desc_flags = 0x80 | UP_DESC_DOWNGRADE;
+	n = up_encode(&m, f, sizeof(f));
+	assert_int_equal(up_decode(f, (size_t)n, &d), UP_OK);
+	assert_int_equal(d.u.offer.desc_flags, 0x81);
 }
 
 static void
@@ -905,6 +965,8 @@ raw_offer(uint8_t *pl, size_t cap, unsigned int nhw, unsigned int ndeps,
 		up_wr_str(&wr, "dep");
 		up_wr_str(&wr, "1");
 	}
+	up_wr_u32(&wr, 0);		/* security_version */
+	up_wr_u8(&wr, 0);		/* desc_flags */
 	up_wr_u8(&wr, UP_SIG_ED25519);
 	up_wr_u8(&wr, (uint8_t)sig_len);
 	up_wr_bytes(&wr, zero, sig_len < sizeof(zero) ? sig_len : 0);
@@ -1448,6 +1510,7 @@ main(void)
 		cmocka_unit_test(test_roundtrip_data_borrowed),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_desc),
+		cmocka_unit_test(test_desc_form2),
 		cmocka_unit_test(test_seal_data),
 		cmocka_unit_test(test_peek),
 		cmocka_unit_test(test_nblocks),

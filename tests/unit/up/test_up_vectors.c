@@ -330,43 +330,70 @@ test_doc_desc(void **state)
 	assert_true(ndesc >= 1);
 }
 
-/*
- * The signature of `offer-full' is a real Ed25519 signature over its
- * descriptor, so the signing tool and the nodes can test against it.
- */
-static void
-test_doc_signature(void **state)
+/* Ed25519 with the RFC 8032 test key over msg; 1 when it verifies. */
+static int
+ed25519_ok(const uint8_t *sig, const uint8_t *msg, size_t len)
 {
-	const struct block *v;
-	struct up_msg	 m;
-	uint8_t		 desc[1024];
 	EVP_PKEY	*pk;
 	EVP_MD_CTX	*ctx;
-	int		 n;
-
-	load_doc();
-	assert_non_null(v = find_vector("offer-full"));
-	assert_int_equal(up_decode(v->b, v->n, &m), UP_OK);
-	assert_int_equal(m.u.offer.sig_alg, UP_SIG_ED25519);
-	assert_int_equal(m.u.offer.sig_len, 64);
-	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
-	assert_true(n > 0);
+	int		 ok;
 
 	assert_non_null(pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519,
 	    NULL, rfc8032_pub, sizeof(rfc8032_pub)));
 	assert_non_null(ctx = EVP_MD_CTX_new());
 	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
-	assert_int_equal(EVP_DigestVerify(ctx, m.u.offer.sig, 64, desc,
-	    (size_t)n), 1);
-	/* And it fails for a changed descriptor. */
-	EVP_MD_CTX_free(ctx);
-	assert_non_null(ctx = EVP_MD_CTX_new());
-	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pk), 1);
-	desc[n - 1] ^= 1;
-	assert_int_not_equal(EVP_DigestVerify(ctx, m.u.offer.sig, 64, desc,
-	    (size_t)n), 1);
+	ok = EVP_DigestVerify(ctx, sig, 64, msg, len) == 1;
 	EVP_MD_CTX_free(ctx);
 	EVP_PKEY_free(pk);
+	return (ok);
+}
+
+/*
+ * The signatures of `offer-full' (form 1) and `offer-downgrade' (form 2)
+ * are real Ed25519 signatures over their descriptors, so the signing
+ * tool and the nodes can test against them.
+ */
+static void
+test_doc_signature(void **state)
+{
+	static const char *const signed_vecs[] = { "offer-full",
+	    "offer-downgrade" };
+	const struct block *v;
+	struct up_msg	 m;
+	uint8_t		 desc[1024];
+	unsigned int	 i;
+	int		 n;
+
+	load_doc();
+	for (i = 0; i < 2; i++) {
+		assert_non_null(v = find_vector(signed_vecs[i]));
+		assert_int_equal(up_decode(v->b, v->n, &m), UP_OK);
+		assert_int_equal(m.u.offer.sig_alg, UP_SIG_ED25519);
+		assert_int_equal(m.u.offer.sig_len, 64);
+		n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
+		assert_true(n > 0);
+		assert_true(ed25519_ok(m.u.offer.sig, desc, (size_t)n));
+		/* And it fails for a changed descriptor. */
+		desc[n - 1] ^= 1;
+		assert_false(ed25519_ok(m.u.offer.sig, desc, (size_t)n));
+	}
+
+	/*
+	 * offer-downgrade: the signature binds the security version and the
+	 * downgrade flag.  Clearing them gives the form-1 descriptor of the
+	 * same package, and the signature does not verify over it.
+	 */
+	assert_int_equal(m.u.offer.security_version, 7);
+	assert_int_equal(m.u.offer.desc_flags, UP_DESC_DOWNGRADE);
+	m.u.offer.security_version = 0;
+	m.u.offer.desc_flags = 0;
+	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
+	assert_memory_equal(desc, "UPD1", 4);
+	assert_false(ed25519_ok(m.u.offer.sig, desc, (size_t)n));
+	m.u.offer.security_version = 8;
+	m.u.offer.desc_flags = UP_DESC_DOWNGRADE;
+	n = up_desc_encode(&m.u.offer, desc, sizeof(desc));
+	assert_false(ed25519_ok(m.u.offer.sig, desc, (size_t)n));
 }
 
 /* §10.7: the order of versions, both ways round. */
