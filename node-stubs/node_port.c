@@ -432,29 +432,31 @@ port_slot_capacity(void *ctx)
 	return (np->conf->slot_size);
 }
 
+/* The engine erases in steps of UP_NODE_ERASE_STEP (docs/upnode.md). */
 static int
-port_slot_prepare(void *ctx, uint32_t size)
+port_slot_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	struct node_port *np = ctx;
 	static uint8_t	 ff[ERASE_CHUNK];
-	uint32_t	 base, off, n;
+	uint32_t	 base, done, n;
 
-	if (size > np->conf->slot_size)
+	if (off > np->conf->slot_size || len > np->conf->slot_size - off)
 		return (-1);
 	/* Erased NOR flash reads 0xff. */
 	memset(ff, 0xff, sizeof(ff));
 	base = port_slot_base(np, port_staging(np));
-	for (off = 0; off < size; off += n) {
-		n = size - off < ERASE_CHUNK ? size - off : ERASE_CHUNK;
-		if (pwrite(np->flash_fd, ff, n, (off_t)base + off) !=
+	for (done = 0; done < len; done += n) {
+		n = len - done < ERASE_CHUNK ? len - done : ERASE_CHUNK;
+		if (pwrite(np->flash_fd, ff, n, (off_t)base + off + done) !=
 		    (ssize_t)n) {
 			up_logf(UP_LOG_WARN, "flash.img: erase: %s",
 			    strerror(errno));
 			return (-1);
 		}
 	}
-	up_logf(UP_LOG_DEBUG, "slot %c erased (%lu bytes)",
-	    'A' + port_staging(np), (unsigned long)size);
+	if (off == 0)
+		up_logf(UP_LOG_DEBUG, "slot %c: erasing", 'A' +
+		    port_staging(np));
 	return (0);
 }
 
@@ -515,15 +517,13 @@ port_pkg_capacity(void *ctx)
 }
 
 static int
-port_pkg_prepare(void *ctx, uint32_t size)
+port_pkg_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	struct node_port *np = ctx;
 
 	/* Blocks land at their offsets; nothing to erase in a file. */
-	if (size > np->conf->slot_size)
+	if (off > np->conf->slot_size || len > np->conf->slot_size - off)
 		return (-1);
-	up_logf(UP_LOG_DEBUG, "package area ready (%lu bytes)",
-	    (unsigned long)size);
 	return (0);
 }
 
@@ -584,91 +584,64 @@ port_offer_check(void *ctx, const struct up_offer *o)
 	return (UP_R_INITIAL);
 }
 
-/* SHA-256 of the first `size' bytes of the staging slot or, with
- * `pkg', of the package area. */
+/* SHA-256 (OpenSSL EVP), one hash at a time, for the engine's steps. */
 static int
-port_area_sha256(struct node_port *np, bool pkg, uint32_t size,
-    uint8_t md[32])
+port_sha256_begin(void *ctx)
 {
-	static uint8_t	 buf[64 * 1024];
-	EVP_MD_CTX	*ctx;
-	uint32_t	 off, n;
-	unsigned int	 mdlen = 0;
-	int		 rv = -1;
+	struct node_port *np = ctx;
 
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
+	if (np->sha == NULL && (np->sha = EVP_MD_CTX_new()) == NULL)
 		return (-1);
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		goto out;
-	for (off = 0; off < size; off += n) {
-		n = size - off < sizeof(buf) ? size - off : sizeof(buf);
-		if ((pkg ? port_pkg_read(np, off, buf, n) :
-		    port_slot_read(np, off, buf, n)) == -1)
-			goto out;
-		if (EVP_DigestUpdate(ctx, buf, n) != 1)
-			goto out;
-	}
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32)
-		goto out;
-	rv = 0;
-out:
-	EVP_MD_CTX_free(ctx);
-	return (rv);
+	return (EVP_DigestInit_ex(np->sha, EVP_sha256(), NULL) == 1 ? 0 : -1);
 }
 
 static int
-port_image_verify(void *ctx, const struct up_offer *o)
+port_sha256_update(void *ctx, const uint8_t *p, size_t n)
 {
 	struct node_port *np = ctx;
-	uint8_t		 md[32], desc[2048];
-	EVP_MD_CTX	*vctx;
-	int		 dlen, ok;
 
-	/* A delta is checked as it arrived, in the package area. */
-	if (o->size > np->conf->slot_size || port_area_sha256(np,
-	    o->kind == UP_KIND_DELTA, o->size, md) == -1) {
-		up_logf(UP_LOG_WARN, "verify: cannot hash the slot");
-		return (UP_R_INTEGRITY);
-	}
-	if (memcmp(md, o->sha256, sizeof(md)) != 0) {
-		up_logf(UP_LOG_INFO, "verify: SHA-256 mismatch");
-		return (UP_R_INTEGRITY);
-	}
-	/* The cloud signed the descriptor, not the session (§6). */
-	if (o->sig_alg != UP_SIG_ED25519 || o->sig_len != 64) {
+	return (EVP_DigestUpdate(np->sha, p, n) == 1 ? 0 : -1);
+}
+
+static int
+port_sha256_end(void *ctx, uint8_t md[32])
+{
+	struct node_port *np = ctx;
+	unsigned int	 len = 0;
+
+	if (EVP_DigestFinal_ex(np->sha, md, &len) != 1 || len != 32)
+		return (-1);
+	return (0);
+}
+
+/*
+ * The cloud's Ed25519 signature over a descriptor (§6), with the key of
+ * --pubkey.  This node requires one: UP_SIG_NONE or a short signature
+ * is UP_R_SIGNATURE, another algorithm UP_R_UNSUPPORTED.
+ */
+static int
+port_sig_verify(void *ctx, const struct up_offer *o, const uint8_t *desc,
+    size_t len)
+{
+	struct node_port *np = ctx;
+	EVP_MD_CTX	*vctx;
+	int		 ok;
+
+	if (o->sig_alg == UP_SIG_NONE || (o->sig_alg == UP_SIG_ED25519 &&
+	    o->sig_len != 64)) {
 		up_logf(UP_LOG_INFO, "verify: no Ed25519 signature");
 		return (UP_R_SIGNATURE);
 	}
-	if ((dlen = up_desc_encode(o, desc, sizeof(desc))) < 0)
-		return (UP_R_SIGNATURE);
+	if (o->sig_alg != UP_SIG_ED25519)
+		return (UP_R_UNSUPPORTED);
 	if ((vctx = EVP_MD_CTX_new()) == NULL)
 		return (UP_R_SIGNATURE);
 	ok = EVP_DigestVerifyInit(vctx, NULL, NULL, NULL, np->pkey) == 1 &&
-	    EVP_DigestVerify(vctx, o->sig, o->sig_len, desc,
-	    (size_t)dlen) == 1;
+	    EVP_DigestVerify(vctx, o->sig, o->sig_len, desc, len) == 1;
 	EVP_MD_CTX_free(vctx);
 	if (!ok) {
 		up_logf(UP_LOG_INFO, "verify: bad signature");
 		return (UP_R_SIGNATURE);
-	}
-	return (UP_R_INITIAL);
-}
-
-/* After a delta was applied: the rebuilt image in the staging slot. */
-static int
-port_image_check(void *ctx, const struct up_offer *o)
-{
-	struct node_port *np = ctx;
-	uint8_t		 md[32];
-
-	if (o->image_size > np->conf->slot_size ||
-	    port_area_sha256(np, false, o->image_size, md) == -1) {
-		up_logf(UP_LOG_WARN, "apply: cannot hash the slot");
-		return (UP_R_INTEGRITY);
-	}
-	if (memcmp(md, o->image_sha256, sizeof(md)) != 0) {
-		up_logf(UP_LOG_INFO, "apply: image SHA-256 mismatch");
-		return (UP_R_INTEGRITY);
 	}
 	return (UP_R_INITIAL);
 }
@@ -717,19 +690,21 @@ const struct up_port node_port_ops = {
 	.save = port_save,
 	.load = port_load,
 	.slot_capacity = port_slot_capacity,
-	.slot_prepare = port_slot_prepare,
+	.slot_erase = port_slot_erase,
 	.slot_write = port_slot_write,
 	.slot_read = port_slot_read,
 	.offer_check = port_offer_check,
-	.image_verify = port_image_verify,
+	.sha256_begin = port_sha256_begin,
+	.sha256_update = port_sha256_update,
+	.sha256_end = port_sha256_end,
+	.sig_verify = port_sig_verify,
 	.activate = port_activate,
 	.state_changed = port_state_changed,
 	.pkg_capacity = port_pkg_capacity,
-	.pkg_prepare = port_pkg_prepare,
+	.pkg_erase = port_pkg_erase,
 	.pkg_write = port_pkg_write,
 	.pkg_read = port_pkg_read,
-	.base_read = port_base_read,
-	.image_check = port_image_check
+	.base_read = port_base_read
 };
 
 /* ------------------------------------------------------------------ */
@@ -832,9 +807,11 @@ node_port_close(struct node_port *np)
 	if (np->dirfd != -1)
 		close(np->dirfd);
 	EVP_PKEY_free(np->pkey);
+	EVP_MD_CTX_free(np->sha);
 	free(np->iobuf);
 	np->flash_fd = np->dirfd = np->pkg_fd = -1;
 	np->pkey = NULL;
+	np->sha = NULL;
 	np->iobuf = NULL;
 }
 

@@ -98,6 +98,7 @@ struct node_port {
 	int			 flash_fd;
 	int			 pkg_fd;	/* DIR/pkg.bin: package area */
 	EVP_PKEY		*pkey;
+	EVP_MD_CTX		*sha;		/* port->sha256_* */
 	struct node_boot	 boot;
 	struct node_slot_info	 running;	/* what runs now */
 	uint64_t		 rng;		/* port->random */

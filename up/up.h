@@ -855,9 +855,18 @@ struct up_port {
 		    size_t *state_len, uint8_t *bitmap, size_t bitmap_cap,
 		    size_t *bitmap_len);
 
-	/* The inactive (staging) slot. */
+	/*
+	 * The inactive (staging) slot.  slot_erase erases [off, off + len)
+	 * to the flash's erased value.  The engine erases a package's range
+	 * in steps of UP_NODE_ERASE_STEP bytes from offset 0, one step per
+	 * up_node_tick() (docs/up-node-engine.md, "Work in steps"): every
+	 * `off' is a multiple of UP_NODE_ERASE_STEP, so a step that is a
+	 * multiple of the flash sector keeps every range sector-aligned;
+	 * the last range ends at the package's size, which the port rounds
+	 * up to its sector.
+	 */
 	uint32_t (*slot_capacity)(void *ctx);
-	int	 (*slot_prepare)(void *ctx, uint32_t size);	/* erase */
+	int	 (*slot_erase)(void *ctx, uint32_t off, uint32_t len);
 	int	 (*slot_write)(void *ctx, uint32_t off, const uint8_t *p,
 		    size_t n);
 	int	 (*slot_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
@@ -869,14 +878,32 @@ struct up_port {
 	int	 (*offer_check)(void *ctx, const struct up_offer *);
 
 	/*
-	 * Verify the staged image: SHA-256 of the slot's first o->size
-	 * bytes against o->sha256, then the cloud signature over
-	 * up_desc_encode(o).  Returns UP_R_INITIAL when both hold, else
-	 * UP_R_INTEGRITY or UP_R_SIGNATURE.  Crypto is the platform's.
-	 * For a delta (o->kind UP_KIND_DELTA) the package is in the
-	 * package area: hash its first o->size bytes instead.
+	 * SHA-256, the platform's (hardware or a library).  The engine
+	 * verifies a staged image itself, in steps of UP_NODE_VERIFY_STEP
+	 * bytes per up_node_tick(): it reads the slot (or the package
+	 * area) with slot_read (pkg_read) and feeds the bytes here.  One
+	 * hash at a time: sha256_begin starts a new one, dropping any
+	 * other.
 	 */
-	int	 (*image_verify)(void *ctx, const struct up_offer *o);
+	int	 (*sha256_begin)(void *ctx);
+	int	 (*sha256_update)(void *ctx, const uint8_t *p, size_t n);
+	int	 (*sha256_end)(void *ctx, uint8_t md[32]);
+
+	/*
+	 * The cloud's signature over a package descriptor: o->sig (of
+	 * algorithm o->sig_alg, o->sig_len bytes) over desc[0, len), which
+	 * is up_desc_encode(o).  Returns UP_R_INITIAL when it verifies with
+	 * the provisioned key, UP_R_SIGNATURE when it does not (or there is
+	 * no signature where the node requires one), UP_R_UNSUPPORTED for
+	 * an algorithm the platform does not have.  The engine calls it
+	 * when it takes an OFFER, before anything is erased, and again
+	 * after VERIFY hashed the image (docs/up-protocol.md §5.4, §6).
+	 * NULL: the node checks no signature.  Only for tests: such a node
+	 * trusts the gateway's word for the version, the security version
+	 * and the downgrade permission.
+	 */
+	int	 (*sig_verify)(void *ctx, const struct up_offer *o,
+		    const uint8_t *desc, size_t len);
 
 	/*
 	 * Mark the staged slot to boot once and reboot into it.  On a real
@@ -902,19 +929,17 @@ struct up_port {
 	 * offers are declined UP_R_UNSUPPORTED.  A delta arrives in the
 	 * package area (not the staging slot: the image is rebuilt there
 	 * from the running image); DATA blocks go to pkg_write instead of
-	 * slot_write.  base_read reads the running image (the delta's
-	 * source; random access, any offset below slot_capacity).
-	 * image_check hashes the staging slot's first o->image_size bytes
-	 * and compares with o->image_sha256: UP_R_INITIAL or
-	 * UP_R_INTEGRITY.
+	 * slot_write.  pkg_erase is called in steps like slot_erase.
+	 * base_read reads the running image (the delta's source; random
+	 * access, any offset below slot_capacity).  The engine hashes the
+	 * rebuilt image in the staging slot against o->image_sha256 itself.
 	 */
 	uint32_t (*pkg_capacity)(void *ctx);
-	int	 (*pkg_prepare)(void *ctx, uint32_t size);
+	int	 (*pkg_erase)(void *ctx, uint32_t off, uint32_t len);
 	int	 (*pkg_write)(void *ctx, uint32_t off, const uint8_t *p,
 		    size_t n);
 	int	 (*pkg_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
 	int	 (*base_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
-	int	 (*image_check)(void *ctx, const struct up_offer *o);
 };
 
 /*
@@ -929,16 +954,17 @@ struct up_port {
 
 /* Bytes of missing-block bitmap one STATUS or ACCEPT may carry. */
 #define UP_NODE_SLICE_MAX	(UP_FRAME_MAX - UP_OVERHEAD - 32)
+/* The engine's frame scratch: a whole frame, or a descriptor to check. */
+#define UP_NODE_SCRATCH		(UP_FRAME_MAX > UP_DESC_MAX ? UP_FRAME_MAX : \
+    UP_DESC_MAX)
 
-/* Defaults: blocks between bitmap saves; longest tick interval. */
-#define UP_NODE_SAVE_EVERY	64
-#define UP_NODE_SAVE_DELAY_MS	1000
-#define UP_NODE_IDLE_MS		60000
-/* A session with no frame for this long (or its deadline_s) is stale:
- * a new offer for another package may replace it. */
-#define UP_NODE_STALE_S		300
-/* Final RESULT back-off: 1 s, doubling, at most this. */
-#define UP_NODE_RESULT_MAX_MS	30000
+/*
+ * The engine's tunables (UP_NODE_SAVE_EVERY, UP_NODE_SAVE_DELAY_MS,
+ * UP_NODE_IDLE_MS, UP_NODE_STALE_S, UP_NODE_RESULT_MIN_MS/_MAX_MS, the
+ * step sizes UP_NODE_ERASE_STEP, UP_NODE_VERIFY_STEP and
+ * UP_NODE_APPLY_STEP, UP_NODE_FEC_SLOTS) are in up_config.h, where a
+ * port overrides them.
+ */
 
 /* What the node says about itself in ANNOUNCE. */
 struct up_node_info {
@@ -994,7 +1020,8 @@ struct up_node {
 	struct up_vcd		*vcd;		/* delta decoder, or NULL */
 	uint8_t			*vcd_buf;	/* its window buffer */
 	size_t			 vcd_buf_len;
-	bool			 applying;	/* a delta is being applied */
+	uint8_t			 work;		/* work in steps, or 0 */
+	uint32_t		 work_off;	/* its progress, bytes */
 	/* FEC (up_node_set_fec_workspace): NULL = PARITY ignored. */
 	uint8_t			*fec_ws;
 	size_t			 fec_ws_len;
@@ -1011,7 +1038,7 @@ struct up_node {
 	uint32_t		 fec_rows_rx;	/* PARITY frames used */
 	uint32_t		 fec_recovered;	/* blocks decoded */
 	uint8_t			 slice[UP_NODE_SLICE_MAX];	/* tx scratch */
-	uint8_t			 frame[UP_FRAME_MAX];	/* tx scratch */
+	uint8_t			 frame[UP_NODE_SCRATCH];	/* tx scratch */
 };
 
 /*
@@ -1079,7 +1106,6 @@ void		 up_node_set_save_every(struct up_node *, uint32_t blocks);
  * it recovers are held and persisted like DATA.  Call after
  * up_node_init().
  */
-#define UP_NODE_FEC_SLOTS	4
 void		 up_node_set_fec_workspace(struct up_node *, void *ws,
 		    size_t len);
 
@@ -1093,7 +1119,6 @@ void		 up_node_set_fec_workspace(struct up_node *, void *ws,
  * borrowed for the engine's life.  After VERIFY the engine applies the
  * delta in steps of UP_NODE_APPLY_STEP target bytes from up_node_tick().
  */
-#define UP_NODE_APPLY_STEP	(64u * 1024)
 void		 up_node_set_delta_mem(struct up_node *, struct up_vcd *,
 		    uint8_t *buf, size_t buf_len);
 

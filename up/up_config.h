@@ -2,12 +2,23 @@
  * up_config.h: compile-time options of the UP library.
  *
  * Every option is "#ifndef X / #define X default", so a port can override
- * any of them by defining it before this file is included (for instance
- * with -DUP_MAX_COMPONENTS=4 or a port header passed with -include).
- * Sizes here bound every fixed array in up.h: nothing in up/ allocates.
+ * any of them: with -DUP_NODE_ERASE_STEP=4096 on the command line, or in
+ * a port header named by -DUP_CONFIG_FILE='"my_up_config.h"' (included
+ * first, as mbed TLS does with MBEDTLS_CONFIG_FILE), or with -include.
+ * The whole library and everything that includes up.h must be built with
+ * the same values: they size the structs of up.h.  Sizes here bound every
+ * fixed array in up.h: nothing in up/ allocates.
+ *
+ * The wire limits (UP_NAME_MAX ... UP_SIG_MAX) are the interoperable
+ * values of docs/up-protocol.md §2.4; the UP_NODE_* options tune the node
+ * engine (docs/up-node-engine.md, "Port configuration").
  */
 #ifndef UP_CONFIG_H
 #define UP_CONFIG_H
+
+#ifdef UP_CONFIG_FILE
+#include UP_CONFIG_FILE
+#endif
 
 /* Longest component or hardware-model name, in bytes, without the NUL. */
 #ifndef UP_NAME_MAX
@@ -47,6 +58,66 @@
 /* Largest signature carried in an OFFER (Ed25519 = 64). */
 #ifndef UP_SIG_MAX
 #define UP_SIG_MAX		64
+#endif
+
+/* ------------------------------------------------------------------ */
+/* The node engine (up_node.c)                                        */
+
+/*
+ * Work the engine does in steps, one step per up_node_tick(), so that a
+ * node keeps answering frames while it erases, hashes or rebuilds an
+ * image (a polled link asks within its response time).  Choose each so
+ * that one step takes well under that time on the port's flash and CPU:
+ * a step's time is about STEP / (erase, hash or apply rate).  The erase
+ * step must be a multiple of the flash's erase sector.
+ */
+/* Bytes of the staging slot (or package area) erased per step. */
+#ifndef UP_NODE_ERASE_STEP
+#define UP_NODE_ERASE_STEP	(64u * 1024)
+#endif
+/* Bytes read and hashed (SHA-256) per step of a verification. */
+#ifndef UP_NODE_VERIFY_STEP
+#define UP_NODE_VERIFY_STEP	(32u * 1024)
+#endif
+/* Image bytes a delta apply writes per step. */
+#ifndef UP_NODE_APPLY_STEP
+#define UP_NODE_APPLY_STEP	(64u * 1024)
+#endif
+
+/* Blocks received between two saves of the block bitmap (at most). */
+#ifndef UP_NODE_SAVE_EVERY
+#define UP_NODE_SAVE_EVERY	64
+#endif
+/* A received block is saved within this delay (if the wear rule lets). */
+#ifndef UP_NODE_SAVE_DELAY_MS
+#define UP_NODE_SAVE_DELAY_MS	1000
+#endif
+/* Longest interval up_node_next_ms() asks for. */
+#ifndef UP_NODE_IDLE_MS
+#define UP_NODE_IDLE_MS		60000
+#endif
+/*
+ * A session with no frame for this long (or its deadline_s) is stale:
+ * a new offer for another package may replace it.
+ */
+#ifndef UP_NODE_STALE_S
+#define UP_NODE_STALE_S		300
+#endif
+/*
+ * Final RESULT back-off (docs/up-protocol.md §5.2 step 7): the first
+ * resend after UP_NODE_RESULT_MIN_MS, doubling, at most
+ * UP_NODE_RESULT_MAX_MS.  A node on a duty-cycled link raises the
+ * maximum.
+ */
+#ifndef UP_NODE_RESULT_MIN_MS
+#define UP_NODE_RESULT_MIN_MS	1000
+#endif
+#ifndef UP_NODE_RESULT_MAX_MS
+#define UP_NODE_RESULT_MAX_MS	30000
+#endif
+/* Parity group decoders a FEC workspace is cut into (at most 8). */
+#ifndef UP_NODE_FEC_SLOTS
+#define UP_NODE_FEC_SLOTS	4
 #endif
 
 #endif /* UP_CONFIG_H */

@@ -38,6 +38,23 @@
 /* Flags byte of the blob. */
 #define NODE_BF_UNACKED		0x01	/* final RESULT not acked */
 #define NODE_BF_SWITCHED	0x02	/* port->activate was called */
+#define NODE_BF_ERASING		0x04	/* RECEIVING, area not erased yet */
+#define NODE_BF_KNOWN		(NODE_BF_UNACKED | NODE_BF_SWITCHED | \
+    NODE_BF_ERASING)
+
+/*
+ * Work in steps (n->work), one step per up_node_tick(): erasing the area
+ * of a new transfer (RECEIVING), then for VERIFY in DOWNLOADED hashing
+ * the package and, for a delta, erasing the slot, rebuilding the image
+ * and hashing it.  Only the erase is persisted (NODE_BF_ERASING); a cut
+ * during the others boots DOWNLOADED and the next VERIFY starts again.
+ */
+#define NODE_W_NONE		0
+#define NODE_W_ERASE		1	/* area of a new transfer */
+#define NODE_W_HASH		2	/* the package (VERIFY) */
+#define NODE_W_ERASE_IMAGE	3	/* delta: the slot for the image */
+#define NODE_W_APPLY		4	/* delta: rebuilding the image */
+#define NODE_W_HASH_IMAGE	5	/* delta: the rebuilt image */
 
 /* Largest wrap-safe timer delay: half the u32 millisecond range. */
 #define NODE_DELAY_MAX		0x7fffffffu
@@ -304,6 +321,8 @@ node_persist(struct up_node *n)
 		flags |= NODE_BF_UNACKED;
 	if (n->switched)
 		flags |= NODE_BF_SWITCHED;
+	if (n->work == NODE_W_ERASE)
+		flags |= NODE_BF_ERASING;
 	up_wr_init(&wr, blob, sizeof(blob));
 	up_wr_u32(&wr, NODE_BLOB_MAGIC);
 	up_wr_u8(&wr, NODE_BLOB_VERSION);
@@ -387,7 +406,9 @@ node_load(struct up_node *n)
 		return (UP_ELEN);
 
 	if (state > UP_NS_FAILED || result > UP_R_DOWNGRADE ||
-	    (flags & ~(NODE_BF_UNACKED | NODE_BF_SWITCHED)) != 0)
+	    (flags & ~NODE_BF_KNOWN) != 0)
+		return (UP_ERANGE);
+	if ((flags & NODE_BF_ERASING) != 0 && state != UP_NS_RECEIVING)
 		return (UP_ERANGE);
 	if ((state == UP_NS_IDLE) != (session == 0))
 		return (UP_ERANGE);
@@ -413,10 +434,15 @@ node_load(struct up_node *n)
 	n->result = result;
 	n->unacked = (flags & NODE_BF_UNACKED) != 0;
 	n->switched = (flags & NODE_BF_SWITCHED) != 0;
+	n->work = (flags & NODE_BF_ERASING) != 0 ? NODE_W_ERASE : NODE_W_NONE;
+	n->work_off = 0;
 	n->session = session;
 	n->offer = o;
 	if (session != 0) {
 		up_bitmap_init(&n->held, n->bitmap_buf, o.nblocks);
+		/* Cut while erasing: the erase starts again, nothing held. */
+		if (n->work == NODE_W_ERASE)
+			up_bitmap_clear_all(&n->held);
 		n->nheld = up_bitmap_count(&n->held);
 	}
 	return (UP_OK);
@@ -431,8 +457,11 @@ node_set_state(struct up_node *n, uint8_t state, uint8_t result)
 {
 	uint8_t		 old = n->state;
 
-	if (state != UP_NS_DOWNLOADED)
-		n->applying = false;
+	/* Work belongs to one state: the erase to RECEIVING, the checks
+	 * to DOWNLOADED.  Leaving it stops the work. */
+	if (!(state == UP_NS_RECEIVING && n->work == NODE_W_ERASE) &&
+	    !(state == UP_NS_DOWNLOADED && n->work >= NODE_W_HASH))
+		n->work = NODE_W_NONE;
 	n->state = state;
 	n->result = result;
 	(void)node_persist(n);
@@ -458,7 +487,7 @@ node_finish(struct up_node *n, uint8_t state, uint8_t result)
 	node_set_state(n, state, result);
 	(void)node_send_result(n);
 	n->result_tries = 1;
-	node_timer_arm(&n->t_result, node_now(n), 1000);
+	node_timer_arm(&n->t_result, node_now(n), UP_NODE_RESULT_MIN_MS);
 }
 
 /* Forgets the session: IDLE, nothing held, no timer of it. */
@@ -470,7 +499,7 @@ node_drop(struct up_node *n)
 	n->session = 0;
 	n->unacked = false;
 	n->switched = false;
-	n->applying = false;
+	n->work = NODE_W_NONE;
 	n->nheld = 0;
 	n->dirty = 0;
 	memset(&n->offer, 0, sizeof(n->offer));
@@ -513,18 +542,18 @@ node_delta_ok(const struct up_node *n, const struct up_offer *o)
 	const struct up_port *p = n->port;
 
 	return (o->delta_format == UP_DELTA_VCDIFF && n->vcd != NULL &&
-	    p->pkg_capacity != NULL && p->pkg_prepare != NULL &&
+	    p->pkg_capacity != NULL && p->pkg_erase != NULL &&
 	    p->pkg_write != NULL && p->pkg_read != NULL &&
-	    p->base_read != NULL && p->image_check != NULL);
+	    p->base_read != NULL);
 }
 
 /* Where the session's blocks go: the package area for a delta. */
 static int
-node_area_prepare(struct up_node *n, const struct up_offer *o)
+node_area_erase(struct up_node *n, uint32_t off, uint32_t len)
 {
-	if (o->kind == UP_KIND_DELTA)
-		return (n->port->pkg_prepare(n->ctx, o->size));
-	return (n->port->slot_prepare(n->ctx, o->size));
+	if (n->offer.kind == UP_KIND_DELTA)
+		return (n->port->pkg_erase(n->ctx, off, len));
+	return (n->port->slot_erase(n->ctx, off, len));
 }
 
 static int
@@ -534,6 +563,15 @@ node_area_write(struct up_node *n, uint32_t off, const uint8_t *p,
 	if (n->offer.kind == UP_KIND_DELTA)
 		return (n->port->pkg_write(n->ctx, off, p, len));
 	return (n->port->slot_write(n->ctx, off, p, len));
+}
+
+/* The session's blocks are in the package area for a delta. */
+static int
+node_area_read(struct up_node *n, uint32_t off, uint8_t *p, size_t len)
+{
+	if (n->offer.kind == UP_KIND_DELTA && n->port->pkg_read != NULL)
+		return (n->port->pkg_read(n->ctx, off, p, len));
+	return (n->port->slot_read(n->ctx, off, p, len));
 }
 
 /* The decoder's I/O: package area in, running image as source, slot out. */
@@ -576,33 +614,6 @@ static const struct up_vcd_io node_vcd_io = {
 	.target_read = node_vcd_readback
 };
 
-/*
- * The package verified (hash and signature of the delta itself): erase
- * the staging slot and start rebuilding the image into it.  The state
- * stays DOWNLOADED until the image checks out, so a power cut during the
- * apply simply applies again at the next VERIFY.
- */
-static void
-node_apply_begin(struct up_node *n)
-{
-	const struct up_offer *o = &n->offer;
-
-	if (n->port->slot_prepare(n->ctx, o->image_size) != 0) {
-		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: cannot "
-		    "prepare the slot", node_id(n), (unsigned long)n->session);
-		node_finish(n, UP_NS_FAILED, UP_R_FAILED);
-		return;
-	}
-	/* The running image is a whole slot at most. */
-	(void)up_vcd_init(n->vcd, &node_vcd_io, n, o->size,
-	    n->port->slot_capacity(n->ctx), o->image_size, n->vcd_buf,
-	    n->vcd_buf_len);
-	n->applying = true;
-	up_logf(UP_LOG_INFO, "node %016llx: session %08lx: applying the "
-	    "%s %s -> %s delta", node_id(n), (unsigned long)n->session,
-	    o->component, o->from_version, o->to_version);
-}
-
 /* The decoder's error as a result code (docs/up-node-engine.md). */
 static uint8_t
 node_apply_result(int e)
@@ -620,38 +631,213 @@ node_apply_result(int e)
 	}
 }
 
-/* One step of the apply, from up_node_tick(). */
-static void
-node_apply_step(struct up_node *n)
-{
-	int		 e, r;
+/* ------------------------------------------------------------------ */
+/* Signatures (docs/up-protocol.md §5.4, §6)                          */
 
-	e = up_vcd_run(n->vcd, UP_NODE_APPLY_STEP);
-	if (e == UP_VCD_MORE)
-		return;
-	n->applying = false;
-	if (e != UP_OK) {
-		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: delta "
-		    "does not apply at %lu bytes: %s (%s)", node_id(n),
-		    (unsigned long)n->session,
-		    (unsigned long)up_vcd_written(n->vcd), up_vcd_why(n->vcd),
-		    up_strerror(e));
-		node_finish(n, UP_NS_FAILED, node_apply_result(e));
+/*
+ * The cloud's signature over the descriptor of `o': UP_R_INITIAL, or
+ * the port's refusal (UP_R_SIGNATURE, UP_R_UNSUPPORTED).  The
+ * descriptor is built in n->frame, the tx scratch (UP_NODE_SCRATCH holds
+ * UP_DESC_MAX); nothing is sent while it is in use.
+ */
+static int
+node_sig_check(struct up_node *n, const struct up_offer *o)
+{
+	int		 len;
+
+	if (n->port->sig_verify == NULL)
+		return (UP_R_INITIAL);
+	if ((len = up_desc_encode(o, n->frame, sizeof(n->frame))) < 0)
+		return (UP_R_SIGNATURE);
+	return (n->port->sig_verify(n->ctx, o, n->frame, (size_t)len));
+}
+
+/* ------------------------------------------------------------------ */
+/* Work in steps (docs/up-node-engine.md, "Work in steps")            */
+
+static void
+node_work_fail(struct up_node *n, uint8_t result, const char *what)
+{
+	up_logf(UP_LOG_WARN, "node %016llx: session %08lx: %s",
+	    node_id(n), (unsigned long)n->session, what);
+	n->work = NODE_W_NONE;
+	node_finish(n, UP_NS_FAILED, result);
+}
+
+/* Starts hashing (NODE_W_HASH or NODE_W_HASH_IMAGE) from byte 0. */
+static void
+node_hash_begin(struct up_node *n, uint8_t work)
+{
+	if (n->port->sha256_begin(n->ctx) != 0) {
+		node_work_fail(n, UP_R_FAILED, "SHA-256 unavailable");
 		return;
 	}
-	r = UP_R_INTEGRITY;
-	if (up_vcd_written(n->vcd) == n->offer.image_size)
-		r = n->port->image_check(n->ctx, &n->offer);
-	if (r != UP_R_INITIAL) {
-		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: rebuilt "
-		    "image (%lu bytes) does not match image_size/image_sha256",
-		    node_id(n), (unsigned long)n->session,
-		    (unsigned long)up_vcd_written(n->vcd));
-		node_finish(n, UP_NS_FAILED, UP_R_INTEGRITY);
-		return;
+	n->work = work;
+	n->work_off = 0;
+}
+
+/*
+ * Hashes the next UP_NODE_VERIFY_STEP bytes of the first `total' bytes
+ * of the package area (`pkg') or the slot, through n->slice.  Returns 1
+ * once all are in and the digest matches `want', 0 for more to do, -1
+ * for a mismatch, -2 for an I/O error.
+ */
+static int
+node_hash_step(struct up_node *n, bool pkg, uint32_t total,
+    const uint8_t want[32])
+{
+	uint8_t		 md[32];
+	uint32_t	 end, piece;
+
+	end = total - n->work_off > UP_NODE_VERIFY_STEP ?
+	    n->work_off + UP_NODE_VERIFY_STEP : total;
+	while (n->work_off < end) {
+		piece = end - n->work_off;
+		if (piece > sizeof(n->slice))
+			piece = (uint32_t)sizeof(n->slice);
+		if ((pkg ? n->port->pkg_read(n->ctx, n->work_off, n->slice,
+		    piece) : n->port->slot_read(n->ctx, n->work_off, n->slice,
+		    piece)) != 0 ||
+		    n->port->sha256_update(n->ctx, n->slice, piece) != 0)
+			return (-2);
+		n->work_off += piece;
 	}
+	if (n->work_off < total)
+		return (0);
+	if (n->port->sha256_end(n->ctx, md) != 0)
+		return (-2);
+	return (memcmp(md, want, sizeof(md)) == 0 ? 1 : -1);
+}
+
+/* Every check passed: VERIFIED, and the RESULT says so (§5.2 step 5). */
+static void
+node_verified(struct up_node *n)
+{
+	n->work = NODE_W_NONE;
 	node_set_state(n, UP_NS_VERIFIED, UP_R_INITIAL);
 	(void)node_send_result(n);
+}
+
+/* Erases the next step of [0, total) of the area or (image) the slot. */
+static int
+node_erase_step(struct up_node *n, bool image, uint32_t total)
+{
+	uint32_t	 len;
+
+	len = total - n->work_off > UP_NODE_ERASE_STEP ?
+	    UP_NODE_ERASE_STEP : total - n->work_off;
+	if ((image ? n->port->slot_erase(n->ctx, n->work_off, len) :
+	    node_area_erase(n, n->work_off, len)) != 0)
+		return (-1);
+	n->work_off += len;
+	return (n->work_off >= total ? 1 : 0);
+}
+
+/* One step of the current work, from up_node_tick(). */
+static void
+node_work_step(struct up_node *n)
+{
+	const struct up_offer *o = &n->offer;
+	int		 e, r;
+
+	switch (n->work) {
+	case NODE_W_ERASE:
+		if ((e = node_erase_step(n, false, o->size)) < 0) {
+			up_logf(UP_LOG_WARN, "node %016llx: session %08lx: "
+			    "erase failed at %lu, giving up", node_id(n),
+			    (unsigned long)n->session,
+			    (unsigned long)n->work_off);
+			(void)node_send_abort(n, UP_R_FAILED);
+			node_drop(n);
+		} else if (e > 0) {
+			/* Erased: the flag goes, blocks may land anywhere. */
+			n->work = NODE_W_NONE;
+			(void)node_persist(n);
+		}
+		return;
+	case NODE_W_HASH:
+		e = node_hash_step(n, o->kind == UP_KIND_DELTA, o->size,
+		    o->sha256);
+		if (e == 0)
+			return;
+		if (e == -2) {
+			node_work_fail(n, UP_R_INTEGRITY, "cannot hash the "
+			    "package");
+			return;
+		}
+		if (e < 0) {
+			node_work_fail(n, UP_R_INTEGRITY, "package SHA-256 "
+			    "mismatch");
+			return;
+		}
+		/* The bytes are the signed ones only if the signature is. */
+		if ((r = node_sig_check(n, o)) != UP_R_INITIAL) {
+			node_work_fail(n, UP_R_SIGNATURE, "the descriptor's "
+			    "signature does not verify");
+			return;
+		}
+		if (o->kind != UP_KIND_DELTA) {
+			node_verified(n);
+			return;
+		}
+		/* A delta: the image is rebuilt into the erased slot. */
+		n->work = NODE_W_ERASE_IMAGE;
+		n->work_off = 0;
+		up_logf(UP_LOG_INFO, "node %016llx: session %08lx: applying "
+		    "the %s %s -> %s delta", node_id(n),
+		    (unsigned long)n->session, o->component, o->from_version,
+		    o->to_version);
+		return;
+	case NODE_W_ERASE_IMAGE:
+		if ((e = node_erase_step(n, true, o->image_size)) < 0) {
+			node_work_fail(n, UP_R_FAILED, "cannot erase the "
+			    "slot");
+			return;
+		}
+		if (e == 0)
+			return;
+		/* The running image is a whole slot at most. */
+		(void)up_vcd_init(n->vcd, &node_vcd_io, n, o->size,
+		    n->port->slot_capacity(n->ctx), o->image_size, n->vcd_buf,
+		    n->vcd_buf_len);
+		n->work = NODE_W_APPLY;
+		return;
+	case NODE_W_APPLY:
+		e = up_vcd_run(n->vcd, UP_NODE_APPLY_STEP);
+		if (e == UP_VCD_MORE)
+			return;
+		if (e != UP_OK) {
+			up_logf(UP_LOG_WARN, "node %016llx: session %08lx: "
+			    "delta does not apply at %lu bytes: %s (%s)",
+			    node_id(n), (unsigned long)n->session,
+			    (unsigned long)up_vcd_written(n->vcd),
+			    up_vcd_why(n->vcd), up_strerror(e));
+			n->work = NODE_W_NONE;
+			node_finish(n, UP_NS_FAILED, node_apply_result(e));
+			return;
+		}
+		if (up_vcd_written(n->vcd) != o->image_size) {
+			node_work_fail(n, UP_R_INTEGRITY, "rebuilt image does "
+			    "not have image_size bytes");
+			return;
+		}
+		node_hash_begin(n, NODE_W_HASH_IMAGE);
+		return;
+	case NODE_W_HASH_IMAGE:
+		e = node_hash_step(n, false, o->image_size, o->image_sha256);
+		if (e == 0)
+			return;
+		if (e < 0) {
+			node_work_fail(n, UP_R_INTEGRITY, "rebuilt image does "
+			    "not match image_sha256");
+			return;
+		}
+		node_verified(n);
+		return;
+	default:
+		n->work = NODE_W_NONE;
+		return;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -781,7 +967,9 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	n->t_activate.armed = false;
 	n->unacked = false;
 	n->switched = false;
-	n->applying = false;
+	/* An erase under way goes on; checks start again at VERIFY. */
+	if (n->work != NODE_W_ERASE)
+		n->work = NODE_W_NONE;
 	n->last_activity = node_now(n);
 	if (live && n->state != UP_NS_ACTIVATING &&
 	    node_same_package(o, &n->offer)) {
@@ -797,32 +985,25 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		return (node_send_accept(n, m->session, UP_R_INITIAL));
 	}
 
-	if (node_area_prepare(n, o) != 0) {
-		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: cannot "
-		    "prepare the slot", node_id(n), (unsigned long)m->session);
-		return (node_send_accept(n, m->session, UP_R_FAILED));
-	}
+	/*
+	 * A new transfer.  The answer goes out now; the area is erased in
+	 * steps from the next tick on (persisted as erasing, so a cut
+	 * erases again), and blocks are stored only where it is erased.
+	 */
 	n->session = m->session;
 	n->offer = *o;
 	up_bitmap_init(&n->held, n->bitmap_buf, o->nblocks);
 	up_bitmap_clear_all(&n->held);
 	n->nheld = 0;
 	n->dirty = 0;
+	n->work = NODE_W_ERASE;
+	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);
 	return (node_send_accept(n, m->session, UP_R_INITIAL));
 }
 
 /* ------------------------------------------------------------------ */
 /* Parity (docs/up-protocol.md §4.6, docs/up-node-engine.md "Parity")  */
-
-/* The session's blocks are in the package area for a delta. */
-static int
-node_area_read(struct up_node *n, uint32_t off, uint8_t *p, size_t len)
-{
-	if (n->offer.kind == UP_KIND_DELTA && n->port->pkg_read != NULL)
-		return (n->port->pkg_read(n->ctx, off, p, len));
-	return (n->port->slot_read(n->ctx, off, p, len));
-}
 
 static uint32_t
 node_blen(const struct up_node *n, uint32_t index)
@@ -1072,8 +1253,13 @@ node_on_parity(struct up_node *n, const struct up_msg *m)
 	n->last_activity = now;
 	if (n->state != UP_NS_RECEIVING)
 		return (UP_ESTATE);
-	/* No workspace or a group too big: ignored, as §4.6 allows. */
-	if (n->fec_ws == NULL || p.k > UP_FEC_K_MAX)
+	/*
+	 * No workspace or a group too big: ignored, as §4.6 allows.  So
+	 * is parity while the area is being erased: a recovered block
+	 * could land where the erase has not been yet.
+	 */
+	if (n->fec_ws == NULL || p.k > UP_FEC_K_MAX ||
+	    n->work == NODE_W_ERASE)
 		return (UP_OK);
 	if ((d = node_fec_slot(n, p.group, p.k, true)) == NULL)
 		return (UP_OK);
@@ -1085,6 +1271,30 @@ node_on_parity(struct up_node *n, const struct up_msg *m)
 		return (e);
 	node_progress(n, now);
 	return (UP_OK);
+}
+
+/*
+ * While the area of a new transfer is being erased, a block may be
+ * stored only where the erase has been.  The first pass runs in order,
+ * so it meets the erase's front: a block just past it erases one more
+ * step now (one step per frame, as bounded as a tick), so the stream is
+ * never held up by the background pace.  A block further ahead is
+ * dropped; the repair rounds send it again.  False when the block
+ * cannot be stored (the session is gone if the erase failed).
+ */
+static bool
+node_erased(struct up_node *n, uint32_t index, size_t len)
+{
+	uint64_t	 end;
+
+	end = (uint64_t)index * n->offer.block_size + len;
+	if (end <= n->work_off)
+		return (true);
+	if (end > (uint64_t)n->work_off + UP_NODE_ERASE_STEP)
+		return (false);
+	node_work_step(n);
+	return (n->session != 0 && (n->work != NODE_W_ERASE ||
+	    end <= n->work_off));
 }
 
 static int
@@ -1110,6 +1320,8 @@ node_on_data(struct up_node *n, const struct up_msg *m)
 		return (UP_ESTATE);
 	if (up_bitmap_get(&n->held, d->index))
 		return (UP_OK);
+	if (n->work == NODE_W_ERASE && !node_erased(n, d->index, d->len))
+		return (n->session == 0 ? UP_EPORT : UP_OK);
 	return (node_store_block(n, d->index, d->data, d->len, now));
 }
 
@@ -1149,6 +1361,9 @@ node_on_xor(struct up_node *n, const struct up_msg *m)
 	n->last_activity = now;
 	if (n->state != UP_NS_RECEIVING)
 		return (UP_ESTATE);
+	/* While erasing, repairs wait for the next round (as parity). */
+	if (n->work == NODE_W_ERASE)
+		return (UP_OK);
 	for (i = 0; i < x->n; i++)
 		if (!up_bitmap_get(&n->held, x->index[i])) {
 			b = x->index[i];
@@ -1199,8 +1414,6 @@ node_on_status_req(struct up_node *n, const struct up_msg *m)
 static int
 node_on_verify(struct up_node *n, const struct up_msg *m)
 {
-	int		 r;
-
 	if (n->session == 0 || m->session != n->session ||
 	    !node_targets_me(n, m->u.target.node_id))
 		return (UP_OK);
@@ -1210,21 +1423,14 @@ node_on_verify(struct up_node *n, const struct up_msg *m)
 		/* Not complete yet: say what is missing instead. */
 		return (node_send_status(n));
 	case UP_NS_DOWNLOADED:
-		/* Applying: the RESULT goes out when the image checks. */
-		if (n->applying)
-			return (UP_OK);
-		r = n->port->image_verify(n->ctx, &n->offer);
-		if (r == UP_R_INITIAL && n->offer.kind == UP_KIND_DELTA) {
-			node_apply_begin(n);
-			return (UP_OK);
-		}
-		if (r == UP_R_INITIAL) {
-			node_set_state(n, UP_NS_VERIFIED, UP_R_INITIAL);
-			return (node_send_result(n));
-		}
-		if (r != UP_R_INTEGRITY && r != UP_R_SIGNATURE)
-			r = UP_R_FAILED;
-		node_finish(n, UP_NS_FAILED, (uint8_t)r);
+		/*
+		 * The checks run in steps from up_node_tick() (hash, then
+		 * signature; for a delta the apply and the image's hash):
+		 * the RESULT goes out when they are done.  A repeated VERIFY
+		 * meanwhile changes nothing.
+		 */
+		if (n->work == NODE_W_NONE)
+			node_hash_begin(n, NODE_W_HASH);
 		return (UP_OK);
 	case UP_NS_VERIFIED:
 	case UP_NS_UPDATED:
@@ -1337,7 +1543,9 @@ void
 up_node_set_delta_mem(struct up_node *n, struct up_vcd *vcd, uint8_t *buf,
     size_t buf_len)
 {
-	n->applying = false;
+	/* New memory: checks under way start again at the next VERIFY. */
+	if (n->work >= NODE_W_HASH)
+		n->work = NODE_W_NONE;
 	n->vcd = buf != NULL && buf_len >= UP_VCD_BUF_MIN ? vcd : NULL;
 	n->vcd_buf = buf;
 	n->vcd_buf_len = buf_len;
@@ -1432,7 +1640,8 @@ up_node_start(struct up_node *n, const char *running_version)
 		if (n->unacked) {
 			(void)node_send_result(n);
 			n->result_tries = 1;
-			node_timer_arm(&n->t_result, now, 1000);
+			node_timer_arm(&n->t_result, now,
+			    UP_NODE_RESULT_MIN_MS);
 		}
 		break;
 	default:
@@ -1512,6 +1721,7 @@ node_switch(struct up_node *n)
 void
 up_node_tick(struct up_node *n)
 {
+	uint64_t	 d;
 	uint32_t	 now, delay;
 
 	if (!n->started || node_halted(n))
@@ -1539,10 +1749,11 @@ up_node_tick(struct up_node *n)
 		if (n->unacked) {
 			(void)node_send_result(n);
 			/* 1 s, 2 s, 4 s ... at most 30 s (§5.2 step 7). */
-			delay = n->result_tries < 16 ?
-			    1000u << n->result_tries : UP_NODE_RESULT_MAX_MS;
-			if (delay > UP_NODE_RESULT_MAX_MS)
-				delay = UP_NODE_RESULT_MAX_MS;
+			d = n->result_tries < 32 ?
+			    (uint64_t)UP_NODE_RESULT_MIN_MS << n->result_tries :
+			    UP_NODE_RESULT_MAX_MS;
+			delay = d > UP_NODE_RESULT_MAX_MS ?
+			    UP_NODE_RESULT_MAX_MS : (uint32_t)d;
 			n->result_tries++;
 			node_timer_arm(&n->t_result, now, delay);
 		}
@@ -1552,8 +1763,9 @@ up_node_tick(struct up_node *n)
 		if (n->dirty > 0)
 			(void)node_persist(n);
 	}
-	if (n->applying && n->state == UP_NS_DOWNLOADED)
-		node_apply_step(n);
+	/* One bounded step of work per tick: frames get in between. */
+	if (n->work != NODE_W_NONE && !node_halted(n))
+		node_work_step(n);
 }
 
 uint32_t
@@ -1565,8 +1777,8 @@ up_node_next_ms(const struct up_node *n)
 
 	if (!n->started || node_halted(n))
 		return (best);
-	if (n->applying)
-		return (0);		/* the next apply step is due now */
+	if (n->work != NODE_W_NONE)
+		return (0);		/* the next step of work is due now */
 	t[0] = &n->t_activate;
 	t[1] = &n->t_announce;
 	t[2] = &n->t_status;

@@ -19,8 +19,9 @@
  *  - a resumed state saved again and loaded by a fresh engine gives the
  *    same engine, which saves the same bytes (a fixed point);
  *  - driving the resumed engine (STATUS_REQ, DATA, VERIFY, ACTIVATE,
- *    RESULT_ACK, ABORT) keeps it consistent, never writes outside the
- *    slot, and every frame it sends decodes.
+ *    RESULT_ACK, ABORT) and its work in steps (an interrupted erase, the
+ *    hash) keeps it consistent, never writes outside the slot, and every
+ *    frame it sends decodes.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -50,7 +51,8 @@ struct fz_port {
 
 	uint32_t	 now;
 	uint32_t	 rnd;
-	int		 verify;	/* image_verify's answer */
+	int		 verify;	/* the hash matches (UP_R_INITIAL) or not */
+	const struct up_node *node;	/* for the offer's digest */
 };
 
 static uint8_t	 fixed[2 + UP_NODE_STATE_MAX + FZ_BITMAP_CAP];
@@ -123,9 +125,12 @@ fz_slot_capacity(void *ctx)
 }
 
 static int
-fz_slot_prepare(void *ctx, uint32_t size)
+fz_slot_erase(void *ctx, uint32_t off, uint32_t len)
 {
-	return (size <= FZ_SLOT_CAP ? 0 : -1);
+	/* Like node_port.c: out of the slot is a failed erase. */
+	if (off > FZ_SLOT_CAP || len > FZ_SLOT_CAP - off)
+		return (-1);
+	return (0);
 }
 
 static int
@@ -147,9 +152,28 @@ fz_slot_read(void *ctx, uint32_t off, uint8_t *buf, size_t n)
 }
 
 static int
-fz_image_verify(void *ctx, const struct up_offer *o)
+fz_sha_begin(void *ctx)
 {
-	return (((struct fz_port *)ctx)->verify);
+	return (0);
+}
+
+static int
+fz_sha_update(void *ctx, const uint8_t *buf, size_t n)
+{
+	return (0);
+}
+
+/* "The hash matches" is a knob: the offer's own digest, or zeros. */
+static int
+fz_sha_end(void *ctx, uint8_t md[32])
+{
+	struct fz_port	*p = ctx;
+
+	if (p->verify == UP_R_INITIAL && p->node != NULL)
+		memcpy(md, p->node->offer.sha256, 32);
+	else
+		memset(md, 0, 32);
+	return (0);
 }
 
 static int
@@ -165,10 +189,12 @@ static const struct up_port fz_ops = {
 	.save = fz_save,
 	.load = fz_load,
 	.slot_capacity = fz_slot_capacity,
-	.slot_prepare = fz_slot_prepare,
+	.slot_erase = fz_slot_erase,
 	.slot_write = fz_slot_write,
 	.slot_read = fz_slot_read,
-	.image_verify = fz_image_verify,
+	.sha256_begin = fz_sha_begin,
+	.sha256_update = fz_sha_update,
+	.sha256_end = fz_sha_end,
 	.activate = fz_activate
 };
 
@@ -201,6 +227,10 @@ fz_consistent(const struct up_node *n)
 		abort();
 	if ((n->state == UP_NS_IDLE) != (n->session == 0))
 		abort();
+	/* Work in steps only where it belongs (up_node.c NODE_W_*). */
+	if (n->work > 5 || (n->work == 1 && n->state != UP_NS_RECEIVING) ||
+	    (n->work >= 2 && n->state != UP_NS_DOWNLOADED))
+		abort();
 	if (n->session == 0)
 		return;
 	if (n->held.nbits != n->offer.nblocks ||
@@ -229,9 +259,18 @@ fz_input(struct up_node *n, const struct up_msg *m)
 static void
 fz_tick(struct up_node *n, struct fz_port *p, uint32_t ms)
 {
+	unsigned int	 i;
+
 	p->now += ms;
 	up_node_tick(n);
 	fz_consistent(n);
+	/* Work in steps runs while up_node_next_ms() says 0. */
+	for (i = 0; i < 4096 && n->work != 0; i++) {
+		up_node_tick(n);
+		fz_consistent(n);
+	}
+	if (n->work != 0)
+		abort();
 }
 
 static void
@@ -278,6 +317,8 @@ fz_drive(struct up_node *n, struct fz_port *p, uint8_t knobs)
 
 	if (n->session == 0)
 		return;
+	/* An erase cut by the power loss goes on first. */
+	fz_tick(n, p, 0);
 	fz_target(n, UP_T_STATUS_REQ, 0, 0);
 	fz_tick(n, p, 50);
 	/* The first missing block, the last block, then everything. */
@@ -291,6 +332,7 @@ fz_drive(struct up_node *n, struct fz_port *p, uint8_t knobs)
 		return;
 	p->verify = (knobs & 1) ? UP_R_INTEGRITY : UP_R_INITIAL;
 	fz_target(n, UP_T_VERIFY, (knobs & 2) ? FZ_NODE_ID : 0, 0);
+	fz_tick(n, p, 0);
 	if (n->session == 0)
 		return;
 	memset(&m, 0, sizeof(m));
@@ -329,6 +371,7 @@ fz_run(const uint8_t *data, size_t size)
 	p1.bm_len = size - 2 - blen;
 	p1.have = true;
 	p1.now = 0xfffff000u;		/* wraps during the run */
+	p1.node = &n1;
 	fz_info(&info);
 	up_node_init(&n1, &fz_ops, &p1, &info, bm1, sizeof(bm1));
 	if (up_node_start(&n1, NULL) != UP_OK)
@@ -348,6 +391,7 @@ fz_run(const uint8_t *data, size_t size)
 		p2.bm_len = p1.saved_bm_len;
 		p2.have = true;
 		p2.now = p1.now;
+		p2.node = &n2;
 		up_node_init(&n2, &fz_ops, &p2, &info, bm2, sizeof(bm2));
 		if (up_node_start(&n2, NULL) != UP_OK)
 			abort();

@@ -112,13 +112,13 @@ sim_slot_capacity(void *ctx)
 }
 
 static int
-sim_slot_prepare(void *ctx, uint32_t size)
+sim_slot_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	struct sim_node	*sn = ctx;
 
-	if (size > sn->slot_cap)
+	if (off > sn->slot_cap || len > sn->slot_cap - off)
 		return (-1);
-	memset(sn->slot, 0xff, sn->slot_cap);
+	memset(sn->slot + off, 0xff, len);
 	return (0);
 }
 
@@ -144,18 +144,40 @@ sim_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 	return (0);
 }
 
+/* The engine hashes the slot in steps; test packages are unsigned
+ * (sig_alg none), so the port has no sig_verify. */
 static int
-sim_image_verify(void *ctx, const struct up_offer *o)
+sim_sha256_begin(void *ctx)
 {
 	struct sim_node	*sn = ctx;
-	uint8_t		 d[32];
 
-	if (o->size > sn->slot_cap)
-		return (UP_R_INTEGRITY);
-	cache_sha256(sn->slot, o->size, d);
-	/* Test packages are unsigned (sig_alg none). */
-	return (memcmp(d, o->sha256, 32) == 0 ? UP_R_INITIAL :
-	    UP_R_INTEGRITY);
+	if (sn->sha == NULL && (sn->sha = cache_sha_new()) == NULL)
+		return (-1);
+	/* cache_sha_final leaves it reset; a dropped hash is ended here. */
+	if (sn->sha_open) {
+		uint8_t	 d[32];
+
+		cache_sha_final(sn->sha, d);
+	}
+	sn->sha_open = true;
+	return (0);
+}
+
+static int
+sim_sha256_update(void *ctx, const uint8_t *p, size_t n)
+{
+	cache_sha_update(((struct sim_node *)ctx)->sha, p, n);
+	return (0);
+}
+
+static int
+sim_sha256_end(void *ctx, uint8_t md[32])
+{
+	struct sim_node	*sn = ctx;
+
+	cache_sha_final(sn->sha, md);
+	sn->sha_open = false;
+	return (0);
 }
 
 static void
@@ -199,10 +221,12 @@ static const struct up_port sim_port = {
 	.save = sim_save,
 	.load = sim_load,
 	.slot_capacity = sim_slot_capacity,
-	.slot_prepare = sim_slot_prepare,
+	.slot_erase = sim_slot_erase,
 	.slot_write = sim_slot_write,
 	.slot_read = sim_slot_read,
-	.image_verify = sim_image_verify,
+	.sha256_begin = sim_sha256_begin,
+	.sha256_update = sim_sha256_update,
+	.sha256_end = sim_sha256_end,
 	.activate = sim_activate,
 };
 
@@ -307,6 +331,7 @@ sim_node_free(struct sim_node *sn)
 	free(sn->slot);
 	free(sn->bm);
 	free(sn->saved_bm);
+	cache_sha_free(sn->sha);
 	free(sn);
 }
 

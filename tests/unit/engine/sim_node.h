@@ -16,6 +16,7 @@
 #include "tp_mem.h"
 
 struct event_base;
+struct cache_sha;
 
 struct sim_node {
 	struct up_node		 n;
@@ -32,6 +33,8 @@ struct sim_node {
 	uint32_t		 slot_cap;
 	uint8_t			*bm;		/* engine's bitmap buffer */
 	size_t			 bm_cap;
+	struct cache_sha	*sha;		/* port->sha256_* */
+	bool			 sha_open;
 
 	/* "Flash": the persisted state and bitmap. */
 	uint8_t			 saved_state[UP_NODE_STATE_MAX];

@@ -1,8 +1,10 @@
 /*
  * test_up_node.c: the node-side UP engine (up/up_node.c) against a fake
  * port: a fake clock, captured frames decoded with up_decode(), a memory
- * slot and a memory "flash" for the saved state.  A "power cut" throws
- * the engine away and starts a new one from what the fake saved.
+ * slot and a memory "flash" for the saved state, OpenSSL's SHA-256, and
+ * a fake "signature" (the SHA-256 of the descriptor, twice) that stands
+ * for the cloud's Ed25519 key.  A "power cut" throws the engine away and
+ * starts a new one from what the fake saved.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,12 +14,14 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "up.h"
 
 #define NODE_ID		0x1122334455667788ULL
 #define OTHER_ID	0x0000000000000042ULL
-#define SLOT_CAP	(32 * 1024)
+#define SLOT_CAP	(32 * 1024)	/* the default slot (F.cap) */
+#define BIG_CAP		(256 * 1024)	/* the most F.cap may be */
 #define BITMAP_CAP	4096		/* bytes: 32768 blocks */
 #define MAX_SENT	256
 
@@ -37,16 +41,24 @@ struct fake {
 	int		 nsaves;
 	int		 save_fail;
 	/* The staging slot. */
-	uint8_t		 slot[SLOT_CAP];
+	uint8_t		 slot[BIG_CAP];
 	uint32_t	 cap;
-	int		 nprepare;
+	int		 nprepare;	/* erases begun (offset 0) */
+	int		 nerase;	/* erase steps */
+	uint32_t	 erase_max;	/* longest erase step */
+	int		 erase_fail;
 	int		 nwrites;
 	int		 write_fail;
 	int		 nreads;
 	int		 read_fail;
+	/* SHA-256 and the fake signature. */
+	EVP_MD_CTX	*sha;
+	int		 nverify;	/* hashes completed */
+	size_t		 hash_max;	/* bytes hashed in one tick */
+	size_t		 hash_tick;
+	int		 sig_result;	/* forced sig_verify result, or 0 */
+	int		 nsig;		/* sig_verify calls */
 	/* Decisions. */
-	int		 verify_result;
-	int		 nverify;
 	int		 offer_code;
 	int		 nactivate;
 	int		 activate_ret;
@@ -57,7 +69,7 @@ struct fake {
 static struct fake	 F;
 static struct up_node	 N;
 static uint8_t		 bitmap_buf[BITMAP_CAP];
-static uint8_t		 image[SLOT_CAP];
+static uint8_t		 image[BIG_CAP];
 
 static int
 f_send(void *ctx, const uint8_t *frame, size_t len)
@@ -125,13 +137,21 @@ f_slot_capacity(void *ctx)
 }
 
 static int
-f_slot_prepare(void *ctx, uint32_t size)
+f_slot_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	struct fake	*f = ctx;
 
-	assert_true(size <= f->cap);
-	memset(f->slot, 0xff, size);
-	f->nprepare++;
+	if (f->erase_fail)
+		return (-1);
+	assert_true(off <= f->cap && len <= f->cap - off);
+	/* Step-aligned ranges (the port's sector rule). */
+	assert_int_equal(off % UP_NODE_ERASE_STEP, 0);
+	memset(f->slot + off, 0xff, len);
+	if (off == 0)
+		f->nprepare++;
+	f->nerase++;
+	if (len > f->erase_max)
+		f->erase_max = len;
 	return (0);
 }
 
@@ -168,15 +188,70 @@ f_offer_check(void *ctx, const struct up_offer *o)
 }
 
 static int
-f_image_verify(void *ctx, const struct up_offer *o)
+f_sha_begin(void *ctx)
 {
 	struct fake	*f = ctx;
 
+	if (f->sha == NULL)
+		assert_non_null(f->sha = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL), 1);
+	return (0);
+}
+
+static int
+f_sha_update(void *ctx, const uint8_t *p, size_t n)
+{
+	struct fake	*f = ctx;
+
+	f->hash_tick += n;
+	if (f->hash_tick > f->hash_max)
+		f->hash_max = f->hash_tick;
+	assert_int_equal(EVP_DigestUpdate(f->sha, p, n), 1);
+	return (0);
+}
+
+static int
+f_sha_end(void *ctx, uint8_t md[32])
+{
+	struct fake	*f = ctx;
+	unsigned int	 len = 0;
+
+	assert_int_equal(EVP_DigestFinal_ex(f->sha, md, &len), 1);
+	assert_int_equal(len, 32);
 	f->nverify++;
-	/* The image must really be in the slot. */
-	if (memcmp(f->slot, image, o->size) != 0)
-		return (UP_R_INTEGRITY);
-	return (f->verify_result);
+	return (0);
+}
+
+/* The fake cloud key: a "signature" is SHA-256(desc) twice. */
+static void
+fake_sign(const uint8_t *desc, size_t len, uint8_t sig[64])
+{
+	unsigned int	 n = 0;
+
+	assert_int_equal(EVP_Digest(desc, len, sig, &n, EVP_sha256(), NULL),
+	    1);
+	memcpy(sig + 32, sig, 32);
+}
+
+static int
+f_sig_verify(void *ctx, const struct up_offer *o, const uint8_t *desc,
+    size_t len)
+{
+	struct fake	*f = ctx;
+	uint8_t		 want[64], chk[UP_DESC_MAX];
+
+	f->nsig++;
+	/* The engine hands over exactly up_desc_encode(o). */
+	assert_int_equal(up_desc_encode(o, chk, sizeof(chk)), (int)len);
+	assert_memory_equal(chk, desc, len);
+	if (f->sig_result != 0)
+		return (f->sig_result);
+	if (o->sig_alg != UP_SIG_ED25519)
+		return (UP_R_UNSUPPORTED);
+	fake_sign(desc, len, want);
+	if (o->sig_len != 64 || memcmp(o->sig, want, 64) != 0)
+		return (UP_R_SIGNATURE);
+	return (UP_R_INITIAL);
 }
 
 static int
@@ -204,11 +279,14 @@ static const struct up_port fake_port = {
 	.save = f_save,
 	.load = f_load,
 	.slot_capacity = f_slot_capacity,
-	.slot_prepare = f_slot_prepare,
+	.slot_erase = f_slot_erase,
 	.slot_write = f_slot_write,
 	.slot_read = f_slot_read,
 	.offer_check = f_offer_check,
-	.image_verify = f_image_verify,
+	.sha256_begin = f_sha_begin,
+	.sha256_update = f_sha_update,
+	.sha256_end = f_sha_end,
+	.sig_verify = f_sig_verify,
 	.activate = f_activate,
 	.state_changed = f_state_changed
 };
@@ -233,6 +311,8 @@ info_fill(struct up_node_info *info, const char *app_version)
 	strcpy(info->comp[1].version, "2.3");
 }
 
+static void	 settle(void);
+
 /* Boots a node whose "app" runs `version' from what F saved. */
 static void
 boot(const char *version)
@@ -246,6 +326,7 @@ boot(const char *version)
 	up_node_init(&N, &fake_port, &F, &info, bitmap_buf,
 	    sizeof(bitmap_buf));
 	assert_int_equal(up_node_start(&N, NULL), UP_OK);
+	settle();
 }
 
 static int
@@ -253,10 +334,10 @@ setup(void **state)
 {
 	uint32_t	 i;
 
+	EVP_MD_CTX_free(F.sha);
 	memset(&F, 0, sizeof(F));
 	F.now = 1000;
 	F.cap = SLOT_CAP;
-	F.verify_result = UP_R_INITIAL;
 	F.offer_code = UP_R_INITIAL;
 	for (i = 0; i < sizeof(image); i++)
 		image[i] = (uint8_t)(i * 7 + i / 251);
@@ -304,8 +385,26 @@ last_sent(uint8_t type, struct up_msg *m)
 	fail_msg("no frame of type %u sent", type);
 }
 
+/*
+ * Runs the engine's work in steps (erase, hash, apply) to its end, one
+ * up_node_tick() per step, as a port's loop does while up_node_next_ms()
+ * is 0.  The clock does not move.
+ */
+static void
+settle(void)
+{
+	int		 i;
+
+	for (i = 0; i < 100000 && N.work != 0; i++) {
+		F.hash_tick = 0;
+		up_node_tick(&N);
+	}
+	assert_int_equal(N.work, 0);
+}
+
+/* One frame in, without running the work it starts. */
 static int
-feed(const struct up_msg *m)
+feed_raw(const struct up_msg *m)
 {
 	uint8_t		 buf[UP_FRAME_MAX];
 	int		 len;
@@ -315,23 +414,50 @@ feed(const struct up_msg *m)
 	return (up_node_input(&N, buf, (size_t)len));
 }
 
+/* One frame in; then the work it started runs to its end. */
+static int
+feed(const struct up_msg *m)
+{
+	int		 e;
+
+	e = feed_raw(m);
+	settle();
+	return (e);
+}
+
+/* Signs `o' with the fake cloud key (after any change to it). */
+static void
+offer_sign(struct up_offer *o)
+{
+	uint8_t		 desc[UP_DESC_MAX];
+	int		 n;
+
+	n = up_desc_encode(o, desc, sizeof(desc));
+	assert_true(n > 0);
+	o->sig_alg = UP_SIG_ED25519;
+	o->sig_len = 64;
+	fake_sign(desc, (size_t)n, o->sig);
+}
+
+/* A signed full image of `image': its first `size' bytes. */
 static void
 offer_fill(struct up_offer *o, uint32_t size, uint16_t block_size)
 {
+	unsigned int	 n = 0;
+
 	memset(o, 0, sizeof(*o));
 	strcpy(o->component, "app");
 	strcpy(o->to_version, "1.1.0");
 	o->kind = UP_KIND_FULL;
 	o->size = size;
 	o->image_size = size;
-	memset(o->sha256, 0xab, sizeof(o->sha256));
-	memset(o->image_sha256, 0xab, sizeof(o->image_sha256));
-	o->sig_alg = UP_SIG_ED25519;
-	o->sig_len = 64;
-	memset(o->sig, 0x5c, 64);
+	assert_int_equal(EVP_Digest(image, size, o->sha256, &n, EVP_sha256(),
+	    NULL), 1);
+	memcpy(o->image_sha256, o->sha256, sizeof(o->sha256));
 	o->block_size = block_size;
 	o->nblocks = up_nblocks(size, block_size);
 	o->deadline_s = 600;
+	offer_sign(o);
 }
 
 static int
@@ -445,6 +571,7 @@ advance(uint32_t ms)
 {
 	F.now += ms;
 	up_node_tick(&N);
+	settle();
 }
 
 static uint8_t
@@ -816,7 +943,7 @@ test_verify_bad_signature(void **state)
 	int		 n;
 
 	download_all(S1);
-	F.verify_result = UP_R_SIGNATURE;
+	F.sig_result = UP_R_SIGNATURE;
 	clear_sent();
 	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
 	last_sent(UP_T_RESULT, &m);
@@ -988,9 +1115,12 @@ test_power_cut_downloaded_verified(void **state)
 	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
 	last_sent(UP_T_RESULT, &m);
 	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
-	/* The signed descriptor survived: the port saw the whole offer. */
+	/*
+	 * The signed descriptor survived: the signature over the offer as
+	 * loaded after the reboot verified.
+	 */
 	assert_int_equal(N.offer.sig_len, 64);
-	assert_int_equal(N.offer.sig[63], 0x5c);
+	assert_true(F.nsig >= 1);
 	boot("1.0.0");
 	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
 	assert_int_equal(send_activate(S1, 0, 0), UP_OK);
@@ -1580,6 +1710,247 @@ test_xor_read_fails(void **state)
 	assert_int_equal(node_state(NULL), UP_NS_IDLE);
 }
 
+/* ------------------------------------------------------------------ */
+/* Work in steps: erase and verify bounded per tick                   */
+
+/* A 200 KiB image in 1000-byte blocks: four erase steps, seven hashes. */
+#define BIG_SIZE	(200u * 1024)
+#define BIG_BS		1000
+
+static void
+big_offer(uint32_t session)
+{
+	struct up_offer	 o;
+	struct up_msg	 m;
+
+	F.cap = BIG_CAP;
+	offer_fill(&o, BIG_SIZE, BIG_BS);
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_OFFER;
+	m.session = session;
+	m.u.offer = o;
+	assert_int_equal(feed_raw(&m), UP_OK);
+}
+
+static int
+big_block(uint32_t session, uint32_t index)
+{
+	struct up_msg	 m;
+	uint32_t	 off = index * BIG_BS;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DATA;
+	m.session = session;
+	m.u.data.index = index;
+	m.u.data.len = (uint16_t)(BIG_SIZE - off < BIG_BS ? BIG_SIZE - off :
+	    BIG_BS);
+	m.u.data.data = image + off;
+	return (feed_raw(&m));
+}
+
+/*
+ * STATUS_REQ for this node (window 0: answered at the next tick),
+ * without running the work to its end.
+ */
+static void
+poll_status(uint32_t session)
+{
+	struct up_msg	 m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_STATUS_REQ;
+	m.session = session;
+	m.u.target.node_id = NODE_ID;
+	clear_sent();
+	assert_int_equal(feed_raw(&m), UP_OK);
+}
+
+/*
+ * The erase of a new transfer runs one UP_NODE_ERASE_STEP per tick after
+ * the ACCEPT went out, and the node answers between the steps; blocks
+ * land only where the erase has been (one more step for a block just
+ * past its front, none far ahead).
+ */
+static void
+test_erase_in_steps(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 steps;
+
+	clear_sent();
+	big_offer(S1);
+	/* Answered before any erase. */
+	last_sent(UP_T_ACCEPT, &m);
+	assert_int_equal(m.u.accept.code, UP_R_INITIAL);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	assert_int_equal(F.nerase, 0);
+	assert_int_equal(up_node_next_ms(&N), 0);
+
+	/* A block far past the erase's front: dropped, not written. */
+	assert_int_equal(big_block(S1, 150), UP_OK);
+	assert_int_equal(F.nwrites, 0);
+	assert_int_equal(F.nerase, 0);
+	/* Block 0 is just past the front: one step, then stored. */
+	assert_int_equal(big_block(S1, 0), UP_OK);
+	assert_int_equal(F.nerase, 1);
+	assert_int_equal(F.nwrites, 1);
+
+	/* Ticks: one bounded step each; the node answers meanwhile. */
+	steps = F.nerase;
+	while (N.work != 0) {
+		poll_status(S1);
+		up_node_tick(&N);
+		assert_int_equal(F.nerase, (int)++steps);
+		assert_true(F.erase_max <= UP_NODE_ERASE_STEP);
+		last_sent(UP_T_STATUS, &m);
+		assert_int_equal(m.u.status.state, UP_NS_RECEIVING);
+		assert_int_equal(m.u.status.st.held, 1);
+		assert_true(steps < 100);
+	}
+	assert_int_equal(steps, (BIG_SIZE + UP_NODE_ERASE_STEP - 1) /
+	    UP_NODE_ERASE_STEP);
+	/* Block 0 survived the rest of the erase; 150 comes now. */
+	assert_memory_equal(F.slot, image, BIG_BS);
+	assert_int_equal(big_block(S1, 150), UP_OK);
+	assert_int_equal(F.nwrites, 2);
+
+}
+
+/*
+ * A first pass in order, with no tick between the frames (the gateway
+ * sends faster than the port's loop turns): every block meets the
+ * erase's front and is stored; none waits for a repair.
+ */
+static void
+test_erase_keeps_up(void **state)
+{
+	uint32_t	 i;
+
+	big_offer(S1);
+	for (i = 0; i < up_nblocks(BIG_SIZE, BIG_BS); i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(F.nwrites, (int)up_nblocks(BIG_SIZE, BIG_BS));
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_memory_equal(F.slot, image, BIG_SIZE);
+	assert_true(F.erase_max <= UP_NODE_ERASE_STEP);
+	assert_int_equal(N.work, 0);
+}
+
+/* A power cut during the erase: it starts again, nothing is held. */
+static void
+test_erase_power_cut(void **state)
+{
+	struct up_msg	 m;
+	uint32_t	 i, s;
+
+	big_offer(S1);
+	up_node_tick(&N);
+	for (i = 0; i < 20; i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	up_node_set_save_every(&N, 1);
+	assert_int_equal(big_block(S1, 20), UP_OK);
+	assert_true(F.saved);
+	assert_int_equal(N.work, 1);
+	/* The cut. */
+	F.nerase = 0;
+	F.nprepare = 0;
+	N.started = false;
+	memset(&m, 0, sizeof(m));
+	clear_sent();
+	{
+		struct up_node_info info;
+
+		info_fill(&info, "1.0.0");
+		up_node_init(&N, &fake_port, &F, &info, bitmap_buf,
+		    sizeof(bitmap_buf));
+		assert_int_equal(up_node_start(&N, NULL), UP_OK);
+	}
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+	assert_int_equal(N.work, 1);
+	assert_int_equal(N.nheld, 0);
+	last_sent(UP_T_ANNOUNCE, &m);
+	settle();
+	assert_int_equal(F.nprepare, 1);
+	assert_int_equal(F.nerase, (BIG_SIZE + UP_NODE_ERASE_STEP - 1) /
+	    UP_NODE_ERASE_STEP);
+	/* Erased and saved as such: the next cut does not erase again. */
+	boot("1.0.0");
+	assert_int_equal(N.work, 0);
+	assert_int_equal(F.nprepare, 1);
+}
+
+/* A failed erase gives the session up: ABORT(failed), IDLE. */
+static void
+test_erase_fails(void **state)
+{
+	struct up_msg	 m;
+
+	F.erase_fail = 1;
+	big_offer(S1);
+	clear_sent();
+	up_node_tick(&N);
+	last_sent(UP_T_ABORT, &m);
+	assert_int_equal(m.u.target.reason, UP_R_FAILED);
+	assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	assert_int_equal(N.work, 0);
+	assert_int_equal(up_node_next_ms(&N) > 0, 1);
+}
+
+/*
+ * VERIFY hashes UP_NODE_VERIFY_STEP bytes per tick; the node answers a
+ * STATUS_REQ between steps; the RESULT comes when the last step and the
+ * signature check are done; a VERIFY meanwhile starts nothing new.
+ */
+static void
+test_verify_in_steps(void **state)
+{
+	struct up_msg	 m, v;
+	uint32_t	 i, ticks = 0;
+
+	big_offer(S1);
+	settle();
+	for (i = 0; i < up_nblocks(BIG_SIZE, BIG_BS); i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	memset(&v, 0, sizeof(v));
+	v.type = UP_T_VERIFY;
+	v.session = S1;
+	clear_sent();
+	assert_int_equal(feed_raw(&v), UP_OK);
+	assert_int_equal(count_sent(UP_T_RESULT), 0);
+	assert_int_equal(N.work, 2);
+	assert_int_equal(up_node_next_ms(&N), 0);
+	while (N.work != 0) {
+		F.hash_tick = 0;
+		up_node_tick(&N);
+		ticks++;
+		assert_true(F.hash_tick <= UP_NODE_VERIFY_STEP);
+		if (N.work == 0)
+			break;
+		/* Still DOWNLOADED, and answering. */
+		assert_int_equal(count_sent(UP_T_RESULT), 0);
+		poll_status(S1);
+		F.hash_tick = 0;
+		F.now++;
+		up_node_tick(&N);
+		ticks++;
+		last_sent(UP_T_STATUS, &m);
+		assert_int_equal(m.u.status.state, UP_NS_DOWNLOADED);
+		/* A repeated VERIFY starts nothing new. */
+		assert_int_equal(feed_raw(&v), UP_OK);
+		assert_int_equal(count_sent(UP_T_RESULT), 0);
+		assert_true(ticks < 100);
+	}
+	assert_true(F.hash_max <= UP_NODE_VERIFY_STEP);
+	assert_true(ticks >= (BIG_SIZE + UP_NODE_VERIFY_STEP - 1) /
+	    UP_NODE_VERIFY_STEP);
+	assert_int_equal(F.nverify, 1);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+}
+
 int
 main(void)
 {
@@ -1620,6 +1991,11 @@ main(void)
 		cmocka_unit_test_setup(test_xor_big_blocks, setup),
 		cmocka_unit_test_setup(test_xor_completes, setup),
 		cmocka_unit_test_setup(test_xor_read_fails, setup),
+		cmocka_unit_test_setup(test_erase_in_steps, setup),
+		cmocka_unit_test_setup(test_erase_keeps_up, setup),
+		cmocka_unit_test_setup(test_erase_power_cut, setup),
+		cmocka_unit_test_setup(test_erase_fails, setup),
+		cmocka_unit_test_setup(test_verify_in_steps, setup),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -792,9 +793,8 @@ struct fake {
 	uint8_t		 bm[8192];
 	size_t		 bm_len;
 	bool		 saved;
-	const uint8_t	*want_img;	/* what image_check expects */
-	size_t		 want_len;
-	int		 verify_result;
+	EVP_MD_CTX	*sha;		/* port->sha256_* */
+	int		 sig_result;	/* what sig_verify answers */
 	unsigned int	 slot_prepares, pkg_prepares, slot_writes;
 	unsigned int	 pkg_writes, results, accepts;
 	uint8_t		 accept_code, result_state, result_code;
@@ -873,13 +873,15 @@ f_slot_capacity(void *ctx)
 	return (E_SLOT);
 }
 
+/* Counts erases begun (the first step, at offset 0). */
 static int
-f_slot_prepare(void *ctx, uint32_t size)
+f_slot_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	(void)ctx;
-	assert_true(size <= E_SLOT);
-	memset(F.slot, 0xff, size);
-	F.slot_prepares++;
+	assert_true(off <= E_SLOT && len <= E_SLOT - off);
+	memset(F.slot + off, 0xff, len);
+	if (off == 0)
+		F.slot_prepares++;
 	return (0);
 }
 
@@ -903,11 +905,43 @@ f_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 }
 
 static int
-f_image_verify(void *ctx, const struct up_offer *o)
+f_sha_begin(void *ctx)
+{
+	(void)ctx;
+	if (F.sha == NULL)
+		assert_non_null(F.sha = EVP_MD_CTX_new());
+	assert_int_equal(EVP_DigestInit_ex(F.sha, EVP_sha256(), NULL), 1);
+	return (0);
+}
+
+static int
+f_sha_update(void *ctx, const uint8_t *p, size_t n)
+{
+	(void)ctx;
+	assert_int_equal(EVP_DigestUpdate(F.sha, p, n), 1);
+	return (0);
+}
+
+static int
+f_sha_end(void *ctx, uint8_t md[32])
+{
+	unsigned int	 n = 0;
+
+	(void)ctx;
+	assert_int_equal(EVP_DigestFinal_ex(F.sha, md, &n), 1);
+	return (0);
+}
+
+/* The cloud's signature: the test decides. */
+static int
+f_sig_verify(void *ctx, const struct up_offer *o, const uint8_t *d,
+    size_t n)
 {
 	(void)ctx;
 	(void)o;
-	return (F.verify_result);
+	(void)d;
+	(void)n;
+	return (F.sig_result);
 }
 
 static int
@@ -926,11 +960,12 @@ f_pkg_capacity(void *ctx)
 }
 
 static int
-f_pkg_prepare(void *ctx, uint32_t size)
+f_pkg_erase(void *ctx, uint32_t off, uint32_t len)
 {
 	(void)ctx;
-	assert_true(size <= F.pkg_cap);
-	F.pkg_prepares++;
+	assert_true(off <= F.pkg_cap && len <= F.pkg_cap - off);
+	if (off == 0)
+		F.pkg_prepares++;
 	return (0);
 }
 
@@ -962,36 +997,34 @@ f_base_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 	return (0);
 }
 
-/* The fake's "SHA-256": the rebuilt image must be the expected one. */
-static int
-f_image_check(void *ctx, const struct up_offer *o)
-{
-	(void)ctx;
-	if (o->image_size != F.want_len ||
-	    memcmp(F.slot, F.want_img, F.want_len) != 0)
-		return (UP_R_INTEGRITY);
-	return (UP_R_INITIAL);
-}
-
 static const struct up_port e_port = {
 	.send = f_send, .now_ms = f_now, .random = f_random,
 	.save = f_save, .load = f_load,
-	.slot_capacity = f_slot_capacity, .slot_prepare = f_slot_prepare,
+	.slot_capacity = f_slot_capacity, .slot_erase = f_slot_erase,
 	.slot_write = f_slot_write, .slot_read = f_slot_read,
-	.image_verify = f_image_verify, .activate = f_activate,
-	.pkg_capacity = f_pkg_capacity, .pkg_prepare = f_pkg_prepare,
+	.sha256_begin = f_sha_begin, .sha256_update = f_sha_update,
+	.sha256_end = f_sha_end, .sig_verify = f_sig_verify,
+	.activate = f_activate,
+	.pkg_capacity = f_pkg_capacity, .pkg_erase = f_pkg_erase,
 	.pkg_write = f_pkg_write, .pkg_read = f_pkg_read,
-	.base_read = f_base_read, .image_check = f_image_check
+	.base_read = f_base_read
 };
 
 /* The same port before delta support: no package area. */
 static const struct up_port e_port_old = {
 	.send = f_send, .now_ms = f_now, .random = f_random,
 	.save = f_save, .load = f_load,
-	.slot_capacity = f_slot_capacity, .slot_prepare = f_slot_prepare,
+	.slot_capacity = f_slot_capacity, .slot_erase = f_slot_erase,
 	.slot_write = f_slot_write, .slot_read = f_slot_read,
-	.image_verify = f_image_verify, .activate = f_activate
+	.sha256_begin = f_sha_begin, .sha256_update = f_sha_update,
+	.sha256_end = f_sha_end, .sig_verify = f_sig_verify,
+	.activate = f_activate
 };
+
+/* Work in steps of the engine (up_node.c NODE_W_*), for the asserts. */
+#define W_NONE		0
+#define W_HASH		2
+#define W_APPLY		4
 
 /* Boots a fresh engine from F's saved state. */
 static void
@@ -1017,23 +1050,53 @@ static int
 e_setup(void **state)
 {
 	(void)state;
+	EVP_MD_CTX_free(F.sha);
 	memset(&F, 0, sizeof(F));
 	F.now = 1000;
 	F.pkg_cap = E_SLOT;
-	F.verify_result = UP_R_INITIAL;
+	F.sig_result = UP_R_INITIAL;
 	return (0);
+}
+
+/* Ticks while the engine erases (a new transfer's package area). */
+static void
+e_erase(void)
+{
+	unsigned int	 ticks = 0;
+
+	while (N.work == 1) {
+		up_node_tick(&N);
+		assert_true(++ticks < 100000);
+	}
 }
 
 static int
 e_feed(struct up_msg *m)
 {
 	uint8_t		 buf[UP_FRAME_MAX];
-	int		 len;
+	int		 len, e;
 
 	len = up_encode(m, buf, sizeof(buf));
 	assert_true(len > 0);
-	return (up_node_input(&N, buf, (size_t)len));
+	e = up_node_input(&N, buf, (size_t)len);
+	e_erase();
+	return (e);
 }
+
+static void
+e_sha(const uint8_t *p, size_t len, uint8_t md[32])
+{
+	unsigned int	 n = 0;
+
+	assert_int_equal(EVP_Digest(p, len, md, &n, EVP_sha256(), NULL), 1);
+}
+
+static uint8_t *e_old, *e_new, *e_delta;
+static size_t	 e_nlen, e_dlen;
+
+/* The package sent and the image it makes; their digests go in the
+ * offer (NULL: zeros, for offers that are declined anyway). */
+static const uint8_t *e_pkg_bytes, *e_img_bytes;
 
 static void
 e_offer(uint32_t session, const char *from, uint8_t format, uint32_t size,
@@ -1052,6 +1115,12 @@ e_offer(uint32_t session, const char *from, uint8_t format, uint32_t size,
 	o->delta_format = format;
 	o->size = size;
 	o->image_size = image_size;
+	if (e_pkg_bytes != NULL && size == e_dlen)
+		e_sha(e_pkg_bytes, size, o->sha256);
+	if (e_img_bytes != NULL && image_size == e_nlen)
+		e_sha(e_img_bytes, image_size, o->image_sha256);
+	o->sig_alg = UP_SIG_ED25519;
+	o->sig_len = 64;
 	o->block_size = E_BS;
 	o->nblocks = up_nblocks(size, E_BS);
 	F.accepts = 0;
@@ -1087,13 +1156,13 @@ e_verify(uint32_t session)
 	assert_int_equal(e_feed(&m), UP_OK);
 }
 
-/* Ticks until the apply ends; returns the ticks it took. */
+/* Ticks until the checks and the apply end; returns the ticks. */
 static unsigned int
 e_apply(void)
 {
 	unsigned int	 ticks = 0;
 
-	while (N.applying) {
+	while (N.work != W_NONE) {
 		assert_int_equal(up_node_next_ms(&N), 0);
 		up_node_tick(&N);
 		assert_true(++ticks < 100000);
@@ -1101,8 +1170,6 @@ e_apply(void)
 	return (ticks);
 }
 
-static uint8_t *e_old, *e_new, *e_delta;
-static size_t	 e_nlen, e_dlen;
 
 static int
 e_group_setup(void **state)
@@ -1110,6 +1177,8 @@ e_group_setup(void **state)
 	(void)state;
 	e_old = fw_pair(&e_new, &e_nlen);
 	e_delta = xdelta(XD_NODE, e_old, FW_OLD, e_new, e_nlen, &e_dlen);
+	e_pkg_bytes = e_delta;
+	e_img_bytes = e_new;
 	return (0);
 }
 
@@ -1121,8 +1190,6 @@ test_engine_delta(void **state)
 
 	(void)state;
 	memcpy(F.base, e_old, FW_OLD);
-	F.want_img = e_new;
-	F.want_len = e_nlen;
 	e_boot(&e_port, true);
 	e_offer(0x5e550001, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
@@ -1138,9 +1205,17 @@ test_engine_delta(void **state)
 	assert_int_equal(F.slot_writes, 0);
 	assert_memory_equal(F.pkg, e_delta, e_dlen);
 
-	/* VERIFY: the package checks, the apply starts, in steps. */
+	/*
+	 * VERIFY: the package is hashed, then the slot erased and the
+	 * apply runs, all in steps.
+	 */
 	e_verify(0x5e550001);
-	assert_true(N.applying);
+	assert_int_equal(N.work, W_HASH);
+	assert_int_equal(F.slot_prepares, 0);
+	while (N.work != W_APPLY) {
+		assert_int_equal(up_node_next_ms(&N), 0);
+		up_node_tick(&N);
+	}
 	assert_int_equal(F.slot_prepares, 1);
 	assert_int_equal(F.results, 0);
 	up_node_tick(&N);
@@ -1202,8 +1277,6 @@ test_engine_delta_wrong_base(void **state)
 	(void)state;
 	memcpy(F.base, e_old, FW_OLD);
 	F.base[4242] ^= 0x10;
-	F.want_img = e_new;
-	F.want_len = e_nlen;
 	e_boot(&e_port, true);
 	e_offer(9, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
@@ -1224,14 +1297,15 @@ test_engine_delta_malformed(void **state)
 
 	(void)state;
 	memcpy(F.base, e_old, FW_OLD);
-	F.want_img = e_new;
-	F.want_len = e_nlen;
 	bad = malloc(e_dlen);
 	memcpy(bad, e_delta, e_dlen);
 	memset(bad + e_dlen / 2, 0xff, 64);
 	e_boot(&e_port, true);
+	/* Signed as it is (the digest of the broken bytes). */
+	e_pkg_bytes = bad;
 	e_offer(10, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
+	e_pkg_bytes = e_delta;
 	e_send_all(10, bad, e_dlen);
 	e_verify(10);
 	(void)e_apply();
@@ -1240,12 +1314,12 @@ test_engine_delta_malformed(void **state)
 	free(bad);
 	/* A package that fails its own check is never applied. */
 	memset(&F.slot_prepares, 0, sizeof(F.slot_prepares));
-	F.verify_result = UP_R_SIGNATURE;
 	e_offer(11, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
 	e_send_all(11, e_delta, e_dlen);
+	F.sig_result = UP_R_SIGNATURE;
 	e_verify(11);
-	assert_false(N.applying);
+	(void)e_apply();
 	assert_int_equal(F.slot_prepares, 0);
 	assert_int_equal(up_node_get_state(&N, NULL, &res), UP_NS_FAILED);
 	assert_int_equal(res, UP_R_SIGNATURE);
@@ -1258,18 +1332,17 @@ test_engine_delta_powercut(void **state)
 {
 	(void)state;
 	memcpy(F.base, e_old, FW_OLD);
-	F.want_img = e_new;
-	F.want_len = e_nlen;
 	e_boot(&e_port, true);
 	e_offer(12, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
 	e_send_all(12, e_delta, e_dlen);
 	e_verify(12);
+	while (N.work != W_APPLY)
+		up_node_tick(&N);
 	up_node_tick(&N);
-	up_node_tick(&N);
-	assert_true(N.applying);
+	assert_int_equal(N.work, W_APPLY);
 	e_boot(&e_port, true);
-	assert_false(N.applying);
+	assert_int_equal(N.work, W_NONE);
 	assert_int_equal(up_node_get_state(&N, NULL, NULL),
 	    UP_NS_DOWNLOADED);
 	e_verify(12);
@@ -1287,21 +1360,21 @@ test_engine_delta_abort(void **state)
 
 	(void)state;
 	memcpy(F.base, e_old, FW_OLD);
-	F.want_img = e_new;
-	F.want_len = e_nlen;
 	e_boot(&e_port, true);
 	e_offer(13, "1.0.0", UP_DELTA_VCDIFF, (uint32_t)e_dlen,
 	    (uint32_t)e_nlen);
 	e_send_all(13, e_delta, e_dlen);
 	e_verify(13);
+	while (N.work != W_APPLY)
+		up_node_tick(&N);
 	up_node_tick(&N);
-	assert_true(N.applying);
+	assert_int_equal(N.work, W_APPLY);
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_ABORT;
 	m.session = 13;
 	m.u.target.reason = UP_R_ABORTED;
 	assert_int_equal(e_feed(&m), UP_OK);
-	assert_false(N.applying);
+	assert_int_equal(N.work, W_NONE);
 	assert_int_equal(up_node_get_state(&N, NULL, NULL), UP_NS_IDLE);
 	writes = F.slot_writes;
 	up_node_tick(&N);
