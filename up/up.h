@@ -943,14 +943,14 @@ struct up_port {
 };
 
 /*
- * Largest persisted state blob, bytes: a fixed part plus the whole
- * offer (the signed descriptor must survive a reboot so a node can
- * verify after a power cut).  up_node.c checks at compile time that its
- * encoding fits.
+ * Largest persisted state blob, bytes: a fixed part, the whole offer
+ * (the signed descriptor must survive a reboot so a node can verify
+ * after a power cut) and the security floors (§5.4).  up_node.c checks
+ * at compile time that its encoding fits.
  */
 #define UP_NODE_STATE_MAX	(128 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
     2 * (UP_VER_MAX + 1) + UP_MAX_DEPS * (UP_NAME_MAX + UP_VER_MAX + 2) + \
-    UP_SIG_MAX)
+    UP_SIG_MAX + 1 + UP_MAX_COMPONENTS * (UP_NAME_MAX + 5))
 
 /* Bytes of missing-block bitmap one STATUS or ACCEPT may carry. */
 #define UP_NODE_SLICE_MAX	(UP_FRAME_MAX - UP_OVERHEAD - 32)
@@ -977,6 +977,16 @@ struct up_node_info {
 	int8_t		 snr_db;
 	uint8_t		 ncomp;
 	struct up_component comp[UP_MAX_COMPONENTS];
+};
+
+/*
+ * Anti-rollback (docs/up-protocol.md §5.4): the lowest security_version
+ * the node still installs for a component.  It rises to an image's
+ * security_version when that image is confirmed and never falls.
+ */
+struct up_node_floor {
+	char		 component[UP_NAME_MAX + 1];
+	uint32_t	 security_version;
 };
 
 /* A one-shot engine timer; wrap-safe (compared as now - due). */
@@ -1022,6 +1032,9 @@ struct up_node {
 	size_t			 vcd_buf_len;
 	uint8_t			 work;		/* work in steps, or 0 */
 	uint32_t		 work_off;	/* its progress, bytes */
+	/* Anti-rollback floors, persisted with the state (§5.4). */
+	struct up_node_floor	 floor[UP_MAX_COMPONENTS];
+	uint8_t			 nfloor;
 	/* FEC (up_node_set_fec_workspace): NULL = PARITY ignored. */
 	uint8_t			*fec_ws;
 	size_t			 fec_ws_len;
@@ -1121,6 +1134,25 @@ void		 up_node_set_fec_workspace(struct up_node *, void *ws,
  */
 void		 up_node_set_delta_mem(struct up_node *, struct up_vcd *,
 		    uint8_t *buf, size_t buf_len);
+
+/*
+ * The security floor of `component' (docs/up-protocol.md §5.4): the
+ * lowest security_version the node installs for it (0: none yet).
+ */
+uint32_t	 up_node_get_floor(const struct up_node *,
+		    const char *component);
+
+/*
+ * Raises the floor of `component' to `security_version' (never lowers
+ * it) and persists it: for a platform that learns the running image's
+ * security version elsewhere (an image header the bootloader checked, a
+ * hardware counter).  Call after up_node_start().  Returns UP_OK,
+ * UP_ESTATE before start, UP_ENOSPC when every one of the
+ * UP_MAX_COMPONENTS floors is taken, or UP_EPORT (not saved; the floor
+ * holds in RAM and is saved with the next state change).
+ */
+int		 up_node_raise_floor(struct up_node *, const char *component,
+		    uint32_t security_version);
 
 /* The node's state (enum up_node_state); session and result if not
  * NULL.  For logs and tests. */

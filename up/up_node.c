@@ -27,9 +27,10 @@
 
 /*
  * State blob: "UPN1" little-endian, then the format version: 2 since the
- * offer carries security_version and desc_flags.  Format 1 (the offer
- * without them) is still read, so a node whose engine was itself the
- * update finds the session that installed it.
+ * offer carries security_version and desc_flags and the blob ends with
+ * the security floors (§5.4).  Format 1 (that offer without them, no
+ * floors) is still read, so a node whose engine was itself the update
+ * finds the session that installed it.
  */
 #define NODE_BLOB_MAGIC		0x314e5055u
 #define NODE_BLOB_VERSION	2
@@ -67,8 +68,9 @@
 #define NODE_BLOB_OFFER		(93 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
     2 * (UP_VER_MAX + 1) + UP_MAX_DEPS * (UP_NAME_MAX + UP_VER_MAX + 2) + \
     UP_SIG_MAX)
-typedef char up_node_blob_fits[(NODE_BLOB_FIXED + NODE_BLOB_OFFER <=
-    UP_NODE_STATE_MAX) ? 1 : -1];
+#define NODE_BLOB_FLOORS	(1 + UP_MAX_COMPONENTS * (UP_NAME_MAX + 5))
+typedef char up_node_blob_fits[(NODE_BLOB_FIXED + NODE_BLOB_OFFER +
+    NODE_BLOB_FLOORS <= UP_NODE_STATE_MAX) ? 1 : -1];
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
@@ -150,6 +152,86 @@ node_same_package(const struct up_offer *a, const struct up_offer *b)
 {
 	return (a->size == b->size && a->block_size == b->block_size &&
 	    memcmp(a->sha256, b->sha256, sizeof(a->sha256)) == 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Anti-rollback (docs/up-protocol.md §5.4)                           */
+
+static struct up_node_floor *
+node_floor_find(const struct up_node *n, const char *component)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < n->nfloor && i < UP_MAX_COMPONENTS; i++)
+		if (strcmp(n->floor[i].component, component) == 0)
+			return ((struct up_node_floor *)&n->floor[i]);
+	return (NULL);
+}
+
+/* The lowest security_version the node installs for `component'. */
+static uint32_t
+node_floor(const struct up_node *n, const char *component)
+{
+	const struct up_node_floor *f;
+
+	f = node_floor_find(n, component);
+	return (f != NULL ? f->security_version : 0);
+}
+
+/* Whether a floor of `sv' for `component' has room (an entry). */
+static bool
+node_floor_room(const struct up_node *n, const char *component,
+    uint32_t sv)
+{
+	return (sv == 0 || node_floor_find(n, component) != NULL ||
+	    n->nfloor < UP_MAX_COMPONENTS);
+}
+
+/* Raises the floor in RAM (the caller persists); false if no room. */
+static bool
+node_floor_raise(struct up_node *n, const char *component, uint32_t sv)
+{
+	struct up_node_floor *f;
+	size_t		 len;
+
+	if ((f = node_floor_find(n, component)) == NULL) {
+		if (sv == 0)
+			return (true);
+		if (n->nfloor >= UP_MAX_COMPONENTS)
+			return (false);
+		f = &n->floor[n->nfloor++];
+		len = strlen(component);
+		if (len > UP_NAME_MAX)
+			len = UP_NAME_MAX;
+		memcpy(f->component, component, len);
+		f->component[len] = '\0';
+		f->security_version = 0;
+	}
+	if (sv > f->security_version)
+		f->security_version = sv;
+	return (true);
+}
+
+/*
+ * The anti-rollback rule (§5.4) for an image of `o' against what the
+ * node runs now: UP_R_DOWNGRADE when its security version is below the
+ * component's floor (whatever the descriptor allows), or when it is
+ * older than the running version (§2.7) and the cloud did not sign it as
+ * a downgrade; else UP_R_INITIAL.  Checked before an OFFER erases
+ * anything, at ACTIVATE and at boot.
+ */
+static int
+node_rollback_code(const struct up_node *n, const struct up_offer *o)
+{
+	const char	*run;
+
+	if (o->security_version < node_floor(n, o->component))
+		return (UP_R_DOWNGRADE);
+	run = node_version(n, o->component);
+	if (run != NULL && up_version_cmp(o->to_version, run) < 0 &&
+	    (o->desc_flags & UP_DESC_DOWNGRADE) == 0)
+		return (UP_R_DOWNGRADE);
+	return (UP_R_INITIAL);
 }
 
 /* Copies a NUL-terminated string into dst[cap], truncating. */
@@ -304,9 +386,12 @@ node_bitmap_len(const struct up_node *n)
 
 /*
  * Saves state and bitmap.  Blob layout (all little-endian):
- *   u32 magic "UPN1", u8 format 1, u8 state, u8 result, u8 flags,
+ *   u32 magic "UPN1", u8 format 2, u8 state, u8 result, u8 flags,
  *   u32 session, u32 bitmap bytes, u32 CRC-32 of the bitmap,
- *   the OFFER payload (up_offer_wr), u32 CRC-32 of everything before it.
+ *   the OFFER payload (up_offer_wr), u8 nfloor and nfloor times (str
+ *   component, u32 security floor), u32 CRC-32 of everything before it.
+ * The floors ride in every save, so they are as safe as the session:
+ * the port's save is atomic.
  */
 static int
 node_persist(struct up_node *n)
@@ -314,6 +399,7 @@ node_persist(struct up_node *n)
 	uint8_t		 blob[UP_NODE_STATE_MAX];
 	struct up_wr	 wr;
 	size_t		 blen;
+	unsigned int	 i;
 	uint8_t		 flags = 0;
 
 	blen = node_bitmap_len(n);
@@ -333,6 +419,11 @@ node_persist(struct up_node *n)
 	up_wr_u32(&wr, (uint32_t)blen);
 	up_wr_u32(&wr, up_crc32(0, n->bitmap_buf, blen));
 	up_offer_wr(&wr, &n->offer);
+	up_wr_u8(&wr, n->nfloor);
+	for (i = 0; i < n->nfloor; i++) {
+		up_wr_str(&wr, n->floor[i].component);
+		up_wr_u32(&wr, n->floor[i].security_version);
+	}
 	if (up_wr_err(&wr) == UP_OK)
 		up_wr_u32(&wr, up_crc32(0, blob, wr.off));
 	if (up_wr_err(&wr) != UP_OK) {
@@ -367,10 +458,12 @@ node_load(struct up_node *n)
 {
 	uint8_t		 blob[UP_NODE_STATE_MAX];
 	struct up_offer	 o;
+	struct up_node_floor fl[UP_MAX_COMPONENTS];
 	struct up_rd	 rd;
 	size_t		 slen = 0, blen = 0;
 	uint32_t	 magic, session, bmlen, bmcrc, crc;
-	uint8_t		 ver, state, result, flags;
+	unsigned int	 i, j;
+	uint8_t		 ver, state, result, flags, nfl = 0;
 
 	if (n->port->load(n->ctx, blob, sizeof(blob), &slen, n->bitmap_buf,
 	    n->bitmap_cap, &blen) != 0)
@@ -396,14 +489,32 @@ node_load(struct up_node *n)
 	bmlen = up_rd_u32(&rd);
 	bmcrc = up_rd_u32(&rd);
 	memset(&o, 0, sizeof(o));
+	memset(fl, 0, sizeof(fl));
 	if (ver == NODE_BLOB_VERSION_1)
 		up_offer_rd_v1(&rd, &o);
-	else
+	else {
 		up_offer_rd(&rd, &o);
+		nfl = up_rd_u8(&rd);
+		/* Check the count before it indexes the array. */
+		if (nfl > UP_MAX_COMPONENTS)
+			return (UP_ELEN);
+		for (i = 0; i < nfl; i++) {
+			up_rd_str(&rd, fl[i].component, UP_NAME_MAX);
+			fl[i].security_version = up_rd_u32(&rd);
+		}
+	}
 	if (up_rd_err(&rd) != UP_OK)
 		return (up_rd_err(&rd));
 	if (up_rd_left(&rd) != 0)
 		return (UP_ELEN);
+	/* One floor per component, each named. */
+	for (i = 0; i < nfl; i++) {
+		if (fl[i].component[0] == '\0')
+			return (UP_ERANGE);
+		for (j = 0; j < i; j++)
+			if (strcmp(fl[i].component, fl[j].component) == 0)
+				return (UP_ERANGE);
+	}
 
 	if (state > UP_NS_FAILED || result > UP_R_DOWNGRADE ||
 	    (flags & ~NODE_BF_KNOWN) != 0)
@@ -435,6 +546,8 @@ node_load(struct up_node *n)
 	n->unacked = (flags & NODE_BF_UNACKED) != 0;
 	n->switched = (flags & NODE_BF_SWITCHED) != 0;
 	n->work = (flags & NODE_BF_ERASING) != 0 ? NODE_W_ERASE : NODE_W_NONE;
+	memcpy(n->floor, fl, sizeof(n->floor));
+	n->nfloor = nfl;
 	n->work_off = 0;
 	n->session = session;
 	n->offer = o;
@@ -863,9 +976,42 @@ node_stale(const struct up_node *n, uint32_t now)
 }
 
 /*
- * Whether to take an applicable offer for a new package: UP_R_INITIAL
- * or the decline code, in the order of §5.2 step 2: facts about the node
- * first, local policy last.
+ * One staging slot (§5.2 step 2): may an offer for another session take
+ * it from the session the node holds?  UP_R_INITIAL or UP_R_BUSY.
+ *  - during ACTIVATING nothing may: the switch is under way;
+ *  - the same package under a new session id resumes it;
+ *  - a newer version (§2.7) of the held image's component supersedes a
+ *    downloaded-but-not-activated image (RECEIVING, DOWNLOADED,
+ *    VERIFIED): it would never be activated now, and holding it would
+ *    strand the node behind a session that may no longer exist;
+ *  - anything else waits until the held session is stale.  Otherwise two
+ *    concurrent offers would evict each other's blocks forever.
+ */
+static int
+node_slot_code(struct up_node *n, const struct up_msg *m)
+{
+	const struct up_offer *o = &m->u.offer, *held = &n->offer;
+
+	if (n->session == 0 || n->session == m->session ||
+	    n->state < UP_NS_RECEIVING || n->state > UP_NS_ACTIVATING)
+		return (UP_R_INITIAL);
+	if (n->state == UP_NS_ACTIVATING)
+		return (UP_R_BUSY);
+	if (node_same_package(o, held))
+		return (UP_R_INITIAL);
+	if (strcmp(o->component, held->component) == 0 &&
+	    up_version_cmp(o->to_version, held->to_version) > 0)
+		return (UP_R_INITIAL);
+	if (node_stale(n, node_now(n)))
+		return (UP_R_INITIAL);
+	return (UP_R_BUSY);
+}
+
+/*
+ * Whether to take an applicable offer: UP_R_INITIAL or the decline code,
+ * in the order of §5.2 step 2: facts about the node first (cheapest
+ * first), then the staging slot, the signature, local policy last.
+ * Nothing here writes: a declined offer changes nothing.
  */
 static int
 node_offer_code(struct up_node *n, const struct up_msg *m,
@@ -875,9 +1021,15 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	const char	*v;
 	uint32_t	 cap, need;
 	unsigned int	 i;
+	int		 r;
 
 	if (strcmp(running, o->to_version) == 0)
 		return (UP_R_ALREADY);
+	/* A signed flag this node does not know may restrict the image. */
+	if ((o->desc_flags & ~UP_DESC_KNOWN) != 0)
+		return (UP_R_UNSUPPORTED);
+	if ((r = node_rollback_code(n, o)) != UP_R_INITIAL)
+		return (r);
 	if (o->kind == UP_KIND_DELTA) {
 		if (strcmp(running, o->from_version) != 0)
 			return (UP_R_BASE_MISMATCH);
@@ -906,19 +1058,19 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	if (n->info.max_frame != 0 &&
 	    (size_t)o->block_size + UP_DATA_OVERHEAD > n->info.max_frame)
 		return (UP_R_NO_MEMORY);
+	/* Its floor must have a place to be kept once it is confirmed. */
+	if (!node_floor_room(n, o->component, o->security_version))
+		return (UP_R_NO_MEMORY);
+	if ((r = node_slot_code(n, m)) != UP_R_INITIAL)
+		return (r);
 	/*
-	 * One staging slot: a live session for another package keeps it
-	 * until it finishes, is aborted or goes stale.  Otherwise two
-	 * concurrent offers would evict each other's blocks forever.  The
-	 * same package under a new session id is a resume, not a rival,
-	 * unless the slot switch is already under way.
+	 * The signature now, before anything is erased (§5.4): the checks
+	 * above trusted the offer's word for the version, the security
+	 * version and the downgrade permission, and a forged offer must
+	 * not cost the slot.
 	 */
-	if (n->session != 0 && n->session != m->session &&
-	    n->state >= UP_NS_RECEIVING && n->state <= UP_NS_ACTIVATING &&
-	    (n->state == UP_NS_ACTIVATING ||
-	    (!node_same_package(o, &n->offer) &&
-	    !node_stale(n, node_now(n)))))
-		return (UP_R_BUSY);
+	if ((r = node_sig_check(n, o)) != UP_R_INITIAL)
+		return (r == UP_R_UNSUPPORTED ? r : UP_R_SIGNATURE);
 	if (n->port->offer_check != NULL)
 		return (n->port->offer_check(n->ctx, o));
 	return (UP_R_INITIAL);
@@ -962,6 +1114,13 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		return (node_send_accept(n, m->session, (uint8_t)code));
 	}
 
+	if (live && n->session != m->session &&
+	    !node_same_package(o, &n->offer))
+		up_logf(UP_LOG_INFO, "node %016llx: session %08lx (%s %s, %s) "
+		    "given up for session %08lx (%s %s)", node_id(n),
+		    (unsigned long)n->session, n->offer.component,
+		    n->offer.to_version, up_state_str(n->state),
+		    (unsigned long)m->session, o->component, o->to_version);
 	n->t_status.armed = false;
 	n->t_result.armed = false;
 	n->t_activate.armed = false;
@@ -1458,6 +1617,15 @@ node_on_activate(struct up_node *n, const struct up_msg *m)
 		return (UP_OK);
 	if (n->state != UP_NS_VERIFIED)
 		return (UP_ESTATE);
+	/* Nor one the anti-rollback rule now refuses (§5.4). */
+	if (node_rollback_code(n, &n->offer) != UP_R_INITIAL) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: %s %s is "
+		    "a downgrade now, not activated", node_id(n),
+		    (unsigned long)n->session, n->offer.component,
+		    n->offer.to_version);
+		node_finish(n, UP_NS_FAILED, UP_R_DOWNGRADE);
+		return (UP_OK);
+	}
 	node_set_state(n, UP_NS_ACTIVATING, UP_R_INITIAL);
 	node_timer_arm(&n->t_activate, now, m->u.activate.delay_ms);
 	return (UP_OK);
@@ -1551,6 +1719,30 @@ up_node_set_delta_mem(struct up_node *n, struct up_vcd *vcd, uint8_t *buf,
 	n->vcd_buf_len = buf_len;
 }
 
+uint32_t
+up_node_get_floor(const struct up_node *n, const char *component)
+{
+	return (node_floor(n, component));
+}
+
+int
+up_node_raise_floor(struct up_node *n, const char *component,
+    uint32_t security_version)
+{
+	if (!n->started)
+		return (UP_ESTATE);
+	if (component == NULL || component[0] == '\0' ||
+	    strlen(component) > UP_NAME_MAX)
+		return (UP_EINVAL);
+	if (security_version <= node_floor(n, component))
+		return (UP_OK);
+	if (!node_floor_raise(n, component, security_version))
+		return (UP_ENOSPC);
+	up_logf(UP_LOG_INFO, "node %016llx: security floor of %s raised to "
+	    "%lu", node_id(n), component, (unsigned long)security_version);
+	return (node_persist(n));
+}
+
 uint8_t
 up_node_get_state(const struct up_node *n, uint32_t *session,
     uint8_t *result)
@@ -1613,6 +1805,22 @@ up_node_start(struct up_node *n, const char *running_version)
 		    "state %s with %lu of %lu blocks held", node_id(n),
 		    (unsigned long)n->session, up_state_str(n->state),
 		    (unsigned long)n->nheld, (unsigned long)n->offer.nblocks);
+	/*
+	 * Anti-rollback at boot (§5.4): an image held but not yet switched
+	 * to is given up if it is a downgrade of what runs now (the
+	 * platform may boot something else than it did when the offer was
+	 * taken).  The floors came back with the state.
+	 */
+	if (n->session != 0 && n->state >= UP_NS_RECEIVING &&
+	    (n->state <= UP_NS_VERIFIED || (n->state == UP_NS_ACTIVATING &&
+	    !n->switched)) &&
+	    node_rollback_code(n, &n->offer) != UP_R_INITIAL) {
+		up_logf(UP_LOG_WARN, "node %016llx: session %08lx: %s %s is a "
+		    "downgrade of what runs now, given up", node_id(n),
+		    (unsigned long)n->session, n->offer.component,
+		    n->offer.to_version);
+		node_finish(n, UP_NS_FAILED, UP_R_DOWNGRADE);
+	}
 	switch (n->state) {
 	case UP_NS_RECEIVING:
 		/* The last block may have landed just before the cut. */
@@ -1630,9 +1838,19 @@ up_node_start(struct up_node *n, const char *running_version)
 		 * the new version runs only if it passed the health check.
 		 */
 		run = node_version(n, n->offer.component);
-		if (run != NULL && strcmp(run, n->offer.to_version) == 0)
+		if (run != NULL && strcmp(run, n->offer.to_version) == 0) {
+			/*
+			 * Confirmed: the floor rises to the image's security
+			 * version in the very save that records UPDATED, so
+			 * no power cut can leave one without the other.
+			 */
+			if (!node_floor_raise(n, n->offer.component,
+			    n->offer.security_version))
+				up_logf(UP_LOG_WARN, "node %016llx: no room "
+				    "for the floor of %s", node_id(n),
+				    n->offer.component);
 			node_finish(n, UP_NS_UPDATED, UP_R_SUCCESS);
-		else
+		} else
 			node_finish(n, UP_NS_FAILED, UP_R_ROLLED_BACK);
 		break;
 	case UP_NS_UPDATED:

@@ -1281,6 +1281,7 @@ test_declines(void **state)
 	o.ndeps = 1;
 	strcpy(o.deps[0].component, "os");
 	strcpy(o.deps[0].min_version, "2.3.0-rc1");
+	offer_sign(&o);
 	expect_decline(S1, &o, UP_R_INITIAL);
 	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
 }
@@ -1293,10 +1294,11 @@ test_busy_and_stale(void **state)
 
 	offer_default(S1);
 	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
-	/* Another package while S1 is live: busy, S1 kept. */
+	/* Another component's package while S1 is live: busy, S1 kept. */
 	offer_fill(&o, 2000, 200);
-	memset(o.sha256, 0xcd, sizeof(o.sha256));
-	strcpy(o.to_version, "1.2.0");
+	strcpy(o.component, "os");
+	strcpy(o.to_version, "2.4");
+	offer_sign(&o);
 	expect_decline(S2, &o, UP_R_BUSY);
 	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
 	assert_int_equal(s, S1);
@@ -1951,6 +1953,506 @@ test_verify_in_steps(void **state)
 	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
 }
 
+/* ------------------------------------------------------------------ */
+/* Anti-rollback (docs/up-protocol.md §5.4)                           */
+
+#define S3		0xc0ffee03u
+#define S4		0xc0ffee04u
+
+/* The default package as app `to', security version `sv', `flags'. */
+static void
+offer_as(struct up_offer *o, const char *to, uint32_t sv, uint8_t flags)
+{
+	offer_fill(o, PKG_SIZE, PKG_BS);
+	strcpy(o->to_version, to);
+	o->security_version = sv;
+	o->desc_flags = flags;
+	offer_sign(o);
+}
+
+/* A signed full image of the first `size' bytes, app `to'. */
+static void
+offer_sized(struct up_offer *o, const char *to, uint32_t size)
+{
+	offer_fill(o, size, PKG_BS);
+	strcpy(o->to_version, to);
+	offer_sign(o);
+}
+
+/* Takes `o' all the way: download, verify, activate, boot, ACK. */
+static void
+install(uint32_t session, const struct up_offer *o)
+{
+	struct up_msg	 m;
+	uint32_t	 i;
+	uint8_t		 res;
+
+	expect_decline(session, o, UP_R_INITIAL);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(session, i, PKG_SIZE, PKG_BS),
+		    UP_OK);
+	assert_int_equal(send_target(UP_T_VERIFY, session, 0, 0, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(send_activate(session, 0, 0), UP_OK);
+	advance(0);
+	boot(o->to_version);
+	assert_int_equal(up_node_get_state(&N, NULL, &res), UP_NS_UPDATED);
+	assert_int_equal(res, UP_R_SUCCESS);
+	assert_int_equal(send_target(UP_T_RESULT_ACK, session, NODE_ID, 0, 0),
+	    UP_OK);
+	last_sent(UP_T_ANNOUNCE, &m);
+	assert_string_equal(m.u.announce.comp[0].version, o->to_version);
+}
+
+/* Everything an offer must not have touched, to compare afterwards. */
+struct untouched {
+	uint8_t		 slot[SLOT_CAP];
+	int		 nerase, nwrites, nsaves;
+	uint8_t		 state;
+	uint32_t	 session, nheld;
+};
+
+static void
+snap(struct untouched *u)
+{
+	memcpy(u->slot, F.slot, sizeof(u->slot));
+	u->nerase = F.nerase;
+	u->nwrites = F.nwrites;
+	u->nsaves = F.nsaves;
+	u->state = node_state(&u->session);
+	u->nheld = N.nheld;
+}
+
+static void
+same_as(const struct untouched *u)
+{
+	uint32_t	 s;
+
+	assert_memory_equal(u->slot, F.slot, sizeof(u->slot));
+	assert_int_equal(F.nerase, u->nerase);
+	assert_int_equal(F.nwrites, u->nwrites);
+	assert_int_equal(F.nsaves, u->nsaves);
+	assert_int_equal(node_state(&s), u->state);
+	assert_int_equal(s, u->session);
+	assert_int_equal(N.nheld, u->nheld);
+}
+
+/* Replays the DATA of the default package in `session'. */
+static void
+replay_data(uint32_t session)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < PKG_NB; i++)
+		(void)send_block(session, i, PKG_SIZE, PKG_BS);
+}
+
+/*
+ * The issue's attack: a node that runs app 2.0.0 (security version 2)
+ * gets a replayed, genuinely signed OFFER and the DATA of an old session
+ * (app 1.1.0, security version 1).  It declines `downgrade' and writes,
+ * erases and saves nothing.  An old package signed before the anti-
+ * rollback fields existed (form 1: security version 0) is refused the
+ * same way, and so is a replay at the floor but of an older version.
+ */
+static void
+test_replayed_old_package(void **state)
+{
+	struct untouched u;
+	struct up_offer	 o, old;
+	uint32_t	 s;
+
+	offer_as(&o, "2.0.0", 2, 0);
+	install(S1, &o);
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	offer_as(&old, "1.1.0", 1, 0);
+	snap(&u);
+	expect_decline(S2, &old, UP_R_DOWNGRADE);
+	replay_data(S2);
+	same_as(&u);
+
+	/* Form 1 (signed before security versions): floor 2 > 0. */
+	offer_as(&old, "1.1.0", 0, 0);
+	expect_decline(S3, &old, UP_R_DOWNGRADE);
+	/* At the floor, but older than what runs, unsigned as one. */
+	offer_as(&old, "1.9.9", 2, 0);
+	expect_decline(S3, &old, UP_R_DOWNGRADE);
+	replay_data(S3);
+	same_as(&u);
+	/* After a reboot: the floor and the refusal stay. */
+	boot("2.0.0");
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	offer_as(&old, "1.1.0", 1, 0);
+	expect_decline(S2, &old, UP_R_DOWNGRADE);
+	assert_int_equal(node_state(&s), UP_NS_UPDATED);
+	assert_int_equal(s, S1);
+}
+
+/*
+ * A downgrade the cloud signed as one (desc_flags UP_DESC_DOWNGRADE) is
+ * taken, as long as its security version is not below the floor; the
+ * floor never falls and no flag lowers it.
+ */
+static void
+test_signed_downgrade(void **state)
+{
+	struct up_offer	 o;
+
+	offer_as(&o, "2.0.0", 2, 0);
+	install(S1, &o);
+	offer_as(&o, "1.5.0", 2, UP_DESC_DOWNGRADE);
+	install(S2, &o);
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	/* Below the floor: refused, whatever the flag says. */
+	offer_as(&o, "1.4.0", 1, UP_DESC_DOWNGRADE);
+	expect_decline(S3, &o, UP_R_DOWNGRADE);
+	offer_as(&o, "9.0.0", 1, 0);
+	expect_decline(S3, &o, UP_R_DOWNGRADE);
+	/* A newer version at a higher security version raises it. */
+	offer_as(&o, "3.0.0", 7, 0);
+	install(S3, &o);
+	assert_int_equal(up_node_get_floor(&N, "app"), 7);
+	/* A signed downgrade at the floor still goes. */
+	offer_as(&o, "2.9.0", 7, UP_DESC_DOWNGRADE);
+	install(S4, &o);
+	assert_int_equal(up_node_get_floor(&N, "app"), 7);
+}
+
+/*
+ * The node checks the signature at the OFFER, before it erases: a
+ * forged claim of a newer version, of a downgrade permission or of a
+ * higher security version costs nothing.  A signed flag it does not
+ * know is declined `unsupported'.
+ */
+static void
+test_forged_claims(void **state)
+{
+	struct untouched u;
+	struct up_offer	 o, old;
+
+	offer_as(&o, "2.0.0", 2, 0);
+	install(S1, &o);
+	snap(&u);
+	offer_as(&old, "1.1.0", 2, 0);
+	strcpy(old.to_version, "3.0.0");
+	expect_decline(S2, &old, UP_R_SIGNATURE);
+	offer_as(&old, "1.1.0", 2, 0);
+	old.desc_flags = UP_DESC_DOWNGRADE;
+	expect_decline(S2, &old, UP_R_SIGNATURE);
+	offer_as(&old, "3.0.0", 1, 0);
+	old.security_version = 9;
+	expect_decline(S2, &old, UP_R_SIGNATURE);
+	replay_data(S2);
+	same_as(&u);
+	/* Unknown flag bits, signed: not this node's to ignore. */
+	offer_as(&o, "3.0.0", 3, 0x80);
+	expect_decline(S2, &o, UP_R_UNSUPPORTED);
+	offer_as(&o, "3.0.0", 3, 0x80 | UP_DESC_DOWNGRADE);
+	expect_decline(S2, &o, UP_R_UNSUPPORTED);
+	same_as(&u);
+	/* The genuine offer goes. */
+	offer_as(&o, "3.0.0", 3, 0);
+	expect_decline(S2, &o, UP_R_INITIAL);
+}
+
+/*
+ * Power cuts.  The floor rises in the same save that records UPDATED,
+ * so a cut right after the confirm keeps both.  A node cut in the middle
+ * of a later update still refuses the old package afterwards, and the
+ * refusal leaves the interrupted transfer as it was.
+ */
+static void
+test_floor_power_cuts(void **state)
+{
+	struct untouched u;
+	struct up_offer	 o, old;
+	uint32_t	 s, i;
+
+	offer_as(&o, "2.0.0", 2, 0);
+	expect_decline(S1, &o, UP_R_INITIAL);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	assert_int_equal(send_activate(S1, 0, 0), UP_OK);
+	advance(0);
+	assert_int_equal(up_node_get_floor(&N, "app"), 0);
+	/* Boot into 2.0.0, confirmed; cut before the RESULT is ACKed. */
+	boot("2.0.0");
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	boot("2.0.0");
+	assert_int_equal(node_state(&s), UP_NS_UPDATED);
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	assert_true(N.unacked);
+	assert_int_equal(send_target(UP_T_RESULT_ACK, S1, NODE_ID, 0, 0),
+	    UP_OK);
+
+	/* A later update, cut after some blocks were saved. */
+	up_node_set_save_every(&N, 3);
+	offer_as(&o, "2.1.0", 3, 0);
+	expect_decline(S2, &o, UP_R_INITIAL);
+	for (i = 0; i < 7; i++)
+		assert_int_equal(send_block(S2, i, PKG_SIZE, PKG_BS), UP_OK);
+	boot("2.0.0");
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S2);
+	assert_int_equal(N.nheld, 6);
+	assert_int_equal(up_node_get_floor(&N, "app"), 2);
+	snap(&u);
+	offer_as(&old, "1.1.0", 1, 0);
+	expect_decline(S3, &old, UP_R_DOWNGRADE);
+	replay_data(S3);
+	same_as(&u);
+	/* And the interrupted one completes. */
+	for (i = 6; i < PKG_NB; i++)
+		assert_int_equal(send_block(S2, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+}
+
+/*
+ * A held image is checked again at boot and at ACTIVATE: if what runs or
+ * the floor moved since the OFFER, it is a downgrade now and is given up
+ * (FAILED, downgrade), never activated.
+ */
+static void
+test_rollback_at_boot_and_activate(void **state)
+{
+	struct up_offer	 o;
+	struct up_msg	 m;
+	uint32_t	 i;
+	uint8_t		 res;
+
+	offer_as(&o, "1.5.0", 1, 0);
+	expect_decline(S1, &o, UP_R_INITIAL);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	/* The platform now boots app 2.0.0 (installed another way). */
+	clear_sent();
+	boot("2.0.0");
+	assert_int_equal(up_node_get_state(&N, NULL, &res), UP_NS_FAILED);
+	assert_int_equal(res, UP_R_DOWNGRADE);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.result, UP_R_DOWNGRADE);
+
+	/* A floor raised by the platform after VERIFY stops ACTIVATE. */
+	boot("1.0.0");
+	offer_as(&o, "1.6.0", 1, 0);
+	expect_decline(S2, &o, UP_R_INITIAL);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(S2, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(send_target(UP_T_VERIFY, S2, 0, 0, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	assert_int_equal(up_node_raise_floor(&N, "app", 4), UP_OK);
+	assert_int_equal(up_node_raise_floor(&N, "app", 3), UP_OK);
+	assert_int_equal(up_node_get_floor(&N, "app"), 4);
+	assert_int_equal(send_activate(S2, 0, 0), UP_OK);
+	advance(0);
+	assert_int_equal(F.nactivate, 0);
+	assert_int_equal(up_node_get_state(&N, NULL, &res), UP_NS_FAILED);
+	assert_int_equal(res, UP_R_DOWNGRADE);
+	/* The raised floor was saved. */
+	boot("1.0.0");
+	assert_int_equal(up_node_get_floor(&N, "app"), 4);
+}
+
+/* Floors of several components, each kept; a full table declines. */
+static void
+test_floors_table(void **state)
+{
+	struct up_offer	 o;
+	char		 name[8];
+	unsigned int	 i;
+
+	assert_int_equal(up_node_raise_floor(&N, "", 1), UP_EINVAL);
+	for (i = 0; i < UP_MAX_COMPONENTS; i++) {
+		snprintf(name, sizeof(name), "c%u", i);
+		assert_int_equal(up_node_raise_floor(&N, name, i + 1), UP_OK);
+	}
+	assert_int_equal(up_node_raise_floor(&N, "app", 1), UP_ENOSPC);
+	boot("1.0.0");
+	for (i = 0; i < UP_MAX_COMPONENTS; i++) {
+		snprintf(name, sizeof(name), "c%u", i);
+		assert_int_equal(up_node_get_floor(&N, name), i + 1);
+	}
+	/* An app image with a security version has nowhere to go. */
+	offer_as(&o, "1.1.0", 1, 0);
+	expect_decline(S1, &o, UP_R_NO_MEMORY);
+	/* One without is fine. */
+	offer_as(&o, "1.1.0", 0, 0);
+	expect_decline(S1, &o, UP_R_INITIAL);
+}
+
+/*
+ * State saved by an engine of before the anti-rollback fields (blob
+ * format 1, the fuzz corpus' `receiving' seed) still loads: the node
+ * updated over the air finds the session that installed it.
+ */
+static void
+test_old_state_loads(void **state)
+{
+	FILE		*f;
+	uint8_t		 buf[UP_NODE_STATE_MAX + BITMAP_CAP + 2];
+	size_t		 len, blen;
+	uint32_t	 s;
+
+	f = fopen(UB_SOURCE_DIR "/tests/fuzz/corpus/fuzz_node_state/"
+	    "receiving", "rb");
+	assert_non_null(f);
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	blen = (size_t)buf[0] | (size_t)buf[1] << 8;
+	assert_true(blen + 2 <= len);
+	assert_int_equal(buf[2 + 4], 1);	/* format 1 */
+	memcpy(F.state, buf + 2, blen);
+	F.state_len = blen;
+	memcpy(F.bitmap, buf + 2 + blen, len - 2 - blen);
+	F.bitmap_len = len - 2 - blen;
+	F.saved = 1;
+	boot("1.0.0");
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_true(s != 0);
+	assert_int_equal(N.offer.security_version, 0);
+	assert_int_equal(N.offer.desc_flags, 0);
+	assert_int_equal(up_node_get_floor(&N, "app"), 0);
+	/* Saved again, it is format 2. */
+	assert_int_equal(up_node_raise_floor(&N, "os", 1), UP_OK);
+	assert_int_equal(F.state[4], 2);
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	assert_int_equal(up_node_get_floor(&N, "os"), 1);
+	/* A floor above the held image's: given up at boot (§5.4). */
+	assert_int_equal(up_node_raise_floor(&N, "app", 1), UP_OK);
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_FAILED);
+}
+
+/* ------------------------------------------------------------------ */
+/* One staging slot: supersede, busy, and ABORT releases               */
+
+/*
+ * A newer version of the held image's component supersedes a
+ * downloaded-but-not-activated image (RECEIVING, DOWNLOADED, VERIFIED),
+ * also after a reboot (the orphan of a session that no longer exists);
+ * anything else is busy; during ACTIVATING nothing takes the slot.
+ */
+static void
+test_supersede(void **state)
+{
+	struct up_offer	 o;
+	uint32_t	 s, i;
+
+	offer_as(&o, "1.1.0", 0, 0);
+	expect_decline(S1, &o, UP_R_INITIAL);
+	for (i = 0; i < PKG_NB; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	boot("1.0.0");
+	/* Not newer than the held 1.1.0: busy.  Another component: busy. */
+	offer_sized(&o, "1.1.0-rc1", PKG_SIZE - 1);
+	expect_decline(S2, &o, UP_R_BUSY);
+	offer_fill(&o, 2000, 200);
+	strcpy(o.component, "os");
+	strcpy(o.to_version, "2.4");
+	offer_sign(&o);
+	expect_decline(S2, &o, UP_R_BUSY);
+	assert_int_equal(node_state(&s), UP_NS_DOWNLOADED);
+	assert_int_equal(s, S1);
+	/* Newer: S1 is given up, S2 starts from scratch. */
+	offer_sized(&o, "1.2.0", PKG_SIZE - 37);
+	expect_decline(S2, &o, UP_R_INITIAL);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S2);
+	assert_int_equal(N.nheld, 0);
+	assert_int_equal(F.nprepare, 2);
+	/* The held one in VERIFIED is superseded as well. */
+	for (i = 0; i < up_nblocks(PKG_SIZE - 37, PKG_BS); i++)
+		assert_int_equal(send_block(S2, i, PKG_SIZE - 37, PKG_BS),
+		    UP_OK);
+	assert_int_equal(send_target(UP_T_VERIFY, S2, 0, 0, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+	offer_as(&o, "1.3.0", 0, 0);
+	expect_decline(S3, &o, UP_R_INITIAL);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S3);
+	/* Not during the switch. */
+	replay_data(S3);
+	assert_int_equal(send_target(UP_T_VERIFY, S3, 0, 0, 0), UP_OK);
+	assert_int_equal(send_activate(S3, 0, 10000), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_ACTIVATING);
+	offer_as(&o, "9.0.0", 0, 0);
+	expect_decline(S4, &o, UP_R_BUSY);
+	/* A supersede must pass the anti-rollback rule and the signature. */
+	assert_int_equal(send_target(UP_T_ABORT, S3, NODE_ID, 0, 0), UP_OK);
+	offer_as(&o, "1.1.0", 0, 0);
+	expect_decline(S1, &o, UP_R_INITIAL);
+	offer_sized(&o, "1.2.0", PKG_SIZE - 37);
+	o.security_version = 5;
+	expect_decline(S2, &o, UP_R_SIGNATURE);
+	assert_int_equal(node_state(&s), UP_NS_RECEIVING);
+	assert_int_equal(s, S1);
+}
+
+/*
+ * A targeted ABORT for the held session releases the image to IDLE in
+ * every non-final state before the switch: RECEIVING (even while
+ * erasing), DOWNLOADED (even while verifying), VERIFIED, ACTIVATING
+ * during its delay, and after a reboot (what a gateway sends a node that
+ * announces an orphan session).
+ */
+static void
+test_abort_releases(void **state)
+{
+	static const uint8_t want[] = { UP_NS_RECEIVING, UP_NS_DOWNLOADED,
+	    UP_NS_DOWNLOADED, UP_NS_VERIFIED, UP_NS_ACTIVATING,
+	    UP_NS_VERIFIED };
+	struct up_msg	 m;
+	uint32_t	 s, i;
+	int		 k;
+
+	for (k = 0; k < 6; k++) {
+		clear_sent();
+		memset(&m, 0, sizeof(m));
+		m.type = UP_T_OFFER;
+		m.session = S1;
+		offer_fill(&m.u.offer, PKG_SIZE, PKG_BS);
+		assert_int_equal(feed_raw(&m), UP_OK);
+		if (k > 0) {
+			settle();
+			for (i = 0; i < PKG_NB; i++)
+				(void)send_block(S1, i, PKG_SIZE, PKG_BS);
+			if (k >= 3)
+				assert_int_equal(send_target(UP_T_VERIFY, S1,
+				    0, 0, 0), UP_OK);
+			if (k == 2) {
+				memset(&m, 0, sizeof(m));
+				m.type = UP_T_VERIFY;
+				m.session = S1;
+				assert_int_equal(feed_raw(&m), UP_OK);
+				assert_int_equal(N.work, 2);
+			}
+			if (k == 4)
+				assert_int_equal(send_activate(S1, 0, 60000),
+				    UP_OK);
+			if (k == 5)
+				boot("1.0.0");
+		} else
+			assert_int_equal(N.work, 1);
+		assert_int_equal(node_state(NULL), want[k]);
+		/* Another node's ABORT changes nothing. */
+		assert_int_equal(send_target(UP_T_ABORT, S1, OTHER_ID, 0,
+		    UP_R_ABORTED), UP_OK);
+		assert_true(node_state(NULL) != UP_NS_IDLE);
+		assert_int_equal(send_target(UP_T_ABORT, S1, NODE_ID, 0,
+		    UP_R_ABORTED), UP_OK);
+		assert_int_equal(node_state(&s), UP_NS_IDLE);
+		assert_int_equal(s, 0);
+		assert_int_equal(N.work, 0);
+		advance(60000);
+		assert_int_equal(F.nactivate, 0);
+		boot("1.0.0");
+		assert_int_equal(node_state(NULL), UP_NS_IDLE);
+	}
+}
+
 int
 main(void)
 {
@@ -1996,6 +2498,16 @@ main(void)
 		cmocka_unit_test_setup(test_erase_power_cut, setup),
 		cmocka_unit_test_setup(test_erase_fails, setup),
 		cmocka_unit_test_setup(test_verify_in_steps, setup),
+		cmocka_unit_test_setup(test_replayed_old_package, setup),
+		cmocka_unit_test_setup(test_signed_downgrade, setup),
+		cmocka_unit_test_setup(test_forged_claims, setup),
+		cmocka_unit_test_setup(test_floor_power_cuts, setup),
+		cmocka_unit_test_setup(test_rollback_at_boot_and_activate,
+		    setup),
+		cmocka_unit_test_setup(test_floors_table, setup),
+		cmocka_unit_test_setup(test_old_state_loads, setup),
+		cmocka_unit_test_setup(test_supersede, setup),
+		cmocka_unit_test_setup(test_abort_releases, setup),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
