@@ -854,6 +854,20 @@ struct up_port {
 	int	 (*load)(void *ctx, uint8_t *state, size_t state_cap,
 		    size_t *state_len, uint8_t *bitmap, size_t bitmap_cap,
 		    size_t *bitmap_len);
+	/*
+	 * Optional (may be NULL): progress saves of the bitmap alone,
+	 * in place (docs/up-node-engine.md, "Persistence and flash wear").
+	 * Writes bytes [off, off + n) of the bitmap that the last save()
+	 * stored; load() returns the bitmap with them.  Between two save()
+	 * calls the engine only ever sets bits, so a port may program them
+	 * into erased NOR flash without an erase (keep the bitmap inverted:
+	 * erased 0xff = missing) or append them to a journal.  Need not be
+	 * atomic: after a cut, load() may give any mix of the old and new
+	 * bits of the span, all of them true.  Without it every progress
+	 * save rewrites the state blob and the whole bitmap.
+	 */
+	int	 (*save_bitmap)(void *ctx, uint32_t off, const uint8_t *p,
+		    size_t n);
 
 	/*
 	 * The inactive (staging) slot.  slot_erase erases [off, off + len)
@@ -1017,7 +1031,12 @@ struct up_node {
 	bool			 switched;	/* port->activate was called */
 	bool			 started;	/* up_node_start() done */
 	uint32_t		 dirty;		/* blocks since last save */
+	uint32_t		 dirty_bytes;	/* their bytes */
+	uint32_t		 dirty_lo;	/* bitmap bytes they changed, */
+	uint32_t		 dirty_hi;	/* [lo, hi] (lo > hi: none) */
+	uint32_t		 save_cost;	/* bytes of the last save() */
 	uint32_t		 save_every;	/* blocks between saves */
+	uint32_t		 save_bytes;	/* bytes written by saves */
 	uint32_t		 last_activity;	/* ms, last frame of `session' */
 	uint32_t		 result_tries;
 	struct up_node_timer	 t_announce;	/* reply to DISCOVER */

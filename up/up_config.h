@@ -88,6 +88,17 @@
 #ifndef UP_NODE_SAVE_EVERY
 #define UP_NODE_SAVE_EVERY	64
 #endif
+/*
+ * Flash wear: a progress save (the bitmap, with or without the state
+ * blob) happens only once the blocks it records hold at least
+ * UP_NODE_SAVE_RATIO times the bytes the save writes.  With 1 the
+ * bitmap never costs more flash writes than the data it tracks, however
+ * small the blocks (docs/up-node-engine.md, "Persistence and flash
+ * wear").  State changes are saved whatever the ratio.
+ */
+#ifndef UP_NODE_SAVE_RATIO
+#define UP_NODE_SAVE_RATIO	1
+#endif
 /* A received block is saved within this delay (if the wear rule lets). */
 #ifndef UP_NODE_SAVE_DELAY_MS
 #define UP_NODE_SAVE_DELAY_MS	1000

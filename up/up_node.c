@@ -10,8 +10,11 @@
  * upnode simulator.  No malloc, no OS, no global state.
  *
  * Persistence: the engine saves a small state blob plus the held-block
- * bitmap through port->save on every state change, every `save_every'
- * blocks and UP_NODE_SAVE_DELAY_MS after the first unsaved block.  The
+ * bitmap through port->save on every state change; progress (blocks
+ * received) every `save_every' blocks and UP_NODE_SAVE_DELAY_MS after the
+ * first unsaved block, but only once the blocks recorded are worth the
+ * flash the save writes (UP_NODE_SAVE_RATIO), and through
+ * port->save_bitmap (the changed bytes only) when the port has it.  The
  * blob is this file's own versioned little-endian encoding with a CRC-32
  * (never a struct dump); anything that does not decode is treated as
  * "nothing saved".  A block's bit is saved only after the block went to
@@ -40,8 +43,9 @@
 #define NODE_BF_UNACKED		0x01	/* final RESULT not acked */
 #define NODE_BF_SWITCHED	0x02	/* port->activate was called */
 #define NODE_BF_ERASING		0x04	/* RECEIVING, area not erased yet */
+#define NODE_BF_JOURNAL		0x08	/* bitmap may have grown in place */
 #define NODE_BF_KNOWN		(NODE_BF_UNACKED | NODE_BF_SWITCHED | \
-    NODE_BF_ERASING)
+    NODE_BF_ERASING | NODE_BF_JOURNAL)
 
 /*
  * Work in steps (n->work), one step per up_node_tick(): erasing the area
@@ -378,6 +382,17 @@ node_send_abort(struct up_node *n, uint8_t reason)
 /* ------------------------------------------------------------------ */
 /* Persistence: the state blob                                        */
 
+/* Nothing unsaved any more. */
+static void
+node_clean(struct up_node *n)
+{
+	n->dirty = 0;
+	n->dirty_bytes = 0;
+	n->dirty_lo = UINT32_MAX;
+	n->dirty_hi = 0;
+	n->t_save.armed = false;
+}
+
 static size_t
 node_bitmap_len(const struct up_node *n)
 {
@@ -409,6 +424,9 @@ node_persist(struct up_node *n)
 		flags |= NODE_BF_SWITCHED;
 	if (n->work == NODE_W_ERASE)
 		flags |= NODE_BF_ERASING;
+	/* Progress may follow through save_bitmap: no CRC will hold. */
+	if (n->port->save_bitmap != NULL && blen > 0)
+		flags |= NODE_BF_JOURNAL;
 	up_wr_init(&wr, blob, sizeof(blob));
 	up_wr_u32(&wr, NODE_BLOB_MAGIC);
 	up_wr_u8(&wr, NODE_BLOB_VERSION);
@@ -437,9 +455,46 @@ node_persist(struct up_node *n)
 		    node_id(n));
 		return (UP_EPORT);
 	}
-	n->dirty = 0;
-	n->t_save.armed = false;
+	node_clean(n);
+	n->save_cost = (uint32_t)(wr.off + blen);
+	n->save_bytes += n->save_cost;
 	return (UP_OK);
+}
+
+/*
+ * A progress save (blocks received, no state change), if the blocks it
+ * records are worth it: they hold at least UP_NODE_SAVE_RATIO times the
+ * bytes it writes, so the bitmap never wears the flash more than the data
+ * it tracks, however small the blocks (32-byte LoRa blocks and a 1 KiB
+ * bitmap would otherwise rewrite more than they record).  With
+ * port->save_bitmap only the changed bitmap bytes [dirty_lo, dirty_hi]
+ * are written; else the blob and the whole bitmap.  Returns UP_OK when
+ * saved (or nothing to save), NODE_NOT_YET when not worth it yet, or the
+ * error of a failed save.
+ */
+#define NODE_NOT_YET		2
+static int
+node_save_progress(struct up_node *n)
+{
+	uint32_t	 cost, span = 0;
+
+	if (n->dirty == 0)
+		return (UP_OK);
+	cost = n->save_cost;
+	if (n->port->save_bitmap != NULL && n->dirty_lo <= n->dirty_hi) {
+		span = n->dirty_hi - n->dirty_lo + 1;
+		cost = span;
+	}
+	if ((uint64_t)n->dirty_bytes < (uint64_t)UP_NODE_SAVE_RATIO * cost)
+		return (NODE_NOT_YET);
+	if (span > 0 && n->port->save_bitmap(n->ctx, n->dirty_lo,
+	    n->bitmap_buf + n->dirty_lo, span) == 0) {
+		n->save_bytes += span;
+		node_clean(n);
+		return (UP_OK);
+	}
+	/* No span op, or it failed: the whole state, atomically. */
+	return (node_persist(n));
 }
 
 /* node_load(): the port has nothing saved (not an error). */
@@ -537,9 +592,19 @@ node_load(struct up_node *n)
 			return (UP_EVERSION);
 	} else if (bmlen != 0)
 		return (UP_ELEN);
-	/* The bitmap is saved with the blob; both or neither are good. */
-	if (up_crc32(0, n->bitmap_buf, bmlen) != bmcrc)
+	/*
+	 * The bitmap is saved with the blob; both or neither are good.
+	 * Unless bits were saved in place since (NODE_BF_JOURNAL): then
+	 * only the length holds, and the bits past nblocks are cleared.  A
+	 * bit the port kept wrongly costs a failed VERIFY, never an image:
+	 * the SHA-256 decides.
+	 */
+	if ((flags & NODE_BF_JOURNAL) == 0 &&
+	    up_crc32(0, n->bitmap_buf, bmlen) != bmcrc)
 		return (UP_EBADCRC);
+	if (bmlen > 0 && o.nblocks % 8 != 0)
+		n->bitmap_buf[bmlen - 1] &= (uint8_t)((1u << (o.nblocks % 8)) -
+		    1);
 
 	n->state = state;
 	n->result = result;
@@ -548,6 +613,7 @@ node_load(struct up_node *n)
 	n->work = (flags & NODE_BF_ERASING) != 0 ? NODE_W_ERASE : NODE_W_NONE;
 	memcpy(n->floor, fl, sizeof(n->floor));
 	n->nfloor = nfl;
+	n->save_cost = (uint32_t)(slen + blen);
 	n->work_off = 0;
 	n->session = session;
 	n->offer = o;
@@ -614,7 +680,7 @@ node_drop(struct up_node *n)
 	n->switched = false;
 	n->work = NODE_W_NONE;
 	n->nheld = 0;
-	n->dirty = 0;
+	node_clean(n);
 	memset(&n->offer, 0, sizeof(n->offer));
 	up_bitmap_init(&n->held, n->bitmap_buf, 0);
 	n->t_status.armed = false;
@@ -1154,7 +1220,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	up_bitmap_init(&n->held, n->bitmap_buf, o->nblocks);
 	up_bitmap_clear_all(&n->held);
 	n->nheld = 0;
-	n->dirty = 0;
+	node_clean(n);
 	n->work = NODE_W_ERASE;
 	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);
@@ -1186,6 +1252,11 @@ node_put_block(struct up_node *n, uint32_t index, const uint8_t *p,
 	up_bitmap_set(&n->held, index);
 	n->nheld++;
 	n->dirty++;
+	n->dirty_bytes += (uint32_t)len;
+	if (index / 8 < n->dirty_lo)
+		n->dirty_lo = index / 8;
+	if (index / 8 > n->dirty_hi)
+		n->dirty_hi = index / 8;
 	return (0);
 }
 
@@ -1349,8 +1420,9 @@ node_progress(struct up_node *n, uint32_t now)
 {
 	if (n->nheld == n->offer.nblocks)
 		node_downloaded(n);
-	else if (n->dirty >= n->save_every)
-		(void)node_persist(n);
+	else if (n->dirty >= n->save_every &&
+	    node_save_progress(n) != NODE_NOT_YET)
+		return;
 	else if (!n->t_save.armed)
 		node_timer_arm(&n->t_save, now, UP_NODE_SAVE_DELAY_MS);
 }
@@ -1675,6 +1747,7 @@ up_node_init(struct up_node *n, const struct up_port *port, void *ctx,
 	n->bitmap_buf = bitmap_buf;
 	n->bitmap_cap = bitmap_buf != NULL ? bitmap_cap : 0;
 	n->save_every = UP_NODE_SAVE_EVERY;
+	n->dirty_lo = UINT32_MAX;
 	n->state = UP_NS_IDLE;
 	up_bitmap_init(&n->held, bitmap_buf, 0);
 }
@@ -1978,8 +2051,9 @@ up_node_tick(struct up_node *n)
 	}
 	if (node_timer_due(&n->t_save, now)) {
 		n->t_save.armed = false;
+		/* Not worth the flash yet: the next block arms it again. */
 		if (n->dirty > 0)
-			(void)node_persist(n);
+			(void)node_save_progress(n);
 	}
 	/* One bounded step of work per tick: frames get in between. */
 	if (n->work != NODE_W_NONE && !node_halted(n))
