@@ -334,13 +334,15 @@ campaign_pkg_json(const struct cache_pkg *p)
 		    "component", p->dep_component[n],
 		    "min_version", p->dep_min_version[n]));
 	o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:s, s:I, s:s, s:I, "
-	    "s:s, s:s, s:s, s:o, s:I}",
+	    "s:s, s:s, s:s, s:o, s:I, s:I, s:b}",
 	    "id", p->id, "component", p->component, "version", p->version,
 	    "hw", hw, "kind", p->kind, "delta_format", p->delta_format,
 	    "base_version", p->base_version, "size", (json_int_t)p->size,
 	    "sha256", sha, "image_size", (json_int_t)p->image_size,
 	    "image_sha256", isha, "url", p->url, "sig", sig, "deps", deps,
-	    "manifest_serial", (json_int_t)p->manifest_serial);
+	    "manifest_serial", (json_int_t)p->manifest_serial,
+	    "security_version", (json_int_t)p->security_version,
+	    "allow_downgrade", p->allow_downgrade != 0);
 	return (o);
 }
 
@@ -406,6 +408,15 @@ campaign_pkg_parse(const char *text, struct cache_pkg *p)
 	p->image_size = json_integer_value(json_object_get(o, "image_size"));
 	p->manifest_serial = json_integer_value(json_object_get(o,
 	    "manifest_serial"));
+	/*
+	 * The signed anti-rollback fields: the OFFER must carry them, or
+	 * the nodes' signature check fails.  A row of before has neither:
+	 * 0 and false, which is what its package was signed with.
+	 */
+	p->security_version = (uint32_t)json_integer_value(
+	    json_object_get(o, "security_version"));
+	p->allow_downgrade = json_is_true(json_object_get(o,
+	    "allow_downgrade"));
 	v = json_object_get(o, "sha256");
 	if (!json_is_string(v) ||
 	    cache_unhex(json_string_value(v), p->sha256) == -1)

@@ -356,7 +356,8 @@ static const char *const spec_top_keys[] = {
 static const char *const spec_pkg_keys[] = {
 	"id", "component", "version", "hw", "kind", "delta_format",
 	"base_version", "size", "sha256", "image_size", "image_sha256",
-	"image_file", "url", "deps", "chunk_size", NULL
+	"image_file", "url", "deps", "security_version", "allow_downgrade",
+	"chunk_size", NULL
 };
 
 static int
@@ -503,6 +504,18 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 	json_object_set(o, "url", json_object_get(sp, "url"));
 	if ((v = json_object_get(sp, "deps")) != NULL)
 		json_object_set(o, "deps", v);
+	/*
+	 * Anti-rollback (docs/up-protocol.md §5.4), signed with the
+	 * descriptor; the gateway's parser checks them below.  Left out
+	 * when 0 and false, so a package without them reads the same to a
+	 * gateway that predates them.
+	 */
+	if ((v = json_object_get(sp, "security_version")) != NULL &&
+	    !(json_is_integer(v) && json_integer_value(v) == 0))
+		json_object_set(o, "security_version", v);
+	if ((v = json_object_get(sp, "allow_downgrade")) != NULL &&
+	    !json_is_false(v))
+		json_object_set(o, "allow_downgrade", v);
 	if (cs > 0) {
 		json_object_set_new(o, "chunk_size", json_integer(cs));
 		ca = json_array();

@@ -248,6 +248,14 @@ struct cache_pkg {
 	int		 ndeps;
 	char		 dep_component[4][CACHE_NAME_MAX + 1];
 	char		 dep_min_version[4][CACHE_VER_MAX + 1];
+	/*
+	 * Anti-rollback (docs/up-protocol.md §5.4), signed in the UP
+	 * descriptor: the package's security version for its component,
+	 * and whether the cloud allows it to replace a newer version.  A
+	 * manifest without them: 0 and no.
+	 */
+	uint32_t	 security_version;
+	int		 allow_downgrade;
 	int64_t		 manifest_serial;
 };
 

@@ -80,6 +80,14 @@ const char *const cache__schema[] = {
 	"  size INTEGER NOT NULL,"
 	"  chunk_size INTEGER NOT NULL,"
 	"  hashes BLOB NOT NULL);",
+	/*
+	 * 3: the anti-rollback fields of a package's signed descriptor
+	 * (docs/up-protocol.md §5.4); rows of before mean 0 and no.
+	 */
+	"ALTER TABLE cache_pkgs ADD COLUMN security_version INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE cache_pkgs ADD COLUMN allow_downgrade INTEGER NOT NULL "
+	"  DEFAULT 0;",
 };
 const int cache__nschema = sizeof cache__schema / sizeof cache__schema[0];
 
@@ -124,8 +132,9 @@ static const char *const cache_sql[CACHE_ST_MAX] = {
 	[CACHE_ST_PKG_INS] =
 	    "INSERT INTO cache_pkgs (id, component, version, kind, "
 	    "delta_format, base_version, size, sha256, image_size, "
-	    "image_sha256, url, sig, manifest_serial) VALUES (?1, ?2, ?3, "
-	    "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    "image_sha256, url, sig, manifest_serial, security_version, "
+	    "allow_downgrade) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	    "?10, ?11, ?12, ?13, ?14, ?15)",
 	[CACHE_ST_PKG_HW_INS] =
 	    "INSERT INTO cache_pkg_hw (pkg_id, idx, hw) VALUES (?1, ?2, ?3)",
 	[CACHE_ST_PKG_DEP_INS] =
@@ -134,7 +143,8 @@ static const char *const cache_sql[CACHE_ST_MAX] = {
 	[CACHE_ST_PKG_GET] =
 	    "SELECT id, component, version, kind, delta_format, base_version, "
 	    "size, sha256, image_size, image_sha256, url, sig, "
-	    "manifest_serial FROM cache_pkgs WHERE id = ?1",
+	    "manifest_serial, security_version, allow_downgrade "
+	    "FROM cache_pkgs WHERE id = ?1",
 	[CACHE_ST_PKG_BY_SHA] =
 	    "SELECT id FROM cache_pkgs WHERE sha256 = ?1 ORDER BY id LIMIT 1",
 	[CACHE_ST_PKG_HW_GET] =

@@ -98,6 +98,8 @@ cache_pkg_insert(struct cache *c, const struct cache_pkg *p, char **cause)
 	sqlite3_bind_text(st, 11, p->url, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 12, p->sig, (int)p->sig_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 13, p->manifest_serial);
+	sqlite3_bind_int64(st, 14, p->security_version);
+	sqlite3_bind_int(st, 15, p->allow_downgrade != 0);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE) {
 		if (sqlite3_extended_errcode(c->db) ==
@@ -249,6 +251,8 @@ cache_pkg_get(struct cache *c, const char *id, struct cache_pkg *p)
 		p->sig_len = (size_t)siglen;
 	}
 	p->manifest_serial = sqlite3_column_int64(st, 12);
+	p->security_version = (uint32_t)sqlite3_column_int64(st, 13);
+	p->allow_downgrade = sqlite3_column_int(st, 14) != 0;
 	sqlite3_reset(st);
 	return (cache_pkg_lists(c, p));
 }

@@ -110,6 +110,15 @@ const char	*sched_node_version(const struct sched_node *n,
  */
 int		 sched_version_cmp(const char *, const char *);
 
+/*
+ * May package `p' be offered to a node that runs `running' of its
+ * component?  Only a newer version, or an older one the cloud signed as
+ * a downgrade (p->allow_downgrade, docs/up-protocol.md §5.4).  The one
+ * place of the rule: planning, routing and the chooser ask here.
+ */
+bool		 sched_may_offer(const struct cache_pkg *p,
+		    const char *running);
+
 enum sched_op {
 	SCHED_OP_EQ = 0, SCHED_OP_GE, SCHED_OP_GT, SCHED_OP_LE, SCHED_OP_LT
 };

@@ -43,8 +43,7 @@ sched_choose(const struct cache_pkg *pkgs, size_t n,
 	for (i = 0; i < n; i++) {
 		p = &pkgs[i];
 		if (strcmp(p->component, component) != 0 ||
-		    !sched_hw_ok(p, node->hw) ||
-		    sched_version_cmp(p->version, running) <= 0)
+		    !sched_hw_ok(p, node->hw) || !sched_may_offer(p, running))
 			continue;
 		/* A delta only applies on top of exactly its base. */
 		if (p->kind == UP_KIND_DELTA &&

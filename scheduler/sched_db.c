@@ -291,6 +291,10 @@ pkg_json(const struct cache_pkg *p)
 		    p->dep_min_version[i]));
 	json_object_set_new(o, "deps", a);
 	json_object_set_new(o, "serial", json_integer(p->manifest_serial));
+	json_object_set_new(o, "security_version",
+	    json_integer((json_int_t)p->security_version));
+	json_object_set_new(o, "allow_downgrade",
+	    json_boolean(p->allow_downgrade));
 	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return (s);
@@ -338,6 +342,11 @@ pkg_from_json(const char *s, struct cache_pkg *p)
 	p->image_size = (uint64_t)json_integer_value(json_object_get(o,
 	    "image_size"));
 	p->manifest_serial = json_integer_value(json_object_get(o, "serial"));
+	/* Absent in rows of before: 0 and false (anti-rollback). */
+	p->security_version = (uint32_t)json_integer_value(json_object_get(o,
+	    "security_version"));
+	p->allow_downgrade = json_is_true(json_object_get(o,
+	    "allow_downgrade"));
 	if (unhex(json_string_value(json_object_get(o, "sha256")), p->sha256,
 	    CACHE_SHA_LEN) == -1 || unhex(json_string_value(
 	    json_object_get(o, "image_sha256")), p->image_sha256,

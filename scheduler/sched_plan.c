@@ -193,8 +193,28 @@ atomic_of(const struct sched_policy *p, const struct sched_item *it)
 }
 
 /*
+ * May some package of `component' at `version' for `hw' go to a node that
+ * runs `running' (sched_may_offer: newer, or a signed downgrade)?
+ */
+static bool
+plan_may_offer(const struct sched_campaign *c, const char *hw,
+    const char *component, const char *version, const char *running)
+{
+	size_t	 i;
+
+	for (i = 0; i < c->npkgs; i++)
+		if (strcmp(c->pkgs[i].component, component) == 0 &&
+		    strcmp(c->pkgs[i].version, version) == 0 &&
+		    sched_hw_ok(&c->pkgs[i], hw) &&
+		    sched_may_offer(&c->pkgs[i], running))
+			return (true);
+	return (false);
+}
+
+/*
  * Adds the items a member needs (newest version per component and the
- * cheapest route to it).  Broadcast members are routed later, per group
+ * cheapest route to it).  The newest version of the deployment may be
+ * older than what a node runs: a downgrade the cloud signed as one.  Broadcast members are routed later, per group
  * (plan_broadcast); their items get nsteps 0 for now.  Returns the
  * number of items added or -1.
  */
@@ -211,8 +231,8 @@ plan_items(struct sched_campaign *c, size_t mi, int64_t now)
 	for (k = 0; k < n->ncomp; k++) {
 		to = sched_target_version(c->pkgs, c->npkgs, n->hw,
 		    n->comp[k].name);
-		if (to == NULL || sched_version_cmp(to,
-		    n->comp[k].version) <= 0)
+		if (to == NULL || !plan_may_offer(c, n->hw, n->comp[k].name,
+		    to, n->comp[k].version))
 			continue;
 		if ((it = sched__item_add(c)) == NULL)
 			return (-1);

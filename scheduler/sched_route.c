@@ -31,6 +31,22 @@ sched_target_version(const struct cache_pkg *pkgs, size_t n, const char *hw,
 	return (best);
 }
 
+/*
+ * May package p take a node from `from' one step towards `to'?  Up, not
+ * past `to'; or, for a package the cloud signed as a downgrade (docs/
+ * up-protocol.md §5.4), down straight onto `to'.
+ */
+static bool
+route_step_ok(const struct cache_pkg *p, const char *from, const char *to)
+{
+	int	 c = sched_version_cmp(p->version, from);
+
+	if (c > 0)
+		return (sched_version_cmp(p->version, to) <= 0);
+	return (c < 0 && p->allow_downgrade &&
+	    sched_version_cmp(p->version, to) == 0);
+}
+
 static int
 route_vertex(const char **v, int *nv, const char *s)
 {
@@ -75,7 +91,8 @@ sched_route(const struct cache_pkg *pkgs, size_t n, const char *hw,
 	/*
 	 * Bellman-Ford by number of steps: dist[l][v] is the cheapest way
 	 * to v in exactly l steps.  Routes never go down (an intermediate
-	 * version lies above `from' and not above `to').
+	 * version lies above `from' and not above `to'), but for one step
+	 * the cloud signed as a downgrade, which lands on `to' itself.
 	 */
 	for (l = 1; l <= SCHED_MAX_STEPS; l++)
 		for (u = 0; u < nv; u++) {
@@ -91,8 +108,7 @@ sched_route(const struct cache_pkg *pkgs, size_t n, const char *hw,
 						continue;
 				} else if (no_full)
 					continue;
-				if (sched_version_cmp(p->version, v[u]) <= 0 ||
-				    sched_version_cmp(p->version, to) > 0)
+				if (!route_step_ok(p, v[u], to))
 					continue;
 				w = route_vertex(v, &nv, p->version);
 				c = dist[l - 1][u] + p->size + step_cost;

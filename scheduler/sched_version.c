@@ -13,3 +13,22 @@ sched_version_cmp(const char *a, const char *b)
 {
 	return (up_version_cmp(a, b));
 }
+
+/*
+ * The newer-only rule (docs/campaigns.md, "Versions only go up").  A
+ * package may go to a node only if its version is newer than what the
+ * node runs, or if the cloud signed it as a downgrade (allow_downgrade,
+ * UP_DESC_DOWNGRADE in its descriptor, docs/up-protocol.md §5.4).  The
+ * node decides again with its security floor, which the gateway does not
+ * know: a signed downgrade may still be declined `downgrade'.
+ */
+bool
+sched_may_offer(const struct cache_pkg *p, const char *running)
+{
+	int	 c;
+
+	if (p == NULL || running == NULL)
+		return (false);
+	c = sched_version_cmp(p->version, running);
+	return (c > 0 || (c < 0 && p->allow_downgrade));
+}

@@ -322,8 +322,24 @@ get_strs(struct mctx *m, json_t *o, const char *key, size_t nmax,
 static const char *const pkg_keys[] = {
 	"id", "component", "version", "hw", "kind", "delta_format",
 	"base_version", "size", "sha256", "image_size", "image_sha256",
-	"url", "deps", "up_sig", "chunk_size", "chunks", NULL
+	"url", "deps", "security_version", "allow_downgrade", "up_sig",
+	"chunk_size", "chunks", NULL
 };
+
+/* A boolean member; 1 copied, 0 absent (then false), -1 on error. */
+static int
+get_bool(struct mctx *m, json_t *o, const char *key, int *out)
+{
+	json_t		*v;
+
+	*out = 0;
+	if ((v = json_object_get(o, key)) == NULL)
+		return (0);
+	if (!json_is_boolean(v))
+		return (mfail(m, "%s: not true or false", key));
+	*out = json_is_true(v);
+	return (1);
+}
 
 /*
  * The chunk list (cut-through): optional, but both members or neither;
@@ -506,6 +522,18 @@ parse_pkg(struct mctx *m, json_t *o, size_t idx, struct cache_pkg *p,
 		p->ndeps = (int)json_array_size(deps);
 		snprintf(m->where, sizeof(m->where), "package '%s'", p->id);
 	}
+
+	/*
+	 * Anti-rollback (docs/up-protocol.md §5.4): both signed in the UP
+	 * descriptor.  Absent (a manifest of before): security version 0,
+	 * no downgrade, the descriptor's form 1.
+	 */
+	if ((r = get_int(m, o, "security_version", 0, UINT32_MAX, &v,
+	    0)) < 0)
+		return (-1);
+	p->security_version = r == 1 ? (uint32_t)v : 0;
+	if (get_bool(m, o, "allow_downgrade", &p->allow_downgrade) < 0)
+		return (-1);
 
 	if (get_str(m, o, "up_sig", sig, sizeof(sig) - 1, S_TEXT, 1) != 1)
 		return (-1);
@@ -786,6 +814,8 @@ uplink_pkg_offer(const struct cache_pkg *p, struct up_offer *o)
 		memcpy(o->deps[i].min_version, p->dep_min_version[i],
 		    sizeof(o->deps[i].min_version));
 	}
+	o->security_version = p->security_version;
+	o->desc_flags = p->allow_downgrade ? UP_DESC_DOWNGRADE : 0;
 	if (p->sig_len > 0) {
 		o->sig_alg = UP_SIG_ED25519;
 		o->sig_len = (uint8_t)p->sig_len;

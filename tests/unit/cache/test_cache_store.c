@@ -815,7 +815,7 @@ test_schema(void **state)
 	    "schema_version WHERE component = 'cache'", -1, &st, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
 	sqlite3_finalize(st);
 
 	/* A database from a newer program is refused. */
@@ -824,8 +824,37 @@ test_schema(void **state)
 	assert_null(c = cache_open(f->db, f->dir, 0, &cause));
 	assert_non_null(strstr(cause, "version 99"));
 	free(cause);
-	exec_sql(f, "UPDATE schema_version SET version = 2 "
+	exec_sql(f, "UPDATE schema_version SET version = 3 "
 	    "WHERE component = 'cache'");
+}
+
+static void	 fill_pkg(struct cache_pkg *, const char *, unsigned int);
+
+/*
+ * Migration 3 (anti-rollback fields): packages stored by a program of
+ * before read as security version 0, no downgrade.
+ */
+static void
+test_migrate_anti_rollback(void **state)
+{
+	struct fix	*f = *state;
+	struct cache_pkg in, out;
+	char		*cause = NULL;
+
+	fill_pkg(&in, "old", 4);
+	assert_int_equal(cache_pkg_replace(f->c, &in, 1, &cause), 0);
+	/* Back to the schema of version 2. */
+	exec_sql(f, "ALTER TABLE cache_pkgs DROP COLUMN security_version;"
+	    "ALTER TABLE cache_pkgs DROP COLUMN allow_downgrade;"
+	    "UPDATE schema_version SET version = 2 "
+	    "WHERE component = 'cache'");
+	reopen(f, 0);
+	assert_int_equal(cache_pkg_get(f->c, "old", &out), 0);
+	assert_int_equal(out.security_version, 0);
+	assert_int_equal(out.allow_downgrade, 0);
+	in.security_version = 0;
+	in.allow_downgrade = 0;
+	assert_memory_equal(&out, &in, sizeof out);
 }
 
 /* ------------------------------------------------------------------ */
@@ -856,6 +885,9 @@ fill_pkg(struct cache_pkg *p, const char *id, unsigned int seed)
 	snprintf(p->dep_component[0], sizeof p->dep_component[0], "boot");
 	snprintf(p->dep_min_version[0], sizeof p->dep_min_version[0],
 	    "2.0");
+	/* The signed anti-rollback fields round-trip too. */
+	p->security_version = 4000000000u + seed;
+	p->allow_downgrade = seed & 1;
 	p->manifest_serial = 42;
 }
 
@@ -1021,6 +1053,7 @@ main(void)
 		T(test_pins_persist),
 		T(test_unknown_and_foreach),
 		T(test_schema),
+		T(test_migrate_anti_rollback),
 		T(test_pkg_table),
 		T(test_pkg_replace_all_or_nothing),
 #undef T

@@ -263,6 +263,70 @@ test_plan_routes_and_broadcast(void **state)
 	sched_campaign_free(c);
 }
 
+/*
+ * Versions only go up, unless the cloud signed the package as a
+ * downgrade (allow_downgrade, docs/up-protocol.md §5.4): then nodes
+ * above it get it, in one step, full or a delta from what they run.
+ */
+static void
+test_plan_signed_downgrade(void **state)
+{
+	struct cache_pkg	 pk[3];
+	struct sched_node	 n[4];
+	struct sched_campaign	*c;
+	struct sched_route	 r;
+	char			*cause = NULL;
+
+	mkpkg(&pk[0], "app-1.5", "app", "1.5", "s1", UP_KIND_FULL, NULL, 900);
+	mknode(&n[0], 1, "s1", "lan0", "app", "2.0");
+	mknode(&n[1], 2, "s1", "lan0", "app", "1.0");
+	mknode(&n[2], 3, "s1", "lan0", "app", "1.5");
+	mknode(&n[3], 4, "s1", "lan0", "app", "2.1");
+	/* Not signed as a downgrade: only the node below gets it. */
+	assert_false(sched_may_offer(&pk[0], "2.0"));
+	assert_true(sched_may_offer(&pk[0], "1.0"));
+	assert_false(sched_may_offer(&pk[0], "1.5"));
+	c = plan("{}", pk, 1, n, 4, &cause);
+	assert_non_null(c);
+	assert_int_equal(c->nitems, 1);
+	assert_non_null(sched_item_find(c, 2, "app"));
+	sched_campaign_free(c);
+	assert_int_equal(sched_route(pk, 1, "s1", "app", "2.0", "1.5", 0, 0,
+	    &r), -1);
+
+	/* Signed as one: every node not on 1.5 gets it. */
+	pk[0].allow_downgrade = 1;
+	assert_true(sched_may_offer(&pk[0], "2.0"));
+	assert_false(sched_may_offer(&pk[0], "1.5"));
+	c = plan("{}", pk, 1, n, 4, &cause);
+	assert_non_null(c);
+	assert_int_equal(c->nitems, 3);
+	assert_string_equal(sched_item_find(c, 1, "app")->steps[0],
+	    "app-1.5");
+	assert_string_equal(sched_item_find(c, 1, "app")->to, "1.5");
+	assert_string_equal(sched_item_find(c, 4, "app")->steps[0],
+	    "app-1.5");
+	assert_null(sched_item_find(c, 3, "app"));
+	sched_campaign_free(c);
+
+	/* A signed delta 2.0 -> 1.5 is cheaper for the node on 2.0; a
+	 * route never goes down and up again. */
+	mkpkg(&pk[1], "d20-15", "app", "1.5", "s1", UP_KIND_DELTA, "2.0", 90);
+	pk[1].allow_downgrade = 1;
+	mkpkg(&pk[2], "d10-20", "app", "2.0", "s1", UP_KIND_DELTA, "1.0", 10);
+	assert_int_equal(sched_route(pk, 3, "s1", "app", "2.0", "1.5", 0, 0,
+	    &r), 0);
+	assert_int_equal(r.nsteps, 1);
+	assert_string_equal(r.step[0]->id, "d20-15");
+	assert_int_equal(sched_route(pk, 3, "s1", "app", "1.0", "1.5", 0, 0,
+	    &r), 0);
+	assert_int_equal(r.nsteps, 1);
+	assert_string_equal(r.step[0]->id, "app-1.5");
+	/* Without the signed delta, 2.1 has only the full image. */
+	assert_int_equal(sched_route(pk, 3, "s1", "app", "2.1", "1.5", 0, 1,
+	    &r), -1);
+}
+
 static void
 test_plan_stages(void **state)
 {
@@ -464,6 +528,7 @@ main(void)
 		cmocka_unit_test(test_route),
 		cmocka_unit_test(test_broadcast_groups),
 		cmocka_unit_test(test_plan_routes_and_broadcast),
+		cmocka_unit_test(test_plan_signed_downgrade),
 		cmocka_unit_test(test_plan_stages),
 		cmocka_unit_test(test_plan_dependencies),
 		cmocka_unit_test(test_plan_topology),

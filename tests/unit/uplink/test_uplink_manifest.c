@@ -274,6 +274,16 @@ static const struct bad bads[] = {
 	    "package 'fw-1.2': deps[0]: min_version: missing" },
 	{ "packages.0.deps.0.x", "1", "deps[0]: unknown member 'x'" },
 	{ "packages.0.deps.0.component", "\"fw\"", "its own component" },
+	{ "packages.0.security_version", "-1",
+	    "package 'fw-1.2': security_version: -1 is out of range" },
+	{ "packages.0.security_version", "4294967296",
+	    "security_version: 4294967296 is out of range" },
+	{ "packages.0.security_version", "\"3\"",
+	    "security_version: not an integer" },
+	{ "packages.0.allow_downgrade", "1",
+	    "package 'fw-1.2': allow_downgrade: not true or false" },
+	{ "packages.0.allow_downgrade", "\"yes\"",
+	    "allow_downgrade: not true or false" },
 	{ "packages.0.up_sig", NULL, "up_sig: missing" },
 	{ "packages.0.up_sig", "\"AAAA\"", "up_sig: not the base64" },
 	{ "packages.0.up_sig", "\"!!!!\"", "up_sig: not the base64" },
@@ -455,6 +465,60 @@ test_pkg_offer(void **state)
 	uplink_manifest_free(mf);
 }
 
+/*
+ * The anti-rollback fields (docs/manifest.md, docs/up-protocol.md §5.4):
+ * absent they mean security version 0 and no downgrade, the descriptor's
+ * form 1 (what packages of before were signed over); present, they go
+ * into the OFFER and make the descriptor form 2.
+ */
+static void
+test_anti_rollback_fields(void **state)
+{
+	struct uplink_manifest *mf;
+	struct up_offer	 o;
+	json_t		*root, *p;
+	char		*cause = NULL, *text;
+	uint8_t		 desc[UP_DESC_MAX];
+
+	(void)state;
+	mf = uplink_manifest_parse(good, strlen(good), &cause);
+	assert_non_null(mf);
+	assert_int_equal(mf->pkgs[0].security_version, 0);
+	assert_int_equal(mf->pkgs[0].allow_downgrade, 0);
+	assert_int_equal(uplink_pkg_offer(&mf->pkgs[0], &o), 0);
+	assert_int_equal(o.security_version, 0);
+	assert_int_equal(o.desc_flags, 0);
+	assert_true(up_desc_encode(&o, desc, sizeof(desc)) > 0);
+	assert_memory_equal(desc, "UPD1", 4);
+	uplink_manifest_free(mf);
+
+	root = json_loads(good, 0, NULL);
+	assert_non_null(root);
+	p = json_array_get(json_object_get(root, "packages"), 0);
+	json_object_set_new(p, "security_version", json_integer(4294967295));
+	json_object_set_new(p, "allow_downgrade", json_true());
+	p = json_array_get(json_object_get(root, "packages"), 1);
+	json_object_set_new(p, "security_version", json_integer(3));
+	json_object_set_new(p, "allow_downgrade", json_false());
+	text = json_dumps(root, 0);
+	json_decref(root);
+	mf = uplink_manifest_parse(text, strlen(text), &cause);
+	if (mf == NULL)
+		fail_msg("rejected: %s", cause);
+	free(text);
+	assert_int_equal(mf->pkgs[0].security_version, 4294967295u);
+	assert_int_equal(mf->pkgs[0].allow_downgrade, 1);
+	assert_int_equal(uplink_pkg_offer(&mf->pkgs[0], &o), 0);
+	assert_int_equal(o.security_version, 4294967295u);
+	assert_int_equal(o.desc_flags, UP_DESC_DOWNGRADE);
+	assert_true(up_desc_encode(&o, desc, sizeof(desc)) > 0);
+	assert_memory_equal(desc, "UPD2", 4);
+	assert_int_equal(uplink_pkg_offer(&mf->pkgs[1], &o), 0);
+	assert_int_equal(o.security_version, 3);
+	assert_int_equal(o.desc_flags, 0);
+	uplink_manifest_free(mf);
+}
+
 int
 main(void)
 {
@@ -465,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_limits_ok),
 		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_pkg_offer),
+		cmocka_unit_test(test_anti_rollback_fields),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
