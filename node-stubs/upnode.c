@@ -204,7 +204,7 @@ parse_result(const char *s)
 			badarg("--reject: a code from 1 to 255: %s", s);
 		return ((int)v);
 	}
-	for (r = 1; r <= UP_R_ALREADY; r++)
+	for (r = 1; r <= UP_R_DOWNGRADE; r++)
 		if (strcmp(up_result_str(r), s) == 0)
 			return (r);
 	badarg("--reject: unknown result code: %s", s);
