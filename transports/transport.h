@@ -19,6 +19,25 @@
  *    of its own ops (send, close, ...); it defers with an event.
  *  - close() is synchronous: afterwards no callback fires and every fd is
  *    closed.
+ *  - Optional ops are NULL when the link has no such thing; a capability
+ *    flag says which optional ops a plugin implements (TP_CAP_CONNECT:
+ *    connect/disconnect, TP_CAP_POLLED: poll, TP_CAP_OFFLOAD:
+ *    offload_start/offload_cancel).  The engine calls nothing else.
+ *
+ * The link shapes the engine serves (docs/engine.md, "Link shapes"):
+ *  - broadcast: one send reaches the domain (LAN multicast, LoRa class
+ *    C, RS-485 unit 0, PLC forwarding broadcast); nodes may answer
+ *    unprompted within the windows the engine gives them;
+ *  - connected unicast with limited peers (BLE, Modbus TCP): peers are
+ *    found (TP_PEER_FOUND), connected on the engine's request up to
+ *    max_peers at once (TP_PEER_UP, with that connection's MTU), and
+ *    lost (TP_PEER_DOWN);
+ *  - polled (Modbus RTU, any link where a node may not speak first):
+ *    nothing arrives unless the engine polls a node; the engine
+ *    schedules the polls and paces them like frames;
+ *  - module offload (a PLC carrier module's own file transfer): the
+ *    engine hands the module a whole package and hears per-peer
+ *    progress; UP frames still carry offer/verify/activate/result.
  */
 #ifndef TRANSPORT_H
 #define TRANSPORT_H
@@ -31,7 +50,7 @@
 
 struct event_base;
 
-#define TP_ABI_VERSION		1
+#define TP_ABI_VERSION		2
 
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
@@ -64,13 +83,44 @@ struct tp_caps {
 #define TP_CAP_LBT		0x0010	/* listen before talk */
 #define TP_CAP_DISCOVERY	0x0020	/* finds peers by itself */
 #define TP_CAP_RELIABLE		0x0040	/* link retransmits (TCP) */
+#define TP_CAP_CONNECT		0x0080	/* unicast needs connect() first */
+#define TP_CAP_POLLED		0x0100	/* nodes speak only when polled */
+#define TP_CAP_OFFLOAD		0x0200	/* the module distributes packages */
 	uint64_t	 bitrate_bps;	/* link rate usable for UP frames */
 	uint32_t	 frame_overhead; /* link bytes added per frame */
-	uint32_t	 duty_cycle_ppm; /* 0 = unregulated */
+	uint32_t	 duty_cycle_ppm; /* 0 = unregulated (band 0) */
 	uint32_t	 duty_window_ms; /* credit window for duty cycle */
 	uint32_t	 min_gap_us;	/* silence required between frames */
 	uint32_t	 max_peers;	/* concurrent unicast peers, 0 = any */
 	uint32_t	 tx_queue;	/* frames accepted before TP_EAGAIN */
+
+	/*
+	 * Regulated sub-bands (EU868: 0.1 %, 1 % and 10 % bands, ETSI EN
+	 * 300 220-2).  nbands = 0 means one band described by
+	 * duty_cycle_ppm/duty_window_ms above; otherwise band[i] holds
+	 * each band's budget, duty_cycle_ppm is ignored, and the plugin's
+	 * band() op says which band a frame will use.  The engine keeps
+	 * one ledger per band and never lets a band overspend.
+	 */
+#define TP_BANDS_MAX		4
+	uint8_t		 nbands;
+	struct tp_band {
+		uint32_t duty_ppm;	/* 0 = unregulated */
+		uint32_t window_ms;	/* credit window */
+	}		 band[TP_BANDS_MAX];
+
+	/*
+	 * Largest frame a node may send back on this link, 0 = mtu.  A
+	 * node's own limit (its ANNOUNCE) may be lower still.
+	 */
+	uint32_t	 uplink_mtu;
+	/*
+	 * Time a node may take to answer a frame before the link gives it
+	 * up (polled links: the response timeout; others: 0 = unknown).
+	 */
+	uint32_t	 response_ms;
+	/* Offload (TP_CAP_OFFLOAD): the module's segment size, bytes. */
+	uint32_t	 offload_segment;
 };
 
 /* Results of send(). */
@@ -91,8 +141,39 @@ struct tp_rxinfo {
 
 enum tp_link_event {
 	TP_LINK_UP,
-	TP_LINK_DOWN,
-	TP_CAPS_CHANGED
+	TP_LINK_DOWN,		/* sessions freeze, nothing is written off */
+	TP_CAPS_CHANGED		/* read caps() again; sessions re-plan */
+};
+
+/*
+ * Peers of a connected-unicast link (TP_CAP_CONNECT), and peers a link
+ * discovers by itself (TP_CAP_DISCOVERY).
+ */
+enum tp_peer_event {
+	TP_PEER_FOUND,		/* seen (advertising, listed), not connected */
+	TP_PEER_UP,		/* connected: frames to it may be sent */
+	TP_PEER_DOWN,		/* disconnected or connect failed */
+	TP_PEER_MTU		/* the connection's MTU changed */
+};
+struct tp_peer_info {
+	uint32_t	 mtu;		/* largest UP frame to this peer, 0 = caps */
+	int16_t		 rssi_dbm;	/* or INT16_MAX if unknown */
+	int		 reason;	/* TP_PEER_DOWN: a tp_status, 0 = asked */
+};
+
+/* Module offload (TP_CAP_OFFLOAD). */
+enum tp_offload_state {
+	TP_OFF_QUEUED,		/* the module has the file, not this peer */
+	TP_OFF_RECEIVING,	/* the peer is receiving; bytes says how far */
+	TP_OFF_DONE,		/* the peer holds the whole package */
+	TP_OFF_FAILED		/* the module gave this peer up */
+};
+struct tp_offload {
+	uint32_t		 id;	/* the engine's handle, echoed back */
+	uint64_t		 size;	/* package bytes */
+	const uint8_t		*sha256; /* 32 bytes, borrowed for the call */
+	uint32_t		 npeers; /* 0 = every peer behind the module */
+	const struct tp_addr	*peers;	/* borrowed for the call */
 };
 
 struct tp_stats {
@@ -132,6 +213,26 @@ struct tp_host {
 			    int status, uint32_t airtime_us);
 	/* Link up/down or capabilities changed. */
 	void		 (*link)(void *arg, struct tp *, enum tp_link_event);
+
+	/*
+	 * Optional (TP_CAP_CONNECT, TP_CAP_DISCOVERY): a peer was found,
+	 * connected, lost, or its MTU changed.  `info' is borrowed.
+	 */
+	void		 (*peer)(void *arg, struct tp *, const struct tp_addr *,
+			    enum tp_peer_event, const struct tp_peer_info *);
+
+	/*
+	 * Optional (TP_CAP_OFFLOAD).  offload_read: the plugin pulls len
+	 * package bytes at off of offload `id' into its own buf; returns 0
+	 * or -1 (the offload then fails).  offload_progress: what the
+	 * module reports of one peer (peer NULL: the module itself took
+	 * `bytes' of the file); bytes is what that peer holds.
+	 */
+	int		 (*offload_read)(void *arg, struct tp *, uint32_t id,
+			    uint64_t off, uint8_t *buf, size_t len);
+	void		 (*offload_progress)(void *arg, struct tp *, uint32_t id,
+			    const struct tp_addr *peer, enum tp_offload_state,
+			    uint64_t bytes);
 };
 
 /* ------------------------------------------------------------------ */
@@ -215,6 +316,47 @@ struct tp_ops {
 	uint32_t (*airtime)(struct tp *, const struct tp_addr *, size_t len);
 	/* Optional: counters. */
 	void	(*stats)(struct tp *, struct tp_stats *);
+
+	/*
+	 * Optional, with caps.nbands > 0: the band index (< nbands) a frame
+	 * of len bytes to dst would use.  Pure: no I/O.
+	 */
+	unsigned int (*band)(struct tp *, const struct tp_addr *dst,
+		    size_t len);
+
+	/*
+	 * TP_CAP_CONNECT: asks for a connection to dst.  Returns TP_OK
+	 * (TP_PEER_UP or TP_PEER_DOWN follows, never from inside this
+	 * call), TP_EAGAIN (no free slot: max_peers are connected or being
+	 * connected) or TP_ENOPEER.  disconnect() frees the slot; a
+	 * TP_PEER_DOWN with reason 0 follows.
+	 */
+	int	(*connect)(struct tp *, const struct tp_addr *dst);
+	void	(*disconnect)(struct tp *, const struct tp_addr *dst);
+
+	/*
+	 * TP_CAP_POLLED: asks dst for what it has to send (Modbus: read
+	 * its outbox registers).  A frame it returns arrives by rx(); then
+	 * tx_done(cookie) reports the poll's end (status TP_OK whether or
+	 * not a frame came, else a tp_status) and its time on the link.
+	 * Returns TP_OK, TP_EAGAIN or TP_ENOPEER like send().  poll_time
+	 * is the link time of one poll with an empty answer, us, which the
+	 * engine charges to the pacer before it polls.
+	 */
+	int	(*poll)(struct tp *, const struct tp_addr *dst, uint64_t cookie);
+	uint32_t (*poll_time)(struct tp *, const struct tp_addr *dst);
+
+	/*
+	 * TP_CAP_OFFLOAD: hands the module a whole package.  The plugin
+	 * pulls bytes with host->offload_read() at the module's pace and
+	 * reports per-peer progress with host->offload_progress(); it may
+	 * resume a transfer the module interrupted (by segment) without
+	 * the engine.  Returns 0, or -1 with *cause set.  offload_cancel()
+	 * stops it; no progress for `id' follows.
+	 */
+	int	(*offload_start)(struct tp *, const struct tp_offload *,
+		    char **cause);
+	void	(*offload_cancel)(struct tp *, uint32_t id);
 };
 
 /* tp_registry.c */
