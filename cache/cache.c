@@ -524,6 +524,29 @@ cache_reconcile_row(struct cache *c, const struct cache_row *r)
 }
 
 /*
+ * The digest a file name in a cache directory stands for: a lower-case
+ * 64-hex name plus `suffix', as we write them.  0, or -1 for any other
+ * name.
+ */
+static int
+cache_name_sha(const char *name, const char *suffix,
+    uint8_t sha[CACHE_SHA_LEN])
+{
+	char		 hex[CACHE_HEX_LEN + 1], canon[CACHE_HEX_LEN + 1];
+	size_t		 len = strlen(name), slen = strlen(suffix);
+
+	if (len != CACHE_HEX_LEN + slen ||
+	    strcmp(name + CACHE_HEX_LEN, suffix) != 0)
+		return (-1);
+	memcpy(hex, name, CACHE_HEX_LEN);
+	hex[CACHE_HEX_LEN] = '\0';
+	if (cache_unhex(hex, sha) == -1)
+		return (-1);
+	cache_hex(sha, canon);
+	return (strcmp(canon, hex) == 0 ? 0 : -1);
+}
+
+/*
  * Whether the file `name' in a cache directory belongs to a row in
  * `want' state: a lower-case 64-hex name (plus suffix) we could have
  * written.
@@ -533,25 +556,64 @@ cache_name_wanted(struct cache *c, const char *name, const char *suffix,
     const char *prefix, int want)
 {
 	struct cache_row r;
-	char		 hex[CACHE_HEX_LEN + 1], canon[CACHE_HEX_LEN + 1];
 	uint8_t		 sha[CACHE_SHA_LEN];
-	size_t		 len = strlen(name), slen = strlen(suffix);
 
-	if (len != CACHE_HEX_LEN + slen ||
-	    strcmp(name + CACHE_HEX_LEN, suffix) != 0)
+	if (cache_name_sha(name, suffix, sha) == -1)
 		return (0);
-	memcpy(hex, name, CACHE_HEX_LEN);
-	hex[CACHE_HEX_LEN] = '\0';
-	if (cache_unhex(hex, sha) == -1)
-		return (0);
-	cache_hex(sha, canon);
-	if (strcmp(canon, hex) != 0)
-		return (0);
-	if (prefix != NULL && strncmp(hex, prefix, 2) != 0)
+	if (prefix != NULL && strncmp(name, prefix, 2) != 0)
 		return (0);
 	if (cache_row_get(c, sha, &r) != 1)
 		return (0);
 	return (r.state == want);
+}
+
+/*
+ * A partial file without an index row: the writer's row was written in
+ * the daemon's open transaction and a crash came before its commit (the
+ * first second of a download).  The file is the truth for bytes: if a
+ * package of the (committed) package table is that blob and the file is
+ * not longer than it, the file becomes a PARTIAL row again and the next
+ * writer re-hashes it (cache_writer_prime: chunk by chunk where a chunk
+ * list exists, the whole digest at finish), so the download resumes
+ * instead of starting over.  Anything else is left to the sweep.
+ */
+static int
+cache_adopt_partials(struct cache *c)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 sb;
+	struct cache_row r;
+	struct cache_pkg pkg;
+	uint8_t		 sha[CACHE_SHA_LEN];
+	int		 rc = 0;
+
+	if ((d = opendir(c->partdir)) == NULL)
+		return (0);	/* the sweep says why */
+	while ((de = readdir(d)) != NULL) {
+		if (cache_name_sha(de->d_name, CACHE_PART_SUFFIX, sha) == -1)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb,
+		    AT_SYMLINK_NOFOLLOW) == -1 || !S_ISREG(sb.st_mode))
+			continue;
+		if (cache_row_get(c, sha, &r) != 0)
+			continue;	/* has a row (or a db error) */
+		if (cache_pkg_by_sha(c, sha, &pkg) != 0 ||
+		    (uint64_t)sb.st_size > pkg.size)
+			continue;
+		if (cache_row_put(c, sha, CACHE_PARTIAL, pkg.size,
+		    (uint64_t)sb.st_size, NULL) == -1) {
+			rc = -1;
+			break;
+		}
+		up_logf(UP_LOG_INFO, "cache: partial %.16s... of package "
+		    "'%s' kept (%llu of %llu bytes; its index row was lost "
+		    "in a crash)", de->d_name, pkg.id,
+		    (unsigned long long)sb.st_size,
+		    (unsigned long long)pkg.size);
+	}
+	closedir(d);
+	return (rc);
 }
 
 /*
@@ -629,6 +691,10 @@ cache_reconcile(struct cache *c, char **cause)
 	}
 	free(rows);
 
+	if (cache_adopt_partials(c) == -1) {
+		cache__cause(cause, "cannot update the cache index");
+		return (-1);
+	}
 	cache_sweep_dir(c, c->partdir, CACHE_PART_SUFFIX, NULL,
 	    CACHE_PARTIAL);
 	if ((d = opendir(c->blobdir)) == NULL) {

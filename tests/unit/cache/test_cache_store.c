@@ -609,6 +609,76 @@ test_crash_after_rename(void **state)
 	free(p);
 }
 
+/*
+ * A crash in the first second of a download: the writer's row was in the
+ * daemon's open transaction, never committed, but its bytes are on disk.
+ * The partial of a known package is kept and resumes where it ends; one
+ * that no package names is still a stray and goes.
+ */
+static void
+test_crash_before_row_commit(void **state)
+{
+	struct fix		*f = *state;
+	struct cache_writer	*w;
+	struct cache_entry	 e;
+	struct cache_pkg	 pkg;
+	uint8_t			 sha[CACHE_SHA_LEN], xsha[CACHE_SHA_LEN];
+	uint8_t			*p, *x;
+	char			 part[256], xpart[256], *cause = NULL;
+	size_t			 len = 300000, got = 120000;
+
+	p = make_data(31, len, sha);
+	memset(&pkg, 0, sizeof pkg);
+	snprintf(pkg.id, sizeof pkg.id, "app-2.0.0");
+	snprintf(pkg.component, sizeof pkg.component, "app");
+	snprintf(pkg.version, sizeof pkg.version, "2.0.0");
+	snprintf(pkg.url, sizeof pkg.url, "packages/app.bin");
+	pkg.size = len;
+	memcpy(pkg.sha256, sha, CACHE_SHA_LEN);
+	assert_int_equal(cache_pkg_replace(f->c, &pkg, 1, &cause), 0);
+
+	exec_sql(f, "BEGIN");
+	assert_non_null(w = cache_writer_open(f->c, sha, len, &cause));
+	write_chunks(w, p, 0, got, 4096);
+	/* Another blob no package names, also uncommitted. */
+	x = make_data(32, 5000, xsha);
+	{
+		struct cache_writer *xw;
+
+		assert_non_null(xw = cache_writer_open(f->c, xsha, 5000,
+		    &cause));
+		write_chunks(xw, x, 0, 3000, 1000);
+		cache_writer_close(xw);
+	}
+	cache_writer_close(w);
+	part_file(f, sha, part, sizeof part);
+	part_file(f, xsha, xpart, sizeof xpart);
+	assert_true(exists(part));
+	assert_true(exists(xpart));
+	exec_sql(f, "ROLLBACK");	/* kill -9: the rows are gone */
+	assert_int_equal(state_of(f, sha), CACHE_ABSENT);
+
+	reopen(f, 0);
+	assert_int_equal(cache_lookup(f->c, sha, &e), 0);
+	assert_int_equal(e.state, CACHE_PARTIAL);
+	assert_int_equal(e.size, len);
+	assert_int_equal(e.have, got);
+	assert_true(exists(part));
+	assert_int_equal(state_of(f, xsha), CACHE_ABSENT);
+	assert_false(exists(xpart));
+
+	/* It resumes at the bytes held, re-hashed, and completes. */
+	assert_non_null(w = cache_writer_open(f->c, sha, len, &cause));
+	assert_int_equal(cache_writer_offset(w), got);
+	while (cache_writer_prime(w, 65536, &cause) == 1)
+		;
+	write_chunks(w, p, got, len, 50000);
+	assert_int_equal(cache_writer_finish(w, &cause), 0);
+	assert_blob_reads(f, sha, 31, len);
+	free(p);
+	free(x);
+}
+
 static void
 test_quota_lru(void **state)
 {
@@ -1048,6 +1118,7 @@ main(void)
 		T(test_check_detects_corruption),
 		T(test_open_reconciles),
 		T(test_crash_after_rename),
+		T(test_crash_before_row_commit),
 		T(test_quota_lru),
 		T(test_quota_pinned),
 		T(test_pins_persist),
