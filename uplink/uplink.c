@@ -21,7 +21,8 @@
  *    answer (a server that ignores Range, RFC 9110 §14.2) is taken too:
  *    the bytes already held are skipped.  cache_writer_finish checks size
  *    and SHA-256; a mismatch deletes the blob, calls package_failed and
- *    the job retries later with back-off.
+ *    the job retries later with back-off (job_fail: attempts that keep
+ *    bytes reset it).
  *
  *  - Reports: every report_interval_s (or on uplink_flush) the oldest
  *    unacknowledged batch, or a new one, is PUT to
@@ -78,7 +79,11 @@ struct uplink_job {
 	struct event	*ev;
 	struct event	*pev;		/* deferred package_progress */
 	uint64_t	 told;		/* verified prefix last reported */
-	unsigned int	 fails;
+	unsigned int	 fails;		/* no-progress attempts in a row */
+
+	/* The attempt in flight: where it started and when (back-off). */
+	uint64_t	 att_off;
+	int64_t		 att_ms;	/* monotonic; 0 = no attempt */
 
 	/* The range in flight. */
 	uint64_t	 req_off;
@@ -146,6 +151,15 @@ mono_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((int64_t)ts.tv_sec);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 static void
@@ -619,6 +633,16 @@ job_ready(struct uplink_job *j, int downloaded)
 		u->cb.package_ready(u->arg, sha);
 }
 
+/*
+ * A download attempt failed.  The back-off counts attempts in a row that
+ * kept nothing: one that added bytes to the blob (a backhaul cutting
+ * long transfers, a server closing idle connections) resets it, and the
+ * next attempt starts RETRY_MIN_S after this one started, at once if it
+ * ran longer than that.  So a link that drops every few hundred
+ * kilobytes still delivers at its own rate, while a server that sends
+ * nothing, or bytes that fail their chunk hash (cut back off the blob,
+ * so no progress), is asked less and less often.
+ */
 static void
 job_fail(struct uplink_job *j, const char *why)
 {
@@ -626,21 +650,37 @@ job_fail(struct uplink_job *j, const char *why)
 	struct timeval	 tv = { 0, 0 };
 	uint8_t		 sha[CACHE_SHA_LEN];
 	char		 msg[sizeof(j->why)];
-	unsigned int	 s;
+	int64_t		 ms, ran;
+	int		 progress;
 
 	snprintf(msg, sizeof(msg), "%s", why);
-	j->fails++;
-	s = RETRY_MIN_S << (j->fails < 9 ? j->fails - 1 : 8);
-	if (s > RETRY_MAX_S)
-		s = RETRY_MAX_S;
+	progress = j->att_ms != 0 && j->w != NULL &&
+	    cache_writer_offset(j->w) > j->att_off;
+	if (progress) {
+		j->fails = 0;
+		ran = mono_ms() - j->att_ms;
+		ms = (int64_t)RETRY_MIN_S * 1000 - ran;
+		if (ms < 0)
+			ms = 0;
+	} else {
+		j->fails++;
+		ms = (int64_t)RETRY_MIN_S * 1000 <<
+		    (j->fails < 9 ? j->fails - 1 : 8);
+		if (ms > (int64_t)RETRY_MAX_S * 1000)
+			ms = (int64_t)RETRY_MAX_S * 1000;
+	}
+	j->att_ms = 0;
 	set_error(u, "package '%s': %s", j->id, msg);
-	up_logf(UP_LOG_WARN, "uplink: package '%s' (%.16s...): %s; retry in "
-	    "%us", j->id, j->hex, msg, s);
+	up_logf(UP_LOG_WARN, "uplink: package '%s' (%.16s...): %s; %s, "
+	    "retry in %" PRId64 ".%01" PRId64 "s", j->id, j->hex, msg,
+	    progress ? "progress made" : "nothing kept", ms / 1000,
+	    ms % 1000 / 100);
 	/* The connection is gone anyway; the writer stays for resume. */
 	uplink__chan_free(j->chan);
 	j->chan = NULL;
 	j->state = J_BACKOFF;
-	tv.tv_sec = s;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(j->ev, &tv);
 	memcpy(sha, j->sha, CACHE_SHA_LEN);
 	jobs_schedule(u);
@@ -792,6 +832,7 @@ range_done(void *arg, int code, const uint8_t *body, size_t len,
 		return;
 	}
 	j->fails = 0;
+	j->att_ms = 0;
 	j->state = J_FETCH;
 	job_kick(j);
 }
@@ -915,6 +956,8 @@ job_step(struct uplink_job *j)
 		r.max_body = (size_t)j->size;
 		j->req_off = r.range_off;
 		j->req_end = r.range_end;
+		j->att_off = off;
+		j->att_ms = mono_ms();
 		j->state = J_HTTP;
 		if (uplink__chan_request(j->chan, &r, &range_ops, j,
 		    &cause) != 0) {

@@ -9,6 +9,9 @@
  *  - a package downloads in many ranges and, interrupted, resumes: nginx
  *    sent each byte once, but for at most the one range in flight;
  *  - a server that ignores Range (200) is handled;
+ *  - a server that cuts answers mid-body (tests/e2e/cutcloud.py): an
+ *    attempt that kept bytes resets the back-off, one that kept nothing
+ *    doubles it, and a long attempt is retried at once;
  *  - a corrupt package fails, nothing is cached;
  *  - reports arrive as files, each line exactly once, across an outage;
  *  - a server whose certificate is not from the configured CA is refused.
@@ -22,12 +25,14 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,7 @@
 #include "uplink_internal.h"
 
 #define CLOUD_SH	UB_SOURCE_DIR "/tests/e2e/cloud.sh"
+#define CUTCLOUD	UB_SOURCE_DIR "/tests/e2e/cutcloud.py"
 #define UPMANIFEST	UB_BINARY_DIR "/bin/upmanifest"
 #define GW		"gw-test"
 #define PKG_SIZE	(3 * 1024 * 1024 + 12345)
@@ -56,6 +62,8 @@ struct cloud {
 };
 
 static struct cloud C;
+/* The cutcloud.py server running, stopped by the group teardown too. */
+static pid_t	 cut_pid;
 
 /* What the callbacks saw. */
 struct seen {
@@ -346,13 +354,13 @@ gw_open(struct gw *g, const char *name)
 }
 
 static void
-gw_start_host(struct gw *g, const char *host, const char *url,
+gw_start_at(struct gw *g, const char *host, int port, const char *url,
     const char *ca)
 {
 	struct uplink_config cfg;
 	char		 base[128], cafile[256], *cause = NULL;
 
-	snprintf(base, sizeof(base), "https://%s:%d/%s", host, C.port,
+	snprintf(base, sizeof(base), "https://%s:%d/%s", host, port,
 	    url != NULL ? url : "cloud");
 	snprintf(cafile, sizeof(cafile), "%s", ca != NULL ? ca : "");
 	if (ca == NULL)
@@ -372,6 +380,13 @@ gw_start_host(struct gw *g, const char *host, const char *url,
 	if (g->u == NULL)
 		fail_msg("uplink_new: %s", cause);
 	assert_int_equal(uplink_start(g->u), 0);
+}
+
+static void
+gw_start_host(struct gw *g, const char *host, const char *url,
+    const char *ca)
+{
+	gw_start_at(g, host, C.port, url, ca);
 }
 
 static void
@@ -470,6 +485,10 @@ static int
 group_teardown(void **state)
 {
 	run("sh %s stop %s", CLOUD_SH, C.cdir);
+	if (cut_pid > 0) {
+		kill(cut_pid, SIGTERM);
+		waitpid(cut_pid, NULL, 0);
+	}
 	if (C.tick != NULL)
 		event_free(C.tick);
 	if (C.base != NULL)
@@ -797,6 +816,194 @@ test_download_bad_chunk(void **state)
 	gw_close(&g);
 }
 
+/* ------------------------------------------------------------------ */
+/* A cloud that cuts answers (tests/e2e/cutcloud.py, a real server)    */
+
+struct cutcloud {
+	pid_t		 pid;
+	int		 port;
+	char		 log[256];
+};
+
+static void
+cut_start(struct cutcloud *k, const char *script)
+{
+	struct sockaddr_in sin;
+	char		 port[16], root[256], cert[256], key[256];
+	int		 i, s, ok = 0;
+
+	memset(k, 0, sizeof(*k));
+	k->port = free_port();
+	snprintf(port, sizeof(port), "%d", k->port);
+	snprintf(k->log, sizeof(k->log), "%s/cut-%d.log", C.dir, k->port);
+	snprintf(root, sizeof(root), "%s", C.www);
+	snprintf(cert, sizeof(cert), "%s/server.pem", C.cdir);
+	snprintf(key, sizeof(key), "%s/server.key", C.cdir);
+	k->pid = fork();
+	assert_true(k->pid >= 0);
+	if (k->pid == 0) {
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(127);
+		execlp("python3", "python3", CUTCLOUD, "--root", root,
+		    "--port", port, "--cert", cert, "--key", key, "--log",
+		    k->log, "--match", "cut.bin", "--script", script,
+		    (char *)NULL);
+		_exit(127);
+	}
+	cut_pid = k->pid;
+	for (i = 0; i < 200 && !ok; i++) {
+		s = socket(AF_INET, SOCK_STREAM, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(k->port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = connect(s, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+		close(s);
+		if (!ok)
+			usleep(50000);
+	}
+	if (!ok)
+		fail_msg("cutcloud.py did not listen on %d", k->port);
+}
+
+static void
+cut_stop(struct cutcloud *k)
+{
+	if (k->pid > 0) {
+		kill(k->pid, SIGTERM);
+		waitpid(k->pid, NULL, 0);
+	}
+	k->pid = 0;
+	cut_pid = 0;
+}
+
+struct cut_req {
+	double		 t0, t1;
+	uint64_t	 first;		/* of the Range */
+	uint64_t	 sent;
+	char		 step[32];
+};
+
+/* The GETs of cut.bin in the server's log, in order; returns how many. */
+static int
+cut_reqs(const struct cutcloud *k, struct cut_req *r, int max)
+{
+	char		 line[512], meth[16], uri[256], range[64], step[32];
+	unsigned long long sent;
+	double		 t0, t1;
+	int		 code, n = 0;
+	FILE		*f;
+
+	if ((f = fopen(k->log, "r")) == NULL)
+		return (0);
+	while (n < max && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "%lf %lf %15s %255s %d %llu %63s %31s", &t0,
+		    &t1, meth, uri, &code, &sent, range, step) != 8 ||
+		    strcmp(meth, "GET") != 0 ||
+		    strstr(uri, "cut.bin") == NULL)
+			continue;
+		r[n].t0 = t0;
+		r[n].t1 = t1;
+		r[n].sent = sent;
+		r[n].first = strncmp(range, "bytes=", 6) == 0 ?
+		    strtoull(range + 6, NULL, 10) : 0;
+		snprintf(r[n].step, sizeof(r[n].step), "%s", step);
+		n++;
+	}
+	fclose(f);
+	/* Lines are written when answers end: order them by start. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && r[j].t0 < r[j - 1].t0; j--) {
+			struct cut_req t = r[j];
+
+			r[j] = r[j - 1];
+			r[j - 1] = t;
+		}
+	return (n);
+}
+
+/*
+ * Issue 7: the back-off doubled even when every attempt made progress
+ * (2, 4, 8, 16, 32, 64 s for six cuts of 100 KB each).  Now an attempt
+ * that kept bytes is followed by the next one RETRY_MIN_S (2 s) after it
+ * started, or at once when it ran longer; only attempts that kept
+ * nothing double the wait.
+ */
+static void
+test_download_cut_backoff(void **state)
+{
+	struct gw	 g;
+	struct cutcloud	 k;
+	struct cache_pkg p;
+	struct cache_entry e;
+	struct cut_req	 r[32];
+	char		 spec[512], buf[1024];
+	const uint64_t	 size = 700000;
+	double		 gap;
+	int		 n, i;
+
+	make_package("cut.bin", size, 33);
+	snprintf(buf, sizeof(buf), "{\"version\":1,\"packages\":["
+	    "{\"id\":\"cut-1\",\"component\":\"cut\",\"version\":\"1\","
+	    "\"kind\":\"full\",\"url\":\"packages/cut.bin\"}]}");
+	snprintf(spec, sizeof(spec), "%s/spec-cut.json", C.dir);
+	write_file(spec, buf, strlen(buf));
+	assert_int_equal(run("%s build -k %s -s %s -r %s --serial 15",
+	    UPMANIFEST, C.key, spec, C.www), 0);
+	/*
+	 * Requests, in order: two cut after 100 kB (progress), two dropped
+	 * (nothing), one trickling 100 kB over 2.5 s and cut (progress,
+	 * longer than RETRY_MIN_S), then whole answers.
+	 */
+	cut_start(&k, "cut:100000,cut:100000,drop,drop,trickle:100000,full");
+	gw_open(&g, "gw-cut");
+	gw_start_at(&g, "127.0.0.1", k.port, NULL, NULL);
+	if (wait_for(&g.seen.manifests, 0, 5000) != 0)
+		fail_msg("no manifest from cutcloud: %s", stats(&g).last_error);
+	assert_int_equal(cache_pkg_get(g.cache, "cut-1", &p), 0);
+	assert_int_equal(uplink_fetch(g.u, p.sha256), 0);
+	if (wait_for(&g.seen.ready, 0, 40000) != 0)
+		fail_msg("not downloaded after 40 s: %s",
+		    stats(&g).last_error);
+	cut_stop(&k);
+	assert_int_equal(cache_lookup(g.cache, p.sha256, &e), 0);
+	assert_int_equal(e.state, CACHE_COMPLETE);
+	assert_int_equal(g.seen.failed, 5);
+
+	n = cut_reqs(&k, r, 32);
+	for (i = 0; i < n; i++)
+		print_message("GET %d at +%.2f s (ran %.2f s): bytes=%llu- "
+		    "%s, sent %llu\n", i, r[i].t0 - r[0].t0,
+		    r[i].t1 - r[i].t0, (unsigned long long)r[i].first,
+		    r[i].step, (unsigned long long)r[i].sent);
+	assert_true(n >= 7);
+	/* Each attempt resumed where the bytes kept end. */
+	assert_int_equal(r[0].first, 0);
+	assert_int_equal(r[1].first, 100000);
+	assert_int_equal(r[2].first, 200000);
+	assert_int_equal(r[3].first, 200000);
+	assert_int_equal(r[4].first, 200000);
+	assert_int_equal(r[5].first, 300000);
+	/* Progress: 2 s between starts, not 2 then 4. */
+	for (i = 0; i < 3; i++) {
+		gap = r[i + 1].t0 - r[i].t0;
+		if (gap < 1.9 || gap > 3.0)
+			fail_msg("GET %d came %.2f s after GET %d, want 2 s",
+			    i + 1, gap, i);
+	}
+	/* The second attempt in a row that kept nothing waits 4 s. */
+	gap = r[4].t0 - r[3].t0;
+	if (gap < 3.9 || gap > 5.0)
+		fail_msg("GET 4 came %.2f s after GET 3, want 4 s", gap);
+	/* The trickle ran 2.5 s and kept bytes: retried at once. */
+	assert_true(r[4].t1 - r[4].t0 >= 2.0);
+	gap = r[5].t0 - r[4].t1;
+	if (gap > 0.8)
+		fail_msg("GET 5 came %.2f s after GET 4 ended, want at once",
+		    gap);
+	gw_close(&g);
+}
+
 /* Counts report lines under the web root; fails on a duplicate seq. */
 static int
 count_reports(int *files)
@@ -1000,6 +1207,7 @@ main(void)
 		cmocka_unit_test(test_download_no_range),
 		cmocka_unit_test(test_download_corrupt),
 		cmocka_unit_test(test_download_bad_chunk),
+		cmocka_unit_test(test_download_cut_backoff),
 		cmocka_unit_test(test_reports),
 		cmocka_unit_test(test_tls_wrong_ca),
 		cmocka_unit_test(test_hostname),
