@@ -1115,8 +1115,18 @@ sched_window_parse(const char *w, struct sched_window *win, char **cause)
 	int		 a, b, i;
 
 	memset(win, 0, sizeof(*win));
+	/*
+	 * A leading space would make an empty day list: a window that never
+	 * opens (issue 7).  Say so instead of guessing what was meant.
+	 */
+	if (*w == ' ')
+		return (sched__fail(cause, "'%s': leading space (expected "
+		    "[DAYS ]HH:MM-HH:MM)", w));
 	if ((sp = strchr(w, ' ')) != NULL) {
 		/* Days: "mon-fri,sun"; a range may wrap ("fri-mon"). */
+		if (sp[-1] == ',')
+			return (sched__fail(cause, "'%s': day list ends in "
+			    "','", w));
 		while (p < sp) {
 			e = p;
 			while (e < sp && *e != ',')
@@ -1152,5 +1162,7 @@ sched_window_parse(const char *w, struct sched_window *win, char **cause)
 	if (win->start_min == win->end_min ||
 	    (win->start_min == 0 && win->end_min == 0))
 		return (sched__fail(cause, "'%s': empty window", w));
+	if (win->days == 0)
+		return (sched__fail(cause, "'%s': no days", w));
 	return (0);
 }

@@ -300,6 +300,13 @@ static const struct {
 	  "'xyz' (mon..sun)" },
 	{ "{\"windows\":[\"03:00-03:00\"]}",
 	  "deployment 'd1': policy.windows[0]: '03:00-03:00': empty window" },
+	/* Issue 7: parsed to a window with no days that never opened. */
+	{ "{\"windows\":[\"00:00-04:00\",\" 00:00-03:00\"]}",
+	  "deployment 'd1': policy.windows[1]: ' 00:00-03:00': leading "
+	  "space (expected [DAYS ]HH:MM-HH:MM)" },
+	{ "{\"windows\":[\"mon, 00:00-03:00\"]}",
+	  "deployment 'd1': policy.windows[0]: 'mon, 00:00-03:00': day list "
+	  "ends in ','" },
 	{ "{\"windows\":[\"1-5\"]}",
 	  "deployment 'd1': policy.windows[0]: '1-5': expected [DAYS "
 	  "]HH:MM-HH:MM" },
