@@ -189,6 +189,40 @@ rollout__node_seen(struct fanout *f, const struct registry_node *rn)
 	rollout__kick(f);
 }
 
+/* Every node of the registry, as the scheduler sees them (owned v). */
+static void
+rollout_registry(struct fanout *f, struct rollout_nodes *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->f = f;
+	registry_foreach(f->reg, rollout_nodes_cb, a);
+}
+
+/*
+ * What a deployment's names may refer to here (sched_names.c): its
+ * packages, the registry's nodes and the transport instances we run.
+ * `tps' has room for UB_MAX_TRANSPORTS names.
+ */
+static void
+rollout_known(struct fanout *f, const struct cache_pkg *pkgs, size_t npkgs,
+    const struct rollout_nodes *a, const char **tps, struct sched_known *k)
+{
+	struct eng_link	*l;
+	size_t		 i;
+
+	memset(k, 0, sizeof(*k));
+	k->pkgs = pkgs;
+	k->npkgs = npkgs;
+	k->gateway = 1;
+	k->nodes = a->v;
+	k->nnodes = a->n;
+	for (i = 0; i < UB_MAX_TRANSPORTS &&
+	    (l = eng_link_at(f->eng, i)) != NULL; i++)
+		tps[i] = eng_link_name(l);
+	k->transports = tps;
+	k->ntransports = i;
+}
+
 /* ------------------------------------------------------------------ */
 /* Manifest                                                             */
 
@@ -200,15 +234,24 @@ rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
 	struct sched_policy	 p;
 	struct sched_campaign	*sc;
 	struct rollout_nodes	 a;
+	struct sched_known	 known;
+	const char		*tps[UB_MAX_TRANSPORTS];
 	struct cache_pkg	*pkgs;
+	json_t			*warnings, *w;
 	size_t			 i, k, n = 0;
 	char			*cause = NULL, *why = NULL;
+	bool			 plain;
 
-	if ((pj == NULL || *pj == '\0' || strcmp(pj, "{}") == 0) &&
-	    ud->ntags == 0)
+	/*
+	 * No policy and no tags: campaign.c's issue-2 path plans it, once
+	 * its names are checked here.
+	 */
+	plain = (pj == NULL || *pj == '\0' || strcmp(pj, "{}") == 0) &&
+	    ud->ntags == 0;
+	if (plain && ud->nhw == 0)
 		return (0);
 	/* One campaign per deployment; a manifest seen again changes none. */
-	if (rollout__find(f, ud->id) != NULL)
+	if (!plain && rollout__find(f, ud->id) != NULL)
 		return (1);
 
 	if (sched_policy_parse(ud->id,
@@ -233,9 +276,24 @@ rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
 				pkgs[n++] = mf->pkgs[k];
 				break;
 			}
-	memset(&a, 0, sizeof(a));
-	a.f = f;
-	registry_foreach(f->reg, rollout_nodes_cb, &a);
+	rollout_registry(f, &a);
+	/* A name nothing attests is a mistake: refuse, naming it. */
+	rollout_known(f, pkgs, n, &a, tps, &known);
+	if (sched_policy_check(&p, &known, &cause) == -1) {
+		free(a.v);
+		why = cause;
+		goto refuse;
+	}
+	if (plain) {
+		free(a.v);
+		free(pkgs);
+		sched_policy_clear(&p);
+		return (0);
+	}
+	warnings = sched_policy_warnings(&p, &known);
+	json_array_foreach(warnings, i, w)
+		log_warnx("rollout %s: %s", ud->id, json_string_value(w));
+	json_decref(warnings);
 	sc = sched_campaign_plan(ud->id, &p, pkgs, n, a.v, a.n, rollout_now(),
 	    &cause);
 	free(a.v);
@@ -628,6 +686,22 @@ fanout_rollout_json(struct fanout *f, const char *id)
 	if ((o = sched_report_json(ro->sc)) == NULL)
 		return (NULL);
 	json_object_set_new(o, "kind", json_string("rollout"));
+	/*
+	 * Names that match no node yet, from the registry as it is now:
+	 * while the campaign runs, or when it ended having had no item.
+	 */
+	if (rollout_live(ro) || ro->sc->nitems == 0) {
+		struct rollout_nodes	 nodes;
+		struct sched_known	 known;
+		const char		*tps[UB_MAX_TRANSPORTS];
+
+		rollout_registry(f, &nodes);
+		rollout_known(f, ro->sc->pkgs, ro->sc->npkgs, &nodes, tps,
+		    &known);
+		json_object_set_new(o, "warnings",
+		    sched_policy_warnings(&ro->sc->policy, &known));
+		free(nodes.v);
+	}
 	/* The package campaigns (UP sessions) that carry it out. */
 	a = json_array();
 	TAILQ_FOREACH(c, &f->campaigns, entry)

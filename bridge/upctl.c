@@ -740,6 +740,10 @@ print_rollout(json_t *c)
 	json_object_foreach(c, k, v)
 		if (!json_is_object(v) && !json_is_array(v))
 			printf("%-14s%s\n", k, jtext(v, buf, sizeof(buf)));
+	/* Names of the target that match no node yet. */
+	json_array_foreach(json_object_get(c, "warnings"), i, v)
+		printf("%-14s%s\n", i == 0 ? "WARNING" : "", jtext(v, buf,
+		    sizeof(buf)));
 	printf("\n%-12s  %-8s  %5s  %5s  %5s  %5s  %5s  %5s  %s\n", "STAGE",
 	    "STATE", "NODES", "PEND", "ACT", "OK", "FAIL", "SKIP", "SUCCESS");
 	json_array_foreach(json_object_get(c, "stages"), i, r)

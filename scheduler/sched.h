@@ -144,7 +144,11 @@ struct sched_range {
 	char		 text[SCHED_RANGE_TEXT_MAX + 1];	/* as written */
 };
 
-/* Parses a range; -1 with cause ("'1.x.y': bad wildcard") on error. */
+/*
+ * Parses a range; -1 with cause ("'1.x.y': bad wildcard") on error.  A
+ * range no version can satisfy (">=2.0 <1.0", "=1.0 =1.1") is an error
+ * too ("'>=2.0 <1.0': matches no version").
+ */
 int		 sched_range_parse(const char *, struct sched_range *,
 		    char **cause);
 /* True if `version' lies in the range. */
@@ -587,6 +591,47 @@ struct sched_item *sched_item_find(struct sched_campaign *, uint64_t node,
 /* The package of the item's current step (borrowed), or NULL. */
 const struct cache_pkg *sched_item_pkg(const struct sched_campaign *,
 		    const struct sched_item *);
+
+/* ------------------------------------------------------------------ */
+/* sched_names.c: the names a policy uses, against what the gateway knows */
+
+/*
+ * What a deployment's names may refer to, all borrowed: the deployment's
+ * packages and, on a gateway (`gateway' set), every node of the registry
+ * (targets or not) and the names of the transport instances it runs.  A
+ * publisher (upmanifest) knows only the packages: `gateway' 0, and the
+ * checks that need the rest are left to the gateway.
+ */
+struct sched_known {
+	const struct cache_pkg	*pkgs;
+	size_t			 npkgs;
+	int			 gateway;
+	const struct sched_node	*nodes;
+	size_t			 nnodes;
+	const char *const	*transports;
+	size_t			 ntransports;
+};
+
+/*
+ * A name nothing attests is an error (docs/campaigns.md, "Names a target
+ * uses"): a target hardware model that no package of the deployment is
+ * for (and, where a package is for any model, that no node is); a target
+ * or concurrency transport the gateway does not run; a target or stage
+ * tag no node carries; a target component that no package and no node
+ * has; an `order' or atomic component no package brings.  Returns 0, or
+ * -1 with a cause naming the item ("deployment 'd1': policy.order[1]:
+ * 'modme': no package of the deployment is that component").
+ */
+int		 sched_policy_check(const struct sched_policy *,
+		    const struct sched_known *, char **cause);
+/*
+ * Known names that match no node yet, and a target that matches no node
+ * at all: a JSON array of strings, empty when all is well (new
+ * reference).  Computed from `k' each time: a warning goes away when a
+ * node that matches appears.
+ */
+json_t		*sched_policy_warnings(const struct sched_policy *,
+		    const struct sched_known *);
 
 /* ------------------------------------------------------------------ */
 /* sched_run.c: runtime decisions                                       */

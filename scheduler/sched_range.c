@@ -167,6 +167,37 @@ range_term(struct sched_range *r, const char *t, char **cause)
 	return (range_add(r, SCHED_OP_EQ, t, t, cause));
 }
 
+/*
+ * True if no version satisfies every comparator.  Versions are totally
+ * ordered by sched_version_cmp, so the comparators are intervals and
+ * pairs are enough: an exact version must pass all the others, and no
+ * lower bound may lie above an upper bound.
+ */
+static bool
+range_empty(const struct sched_range *r)
+{
+	int	 i, j, c;
+
+	for (i = 0; i < r->ncmp; i++)
+		if (r->cmp[i].op == SCHED_OP_EQ &&
+		    !sched_range_match(r, r->cmp[i].ver))
+			return (true);
+	for (i = 0; i < r->ncmp; i++) {
+		if (r->cmp[i].op != SCHED_OP_GE && r->cmp[i].op != SCHED_OP_GT)
+			continue;
+		for (j = 0; j < r->ncmp; j++) {
+			if (r->cmp[j].op != SCHED_OP_LE &&
+			    r->cmp[j].op != SCHED_OP_LT)
+				continue;
+			c = sched_version_cmp(r->cmp[i].ver, r->cmp[j].ver);
+			if (c > 0 || (c == 0 && (r->cmp[i].op == SCHED_OP_GT ||
+			    r->cmp[j].op == SCHED_OP_LT)))
+				return (true);
+		}
+	}
+	return (false);
+}
+
 int
 sched_range_parse(const char *s, struct sched_range *r, char **cause)
 {
@@ -218,6 +249,11 @@ sched_range_parse(const char *s, struct sched_range *r, char **cause)
 			return (-1);
 		}
 		p = e;
+	}
+	if (range_empty(r)) {
+		r->ncmp = 0;
+		return (sched__fail(cause, "'%s': matches no version",
+		    r->text));
 	}
 	return (0);
 }

@@ -1,8 +1,9 @@
 /*
  * fuzz_sched_policy.c: sched_policy_parse on arbitrary bytes.  Whatever
  * the input, it returns a policy within its bounds or -1 with a cause;
- * a policy that parsed reparses from its stored JSON to the same, plans
- * over a small fleet and ticks without trouble.
+ * a policy that parsed reparses from its stored JSON to the same, has
+ * its names checked against a small fleet (an error has a cause, the
+ * warnings are an array), plans over it and ticks without trouble.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,6 +84,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	}
 	n[1].parent = 1;
 	n[0].role = SCHED_ROLE_RELAY;
+	/* The names the policy uses, against what this fleet knows. */
+	{
+		static const char *const tps[] = { "lan0" };
+		struct sched_known	 k = { pk, 2, 1, n, 3, tps, 1 };
+		json_t			*w;
+
+		if (sched_policy_check(&p, &k, &cause) != 0) {
+			if (cause == NULL || cause[0] == '\0')
+				abort();
+			free(cause);
+			cause = NULL;
+		}
+		if ((w = sched_policy_warnings(&p, &k)) == NULL ||
+		    !json_is_array(w))
+			abort();
+		json_decref(w);
+	}
 	c = sched_campaign_plan("fz", &p, pk, 2, n, 3, now, &cause);
 	if (c == NULL) {
 		if (cause == NULL)

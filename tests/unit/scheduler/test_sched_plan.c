@@ -520,6 +520,206 @@ test_plan_topology(void **state)
 	free(cause);
 }
 
+/* The cause of a policy that sched_policy_check must refuse (malloc'd). */
+static char *
+names_err(const char *json, const struct sched_known *k)
+{
+	struct sched_policy	 p;
+	char			*cause = NULL;
+
+	policy_ok(&p, json);
+	if (sched_policy_check(&p, k, &cause) == 0) {
+		fprintf(stderr, "names accepted but should not be: %s\n", json);
+		abort();
+	}
+	sched_policy_clear(&p);
+	return (cause);
+}
+
+static void
+names_ok(const char *json, const struct sched_known *k)
+{
+	struct sched_policy	 p;
+	char			*cause = NULL;
+
+	policy_ok(&p, json);
+	if (sched_policy_check(&p, k, &cause) != 0)
+		fail_msg("names refused: %s: %s", json, cause);
+	sched_policy_clear(&p);
+}
+
+static void
+assert_names_err(const char *json, const struct sched_known *k,
+    const char *want)
+{
+	char	*cause = names_err(json, k);
+
+	assert_string_equal(cause, want);
+	free(cause);
+}
+
+/* The warnings of a policy, joined by " | " into buf. */
+static const char *
+names_warn(const char *json, const struct sched_known *k, char *buf,
+    size_t len)
+{
+	struct sched_policy	 p;
+	json_t			*a, *v;
+	size_t			 i;
+
+	policy_ok(&p, json);
+	a = sched_policy_warnings(&p, k);
+	assert_non_null(a);
+	buf[0] = '\0';
+	json_array_foreach(a, i, v)
+		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+		    i > 0 ? " | " : "", json_string_value(v));
+	json_decref(a);
+	sched_policy_clear(&p);
+	return (buf);
+}
+
+/*
+ * Issue 7: a target naming a model, transport, tag or component that
+ * matches nothing, or an order naming an unknown component, planned an
+ * empty or unconstrained campaign.  Unknown names are errors naming the
+ * item; known names with no node yet are warnings.
+ */
+static void
+test_names(void **state)
+{
+	struct cache_pkg	 pk[3];
+	struct sched_node	 n[2];
+	struct sched_known	 k;
+	const char		*tps[] = { "lan0", "lora0" };
+	char			 buf[1024];
+	struct sched_policy	 p;
+	char			*cause = NULL;
+	const char		 dhw[1][CACHE_NAME_MAX + 1] = { "sensr-v1" };
+
+	mkpkg(&pk[0], "app-2", "app", "2.0", "s1", UP_KIND_FULL, NULL, 1000);
+	mkpkg(&pk[1], "app-2-s2", "app", "2.0", "s2", UP_KIND_FULL, NULL,
+	    1000);
+	mkpkg(&pk[2], "modem-3", "modem", "3.0", "s1", UP_KIND_FULL, NULL,
+	    500);
+	pk[2].ndeps = 1;
+	strcpy(pk[2].dep_component[0], "boot");
+	strcpy(pk[2].dep_min_version[0], "2");
+	mknode(&n[0], 1, "s1", "lan0", "app", "1.0");
+	addcomp(&n[0], "modem", "2.0");
+	addtag(&n[0], "north");
+	mknode(&n[1], 2, "s1", "lan0", "app", "1.5");
+	addtag(&n[1], "lab");
+	memset(&k, 0, sizeof(k));
+	k.pkgs = pk;
+	k.npkgs = 3;
+	k.nodes = n;
+	k.nnodes = 2;
+	k.transports = tps;
+	k.ntransports = 2;
+	k.gateway = 1;
+
+	/* What every name attests. */
+	names_ok("{\"target\":{\"hw\":[\"s1\",\"s2\"],\"tags\":[\"north\"],"
+	    "\"exclude_tags\":[\"fragile\"],\"transports\":[\"lan0\","
+	    "\"lora0\"],\"components\":{\"app\":\"1.x\",\"boot\":\">=1\"}},"
+	    "\"stages\":[{\"tags\":[\"lab\"]},{\"rest\":true}],"
+	    "\"order\":[\"modem\",\"app\"],"
+	    "\"atomic\":[{\"name\":\"g\",\"components\":[\"app\",\"modem\"]}],"
+	    "\"concurrency\":{\"lora0\":2}}", &k);
+
+	/* Unknown names, each named. */
+	assert_names_err("{\"target\":{\"hw\":[\"s9\"]}}", &k,
+	    "deployment 'd1': policy.target hw 's9': no package of the "
+	    "deployment is for it");
+	assert_names_err("{\"target\":{\"transports\":[\"lan0\",\"lan9\"]}}",
+	    &k, "deployment 'd1': policy.target.transports: 'lan9': this "
+	    "gateway has no such transport");
+	assert_names_err("{\"concurrency\":{\"ble0\":1}}", &k,
+	    "deployment 'd1': policy.concurrency: 'ble0': this gateway has no "
+	    "such transport");
+	assert_names_err("{\"target\":{\"tags\":[\"nroth\"]}}", &k,
+	    "deployment 'd1': target tag 'nroth': no node carries it (tag "
+	    "nodes first: upctl node ID tag add nroth)");
+	assert_names_err("{\"stages\":[{\"name\":\"canary\",\"tags\":"
+	    "[\"canary\"]}]}", &k, "deployment 'd1': policy.stages[0] "
+	    "'canary' tag 'canary': no node carries it (tag nodes first: "
+	    "upctl node ID tag add canary)");
+	assert_names_err("{\"target\":{\"components\":{\"ap\":\"1.x\"}}}", &k,
+	    "deployment 'd1': policy.target.components: 'ap': no package of "
+	    "the deployment and no node has that component");
+	assert_names_err("{\"order\":[\"app\",\"modme\"]}", &k,
+	    "deployment 'd1': policy.order[1]: 'modme': no package of the "
+	    "deployment is that component");
+	assert_names_err("{\"atomic\":[{\"name\":\"g\",\"components\":"
+	    "[\"app\",\"boot\"]}]}", &k, "deployment 'd1': "
+	    "policy.atomic[0].components: 'boot': no package of the "
+	    "deployment is that component");
+	/* The deployment's own target list (not the policy's). */
+	assert_int_equal(sched_policy_parse("d1", dhw, 1, NULL, 0, "{}", &p,
+	    NULL), 0);
+	assert_int_equal(sched_policy_check(&p, &k, &cause), -1);
+	assert_string_equal(cause, "deployment 'd1': target hw 'sensr-v1': "
+	    "no package of the deployment is for it");
+	free(cause);
+	sched_policy_clear(&p);
+
+	/*
+	 * The publisher (upmanifest) knows the packages only: what needs
+	 * the registry or the transports is left to the gateway.
+	 */
+	k.gateway = 0;
+	names_ok("{\"target\":{\"tags\":[\"nroth\"],\"transports\":"
+	    "[\"lan9\"],\"components\":{\"ap\":\"1\"}}}", &k);
+	assert_names_err("{\"order\":[\"app\",\"modme\"]}", &k,
+	    "deployment 'd1': policy.order[1]: 'modme': no package of the "
+	    "deployment is that component");
+	assert_names_err("{\"target\":{\"hw\":[\"s9\"]}}", &k,
+	    "deployment 'd1': policy.target hw 's9': no package of the "
+	    "deployment is for it");
+	/* A package for any model: a model is known if a node is it. */
+	pk[2].nhw = 0;
+	names_ok("{\"target\":{\"hw\":[\"s9\"]}}", &k);
+	k.gateway = 1;
+	assert_names_err("{\"target\":{\"hw\":[\"s9\"]}}", &k,
+	    "deployment 'd1': policy.target hw 's9': no package names it and "
+	    "no node is that model");
+	strcpy(n[1].hw, "s9");
+	names_ok("{\"target\":{\"hw\":[\"s9\"]}}", &k);
+	strcpy(n[1].hw, "s1");
+	pk[2].nhw = 1;
+
+	/* Known names that match no node yet: warnings, not errors. */
+	names_ok("{\"target\":{\"hw\":[\"s2\"],\"transports\":[\"lora0\"]}}",
+	    &k);
+	assert_string_equal(names_warn("{\"target\":{\"hw\":[\"s2\"],"
+	    "\"transports\":[\"lora0\"]}}", &k, buf, sizeof(buf)),
+	    "target hw 's2': no node of that model yet | target transport "
+	    "'lora0': no node on it yet | the target matches no node yet "
+	    "(2 nodes known)");
+	assert_string_equal(names_warn("{\"target\":{\"exclude_tags\":"
+	    "[\"fragile\"],\"components\":{\"app\":\">=3\"}}}", &k, buf,
+	    sizeof(buf)), "exclude tag 'fragile': no node carries it, it "
+	    "excludes nothing | target component app '>=3': no node runs a "
+	    "version in that range | the target matches no node yet (2 nodes "
+	    "known)");
+	assert_string_equal(names_warn("{\"target\":{\"group\":\"test\"}}",
+	    &k, buf, sizeof(buf)), "group test: no node carries the test tag "
+	    "'test' yet | the target matches no node yet (2 nodes known)");
+	/* A stage whose tags only non-targets carry. */
+	assert_string_equal(names_warn("{\"target\":{\"tags\":[\"north\"]},"
+	    "\"stages\":[{\"name\":\"lab\",\"tags\":[\"lab\"]},"
+	    "{\"rest\":true}]}", &k, buf, sizeof(buf)),
+	    "stage 'lab': no target carries its tags yet");
+	/* All well: no warning. */
+	assert_string_equal(names_warn("{\"target\":{\"hw\":[\"s1\"]}}", &k,
+	    buf, sizeof(buf)), "");
+	/* A warning goes when a node that matches appears. */
+	strcpy(n[1].hw, "s2");
+	assert_string_equal(names_warn("{\"target\":{\"hw\":[\"s2\"]}}", &k,
+	    buf, sizeof(buf)), "");
+}
+
 int
 main(void)
 {
@@ -532,6 +732,7 @@ main(void)
 		cmocka_unit_test(test_plan_stages),
 		cmocka_unit_test(test_plan_dependencies),
 		cmocka_unit_test(test_plan_topology),
+		cmocka_unit_test(test_names),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));

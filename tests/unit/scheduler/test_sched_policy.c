@@ -307,6 +307,16 @@ static const struct {
 	{ "{\"windows\":[\"mon, 00:00-03:00\"]}",
 	  "deployment 'd1': policy.windows[0]: 'mon, 00:00-03:00': day list "
 	  "ends in ','" },
+	/* Issue 7: a range that matches nothing at all. */
+	{ "{\"target\":{\"components\":{\"app\":\">=2.0 <1.0\"}}}",
+	  "deployment 'd1': policy.target.components.app: '>=2.0 <1.0': "
+	  "matches no version" },
+	{ "{\"target\":{\"components\":{\"app\":\"1.0 1.1\"}}}",
+	  "deployment 'd1': policy.target.components.app: '1.0 1.1': "
+	  "matches no version" },
+	{ "{\"target\":{\"components\":{\"app\":\">1.0 <=1.0\"}}}",
+	  "deployment 'd1': policy.target.components.app: '>1.0 <=1.0': "
+	  "matches no version" },
 	{ "{\"windows\":[\"1-5\"]}",
 	  "deployment 'd1': policy.windows[0]: '1-5': expected [DAYS "
 	  "]HH:MM-HH:MM" },
