@@ -11,6 +11,15 @@
  * the signed bytes cannot drift), then signs the exact bytes of
  * manifest.json and writes both files atomically.  verify checks what a
  * gateway and a node would check.  Exit 0 ok, 1 failed, 2 usage.
+ *
+ * build refuses what every node or gateway would refuse, before anything
+ * is signed (issue 7): each deployment's policy goes through the
+ * gateway's own parser (sched_policy_parse) and the name checks a
+ * publisher can make (sched_policy_check: order and atomic components,
+ * hardware models the packages are for); each delta is applied to its
+ * base image with the nodes' own decoder (up_vcdiff.c) and must give
+ * exactly image_sha256, so a delta made with xdelta3's default secondary
+ * compression, or from another base than base_version, never ships.
  */
 #include <sys/stat.h>
 
@@ -33,6 +42,7 @@
 
 #include "up.h"
 #include "cache.h"
+#include "sched.h"
 #include "uplink.h"
 
 #define SIG_LEN		64
@@ -356,8 +366,8 @@ static const char *const spec_top_keys[] = {
 static const char *const spec_pkg_keys[] = {
 	"id", "component", "version", "hw", "kind", "delta_format",
 	"base_version", "size", "sha256", "image_size", "image_sha256",
-	"image_file", "url", "deps", "security_version", "allow_downgrade",
-	"chunk_size", NULL
+	"image_file", "base_file", "url", "deps", "security_version",
+	"allow_downgrade", "chunk_size", NULL
 };
 
 static int
@@ -371,20 +381,256 @@ known_key(const char *k, const char *const *keys)
 	return (0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Deltas: proven with the nodes' own decoder                          */
+
+/*
+ * A delta applied the way a node applies it (up/up_vcdiff.c, the same
+ * window buffer a node lends, the target read back when a window does not
+ * fit), with the base image as the source and the result hashed.
+ */
+struct delta_run {
+	int		 dfd;		/* the delta */
+	int		 sfd;		/* the base image, -1: none */
+	int		 wanted_source;	/* the base was read */
+	uint8_t		*out;		/* the image so far */
+	size_t		 outlen, outcap;
+	struct cache_sha *h;
+};
+
+static int
+dr_pread(int fd, uint32_t off, uint8_t *p, size_t n)
+{
+	ssize_t		 r;
+
+	while (n > 0) {
+		if ((r = pread(fd, p, n, off)) <= 0)
+			return (-1);
+		p += r;
+		n -= (size_t)r;
+		off += (uint32_t)r;
+	}
+	return (0);
+}
+
+static int
+dr_delta_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	return (dr_pread(((struct delta_run *)ctx)->dfd, off, p, n));
+}
+
+static int
+dr_source_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct delta_run *d = ctx;
+
+	d->wanted_source = 1;
+	if (d->sfd == -1)
+		return (-1);
+	return (dr_pread(d->sfd, off, p, n));
+}
+
+static int
+dr_target_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct delta_run *d = ctx;
+	uint8_t		*nb;
+	size_t		 cap;
+
+	if (off != d->outlen)
+		return (-1);
+	if (d->outlen + n > d->outcap) {
+		cap = d->outcap == 0 ? 1 << 20 : d->outcap;
+		while (cap < d->outlen + n)
+			cap *= 2;
+		if ((nb = realloc(d->out, cap)) == NULL)
+			return (-1);
+		d->out = nb;
+		d->outcap = cap;
+	}
+	memcpy(d->out + d->outlen, p, n);
+	d->outlen += n;
+	cache_sha_update(d->h, p, n);
+	return (0);
+}
+
+static int
+dr_target_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct delta_run *d = ctx;
+
+	if ((uint64_t)off + n > d->outlen)
+		return (-1);
+	memcpy(p, d->out + off, n);
+	return (0);
+}
+
+static const struct up_vcd_io delta_io = {
+	dr_delta_read, dr_source_read, dr_target_write, dr_target_read
+};
+
+#define DELTA_HOWTO \
+	"make deltas with: xdelta3 -e -9 -S none -A -n -s OLD NEW OUT"
+
+/*
+ * Applies the delta at `dpath' to the base image at `bpath' (NULL: none
+ * at hand, then only what precedes the first read of the base is
+ * checked, and the delta is refused as unproven).  On success the image
+ * it makes is *isize bytes with SHA-256 isha.  Returns 0, or -1 after
+ * printing why.
+ */
+static int
+prove_delta(const char *id, const char *base_version, const char *dpath,
+    const char *bpath, uint64_t *isize, uint8_t isha[CACHE_SHA_LEN])
+{
+	static struct up_vcd vcd;	/* about 4 KiB: not on the stack */
+	static uint8_t	 window[UP_VCD_WINDOW];
+	struct delta_run d;
+	struct stat	 sb, bsb;
+	int		 rc = -1, e;
+
+	memset(&d, 0, sizeof(d));
+	d.sfd = -1;
+	if ((d.dfd = open(dpath, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    fstat(d.dfd, &sb) != 0) {
+		err("package '%s': %s: %s", id, dpath, strerror(errno));
+		goto out;
+	}
+	memset(&bsb, 0, sizeof(bsb));
+	if (bpath != NULL && ((d.sfd = open(bpath, O_RDONLY | O_CLOEXEC)) ==
+	    -1 || fstat(d.sfd, &bsb) != 0)) {
+		err("package '%s': base image %s: %s", id, bpath,
+		    strerror(errno));
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > UINT32_MAX ||
+	    (uint64_t)bsb.st_size > UINT32_MAX) {
+		err("package '%s': delta or base image of 4 GiB or more", id);
+		goto out;
+	}
+	if ((d.h = cache_sha_new()) == NULL) {
+		err("out of memory");
+		goto out;
+	}
+	if (up_vcd_init(&vcd, &delta_io, &d, (uint32_t)sb.st_size,
+	    bpath != NULL ? (uint32_t)bsb.st_size : UINT32_MAX, UINT32_MAX,
+	    window, sizeof(window)) != UP_OK) {
+		err("package '%s': cannot start the VCDIFF decoder", id);
+		goto out;
+	}
+	while ((e = up_vcd_run(&vcd, 0)) == UP_VCD_MORE)
+		;
+	if (e != UP_OK && !(bpath == NULL && d.wanted_source)) {
+		if (e == UP_EVERSION)
+			err("package '%s': %s: nodes cannot apply this delta: "
+			    "%s; %s", id, dpath, up_vcd_why(&vcd), DELTA_HOWTO);
+		else if (bpath != NULL && d.wanted_source)
+			err("package '%s': %s does not apply to the %s image "
+			    "%s: %s (a delta made from another base?)", id,
+			    dpath, base_version, bpath, up_vcd_why(&vcd));
+		else
+			err("package '%s': %s: not a delta nodes can apply: "
+			    "%s", id, dpath, up_vcd_why(&vcd));
+		goto out;
+	}
+	if (bpath == NULL) {
+		err("package '%s': no %s image to prove the delta applies: "
+		    "give \"base_file\" (the %s image), or list the full "
+		    "%s package in the spec", id, base_version, base_version,
+		    base_version);
+		goto out;
+	}
+	cache_sha_final(d.h, isha);
+	*isize = d.outlen;
+	rc = 0;
+out:
+	if (d.dfd != -1)
+		close(d.dfd);
+	if (d.sfd != -1)
+		close(d.sfd);
+	cache_sha_free(d.h);
+	free(d.out);
+	return (rc);
+}
+
+static bool
+hw_overlap(json_t *a, json_t *b)
+{
+	size_t		 i, j;
+	json_t		*x, *y;
+
+	if (json_array_size(a) == 0 || json_array_size(b) == 0)
+		return (true);
+	json_array_foreach(a, i, x)
+		json_array_foreach(b, j, y)
+			if (json_equal(x, y))
+				return (true);
+	return (false);
+}
+
+/*
+ * The base image of delta `sp': its "base_file" (relative to the spec's
+ * folder), else the file of a full package of the spec with the same
+ * component, version base_version and a hardware list in common.  0 and
+ * path, 1 when there is none, -1 on a bad name.
+ */
+static int
+delta_base(json_t *sp, json_t *all, const char *webroot,
+    const char *specdir, char *path, size_t len)
+{
+	const char	*bf, *comp, *base, *url;
+	json_t		*o;
+	size_t		 i;
+	int		 n;
+
+	if ((bf = json_string_value(json_object_get(sp, "base_file"))) !=
+	    NULL) {
+		n = bf[0] == '/' ? snprintf(path, len, "%s", bf) :
+		    snprintf(path, len, "%s/%s", specdir, bf);
+		return (n < 0 || (size_t)n >= len ? -1 : 0);
+	}
+	comp = json_string_value(json_object_get(sp, "component"));
+	base = json_string_value(json_object_get(sp, "base_version"));
+	if (comp == NULL || base == NULL)
+		return (1);
+	json_array_foreach(all, i, o) {
+		if (!json_is_object(o) ||
+		    json_string_value(json_object_get(o, "kind")) == NULL ||
+		    strcmp(json_string_value(json_object_get(o, "kind")),
+		    "full") != 0 ||
+		    json_string_value(json_object_get(o, "component")) ==
+		    NULL || strcmp(json_string_value(json_object_get(o,
+		    "component")), comp) != 0 ||
+		    json_string_value(json_object_get(o, "version")) == NULL ||
+		    strcmp(json_string_value(json_object_get(o, "version")),
+		    base) != 0 ||
+		    !hw_overlap(json_object_get(o, "hw"),
+		    json_object_get(sp, "hw")) ||
+		    (url = json_string_value(json_object_get(o, "url"))) ==
+		    NULL || !safe_relpath(url))
+			continue;
+		n = snprintf(path, len, "%s/%s", webroot, url);
+		return (n < 0 || (size_t)n >= len ? -1 : 0);
+	}
+	return (1);
+}
+
 /* The output package object, in the documented member order. */
 static json_t *
-build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
+build_pkg(json_t *sp, size_t idx, json_t *all, const char *webroot,
+    const char *specdir)
 {
 	static const char *const copy1[] = {
 		"id", "component", "version", "hw", "kind", "delta_format",
 		"base_version", NULL
 	};
 	json_t		*o, *v;
-	const char	*k, *id, *url, *kind, *imgf;
-	char		 path[PATH_MAX];
+	const char	*k, *id, *url, *kind, *imgf, *base = "base";
+	char		 path[PATH_MAX], bpath[PATH_MAX];
 	uint8_t		 sha[CACHE_SHA_LEN], isha[CACHE_SHA_LEN], zero[SIG_LEN];
+	uint8_t		 psha[CACHE_SHA_LEN];
 	uint8_t		*chunks = NULL;
-	uint64_t	 size, isize;
+	uint64_t	 size, isize, psize = 0;
 	uint32_t	 cs = CHUNK_DEFAULT, nchunks = 0;
 	size_t		 i;
 	int		 delta, n;
@@ -458,6 +704,28 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 	delta = kind != NULL && strcmp(kind, "delta") == 0;
 	isize = size;
 	memcpy(isha, sha, sizeof(isha));
+	if (!delta && json_object_get(sp, "base_file") != NULL) {
+		err("package '%s': base_file: only for a delta", id);
+		free(chunks);
+		return (NULL);
+	}
+	/* What the delta makes of its base, with the nodes' decoder. */
+	if (delta) {
+		base = json_string_value(json_object_get(sp, "base_version"));
+		if (base == NULL)
+			base = "base";
+		if ((n = delta_base(sp, all, webroot, specdir, bpath,
+		    sizeof(bpath))) == -1) {
+			err("package '%s': base_file: path too long", id);
+			free(chunks);
+			return (NULL);
+		}
+		if (prove_delta(id, base, path, n == 0 ? bpath : NULL, &psize,
+		    psha) != 0) {
+			free(chunks);
+			return (NULL);
+		}
+	}
 	if (delta && (imgf = json_string_value(json_object_get(sp,
 	    "image_file"))) != NULL) {
 		n = imgf[0] == '/' ? snprintf(path, sizeof(path), "%s", imgf) :
@@ -471,11 +739,16 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 			free(chunks);
 		return (NULL);
 		}
+	} else if (delta && json_object_get(sp, "image_size") == NULL &&
+	    json_object_get(sp, "image_sha256") == NULL) {
+		/* Neither given: the image is what the delta makes. */
+		isize = psize;
+		memcpy(isha, psha, sizeof(isha));
 	} else if (delta) {
 		v = json_object_get(sp, "image_size");
 		if (!json_is_integer(v) || json_integer_value(v) <= 0) {
 			err("package '%s': a delta needs image_size and "
-			    "image_sha256, or image_file", id);
+			    "image_sha256, image_file, or neither", id);
 			free(chunks);
 		return (NULL);
 		}
@@ -490,6 +763,20 @@ build_pkg(json_t *sp, size_t idx, const char *webroot, const char *specdir)
 		}
 	}
 
+	if (delta && (psize != isize ||
+	    memcmp(psha, isha, CACHE_SHA_LEN) != 0)) {
+		char	 got[CACHE_HEX_LEN + 1], want[CACHE_HEX_LEN + 1];
+
+		cache_hex(psha, got);
+		cache_hex(isha, want);
+		err("package '%s': the delta applied to the %s image %s makes "
+		    "%" PRIu64 " bytes with sha256 %s, not the image (%" PRIu64
+		    " bytes, sha256 %s): a delta made from another base than "
+		    "%s, or for another image?", id, base, bpath, psize, got,
+		    isize, want, base);
+		free(chunks);
+		return (NULL);
+	}
 	if ((o = json_object()) == NULL) {
 		free(chunks);
 		return (NULL);
@@ -556,6 +843,51 @@ published_serial(const char *webroot, char **why)
 	serial = mf->serial;
 	uplink_manifest_free(mf);
 	return (serial);
+}
+
+/*
+ * Every deployment's policy through the gateway's own parser, and the
+ * names a publisher can check: what every gateway would refuse is
+ * refused here, before it is signed.
+ */
+static int
+check_deployments(const char *specf, const struct uplink_manifest *mf)
+{
+	const struct uplink_deployment *ud;
+	struct sched_policy p;
+	struct sched_known k;
+	struct cache_pkg *pkgs;
+	char		*cause = NULL;
+	size_t		 i, j, l, n;
+	int		 rc = 0;
+
+	if ((pkgs = calloc(SCHED_MAX_PKGS, sizeof(*pkgs))) == NULL)
+		return (err("out of memory"));
+	for (i = 0; i < mf->ndeps && rc == 0; i++) {
+		ud = &mf->deps[i];
+		if (sched_policy_parse(ud->id,
+		    (const char (*)[CACHE_NAME_MAX + 1])ud->hw, ud->nhw,
+		    (const char (*)[CACHE_NAME_MAX + 1])ud->tags, ud->ntags,
+		    ud->policy_json, &p, &cause) != 0) {
+			rc = err("%s: %s", specf, cause != NULL ? cause :
+			    "bad policy");
+			break;
+		}
+		for (j = 0, n = 0; j < ud->npkgs && n < SCHED_MAX_PKGS; j++)
+			for (l = 0; l < mf->npkgs; l++)
+				if (strcmp(mf->pkgs[l].id, ud->pkgs[j]) == 0)
+					pkgs[n++] = mf->pkgs[l];
+		memset(&k, 0, sizeof(k));
+		k.pkgs = pkgs;
+		k.npkgs = n;
+		if (sched_policy_check(&p, &k, &cause) != 0)
+			rc = err("%s: %s", specf, cause != NULL ? cause :
+			    "bad names");
+		sched_policy_clear(&p);
+	}
+	free(cause);
+	free(pkgs);
+	return (rc);
 }
 
 static int
@@ -680,7 +1012,7 @@ cmd_build(int argc, char **argv)
 		goto out;
 	}
 	json_array_foreach(v, i, sp) {
-		if ((o = build_pkg(sp, i, webroot, specdir)) == NULL)
+		if ((o = build_pkg(sp, i, v, webroot, specdir)) == NULL)
 			goto out;
 		json_array_append_new(pkgs, o);
 	}
@@ -701,6 +1033,8 @@ cmd_build(int argc, char **argv)
 		err("%s: %s", specf, why);
 		goto out;
 	}
+	if (check_deployments(specf, mf) != 0)
+		goto out;
 	for (i = 0; i < mf->npkgs; i++) {
 		if (uplink_pkg_offer(&mf->pkgs[i], &offer) != 0 ||
 		    (n = up_desc_encode(&offer, desc, sizeof(desc))) < 0) {

@@ -34,7 +34,7 @@ def xdelta(tb, work, old, new, name):
             f.write(data)
     subprocess.run(["xdelta3", "-e", "-9", "-S", "none", "-A", "-n", "-f",
                     "-s", p_old, p_new, out], check=True)
-    return "packages/" + name, os.path.getsize(out), p_new
+    return "packages/" + name, os.path.getsize(out), p_new, p_old
 
 
 def scenario(bindir, srcdir):
@@ -51,10 +51,11 @@ def scenario(bindir, srcdir):
         u12 = tb.write_package("app-1.2.0.bin", v12)
         work = os.path.join(tb.tmp, "work")
         os.makedirs(work)
-        ud_a, size_a, p12 = xdelta(tb, work, v10, v12,
-                                   "app-1.0.0-1.2.0.vcdiff")
-        ud_b, size_b, _ = xdelta(tb, work, v11, v12,
-                                 "app-1.1.0-1.2.0.vcdiff")
+        ud_a, size_a, p12, p10 = xdelta(tb, work, v10, v12,
+                                        "app-1.0.0-1.2.0.vcdiff")
+        ud_b, size_b, _, p11 = xdelta(tb, work, v11, v12,
+                                      "app-1.1.0-1.2.0.vcdiff")
+        bases = {"1.0.0": p10, "1.1.0": p11}
         tb.log("deltas %d and %d bytes, full %d" % (size_a, size_b,
                                                     len(v12)))
 
@@ -92,6 +93,7 @@ def scenario(bindir, srcdir):
             "id": "app-%s-1.2.0" % base, "component": "app",
             "version": "1.2.0", "hw": ["sensor-v1"], "kind": "delta",
             "delta_format": "vcdiff", "base_version": base, "url": u,
+            "base_file": os.path.relpath(bases[base], spec_dir),
             "image_file": os.path.relpath(p12, spec_dir)}
         tb.publish([full("1.2.0", u12), delta("1.0.0", ud_a),
                     delta("1.1.0", ud_b)],

@@ -10,6 +10,11 @@ for.  Each is refused, and the refusal that reaches the cloud names the
 item.  A deployment for sensor-v2 (a model a package is for, but no node
 is yet) is planned, and `upctl campaign' shows the warning.  No node is
 offered anything.
+
+upmanifest itself refuses the order and the hardware model (it checks
+what a publisher can), so those two deployments are added to the signed
+manifest afterwards and it is signed again with openssl, as another
+publishing tool would: the gateway must not rely on the publisher.
 """
 
 import os
@@ -18,6 +23,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from testbed import Testbed, Fail, main_wrapper  # noqa: E402
+
+# Deployments upmanifest refuses too: added to the manifest by hand.
+BY_HAND = ("typo-order", "typo-hw")
 
 REFUSED = {
     "typo-transport": ({}, {"target": {"transports": ["lan9"]}},
@@ -49,10 +57,11 @@ def scenario(bindir, srcdir):
         tb.wait_for(lambda: len(tb.upctl("nodes")) == 2, 30,
                     "both nodes to announce")
 
-        deps = []
+        deps, later = [], []
         for cid, (target, policy, _) in sorted(REFUSED.items()):
-            deps.append({"id": cid, "packages": ["app-1.1.0"],
-                         "target": target, "policy": policy})
+            (later if cid in BY_HAND else deps).append(
+                {"id": cid, "packages": ["app-1.1.0"], "target": target,
+                 "policy": policy})
         deps.append({"id": "future-hw", "packages": ["app-1.1.0"],
                      "target": {},
                      "policy": {"target": {"hw": ["sensor-v2"]}}})
@@ -60,6 +69,7 @@ def scenario(bindir, srcdir):
             [{"id": "app-1.1.0", "component": "app", "version": "1.1.0",
               "hw": ["sensor-v1", "sensor-v2"], "kind": "full",
               "url": url}], deps)
+        tb.add_deployments_by_hand(later)
 
         for cid, (_, _, want) in sorted(REFUSED.items()):
             ev = tb.wait_event(cid, "refused", 30, "%s to be refused" % cid)

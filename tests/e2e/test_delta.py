@@ -124,6 +124,7 @@ def scenario(bindir, srcdir):
               "version": "1.1.0", "hw": ["sensor-v1"], "kind": "delta",
               "delta_format": "vcdiff", "base_version": "1.0.0",
               "url": url_delta,
+              "base_file": os.path.relpath(p_old, spec_dir),
               "image_file": os.path.relpath(p_new, spec_dir)}],
             [{"id": "upgrade", "packages": ["app-1.1.0",
                                             "app-1.0.0-1.1.0"],
