@@ -199,10 +199,10 @@ cache_sha_free(struct cache_sha *s)
 }
 
 /*
- * Only Ed25519 is accepted: the cloud signs with it (brief, upmanifest
- * genkey) and nodes check the same signature.  An RSA or EC key in the
- * configured file is an operator mistake that must be named, not a
- * signature failure later.
+ * Only Ed25519 is accepted: the cloud signs with it (docs/manifest.md,
+ * upmanifest genkey) and nodes check the same signature.  An RSA or EC
+ * key in the configured file is an operator mistake that must be named,
+ * not a signature failure later.
  */
 static struct cache_key *
 cache_key_wrap(EVP_PKEY *pkey, const char *path, char **cause)

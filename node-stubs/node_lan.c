@@ -1,6 +1,6 @@
 /*
  * node_lan.c: the LAN link of a simulated node, `upnode --transport lan'
- * (brief "LAN wire use", docs/upnode.md).
+ * (docs/up-protocol.md §5.3, docs/upnode.md).
  *
  * Two UDP sockets.  The group socket is bound to group:port with
  * SO_REUSEADDR, so many nodes on one host each get a copy of every

@@ -2,7 +2,8 @@
  * tp_lan.c: the "lan" transport, UP over UDP/IPv4 multicast on one LAN
  * interface (one instance = one broadcast domain).
  *
- * Two sockets, as the brief's "LAN wire use" fixes for both ends:
+ * Two sockets, as docs/up-protocol.md §5.3 (addressing on the LAN
+ * transport) fixes for both ends:
  *
  *  - the group socket, bound to group:port with SO_REUSEADDR (so nodes on
  *    the same host can bind it too) and a membership on the interface.  It

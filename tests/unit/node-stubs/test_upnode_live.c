@@ -2,10 +2,10 @@
  * test_upnode_live.c: the real upnode binary against a scripted gateway
  * over UDP multicast on loopback (a private group and port, so other
  * tests on this host do not interfere).  Covers the whole session flow of
- * the brief: announce, discover, offer/accept, data with gaps, status,
- * repair, verify, activate with the in-process reboot, RESULT resend
- * until RESULT_ACK, SIGTERM; a --crash-at power cut and resume; health
- * check failure (rollback); a forged signature; --reject; repair
+ * docs/up-protocol.md §5.2: announce, discover, offer/accept, data with
+ * gaps, status, repair, verify, activate with the in-process reboot, RESULT
+ * resend until RESULT_ACK, SIGTERM; a --crash-at power cut and resume;
+ * health check failure (rollback); a forged signature; --reject; repair
  * rounds over a --drop-pct lossy link; the link options (--transport,
  * --link-opt and their errors).
  */
