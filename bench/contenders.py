@@ -199,10 +199,18 @@ done
 """
 
 
+def uftp_settings(ctx):
+    """What the race sets beyond the research page's command lines."""
+    return {"uftp_grtt": ctx.uftp_grtt}
+
+
 def run_uftp(ctx, rundir, meter):
     """Gateway downloads once with curl, then uftp -> uftpd on each node:
     the research page's command lines (1.6), closed group (-H) of every
-    node's id, rate a little under the LAN rate, 1400-byte blocks."""
+    node's id, rate a little under the LAN rate, 1400-byte blocks.  Tuned
+    for the testbed (docs/benchmarks.md): the group round trip starts at
+    the LAN's (-r; UFTP's 0.5 s default times every announce and status
+    round for a WAN until it has measured better)."""
     hook = os.path.join(rundir, "hook.sh")
     with open(hook, "w") as f:
         f.write(HOOK)
@@ -243,6 +251,7 @@ def run_uftp(ctx, rundir, meter):
     sender = Proc(ctx.bed.gw, [
         "uftp", "-I", LAN_GW, "-M", pub, "-P", priv, "-p", str(port),
         "-b", str(ctx.block), "-R", str(kbps), "-B", "4194304",
+        "-r", ctx.uftp_grtt,
         "-H", "@" + hosts, "-S", os.path.join(rundir, "uftp.status"),
         pkg], os.path.join(rundir, "uftp.log"), t0=meter.t0)
     gw.append(sender)
@@ -253,12 +262,29 @@ def run_uftp(ctx, rundir, meter):
                                    ctx.pkg_name + ".sha"), ctx.sha)
     wait_nodes(ctx, meter, done_at, check, ctx.timeout)
     sender.wait(5)
-    return finish(ctx, meter, done_at, gw, nodes,
-                  {"t_download_s": round(t_dl, 3),
-                   "sender_rc": sender.poll()})
+    extra = {"t_download_s": round(t_dl, 3), "sender_rc": sender.poll()}
+    extra.update(uftp_settings(ctx))
+    return finish(ctx, meter, done_at, gw, nodes, extra)
 
 
 # --------------------------------------------------------------- udpcast
+#
+# Tuned for the testbed (docs/benchmarks.md, "The contenders"):
+#  - udp-sender sends one HELLO and then looks at --min-receivers only
+#    every 2 s, so it started 2 s after the last receiver had answered.
+#    With --rexmit-hello-interval it sends a HELLO every that many ms and
+#    looks each time: it starts within that interval, and a receiver that
+#    lost a HELLO hears the next one.  (--min-wait, tried too, only adds a
+#    wait.)
+#  - udp-receiver waits --exit-wait ms (500 by default) after the final
+#    REQACK, in case its last ACK was lost.  On the testbed only what the
+#    nodes receive is dropped, never their ACKs, so 20 ms is enough; the
+#    file is complete before that wait begins.
+def udp_settings(ctx):
+    return {"udp_hello_ms": ctx.udp_hello_ms,
+            "udp_exit_wait_ms": ctx.udp_exit_wait_ms}
+
+
 def udp_receivers(ctx, rundir, portbase):
     nodes = []
     for i, ns in enumerate(ctx.bed.nodes, 1):
@@ -266,18 +292,22 @@ def udp_receivers(ctx, rundir, portbase):
         os.makedirs(d)
         f = os.path.join(d, "pkg.bin")
         cmd = ("udp-receiver --interface eth0 --portbase %d --nokbd "
-               "--file %s && sha256sum %s > %s.sha"
-               % (portbase, shlex.quote(f), shlex.quote(f), shlex.quote(f)))
+               "--exit-wait %d --file %s && sha256sum %s > %s.sha"
+               % (portbase, ctx.udp_exit_wait_ms, shlex.quote(f),
+                  shlex.quote(f), shlex.quote(f)))
         nodes.append(Proc(ns, ["sh", "-c", cmd], os.path.join(d, "log")))
     return nodes
 
 
 def udp_sender_argv(ctx, portbase, data_addr):
     kbit = int(ctx.lan_mbit * 1000 * ctx.rate_pct / 100)
-    return ["udp-sender", "--interface", "lan", "--portbase", str(portbase),
+    argv = ["udp-sender", "--interface", "lan", "--portbase", str(portbase),
             "--mcast-data-address", data_addr,
             "--min-receivers", str(ctx.nodes), "--max-bitrate",
             "%dk" % kbit, "--full-duplex", "--nokbd"]
+    if ctx.udp_hello_ms > 0:
+        argv += ["--rexmit-hello-interval", str(ctx.udp_hello_ms)]
+    return argv
 
 
 def wait_udp(ctx, rundir, meter, nodes):
@@ -318,8 +348,9 @@ def run_udpcast(ctx, rundir, meter):
                   t0=meter.t0)
     gw.append(sender)
     done_at = wait_udp(ctx, rundir, meter, nodes)
-    return finish(ctx, meter, done_at, gw, nodes,
-                  {"t_download_s": round(t_dl, 3)})
+    extra = {"t_download_s": round(t_dl, 3)}
+    extra.update(udp_settings(ctx))
+    return finish(ctx, meter, done_at, gw, nodes, extra)
 
 
 def run_udpcast_pipe(ctx, rundir, meter):
@@ -336,7 +367,7 @@ def run_udpcast_pipe(ctx, rundir, meter):
     sender = Proc(ctx.bed.gw, ["sh", "-c", cmd],
                   os.path.join(rundir, "udp-sender.log"), t0=meter.t0)
     done_at = wait_udp(ctx, rundir, meter, nodes)
-    return finish(ctx, meter, done_at, [sender], nodes)
+    return finish(ctx, meter, done_at, [sender], nodes, udp_settings(ctx))
 
 
 # -------------------------------------------------------------- upbridge
