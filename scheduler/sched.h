@@ -114,7 +114,8 @@ int		 sched_version_cmp(const char *, const char *);
  * May package `p' be offered to a node that runs `running' of its
  * component?  Only a newer version, or an older one the cloud signed as
  * a downgrade (p->allow_downgrade, docs/up-protocol.md §5.4).  The one
- * place of the rule: planning, routing and the chooser ask here.
+ * place of the rule: planning, routing, the chooser and the bridge's
+ * check at offer time (issue 7: the version re-read then) ask here.
  */
 bool		 sched_may_offer(const struct cache_pkg *p,
 		    const char *running);
@@ -501,7 +502,29 @@ struct sched_item {
 	int64_t		 deadline;	/* watchdog of the current attempt */
 	int64_t		 started, finished;	/* unix s, 0 unset */
 	uint64_t	 bytes_sent;
+	/* Precise times of the attempts (unix ms, 0 unset), from the
+	 * caller (sched_item_attempt); started/finished are seconds. */
+	int64_t		 started_ms, finished_ms;
+	int		 fell_back;	/* a failed delta step was replaced by
+					   the full image (delta fallback) */
+	/*
+	 * Reports upstream (docs/campaigns.md, "Reports"): a final state
+	 * whose truth may still change is provisional (a lost connection,
+	 * cancelled or expired while activating: the node may yet report);
+	 * `reported' is what went upstream for the item (SCHED_REP_*) and
+	 * rep_mark the (tries, state) that record was about.
+	 */
+	int		 provisional;
+	int		 reported;
+	uint32_t	 rep_mark;
 	int		 dirty;		/* changed since sched_db_save */
+};
+
+/* What went upstream for an item (sched_item.reported). */
+enum sched_rep {
+	SCHED_REP_NONE = 0,
+	SCHED_REP_PROVISIONAL,	/* a record a later one may replace */
+	SCHED_REP_FINAL		/* the last record: nothing follows it */
 };
 
 enum sched_edge_kind {
@@ -560,8 +583,9 @@ struct sched_campaign {
  * constraint or a stage that names an unknown node fails the whole plan
  * with a cause naming the items; nothing is created then.  `policy' is
  * copied.  Returns an owned campaign (free with sched_campaign_free).  A
- * plan with no items is valid (everybody up to date): the first tick
- * marks it done.
+ * plan with no items is valid (no target needs an update yet): the
+ * campaign runs, waiting for targets, and is done only once it has
+ * items and all of them are final.
  */
 struct sched_campaign *sched_campaign_plan(const char *id,
 		    const struct sched_policy *policy,
@@ -574,11 +598,11 @@ void		 sched_campaign_free(struct sched_campaign *);
  * A node announced (or its registry record changed).  A member gets its
  * facts (battery, link, versions, transport) updated; a new node that
  * the target selects and that needs an update joins the right stage
- * (its explicit stage, else the first stage not yet passed; a finished
- * campaign reopens).  If its constraints cannot be met or it would close
- * a cycle, its items are added as skipped with the reason.  Returns 1 if
- * the node joined, 0 if nothing changed membership, -1 on allocation
- * failure.
+ * (its explicit stage, else the first stage not yet passed).  A finished
+ * (done) or cancelled campaign never takes a new node: it never reopens.
+ * If its constraints cannot be met or it would close a cycle, its items
+ * are added as skipped with the reason.  Returns 1 if the node joined, 0
+ * if nothing changed membership, -1 on allocation failure.
  */
 int		 sched_node_seen(struct sched_campaign *,
 		    const struct sched_node *, int64_t now);
@@ -695,9 +719,13 @@ int		 sched_item_verified(struct sched_campaign *, uint64_t node,
  * A node's final result for its current step (enum up_result; success
  * means it runs the new version and confirmed it, UP_R_ALREADY counts as
  * success).  A chain goes on with its next step; a retryable failure
- * (connection lost, no memory, low battery, aborted, integrity) waits
- * for a retry with back-off while tries remain; other failures are
- * final and their dependants are skipped at the next tick.  A result for
+ * (connection lost, no memory, low battery, aborted, integrity, busy)
+ * waits for a retry with back-off while tries remain; other failures are
+ * final and their dependants are skipped at the next tick.  A delta step
+ * that fails on the node (integrity, unsupported, base mismatch, apply
+ * failed or out of memory) is not retried as such: the item falls back
+ * to the full image of its target when the campaign has one, at once,
+ * and the reason says why.  A result for
  * an item already final is recorded only if it changes the truth (a late
  * success after a cancel or a watchdog write-off).  Returns 0, or -1 if
  * the node/component is not an item.
@@ -705,6 +733,41 @@ int		 sched_item_verified(struct sched_campaign *, uint64_t node,
 int		 sched_item_result(struct sched_campaign *, uint64_t node,
 		    const char *component, int result, uint64_t bytes_sent,
 		    int64_t now);
+
+/*
+ * The caller decided not to carry out an item's OFFER after all (the
+ * node runs a newer version by now; a newer campaign superseded a held
+ * image): the open item becomes SKIPPED with `result' and `reason'.
+ * Returns 0, or -1 if the node/component is not an open item.
+ */
+int		 sched_item_skip(struct sched_campaign *, uint64_t node,
+		    const char *component, int result, int64_t now,
+		    const char *reason);
+
+/*
+ * The precise times (unix ms) of one attempt, as the caller measured
+ * them: the item's duration_ms spans its first attempt's start to its
+ * last attempt's end.  Without them it is (finished - started) seconds.
+ */
+void		 sched_item_attempt(struct sched_campaign *, uint64_t node,
+		    const char *component, int64_t started_ms,
+		    int64_t finished_ms);
+
+/*
+ * Reports upstream.  sched_item_report_due says which record an item
+ * owes now: SCHED_REP_FINAL (a final state, never sent as final),
+ * SCHED_REP_PROVISIONAL (a provisional final state not sent yet), or
+ * SCHED_REP_NONE.  Nothing is ever due after a final record: a truth
+ * may follow only a provisional one.  sched_item_reported records what
+ * the caller sent (also for the records of attempts, which are
+ * provisional while the item is open).
+ */
+int		 sched_item_report_due(const struct sched_campaign *,
+		    size_t item);
+void		 sched_item_reported(struct sched_campaign *, size_t item,
+		    int level);
+/* True if the item's state is final and not provisional. */
+bool		 sched_item_final_record(const struct sched_item *);
 
 enum sched_action {
 	SCHED_A_APPROVE = 0, SCHED_A_PAUSE, SCHED_A_RESUME, SCHED_A_CANCEL,

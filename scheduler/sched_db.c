@@ -81,7 +81,27 @@ static const char *const sched_steps[] = {
 	"  started INTEGER NOT NULL,"
 	"  finished INTEGER NOT NULL,"
 	"  bytes_sent INTEGER NOT NULL,"
-	"  PRIMARY KEY (campaign, idx));"
+	"  PRIMARY KEY (campaign, idx));",
+	/*
+	 * 2 (issue 7): precise attempt times, the delta fallback, and what
+	 * went upstream (provisional or final), so an item's final state
+	 * is reported exactly once across restarts.
+	 */
+	"ALTER TABLE sched_items ADD COLUMN started_ms INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE sched_items ADD COLUMN finished_ms INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE sched_items ADD COLUMN fell_back INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE sched_items ADD COLUMN provisional INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE sched_items ADD COLUMN reported INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE sched_items ADD COLUMN rep_mark INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	/* What was final before went upstream then (or never will). */
+	"UPDATE sched_items SET reported = 2 WHERE state IN ('succeeded', "
+	"  'downloaded', 'failed', 'skipped', 'cancelled', 'expired');"
 };
 
 enum {
@@ -107,8 +127,10 @@ static const char *const sched_sql[ST_MAX] = {
 	"INSERT OR REPLACE INTO sched_items (campaign, idx, node, member, "
 	"component, from_version, to_version, steps, step, bytes, atomic, "
 	"state, result, reason, wait, tries, next_try, deadline, started, "
-	"finished, bytes_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-	"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+	"finished, bytes_sent, started_ms, finished_ms, fell_back, "
+	"provisional, reported, rep_mark) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	"?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+	"?21, ?22, ?23, ?24, ?25, ?26, ?27)",
 	"SELECT deployment, policy, target, state, paused_from, reason, "
 	"stage, nstages, created, started, finished FROM sched_campaigns "
 	"WHERE id = ?1",
@@ -121,7 +143,8 @@ static const char *const sched_sql[ST_MAX] = {
 	"ORDER BY node",
 	"SELECT node, member, component, from_version, to_version, steps, "
 	"step, bytes, atomic, state, result, reason, wait, tries, next_try, "
-	"deadline, started, finished, bytes_sent FROM sched_items WHERE "
+	"deadline, started, finished, bytes_sent, started_ms, finished_ms, "
+	"fell_back, provisional, reported, rep_mark FROM sched_items WHERE "
 	"campaign = ?1 ORDER BY idx",
 	"SELECT id FROM sched_campaigns WHERE state NOT IN ('done', "
 	"'cancelled') ORDER BY created, id",
@@ -514,6 +537,12 @@ save_item(struct sched_db *sd, const struct sched_campaign *c, size_t i,
 	sqlite3_bind_int64(st, 19, it->started);
 	sqlite3_bind_int64(st, 20, it->finished);
 	sqlite3_bind_int64(st, 21, (sqlite3_int64)it->bytes_sent);
+	sqlite3_bind_int64(st, 22, it->started_ms);
+	sqlite3_bind_int64(st, 23, it->finished_ms);
+	sqlite3_bind_int(st, 24, it->fell_back);
+	sqlite3_bind_int(st, 25, it->provisional);
+	sqlite3_bind_int(st, 26, it->reported);
+	sqlite3_bind_int64(st, 27, it->rep_mark);
 	rc = run(sd, st, cause);
 	free(steps);
 	return (rc);
@@ -812,6 +841,12 @@ load_rows(struct sched_db *sd, struct sched_campaign *c, char **cause)
 		it->started = sqlite3_column_int64(st, 16);
 		it->finished = sqlite3_column_int64(st, 17);
 		it->bytes_sent = (uint64_t)sqlite3_column_int64(st, 18);
+		it->started_ms = sqlite3_column_int64(st, 19);
+		it->finished_ms = sqlite3_column_int64(st, 20);
+		it->fell_back = sqlite3_column_int(st, 21);
+		it->provisional = sqlite3_column_int(st, 22);
+		it->reported = sqlite3_column_int(st, 23);
+		it->rep_mark = (uint32_t)sqlite3_column_int64(st, 24);
 		it->dirty = 0;
 	}
 	sqlite3_reset(st);

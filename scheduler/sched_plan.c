@@ -1082,7 +1082,9 @@ sched_node_seen(struct sched_campaign *c, const struct sched_node *n,
 		c->members_dirty = 1;
 		return (0);
 	}
-	if (c->state == SCHED_C_CANCELLED ||
+	/* A finished campaign never reopens (issue 7): new nodes are the
+	 * business of a new deployment. */
+	if (c->state == SCHED_C_CANCELLED || c->state == SCHED_C_DONE ||
 	    !sched_target_match(&c->policy.target, n))
 		return (0);
 	if (c->policy.deadline != 0 && now >= c->policy.deadline)
@@ -1113,11 +1115,6 @@ sched_node_seen(struct sched_campaign *c, const struct sched_node *n,
 		}
 	}
 	push_stages(c);
-	if (c->state == SCHED_C_DONE) {
-		c->state = SCHED_C_RUNNING;
-		c->finished = 0;
-		c->reason[0] = '\0';
-	}
 	c->dirty = 1;
 	return (1);
 }

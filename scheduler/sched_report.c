@@ -36,9 +36,16 @@ path_str(const struct sched_campaign *c, const struct sched_item *it)
 	return ("?");
 }
 
+/*
+ * From the first attempt's start to the last one's end, in milliseconds
+ * as the caller measured them (sched_item_attempt); without them, the
+ * item's own times, which are whole seconds.
+ */
 static int64_t
 duration_ms(const struct sched_item *it)
 {
+	if (it->started_ms != 0 && it->finished_ms >= it->started_ms)
+		return (it->finished_ms - it->started_ms);
 	if (it->started == 0 || it->finished < it->started)
 		return (0);
 	return ((it->finished - it->started) * 1000);
@@ -72,6 +79,9 @@ sched_item_json(const struct sched_campaign *c, size_t i)
 	    st < (int)c->nstages ? c->stages[st].name : ""));
 	json_object_set_new(o, "state", json_string(
 	    sched_istate_str(it->state)));
+	/* The last word on the item, or not (docs/campaigns.md, Reports). */
+	json_object_set_new(o, "final", json_boolean(
+	    sched_item_final_record(it)));
 	json_object_set_new(o, "result", json_integer(it->result));
 	json_object_set_new(o, "result_str",
 	    json_string(up_result_str(it->result)));
@@ -107,7 +117,9 @@ sched_report_json(const struct sched_campaign *c)
 	json_object_set_new(o, "created", jtime(c->created));
 	json_object_set_new(o, "started", jtime(c->started));
 	json_object_set_new(o, "finished", jtime(c->finished));
-	json_object_set_new(o, "next_wake", c->next_wake == INT64_MAX ?
+	/* A finished campaign has nothing to wake for. */
+	json_object_set_new(o, "next_wake", c->next_wake == INT64_MAX ||
+	    c->state == SCHED_C_DONE || c->state == SCHED_C_CANCELLED ?
 	    json_null() : jtime(c->next_wake));
 	a = json_array();
 	for (i = 0; i < c->nstages; i++) {

@@ -26,6 +26,10 @@ static const char *const event_names[] = { "started", "stage-started",
 static const char *const action_names[] = { "approve", "pause", "resume",
     "cancel", "force-cancel" };
 
+/* The reason of a running campaign whose plan has no item yet. */
+#define SCHED_NO_TARGETS	"waits for targets: no node needs this " \
+				"deployment yet"
+
 #define NAME(tab, i)	((size_t)(i) < sizeof(tab) / sizeof(tab[0]) ? \
 			    tab[i] : "?")
 
@@ -154,6 +158,8 @@ sched__item_final(struct sched_item *it, enum sched_istate st, int result,
 	it->finished = now;
 	it->deadline = 0;
 	it->wait[0] = '\0';
+	/* Callers whose final state the node may still contradict say so. */
+	it->provisional = 0;
 	it->dirty = 1;
 }
 
@@ -195,10 +201,69 @@ retryable(int code)
 	case UP_R_INTEGRITY:
 	case UP_R_FAILED:
 	case UP_R_DECLINED:
+	case UP_R_BUSY:		/* its slot served another session */
 		return (true);
 	default:
 		return (false);
 	}
+}
+
+/*
+ * A delta step that fails on the node (issue 7, bad input): retrying the
+ * same delta fails the same way, so the item falls back to the full
+ * image of its target, at once, if the campaign has one for the node's
+ * hardware.  The failed delta stays named in the reason.  Returns true
+ * when the item fell back.
+ */
+static bool
+delta_fallback(struct sched_campaign *c, struct sched_item *it, int code,
+    int64_t now)
+{
+	const struct cache_pkg	*p, *f = NULL;
+	const char		*hw = c->members[it->member].node.hw;
+	uint64_t		 bytes = 0;
+	size_t			 i;
+	int			 s;
+
+	switch (code) {
+	case UP_R_INTEGRITY:		/* rebuilt image does not match */
+	case UP_R_UNSUPPORTED:		/* format or options the node lacks */
+	case UP_R_BASE_MISMATCH:	/* the node runs another base */
+	case UP_R_FAILED:		/* the apply failed */
+	case UP_R_NO_MEMORY:		/* the decoder's window is too small */
+		break;
+	default:
+		return (false);
+	}
+	if ((p = sched_item_pkg(c, it)) == NULL || p->kind != UP_KIND_DELTA)
+		return (false);
+	for (i = 0; i < c->npkgs && f == NULL; i++)
+		if (c->pkgs[i].kind == UP_KIND_FULL &&
+		    strcmp(c->pkgs[i].component, it->component) == 0 &&
+		    strcmp(c->pkgs[i].version, it->to) == 0 &&
+		    sched_hw_ok(&c->pkgs[i], hw))
+			f = &c->pkgs[i];
+	if (f == NULL)
+		return (false);
+	snprintf(it->reason, sizeof(it->reason), "delta %s failed on the "
+	    "node (%s): falls back to the full image %s", p->id,
+	    up_result_str(code), f->id);
+	/* The steps before this one ran; the full image replaces the rest. */
+	strcpy(it->steps[it->step], f->id);
+	it->nsteps = it->step + 1;
+	for (s = 0; s < it->nsteps; s++)
+		for (i = 0; i < c->npkgs; i++)
+			if (strcmp(c->pkgs[i].id, it->steps[s]) == 0)
+				bytes += c->pkgs[i].size;
+	it->bytes = bytes;
+	it->fell_back = 1;
+	it->result = code;
+	it->deadline = 0;
+	it->state = SCHED_I_PENDING;
+	it->wait[0] = '\0';
+	it->dirty = 1;
+	(void)now;
+	return (true);
 }
 
 static void
@@ -224,6 +289,8 @@ item_fail(struct sched_campaign *c, struct sched_item *it, int code,
 		    "%u attempts)", why, it->tries);
 	else
 		sched__item_final(it, SCHED_I_FAILED, code, now, "%s", why);
+	/* Nobody heard the node: it may still report its truth. */
+	it->provisional = code == UP_R_CONN_LOST;
 }
 
 /* ------------------------------------------------------------------ */
@@ -359,6 +426,7 @@ item_open(enum sched_istate s)
 static int
 tick_deadline(struct sched_campaign *c, int64_t now, struct sched_out *o)
 {
+	enum sched_istate was;
 	char	 t[21];
 	size_t	 i;
 
@@ -371,9 +439,12 @@ tick_deadline(struct sched_campaign *c, int64_t now, struct sched_out *o)
 		if (item_open(it->state) &&
 		    out_item(o, SCHED_D_ABORT, c, i, UP_R_ABORTED) == -1)
 			return (-1);
+		was = it->state;
 		sched__item_final(it, SCHED_I_EXPIRED, it->result, now,
 		    "deadline %s passed%s%s", t, it->wait[0] ? "; was: " : "",
 		    it->wait);
+		/* An activating node may be switching: its result decides. */
+		it->provisional = was == SCHED_I_ACTIVATING;
 	}
 	c->state = SCHED_C_DONE;
 	c->finished = now;
@@ -402,10 +473,11 @@ tick_watchdog(struct sched_campaign *c, int64_t now, struct sched_out *o)
 			return (-1);
 		snprintf(why, sizeof(why), "watchdog: no result within %u s",
 		    c->policy.node_timeout_s);
-		if (c->state == SCHED_C_CANCELLED)
+		if (c->state == SCHED_C_CANCELLED) {
 			sched__item_final(it, SCHED_I_CANCELLED, UP_R_CONN_LOST,
 			    now, "cancelled; %s", why);
-		else
+			it->provisional = 1;
+		} else
 			item_fail(c, it, UP_R_CONN_LOST, now, why);
 	}
 	return (0);
@@ -553,13 +625,19 @@ tick_stages(struct sched_campaign *c, int64_t now, struct sched_out *o)
 			    c->reason));
 		}
 		if (r->state == SCHED_S_ACTIVE) {
+			/*
+			 * A success threshold of 0 is no threshold (the
+			 * implicit stage of a policy without stages): the
+			 * stage passes once its nodes are final, never
+			 * halts for want of successes.
+			 */
 			if (k.success_pct >= s->success_pct &&
 			    k.succeeded > 0) {
 				r->state = SCHED_S_SOAKING;
 				r->met_at = now;
 				c->dirty = 1;
 			} else if (k.pending + k.active == 0 &&
-			    !r->overridden) {
+			    !r->overridden && s->success_pct > 0) {
 				r->state = SCHED_S_HALTED;
 				c->state = SCHED_C_HALTED;
 				snprintf(c->reason, sizeof(c->reason),
@@ -810,6 +888,7 @@ sched_tick(struct sched_campaign *c, const struct sched_clock *clk,
 	    c->state != SCHED_C_CANCELLED) {
 		if (tick_deadline(c, now, o) == -1)
 			return (-1);
+		c->next_wake = INT64_MAX;
 		return ((int)(o->n - n0));
 	}
 	if (c->policy.deadline != 0)
@@ -842,16 +921,31 @@ sched_tick(struct sched_campaign *c, const struct sched_clock *clk,
 			    c->items[i].state == SCHED_I_DOWNLOADED)
 				ok++;
 		}
-	if (nfinal == c->nitems) {
+	if (c->nitems == 0) {
+		/*
+		 * Nothing planned yet: the campaign waits for targets (a
+		 * finished one never takes new nodes, so an empty plan is
+		 * not finished).
+		 */
+		if (strcmp(c->reason, SCHED_NO_TARGETS) != 0) {
+			snprintf(c->reason, sizeof(c->reason), "%s",
+			    SCHED_NO_TARGETS);
+			c->dirty = 1;
+		}
+	} else if (nfinal == c->nitems) {
 		if (c->state == SCHED_C_RUNNING)
 			snprintf(c->reason, sizeof(c->reason), "%zu of %zu "
 			    "items succeeded", ok, c->nitems);
 		c->state = SCHED_C_DONE;
 		c->finished = now;
+		c->next_wake = INT64_MAX;
 		c->dirty = 1;
 		if (out_event(o, SCHED_EV_DONE, c->stage, "%s",
 		    c->reason) == -1)
 			return (-1);
+	} else if (strcmp(c->reason, SCHED_NO_TARGETS) == 0) {
+		c->reason[0] = '\0';
+		c->dirty = 1;
 	}
 	return ((int)(o->n - n0));
 }
@@ -913,6 +1007,8 @@ sched_item_result(struct sched_campaign *c, uint64_t node,
 		return (0);
 	}
 	if (!success) {
+		if (delta_fallback(c, it, result, now))
+			return (0);
 		snprintf(why, sizeof(why), "%s", up_result_str(result));
 		item_fail(c, it, result, now, why);
 		return (0);
@@ -937,8 +1033,79 @@ sched_item_result(struct sched_campaign *c, uint64_t node,
 		return (0);
 	}
 	sched__item_final(it, SCHED_I_SUCCEEDED, result, now, "%s",
+	    it->fell_back ? "full image, after the delta failed" :
 	    it->nsteps > 1 ? "chain of deltas applied" : "");
 	return (0);
+}
+
+int
+sched_item_skip(struct sched_campaign *c, uint64_t node,
+    const char *component, int result, int64_t now, const char *reason)
+{
+	struct sched_item	*it;
+
+	if ((it = sched_item_find(c, node, component)) == NULL ||
+	    !item_open(it->state))
+		return (-1);
+	sched__item_final(it, SCHED_I_SKIPPED, result, now, "%s", reason);
+	return (0);
+}
+
+void
+sched_item_attempt(struct sched_campaign *c, uint64_t node,
+    const char *component, int64_t started_ms, int64_t finished_ms)
+{
+	struct sched_item	*it;
+
+	if ((it = sched_item_find(c, node, component)) == NULL ||
+	    started_ms <= 0 || finished_ms < started_ms)
+		return;
+	if (it->started_ms == 0 || started_ms < it->started_ms)
+		it->started_ms = started_ms;
+	if (finished_ms > it->finished_ms)
+		it->finished_ms = finished_ms;
+	it->dirty = 1;
+}
+
+bool
+sched_item_final_record(const struct sched_item *it)
+{
+	return (SCHED_I_FINAL(it->state) && !it->provisional);
+}
+
+/* What a record is about: the attempt and the state. */
+static uint32_t
+rep_mark(const struct sched_item *it)
+{
+	return (it->tries << 4 | (uint32_t)it->state);
+}
+
+int
+sched_item_report_due(const struct sched_campaign *c, size_t i)
+{
+	const struct sched_item	*it = &c->items[i];
+
+	/* Nothing follows a final record; open items report attempts. */
+	if (it->reported == SCHED_REP_FINAL || !SCHED_I_FINAL(it->state))
+		return (SCHED_REP_NONE);
+	if (!it->provisional)
+		return (SCHED_REP_FINAL);
+	if (it->reported == SCHED_REP_PROVISIONAL &&
+	    it->rep_mark == rep_mark(it))
+		return (SCHED_REP_NONE);
+	return (SCHED_REP_PROVISIONAL);
+}
+
+void
+sched_item_reported(struct sched_campaign *c, size_t i, int level)
+{
+	struct sched_item	*it = &c->items[i];
+
+	if (it->reported == SCHED_REP_FINAL)
+		return;
+	it->reported = level;
+	it->rep_mark = rep_mark(it);
+	it->dirty = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -949,6 +1116,7 @@ cancel_items(struct sched_campaign *c, int force, int64_t now,
     struct sched_out *o)
 {
 	struct sched_item	*it;
+	enum sched_istate	 was;
 	size_t			 i;
 
 	for (i = 0; i < c->nitems; i++) {
@@ -962,9 +1130,11 @@ cancel_items(struct sched_campaign *c, int force, int64_t now,
 		if (item_open(it->state) && out_item(o, SCHED_D_ABORT, c, i,
 		    UP_R_ABORTED) == -1)
 			return (-1);
+		was = it->state;
 		sched__item_final(it, SCHED_I_CANCELLED, UP_R_ABORTED, now,
 		    "%s by the technician", force ? "force-cancelled" :
 		    "cancelled");
+		it->provisional = was == SCHED_I_ACTIVATING;
 	}
 	return (0);
 }

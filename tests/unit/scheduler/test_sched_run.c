@@ -555,13 +555,22 @@ test_membership(void **state)
 	tick(f);
 	tick(f);
 	assert_int_equal(f->c->state, SCHED_C_DONE);
-	/* A node appearing after the end reopens the campaign. */
+	/*
+	 * A node appearing after the end does not reopen it (issue 7: a
+	 * finished campaign never comes back); its members' facts are
+	 * still kept.
+	 */
 	mknode(&late, 52, "s1", "lan0", "app", "1.0");
-	assert_int_equal(sched_node_seen(f->c, &late, f->fc.now), 1);
-	assert_int_equal(f->c->state, SCHED_C_RUNNING);
+	assert_int_equal(sched_node_seen(f->c, &late, f->fc.now), 0);
+	assert_int_equal(f->c->state, SCHED_C_DONE);
+	assert_null(sched_member_get(f->c, 52));
 	tick(f);
-	assert_int_equal(offered(f, 52), 1);
-	assert_string_equal(f->out.d[f->out.n - 1].pkg, "app-2");
+	assert_int_equal(f->out.n, 0);
+	mknode(&late, 1, "s1", "lan0", "app", "2.1");
+	assert_int_equal(sched_node_seen(f->c, &late, f->fc.now), 0);
+	assert_string_equal(sched_member_get(f->c, 1)->node.comp[0].version,
+	    "2.1");
+	assert_int_equal(f->c->state, SCHED_C_DONE);
 }
 
 static sqlite3 *
@@ -744,6 +753,195 @@ test_reports(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * Issue 7: a delta that fails on the node is not retried as such: the
+ * item falls back to the full image at once and says why; a failure
+ * that is not about the delta, or without a full image, is not.
+ */
+static void
+test_delta_fallback(void **state)
+{
+	struct fx		*f = *state;
+	struct sched_item	*it;
+	json_t			*j;
+
+	f->nn = 2;
+	strcpy(f->n[0].comp[0].version, "1.5");
+	strcpy(f->n[1].comp[0].version, "1.5");
+	mk(f, "{\"retry\":{\"count\":0}}");
+	tick(f);
+	assert_string_equal(f->out.d[f->out.n - 1].pkg, "d-15-20");
+	sched_item_result(f->c, 1, "app", UP_R_INTEGRITY, 0, f->fc.now);
+	it = sched_item_find(f->c, 1, "app");
+	assert_int_equal(it->state, SCHED_I_PENDING);
+	assert_string_equal(it->reason, "delta d-15-20 failed on the node "
+	    "(integrity): falls back to the full image app-2");
+	assert_string_equal(it->steps[0], "app-2");
+	assert_int_equal(it->nsteps, 1);
+	assert_int_equal(it->bytes, 1000);
+	/* Offered again at the next tick, although retries are 0. */
+	tick(f);
+	assert_int_equal(offered(f, 1), 1);
+	assert_string_equal(f->out.d[f->out.n - 1].pkg, "app-2");
+	ok(f, 1, "app");
+	assert_int_equal(it->state, SCHED_I_SUCCEEDED);
+	assert_string_equal(it->reason, "full image, after the delta failed");
+	j = sched_item_json(f->c, 0);
+	assert_string_equal(json_string_value(json_object_get(j, "path")),
+	    "full");
+	json_decref(j);
+	/* A full image that fails is not a delta failure. */
+	sched_item_result(f->c, 2, "app", UP_R_CONN_LOST, 0, f->fc.now);
+	it = sched_item_find(f->c, 2, "app");
+	assert_int_equal(it->state, SCHED_I_FAILED);
+	assert_int_equal(it->fell_back, 0);
+
+	/* No full image of the target: the delta failure is final. */
+	f->pk[0].version[0] = '9';
+	mk(f, "{\"retry\":{\"count\":0}}");
+	tick(f);
+	sched_item_result(f->c, 1, "app", UP_R_BASE_MISMATCH, 0, f->fc.now);
+	assert_int_equal(sched_item_find(f->c, 1, "app")->state,
+	    SCHED_I_FAILED);
+}
+
+/*
+ * Issue 7: busy (result 19) is a transient decline, retried with its
+ * own reason; an empty plan waits for targets instead of finishing;
+ * the implicit stage of a policy without stages has no thresholds, so
+ * a failed node ends the campaign without the "0 % < 0 %" halt; a done
+ * campaign shows no next_wake.
+ */
+static void
+test_busy_empty_defaults(void **state)
+{
+	struct fx		*f = *state;
+	struct sched_item	*it;
+	struct sched_node	 late;
+	json_t			*j;
+
+	f->nn = 1;
+	mk(f, "{\"retry\":{\"count\":1,\"interval\":\"10s\"}}");
+	tick(f);
+	sched_item_result(f->c, 1, "app", UP_R_BUSY, 0, f->fc.now);
+	it = sched_item_find(f->c, 1, "app");
+	assert_int_equal(it->state, SCHED_I_RETRY);
+	assert_string_equal(it->reason, "busy");
+	f->fc.now += 10;
+	tick(f);
+	assert_int_equal(offered(f, 1), 1);
+	sched_item_result(f->c, 1, "app", UP_R_ROLLED_BACK, 0, f->fc.now);
+	tick(f);
+	assert_int_equal(f->c->state, SCHED_C_DONE);
+	assert_string_equal(f->c->reason, "0 of 1 items succeeded");
+	assert_int_equal(f->c->srt[0].state, SCHED_S_PASSED);
+	assert_false(has_event(&f->out, SCHED_EV_HALTED));
+	j = sched_report_json(f->c);
+	assert_true(json_is_null(json_object_get(j, "next_wake")));
+	json_decref(j);
+
+	/* Nobody needs it yet: running, waiting for targets. */
+	strcpy(f->n[0].comp[0].version, "2.0");
+	mk(f, "{}");
+	assert_int_equal(f->c->nitems, 0);
+	tick(f);
+	tick(f);
+	assert_int_equal(f->c->state, SCHED_C_RUNNING);
+	assert_string_equal(f->c->reason, "waits for targets: no node needs "
+	    "this deployment yet");
+	mknode(&late, 40, "s1", "lan0", "app", "1.0");
+	assert_int_equal(sched_node_seen(f->c, &late, f->fc.now), 1);
+	tick(f);
+	assert_int_equal(offered(f, 40), 1);
+	assert_string_equal(f->c->reason, "");
+	ok(f, 40, "app");
+	tick(f);
+	assert_int_equal(f->c->state, SCHED_C_DONE);
+}
+
+/*
+ * Issue 7: what goes upstream.  A final state is reported once, as
+ * final; a lost connection is provisional, so the node's late truth may
+ * follow it; nothing follows a final record.  Skipped items (the bridge
+ * did not offer) are final records too.  duration_ms has milliseconds.
+ */
+static void
+test_report_once(void **state)
+{
+	struct fx		*f = *state;
+	struct sched_item	*a, *b, *c3;
+	json_t			*j;
+
+	f->nn = 3;
+	mk(f, "{\"retry\":{\"count\":0}}");
+	tick(f);
+	a = sched_item_find(f->c, 1, "app");
+	b = sched_item_find(f->c, 2, "app");
+	c3 = sched_item_find(f->c, 3, "app");
+	assert_int_equal(sched_item_report_due(f->c, 0), SCHED_REP_NONE);
+	/* Node 1: lost; provisional, then the truth. */
+	sched_item_result(f->c, 1, "app", UP_R_CONN_LOST, 0, f->fc.now);
+	assert_int_equal(a->state, SCHED_I_FAILED);
+	assert_false(sched_item_final_record(a));
+	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	    SCHED_REP_PROVISIONAL);
+	sched_item_reported(f->c, a - f->c->items, SCHED_REP_PROVISIONAL);
+	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	    SCHED_REP_NONE);
+	sched_item_attempt(f->c, 1, "app", 1000, 1250);
+	sched_item_attempt(f->c, 1, "app", 4000, 4321);
+	ok(f, 1, "app");
+	assert_int_equal(a->state, SCHED_I_SUCCEEDED);
+	assert_true(sched_item_final_record(a));
+	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	    SCHED_REP_FINAL);
+	sched_item_reported(f->c, a - f->c->items, SCHED_REP_FINAL);
+	j = sched_item_json(f->c, a - f->c->items);
+	assert_int_equal(json_integer_value(json_object_get(j,
+	    "duration_ms")), 3321);
+	assert_true(json_is_true(json_object_get(j, "final")));
+	json_decref(j);
+	/* Node 2: the node's own failure is final; nothing after it. */
+	sched_item_result(f->c, 2, "app", UP_R_ROLLED_BACK, 0, f->fc.now);
+	assert_int_equal(sched_item_report_due(f->c, b - f->c->items),
+	    SCHED_REP_FINAL);
+	sched_item_reported(f->c, b - f->c->items, SCHED_REP_FINAL);
+	sched_item_result(f->c, 2, "app", UP_R_SUCCESS, 0, f->fc.now);
+	assert_int_equal(sched_item_report_due(f->c, b - f->c->items),
+	    SCHED_REP_NONE);
+	/* Node 3: not offered after all. */
+	assert_int_equal(sched_item_skip(f->c, 3, "app", UP_R_INITIAL,
+	    f->fc.now, "node runs app 3.0, newer than 2.0"), 0);
+	assert_int_equal(c3->state, SCHED_I_SKIPPED);
+	assert_string_equal(c3->reason, "node runs app 3.0, newer than 2.0");
+	assert_int_equal(sched_item_report_due(f->c, c3 - f->c->items),
+	    SCHED_REP_FINAL);
+	assert_int_equal(sched_item_skip(f->c, 3, "app", UP_R_INITIAL,
+	    f->fc.now, "again"), -1);
+}
+
+/* Cancelled or expired while activating: the node may still switch. */
+static void
+test_provisional_cancel(void **state)
+{
+	struct fx	*f = *state;
+	char		*cause = NULL;
+
+	f->nn = 2;
+	mk(f, "{}");
+	tick(f);
+	assert_int_equal(sched_item_verified(f->c, 1, "app", f->fc.now), 0);
+	assert_int_equal(sched_item_find(f->c, 1, "app")->state,
+	    SCHED_I_ACTIVATING);
+	sched_out_reset(&f->out);
+	assert_int_equal(sched_campaign_action(f->c, SCHED_A_FORCE_CANCEL,
+	    f->fc.now, &f->out, &cause), 0);
+	assert_true(sched_item_find(f->c, 1, "app")->provisional);
+	assert_false(sched_item_find(f->c, 2, "app")->provisional);
+	assert_int_equal(sched_item_report_due(f->c, 0), SCHED_REP_PROVISIONAL);
+	assert_int_equal(sched_item_report_due(f->c, 1), SCHED_REP_FINAL);
+}
+
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -763,6 +961,10 @@ main(void)
 		T(test_membership),
 		T(test_persistence),
 		T(test_reports),
+		T(test_delta_fallback),
+		T(test_busy_empty_defaults),
+		T(test_report_once),
+		T(test_provisional_cancel),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
