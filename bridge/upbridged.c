@@ -23,6 +23,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -64,7 +65,7 @@ usage(void)
 	extern char	*__progname;
 
 	fprintf(stderr, "usage: %s [-dhnv] [-f config]\n", __progname);
-	exit(1);
+	exit(2);
 }
 
 static uint64_t
@@ -274,10 +275,14 @@ main(int argc, char *argv[])
 	const char		*conf_path = UB_CONF_DEFAULT;
 	char			*cause = NULL, *path;
 	int			 ch, debug = 0, noaction = 0, help = 0;
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
 
 	memset(&m, 0, sizeof(m));
 	m.lock_fd = -1;
-	while ((ch = getopt(argc, argv, "df:hnv")) != -1) {
+	while ((ch = getopt_long(argc, argv, "df:hnv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			debug = 1;
