@@ -102,10 +102,12 @@ static const char *const campaign_state_names[] = {
 };
 static const char *const campaign_mstate_names[] = {
 	"pending", "offered", "receiving", "downloaded", "verified",
-	"activating", "updated", "failed", "declined", "cancelled"
+	"activating", "updated", "failed", "declined", "cancelled", "skipped"
 };
 
 static void	 campaign_want_package(struct fo_campaign *);
+static void	 campaign_place_soon(struct fanout *);
+static void	 campaign_supersede(struct fo_member *, struct fo_campaign *);
 static void	 campaign_wake(struct fo_campaign *, struct fo_member *);
 static void	 campaign_run(struct fo_campaign *);
 static struct fo_campaign *campaign_load_row(struct fanout *,
@@ -510,6 +512,71 @@ campaign__set_state(struct fo_member *m, enum eng_mstate st)
 }
 
 /* ------------------------------------------------------------------ */
+/* Delta fallback of issue-2 deployments                               */
+
+/*
+ * Results of a delta the node could not apply (a wrong base, an option
+ * it lacks, a decoder short of memory): the same delta would fail again
+ * (docs/campaigns.md, "Delta fallback").
+ */
+static bool
+campaign_delta_failure(const struct fo_campaign *c, enum eng_mstate st,
+    uint8_t result)
+{
+	if (c->pkg.kind != UP_KIND_DELTA ||
+	    (st != ENG_M_FAILED && st != ENG_M_DECLINED))
+		return (false);
+	switch (result) {
+	case UP_R_INTEGRITY:
+	case UP_R_UNSUPPORTED:
+	case UP_R_BASE_MISMATCH:
+	case UP_R_FAILED:
+	case UP_R_NO_MEMORY:
+		return (true);
+	default:
+		return (false);
+	}
+}
+
+/* The full image of c's version in c's (issue-2) deployment, or NULL. */
+static const struct cache_pkg *
+campaign_full_of(struct fo_campaign *c, const char *hw)
+{
+	struct fo_deploy	*d;
+	size_t			 i;
+
+	TAILQ_FOREACH(d, &c->f->deploys, entry) {
+		if (strcmp(d->id, c->deployment) != 0)
+			continue;
+		for (i = 0; i < d->npkgs; i++)
+			if (d->pkgs[i].kind == UP_KIND_FULL &&
+			    strcmp(d->pkgs[i].component,
+			    c->pkg.component) == 0 &&
+			    strcmp(d->pkgs[i].version, c->pkg.version) == 0 &&
+			    (hw == NULL || sched_hw_ok(&d->pkgs[i], hw)))
+				return (&d->pkgs[i]);
+	}
+	return (NULL);
+}
+
+/* Did `node' fail delta `p' of deployment `d' (so it gets the full)? */
+static bool
+campaign_delta_failed(struct fanout *f, const char *deployment,
+    const struct cache_pkg *p, uint64_t node)
+{
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (strcmp(c->deployment, deployment) == 0 &&
+		    strcmp(c->package, p->id) == 0)
+			break;
+	return (c != NULL && (m = campaign__member(c, node)) != NULL &&
+	    ENG_M_FINAL(m->state) && campaign_delta_failure(c, m->state,
+	    m->result));
+}
+
+/* ------------------------------------------------------------------ */
 /* Reports                                                              */
 
 static uint64_t
@@ -538,16 +605,22 @@ campaign_iso_time(int64_t unix_ms, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Builds the report record of a final member (one line, owned). */
+/*
+ * Builds the report record of a final member (one line, owned), or
+ * returns NULL with *none set when no record may go: a rollout item
+ * whose final record went already (docs/fanout.md, "Results").
+ */
 static char *
-campaign_report_line(struct fo_member *m)
+campaign_report_line(struct fo_member *m, bool *none)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
+	const struct cache_pkg	*full;
 	json_t			*o;
-	char			 node[24], ts[32], *line;
+	char			 node[24], ts[32], *line, *why;
 	int64_t			 dur = 0;
 
+	*none = false;
 	snprintf(node, sizeof(node), "0x%016" PRIx64, m->node);
 	campaign_iso_time(m->finished != 0 ? m->finished :
 	    fanout__unix_ms(), ts, sizeof(ts));
@@ -565,8 +638,30 @@ campaign_report_line(struct fo_member *m)
 	    "bytes_sent", (json_int_t)m->bytes_sent,
 	    "duration_ms", (json_int_t)dur, "ts", ts,
 	    "seq", (json_int_t)campaign_next_seq(f));
-	if (c->rollout[0] != '\0')
-		rollout__report_extra(m, o);
+	/* A provisional record may be followed by the node's truth. */
+	json_object_set_new(o, "final", json_boolean(!m->provisional));
+	if (m->state == ENG_M_SKIPPED) {
+		xasprintf(&why, "not offered: the node runs %s %s, not older "
+		    "than %s", c->pkg.component, m->from, c->pkg.version);
+		json_object_set_new(o, "reason", json_string(why));
+		free(why);
+	} else if (m->result == UP_R_BUSY)
+		json_object_set_new(o, "reason", json_string("the node is "
+		    "busy with another session"));
+	else if (c->rollout[0] == '\0' && ENG_M_FINAL(m->state) &&
+	    campaign_delta_failure(c, m->state, m->result) &&
+	    (full = campaign_full_of(c, NULL)) != NULL) {
+		xasprintf(&why, "delta %s failed on the node (%s): falls back "
+		    "to the full image %s", c->package,
+		    up_result_str(m->result), full->id);
+		json_object_set_new(o, "reason", json_string(why));
+		free(why);
+	}
+	if (c->rollout[0] != '\0' && rollout__report_extra(m, o) == -1) {
+		json_decref(o);
+		*none = true;
+		return (NULL);
+	}
 	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return (line);
@@ -577,9 +672,14 @@ campaign_report(struct fo_member *m)
 {
 	struct fanout	*f = m->c->f;
 	char		*line;
+	bool		 none;
 
-	if ((line = campaign_report_line(m)) == NULL) {
-		log_warnx("campaign %s: cannot build a report", m->c->id);
+	if ((line = campaign_report_line(m, &none)) == NULL) {
+		if (none)
+			m->reported = true;	/* nothing is owed */
+		else
+			log_warnx("campaign %s: cannot build a report",
+			    m->c->id);
 		return;
 	}
 	if (f->uplink != NULL) {
@@ -607,15 +707,25 @@ campaign__report_verified(struct fo_member *m)
 
 /*
  * The daemon's part of a final state (m->state and m->result set): the
- * registry, the rollout, the report and the row.
+ * registry, the rollout, the report and the row.  `switching': the node
+ * was activating, and may run the new version whatever we say.
  */
 static void
-campaign_final_nocommit(struct fo_member *m, const char *version)
+campaign_final_nocommit(struct fo_member *m, const char *version,
+    bool switching)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
 	enum eng_mstate		 st = m->state;
 
+	/*
+	 * Provisional (issue-2 members; a rollout's item decides its own):
+	 * nobody heard the node, or it may still switch, or it will be
+	 * offered again when it shows up (docs/fanout.md, "Results").
+	 */
+	m->provisional = m->result == UP_R_CONN_LOST || switching ||
+	    ((m->result == UP_R_BUSY || m->result == UP_R_ABORTED) &&
+	    m->tries < FO_MAX_TRIES);
 	m->finished = fanout__unix_ms();
 	m->reported = false;
 	if (st == ENG_M_UPDATED && version != NULL && *version != '\0')
@@ -631,12 +741,33 @@ campaign_final_nocommit(struct fo_member *m, const char *version)
 	f->results++;
 	log_info("campaign %s: node 0x%016" PRIx64 " %s (%s)", c->id, m->node,
 	    campaign__mstate_str(st), up_result_str(m->result));
+	/*
+	 * An issue-2 delta the node cannot apply: it is assigned again,
+	 * without that delta, so it gets the full image if the deployment
+	 * has one (a rollout's scheduler falls back by itself).
+	 */
+	if (c->rollout[0] == '\0' && campaign_delta_failure(c, st,
+	    m->result) && campaign_full_of(c, NULL) != NULL) {
+		log_info("campaign %s: node 0x%016" PRIx64 ": delta %s failed "
+		    "on the node (%s): falls back to the full image %s",
+		    c->id, m->node, c->package, up_result_str(m->result),
+		    campaign_full_of(c, NULL)->id);
+		if (f->nfallback == f->fallback_cap) {
+			f->fallback_cap = f->fallback_cap != 0 ?
+			    f->fallback_cap * 2 : 16;
+			f->fallback = xreallocarray(f->fallback,
+			    f->fallback_cap, sizeof(*f->fallback));
+		}
+		f->fallback[f->nfallback++] = m->node;
+	}
+	/* Another campaign may have waited for this node. */
+	campaign_place_soon(f);
 }
 
 void
 campaign__final(struct fo_member *m, const char *version)
 {
-	campaign_final_nocommit(m, version);
+	campaign_final_nocommit(m, version, false);
 	/* The result is durable before the node hears RESULT_ACK. */
 	db_commit_now(m->c->f->db);
 }
@@ -649,6 +780,7 @@ static void
 campaign_cancel_member(struct fo_member *m, uint8_t code, bool tell)
 {
 	struct eng_session_info	 si;
+	bool			 switching = m->state == ENG_M_ACTIVATING;
 
 	if (m->s != NULL) {
 		session__info(m->s, &si);
@@ -659,9 +791,13 @@ campaign_cancel_member(struct fo_member *m, uint8_t code, bool tell)
 	}
 	if (m->em != NULL)
 		eng_member_cancel(m->em, code, tell);
+	if (m->parked) {
+		m->parked = false;
+		m->c->nparked--;
+	}
 	m->state = ENG_M_CANCELLED;
 	m->result = code;
-	campaign_final_nocommit(m, NULL);
+	campaign_final_nocommit(m, NULL, switching);
 }
 
 void
@@ -674,12 +810,14 @@ campaign__flush_unreported(struct fanout *f)
 	int64_t			 rowid;
 	uint64_t		 node;
 	int			 n = 0;
+	bool			 none;
 
 	if (f->uplink == NULL)
 		return;
 	if (sqlite3_prepare_v2(f->db, "SELECT campaign, node FROM "
 	    "campaign_nodes WHERE reported = 0 AND state IN ('updated', "
-	    "'failed', 'declined', 'cancelled') ORDER BY campaign, node",
+	    "'failed', 'declined', 'cancelled', 'skipped') ORDER BY campaign, "
+	    "node",
 	    -1, &st, NULL) != SQLITE_OK) {
 		log_warnx("fanout: %s", sqlite3_errmsg(f->db));
 		return;
@@ -692,8 +830,13 @@ campaign__flush_unreported(struct fanout *f)
 		    (m = campaign__member(c, node)) == NULL ||
 		    m->reported || !ENG_M_FINAL(m->state))
 			continue;
-		if ((line = campaign_report_line(m)) == NULL)
+		if ((line = campaign_report_line(m, &none)) == NULL) {
+			if (none) {
+				m->reported = true;
+				campaign__put_member(m);
+			}
 			continue;
+		}
 		if (uplink_report(f->uplink, line) == 0) {
 			m->reported = true;
 			campaign__put_member(m);
@@ -878,6 +1021,78 @@ campaign_session(struct fo_campaign *c, const char *transport)
 	return (s);
 }
 
+/*
+ * Two campaigns never target the same node and component at once (issue
+ * 7).  The member of another campaign that holds `node' for c's
+ * component: it was offered (or further) and is not final.  A member
+ * only placed in a session (pending) holds nothing yet; whoever is
+ * offered first holds the node.
+ */
+static struct fo_member *
+campaign_holder(struct fo_campaign *c, uint64_t node)
+{
+	struct fo_campaign	*c2;
+	struct fo_member	*m2;
+
+	TAILQ_FOREACH(c2, &c->f->campaigns, entry) {
+		if (c2 == c || strcmp(c2->pkg.component,
+		    c->pkg.component) != 0 ||
+		    (m2 = campaign__member(c2, node)) == NULL)
+			continue;
+		if (!ENG_M_FINAL(m2->state) && m2->s != NULL &&
+		    m2->state >= ENG_M_OFFERED)
+			return (m2);
+	}
+	return (NULL);
+}
+
+/*
+ * A held image (download-only, install-at, an atomic group: VERIFIED and
+ * waiting only for the scheduler's ACTIVATE) does not block a later
+ * campaign of a version at least as new: that offer supersedes it.
+ */
+static bool
+campaign_supersedes(const struct fo_campaign *c, const struct fo_member *h)
+{
+	return (h->hold && h->state == ENG_M_VERIFIED &&
+	    sched_version_cmp(c->pkg.version, h->c->pkg.version) >= 0);
+}
+
+static void
+campaign_park(struct fo_member *m, const struct fo_member *h)
+{
+	if (m->s != NULL)
+		session__remove_member(m->s, m);
+	if (m->parked)
+		return;
+	m->parked = true;
+	m->c->nparked++;
+	log_info("campaign %s: node 0x%016" PRIx64 " waits: its %s is in "
+	    "campaign %s (%s %s, %s)", m->c->id, m->node, m->c->pkg.component,
+	    h->c->rollout[0] != '\0' ? h->c->rollout : h->c->id,
+	    h->c->pkg.component, h->c->pkg.version,
+	    campaign__mstate_str(h->state));
+}
+
+/*
+ * Who may be placed now: a member whose node no other campaign holds, or
+ * whose holder it supersedes.  Returns false when it must wait (parked).
+ */
+static bool
+campaign_may_place(struct fo_member *m)
+{
+	struct fo_member	*h;
+
+	if ((h = campaign_holder(m->c, m->node)) == NULL)
+		return (true);
+	if (campaign_supersedes(m->c, h)) {
+		campaign_supersede(h, m->c);
+		return (true);
+	}
+	campaign_park(m, h);
+	return (false);
+}
+
 /* Puts members without a session into the session of their instance. */
 static void
 campaign_place(struct fo_campaign *c)
@@ -891,9 +1106,114 @@ campaign_place(struct fo_campaign *c)
 			session__remove_member(m->s, m);
 		if (m->s != NULL || ENG_M_FINAL(m->state))
 			continue;
-		if ((s = campaign_session(c, m->transport)) != NULL)
-			session__add_member(s, m);
+		if (!campaign_may_place(m))
+			continue;
+		if ((s = campaign_session(c, m->transport)) == NULL)
+			continue;
+		if (m->parked) {
+			m->parked = false;
+			c->nparked--;
+			log_info("campaign %s: node 0x%016" PRIx64 " no longer "
+			    "waits for another campaign", c->id, m->node);
+		}
+		session__add_member(s, m);
 	}
+}
+
+/* Deferred: members that waited for another campaign may go now. */
+static void
+campaign_place_cb(int fd, short ev, void *arg)
+{
+	struct fanout			*f = arg;
+	const struct registry_node	*rn;
+	struct fo_campaign		*c;
+	struct fo_session		*s;
+	size_t				 before, i;
+
+	f->place_soon = false;
+	if (f->stopping)
+		return;
+	/* Issue-2 delta fallbacks: the assignment skips the failed delta. */
+	for (i = 0; i < f->nfallback; i++)
+		if ((rn = registry_get(f->reg, f->fallback[i])) != NULL)
+			campaign__assign_node(f, rn);
+	f->nfallback = 0;
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if (c->nparked == 0 || c->state != FO_C_RUNNING || !c->ready)
+			continue;
+		before = c->nparked;
+		campaign_place(c);
+		if (c->nparked != before)
+			TAILQ_FOREACH(s, &c->sessions, centry)
+				session__run(s);
+	}
+}
+
+static void
+campaign_place_soon(struct fanout *f)
+{
+	struct fo_campaign	*c;
+	struct timeval		 tv = { 0, 0 };
+
+	if (f->place_soon || f->stopping)
+		return;
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		if (c->nparked > 0)
+			break;
+	if (c == NULL && f->nfallback == 0)
+		return;
+	if (f->place_ev == NULL && (f->place_ev = evtimer_new(f->base,
+	    campaign_place_cb, f)) == NULL)
+		fatalx("campaign: evtimer_new");
+	f->place_soon = true;
+	evtimer_add(f->place_ev, &tv);
+}
+
+bool
+campaign__offer_ok(struct fo_member *m)
+{
+	struct fo_campaign		*c = m->c;
+	struct fanout			*f = c->f;
+	const struct registry_node	*rn;
+	const char			*running = NULL;
+	char				*why;
+	size_t				 i;
+
+	if ((rn = registry_get(f->reg, m->node)) != NULL)
+		for (i = 0; i < rn->ncomp && i < UP_MAX_COMPONENTS; i++)
+			if (strcmp(rn->comp[i].name, c->pkg.component) == 0)
+				running = rn->comp[i].version;
+	/*
+	 * Only versions newer than what the node runs now, read now, not
+	 * when the campaign was planned (sched_may_offer: the one place of
+	 * the rule and of its signed-downgrade exception).  The same
+	 * version is left to the node, which declines it as "already".
+	 */
+	if (running != NULL && strcmp(running, c->pkg.version) != 0 &&
+	    !sched_may_offer(&c->pkg, running)) {
+		fanout__strlcpy(m->from, running, sizeof(m->from));
+		xasprintf(&why, "node 0x%016" PRIx64 " runs %s %s by now, not "
+		    "older than %s: not offered", m->node, c->pkg.component,
+		    running, c->pkg.version);
+		log_info("campaign %s: %s", c->id, why);
+		/*
+		 * The scheduler learns first, so the record has its verdict.
+		 * The result is the one the node's anti-rollback would give.
+		 */
+		if (c->rollout[0] != '\0')
+			rollout__skipped(m, UP_R_DOWNGRADE, why);
+		free(why);
+		if (m->s != NULL)
+			session__remove_member(m->s, m);
+		m->state = ENG_M_SKIPPED;
+		m->result = UP_R_DOWNGRADE;
+		f->sched_quiet = true;
+		campaign_final_nocommit(m, NULL, false);
+		f->sched_quiet = false;
+		db_commit_now(f->db);
+		return (false);
+	}
+	return (campaign_may_place(m));
 }
 
 static void
@@ -964,9 +1284,31 @@ campaign__check_done(struct fo_campaign *c)
 	log_info("campaign %s: done, %u updated, %u not", c->id, nup, nfail);
 }
 
+bool
+campaign__revivable(const struct fo_member *m)
+{
+	if (!ENG_M_FINAL(m->state) || m->c->state == FO_C_CANCELLED)
+		return (false);
+	/* A rollout's retries are the scheduler's. */
+	if (m->c->rollout[0] != '\0')
+		return (rollout__will_retry((struct fo_member *)m));
+	return ((m->state == ENG_M_FAILED || m->state == ENG_M_DECLINED ||
+	    m->state == ENG_M_CANCELLED) && (m->result == UP_R_CONN_LOST ||
+	    m->result == UP_R_BUSY || m->result == UP_R_ABORTED) &&
+	    m->tries < FO_MAX_TRIES);
+}
+
 /*
- * Adds `node' to c, or takes a member written off for a lost
- * connection again.  Returns the member if it (re)joined.
+ * Adds `node' to c, or takes back a member written off for a lost
+ * connection, declined as busy or released by a technician (its record
+ * said it was provisional).  An issue-2 deployment is a standing order
+ * while the manifest lists it ("every compatible node gets the newest
+ * version"), so a node that shows up after its campaign is done still
+ * joins it; what made that dangerous, a downgrade or an orphan session,
+ * is ruled out at offer time and by the session (docs/campaigns.md,
+ * "Versions only go up").  A rollout never takes a node once it is done:
+ * the scheduler decides that (sched_node_seen).  Returns the member if
+ * it (re)joined.
  */
 static struct fo_member *
 campaign_join(struct fo_campaign *c, const struct registry_node *node,
@@ -977,8 +1319,7 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 	if (c->state == FO_C_CANCELLED)
 		return (NULL);
 	if ((m = campaign__member(c, node->id)) != NULL) {
-		if (!ENG_M_FINAL(m->state) || m->state != ENG_M_FAILED ||
-		    m->result != UP_R_CONN_LOST || m->tries >= FO_MAX_TRIES)
+		if (!campaign__revivable(m))
 			return (NULL);
 		log_info("campaign %s: node 0x%016" PRIx64 " back, try %u",
 		    c->id, m->node, m->tries + 1);
@@ -994,6 +1335,7 @@ campaign_join(struct fo_campaign *c, const struct registry_node *node,
 	m->result = UP_R_INITIAL;
 	m->finished = 0;
 	m->reported = false;
+	m->provisional = false;
 	m->tries++;
 	if (m->em != NULL) {
 		eng_member_set_addr(m->em, &m->addr, node->max_frame);
@@ -1043,9 +1385,10 @@ campaign_assign(struct fanout *f, const struct fo_deploy *d,
     const struct registry_node *node)
 {
 	const struct cache_pkg	*p;
+	struct cache_pkg	*pkgs = NULL;
 	struct fo_campaign	*c;
 	struct sched_node	 sn;
-	size_t			 i;
+	size_t			 i, npkgs = 0;
 
 	/* The registry has no tags yet: a tagged deployment matches none. */
 	if (d->ntags > 0 || !campaign_hw_ok(d, node->hw))
@@ -1056,8 +1399,22 @@ campaign_assign(struct fanout *f, const struct fo_deploy *d,
 	sn.ncomp = node->ncomp;
 	for (i = 0; i < node->ncomp; i++)
 		sn.comp[i] = node->comp[i];
+	/* A delta this node failed is not chosen again (fallback). */
+	for (i = 0; i < d->npkgs; i++)
+		if (d->pkgs[i].kind == UP_KIND_DELTA &&
+		    campaign_delta_failed(f, d->id, &d->pkgs[i], node->id))
+			break;
+	if (i < d->npkgs) {
+		pkgs = xcalloc(d->npkgs, sizeof(*pkgs));
+		for (i = 0; i < d->npkgs; i++)
+			if (d->pkgs[i].kind != UP_KIND_DELTA ||
+			    !campaign_delta_failed(f, d->id, &d->pkgs[i],
+			    node->id))
+				pkgs[npkgs++] = d->pkgs[i];
+	}
 	for (i = 0; i < node->ncomp; i++) {
-		p = sched_choose(d->pkgs, d->npkgs, &sn, node->comp[i].name);
+		p = sched_choose(pkgs != NULL ? pkgs : d->pkgs, pkgs != NULL ?
+		    npkgs : d->npkgs, &sn, node->comp[i].name);
 		if (p == NULL)
 			continue;
 		if ((c = campaign_find_dp(f, d->id, p->id)) == NULL &&
@@ -1065,6 +1422,7 @@ campaign_assign(struct fanout *f, const struct fo_deploy *d,
 			continue;
 		campaign_join(c, node, node->comp[i].version);
 	}
+	free(pkgs);
 }
 
 struct campaign_assign_arg {
@@ -1136,6 +1494,47 @@ campaign__manifest(struct fanout *f, const struct uplink_manifest *mf)
 			campaign_want_package(c);
 }
 
+/*
+ * Session ids are never reused for other content, and a node must never
+ * sit forever in a session nobody runs for it (issue 7): its ANNOUNCE
+ * names its session and state.  A node that holds an unactivated image
+ * (receiving, downloaded, verified) of a session this gateway does not
+ * run, or of one that is finished for it (not a member, or a final
+ * member that will not be taken back), gets a targeted ABORT of that
+ * session: the node engine drops the image and goes back to IDLE
+ * (docs/up-protocol.md §5.2 step 8).  It is then free for any later offer.
+ */
+void
+campaign__orphan_check(struct fanout *f, const struct registry_node *node,
+    const struct up_announce *a)
+{
+	struct fo_session	*s;
+	struct fo_member	*m = NULL;
+	const char		*why;
+
+	if (a->session == 0 || (a->state != UP_NS_RECEIVING &&
+	    a->state != UP_NS_DOWNLOADED && a->state != UP_NS_VERIFIED))
+		return;
+	/* A finished campaign's session: loaded to look at its member. */
+	if ((s = session__find(f, a->session)) == NULL &&
+	    campaign__load_by_session(f, a->session) != NULL)
+		s = session__find(f, a->session);
+	if (s != NULL && (m = campaign__member(s->c, node->id)) != NULL &&
+	    (m->s == s || m->parked) &&
+	    (!ENG_M_FINAL(m->state) || campaign__revivable(m)))
+		return;		/* its session, still running for it */
+	if (s == NULL)
+		why = "a session this gateway does not run";
+	else if (m == NULL || m->s != s)
+		why = "a session it is no member of";
+	else
+		why = "a session finished for it";
+	log_info("node 0x%016" PRIx64 " holds a %s image of %s (%08x): "
+	    "released", node->id, up_state_str(a->state), why, a->session);
+	campaign__send_abort(f, node->transport, &node->addr, a->session,
+	    node->id, UP_R_ABORTED);
+}
+
 void
 campaign__node_seen(struct fanout *f, const struct registry_node *node,
     const struct up_announce *a)
@@ -1144,12 +1543,14 @@ campaign__node_seen(struct fanout *f, const struct registry_node *node,
 	struct fo_member	*m;
 	struct fo_session	*s;
 
+	campaign__orphan_check(f, node, a);
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		if (!campaign__active(c) ||
 		    (m = campaign__member(c, node->id)) == NULL ||
 		    ENG_M_FINAL(m->state))
 			continue;
 		m->addr = node->addr;
+		/* Heard: also restarts its silence clock (engine). */
 		if (m->em != NULL)
 			eng_member_set_addr(m->em, &node->addr,
 			    node->max_frame);
@@ -1257,6 +1658,7 @@ campaign__offer(struct fo_campaign *c, uint64_t node, const char *transport,
 	m->result = UP_R_INITIAL;
 	m->finished = 0;
 	m->reported = false;
+	m->provisional = false;
 	m->tries++;
 	if (m->em != NULL) {
 		if (addr != NULL)
@@ -1280,6 +1682,44 @@ campaign__release(struct fo_member *m)
 	campaign__put_member(m);
 	if (m->state == ENG_M_VERIFIED)
 		campaign_wake(m->c, m);
+}
+
+void
+campaign__send_abort(struct fanout *f, const char *transport,
+    const struct tp_addr *addr, uint32_t session, uint64_t node,
+    uint8_t reason)
+{
+	struct eng_link	*l;
+
+	if (session != 0 && (l = eng_link_find(f->eng, transport)) != NULL)
+		eng_link_abort(l, session, node, addr, reason);
+}
+
+/*
+ * A later campaign of a version at least as new takes a node whose image
+ * another campaign holds (issue 7): the node is told to drop the held
+ * image (a targeted ABORT of the holder's session) and the holder's
+ * member ends, cancelled, "superseded" in its rollout's reason.
+ */
+static void
+campaign_supersede(struct fo_member *h, struct fo_campaign *c)
+{
+	struct fanout	*f = c->f;
+	char		*why;
+
+	xasprintf(&why, "superseded by campaign %s (%s %s)",
+	    c->rollout[0] != '\0' ? c->rollout : c->id, c->pkg.component,
+	    c->pkg.version);
+	log_info("campaign %s: node 0x%016" PRIx64 ": held image %s",
+	    h->c->id, h->node, why);
+	if (h->c->rollout[0] != '\0')
+		rollout__skipped(h, UP_R_ABORTED, why);
+	free(why);
+	f->sched_quiet = true;
+	campaign_cancel_member(h, UP_R_ABORTED, true);
+	f->sched_quiet = false;
+	campaign__check_done(h->c);
+	db_commit_now(f->db);
 }
 
 void
@@ -1736,10 +2176,17 @@ campaign__load_all(struct fanout *f, char **cause)
 	sqlite3_stmt		*st;
 	int			 n = 0;
 
+	/*
+	 * Unfinished campaigns, and finished ones that still hold a node
+	 * (a rollout's held image): two campaigns never target a node at
+	 * once, so the holders must be known (campaign_holder).
+	 */
 	if (sqlite3_prepare_v2(f->db, "SELECT id, deployment, package, pkg, "
 	    "target, state, created, started, finished, rollout FROM "
-	    "campaigns WHERE state NOT IN ('done', 'cancelled') ORDER BY id",
-	    -1, &st, NULL) != SQLITE_OK) {
+	    "campaigns WHERE state NOT IN ('done', 'cancelled') OR id IN "
+	    "(SELECT campaign FROM campaign_nodes WHERE state NOT IN "
+	    "('updated', 'failed', 'declined', 'cancelled', 'skipped')) "
+	    "ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
 		xasprintf(cause, "fanout: %s", sqlite3_errmsg(f->db));
 		return (-1);
 	}
@@ -1747,7 +2194,7 @@ campaign__load_all(struct fanout *f, char **cause)
 		if ((c = campaign_load_row(f, st)) == NULL)
 			continue;
 		/* A rollout's members come from the scheduler, not here. */
-		if (c->rollout[0] == '\0')
+		if (c->rollout[0] == '\0' && campaign__active(c))
 			campaign_restore_deploy(f, c);
 		n++;
 	}
@@ -1786,6 +2233,12 @@ campaign__fini(struct fanout *f)
 		TAILQ_REMOVE(&f->campaigns, c, entry);
 		campaign__free(c);
 	}
+	if (f->place_ev != NULL)
+		event_free(f->place_ev);
+	f->place_ev = NULL;
+	free(f->fallback);
+	f->fallback = NULL;
+	f->nfallback = f->fallback_cap = 0;
 	campaign_deploys_free(f);
 	sqlite3_finalize(f->st_camp_ins);
 	sqlite3_finalize(f->st_camp_upd);
@@ -1793,4 +2246,55 @@ campaign__fini(struct fanout *f)
 	sqlite3_finalize(f->st_sess_put);
 	sqlite3_finalize(f->st_seq_get);
 	sqlite3_finalize(f->st_seq_put);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public API (upbridged.h): who holds a node, reset                   */
+
+json_t *
+fanout_node_campaigns_json(struct fanout *f, uint64_t id)
+{
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+	json_t			*a = json_array();
+
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if ((m = campaign__member(c, id)) == NULL ||
+		    ENG_M_FINAL(m->state))
+			continue;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, "
+		    "s:s, s:b, s:b}", "campaign", c->rollout[0] != '\0' ?
+		    c->rollout : c->id, "session_campaign", c->id, "package",
+		    c->package, "component", c->pkg.component, "version",
+		    c->pkg.version, "state", campaign__mstate_str(m->state),
+		    "hold", m->hold, "parked", m->parked));
+	}
+	return (a);
+}
+
+int
+fanout_node_reset(struct fanout *f, uint64_t id, char **cause)
+{
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+	int			 n = 0;
+
+	if (registry_get(f->reg, id) == NULL) {
+		xasprintf(cause, "unknown node 0x%016" PRIx64, id);
+		return (-1);
+	}
+	TAILQ_FOREACH(c, &f->campaigns, entry) {
+		if ((m = campaign__member(c, id)) == NULL ||
+		    ENG_M_FINAL(m->state))
+			continue;
+		log_info("campaign %s: node 0x%016" PRIx64 " released by a "
+		    "technician (%s)", c->id, id,
+		    campaign__mstate_str(m->state));
+		/* An aborted attempt: the scheduler retries it (budget). */
+		campaign_cancel_member(m, UP_R_ABORTED, true);
+		campaign__check_done(c);
+		n++;
+	}
+	db_commit_now(f->db);
+	return (n);
 }

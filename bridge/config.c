@@ -34,6 +34,8 @@
 /* inih's line buffer is INI_MAX_LINE; 3 bytes go to "\r\n\0". */
 #define CONF_LINE_MAX		(INI_MAX_LINE - 3)
 #define CONF_SUN_PATH_MAX	107	/* sizeof(sun_path) - 1 on Linux */
+/* The engine's key of a [transport.NAME] section (ub_transport_conf). */
+#define CONF_TP_SILENCE		"node_silence_s"
 
 enum conf_type {
 	CONF_STR,		/* char *, xstrdup'd */
@@ -245,6 +247,7 @@ static const struct conf_opt conf_table[] = {
 struct conf_tp {
 	int		 line;		/* of the section header */
 	int		 type_line;
+	int		 silence_line;	/* node_silence_s */
 	int		*kv_line;	/* line of each kv */
 	size_t		 kv_cap;
 };
@@ -495,6 +498,7 @@ conf_handler(void *arg, const char *section, const char *name,
 	const struct conf_opt	*o;
 	char			*why;
 	size_t			 i;
+	long long		 v;
 
 	if (ctx->cause != NULL)
 		return (0);
@@ -546,6 +550,23 @@ conf_handler(void *arg, const char *section, const char *name,
 		}
 		tp->type = xstrdup(value);
 		ctp->type_line = ctx->lineno;
+		return (1);
+	}
+	/* The engine's own per-link key, not the plugin's (CONF_TP_SILENCE). */
+	if (strcmp(name, CONF_TP_SILENCE) == 0) {
+		if (ctp->silence_line != 0) {
+			conf_error(ctx, ctx->lineno, section, name,
+			    "duplicate key (first at line %d)",
+			    ctp->silence_line);
+			return (0);
+		}
+		if (conf_parse_number(value, 1, 86400, &v, &why) != 0) {
+			conf_error(ctx, ctx->lineno, section, name, "%s", why);
+			free(why);
+			return (0);
+		}
+		tp->node_silence_s = (unsigned int)v;
+		ctp->silence_line = ctx->lineno;
 		return (1);
 	}
 	for (i = 0; i < tp->nkv; i++) {
@@ -907,7 +928,8 @@ conf_transport_eq(const struct ub_transport_conf *a,
 	const struct tp_option	*o;
 	const char		*va, *vb;
 
-	if (strcmp(a->type, b->type) != 0 || a->ops != b->ops)
+	if (strcmp(a->type, b->type) != 0 || a->ops != b->ops ||
+	    a->node_silence_s != b->node_silence_s)
 		return (0);
 	if (a->ops->options == NULL)
 		return (1);
@@ -1071,6 +1093,11 @@ config_print_help(FILE *f)
 	for (list = tp_list(); *list != NULL; list++)
 		fprintf(f, " %s", (*list)->name);
 	fprintf(f, ".\n");
+	conf_print_option(f, CONF_TP_SILENCE, "(from the link)", "1..86400",
+	    "s", "", "How long a node on this link may stay silent (a "
+	    "reboot, a brown-out) before a session writes it off.  Default: "
+	    "10 s plus four frames' time on air at the link's rate and duty "
+	    "cycle.");
 	for (list = tp_list(); *list != NULL; list++) {
 		fprintf(f, "\n[transport.NAME] with type = %s\n",
 		    (*list)->name);

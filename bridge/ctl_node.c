@@ -4,7 +4,9 @@
  * active campaigns under "progress"), and the facts a technician sets
  * on a node, which rollouts select (tags) and order by (topology):
  * node-tag ID add|del TAG and node-topology ID PARENT ROLE [LEVEL]
- * (upctl's "node ID tag ..." and "node ID topology ...").
+ * (upctl's "node ID tag ..." and "node ID topology ...").  Every node
+ * record says which campaigns hold the node ("campaigns", "held_by"),
+ * and node-reset ID (upctl "node ID reset") releases it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,6 +20,7 @@ static enum ctl_ret	 ctl_nodes_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_node_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_node_tag_exec(struct ctl_req *, char **);
 static enum ctl_ret	 ctl_node_topology_exec(struct ctl_req *, char **);
+static enum ctl_ret	 ctl_node_reset_exec(struct ctl_req *, char **);
 
 const struct ctl_cmd ctl_node_cmds[] = {
 	{ .name = "nodes", .usage = "", .args_min = 0, .args_max = 0,
@@ -29,15 +32,36 @@ const struct ctl_cmd ctl_node_cmds[] = {
 	{ .name = "node-topology", .usage = "ID PARENT leaf|relay|"
 	  "coordinator|gateway [LEVEL]", .args_min = 3, .args_max = 4,
 	  .flags = CTL_F_WRITE, .exec = ctl_node_topology_exec },
+	{ .name = "node-reset", .usage = "ID", .args_min = 1, .args_max = 1,
+	  .flags = CTL_F_WRITE, .exec = ctl_node_reset_exec },
 	{ .name = NULL }
 };
+
+/*
+ * A node's record with the campaigns that hold it (issue 7): "campaigns"
+ * lists its unfinished memberships, "held_by" names the first (a
+ * rollout's id, else the campaign's), null when none.
+ */
+static json_t *
+ctl_node_record(struct ctl_req *req, const struct registry_node *n)
+{
+	json_t	*o, *a;
+
+	if ((o = registry_node_json(n)) == NULL || !json_is_object(o))
+		return (o);
+	a = fanout_node_campaigns_json(req->ub->fanout, n->id);
+	json_object_set(o, "held_by", json_array_size(a) > 0 ?
+	    json_object_get(json_array_get(a, 0), "campaign") : json_null());
+	json_object_set_new(o, "campaigns", a);
+	return (o);
+}
 
 static void
 ctl_nodes_one(void *arg, const struct registry_node *n)
 {
 	struct ctl_req	*req = arg;
 
-	control__reply(req, registry_node_json(n));
+	control__reply(req, ctl_node_record(req, n));
 }
 
 static enum ctl_ret
@@ -96,7 +120,7 @@ ctl_node_exec(struct ctl_req *req, char **cause)
 		xasprintf(cause, "unknown node 0x%016" PRIx64, id);
 		return (CTL_ERROR);
 	}
-	o = registry_node_json(n);
+	o = ctl_node_record(req, n);
 	if (json_is_object(o)) {
 		mine = json_array();
 		all = fanout_progress_json(req->ub->fanout);
@@ -148,9 +172,14 @@ ctl_node_topology_exec(struct ctl_req *req, char **cause)
 	uint64_t	 id, parent, level = 0;
 	int		 role;
 
-	if (ctl_node_id(req->argv[0], &id, 0) != 0 ||
-	    ctl_node_id(req->argv[1], &parent, 1) != 0) {
-		xasprintf(cause, "bad node id (decimal or 0x-hex)");
+	if (ctl_node_id(req->argv[0], &id, 0) != 0) {
+		xasprintf(cause, "bad node id \"%s\" (decimal or 0x-hex, "
+		    "not 0)", req->argv[0]);
+		return (CTL_ERROR);
+	}
+	if (ctl_node_id(req->argv[1], &parent, 1) != 0) {
+		xasprintf(cause, "bad parent node id \"%s\" (decimal or "
+		    "0x-hex, 0 for none)", req->argv[1]);
 		return (CTL_ERROR);
 	}
 	for (role = 0; roles[role] != NULL; role++)
@@ -171,5 +200,25 @@ ctl_node_topology_exec(struct ctl_req *req, char **cause)
 		return (CTL_ERROR);
 	db_commit_now(req->ub->db);
 	fanout_node_changed(req->ub->fanout, id);
+	return (CTL_DONE);
+}
+
+static enum ctl_ret
+ctl_node_reset_exec(struct ctl_req *req, char **cause)
+{
+	uint64_t	 id;
+	int		 n;
+
+	if (ctl_node_id(req->argv[0], &id, 0) != 0) {
+		xasprintf(cause, "bad node id \"%s\" (decimal or 0x-hex, "
+		    "not 0)", req->argv[0]);
+		return (CTL_ERROR);
+	}
+	if ((n = fanout_node_reset(req->ub->fanout, id, cause)) == -1)
+		return (CTL_ERROR);
+	log_info("control: uid %lu: node 0x%016" PRIx64 " reset: %d "
+	    "memberships released", (unsigned long)req->uid, id, n);
+	control__reply(req, json_pack("{s:s, s:i}", "node", req->argv[0],
+	    "released", n));
 	return (CTL_DONE);
 }

@@ -204,9 +204,6 @@ fanout_cb_member_final(void *arg, struct eng_member *em, const char *version,
 
 	if (m == NULL)
 		return;
-	if (why != NULL)
-		log_info("campaign %s: node 0x%016" PRIx64 " written off: %s",
-		    m->c->id, m->node, why);
 	/* The session's bytes while it took part, up to now. */
 	session__info(m->s, &si);
 	if (!ENG_M_FINAL(m->state) && m->started != 0 &&
@@ -215,6 +212,11 @@ fanout_cb_member_final(void *arg, struct eng_member *em, const char *version,
 		m->bytes_base = si.bytes_sent;
 	}
 	fanout_mirror(m);
+	/* A write-off, or a busy decline: the real reason (issue 7). */
+	if (why != NULL)
+		log_info("campaign %s: node 0x%016" PRIx64 " %s: %s",
+		    m->c->id, m->node, m->state == ENG_M_DECLINED ?
+		    "declined" : "written off", why);
 	campaign__final(m, version);
 }
 
@@ -223,7 +225,8 @@ fanout_cb_member_revive(void *arg, struct eng_member *em)
 {
 	struct fo_member	*m = eng_member_udata(em);
 
-	if (m == NULL || !campaign__active(m->c) || m->tries >= FO_MAX_TRIES)
+	/* Lost, busy or reset within its tries; a rollout's if it retries. */
+	if (m == NULL || !campaign__active(m->c) || !campaign__revivable(m))
 		return (false);
 	m->tries++;
 	m->result = UP_R_INITIAL;
@@ -231,6 +234,15 @@ fanout_cb_member_revive(void *arg, struct eng_member *em)
 	log_info("campaign %s: node 0x%016" PRIx64 " is back", m->c->id,
 	    m->node);
 	return (true);
+}
+
+/* Offer time: the node as it is now (campaign__offer_ok, issue 7). */
+static bool
+fanout_cb_member_offer(void *arg, struct eng_member *em)
+{
+	struct fo_member	*m = eng_member_udata(em);
+
+	return (m == NULL || campaign__offer_ok(m));
 }
 
 static int
@@ -348,6 +360,7 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 	cb.member = fanout_cb_member;
 	cb.member_final = fanout_cb_member_final;
 	cb.member_revive = fanout_cb_member_revive;
+	cb.member_offer = fanout_cb_member_offer;
 	cb.stranger = fanout_cb_stranger;
 	cb.session_save = fanout_cb_session_save;
 	cb.session_settled = fanout_cb_session_settled;
@@ -399,6 +412,7 @@ int
 fanout_open_transports(struct fanout *f, char **cause)
 {
 	const struct ub_transport_conf	*tc;
+	struct eng_params		 p;
 	size_t				 i;
 
 	for (i = 0; i < f->conf->ntransports; i++) {
@@ -411,7 +425,10 @@ fanout_open_transports(struct fanout *f, char **cause)
 			    "?", TP_ABI_VERSION);
 			return (-1);
 		}
-		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, NULL,
+		/* The link's profile: [fanout], and its own node_silence_s. */
+		fanout__params(f->conf, &p);
+		p.node_silence_ms = tc->node_silence_s * 1000;
+		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, &p,
 		    cause) == NULL) {
 			if (*cause == NULL)
 				*cause = xstrdup("cannot open a transport");
@@ -425,10 +442,20 @@ void
 fanout_reconfig(struct fanout *f, const struct ub_config *conf)
 {
 	struct eng_params	 p;
+	struct eng_link		*l;
+	size_t			 i;
 
 	f->conf = conf;
 	fanout__params(conf, &p);
 	eng_set_params(f->eng, &p);
+	/* Each link keeps its own node_silence_s (a restart changes it). */
+	for (i = 0; i < conf->ntransports; i++)
+		if ((l = eng_link_find(f->eng, conf->transports[i].name)) !=
+		    NULL) {
+			p.node_silence_ms =
+			    conf->transports[i].node_silence_s * 1000;
+			eng_link_set_params(l, &p);
+		}
 }
 
 void
@@ -481,6 +508,8 @@ fanout_shutdown(struct fanout *f)
 		event_del(f->start_ev);
 	if (f->tick_ev != NULL)
 		event_del(f->tick_ev);
+	if (f->place_ev != NULL)
+		event_del(f->place_ev);
 	TAILQ_FOREACH(c, &f->campaigns, entry) {
 		if (c->check_ev != NULL)
 			event_del(c->check_ev);

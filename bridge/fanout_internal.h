@@ -74,6 +74,11 @@ struct fanout {
 	bool			 sched_quiet;	/* carrying out an ABORT */
 
 	struct event		*start_ev;	/* deferred resume work */
+	struct event		*place_ev;	/* deferred: parked members */
+	bool			 place_soon;
+	/* Issue-2 nodes whose delta failed: assigned again (full image). */
+	uint64_t		*fallback;
+	size_t			 nfallback, fallback_cap;
 	bool			 stopping;
 
 	fanout_report_fn	*report_hook;
@@ -137,6 +142,14 @@ struct fo_member {
 	uint8_t			 result;
 	uint32_t		 held;
 
+	/* Its last record upstream was provisional (docs/fanout.md). */
+	bool			 provisional;
+	/*
+	 * Not placed in a session: another campaign holds the node's
+	 * component (two campaigns never target it at once, issue 7).
+	 */
+	bool			 parked;
+
 	uint32_t		 tries;		/* participations */
 	uint64_t		 bytes_base;	/* session bytes at accept */
 	uint64_t		 bytes_sent;
@@ -166,6 +179,7 @@ struct fo_campaign {
 
 	TAILQ_HEAD(, fo_member)	 members;
 	size_t			 nmembers;
+	size_t			 nparked;	/* members with `parked' */
 	struct fo_member	**hash;
 	size_t			 nhash;
 	struct fo_sessions	 sessions;	/* linked by centry */
@@ -214,6 +228,32 @@ void	 campaign__put(struct fo_campaign *);
  * sends RESULT_ACK afterwards.
  */
 void	 campaign__final(struct fo_member *, const char *version);
+/*
+ * Offer time (issue 7), from the engine's member_offer callback: right
+ * before a PENDING member is offered, the node as the registry knows it
+ * now.  A node that runs a version not older than the package's is not
+ * offered (the member is skipped); a node whose component another
+ * campaign holds waits, out of the session (parked).  True: offer it.
+ */
+bool	 campaign__offer_ok(struct fo_member *);
+/*
+ * May a final member still come back into its session: an issue-2
+ * member written off (lost, busy, reset) within FO_MAX_TRIES, or a
+ * rollout member whose item the scheduler will offer this package
+ * again?  Such a member's session is still its own.
+ */
+bool	 campaign__revivable(const struct fo_member *);
+/*
+ * A node announced a session and a state: a node that holds an
+ * unactivated image of a session the gateway no longer runs, or one that
+ * is finished for it, gets a targeted ABORT (it goes back to IDLE).
+ */
+void	 campaign__orphan_check(struct fanout *, const struct registry_node *,
+	    const struct up_announce *);
+/* Targeted ABORT of `session' to `node' on a transport (not acked). */
+void	 campaign__send_abort(struct fanout *, const char *transport,
+	    const struct tp_addr *, uint32_t session, uint64_t node,
+	    uint8_t reason);
 /* Sets a member's state from the daemon's side (join, cancel). */
 void	 campaign__set_state(struct fo_member *, enum eng_mstate);
 /* Queues the report of a member done at VERIFIED (download-only). */
@@ -264,6 +304,10 @@ void	 rollout__node_seen(struct fanout *, const struct registry_node *);
 /* A member of a rollout campaign verified / reached a final state. */
 void	 rollout__verified(struct fo_member *);
 void	 rollout__result(struct fo_member *, enum eng_mstate, uint8_t result);
+/* The engine did not offer a member after all: its item is skipped. */
+void	 rollout__skipped(struct fo_member *, int result, const char *why);
+/* True if the scheduler will offer this member's package again. */
+bool	 rollout__will_retry(struct fo_member *);
 /* Runs sched_tick soon (deferred: never from inside a caller's work). */
 void	 rollout__kick(struct fanout *);
 /* From the cron: ticks whatever is due. */
@@ -272,8 +316,14 @@ struct fo_rollout *rollout__find(struct fanout *, const char *id);
 /* upctl: approve|pause|resume|cancel|force-cancel; -1 with cause. */
 int	 rollout__action(struct fo_rollout *, const char *action,
 	    char **cause);
-/* Report record extras for a member's result line (adds to `o'). */
-void	 rollout__report_extra(struct fo_member *, json_t *o);
+/* Rows of live rollouts for the watch (fanout_progress_json). */
+void	 rollout__progress(struct fanout *, json_t *rows);
+/*
+ * Report record extras for a member's result line (adds to `o', with
+ * "final" from the scheduler's item).  Returns -1 when no record may go
+ * upstream: the item's final record went already (nothing follows it).
+ */
+int	 rollout__report_extra(struct fo_member *, json_t *o);
 
 /* ------------------------------------------------------------------ */
 /* fo_session.c: a campaign's session on one link                     */

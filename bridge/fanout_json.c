@@ -94,8 +94,9 @@ fanout_link_json(struct eng_link *l)
 	    "ctrl_dropped", (json_int_t)li.ctrl_dropped,
 	    "ctrl_queued", (json_int_t)li.ctrl_queued,
 	    "data_sessions", (int)(li.data_sessions > 0)));
-	o = json_pack("{s:s, s:s, s:b}", "name", li.name, "type", li.type,
-	    "up", li.up);
+	o = json_pack("{s:s, s:s, s:b, s:I}", "name", li.name, "type",
+	    li.type, "up", li.up, "node_silence_ms",
+	    (json_int_t)li.node_silence_ms);
 	json_object_set_new(o, "caps", fanout_caps_json(&li.caps));
 	json_object_set_new(o, "stats", stats);
 	json_object_set_new(o, "pacer", fanout_pacer_json(&li.pacer));
@@ -160,7 +161,7 @@ fanout_campaign_summary(struct fo_campaign *c)
 {
 	struct fo_member	*m;
 	json_t			*o;
-	int			 n[ENG_M_CANCELLED + 1];
+	int			 n[ENG_M_NSTATES];
 	int			 i, active = 0;
 
 	memset(n, 0, sizeof(n));
@@ -169,14 +170,14 @@ fanout_campaign_summary(struct fo_campaign *c)
 	for (i = ENG_M_PENDING; i < ENG_M_UPDATED; i++)
 		active += n[i];
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:i, "
-	    "s:i, s:i, s:i}",
+	    "s:i, s:i, s:i, s:i}",
 	    "id", c->id, "deployment", c->deployment, "package", c->package,
 	    "component", c->pkg.component, "version", c->pkg.version,
 	    "state", campaign__state_str(c->state),
 	    "size", (json_int_t)c->pkg.size, "nodes", (int)c->nmembers,
 	    "active", active, "updated", n[ENG_M_UPDATED],
 	    "failed", n[ENG_M_FAILED], "declined", n[ENG_M_DECLINED],
-	    "cancelled", n[ENG_M_CANCELLED]);
+	    "cancelled", n[ENG_M_CANCELLED], "skipped", n[ENG_M_SKIPPED]);
 	json_object_set_new(o, "created", fanout_time_json(c->created));
 	json_object_set_new(o, "started", fanout_time_json(c->started));
 	json_object_set_new(o, "finished", fanout_time_json(c->finished));
@@ -367,5 +368,6 @@ fanout_progress_json(struct fanout *f)
 			json_array_append_new(a, row);
 		}
 	}
+	rollout__progress(f, a);
 	return (a);
 }

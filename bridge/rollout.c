@@ -37,6 +37,18 @@
 
 #define ROLLOUT_MAX_WAIT_S	60	/* tick at least this often */
 
+/*
+ * Migrations "rollout": deployments the gateway refused, so that
+ * `upctl campaign <id>' can say why (a refusal creates nothing else).
+ */
+static const char *const rollout_steps[] = {
+	"CREATE TABLE rollout_refusals ("
+	"  deployment TEXT PRIMARY KEY,"
+	"  reason TEXT NOT NULL,"
+	"  serial INTEGER NOT NULL,"
+	"  at INTEGER NOT NULL);"
+};
+
 static void	 rollout_tick_cb(int, short, void *);
 
 static int64_t
@@ -70,12 +82,45 @@ rollout_send(struct fanout *f, json_t *o)
 
 /* A deployment that cannot be planned: log it, say so upstream. */
 static void
-rollout_refused(struct fanout *f, const char *id, const char *why)
+rollout_refused(struct fanout *f, const struct uplink_manifest *mf,
+    const char *id, const char *why)
 {
+	sqlite3_stmt	*st;
+
 	log_warnx("rollout %s: %s", id, why);
 	rollout_send(f, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
 	    "type", "campaign", "campaign", id, "deployment", id,
 	    "event", "refused", "state", "refused", "reason", why));
+	/* Kept for `upctl campaign ID' until a manifest plans it. */
+	if (sqlite3_prepare_v2(f->db, "INSERT OR REPLACE INTO "
+	    "rollout_refusals (deployment, reason, serial, at) VALUES (?1, "
+	    "?2, ?3, ?4)", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, mf->serial);
+	sqlite3_bind_int64(st, 4, rollout_now());
+	if (sqlite3_step(st) != SQLITE_DONE)
+		log_warnx("rollout %s: %s", id, sqlite3_errmsg(f->db));
+	sqlite3_finalize(st);
+}
+
+/*
+ * The prefix "deployment 'ID': " once: the policy parser and some plan
+ * errors already name the deployment.
+ */
+static void
+rollout_why(char **why, const char *id, const char *cause)
+{
+	char	*prefix;
+
+	xasprintf(&prefix, "deployment '%s': ", id);
+	if (cause != NULL && strncmp(cause, prefix, strlen(prefix)) == 0)
+		*why = xstrdup(cause);
+	else
+		xasprintf(why, "%s%s", prefix, cause != NULL ? cause :
+		    "cannot plan");
+	free(prefix);
 }
 
 static void
@@ -226,6 +271,45 @@ rollout_known(struct fanout *f, const struct cache_pkg *pkgs, size_t npkgs,
 /* ------------------------------------------------------------------ */
 /* Manifest                                                             */
 
+static void
+rollout_refusal_forget(struct fanout *f, const char *id)
+{
+	sqlite3_stmt	*st;
+
+	if (sqlite3_prepare_v2(f->db, "DELETE FROM rollout_refusals WHERE "
+	    "deployment = ?1", -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+}
+
+/* The refusal of deployment `id' as a view, or NULL. */
+static json_t *
+rollout_refusal_json(struct fanout *f, const char *id)
+{
+	sqlite3_stmt	*st;
+	json_t		*o = NULL;
+	char		 t[21];
+
+	if (sqlite3_prepare_v2(f->db, "SELECT reason, serial, at FROM "
+	    "rollout_refusals WHERE deployment = ?1", -1, &st,
+	    NULL) != SQLITE_OK)
+		return (NULL);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		sched_format_time(sqlite3_column_int64(st, 2), t);
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s}",
+		    "id", id, "kind", "refused", "deployment", id,
+		    "state", "refused", "reason",
+		    (const char *)sqlite3_column_text(st, 0),
+		    "manifest_serial", (json_int_t)sqlite3_column_int64(st, 1),
+		    "refused", t);
+	}
+	sqlite3_finalize(st);
+	return (o);
+}
+
 int
 rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
     const struct uplink_deployment *ud)
@@ -258,8 +342,10 @@ rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
 	    (const char (*)[CACHE_NAME_MAX + 1])ud->hw, ud->nhw,
 	    (const char (*)[CACHE_NAME_MAX + 1])ud->tags, ud->ntags, pj, &p,
 	    &cause) == -1) {
-		rollout_refused(f, ud->id, cause != NULL ? cause :
+		rollout_why(&why, ud->id, cause != NULL ? cause :
 		    "bad policy");
+		rollout_refused(f, mf, ud->id, why);
+		free(why);
 		free(cause);
 		return (1);
 	}
@@ -298,13 +384,13 @@ rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
 	    &cause);
 	free(a.v);
 	if (sc == NULL) {
-		xasprintf(&why, "deployment '%s': %s", ud->id,
-		    cause != NULL ? cause : "cannot plan");
+		rollout_why(&why, ud->id, cause);
 		free(cause);
 		goto refuse;
 	}
 	free(pkgs);
 	sched_policy_clear(&p);
+	rollout_refusal_forget(f, ud->id);
 	log_info("rollout %s: planned, %zu nodes, %zu items, %zu stages",
 	    sc->id, sc->nmembers, sc->nitems, sc->nstages);
 	rollout_save(rollout_add(f, sc));
@@ -313,7 +399,7 @@ rollout__deployment(struct fanout *f, const struct uplink_manifest *mf,
 	return (1);
 
 refuse:
-	rollout_refused(f, ud->id, why);
+	rollout_refused(f, mf, ud->id, why);
 	free(why);
 	free(pkgs);
 	sched_policy_clear(&p);
@@ -408,6 +494,37 @@ rollout_apply(struct fo_rollout *ro, const struct sched_out *out)
 	}
 }
 
+/*
+ * Every item's final state goes upstream exactly once (issue 7).  The
+ * items that end through a node's answer are reported with its record
+ * (rollout__report_extra); the others (skipped, cancelled or expired
+ * before anything was sent, failed by propagation) here, from the
+ * scheduler's item.  sched_item_report_due keeps the count: nothing
+ * follows a final record, and a provisional one says so.
+ */
+static void
+rollout_flush(struct fo_rollout *ro)
+{
+	struct sched_campaign	*sc = ro->sc;
+	json_t			*o;
+	size_t			 i;
+	int			 level;
+	char			 ts[21];
+
+	for (i = 0; i < sc->nitems; i++) {
+		if ((level = sched_item_report_due(sc, i)) == SCHED_REP_NONE ||
+		    (o = sched_item_json(sc, i)) == NULL)
+			continue;
+		json_object_set_new(o, "final",
+		    json_boolean(level == SCHED_REP_FINAL));
+		json_object_set(o, "item_state", json_object_get(o, "state"));
+		sched_format_time(rollout_now(), ts);
+		json_object_set_new(o, "ts", json_string(ts));
+		rollout_send(ro->f, o);
+		sched_item_reported(sc, i, level);
+	}
+}
+
 static void
 rollout_tick(struct fo_rollout *ro)
 {
@@ -420,6 +537,7 @@ rollout_tick(struct fo_rollout *ro)
 	else if (n > 0)
 		rollout_apply(ro, &out);
 	sched_out_free(&out);
+	rollout_flush(ro);
 	rollout_save(ro);
 	if (n > 0)
 		db_commit_now(ro->f->db);
@@ -512,8 +630,11 @@ rollout__verified(struct fo_member *m)
 	if (sched_item_verified(ro->sc, m->node, it->component,
 	    rollout_now()) == 0) {
 		/* Download-only ends here: that is the item's result. */
-		if (it->state == SCHED_I_DOWNLOADED)
+		if (it->state == SCHED_I_DOWNLOADED) {
+			sched_item_attempt(ro->sc, m->node, it->component,
+			    m->started, fanout__unix_ms());
 			campaign__report_verified(m);
+		}
 		rollout_save(ro);
 		rollout__kick(ro->f);
 	}
@@ -533,13 +654,46 @@ rollout__result(struct fo_member *m, enum eng_mstate st, uint8_t result)
 	bytes = m->bytes_sent >= m->bytes_told ?
 	    m->bytes_sent - m->bytes_told : 0;
 	m->bytes_told = m->bytes_sent;
+	sched_item_attempt(ro->sc, m->node, it->component, m->started,
+	    m->finished != 0 ? m->finished : fanout__unix_ms());
 	sched_item_result(ro->sc, m->node, it->component, result, bytes,
 	    rollout_now());
+	if (it->fell_back && it->state == SCHED_I_PENDING)
+		log_info("rollout %s: node 0x%016" PRIx64 ": %s", ro->sc->id,
+		    m->node, it->reason);
 	rollout_save(ro);
 	rollout__kick(f);
 }
 
 void
+rollout__skipped(struct fo_member *m, int result, const char *why)
+{
+	struct fo_rollout	*ro;
+	struct sched_item	*it;
+
+	if ((it = rollout_item(m, &ro)) == NULL)
+		return;
+	if (sched_item_skip(ro->sc, m->node, it->component, result,
+	    rollout_now(), why) == 0) {
+		rollout_save(ro);
+		rollout__kick(ro->f);
+	}
+}
+
+bool
+rollout__will_retry(struct fo_member *m)
+{
+	struct fo_rollout	*ro;
+	struct sched_item	*it;
+
+	/* Its item still wants this package: the node is offered again. */
+	if ((it = rollout_item(m, &ro)) == NULL)
+		return (false);
+	return (it->state == SCHED_I_RETRY || it->state == SCHED_I_PENDING ||
+	    it->state == SCHED_I_ACTIVE);
+}
+
+int
 rollout__report_extra(struct fo_member *m, json_t *o)
 {
 	struct fo_rollout	*ro;
@@ -548,15 +702,39 @@ rollout__report_extra(struct fo_member *m, json_t *o)
 	const char		*k;
 	static const char *const keys[] = { "reason", "path", "packages",
 	    "stage", "retries", NULL };
-	size_t			 i;
+	size_t			 i, idx;
+	int			 level;
 
 	if ((ro = rollout__find(m->c->f, m->c->rollout)) == NULL ||
 	    (it = sched_item_find(ro->sc, m->node, m->c->pkg.component)) ==
 	    NULL)
-		return;
-	if ((r = sched_item_json(ro->sc, (size_t)(it - ro->sc->items))) ==
-	    NULL)
-		return;
+		return (0);
+	idx = (size_t)(it - ro->sc->items);
+	/*
+	 * An attempt of an open item is provisional; a final item's record
+	 * is final unless its truth may still change, and never repeated:
+	 * nothing follows a final record (docs/campaigns.md, "Reports").
+	 */
+	if (SCHED_I_FINAL(it->state)) {
+		if ((level = sched_item_report_due(ro->sc, idx)) ==
+		    SCHED_REP_NONE) {
+			log_debug("rollout %s: node 0x%016" PRIx64 " %s: its "
+			    "record went already", ro->sc->id, m->node,
+			    it->component);
+			return (-1);
+		}
+	} else
+		level = SCHED_REP_PROVISIONAL;
+	if ((r = sched_item_json(ro->sc, idx)) == NULL)
+		return (0);
+	sched_item_reported(ro->sc, idx, level);
+	rollout_save(ro);
+	json_object_set_new(o, "final", json_boolean(level ==
+	    SCHED_REP_FINAL));
+	/* A final record spans the item's attempts. */
+	if (level == SCHED_REP_FINAL)
+		json_object_set(o, "duration_ms", json_object_get(r,
+		    "duration_ms"));
 	/* "campaign" is the rollout; the package's campaign stays too. */
 	json_object_set(o, "session_campaign", json_object_get(o,
 	    "campaign"));
@@ -568,6 +746,7 @@ rollout__report_extra(struct fo_member *m, json_t *o)
 	json_object_set(o, "item_from", json_object_get(r, "from"));
 	json_object_set(o, "item_to", json_object_get(r, "to"));
 	json_decref(r);
+	return (0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -609,6 +788,7 @@ rollout__action(struct fo_rollout *ro, const char *action, char **cause)
 	    rollout_now(), &out, cause);
 	if (rc == 0) {
 		rollout_apply(ro, &out);
+		rollout_flush(ro);
 		rollout_save(ro);
 		db_commit_now(ro->f->db);
 		rollout__kick(ro->f);
@@ -641,6 +821,10 @@ rollout_load_cb(void *arg, const char *id)
 int
 rollout__init(struct fanout *f, char **cause)
 {
+	if (db_migrate(f->db, "rollout", rollout_steps,
+	    (int)(sizeof(rollout_steps) / sizeof(rollout_steps[0])),
+	    cause) == -1)
+		return (-1);
 	if ((f->sdb = sched_db_open(f->db, cause)) == NULL)
 		return (-1);
 	if ((f->tick_ev = evtimer_new(f->base, rollout_tick_cb, f)) == NULL)
@@ -682,7 +866,7 @@ fanout_rollout_json(struct fanout *f, const char *id)
 	json_t			*o, *a;
 
 	if ((ro = rollout__find(f, id)) == NULL)
-		return (NULL);
+		return (rollout_refusal_json(f, id));
 	if ((o = sched_report_json(ro->sc)) == NULL)
 		return (NULL);
 	json_object_set_new(o, "kind", json_string("rollout"));
@@ -751,17 +935,49 @@ fanout_rollouts_json(struct fanout *f)
 			sum.active += k.active + k.pending;
 			sum.succeeded += k.succeeded;
 			sum.failed += k.failed;
-			sum.cancelled += k.cancelled + k.skipped + k.expired;
+			sum.skipped += k.skipped;
+			sum.cancelled += k.cancelled;
+			sum.expired += k.expired;
 		}
 		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, "
-		    "s:i, s:i, s:i, s:i, s:i}", "id", ro->sc->id, "kind",
-		    "rollout", "deployment", ro->sc->policy.deployment,
+		    "s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "id", ro->sc->id,
+		    "kind", "rollout", "deployment", ro->sc->policy.deployment,
 		    "package", "-", "state", sched_cstate_str(ro->sc->state),
 		    "nodes", sum.nodes, "active", sum.active, "updated",
-		    sum.succeeded, "failed", sum.failed, "cancelled",
-		    sum.cancelled));
+		    sum.succeeded, "failed", sum.failed, "skipped",
+		    sum.skipped, "cancelled", sum.cancelled, "expired",
+		    sum.expired));
 	}
 	return (a);
+}
+
+/*
+ * The watch's rows for live rollouts (`upctl watch'): a rollout that
+ * soaks, waits for approval, a window or a retry has no node in a
+ * session, and is not "no active campaign".
+ */
+void
+rollout__progress(struct fanout *f, json_t *rows)
+{
+	struct fo_rollout	*ro;
+	struct sched_campaign	*sc;
+	const char		*state;
+	json_t			*o;
+
+	TAILQ_FOREACH(ro, &f->rollouts, entry) {
+		if (!rollout_live(ro))
+			continue;
+		sc = ro->sc;
+		state = sched_cstate_str(sc->state);
+		if (sc->state == SCHED_C_RUNNING && sc->nstages > 0 &&
+		    sc->srt[sc->stage].state == SCHED_S_SOAKING)
+			state = "soaking";
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "campaign", sc->id,
+		    "kind", "rollout", "state", state, "stage",
+		    sc->nstages > 0 ? sc->stages[sc->stage].name : "",
+		    "reason", sc->reason);
+		json_array_append_new(rows, o);
+	}
 }
 
 void

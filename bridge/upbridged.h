@@ -75,6 +75,12 @@ struct ub_transport_conf {
 	struct tp_conf	 conf;		/* kv owned by this struct */
 	struct tp_kv	*kv;
 	size_t		 nkv;
+	/*
+	 * The engine's own keys of the section (not the plugin's):
+	 * node_silence_s, how long a silent node is waited for before it
+	 * is written off; 0 = derived from the link (docs/fanout.md).
+	 */
+	unsigned int	 node_silence_s;
 };
 
 struct ub_config {
@@ -288,6 +294,20 @@ int	 fanout_rollout_action(struct fanout *, const char *id,
 json_t	*fanout_rollouts_json(struct fanout *);
 /* A node's registry record changed (tags, topology): tell the rollouts. */
 void	 fanout_node_changed(struct fanout *, uint64_t id);
+/*
+ * The campaigns that hold node `id' now (memberships not final):
+ * [{campaign, rollout, package, component, version, state, hold,
+ * parked}], oldest first.  New reference.
+ */
+json_t	*fanout_node_campaigns_json(struct fanout *, uint64_t id);
+/*
+ * upctl node ID reset: a targeted ABORT for every session the gateway
+ * has the node in, and every membership that is not final ends as
+ * cancelled (aborted; a rollout retries it within its budget, an issue-2
+ * campaign takes it back when it next shows up).  Returns the number of
+ * memberships released, or -1 with cause (unknown node).
+ */
+int	 fanout_node_reset(struct fanout *, uint64_t id, char **cause);
 
 /* ------------------------------------------------------------------ */
 /* control.c + ctl_*.c: the control socket                             */

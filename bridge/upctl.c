@@ -72,8 +72,8 @@ static void	 print_done(json_t *, char **);
 static const struct upctl_cmd upctl_cmds[] = {
 	{ "status", "", 0, 0, UPCTL_OBJECT, print_status },
 	{ "nodes", "", 0, 0, UPCTL_ARRAY, print_nodes },
-	{ "node", "ID [tag add|del TAG | topology PARENT ROLE [LEVEL]]", 1, 5,
-	  UPCTL_OBJECT, print_node },
+	{ "node", "ID [tag add|del TAG | topology PARENT ROLE [LEVEL] | "
+	  "reset]", 1, 5, UPCTL_OBJECT, print_node },
 	{ "campaigns", "", 0, 0, UPCTL_ARRAY, print_campaigns },
 	{ "campaign", "ID [approve|pause|resume|cancel|force-cancel|"
 	  "export --csv]", 1, 2, UPCTL_OBJECT, print_campaign },
@@ -599,13 +599,15 @@ print_fanout(json_t *f)
 	json_array_foreach(json_object_get(f, "transports"), i, t) {
 		caps = json_object_get(t, "caps");
 		stats = json_object_get(t, "stats");
-		printf("%-12s%s (%s) %s, mtu %.0f, %s\n", i == 0 ?
+		printf("%-12s%s (%s) %s, mtu %.0f, %s, node silence limit "
+		    "%.0f s\n", i == 0 ?
 		    "transports" : "", jtext(json_object_get(t, "name"), a,
 		    sizeof(a)), jtext(json_object_get(t, "type"), b,
 		    sizeof(b)), json_is_true(json_object_get(t, "up")) ?
 		    "up" : "DOWN", jnum(json_object_get(caps, "mtu")),
 		    fmt_rate(jnum(json_object_get(caps, "bitrate_bps")), d,
-		    sizeof(d)));
+		    sizeof(d)), jnum(json_object_get(t,
+		    "node_silence_ms")) / 1000);
 		printf("%-12s  tx %.0f frames, %s; rx %.0f frames, %s; "
 		    "%.0f errors\n", "",
 		    jnum(json_object_get(stats, "tx_frames")),
@@ -673,16 +675,42 @@ print_status(json_t *data, char **argv)
 		print_fanout(f);
 }
 
+/*
+ * Which campaign holds a node: "dep-a", "dep-a (held)" for an image held
+ * at verified, "dep-a (waits)" when another campaign has it first, "-".
+ */
+static const char *
+fmt_held(json_t *n, char *buf, size_t len)
+{
+	json_t	*c = json_array_get(json_object_get(n, "campaigns"), 0);
+	char	 id[64];
+
+	if (!json_is_object(c)) {
+		snprintf(buf, len, "-");
+		return (buf);
+	}
+	jtext(json_object_get(c, "campaign"), id, sizeof(id));
+	if (json_is_true(json_object_get(c, "parked")))
+		snprintf(buf, len, "%s (waits)", id);
+	else if (json_is_true(json_object_get(c, "hold")) &&
+	    strcmp(jstr(json_object_get(c, "state")), "verified") == 0)
+		snprintf(buf, len, "%s (held)", id);
+	else
+		snprintf(buf, len, "%s", id);
+	return (buf);
+}
+
 static void
 print_nodes(json_t *data, char **argv)
 {
 	json_t	*n;
 	char	 id[32], hw[40], tp[40], addr[64], comp[256], bat[16],
-		 rssi[16], seen[40];
+		 rssi[16], seen[40], held[72];
 	size_t	 i;
 
-	printf("%-18s  %-12s  %-8s  %-21s  %-24s  %4s  %5s  %s\n", "ID", "HW",
-	    "LINK", "ADDRESS", "COMPONENTS", "BAT", "RSSI", "LAST SEEN");
+	printf("%-18s  %-12s  %-8s  %-21s  %-24s  %4s  %5s  %-14s  %s\n",
+	    "ID", "HW", "LINK", "ADDRESS", "COMPONENTS", "BAT", "RSSI",
+	    "LAST SEEN", "CAMPAIGN");
 	json_array_foreach(data, i, n) {
 		fmt_node(jget(n, "id", "node", NULL), id, sizeof(id));
 		jtext(jget(n, "hw", NULL), hw, sizeof(hw));
@@ -707,8 +735,9 @@ print_nodes(json_t *data, char **argv)
 			    NULL)));
 		fmt_time(jget(n, "last_seen_unix", "last_seen", NULL), seen,
 		    sizeof(seen));
-		printf("%-18s  %-12s  %-8s  %-21s  %-24s  %4s  %5s  %s\n", id,
-		    hw, tp, addr, comp, bat, rssi, seen);
+		fmt_held(n, held, sizeof(held));
+		printf("%-18s  %-12s  %-8s  %-21s  %-24s  %4s  %5s  %-14s  "
+		    "%s\n", id, hw, tp, addr, comp, bat, rssi, seen, held);
 	}
 	if (json_array_size(data) == 0)
 		printf("(no nodes known yet)\n");
@@ -719,6 +748,12 @@ print_node(json_t *data, char **argv)
 {
 	json_t	*n = json_array_get(data, 0);
 
+	if (argv[1] != NULL && strcmp(argv[1], "reset") == 0) {
+		printf("node %s: reset, %.0f campaign membership%s released\n",
+		    argv[0], jnum(json_object_get(n, "released")),
+		    jnum(json_object_get(n, "released")) == 1 ? "" : "s");
+		return;
+	}
 	if (argv[1] != NULL) {
 		printf("node %s: %s %s%s%s\n", argv[0], argv[1], argv[2],
 		    argv[3] != NULL ? " " : "", argv[3] != NULL ? argv[3] :
@@ -734,7 +769,8 @@ print_rollout(json_t *c)
 {
 	json_t		*v, *r;
 	const char	*k;
-	char		 a[64], b[64], d[64], e[64], g[64], h[64], buf[256];
+	char		 a[64], b[64], d[64], e[64], g[64], h[64], p[64];
+	char		 buf[256];
 	size_t		 i;
 
 	json_object_foreach(c, k, v)
@@ -744,11 +780,13 @@ print_rollout(json_t *c)
 	json_array_foreach(json_object_get(c, "warnings"), i, v)
 		printf("%-14s%s\n", i == 0 ? "WARNING" : "", jtext(v, buf,
 		    sizeof(buf)));
-	printf("\n%-12s  %-8s  %5s  %5s  %5s  %5s  %5s  %5s  %s\n", "STAGE",
-	    "STATE", "NODES", "PEND", "ACT", "OK", "FAIL", "SKIP", "SUCCESS");
+	printf("\n%-12s  %-8s  %5s  %5s  %5s  %5s  %5s  %5s  %5s  %5s  %s\n",
+	    "STAGE", "STATE", "NODES", "PEND", "ACT", "OK", "FAIL", "SKIP",
+	    "CANC", "EXP", "SUCCESS");
 	json_array_foreach(json_object_get(c, "stages"), i, r)
 		printf("%-12s  %-8s  %5.0f  %5.0f  %5.0f  %5.0f  %5.0f  %5.0f  "
-		    "%.0f%%\n", jtext(json_object_get(r, "name"), a, sizeof(a)),
+		    "%5.0f  %5.0f  %.0f%%\n", jtext(json_object_get(r, "name"),
+		    a, sizeof(a)),
 		    jtext(json_object_get(r, "state"), b, sizeof(b)),
 		    jnum(json_object_get(r, "nodes")),
 		    jnum(json_object_get(r, "pending")),
@@ -756,6 +794,8 @@ print_rollout(json_t *c)
 		    jnum(json_object_get(r, "succeeded")),
 		    jnum(json_object_get(r, "failed")),
 		    jnum(json_object_get(r, "skipped")),
+		    jnum(json_object_get(r, "cancelled")),
+		    jnum(json_object_get(r, "expired")),
 		    jnum(json_object_get(r, "success_rate")));
 	printf("\n%-18s  %-8s  %-17s  %-6s  %-10s  %-11s  %-10s  %3s  %s\n",
 	    "NODE", "COMP", "FROM -> TO", "PATH", "STAGE", "STATE", "RESULT",
@@ -764,10 +804,11 @@ print_rollout(json_t *c)
 		snprintf(d, sizeof(d), "%s -> %s", jtext(json_object_get(r,
 		    "from"), e, sizeof(e)), jtext(json_object_get(r, "to"), g,
 		    sizeof(g)));
+		/* One buffer per column: printf reads them all at once. */
 		printf("%-18s  %-8s  %-17s  %-6s  %-10s  %-11s  %-10s  %3.0f  "
 		    "%s\n", fmt_node(json_object_get(r, "node"), a, sizeof(a)),
 		    jtext(json_object_get(r, "component"), b, sizeof(b)), d,
-		    jtext(json_object_get(r, "path"), e, sizeof(e)),
+		    jtext(json_object_get(r, "path"), p, sizeof(p)),
 		    jtext(json_object_get(r, "stage"), g, sizeof(g)),
 		    jtext(json_object_get(r, "state"), h, sizeof(h)),
 		    jtext(json_object_get(r, "result_str"), e, sizeof(e)),
@@ -862,6 +903,13 @@ print_campaign(json_t *data, char **argv)
 		print_rollout(c);
 		return;
 	}
+	if (json_is_string(v) && strcmp(json_string_value(v), "refused") == 0) {
+		printf("campaign %s: refused (manifest %.0f, %s): %s\n",
+		    argv[0], jnum(json_object_get(c, "manifest_serial")),
+		    jtext(json_object_get(c, "refused"), a, sizeof(a)),
+		    jtext(json_object_get(c, "reason"), buf, sizeof(buf)));
+		return;
+	}
 	/* Scalars first, then sessions and nodes as tables. */
 	json_object_foreach(c, k, v)
 		if (!json_is_object(v) && !json_is_array(v))
@@ -947,6 +995,18 @@ watch_draw(json_t *rows)
 	    "STATE", UPCTL_BAR_WIDTH + 2, "PROGRESS", "", "RATE");
 	lines++;
 	json_array_foreach(rows, i, r) {
+		/* A rollout between nodes: soaking, approval, a window. */
+		if (json_is_string(json_object_get(r, "kind"))) {
+			printf("%-16s  %-18s  %-11s  %s%s%s\n",
+			    jtext(json_object_get(r, "campaign"), camp,
+			    sizeof(camp)), "(rollout)",
+			    jtext(json_object_get(r, "state"), state,
+			    sizeof(state)), jstr(json_object_get(r, "stage")),
+			    *jstr(json_object_get(r, "reason")) != '\0' ?
+			    ": " : "", jstr(json_object_get(r, "reason")));
+			lines++;
+			continue;
+		}
 		held = jnum(json_object_get(r, "held"));
 		nblocks = jnum(json_object_get(r, "nblocks"));
 		sure = nblocks > 0 ? 100.0 * held / nblocks : 0;
@@ -1120,6 +1180,8 @@ main(int argc, char *argv[])
 		else if (strcmp(argv[2], "topology") == 0 &&
 		    (nargs == 4 || nargs == 5))
 			cmd = "node-topology";
+		else if (strcmp(argv[2], "reset") == 0 && nargs == 2)
+			cmd = "node-reset";
 		else {
 			fprintf(stderr, "usage: upctl node %s\n", c->usage);
 			exit(UPCTL_EXIT_USAGE);
@@ -1147,8 +1209,13 @@ main(int argc, char *argv[])
 	if (strcmp(c->name, "nodes") == 0)
 		sort_nodes(data);
 	if (cmd != c->name) {
-		/* node tag/topology: print "node ID: tag add X" */
-		if (json_out)
+		/* node tag/topology/reset: "node ID: tag add X" */
+		if (json_out && json_is_object(json_array_get(data, 0))) {
+			s = json_dumps(json_array_get(data, 0),
+			    JSON_INDENT(2));
+			printf("%s\n", s != NULL ? s : "{}");
+			free(s);
+		} else if (json_out)
 			printf("{\"status\": \"%s\"}\n", CTL_STATUS_OK);
 		else
 			print_node(data, argv + 1);

@@ -7,8 +7,11 @@
  * A node that is no member and accepts (the OFFER is broadcast) is the
  * daemon's to judge (cb.stranger): it may make it a member there and
  * then; a node that was not targeted gets an ABORT, so it never installs
- * what it was not meant to get.  A member written off for silence that
- * turns out alive is the daemon's to take back (cb.member_revive).
+ * what it was not meant to get.  A member in a final state (written off,
+ * declined busy, cancelled) that turns out alive in the session is the
+ * daemon's to take back (cb.member_revive); if the daemon does not, the
+ * node holds an image of a session finished for it and gets an ABORT, so
+ * it never sits there declining later offers as busy (issue 7).
  */
 #include <sys/queue.h>
 
@@ -17,14 +20,13 @@
 
 #include "engine_internal.h"
 
-/* A written-off node that turns out alive is taken back if the daemon
- * says so. */
+/* A final node that turns out alive is taken back if the daemon says so. */
 static bool
 answer_revive(struct eng_session *s, struct eng_member *m)
 {
 	struct eng	*e = s->e;
 
-	if (m->state != ENG_M_FAILED || m->result != UP_R_CONN_LOST ||
+	if (m->state == ENG_M_UPDATED ||
 	    !e->cb.member_revive(e->cb.arg, m) || m->gone)
 		return (false);
 	m->result = UP_R_INITIAL;
@@ -64,16 +66,18 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 			return;
 		}
 	}
-	m->addr = *src;
+	eng__heard(m, src);
 	eng__rtt_accept(s);
 	if (a->code == UP_R_BUSY) {
 		/*
 		 * Its slot serves another session for now: not a final
-		 * answer.  It stays offered, so a later offer round (or the
-		 * silent-node count) decides.
+		 * answer.  It stays offered, so a later offer round decides;
+		 * the result remembers why (eng__offer_lost).
 		 */
 		eng__debug("session %08x: node 0x%016" PRIx64 " is busy",
 		    s->id, m->node);
+		if (m->state == ENG_M_OFFERED)
+			m->result = UP_R_BUSY;
 		return;
 	}
 	if (a->code != UP_R_INITIAL) {
@@ -88,12 +92,17 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 		return;
 	}
 	if (ENG_M_FINAL(m->state) && !answer_revive(s, m)) {
-		if (m->state == ENG_M_CANCELLED)
-			eng__abort_node(s, m->node, src);
+		/*
+		 * The session is finished for this node: it must not take
+		 * it up again (it would sit downloaded forever).
+		 */
+		eng__abort_node(s, m->node, src);
 		return;
 	}
 	if (m->state >= ENG_M_VERIFIED)
 		return;
+	if (m->result == UP_R_BUSY)
+		m->result = UP_R_INITIAL;	/* busy no more */
 	if (m->state <= ENG_M_OFFERED)
 		eng__started(m);
 	eng__apply(s, m, &a->st, !m->known);
@@ -113,11 +122,17 @@ eng__rx_status(struct eng_session *s, const struct up_msg *msg,
 		    PRIx64, s->id, st->node_id);
 		return;
 	}
-	m->addr = *src;
+	eng__heard(m, src);
 	if (m->asked && !m->answered)
 		eng__rtt_status(s);
-	if (ENG_M_FINAL(m->state) && !answer_revive(s, m))
+	if (ENG_M_FINAL(m->state) && !answer_revive(s, m)) {
+		/* It holds an image of a session finished for it: release. */
+		if (st->state == UP_NS_RECEIVING ||
+		    st->state == UP_NS_DOWNLOADED ||
+		    st->state == UP_NS_VERIFIED)
+			eng__abort_node(s, m->node, src);
 		return;
+	}
 	if (st->state == UP_NS_VERIFIED && m->state <= ENG_M_DOWNLOADED) {
 		m->held = s->nblocks;
 		eng__set_state(m, ENG_M_VERIFIED);
@@ -149,8 +164,13 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 		    PRIx64, s->id, r->node_id);
 		return;
 	}
-	m->addr = *src;
+	eng__heard(m, src);
 	if (r->state == UP_NS_VERIFIED) {
+		if (ENG_M_FINAL(m->state) && !answer_revive(s, m)) {
+			/* A verified image nobody will activate: drop it. */
+			eng__abort_node(s, m->node, src);
+			return;
+		}
 		if (m->state <= ENG_M_DOWNLOADED) {
 			m->held = s->nblocks;
 			eng__set_state(m, ENG_M_VERIFIED);
@@ -197,7 +217,7 @@ eng__rx_abort(struct eng_session *s, const struct up_msg *msg,
 	if (a->node_id == 0 || (m = eng__member(s, a->node_id)) == NULL ||
 	    ENG_M_FINAL(m->state))
 		return;
-	m->addr = *src;
+	eng__heard(m, src);
 	reason = a->reason != UP_R_INITIAL && a->reason != UP_R_SUCCESS ?
 	    a->reason : UP_R_ABORTED;
 	eng__info("session %08x: node 0x%016" PRIx64 " gave up: %s", s->id,
@@ -223,7 +243,7 @@ eng__rx_announce(struct eng_session *s, struct eng_link *l,
 		return;
 	if (m->state <= ENG_M_OFFERED && eng__session_link(s) != l)
 		return;
-	m->addr = *src;
+	eng__heard(m, src);
 	switch (a->state) {
 	case UP_NS_RECEIVING:
 	case UP_NS_DOWNLOADED:

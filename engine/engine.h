@@ -88,6 +88,14 @@ struct eng_params {
 	unsigned int	 result_timeout_s;	/* after ACTIVATE */
 	unsigned int	 discover_interval_s;	/* 0: when the link opens */
 	unsigned int	 session_deadline_s;	/* OFFER's deadline_s */
+	/*
+	 * How long a node may stay silent (a reboot, a brown-out) before
+	 * it is written off: a node that misses its asks (offer, STATUS_REQ,
+	 * VERIFY) is written off only once silent this long, ms.  0: from
+	 * the link, 10 s plus four frames' time on air at its rate and duty
+	 * cycle (link.c).
+	 */
+	unsigned int	 node_silence_ms;
 	bool		 fec;		/* TS004 parity repair */
 	unsigned int	 fec_k;		/* blocks per parity group, 0: 64 */
 	int		 fec_proactive;	/* % of fec_k, or ENG_FEC_AUTO */
@@ -108,9 +116,11 @@ enum eng_mstate {
 	ENG_M_UPDATED,		/* final: runs the new version */
 	ENG_M_FAILED,		/* final */
 	ENG_M_DECLINED,		/* final: the node declined the offer */
-	ENG_M_CANCELLED		/* final: the daemon cancelled it */
+	ENG_M_CANCELLED,	/* final: the daemon cancelled it */
+	ENG_M_SKIPPED		/* final, the daemon's: not offered after all
+				   (never a state of an engine member) */
 };
-#define ENG_M_NSTATES	(ENG_M_CANCELLED + 1)
+#define ENG_M_NSTATES	(ENG_M_SKIPPED + 1)
 #define ENG_M_FINAL(s)	((s) >= ENG_M_UPDATED)
 
 /* A session's phase (docs/engine.md, "Phases"). */
@@ -175,20 +185,31 @@ struct eng_cb {
 	/*
 	 * A member reached a final state set by the engine: UPDATED or
 	 * FAILED from its RESULT, DECLINED from its ACCEPT, UPDATED with
-	 * UP_R_ALREADY, FAILED when the node gave up (ABORT), or FAILED
-	 * with UP_R_CONN_LOST when the engine wrote it off (`why' then says
-	 * why; NULL otherwise).  `version' is what the node now runs
+	 * UP_R_ALREADY, FAILED when the node gave up (ABORT), FAILED with
+	 * UP_R_CONN_LOST when the engine wrote it off, or DECLINED with
+	 * UP_R_BUSY when it answered every offer round "busy" (`why' then
+	 * says why; NULL otherwise).  `version' is what the node now runs
 	 * (UPDATED), else NULL.  The result must be durable when this
 	 * returns: the engine acknowledges it to the node right after.
 	 */
 	void	 (*member_final)(void *arg, struct eng_member *,
 		    const char *version, const char *why);
 	/*
-	 * A member written off (FAILED, UP_R_CONN_LOST) is heard again.
-	 * Return true to take it back: it continues from PENDING as if just
-	 * assigned (the frame that revealed it is then processed).
+	 * A member in a final state other than UPDATED (written off,
+	 * declined busy, cancelled) is heard again in its session: it
+	 * accepts the OFFER, or sends STATUS or a VERIFIED RESULT.  Return
+	 * true to take it back: it continues from PENDING as if just
+	 * assigned (the frame that revealed it is then processed).  If not,
+	 * the node holds an image of a session finished for it: the engine
+	 * sends it a targeted ABORT, so it never sits there (issue 7).
 	 */
 	bool	 (*member_revive)(void *arg, struct eng_member *);
+	/*
+	 * Offer time: a PENDING member is about to be offered.  Return true
+	 * to offer it; false when the daemon decided otherwise from here
+	 * (it removed the member, or will offer it later).
+	 */
+	bool	 (*member_offer)(void *arg, struct eng_member *);
 	/*
 	 * A node that is no member of session s accepted its offer.  The
 	 * daemon may add it now (eng_member_add) and return 1; return 0 to
@@ -281,6 +302,13 @@ void		 eng_link_set_params(struct eng_link *,
 /* The plugin's text form of an address; 0, or -1 if it has none. */
 int		 eng_link_addr_fmt(struct eng_link *, const struct tp_addr *,
 		    char *buf, size_t len);
+/*
+ * Queues a targeted ABORT(reason) of session `session' to `node' (at
+ * `addr' where the link is unicast, NULL: the broadcast domain), three
+ * times: for a node that holds a session the engine no longer has.
+ */
+void		 eng_link_abort(struct eng_link *, uint32_t session,
+		    uint64_t node, const struct tp_addr *addr, uint8_t reason);
 
 struct eng_pacer_info {
 	uint64_t	 rate_bps;	/* paced rate, 0 = unlimited */
@@ -318,6 +346,7 @@ struct eng_link_info {
 	unsigned int	 ctrl_queued;
 	unsigned int	 data_sessions;	/* sessions in a data pass */
 	uint32_t	 loss_ppm;	/* loss the nodes saw (parity) */
+	uint32_t	 node_silence_ms;	/* in use (profile or derived) */
 	struct eng_pacer_info pacer;
 };
 void		 eng_link_info(struct eng_link *, struct eng_link_info *);

@@ -44,6 +44,7 @@
 #define ENG_POLL_MS	2000	/* first RESULT poll after the delay */
 #define ENG_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
 #define ENG_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
+#define ENG_SILENCE_MS	10000	/* node_silence_ms from a fast link */
 
 /* Logging through up/'s hook (the daemon points it at its log). */
 #define eng__warnx(...)	up_logf(UP_LOG_WARN, __VA_ARGS__)
@@ -235,6 +236,8 @@ struct eng_link {
 
 	/* Loss seen by the nodes (ppm), for proactive parity. */
 	uint32_t		 loss_ppm;
+	/* p.node_silence_ms, or derived from the caps (link.c). */
+	uint32_t		 silence_ms;
 
 	/* Counters. */
 	uint64_t		 rx_frames;
@@ -261,6 +264,12 @@ struct eng_member {
 	uint8_t			 result;
 	bool			 hold;		/* stop at VERIFIED */
 	bool			 gone;		/* removed while busy */
+	/*
+	 * The silence clock (issue 7): when the node was last heard (any
+	 * frame of it, its ANNOUNCE through eng_member_set_addr) or offered,
+	 * clock ms.  A write-off waits for the link's silence_ms.
+	 */
+	uint64_t		 heard_ms;
 
 	/* What the node told about its blocks (ACCEPT/STATUS). */
 	bool			 known;
@@ -430,6 +439,18 @@ void	 eng__started(struct eng_member *);
 void	 eng__final(struct eng_member *, enum eng_mstate, uint8_t result,
 	    const char *version, const char *why);
 void	 eng__write_off(struct eng_member *, const char *why);
+/* Heard from `src' now: its address and its silence clock. */
+void	 eng__heard(struct eng_member *, const struct tp_addr *src);
+/* Silent for at least the link's silence_ms (a write-off may go). */
+bool	 eng__silent(const struct eng_member *);
+/*
+ * A member that did not take the offer within ENG_TRIES rounds: one that
+ * answered busy is declined with that reason; a silent one is written
+ * off once silent long enough.
+ */
+void	 eng__offer_lost(struct eng_member *);
+/* Offer time: PENDING members the daemon lets go become OFFERED. */
+bool	 eng__offer_member(struct eng_member *);
 /* Marks the member answered in the current round. */
 void	 eng__answered(struct eng_member *);
 /* Deferred callbacks, fired by eng__leave. */

@@ -28,6 +28,8 @@
 
 #include "engine_internal.h"
 
+static void	 link_silence(struct eng_link *);
+
 /* ------------------------------------------------------------------ */
 /* Transmit                                                             */
 
@@ -402,6 +404,7 @@ link_event(void *arg, struct tp *tp, enum tp_link_event ev)
 	case TP_CAPS_CHANGED:
 		l->ops->caps(l->tp, &l->caps);
 		pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
+		link_silence(l);
 		eng__info("%s: capabilities changed (mtu %u, %" PRIu64
 		    " bit/s)", l->name, l->caps.mtu, l->caps.bitrate_bps);
 		eng__kick(l);
@@ -422,6 +425,56 @@ eng__link_close(struct eng_link *l)
 	free(l->ring);
 	free(l->data_frame);
 	free(l);
+}
+
+/*
+ * How long a node on this link may stay silent before it is written off
+ * (eng__silent): the profile's node_silence_ms, else derived from the
+ * link.  A node reboots in seconds, so 10 s, plus four frames of the mtu
+ * on air at the link's rate and duty cycle, since on a slow or
+ * duty-cycled link one round of asks takes that long (LoRa at SF12 and
+ * 1 %: minutes).  At most an hour.
+ */
+static void
+link_silence(struct eng_link *l)
+{
+	uint64_t	 ms = ENG_SILENCE_MS, air_us;
+	uint32_t	 mtu = l->caps.mtu != 0 ? l->caps.mtu : UP_FRAME_MAX;
+
+	if (l->p.node_silence_ms != 0) {
+		l->silence_ms = l->p.node_silence_ms;
+		return;
+	}
+	if (l->caps.bitrate_bps > 0) {
+		air_us = (uint64_t)(mtu + l->caps.frame_overhead) * 8 *
+		    1000000 / l->caps.bitrate_bps;
+		if (l->caps.duty_cycle_ppm > 0)
+			air_us = air_us * 1000000 / l->caps.duty_cycle_ppm;
+		ms += 4 * air_us / 1000;
+	}
+	l->silence_ms = ms > 3600000 ? 3600000 : (uint32_t)ms;
+}
+
+void
+eng_link_abort(struct eng_link *l, uint32_t session, uint64_t node,
+    const struct tp_addr *addr, uint8_t reason)
+{
+	struct up_msg	 msg;
+	int		 i;
+
+	if (session == 0 || node == 0)
+		return;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_ABORT;
+	msg.session = session;
+	msg.u.target.node_id = node;
+	msg.u.target.reason = reason;
+	/* ABORT is not acknowledged: a few times. */
+	for (i = 0; i < ENG_TRIES; i++)
+		eng__ctrl(l, eng_session_find(l->e, session),
+		    (l->caps.flags & TP_CAP_UNICAST) != 0 && addr != NULL &&
+		    addr->len > 0 ? addr : NULL, &msg);
+	eng__touch(l->e);
 }
 
 struct eng_link *
@@ -481,6 +534,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	ops->caps(l->tp, &l->caps);
 	now = eng__now_us(e);
 	pacer__init(&l->pacer, &l->caps, l->p.rate_pct, now);
+	link_silence(l);
 	e->links[e->nlinks++] = l;
 	if (ops->start(l->tp, &why) == -1) {
 		if (asprintf(cause, "transport %s: %s", name,
@@ -491,8 +545,9 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	}
 	l->up = true;
 	eng__info("transport %s (%s): mtu %u, %" PRIu64 " bit/s, paced at %"
-	    PRIu64 " bit/s", l->name, l->type, l->caps.mtu,
-	    l->caps.bitrate_bps, l->pacer.rate_bps);
+	    PRIu64 " bit/s, node silence limit %u ms", l->name, l->type,
+	    l->caps.mtu, l->caps.bitrate_bps, l->pacer.rate_bps,
+	    l->silence_ms);
 	/* Sessions created before their link was open. */
 	TAILQ_FOREACH(s, &e->sessions, entry)
 		if (s->l == NULL && strcmp(s->link, l->name) == 0) {
@@ -535,6 +590,7 @@ eng_link_set_params(struct eng_link *l, const struct eng_params *p)
 
 	l->p = *p;
 	pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
+	link_silence(l);
 	if (disc)
 		l->discover_at = p->discover_interval_s == 0 ? ENG_NEVER :
 		    eng__now_us(l->e) + (uint64_t)p->discover_interval_s *
@@ -572,5 +628,6 @@ eng_link_info(struct eng_link *l, struct eng_link_info *li)
 	li->ctrl_queued = l->ring_n;
 	li->data_sessions = l->ndata;
 	li->loss_ppm = l->loss_ppm;
+	li->node_silence_ms = l->silence_ms;
 	pacer__info(&l->pacer, eng__now_us(l->e), &li->pacer);
 }

@@ -19,7 +19,7 @@
 
 static const char *const eng_mstate_names[] = {
 	"pending", "offered", "receiving", "downloaded", "verified",
-	"activating", "updated", "failed", "declined", "cancelled"
+	"activating", "updated", "failed", "declined", "cancelled", "skipped"
 };
 
 const char *
@@ -172,6 +172,57 @@ eng__write_off(struct eng_member *m, const char *why)
 	eng__final(m, ENG_M_FAILED, UP_R_CONN_LOST, NULL, why);
 }
 
+/*
+ * Write-offs wait for a node's reboot (issue 7).  A node that misses its
+ * asks is written off only once it has also been silent for its link's
+ * silence_ms (the profile's node_silence_ms, else derived from the link,
+ * link.c): a node that reboots for a few seconds during repair or verify
+ * answers the next round instead of being reported lost.  Every frame
+ * from the node, its ANNOUNCE (eng_member_set_addr) and each offer
+ * restart the clock.
+ */
+void
+eng__heard(struct eng_member *m, const struct tp_addr *src)
+{
+	m->addr = *src;
+	m->heard_ms = eng__now_ms(m->s->e);
+}
+
+bool
+eng__silent(const struct eng_member *m)
+{
+	const struct eng_session *s = m->s;
+	uint64_t		 now = eng__now_ms(s->e), limit;
+
+	limit = s->l != NULL ? s->l->silence_ms : ENG_SILENCE_MS;
+	return (now >= m->heard_ms && now - m->heard_ms >= limit);
+}
+
+void
+eng__offer_lost(struct eng_member *m)
+{
+	if (m->result == UP_R_BUSY) {
+		/* It answered, each round: its slot serves another session. */
+		eng__final(m, ENG_M_DECLINED, UP_R_BUSY, NULL,
+		    "busy with another session");
+	} else if (eng__silent(m))
+		eng__write_off(m, "no answer to the offer");
+}
+
+bool
+eng__offer_member(struct eng_member *m)
+{
+	struct eng	*e = m->s->e;
+
+	if (m->gone || m->state != ENG_M_PENDING ||
+	    !e->cb.member_offer(e->cb.arg, m) || m->gone ||
+	    m->state != ENG_M_PENDING)
+		return (false);
+	m->heard_ms = eng__now_ms(e);	/* the silence clock starts */
+	eng__set_state(m, ENG_M_OFFERED);
+	return (true);
+}
+
 /* ------------------------------------------------------------------ */
 /* The daemon's side                                                    */
 
@@ -196,6 +247,7 @@ eng_member_add(struct eng_session *s, const struct eng_member_conf *c,
 	m->addr = c->addr;
 	m->max_frame = c->max_frame;
 	m->hold = c->hold;
+	m->heard_ms = eng__now_ms(s->e);
 	h = member_bucket(m->node, s->nhash);
 	m->hnext = s->hash[h];
 	s->hash[h] = m;
@@ -262,6 +314,7 @@ eng_member_restart(struct eng_member *m)
 	m->result = UP_R_INITIAL;
 	m->known = false;
 	m->offers = m->stall = 0;
+	m->heard_ms = eng__now_ms(s->e);
 	s->nstate[m->state]--;
 	s->nstate[ENG_M_PENDING]++;
 	m->state = ENG_M_PENDING;
@@ -310,6 +363,7 @@ eng_member_set_addr(struct eng_member *m, const struct tp_addr *addr,
 	m->addr = *addr;
 	if (max_frame != 0)
 		m->max_frame = max_frame;
+	m->heard_ms = eng__now_ms(m->s->e);	/* alive: not silent */
 }
 
 /*

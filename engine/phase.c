@@ -77,12 +77,16 @@ phase_offer_tick(struct eng_session *s)
 		eng__arm(s, s->step < r ? gap : gap + eng__margin(s));
 		return;
 	}
-	/* The window is over: count the silent nodes' unanswered offers. */
+	/*
+	 * The window is over: count the unanswered offers.  A node that
+	 * answered busy each time is declined so, a silent one is written
+	 * off once silent for the link's silence (eng__offer_lost).
+	 */
 	TAILQ_FOREACH_SAFE(m, &s->members, entry, next) {
 		if (m->state != ENG_M_OFFERED)
 			continue;
 		if (++m->offers >= ENG_TRIES)
-			eng__write_off(m, "no answer to the offer");
+			eng__offer_lost(m);
 	}
 	eng__decide(s);
 }
@@ -92,12 +96,22 @@ phase_offer_begin(struct eng_session *s)
 {
 	struct eng_member	*m;
 
+	/* Offer time: the daemon looks at each node as it is now. */
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (m->state == ENG_M_PENDING)
+			(void)eng__offer_member(m);
+	if (s->nstate[ENG_M_OFFERED] == 0) {
+		/* Nobody to offer after all, or not yet (the daemon said). */
+		s->phase = ENG_P_IDLE;
+		if (s->nstate[ENG_M_PENDING] == 0)
+			eng__decide(s);
+		else
+			eng__arm(s, eng__params(s)->offer_window_ms);
+		return;
+	}
 	s->phase = ENG_P_OFFER;
 	s->step = 0;
 	s->phase_ms = eng__now_ms(s->e);
-	TAILQ_FOREACH(m, &s->members, entry)
-		if (m->state == ENG_M_PENDING)
-			eng__set_state(m, ENG_M_OFFERED);
 	eng__debug("session %08x: offer (%u nodes)", s->id,
 	    s->nstate[ENG_M_OFFERED]);
 	phase_offer_tick(s);
@@ -307,8 +321,10 @@ phase_verify_end(struct eng_session *s)
 	TAILQ_FOREACH_SAFE(m, &s->members, entry, next) {
 		if (m->asked && !m->answered &&
 		    m->state == ENG_M_DOWNLOADED) {
+			/* Rebooting, perhaps: asked again in the next round. */
 			m->asked = false;
-			eng__write_off(m, "no answer to VERIFY");
+			if (eng__silent(m))
+				eng__write_off(m, "no answer to VERIFY");
 			continue;
 		}
 		m->asked = false;

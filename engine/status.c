@@ -135,12 +135,15 @@ eng__status_begin(struct eng_session *s)
 	s->unanswered = 0;
 	eng__fec_round(s);
 	eng__xr_round(s);
-	/* Latecomers and silent nodes get the offer with the round. */
+	/*
+	 * Latecomers and silent nodes get the offer with the round; a
+	 * latecomer only if the daemon lets it go at offer time.
+	 */
 	TAILQ_FOREACH(m, &s->members, entry) {
 		m->asked = m->answered = false;
 		if (m->state == ENG_M_PENDING) {
-			eng__set_state(m, ENG_M_OFFERED);
-			offer = true;
+			if (eng__offer_member(m))
+				offer = true;
 		} else if (m->state == ENG_M_OFFERED)
 			offer = true;
 		if (m->state == ENG_M_RECEIVING ||
@@ -215,7 +218,7 @@ eng__status_end(struct eng_session *s)
 		if (m->state == ENG_M_OFFERED && !m->answered) {
 			m->asked = false;
 			if (++m->offers >= ENG_TRIES)
-				eng__write_off(m, "no answer to the offer");
+				eng__offer_lost(m);
 			continue;
 		}
 		if (m->state != ENG_M_RECEIVING) {
@@ -223,8 +226,10 @@ eng__status_end(struct eng_session *s)
 			continue;
 		}
 		if (!m->answered) {
+			/* Not silent long enough yet: asked next round. */
 			m->asked = false;
-			eng__write_off(m, "no answer to STATUS_REQ");
+			if (eng__silent(m))
+				eng__write_off(m, "no answer to STATUS_REQ");
 			continue;
 		}
 		m->asked = false;

@@ -902,7 +902,12 @@ sched_tick(struct sched_campaign *c, const struct sched_clock *clk,
 		    "items on %zu nodes", c->nitems, c->nmembers) == -1)
 			return (-1);
 	}
-	if (c->state == SCHED_C_RUNNING || c->state == SCHED_C_HALTED)
+	/*
+	 * Dependants of a failed item are skipped whatever waits: a stage's
+	 * approval, a pause or a halt stops offers, not the truth (and the
+	 * skip's record goes upstream now, not after the approval).
+	 */
+	if (c->state != SCHED_C_CANCELLED)
 		if (tick_propagate(c, now, o) == -1)
 			return (-1);
 	if (c->state == SCHED_C_RUNNING && tick_stages(c, now, o) == -1)

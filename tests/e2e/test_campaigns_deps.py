@@ -8,10 +8,11 @@ modem 1.5.0 and app 3.0.0 with the constraint "app 3.x requires modem
 confirmed before the app is offered (node log order), both run the new
 versions, and the cloud's reports show the modem's result before the
 app's.  A second deployment with a malformed window is refused: the
-cloud receives a "refused" record naming policy.windows[0], and no
-campaign is created for it.  (upmanifest refuses that policy too, so it
-is added to the signed manifest by hand: the gateway must not rely on
-the publisher.)
+cloud receives a "refused" record naming policy.windows[0] (and the
+deployment once), no campaign is created for it, and `upctl campaign`
+shows the refusal and its reason.  (upmanifest refuses that policy too,
+so it is added to the signed manifest by hand: the gateway must not rely
+on the publisher.)
 """
 
 import os
@@ -87,9 +88,20 @@ def scenario(bindir, srcdir):
         tb.log("refused upstream: %s" % reason)
         if "policy.windows[0]" not in reason or "'bad'" not in reason:
             raise Fail("refusal reason %r" % reason)
-        r = tb.upctl("campaign", "bad", check=False)
-        if getattr(r, "returncode", 0) != 1:
+        if reason.count("deployment 'bad':") != 1:
+            raise Fail("refusal reason %r names the deployment twice"
+                       % reason)
+        # Nothing is created; `upctl campaign ID' shows the refusal
+        # (issue 7: it used to say only "unknown campaign").
+        if any(c.get("id") == "bad" for c in tb.upctl("campaigns")):
             raise Fail("a campaign exists for the refused deployment")
+        r = tb.upctl("campaign", "bad")
+        if r.get("state") != "refused" or r.get("reason") != reason or \
+           "items" in r:
+            raise Fail("upctl campaign bad: %s" % r)
+        table = tb.upctl("campaign", "bad", json_out=False).stdout
+        if "refused" not in table or reason not in table:
+            raise Fail("upctl campaign bad says:\n%s" % table)
         rc = tb.stop_daemon()
         if rc != 0:
             raise Fail("upbridged exited %d on SIGTERM" % rc)

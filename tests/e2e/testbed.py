@@ -213,7 +213,7 @@ class Testbed:
                              % (event, cid))
 
     # -- daemon ----------------------------------------------------------
-    def write_conf(self, **fanout):
+    def write_conf(self, lan_mbit=100, **fanout):
         fan = {"block_size": 1400, "rate_pct": 90, "offer_window_ms": 600,
                "status_window_ms": 200, "activate_delay_ms": 300,
                "discover_interval_s": 2, "result_timeout_s": 30}
@@ -247,7 +247,7 @@ class Testbed:
             "interface = 127.0.0.1",
             "ttl = 1",
             "loop = yes",
-            "bitrate_mbit = 100",
+            "bitrate_mbit = %d" % lan_mbit,
             "",
         ]
         with open(self.conf, "w") as f:
@@ -353,6 +353,94 @@ class Testbed:
                 p.kill()
                 p.wait()
             n["fh"].close()
+
+    def node_log(self, nid):
+        """The text node `nid' logged so far."""
+        try:
+            with open(self.nodes[nid]["log"]) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill_node(self, nid, sig=signal.SIGKILL):
+        """Power loss (SIGKILL) or a clean stop of node `nid'."""
+        p = self.nodes[nid]["proc"]
+        if p.poll() is None:
+            p.send_signal(sig)
+        p.wait(10)
+
+    # -- one call set-ups (issue 7: the e2e tests repeat these) ----------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, etype, value, trace):
+        """Dumps the logs when the test failed; always cleans up."""
+        if etype is not None:
+            self.dump_logs()
+        self.close()
+        return False
+
+    def boot(self, nodes=(), tags=None, **conf):
+        """The cloud (nginx) with an empty manifest, the daemon and the
+        nodes.  nodes: ids, or (id, dict of start_node arguments);
+        tags: {id: [tag, ...]} given with upctl once the daemon runs;
+        conf: [fanout] options for write_conf."""
+        self.start_cloud()
+        self.genkey()
+        self.publish([], [])
+        self.write_conf(**conf)
+        for n in nodes:
+            nid, kw = (n, {}) if isinstance(n, int) else n
+            self.start_node(nid, **kw)
+        self.start_daemon()
+        for nid, tl in (tags or {}).items():
+            self.tag(nid, *tl)
+
+    @staticmethod
+    def full(version, url, component="app", hw=("sensor-v1",), pid=None):
+        """A full-image package entry of a manifest spec."""
+        return {"id": pid or "%s-%s" % (component, version),
+                "component": component, "version": version,
+                "hw": list(hw), "kind": "full", "url": url}
+
+    def publish_one(self, dep_id, pkg, target=None, policy=None,
+                    packages=()):
+        """Publishes one deployment `dep_id' of one package (a dict from
+        full()), with `packages' listed beside it; returns dep_id."""
+        dep = {"id": dep_id, "packages": [pkg["id"]],
+               "target": target if target is not None else {}}
+        if policy is not None:
+            dep["policy"] = policy
+        self.publish([pkg] + [p for p in packages if p["id"] != pkg["id"]],
+                     [dep])
+        return dep_id
+
+    def item_records(self, cid):
+        """{(node, component): [records]} of campaign `cid', in order."""
+        out = {}
+        for r in self.campaign_results(cid):
+            out.setdefault((r["node"], r.get("component")), []).append(r)
+        return out
+
+    def check_exactly_once(self, cid, items=None):
+        """Every item of `cid' (or the (node, component) keys `items')
+        has exactly one final record and nothing after it (issue 7):
+        records before it are provisional ("final": false).  Returns
+        {(node, component): final record}."""
+        recs = self.item_records(cid)
+        keys = set(items) if items is not None else set(recs)
+        out = {}
+        for k in sorted(keys):
+            rs = recs.get(k, [])
+            finals = [i for i, r in enumerate(rs) if r.get("final")]
+            if len(finals) != 1 or finals[0] != len(rs) - 1:
+                raise Fail("campaign %s item %s: want one final record, "
+                           "last; got %s" % (cid, k, rs))
+            out[k] = rs[-1]
+        if items is not None and set(recs) - keys:
+            raise Fail("campaign %s: records for other items: %s"
+                       % (cid, sorted(set(recs) - keys)))
+        return out
 
     # -- teardown --------------------------------------------------------
     def tail(self, path, n=40):

@@ -95,6 +95,8 @@ fx_conf(struct fx *fx, const struct tp_ops *ops)
 	c->transports[0].ops = ops;
 	c->transports[0].conf.name = "mem0";
 	c->transports[0].conf.options = ops->options;
+	/* A node silent this long is written off (issue 7; 10 s on a LAN). */
+	c->transports[0].node_silence_s = 2;
 }
 
 void

@@ -133,6 +133,18 @@ test_good(void **state)
 	tp = &c->transports[1];
 	assert_string_equal(tp->name, "lan1");
 	assert_int_equal(tp_conf_int(&tp->conf, "port"), 4343);
+	assert_int_equal(tp->node_silence_s, 0);	/* from the link */
+	config_free(c);
+
+	/*
+	 * Issue 7: the engine's own key of a link, not the plugin's: kept
+	 * in the section's struct, not handed to the plugin.
+	 */
+	c = load(base_conf, "node_silence_s = 25\n");
+	tp = &c->transports[0];
+	assert_int_equal(tp->node_silence_s, 25);
+	assert_int_equal(tp->conf.nkv, 1);
+	assert_null(tp_conf_str(&tp->conf, "node_silence_s"));
 	config_free(c);
 }
 
@@ -368,6 +380,11 @@ test_errors_transport(void **state)
 	expect_error(base_conf, "[transport.lan1]\ntype = lan\n"
 	    "port = 1\nport = 2\n",
 	    ":14: [transport.lan1] port: duplicate key (first at line 13)");
+	expect_error(base_conf, "node_silence_s = 0\n",
+	    ":11: [transport.lan0] node_silence_s: 0 is out of range 1..86400");
+	expect_error(base_conf, "node_silence_s = 5\nnode_silence_s = 6\n",
+	    ":12: [transport.lan0] node_silence_s: duplicate key (first at "
+	    "line 11)");
 	expect_error(base_conf, "[transport.bad name]\ntype = lan\n",
 	    ":11: [transport.bad name]: bad transport name (use 1 to 63 of "
 	    "[A-Za-z0-9_-])");

@@ -38,7 +38,7 @@
 /* The fake engine                                                    */
 
 static struct {
-	int	 pauses, resumes, cancels, polls;
+	int	 pauses, resumes, cancels, polls, resets;
 	int	 status_calls;
 	size_t	 status_pad;	/* bytes of filler in status */
 	int	 progress_rows;
@@ -152,6 +152,28 @@ fanout_rollouts_json(struct fanout *f)
 void
 fanout_node_changed(struct fanout *f, uint64_t id)
 {
+}
+
+json_t *
+fanout_node_campaigns_json(struct fanout *f, uint64_t id)
+{
+	/* Node 1 is held by a rollout's download-only campaign. */
+	if (id != 1)
+		return (json_array());
+	return (json_pack("[{s:s, s:s, s:b}]", "campaign", "dl-only",
+	    "state", "verified", "hold", 1));
+}
+
+int
+fanout_node_reset(struct fanout *f, uint64_t id, char **cause)
+{
+	if (id != 1 && id != 2) {
+		xasprintf(cause, "unknown node 0x%016llx",
+		    (unsigned long long)id);
+		return (-1);
+	}
+	fake.resets++;
+	return (id == 1 ? 1 : 0);
 }
 
 int
@@ -568,6 +590,48 @@ test_nodes(void **state)
 	    "not 0)");
 	expect_error(fx, "{\"v\":1,\"id\":5,\"cmd\":\"node\",\"args\":[\"0\"]}",
 	    5, "bad node id \"0\" (decimal or 0x-hex, not 0)");
+
+	/* Issue 7: which campaign holds a node, in node and nodes. */
+	send_line(fx, "{\"v\":1,\"id\":6,\"cmd\":\"node\",\"args\":"
+	    "[\"1\"]}");
+	rec = next_record(fx);
+	d = json_object_get(rec, "data");
+	assert_string_equal(json_string_value(json_object_get(d, "held_by")),
+	    "dl-only");
+	assert_int_equal(json_array_size(json_object_get(d, "campaigns")), 1);
+	json_decref(rec);
+	expect_end_ok(fx, 6);
+	send_line(fx, "{\"v\":1,\"id\":7,\"cmd\":\"nodes\"}");
+	rec = next_record(fx);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_object_get(rec, "data"), "held_by")), "dl-only");
+	json_decref(rec);
+	rec = next_record(fx);
+	assert_true(json_is_null(json_object_get(json_object_get(rec,
+	    "data"), "held_by")));
+	json_decref(rec);
+	expect_end_ok(fx, 7);
+
+	/* node-reset: released; a bad id is echoed, nothing changes. */
+	send_line(fx, "{\"v\":1,\"id\":8,\"cmd\":\"node-reset\",\"args\":"
+	    "[\"0x1\"]}");
+	rec = next_record(fx);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    rec, "data"), "released")), 1);
+	json_decref(rec);
+	expect_end_ok(fx, 8);
+	assert_int_equal(fake.resets, 1);
+	expect_error(fx, "{\"v\":1,\"id\":9,\"cmd\":\"node-reset\",\"args\":"
+	    "[\"x7\"]}", 9, "bad node id \"x7\" (decimal or 0x-hex, not 0)");
+	expect_error(fx, "{\"v\":1,\"id\":10,\"cmd\":\"node-reset\","
+	    "\"args\":[\"9\"]}", 10, "unknown node 0x0000000000000009");
+	assert_int_equal(fake.resets, 1);
+	expect_error(fx, "{\"v\":1,\"id\":11,\"cmd\":\"node-topology\","
+	    "\"args\":[\"0x1\",\"zz\",\"leaf\"]}", 11, "bad parent node id "
+	    "\"zz\" (decimal or 0x-hex, 0 for none)");
+	expect_error(fx, "{\"v\":1,\"id\":12,\"cmd\":\"node-topology\","
+	    "\"args\":[\"q\",\"0\",\"leaf\"]}", 12, "bad node id \"q\" "
+	    "(decimal or 0x-hex, not 0)");
 }
 
 static void

@@ -165,6 +165,21 @@ efx_cb_member_revive(void *arg, struct eng_member *m)
 	return (true);
 }
 
+/* Offer time: the daemon may take a member back out (issue 7). */
+static bool
+efx_cb_member_offer(void *arg, struct eng_member *m)
+{
+	struct efx	*fx = arg;
+	struct efx_node	*k = efx_of(m);
+
+	fx->offers_asked++;
+	if (k == NULL || k->id != fx->veto_node)
+		return (true);
+	eng_member_remove(m);
+	k->m = NULL;
+	return (false);
+}
+
 static struct eng_member *
 efx_add(struct efx *fx, struct efx_node *k)
 {
@@ -192,7 +207,8 @@ efx_cb_stranger(void *arg, struct eng_session *s, uint64_t node,
 	fx->callbacks++;
 	fx->strangers++;
 	assert_ptr_equal(s, fx->s);
-	if (k == NULL || !k->announced || !k->targeted)
+	if (k == NULL || !k->announced || !k->targeted ||
+	    k->id == fx->veto_node)
 		return (-1);
 	if (k->m == NULL) {
 		k->addr = *src;
@@ -359,6 +375,7 @@ efx_engine(struct efx *fx, const struct tp_ops *ops)
 	cb.member = efx_cb_member;
 	cb.member_final = efx_cb_member_final;
 	cb.member_revive = efx_cb_member_revive;
+	cb.member_offer = efx_cb_member_offer;
 	cb.stranger = efx_cb_stranger;
 	cb.session_save = efx_cb_session_save;
 	cb.session_settled = efx_cb_session_settled;

@@ -85,6 +85,9 @@ struct efx {
 	unsigned int		 callbacks;	/* every callback */
 	/* Set: the next member callback removes that member. */
 	struct eng_member	*remove_on_cb;
+	/* member_offer: nodes the daemon does not let go (removed). */
+	uint64_t		 veto_node;
+	unsigned int		 offers_asked;
 };
 
 /* The test's fixture, freed by the teardown if an assertion failed. */

@@ -16,14 +16,28 @@
 #include "tclock.h"
 
 static void	 sim_schedule(struct sim_node *);
+static uint32_t	 sim_now_ms(void *);
 static const struct up_port sim_port;
+
+/* Down (down_at_verify_ms): hears nothing, says nothing. */
+static bool
+sim_down(struct sim_node *sn)
+{
+	if (sn->down_until == 0)
+		return (false);
+	if (sn->down_at_verify_ms == UINT32_MAX ||
+	    (int32_t)(sim_now_ms(sn) - sn->down_until) < 0)
+		return (true);
+	sn->down_until = 0;
+	return (false);
+}
 
 static int
 sim_send(void *ctx, const uint8_t *frame, size_t len)
 {
 	struct sim_node	*sn = ctx;
 
-	if (sn->mute)
+	if (sn->mute || sim_down(sn))
 		return (0);
 	if (len > 1 && frame[1] == UP_T_RESULT && len <= UP_FRAME_MAX) {
 		memcpy(sn->last_result, frame, len);
@@ -255,17 +269,50 @@ sim_schedule(struct sim_node *sn)
 	sim_arm(sn, sn->tick_ev, &sn->tick_t, up_node_next_ms(&sn->n));
 }
 
+/* An ACCEPT "busy" to an OFFER (its slot serves another session). */
+static void
+sim_busy(struct sim_node *sn, const struct up_msg *offer)
+{
+	struct up_msg	 a;
+	uint8_t		 buf[UP_FRAME_MAX];
+	int		 n;
+
+	if (strcmp(offer->u.offer.component, "app") != 0)
+		return;
+	memset(&a, 0, sizeof(a));
+	a.type = UP_T_ACCEPT;
+	a.session = offer->session;
+	a.u.accept.node_id = sn->info.node_id;
+	a.u.accept.code = UP_R_BUSY;
+	if ((n = up_encode(&a, buf, sizeof(buf))) > 0)
+		sim_send(sn, buf, (size_t)n);
+}
+
 static void
 sim_rx(void *arg, const uint8_t *frame, size_t len)
 {
 	struct sim_node	*sn = arg;
 	struct up_msg	 m;
 
-	if (sn->deaf || sn->rebooting)
+	if (sn->deaf || sn->rebooting || sim_down(sn))
 		return;
+	if (sn->down_at_verify_ms != 0 && !sn->down_done && len > 1 &&
+	    frame[1] == UP_T_VERIFY) {
+		sn->down_done = true;
+		sn->down_until = sim_now_ms(sn) + (sn->down_at_verify_ms ==
+		    UINT32_MAX ? 1 : sn->down_at_verify_ms);
+		if (sn->down_until == 0)
+			sn->down_until = 1;
+		return;
+	}
 	/* What a node without XOR does: an unknown type, dropped (§4.15). */
 	if (sn->no_xor && len > 1 && frame[1] == UP_T_XOR)
 		return;
+	if (sn->busy && up_decode(frame, len, &m) == UP_OK &&
+	    m.type == UP_T_OFFER) {
+		sim_busy(sn, &m);
+		return;
+	}
 	if (up_decode(frame, len, &m) == UP_OK && m.type == UP_T_DATA) {
 		sn->rx_data++;
 		if (m.session == sn->n.session &&

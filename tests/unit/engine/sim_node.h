@@ -50,6 +50,15 @@ struct sim_node {
 	uint32_t		 boot_delay_ms;
 	char			 next_version[UP_VER_MAX + 1];
 	bool			 rebooting;
+	/*
+	 * A reboot during verify: at the first VERIFY it receives, the node
+	 * hears and says nothing for this long (ms; UINT32_MAX: for good).
+	 */
+	uint32_t		 down_at_verify_ms;
+	uint32_t		 down_until;	/* sim_now_ms(), 0: up */
+	bool			 down_done;
+	/* Its slot serves another session: every OFFER gets "busy". */
+	bool			 busy;
 
 	uint64_t		 dup_data;	/* DATA for blocks held */
 	uint64_t		 rx_data;

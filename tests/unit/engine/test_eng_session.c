@@ -634,6 +634,126 @@ test_callback_rules(void **state)
 	efx_free(fx);
 }
 
+/*
+ * Issue 7: a node that goes quiet during verify (a reboot) is asked
+ * again, not written off, while it is silent for less than the link's
+ * node_silence_ms; one that stays quiet is written off after that.  The
+ * default comes from the link (10 s on this LAN).
+ */
+static void
+test_silent_during_verify(void **state)
+{
+	struct efx		*fx;
+	struct eng_link_info	 li;
+	uint64_t		 t0;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 64 * 1024);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.node_silence_ms, 10000);
+	efx_node(fx, 0x1201, 256 * 1024, 0);
+	efx_node(fx, 0x1202, 256 * 1024, 0);
+	/* Both go down at their first VERIFY; 0x1201 is back after 3 s. */
+	fx->nodes[0]->down_at_verify_ms = 3000;
+	fx->nodes[1]->down_at_verify_ms = UINT32_MAX;
+	t0 = fx->tc.now_us;
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 60000));
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	assert_int_equal(fx->kn[0].finals, 1);
+	assert_int_equal(fx->kn[1].state, ENG_M_FAILED);
+	assert_int_equal(fx->kn[1].result, UP_R_CONN_LOST);
+	assert_string_equal(fx->kn[1].why, "no answer to VERIFY");
+	assert_true(fx->tc.now_us - t0 >= 10000 * 1000ULL);
+	efx_free(fx);
+}
+
+/* A profile's node_silence_ms wins over the derived one. */
+static void
+test_silence_profile(void **state)
+{
+	struct efx		*fx;
+	struct eng_params	 p;
+	struct eng_link_info	 li;
+	struct tp_mem_params	 mp;
+
+	efx_default_params(&p);
+	p.node_silence_ms = 2500;
+	fx = efx_new(&tp_mem_ops, NULL, &p, 16 * 1024);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.node_silence_ms, 2500);
+	efx_free(fx);
+	/* A slow duty-cycled link: four frames on air at 1 %. */
+	efx_default_link(&mp);
+	mp.caps.mtu = 51;
+	mp.caps.frame_overhead = 13;
+	mp.caps.bitrate_bps = 5470;
+	mp.caps.duty_cycle_ppm = 10000;
+	fx = efx_new(&tp_mem_ops, &mp, NULL, 16 * 1024);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.node_silence_ms, 10000 + 4 * 9360);
+	efx_free(fx);
+}
+
+/*
+ * Issue 7: a node that answers every offer round "busy" (its slot serves
+ * another session) is declined with that result and says why; it is not
+ * written off as a lost connection.
+ */
+static void
+test_busy_declined(void **state)
+{
+	struct efx	*fx;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 16 * 1024);
+	efx_node(fx, 0x1301, 128 * 1024, 0);
+	efx_node(fx, 0x1302, 128 * 1024, 0);
+	fx->nodes[1]->busy = true;
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 30000));
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	assert_int_equal(fx->kn[1].state, ENG_M_DECLINED);
+	assert_int_equal(fx->kn[1].result, UP_R_BUSY);
+	assert_string_equal(fx->kn[1].why, "busy with another session");
+	efx_free(fx);
+}
+
+/*
+ * Issue 7: a member the daemon will not take back (written off, out of
+ * tries) whose node turns up accepting its session again is told ABORT:
+ * it must not sit in a session finished for it.  A node the daemon
+ * keeps out at offer time (member_offer) is never offered.
+ */
+static void
+test_final_member_aborted(void **state)
+{
+	struct efx	*fx;
+	uint64_t	 aborts;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 64 * 1024);
+	efx_node(fx, 0x1401, 256 * 1024, 0);
+	efx_node(fx, 0x1402, 256 * 1024, 0);
+	efx_node(fx, 0x1403, 256 * 1024, 0);
+	assert_true(efx_run(fx, efx_ready, 2000));
+	fx->veto_node = 0x1403;
+	fx->kn[1].tries = 3;		/* the daemon will not revive it */
+	fx->nodes[1]->deaf = true;
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 60000));
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	assert_int_equal(fx->kn[1].state, ENG_M_FAILED);
+	assert_null(fx->kn[2].m);
+	assert_int_equal(sim_node_state(fx->nodes[2], NULL, NULL), UP_NS_IDLE);
+	assert_true(fx->offers_asked >= 2);
+	/* Node 2 hears the session again: it is aborted, not left there. */
+	aborts = efx_counts(fx)->by_type[UP_T_ABORT];
+	fx->nodes[1]->deaf = false;
+	eng_member_restart(fx->kn[0].m);	/* an OFFER goes out again */
+	efx_sleep(fx, 3000);
+	assert_true(efx_counts(fx)->by_type[UP_T_ABORT] > aborts);
+	assert_int_equal(sim_node_state(fx->nodes[1], NULL, NULL), UP_NS_IDLE);
+	efx_free(fx);
+}
+
 /* DISCOVER at open and every discover_interval_s after. */
 static void
 test_discover(void **state)
@@ -687,6 +807,10 @@ main(void)
 		cmocka_unit_test_teardown(test_source_error, teardown),
 		cmocka_unit_test_teardown(test_callback_rules, teardown),
 		cmocka_unit_test_teardown(test_discover, teardown),
+		cmocka_unit_test_teardown(test_silent_during_verify, teardown),
+		cmocka_unit_test_teardown(test_silence_profile, teardown),
+		cmocka_unit_test_teardown(test_busy_declined, teardown),
+		cmocka_unit_test_teardown(test_final_member_aborted, teardown),
 	};
 
 	up_log_set_hook(log_stderr);

@@ -369,6 +369,24 @@ test_partial_failure(void **state)
 	/* The member's facts follow the confirmed version. */
 	assert_string_equal(sched_node_version(&sched_member_get(f->c,
 	    2)->node, "modem"), "2.0");
+
+	/*
+	 * Issue 7: the skip is the truth even while the campaign waits for
+	 * a stage's approval (or is paused): it is not held back.
+	 */
+	mk(f, "{\"retry\":{\"count\":0},\"order\":[\"modem\",\"app\"],"
+	    "\"stages\":[{\"nodes\":[1,2],\"success\":0},"
+	    "{\"rest\":true,\"approve\":true}]}");
+	tick(f);
+	ok(f, 2, "modem");
+	tick(f);
+	ok(f, 2, "app");
+	tick(f);
+	sched_item_result(f->c, 1, "modem", UP_R_ROLLED_BACK, 0, f->fc.now);
+	f->c->state = SCHED_C_APPROVAL;
+	tick(f);
+	assert_int_equal(sched_item_find(f->c, 1, "app")->state,
+	    SCHED_I_SKIPPED);
 }
 
 static void
