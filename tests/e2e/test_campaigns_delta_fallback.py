@@ -39,22 +39,25 @@ def scenario(bindir, srcdir):
         u11 = tb.write_package("app-1.1.0.bin", v11)
         work = os.path.join(tb.tmp, "work")
         os.makedirs(work)
-        ud, dsize, p11 = xdelta(tb, work, v10, v11,
-                                "app-1.0.0-1.1.0.vcdiff")
+        ud, dsize, p11, p10 = xdelta(tb, work, v10, v11,
+                                     "app-1.0.0-1.1.0.vcdiff")
         tb.log("delta %d bytes, full %d" % (dsize, len(v11)))
         delta = {"id": "app-1.0.0-1.1.0", "component": "app",
                  "version": "1.1.0", "hw": ["sensor-v1"], "kind": "delta",
                  "delta_format": "vcdiff", "base_version": "1.0.0",
-                 "url": ud, "image_file": os.path.relpath(p11, tb.tmp)}
+                 "url": ud, "image_file": os.path.relpath(p11, tb.tmp),
+                 "base_file": os.path.relpath(p10, tb.tmp)}
         full = tb.full("1.1.0", u11)
         # The gadget's own images (a manifest lists each content once).
         g10 = firmware(SIZE, 5)
         g11 = new_version(g10, 6)
-        gud, _, gp11 = xdelta(tb, work, g10, g11, "g-1.0.0-1.1.0.vcdiff")
+        gud, _, gp11, gp10 = xdelta(tb, work, g10, g11,
+                                    "g-1.0.0-1.1.0.vcdiff")
         gfull = tb.full("1.1.0", tb.write_package("g-1.1.0.bin", g11),
                         hw=("gadget",), pid="g-1.1.0")
         gdelta = dict(delta, id="g-1.0.0-1.1.0", hw=["gadget"], url=gud,
-                      image_file=os.path.relpath(gp11, tb.tmp))
+                      image_file=os.path.relpath(gp11, tb.tmp),
+                      base_file=os.path.relpath(gp10, tb.tmp))
         tb.publish([full, delta, gfull, gdelta],
                    [{"id": "fb", "packages": ["app-1.1.0",
                                               "app-1.0.0-1.1.0"],
