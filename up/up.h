@@ -156,6 +156,44 @@ int		 up_wr_err(const struct up_wr *);
 #define UP_F_LAST		0x01	/* DATA: last block of the image */
 #define UP_F_REPAIR		0x02	/* DATA/PARITY/XOR: in a repair round */
 
+/*
+ * Compact frames (docs/up-protocol.md §11): the same messages for links
+ * of 20 to 255 bytes.  Byte 0, the form byte, is `1 M C X t t t t':
+ * bit 7 marks the compact form (a full frame starts with its version,
+ * 1), M a 4-byte MIC trailer, C a CRC-16 trailer, X a per-type bit, and
+ * the low nibble the type (1..14 as enum up_type, 15 SEG).  No length
+ * and no session in the header; DATA, PARITY and XOR name their session
+ * by a one-byte tag.
+ */
+#define UP_FORM_FULL		0	/* struct up_msg.form: §3 */
+#define UP_FORM_COMPACT		1	/* §11 */
+#define UP_C_MARK		0x80	/* form byte: compact */
+#define UP_CF_MIC		0x40	/* form byte: MIC trailer */
+#define UP_CF_CRC		0x20	/* form byte: CRC-16 trailer */
+#define UP_C_X			0x10	/* form byte: per-type bit */
+#define UP_C_TYPE		0x0f	/* form byte: the type */
+#define UP_C_MIC_LEN		4
+#define UP_C_CRC_LEN		2
+#define UP_C_MTU_MIN		20	/* smallest link for compact frames */
+/* Header bytes of a compact DATA or PARITY: form, tag, u16 index (the
+ * u24 form adds one). */
+#define UP_C_DATA_HDR		4
+
+/* ANNOUNCE caps (§11.5.1) and ACCEPT caps of the session (§11.5.4). */
+#define UP_CAP_XOR		0x01	/* repairs from XOR frames */
+#define UP_CAP_MIC		0x02	/* reserved: has MIC keys (§11.10) */
+#define UP_ACAP_PARITY		0x01	/* can use this session's PARITY */
+#define UP_ACAP_XOR		0x02	/* can use this session's XOR */
+
+/* Status body forms (§11.7). */
+#define UP_SB_BITMAP		0	/* the slice of §4.7 */
+#define UP_SB_RUNS		1	/* run list */
+#define UP_SB_COUNTS		2	/* count list: rows needed per group */
+
+/* Compact STATUS_REQ `req' (§11.5.7). */
+#define UP_SQ_FORM		0x03	/* the status form wanted */
+#define UP_SQ_MISSING		0x04	/* only nodes missing a block answer */
+
 enum up_type {
 	UP_T_ANNOUNCE = 0x01,	/* node -> gw: who I am, what I run */
 	UP_T_DISCOVER = 0x02,	/* gw -> all: announce yourselves */
@@ -170,7 +208,8 @@ enum up_type {
 	UP_T_RESULT = 0x0b,	/* node -> gw: state + result code */
 	UP_T_RESULT_ACK = 0x0c,	/* gw -> node: result stored, stop resending */
 	UP_T_ABORT = 0x0d,	/* either way: give the session up */
-	UP_T_XOR = 0x0e		/* gw -> all: XOR of blocks, one unknown each */
+	UP_T_XOR = 0x0e,	/* gw -> all: XOR of blocks, one unknown each */
+	UP_T_SEG = 0x0f		/* compact only: a slice of a message */
 };
 
 /* Update kinds in an OFFER. */
@@ -315,6 +354,19 @@ struct up_status_body {
 	uint32_t	 first_missing;	/* == nblocks when complete */
 	uint16_t	 nbits;
 	const uint8_t	*bits;		/* (nbits + 7) / 8 bytes */
+	/*
+	 * The compact forms (docs/up-protocol.md §11.7); all zero for the
+	 * bitmap slice above, the only form of full frames.  A run list
+	 * uses held and first_missing too; a count list only `missing'.
+	 * `list' holds the encoded entries (borrowed from the frame, or
+	 * from the builder's buffer).
+	 */
+	uint8_t		 form;		/* UP_SB_* */
+	bool		 cut;		/* entries stop before the end */
+	uint32_t	 nent;		/* runs or groups listed */
+	uint32_t	 missing;	/* count list: blocks missing */
+	const uint8_t	*list;
+	uint16_t	 list_len;
 };
 
 /* ACCEPT: code UP_R_INITIAL accepts; any other code declines. */
@@ -368,10 +420,42 @@ struct up_result_msg {
 	char		 version[UP_VER_MAX + 1];	/* running now */
 };
 
+/*
+ * SEG (compact only, docs/up-protocol.md §11.8): slice i of n of a
+ * compact message.  `chunk' is borrowed from the frame.
+ */
+struct up_seg {
+	uint8_t		 mtag;		/* message tag */
+	uint8_t		 i;		/* 0 .. n - 1 */
+	uint8_t		 n;		/* 2 .. UP_SEG_NMAX */
+	uint16_t	 len;
+	const uint8_t	*chunk;
+};
+
+/*
+ * What a compact frame carries beyond the fields it shares with the
+ * full form (docs/up-protocol.md §11.5); all zero in a full frame.
+ */
+struct up_cx {
+	uint8_t		 cflags;	/* UP_CF_CRC, UP_CF_MIC */
+	uint8_t		 mic[UP_C_MIC_LEN];	/* kept, not checked (§11.10) */
+	uint8_t		 tag;		/* OFFER assigns; DATA, PARITY, XOR */
+	uint8_t		 fec_k;		/* OFFER: parity group size, 0 none */
+	uint16_t	 slots;		/* DISCOVER, OFFER, STATUS_REQ, */
+	uint16_t	 slot_ms;	/* VERIFY: reply schedule (§11.9) */
+	uint8_t		 req;		/* STATUS_REQ: UP_SQ_* */
+	uint8_t		 caps;		/* ANNOUNCE UP_CAP_*, ACCEPT UP_ACAP_* */
+	uint8_t		 fec_kmax;	/* ANNOUNCE */
+	uint16_t	 uplink_mtu;	/* ANNOUNCE */
+	uint16_t	 seg_max;	/* ANNOUNCE */
+};
+
 struct up_msg {
-	uint8_t		 type;		/* enum up_type */
-	uint8_t		 flags;
-	uint32_t	 session;
+	uint8_t		 type;		/* enum up_type (or UP_T_SEG) */
+	uint8_t		 flags;		/* full frames: UP_F_* */
+	uint32_t	 session;	/* 0 in compact DATA/PARITY/XOR */
+	uint8_t		 form;		/* UP_FORM_FULL or UP_FORM_COMPACT */
+	struct up_cx	 cx;		/* compact frames only */
 	union {
 		struct up_announce	announce;
 		struct up_discover	discover;
@@ -384,6 +468,7 @@ struct up_msg {
 		struct up_status	status;
 		struct up_activate	activate;
 		struct up_result_msg	result;
+		struct up_seg		seg;	/* SEG */
 	} u;
 };
 
@@ -485,6 +570,141 @@ uint32_t	 up_nblocks(uint32_t size, uint16_t block_size);
 int		 up_version_cmp(const char *a, const char *b);
 
 /* ------------------------------------------------------------------ */
+/* up_cframe.c: compact frames (docs/up-protocol.md §11)              */
+
+/*
+ * Decodes one compact frame, with the rules of §11.11: UP_EVERSION when
+ * byte 0 does not mark a compact frame, then the trailers (a CRC-16
+ * when C is set, a MIC kept in m->cx.mic when M is set), the type, the
+ * X and M rules and every field.  The message comes out in the same
+ * struct as a full frame's (m->form UP_FORM_COMPACT, the compact-only
+ * fields in m->cx): a compact DATA's index in m->u.data.index with
+ * session 0 and the tag in m->cx.tag, a PARITY's code (§11.5.6) in
+ * m->u.data.index, a node id left out as 0, a status body's form in
+ * st.form.  Borrows from `buf' like up_decode().
+ */
+int		 up_cdecode(const uint8_t *buf, size_t len, struct up_msg *m);
+/* Either form: up_decode() or up_cdecode() by byte 0. */
+int		 up_decode_any(const uint8_t *buf, size_t len,
+		    struct up_msg *m);
+/*
+ * up_encode() encodes m->form UP_FORM_COMPACT messages as compact
+ * frames: the X bit follows from the fields (a node id present when not
+ * 0; a 3-byte index when above 0xffff), C and M from m->cx.cflags (the
+ * MIC bytes are m->cx.mic, written as given).  Anything up_cdecode()
+ * accepts re-encodes to the same bytes.
+ */
+
+/*
+ * Fast path for compact DATA and PARITY, as up_seal_data() for full
+ * frames: the caller places `len' bytes at buf + up_cdata_off(index)
+ * (4, or 5 past index 0xffff; 0 for an index past 2^24 - 1, which the
+ * compact form cannot carry); this writes the form byte, the tag, the
+ * index (a PARITY's code) and, with UP_CF_CRC in cflags, the CRC-16.
+ * Returns the frame length, or UP_EINVAL (bad type, index or cflags:
+ * a MIC cannot be sealed yet), UP_ELEN (len 0 or longer than
+ * UP_FRAME_MAX), UP_ENOSPC (cap).
+ */
+size_t		 up_cdata_off(uint32_t index);
+int		 up_cseal(uint8_t *buf, size_t cap, uint8_t type,
+		    uint8_t cflags, uint8_t tag, uint32_t index, uint16_t len);
+
+/*
+ * The code of a compact PARITY (§11.5.6): (row - 1) * ngroups + group.
+ * up_cparity_code() returns UP_OK and *code, or UP_ERANGE (row 0 or
+ * past UP_FEC_ROW_MAX, group >= ngroups, a code past 2^24 - 1);
+ * up_cparity_split() is its inverse (UP_ERANGE for a row past
+ * UP_FEC_ROW_MAX or ngroups 0).
+ */
+int		 up_cparity_code(uint32_t row, uint32_t group,
+		    uint32_t ngroups, uint32_t *code);
+int		 up_cparity_split(uint32_t code, uint32_t ngroups,
+		    uint32_t *row, uint32_t *group);
+struct up_fec_parity;
+/*
+ * The FEC fields of a decoded compact PARITY, given the session's k (the
+ * compact OFFER's fec_k) and nblocks: like up_fec_parity_parse() for a
+ * full one.  UP_EINVAL for another message, UP_ERANGE for k 0, a row
+ * past UP_FEC_ROW_MAX or a group past the package.
+ */
+int		 up_cparity_parse(const struct up_msg *, uint16_t k,
+		    uint32_t nblocks, struct up_fec_parity *);
+
+/*
+ * The largest block size whose compact DATA and PARITY frames fit a
+ * link of `mtu' bytes, with the trailers of cflags (UP_CF_CRC,
+ * UP_CF_MIC) reserved: mtu minus the header (the 3-byte index when the
+ * package then has more than 65,536 blocks) minus the trailers.  0 when
+ * nothing fits or the package would need more than 2^24 blocks.  Parity
+ * codes past 0xffff need the 3-byte index too: with a narrow block size
+ * (nblocks <= 65,536) send only codes up to 0xffff.
+ */
+uint16_t	 up_cblock_size(uint32_t size, uint32_t mtu, uint8_t cflags);
+
+/* ------------------------------------------------------------------ */
+/* up_seg.c: segmentation (docs/up-protocol.md §11.8)                 */
+
+#ifndef UP_SEG_NMAX
+#define UP_SEG_NMAX		64	/* segments per message, at most 64 */
+#endif
+#ifndef UP_SEG_MSG_MAX
+#define UP_SEG_MSG_MAX		768	/* a node's reassembly buffer */
+#endif
+#define UP_SEG_HDR_LEN		4	/* form, mtag, i, n */
+
+/*
+ * Sender side.  A compact message of msg_len bytes (encoded with
+ * UP_CF_CRC set, as §11.8 requires) that is longer than the link's mtu
+ * goes out as up_seg_count() SEG frames; up_seg_build() writes frame i
+ * into out[cap] and returns its length.  Every frame is at most mtu
+ * bytes; seg_cflags may ask for a CRC-16 on each segment (UP_CF_CRC).
+ * up_seg_count() returns the count (2 .. UP_SEG_NMAX), 1 when the
+ * message fits one frame (send it whole), or UP_ELEN when it would need
+ * more than UP_SEG_NMAX segments or mtu is below UP_C_MTU_MIN.
+ */
+int		 up_seg_count(size_t msg_len, size_t mtu, uint8_t seg_cflags);
+int		 up_seg_build(const uint8_t *msg, size_t msg_len, size_t mtu,
+		    uint8_t seg_cflags, uint8_t mtag, uint8_t i, uint8_t *out,
+		    size_t cap);
+
+/*
+ * Receiver side: one message in reassembly over a caller buffer
+ * (borrowed for the reassembler's life).  Fields are private to
+ * up_seg.c.
+ */
+struct up_seg_rx {
+	uint8_t		*buf;
+	size_t		 cap;
+	uint64_t	 got;		/* bit i: segment i held */
+	uint16_t	 c;		/* chunk of a non-last segment */
+	uint16_t	 last_len;	/* length of the last segment */
+	uint8_t		 mtag;
+	uint8_t		 n;
+	uint8_t		 ngot;
+	bool		 active;	/* a message in reassembly */
+	bool		 stashed;	/* last segment parked at the end */
+	bool		 done;		/* done_*: the message completed last */
+	uint8_t		 done_mtag;
+	uint8_t		 done_n;
+	uint32_t	 completed;	/* statistics */
+	uint32_t	 discarded;
+};
+void		 up_seg_rx_init(struct up_seg_rx *, uint8_t *buf, size_t cap);
+/* Forgets the message in reassembly and the last completed one. */
+void		 up_seg_rx_reset(struct up_seg_rx *);
+/*
+ * Takes one decoded SEG (the rules of §11.8).  Returns 0 when the
+ * segment was kept or ignored and the message is not complete, the
+ * message's length (> 0) when it completed: the message is then in
+ * buf[0, length), a compact non-SEG frame with C set and a good CRC-16,
+ * ready for up_cdecode(), and stays there until the next call.  Errors:
+ * UP_EINVAL (not a SEG), UP_ELEN (the message does not fit the buffer:
+ * dropped), UP_EBADCRC / UP_ETYPE (the completed message is not a valid
+ * segmented message: dropped).
+ */
+int		 up_seg_rx_put(struct up_seg_rx *, const struct up_seg *);
+
+/* ------------------------------------------------------------------ */
 /* up_bitmap.c: block bitmaps                                         */
 
 /*
@@ -517,10 +737,102 @@ void		 up_status_from_bitmap(const struct up_bitmap *held,
 		    struct up_status_body *st);
 /*
  * Calls fn(arg, index) for every block a status body says is missing,
- * within [0, nblocks).  Blocks past the slice are not visited.
+ * within [0, nblocks).  Blocks past the slice (or past the last run of
+ * a cut run list) are not visited; a count list names no block and
+ * visits nothing.
  */
 void		 up_status_foreach_missing(const struct up_status_body *st,
 		    uint32_t nblocks, void (*fn)(void *, uint32_t), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* up_status.c: run lists, count lists, the aggregator (§11.7)        */
+
+/*
+ * Node side: builds a status body that fits `budget' bytes of frame
+ * (the whole body: its varints and entries), cutting the list when it
+ * must (st->cut).  The entries go to out[cap] and st->list points there.
+ * Returns the body's length in bytes (what the encoder writes), or
+ * UP_ENOSPC when not even an empty list fits (or out is too small for
+ * one entry).
+ *
+ * up_status_runs(): the run list of a "held" bitmap (§11.7).
+ * up_status_counts(): the count list of a session of ngroups parity
+ * groups; need(arg, g) says how many rows group g still needs (0 for a
+ * complete group), `missing' is the node's missing block count.
+ */
+int		 up_status_runs(const struct up_bitmap *held, uint8_t *out,
+		    size_t cap, size_t budget, struct up_status_body *st);
+int		 up_status_counts(uint32_t missing, uint32_t ngroups,
+		    uint32_t (*need)(void *, uint32_t), void *arg,
+		    uint8_t *out, size_t cap, size_t budget,
+		    struct up_status_body *st);
+/* Bytes of a status body on the wire (any form). */
+size_t		 up_status_body_len(const struct up_status_body *);
+
+/*
+ * Gateway side.  up_status_check() checks a decoded body against the
+ * session (nblocks blocks, ngroups parity groups; 0 when the session has
+ * no parity, then a count list may only name group 0): every run and
+ * group inside the package, held and missing at most nblocks,
+ * first_missing at most nblocks.  UP_OK or UP_ERANGE; a body that fails
+ * must not be used at all.
+ *
+ * up_status_foreach_run() calls fn(arg, first, count) for each missing
+ * run (a bitmap slice gives its runs too) and up_status_foreach_need()
+ * fn(arg, group, need) for each count-list entry; both stop at the
+ * package's end and return UP_OK, or UP_ERANGE when the body runs past
+ * it (entries before that were visited: check first).
+ *
+ * up_status_described() is the end of what the body describes: blocks
+ * [0, end) are held or listed missing (for a count list, groups [0,
+ * end)); nblocks (ngroups) when it describes everything.
+ */
+int		 up_status_check(const struct up_status_body *,
+		    uint32_t nblocks, uint32_t ngroups);
+int		 up_status_foreach_run(const struct up_status_body *,
+		    uint32_t nblocks, void (*fn)(void *, uint32_t, uint32_t),
+		    void *arg);
+int		 up_status_foreach_need(const struct up_status_body *,
+		    uint32_t ngroups, void (*fn)(void *, uint32_t, uint32_t),
+		    void *arg);
+uint32_t	 up_status_described(const struct up_status_body *,
+		    uint32_t nblocks, uint32_t ngroups);
+
+/*
+ * A status round's aggregate, for the gateway (caller memory: a bitmap
+ * of nblocks bits and one byte per group).  up_status_agg_add() takes
+ * one node's body, of any form, after up_status_check(): the blocks it
+ * names missing join the union `missing', and need[g] becomes the
+ * largest count of rows any node needs in group g (for bitmap slices and
+ * run lists: its missing blocks in g, as the gateway does not know the
+ * rows it holds), saturating at 255.  A body that fails the check
+ * returns UP_ERANGE and changes nothing.
+ */
+struct up_status_agg {
+	uint32_t	 nblocks;
+	uint16_t	 k;		/* group size, 0: one group */
+	uint32_t	 ngroups;
+	struct up_bitmap missing;	/* union of the missing blocks */
+	uint8_t		*need;		/* ngroups bytes */
+	uint32_t	 bodies;	/* bodies added */
+	uint32_t	 complete;	/* ... that miss nothing at all */
+	uint32_t	 cut;		/* ... that stopped before the end */
+	uint32_t	 counts;	/* ... count lists (no block named) */
+	/* up_status_agg_add()'s scratch: one group's count. */
+	uint32_t	 g_cur;
+	uint32_t	 g_n;
+};
+/*
+ * Binds an aggregator to nblocks blocks in groups of k (0: one group)
+ * over bits[bits_len] (at least up_bitmap_bytes(nblocks)) and
+ * need[need_len] (at least up_fec_ngroups(nblocks, k), or 1); clears
+ * both.  UP_OK or UP_EINVAL.
+ */
+int		 up_status_agg_init(struct up_status_agg *, uint32_t nblocks,
+		    uint16_t k, uint8_t *bits, size_t bits_len, uint8_t *need,
+		    size_t need_len);
+int		 up_status_agg_add(struct up_status_agg *,
+		    const struct up_status_body *);
 
 /* ------------------------------------------------------------------ */
 /* up_vcdiff.c: VCDIFF decoder (RFC 3284)                             */

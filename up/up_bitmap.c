@@ -138,13 +138,37 @@ up_status_from_bitmap(const struct up_bitmap *held, uint8_t *out,
 			out[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
+struct up_bm_each {
+	void		(*fn)(void *, uint32_t);
+	void		*arg;
+};
+
+static void
+up_bm_each_run(void *arg, uint32_t start, uint32_t len)
+{
+	struct up_bm_each *e = arg;
+	uint32_t	 i;
+
+	for (i = 0; i < len; i++)
+		e->fn(e->arg, start + i);
+}
+
 void
 up_status_foreach_missing(const struct up_status_body *st,
     uint32_t nblocks, void (*fn)(void *, uint32_t), void *arg)
 {
+	struct up_bm_each each;
 	uint32_t	 i, idx;
 
-	if (st->bits == NULL)
+	/* A run list names runs; a count list names no block (§11.7). */
+	if (st->form == UP_SB_RUNS) {
+		each.fn = fn;
+		each.arg = arg;
+		(void)up_status_foreach_run(st, nblocks, up_bm_each_run,
+		    &each);
+		return;
+	}
+	if (st->form != UP_SB_BITMAP || st->bits == NULL)
 		return;
 	for (i = 0; i < st->nbits; i++) {
 		idx = st->first_missing + i;

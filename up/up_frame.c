@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "up.h"
+#include "up_internal.h"
 
 /* Header field offsets (§3.1). */
 #define UP_OFF_VERSION		0
@@ -134,6 +135,9 @@ up_check_offer(const struct up_offer *o)
 static int
 up_check_status_body(const struct up_status_body *st)
 {
+	/* Full frames carry only the bitmap slice (§4.7). */
+	if (st->form != UP_SB_BITMAP)
+		return (UP_EINVAL);
 	if (st->nbits > 0 && st->bits == NULL)
 		return (UP_EINVAL);
 	return (UP_OK);
@@ -179,11 +183,32 @@ up_check_xor(const struct up_xor *x)
 }
 
 static int
-up_check_msg(const struct up_msg *m)
+up_check_announce(const struct up_announce *a)
 {
-	const struct up_announce *a;
 	int		 e;
 	unsigned int	 i;
+
+	if (a->node_id == 0 || a->state > UP_NS_FAILED)
+		return (UP_ERANGE);
+	if (a->battery > 100 && a->battery != UP_BATTERY_UNKNOWN)
+		return (UP_ERANGE);
+	if ((e = up_check_str(a->hw, UP_NAME_MAX, false)) != UP_OK)
+		return (e);
+	if (a->ncomp > UP_MAX_COMPONENTS)
+		return (UP_ELEN);
+	for (i = 0; i < a->ncomp; i++)
+		if ((e = up_check_str(a->comp[i].name, UP_NAME_MAX,
+		    true)) != UP_OK ||
+		    (e = up_check_str(a->comp[i].version, UP_VER_MAX,
+		    false)) != UP_OK)
+			return (e);
+	return (UP_OK);
+}
+
+static int
+up_check_msg(const struct up_msg *m)
+{
+	int		 e;
 
 	/* Everything but ANNOUNCE and DISCOVER belongs to a session (§3.3). */
 	if (m->type != UP_T_ANNOUNCE && m->type != UP_T_DISCOVER &&
@@ -192,22 +217,7 @@ up_check_msg(const struct up_msg *m)
 
 	switch (m->type) {
 	case UP_T_ANNOUNCE:
-		a = &m->u.announce;
-		if (a->node_id == 0 || a->state > UP_NS_FAILED)
-			return (UP_ERANGE);
-		if (a->battery > 100 && a->battery != UP_BATTERY_UNKNOWN)
-			return (UP_ERANGE);
-		if ((e = up_check_str(a->hw, UP_NAME_MAX, false)) != UP_OK)
-			return (e);
-		if (a->ncomp > UP_MAX_COMPONENTS)
-			return (UP_ELEN);
-		for (i = 0; i < a->ncomp; i++)
-			if ((e = up_check_str(a->comp[i].name, UP_NAME_MAX,
-			    true)) != UP_OK ||
-			    (e = up_check_str(a->comp[i].version, UP_VER_MAX,
-			    false)) != UP_OK)
-				return (e);
-		return (UP_OK);
+		return (up_check_announce(&m->u.announce));
 	case UP_T_DISCOVER:
 		return (UP_OK);
 	case UP_T_OFFER:
@@ -290,28 +300,32 @@ up_wr_status_body(struct up_wr *wr, const struct up_status_body *st)
 }
 
 static void
-up_wr_payload(struct up_wr *wr, const struct up_msg *m)
+up_wr_announce(struct up_wr *wr, const struct up_announce *a)
 {
-	const struct up_announce *a;
 	unsigned int	 i;
 
+	up_wr_u64(wr, a->node_id);
+	up_wr_str(wr, a->hw);
+	up_wr_u16(wr, a->max_frame);
+	up_wr_u32(wr, a->free_kib);
+	up_wr_u8(wr, a->battery);
+	up_wr_u16(wr, (uint16_t)a->rssi_dbm);
+	up_wr_u8(wr, (uint8_t)a->snr_db);
+	up_wr_u32(wr, a->session);
+	up_wr_u8(wr, a->state);
+	up_wr_u8(wr, a->ncomp);
+	for (i = 0; i < a->ncomp; i++) {
+		up_wr_str(wr, a->comp[i].name);
+		up_wr_str(wr, a->comp[i].version);
+	}
+}
+
+static void
+up_wr_payload(struct up_wr *wr, const struct up_msg *m)
+{
 	switch (m->type) {
 	case UP_T_ANNOUNCE:
-		a = &m->u.announce;
-		up_wr_u64(wr, a->node_id);
-		up_wr_str(wr, a->hw);
-		up_wr_u16(wr, a->max_frame);
-		up_wr_u32(wr, a->free_kib);
-		up_wr_u8(wr, a->battery);
-		up_wr_u16(wr, (uint16_t)a->rssi_dbm);
-		up_wr_u8(wr, (uint8_t)a->snr_db);
-		up_wr_u32(wr, a->session);
-		up_wr_u8(wr, a->state);
-		up_wr_u8(wr, a->ncomp);
-		for (i = 0; i < a->ncomp; i++) {
-			up_wr_str(wr, a->comp[i].name);
-			up_wr_str(wr, a->comp[i].version);
-		}
+		up_wr_announce(wr, &m->u.announce);
 		break;
 	case UP_T_DISCOVER:
 		up_wr_u16(wr, m->u.discover.window_ms);
@@ -524,33 +538,37 @@ up_rd_xor(struct up_rd *rd, struct up_xor *x)
 }
 
 static void
-up_rd_payload(struct up_rd *rd, struct up_msg *m)
+up_rd_announce(struct up_rd *rd, struct up_announce *a)
 {
-	struct up_announce *a;
 	unsigned int	 i;
 
+	a->node_id = up_rd_u64(rd);
+	up_rd_str(rd, a->hw, UP_NAME_MAX);
+	a->max_frame = up_rd_u16(rd);
+	a->free_kib = up_rd_u32(rd);
+	a->battery = up_rd_u8(rd);
+	a->rssi_dbm = (int16_t)up_rd_u16(rd);
+	a->snr_db = (int8_t)up_rd_u8(rd);
+	a->session = up_rd_u32(rd);
+	a->state = up_rd_u8(rd);
+	a->ncomp = up_rd_u8(rd);
+	if (a->ncomp > UP_MAX_COMPONENTS) {
+		if (rd->err == UP_OK)
+			rd->err = UP_ELEN;
+		return;
+	}
+	for (i = 0; i < a->ncomp; i++) {
+		up_rd_str(rd, a->comp[i].name, UP_NAME_MAX);
+		up_rd_str(rd, a->comp[i].version, UP_VER_MAX);
+	}
+}
+
+static void
+up_rd_payload(struct up_rd *rd, struct up_msg *m)
+{
 	switch (m->type) {
 	case UP_T_ANNOUNCE:
-		a = &m->u.announce;
-		a->node_id = up_rd_u64(rd);
-		up_rd_str(rd, a->hw, UP_NAME_MAX);
-		a->max_frame = up_rd_u16(rd);
-		a->free_kib = up_rd_u32(rd);
-		a->battery = up_rd_u8(rd);
-		a->rssi_dbm = (int16_t)up_rd_u16(rd);
-		a->snr_db = (int8_t)up_rd_u8(rd);
-		a->session = up_rd_u32(rd);
-		a->state = up_rd_u8(rd);
-		a->ncomp = up_rd_u8(rd);
-		if (a->ncomp > UP_MAX_COMPONENTS) {
-			if (rd->err == UP_OK)
-				rd->err = UP_ELEN;
-			return;
-		}
-		for (i = 0; i < a->ncomp; i++) {
-			up_rd_str(rd, a->comp[i].name, UP_NAME_MAX);
-			up_rd_str(rd, a->comp[i].version, UP_VER_MAX);
-		}
+		up_rd_announce(rd, &m->u.announce);
 		break;
 	case UP_T_DISCOVER:
 		m->u.discover.window_ms = up_rd_u16(rd);
@@ -759,6 +777,10 @@ up_encode(const struct up_msg *m, uint8_t *buf, size_t cap)
 
 	if (m == NULL || buf == NULL)
 		return (UP_EINVAL);
+	if (m->form == UP_FORM_COMPACT)
+		return (up__cencode(m, buf, cap));
+	if (m->form != UP_FORM_FULL)
+		return (UP_EINVAL);
 	if (!up_type_known(m->type))
 		return (UP_ETYPE);
 	if ((e = up_check_msg(m)) != UP_OK)
@@ -845,4 +867,81 @@ up_desc_encode(const struct up_offer *o, uint8_t *buf, size_t cap)
 	if ((e = up_wr_err(&wr)) != UP_OK)
 		return (e);
 	return ((int)wr.off);
+}
+
+/* ------------------------------------------------------------------ */
+/* For the compact codec (up_internal.h)                              */
+
+void
+up__rd_announce(struct up_rd *rd, struct up_announce *a)
+{
+	up_rd_announce(rd, a);
+}
+
+void
+up__wr_announce(struct up_wr *wr, const struct up_announce *a)
+{
+	up_wr_announce(wr, a);
+}
+
+int
+up__check_announce(const struct up_announce *a)
+{
+	return (up_check_announce(a));
+}
+
+int
+up__check_offer(const struct up_offer *o)
+{
+	return (up_check_offer(o));
+}
+
+int
+up__check_str(const char *s, size_t max, bool need)
+{
+	return (up_check_str(s, max, need));
+}
+
+void
+up__rd_xor(struct up_rd *rd, struct up_xor *x)
+{
+	up_rd_xor(rd, x);
+}
+
+int
+up__check_xor(const struct up_xor *x)
+{
+	return (up_check_xor(x));
+}
+
+/* The XOR payload (§4.15), as up_xor_seal() lays it out. */
+void
+up__wr_xor(struct up_wr *wr, const struct up_xor *x)
+{
+	uint32_t	 gap;
+	unsigned int	 i;
+
+	up_wr_u8(wr, x->n);
+	up_wr_u32(wr, x->index[0]);
+	for (i = 1; i < x->n && i < UP_XOR_MAX; i++) {
+		gap = x->index[i] - x->index[i - 1];
+		while (gap >= 0x80) {
+			up_wr_u8(wr, (uint8_t)(gap | 0x80));
+			gap >>= 7;
+		}
+		up_wr_u8(wr, (uint8_t)gap);
+	}
+	up_wr_bytes(wr, x->data, x->len);
+}
+
+void
+up__rd_status_body(struct up_rd *rd, struct up_status_body *st)
+{
+	up_rd_status_body(rd, st);
+}
+
+void
+up__wr_status_body(struct up_wr *wr, const struct up_status_body *st)
+{
+	up_wr_status_body(wr, st);
 }

@@ -6,7 +6,11 @@
  * re-encode to the same bytes), every `upcrc' block must match, every
  * `updesc' block must be up_desc_encode() of its OFFER, every `upver'
  * comparison must hold both ways (up_version_cmp), and every message
- * type must have at least one valid vector.
+ * type must have at least one valid vector, in the full form and in the
+ * compact form (§10.8, `form: compact').  Status vectors with `missing:'
+ * or `need:' are walked with up/up_status.c; every `upseg' block (§10.10)
+ * must be what up_seg_build() makes of its message, and must reassemble
+ * to it in several orders.
  */
 #include <ctype.h>
 #include <setjmp.h>
@@ -23,12 +27,13 @@
 #include "up.h"
 
 #define DOC_PATH	UB_SOURCE_DIR "/docs/up-protocol.md"
-#define MAX_VECS	128
+#define MAX_VECS	256
 #define MAX_BYTES	(UP_FRAME_MAX + 64)
 #define MAX_CMPS	32
+#define MAX_LINES	80
 
 struct block {
-	char		 kind[16];	/* upvector, upcrc, updesc */
+	char		 kind[16];	/* upvector, upcrc, updesc, upseg */
 	char		 name[64];
 	char		 type[32];
 	char		 expect[32];
@@ -37,9 +42,20 @@ struct block {
 	char		 value[32];
 	char		 cmp[MAX_CMPS][80];	/* upver: "A OP B" */
 	int		 ncmp;
+	char		 form[16];	/* "compact" or "" */
+	char		 missing[128];	/* ranges, "" = none */
+	char		 need[128];	/* group:rows,... */
+	char		 message[64];	/* upseg: its message */
+	long		 nblocks;	/* -1 = not given */
+	long		 ngroups;
+	long		 described;
+	long		 mtu;
 	int		 has_ascii;
+	int		 has_missing;
 	uint8_t		 b[MAX_BYTES];
 	size_t		 n;
+	size_t		 line_end[MAX_LINES];	/* upseg: frame ends */
+	int		 nlines;
 	int		 line;
 };
 
@@ -63,7 +79,7 @@ static const struct {
 	{ "STATUS_REQ", UP_T_STATUS_REQ }, { "STATUS", UP_T_STATUS },
 	{ "VERIFY", UP_T_VERIFY }, { "ACTIVATE", UP_T_ACTIVATE },
 	{ "RESULT", UP_T_RESULT }, { "RESULT_ACK", UP_T_RESULT_ACK },
-	{ "ABORT", UP_T_ABORT }, { "XOR", UP_T_XOR }
+	{ "ABORT", UP_T_ABORT }, { "XOR", UP_T_XOR }, { "SEG", UP_T_SEG }
 }, errs[] = {
 	{ "ok", UP_OK }, { "ESHORT", UP_ESHORT }, { "EBADCRC", UP_EBADCRC },
 	{ "EVERSION", UP_EVERSION }, { "ETYPE", UP_ETYPE },
@@ -159,6 +175,7 @@ load_doc(void)
 			memset(b, 0, sizeof(*b));
 			copy_val(b->kind, sizeof(b->kind), line + 3);
 			b->line = lineno;
+			b->nblocks = b->ngroups = b->described = b->mtu = -1;
 			in_hex = 0;
 			continue;
 		}
@@ -182,6 +199,14 @@ load_doc(void)
 			*p = '\0';
 		if (in_hex) {
 			parse_hex(b, line, lineno);
+			/* upseg: one frame per line. */
+			if (b->n > 0 && (b->nlines == 0 ||
+			    b->line_end[b->nlines - 1] != b->n)) {
+				if (b->nlines >= MAX_LINES)
+					fail_msg("line %d: too many lines",
+					    lineno);
+				b->line_end[b->nlines++] = b->n;
+			}
 			continue;
 		}
 		if ((p = strchr(line, ':')) == NULL) {
@@ -206,6 +231,23 @@ load_doc(void)
 				fail_msg("line %d: too many cmp lines", lineno);
 			copy_val(b->cmp[b->ncmp++], sizeof(b->cmp[0]), p);
 		}
+		else if (strcmp(line, "form") == 0)
+			copy_val(b->form, sizeof(b->form), p);
+		else if (strcmp(line, "missing") == 0) {
+			copy_val(b->missing, sizeof(b->missing), p);
+			b->has_missing = 1;
+		} else if (strcmp(line, "need") == 0)
+			copy_val(b->need, sizeof(b->need), p);
+		else if (strcmp(line, "message") == 0)
+			copy_val(b->message, sizeof(b->message), p);
+		else if (strcmp(line, "nblocks") == 0)
+			b->nblocks = strtol(p, NULL, 10);
+		else if (strcmp(line, "ngroups") == 0)
+			b->ngroups = strtol(p, NULL, 10);
+		else if (strcmp(line, "described") == 0)
+			b->described = strtol(p, NULL, 10);
+		else if (strcmp(line, "mtu") == 0)
+			b->mtu = strtol(p, NULL, 10);
 		else if (strcmp(line, "hex") == 0) {
 			in_hex = 1;
 			parse_hex(b, p, lineno);
@@ -258,16 +300,99 @@ test_doc_crc(void **state)
 	assert_true(n16 >= 1);
 }
 
+/* Parses "2,4,11-13" into want[] (1 = listed), nblocks entries. */
+static void
+parse_ranges(const char *s, uint8_t *want, long nblocks)
+{
+	char		*end;
+	long		 a, z, i;
+
+	memset(want, 0, (size_t)nblocks);
+	while (*s != '\0') {
+		a = strtol(s, &end, 10);
+		z = a;
+		if (*end == '-')
+			z = strtol(end + 1, &end, 10);
+		assert_true(a >= 0 && z >= a && z < nblocks);
+		for (i = a; i <= z; i++)
+			want[i] = 1;
+		s = *end == ',' ? end + 1 : end;
+	}
+}
+
+static uint8_t	 seen_missing[300000];
+
+static void
+mark_missing(void *arg, uint32_t idx)
+{
+	long	*n = arg;
+
+	assert_true(idx < sizeof(seen_missing));
+	assert_int_equal(seen_missing[idx], 0);
+	seen_missing[idx] = 1;
+	(*n)++;
+}
+
+static char	 need_seen[256];
+
+static void
+put_need(void *arg, uint32_t group, uint32_t need)
+{
+	size_t	 len = strlen(need_seen);
+
+	(void)arg;
+	snprintf(need_seen + len, sizeof(need_seen) - len, "%s%u:%u",
+	    len > 0 ? "," : "", (unsigned)group, (unsigned)need);
+}
+
+/* The status body of a decoded ACCEPT or STATUS against its keys. */
+static void
+check_status(const struct block *b, const struct up_msg *m)
+{
+	static uint8_t	 want[300000];
+	const struct up_status_body *st;
+	long		 n = 0, i;
+
+	st = m->type == UP_T_ACCEPT ? &m->u.accept.st : &m->u.status.st;
+	if (b->has_missing) {
+		assert_true(b->nblocks > 0 &&
+		    b->nblocks <= (long)sizeof(want));
+		assert_int_equal(up_status_check(st, (uint32_t)b->nblocks, 0),
+		    UP_OK);
+		parse_ranges(b->missing, want, b->nblocks);
+		memset(seen_missing, 0, (size_t)b->nblocks);
+		up_status_foreach_missing(st, (uint32_t)b->nblocks,
+		    mark_missing, &n);
+		for (i = 0; i < b->nblocks; i++)
+			if (want[i] != seen_missing[i])
+				fail_msg("vector %s: block %ld %s", b->name, i,
+				    want[i] ? "not missing" : "missing");
+		assert_int_equal(up_status_described(st, (uint32_t)b->nblocks,
+		    0), b->described >= 0 ? b->described : b->nblocks);
+	}
+	if (b->need[0] != '\0') {
+		assert_true(b->ngroups > 0);
+		assert_int_equal(up_status_check(st, 1000000,
+		    (uint32_t)b->ngroups), UP_OK);
+		need_seen[0] = '\0';
+		assert_int_equal(up_status_foreach_need(st,
+		    (uint32_t)b->ngroups, put_need, NULL), UP_OK);
+		assert_string_equal(need_seen, b->need);
+	}
+}
+
 static void
 test_doc_vectors(void **state)
 {
-	int		 i, j, t, want = 0, e, n, seen[16], nbad = 0;
+	int		 i, j, t, want = 0, e, n, seen[16], cseen[16];
+	int		 nbad = 0, ncbad = 0, compact;
 	const struct block *b;
 	struct up_msg	 m;
 	uint8_t		 out[MAX_BYTES];
 
 	load_doc();
 	memset(seen, 0, sizeof(seen));
+	memset(cseen, 0, sizeof(cseen));
 	for (i = 0; i < nblocks_doc; i++) {
 		b = &blocks[i];
 		if (strcmp(b->kind, "upvector") != 0)
@@ -285,24 +410,124 @@ test_doc_vectors(void **state)
 			fail_msg("vector %s: unknown expect %s", b->name,
 			    b->expect);
 		assert_true(b->n > 0);
-		e = up_decode(b->b, b->n, &m);
+		compact = strcmp(b->form, "compact") == 0;
+		if (!compact && b->form[0] != '\0')
+			fail_msg("vector %s: unknown form %s", b->name,
+			    b->form);
+		e = compact ? up_cdecode(b->b, b->n, &m) :
+		    up_decode(b->b, b->n, &m);
 		if (e != want)
 			fail_msg("vector %s: decode gives %d (%s), doc says %s",
 			    b->name, e, up_strerror(e), b->expect);
+		/* Either decoder by the first byte: the same answer. */
+		assert_int_equal(up_decode_any(b->b, b->n, &m), e);
 		if (want != UP_OK) {
-			nbad++;
+			if (compact)
+				ncbad++;
+			else
+				nbad++;
 			continue;
 		}
 		assert_int_equal(m.type, t);
+		assert_int_equal(m.form, compact ? UP_FORM_COMPACT :
+		    UP_FORM_FULL);
 		n = up_encode(&m, out, sizeof(out));
 		if (n != (int)b->n || memcmp(out, b->b, b->n) != 0)
 			fail_msg("vector %s: re-encoding differs", b->name);
-		seen[t] = 1;
+		if (m.type == UP_T_ACCEPT || m.type == UP_T_STATUS)
+			check_status(b, &m);
+		if (compact)
+			cseen[t] = 1;
+		else
+			seen[t] = 1;
 	}
 	for (t = UP_T_ANNOUNCE; t <= UP_T_XOR; t++)
 		if (!seen[t])
 			fail_msg("no valid vector of type %d", t);
+	for (t = UP_T_ANNOUNCE; t <= UP_T_SEG; t++)
+		if (!cseen[t])
+			fail_msg("no valid compact vector of type %d", t);
 	assert_true(nbad >= 10);
+	assert_true(ncbad >= 20);
+}
+
+/* Reassembles the frames of `b' in the order `ord' (frame indices). */
+static void
+reassemble(const struct block *b, const struct block *msg, const int *ord,
+    int nord)
+{
+	static uint8_t	 buf[UP_SEG_MSG_MAX];
+	struct up_seg_rx rx;
+	struct up_msg	 m;
+	size_t		 from;
+	int		 k, r, f, done = 0;
+
+	up_seg_rx_init(&rx, buf, sizeof(buf));
+	for (k = 0; k < nord; k++) {
+		f = ord[k];
+		from = f > 0 ? b->line_end[f - 1] : 0;
+		assert_int_equal(up_cdecode(b->b + from, b->line_end[f] - from,
+		    &m), UP_OK);
+		assert_int_equal(m.type, UP_T_SEG);
+		r = up_seg_rx_put(&rx, &m.u.seg);
+		assert_true(r >= 0);
+		if (r > 0) {
+			assert_false(done);
+			assert_int_equal(r, (int)msg->n);
+			assert_memory_equal(buf, msg->b, msg->n);
+			done = 1;
+		}
+	}
+	if (!done)
+		fail_msg("upseg %s: the message did not complete", b->name);
+}
+
+static void
+test_doc_segments(void **state)
+{
+	const struct block *b, *msg;
+	uint8_t		 out[UP_FRAME_MAX];
+	int		 i, f, k, n, nseg = 0, ord[2 * MAX_LINES];
+	size_t		 from;
+
+	load_doc();
+	for (i = 0; i < nblocks_doc; i++) {
+		b = &blocks[i];
+		if (strcmp(b->kind, "upseg") != 0)
+			continue;
+		print_message("upseg %s (line %d)\n", b->name, b->line);
+		if ((msg = find_vector(b->message)) == NULL)
+			fail_msg("upseg %s: no vector %s", b->name, b->message);
+		assert_true(b->mtu >= UP_C_MTU_MIN && b->nlines >= 2);
+		/* The sender makes exactly these frames. */
+		n = up_seg_count(msg->n, (size_t)b->mtu, 0);
+		assert_int_equal(n, b->nlines);
+		for (f = 0; f < n; f++) {
+			from = f > 0 ? b->line_end[f - 1] : 0;
+			k = up_seg_build(msg->b, msg->n, (size_t)b->mtu, 0, 42,
+			    (uint8_t)f, out, sizeof(out));
+			assert_int_equal(k, (int)(b->line_end[f] - from));
+			assert_true(k <= b->mtu);
+			assert_memory_equal(out, b->b + from, (size_t)k);
+		}
+		/* In order; backwards (the last first); each twice. */
+		for (f = 0; f < n; f++)
+			ord[f] = f;
+		reassemble(b, msg, ord, n);
+		for (f = 0; f < n; f++)
+			ord[f] = n - 1 - f;
+		reassemble(b, msg, ord, n);
+		for (f = 0; f < n; f++) {
+			ord[2 * f] = (f * 5 + 3) % n;
+			ord[2 * f + 1] = (f * 5 + 3) % n;
+		}
+		/* (5 is prime to every n here but 5, 10, ...: fill in.) */
+		for (f = 0; f < n; f++)
+			ord[2 * n - 1 - f] = f;
+		reassemble(b, msg, ord, 2 * n);
+		nseg++;
+	}
+	assert_true(nseg >= 2);
 }
 
 static void
@@ -438,6 +663,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_doc_crc),
 		cmocka_unit_test(test_doc_vectors),
+		cmocka_unit_test(test_doc_segments),
 		cmocka_unit_test(test_doc_desc),
 		cmocka_unit_test(test_doc_signature),
 		cmocka_unit_test(test_doc_versions),
