@@ -425,6 +425,7 @@ struct up_result_msg {
  * compact message.  `chunk' is borrowed from the frame.
  */
 struct up_seg {
+	bool		 from_node;	/* X: a node sent it (§11.8) */
 	uint8_t		 mtag;		/* message tag */
 	uint8_t		 i;		/* 0 .. n - 1 */
 	uint8_t		 n;		/* 2 .. UP_SEG_NMAX */
@@ -657,7 +658,8 @@ uint16_t	 up_cblock_size(uint32_t size, uint32_t mtu, uint8_t cflags);
  * UP_CF_CRC set, as §11.8 requires) that is longer than the link's mtu
  * goes out as up_seg_count() SEG frames; up_seg_build() writes frame i
  * into out[cap] and returns its length.  Every frame is at most mtu
- * bytes; seg_cflags may ask for a CRC-16 on each segment (UP_CF_CRC).
+ * bytes; seg_cflags may ask for a CRC-16 on each segment (UP_CF_CRC),
+ * and a node sets UP_C_X in it to mark its segments as its own (§11.8).
  * up_seg_count() returns the count (2 .. UP_SEG_NMAX), 1 when the
  * message fits one frame (send it whole), or UP_ELEN when it would need
  * more than UP_SEG_NMAX segments or mtu is below UP_C_MTU_MIN.
@@ -1322,6 +1324,21 @@ struct up_node_timer {
 };
 
 /*
+ * The node's link, as its transport page describes it
+ * (docs/up-protocol.md §11.1; up_node_set_link()).  The largest frame
+ * the node receives is up_node_info.max_frame.
+ */
+struct up_node_link {
+	uint16_t	 uplink_mtu;	/* largest frame it sends; 0 = UP_FRAME_MAX */
+	uint8_t		 flags;		/* UP_NL_* */
+	uint16_t	 slots;		/* boot schedule (§11.9): ANNOUNCE and */
+	uint16_t	 slot_ms;	/* RESULTs after a boot; 0 = at once */
+};
+#define UP_NL_COMPACT		0x01	/* the link's default form is compact */
+#define UP_NL_CRC		0x02	/* compact frames need the CRC-16 (§11.3) */
+#define UP_NL_ADDRESSED		0x04	/* the link address names the node */
+
+/*
  * The engine's state.  The caller allocates it (static or on the stack)
  * and owns the bitmap buffer, sized for the largest image it accepts:
  * up_bitmap_bytes(slot_capacity / smallest block size).  Fields are
@@ -1381,6 +1398,35 @@ struct up_node {
 	uint32_t		 fec_clock;	/* LRU stamps */
 	uint32_t		 fec_rows_rx;	/* PARITY frames used */
 	uint32_t		 fec_recovered;	/* blocks decoded */
+	/*
+	 * Compact frames (docs/up-protocol.md §11).  The session's form,
+	 * tag and parity group size come from its OFFER and are persisted
+	 * with it; `tag_bound' goes when another session takes the tag.
+	 */
+	struct up_node_link	 link;
+	bool			 compact;	/* session offered compact */
+	bool			 tag_bound;	/* `tag' names it on the link */
+	uint8_t			 tag;
+	uint8_t			 sess_k;	/* compact OFFER's k, 0 none */
+	bool			 integrity_retry; /* §11.3 retry used */
+	/* Answers scheduled in reply slots (§11.9). */
+	struct up_node_timer	 t_accept;	/* ACCEPT for acc_session */
+	uint32_t		 acc_session;
+	uint8_t			 acc_code;
+	bool			 acc_compact;
+	struct up_node_timer	 t_vreply;	/* the answer to a VERIFY */
+	bool			 vreply_compact;
+	bool			 vreply_result;	/* a RESULT even in RECEIVING */
+	uint16_t		 vslots;	/* the schedule of the VERIFY */
+	uint16_t		 vslot_ms;	/* that started the checks */
+	bool			 st_compact;	/* the pending STATUS's form */
+	uint8_t			 st_req;	/* and its UP_SQ_* */
+	bool			 ann_compact;	/* the pending ANNOUNCE's form */
+	/* Segmentation (§11.8): one message in reassembly. */
+	struct up_seg_rx	 seg_rx;
+	uint8_t			 seg_mtag;	/* next tag of our own */
+	uint32_t		 seg_sent;	/* messages sent segmented */
+	uint8_t			 seg_buf[UP_SEG_MSG_MAX];
 	uint8_t			 slice[UP_NODE_SLICE_MAX];	/* tx scratch */
 	uint8_t			 frame[UP_NODE_SCRATCH];	/* tx scratch */
 };
@@ -1436,6 +1482,20 @@ int		 up_node_flush(struct up_node *);
 /* Blocks between bitmap saves while receiving (default
  * UP_NODE_SAVE_EVERY; 0 = default).  Call after up_node_init(). */
 void		 up_node_set_save_every(struct up_node *, uint32_t blocks);
+
+/*
+ * The node's link (docs/up-protocol.md §11.1, docs/up-node-engine.md
+ * "Small links").  Without it the node sends full frames of up to
+ * UP_FRAME_MAX bytes and answers boot-time at once, as on the LAN; it
+ * still decodes compact frames and answers them in the compact form.
+ * With UP_NL_COMPACT its own unsolicited frames are compact; it never
+ * sends a frame larger than uplink_mtu (messages that do not fit go in
+ * segments, status lists are cut); with UP_NL_CRC it drops compact
+ * frames without the CRC-16 and sets it on its own.  Copies `link'.
+ * Call after up_node_init() and before up_node_start().
+ */
+void		 up_node_set_link(struct up_node *,
+		    const struct up_node_link *);
 
 /*
  * FEC workspace (docs/up-node-engine.md, "Parity"): caller memory, at

@@ -112,8 +112,8 @@ up_c_form_rule(uint8_t type, uint8_t f)
 	case UP_T_XOR:
 		return (x ? UP_ERANGE : UP_OK);
 	case UP_T_SEG:
-		/* A segmented message carries its own MIC. */
-		return (x || (f & UP_CF_MIC) != 0 ? UP_ERANGE : UP_OK);
+		/* A segmented message carries its own MIC; X: from a node. */
+		return ((f & UP_CF_MIC) != 0 ? UP_ERANGE : UP_OK);
 	case UP_T_RESULT_ACK:
 		return (x ? UP_OK : UP_ERANGE);
 	default:
@@ -354,6 +354,7 @@ up_c_rd_body(struct up_rd *rd, uint8_t f, struct up_msg *m)
 		up__rd_xor(rd, &m->u.xor_);
 		break;
 	case UP_T_SEG:
+		m->u.seg.from_node = (f & UP_C_X) != 0;
 		m->u.seg.mtag = up_rd_u8(rd);
 		m->u.seg.i = up_rd_u8(rd);
 		m->u.seg.n = up_rd_u8(rd);
@@ -415,6 +416,8 @@ up_c_x(const struct up_msg *m)
 		return (m->u.data.index > UP_C_NARROW_MAX);
 	case UP_T_RESULT_ACK:
 		return (true);
+	case UP_T_SEG:
+		return (m->u.seg.from_node);
 	case UP_T_ACCEPT:
 		return (m->u.accept.node_id != 0);
 	case UP_T_STATUS:

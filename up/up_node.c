@@ -31,13 +31,19 @@
 /*
  * State blob: "UPN1" little-endian, then the format version: 2 since the
  * offer carries security_version and desc_flags and the blob ends with
- * the security floors (§5.4).  Format 1 (that offer without them, no
- * floors) is still read, so a node whose engine was itself the update
- * finds the session that installed it.
+ * the security floors (§5.4); 3 adds the compact set-up of the session
+ * after them (docs/up-protocol.md §11.4).  Formats 1 (that offer without
+ * them, no floors) and 2 are still read, so a node whose engine was
+ * itself the update finds the session that installed it.
  */
 #define NODE_BLOB_MAGIC		0x314e5055u
-#define NODE_BLOB_VERSION	2
+#define NODE_BLOB_VERSION	3
 #define NODE_BLOB_VERSION_1	1
+#define NODE_BLOB_VERSION_2	2
+
+/* Compact flags byte of the blob (format 3). */
+#define NODE_BC_COMPACT		0x01	/* offered in compact form */
+#define NODE_BC_TAG		0x02	/* its tag is bound */
 
 /* Flags byte of the blob. */
 #define NODE_BF_UNACKED		0x01	/* final RESULT not acked */
@@ -68,7 +74,8 @@
  * Worst-case blob size with this build's limits, checked against
  * UP_NODE_STATE_MAX at compile time (C99 has no _Static_assert).
  */
-#define NODE_BLOB_FIXED		24	/* header, session, bitmap, CRC */
+#define NODE_BLOB_FIXED		27	/* header, session, bitmap, compact
+					   set-up, CRC */
 #define NODE_BLOB_OFFER		(93 + (UP_MAX_HW + 1) * (UP_NAME_MAX + 1) + \
     2 * (UP_VER_MAX + 1) + UP_MAX_DEPS * (UP_NAME_MAX + UP_VER_MAX + 2) + \
     UP_SIG_MAX)
@@ -124,6 +131,26 @@ node_jitter(const struct up_node *n, uint16_t window_ms)
 	if (window_ms == 0)
 		return (0);
 	return (n->port->random(n->ctx) % window_ms);
+}
+
+/*
+ * The start of a random reply slot of a schedule (§11.9): s * slot_ms
+ * for s uniform in [0, slots); 0 for 0 or 1 slot.  At most 65,535^2
+ * ms, within a u32 (timers clamp to 2^31 - 1).
+ */
+static uint32_t
+node_slot_delay(const struct up_node *n, uint16_t slots, uint16_t slot_ms)
+{
+	if (slots <= 1 || slot_ms == 0)
+		return (0);
+	return ((n->port->random(n->ctx) % slots) * (uint32_t)slot_ms);
+}
+
+/* A random slot of the link's boot schedule (§11.9). */
+static uint32_t
+node_boot_delay(const struct up_node *n)
+{
+	return (node_slot_delay(n, n->link.slots, n->link.slot_ms));
 }
 
 static unsigned long long
@@ -254,47 +281,247 @@ node_strlcpy(char *dst, const char *src, size_t cap)
 /* ------------------------------------------------------------------ */
 /* Sending                                                            */
 
-static int
-node_send(struct up_node *n, const struct up_msg *m)
-{
-	int		 len;
+static struct up_fec_dec *node_fec_slot(struct up_node *, uint32_t, uint16_t,
+		    bool);
+static void	 node_fec_carve(struct up_node *);
 
-	len = up_encode(m, n->frame, sizeof(n->frame));
-	if (len < 0) {
-		/* Our own message: a broken invariant, not bad input. */
-		up_logf(UP_LOG_WARN, "node %016llx: cannot encode %u: %s",
-		    node_id(n), m->type, up_strerror(len));
-		return (len);
-	}
-	if (n->port->send(n->ctx, n->frame, (size_t)len) != 0) {
+/* The largest frame the node may send (§11.1). */
+static size_t
+node_mtu(const struct up_node *n)
+{
+	if (n->link.uplink_mtu == 0 || n->link.uplink_mtu > UP_FRAME_MAX)
+		return (UP_FRAME_MAX);
+	return (n->link.uplink_mtu);
+}
+
+/*
+ * The form of the node's unsolicited frames: the session's, else the
+ * link's default (docs/up-protocol.md §11.1).
+ */
+static bool
+node_compact(const struct up_node *n)
+{
+	if (n->session != 0)
+		return (n->compact);
+	return ((n->link.flags & UP_NL_COMPACT) != 0);
+}
+
+/* Our compact frames leave our node id out (§11.2). */
+static bool
+node_addressed(const struct up_node *n)
+{
+	return ((n->link.flags & UP_NL_ADDRESSED) != 0);
+}
+
+/* Trailer bytes of our compact frames. */
+static size_t
+node_ctrail(const struct up_node *n)
+{
+	return ((n->link.flags & UP_NL_CRC) != 0 ? UP_C_CRC_LEN : 0);
+}
+
+static int
+node_tx(struct up_node *n, const uint8_t *p, size_t len, uint8_t type)
+{
+	if (n->port->send(n->ctx, p, len) != 0) {
 		/* Datagram links may drop; every sender here retries. */
 		up_logf(UP_LOG_DEBUG, "node %016llx: send %u failed",
-		    node_id(n), m->type);
+		    node_id(n), type);
 		return (UP_EPORT);
 	}
 	return (UP_OK);
 }
 
-/* The status body of the current session (what ACCEPT and STATUS say). */
-static void
-node_status_body(struct up_node *n, struct up_status_body *st)
+/*
+ * Sends one message, never in a frame larger than the uplink: in the
+ * full form unless `compact' (or unless it does not fit the uplink),
+ * else in the compact form, in segments when it is longer than the
+ * uplink (§11.8; n->slice is free once the message is in n->frame).
+ */
+static int
+node_send_as(struct up_node *n, struct up_msg *m, bool compact)
 {
-	uint32_t	 max_bits;
+	size_t		 mtu = node_mtu(n);
+	uint8_t		 seg_cf;
+	int		 len, nseg, i, e;
 
+	if (!compact) {
+		m->form = UP_FORM_FULL;
+		len = up_encode(m, n->frame, sizeof(n->frame));
+		if (len > 0 && (size_t)len <= mtu)
+			return (node_tx(n, n->frame, (size_t)len, m->type));
+		if (len < 0)
+			goto bad;
+	}
+	m->form = UP_FORM_COMPACT;
+	m->cx.cflags = (n->link.flags & UP_NL_CRC) != 0 ? UP_CF_CRC : 0;
+	if ((len = up_encode(m, n->frame, sizeof(n->frame))) < 0)
+		goto bad;
+	if ((size_t)len <= mtu)
+		return (node_tx(n, n->frame, (size_t)len, m->type));
+	/* A segmented message carries its CRC-16, whatever the link. */
+	m->cx.cflags |= UP_CF_CRC;
+	if ((len = up_encode(m, n->frame, sizeof(n->frame))) < 0)
+		goto bad;
+	seg_cf = UP_C_X | ((n->link.flags & UP_NL_CRC) != 0 ? UP_CF_CRC : 0);
+	if ((nseg = up_seg_count((size_t)len, mtu, seg_cf)) < 2) {
+		len = nseg < 0 ? nseg : UP_EINVAL;
+		goto bad;
+	}
+	for (i = 0; i < nseg; i++) {
+		e = up_seg_build(n->frame, (size_t)len, mtu, seg_cf,
+		    n->seg_mtag, (uint8_t)i, n->slice, sizeof(n->slice));
+		if (e < 0) {
+			len = e;
+			goto bad;
+		}
+		/* A segment lost is the whole message lost: stop. */
+		if (node_tx(n, n->slice, (size_t)e, UP_T_SEG) != UP_OK) {
+			n->seg_mtag++;
+			return (UP_EPORT);
+		}
+	}
+	n->seg_mtag++;
+	n->seg_sent++;
+	return (UP_OK);
+bad:
+	/* Our own message: a broken invariant, not bad input. */
+	up_logf(UP_LOG_WARN, "node %016llx: cannot encode %u: %s",
+	    node_id(n), m->type, up_strerror(len));
+	return (len);
+}
+
+/*
+ * The bitmap slice of the current session (what full ACCEPT and STATUS
+ * say), at most max_bits long.
+ */
+static void
+node_status_body(struct up_node *n, struct up_status_body *st,
+    uint32_t max_bits)
+{
 	memset(st, 0, sizeof(*st));
 	if (n->session == 0)
 		return;
-	max_bits = (uint32_t)sizeof(n->slice) * 8;
+	if (max_bits > (uint32_t)sizeof(n->slice) * 8)
+		max_bits = (uint32_t)sizeof(n->slice) * 8;
 	if (max_bits > UINT16_MAX)
 		max_bits = UINT16_MAX;
 	up_status_from_bitmap(&n->held, n->slice, (uint16_t)max_bits, st);
 }
 
+/*
+ * Bits of slice a full ACCEPT or STATUS (`fixed' payload bytes before
+ * the status body) can carry on our uplink; 0 when even an empty one
+ * does not fit (then the node answers in the compact form).
+ */
+static uint32_t
+node_full_bits(const struct up_node *n, size_t fixed)
+{
+	size_t		 mtu = node_mtu(n), need = UP_OVERHEAD + fixed + 10;
+
+	if (mtu <= need)
+		return (0);
+	return ((uint32_t)(mtu - need) * 8);
+}
+
+/* Body bytes left in a compact frame after `hdr' bytes and trailers. */
+static size_t
+node_cbudget(const struct up_node *n, size_t hdr)
+{
+	size_t		 mtu = node_mtu(n), used = hdr + node_ctrail(n);
+
+	return (mtu > used ? mtu - used : 0);
+}
+
+struct node_need {
+	struct up_node	*n;
+	uint16_t	 k;
+};
+
+/*
+ * Rows group g still needs (§11.7): its missing blocks, less the rows a
+ * parity decoder of it holds.  k == 0: one group of every block.
+ */
+static uint32_t
+node_group_need(void *arg, uint32_t g)
+{
+	struct node_need *c = arg;
+	struct up_node	*n = c->n;
+	struct up_fec_dec *d;
+	uint32_t	 first, m, i, miss = 0, rows;
+
+	first = c->k != 0 ? g * c->k : 0;
+	m = c->k != 0 ? up_fec_group_len(n->offer.nblocks, c->k, g) :
+	    n->offer.nblocks;
+	for (i = 0; i < m; i++)
+		if (!up_bitmap_get(&n->held, first + i))
+			miss++;
+	if (miss > 0 && c->k != 0 && n->fec_ws != NULL &&
+	    (d = node_fec_slot(n, g, c->k, false)) != NULL) {
+		rows = up_fec_dec_rows(d);
+		miss = rows < miss ? miss - rows : 1;
+	}
+	return (miss);
+}
+
+/*
+ * A compact status body of the current session in `form' (§11.7), cut
+ * to `budget' bytes.  When not even an empty list fits, a small one is
+ * built and the message goes in segments.
+ */
+static void
+node_cstatus(struct up_node *n, uint8_t form, size_t budget,
+    struct up_status_body *st)
+{
+	struct node_need c;
+	uint32_t	 ng;
+	int		 e;
+
+	memset(st, 0, sizeof(*st));
+	if (n->session == 0)
+		return;
+	if (budget < 16)
+		budget = 16;
+	switch (form) {
+	case UP_SB_BITMAP:
+		node_status_body(n, st, (uint32_t)(budget - 10) * 8);
+		return;
+	case UP_SB_COUNTS:
+		c.n = n;
+		c.k = n->sess_k <= UP_FEC_K_MAX ? n->sess_k : 0;
+		ng = c.k != 0 ? up_fec_ngroups(n->offer.nblocks, c.k) : 1;
+		e = up_status_counts(n->offer.nblocks - n->nheld, ng,
+		    node_group_need, &c, n->slice, sizeof(n->slice), budget,
+		    st);
+		break;
+	default:
+		e = up_status_runs(&n->held, n->slice, sizeof(n->slice),
+		    budget, st);
+		break;
+	}
+	if (e < 0)
+		up_logf(UP_LOG_WARN, "node %016llx: status list: %s",
+		    node_id(n), up_strerror(e));
+}
+
+/* Parity of this session is of use to us (ACCEPT caps, §11.5.4). */
+static bool
+node_fec_usable(struct up_node *n)
+{
+	if (n->fec_ws == NULL || n->sess_k == 0 || n->sess_k > UP_FEC_K_MAX)
+		return (false);
+	if (n->fec_session != n->session ||
+	    n->fec_blen != n->offer.block_size)
+		node_fec_carve(n);
+	return (n->fec_nslots > 0);
+}
+
 static int
-node_send_announce(struct up_node *n)
+node_send_announce_as(struct up_node *n, bool compact)
 {
 	struct up_msg	 m;
 	struct up_announce *a = &m.u.announce;
+	size_t		 mtu = node_mtu(n);
 
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_ANNOUNCE;
@@ -311,13 +538,27 @@ node_send_announce(struct up_node *n)
 	a->state = n->state;
 	a->ncomp = n->info.ncomp;
 	memcpy(a->comp, n->info.comp, sizeof(a->comp));
-	return (node_send(n, &m));
+	/* What the gateway needs to choose forms and sizes (§11.5.1). */
+	m.cx.caps = UP_CAP_XOR;
+	m.cx.fec_kmax = n->fec_ws == NULL ? 0 :
+	    (UP_FEC_K_MAX > 255 ? 255 : UP_FEC_K_MAX);
+	m.cx.uplink_mtu = (uint16_t)(mtu < UP_C_MTU_MIN ? UP_C_MTU_MIN : mtu);
+	m.cx.seg_max = (uint16_t)sizeof(n->seg_buf);
+	return (node_send_as(n, &m, compact));
 }
 
 static int
-node_send_accept(struct up_node *n, uint32_t session, uint8_t code)
+node_send_announce(struct up_node *n)
+{
+	return (node_send_announce_as(n, node_compact(n)));
+}
+
+static int
+node_send_accept(struct up_node *n, uint32_t session, uint8_t code,
+    bool compact)
 {
 	struct up_msg	 m;
+	uint32_t	 bits;
 
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_ACCEPT;
@@ -325,27 +566,53 @@ node_send_accept(struct up_node *n, uint32_t session, uint8_t code)
 	m.u.accept.node_id = n->info.node_id;
 	m.u.accept.code = code;
 	/* A decline describes nothing held (§5.2 step 2). */
-	if (code == UP_R_INITIAL)
-		node_status_body(n, &m.u.accept.st);
-	return (node_send(n, &m));
+	if (code != UP_R_INITIAL || session != n->session)
+		return (node_send_as(n, &m, compact));
+	if (!compact && (bits = node_full_bits(n, 9)) > 0) {
+		node_status_body(n, &m.u.accept.st, bits);
+		return (node_send_as(n, &m, false));
+	}
+	if (node_addressed(n))
+		m.u.accept.node_id = 0;
+	m.cx.caps = UP_ACAP_XOR | (node_fec_usable(n) ? UP_ACAP_PARITY : 0);
+	node_cstatus(n, UP_SB_RUNS, node_cbudget(n, 7 +
+	    (m.u.accept.node_id != 0 ? 8 : 0)), &m.u.accept.st);
+	return (node_send_as(n, &m, true));
 }
 
+/* A STATUS; `req' the compact STATUS_REQ's (the form wanted). */
 static int
-node_send_status(struct up_node *n)
+node_send_status_as(struct up_node *n, bool compact, uint8_t req)
 {
 	struct up_msg	 m;
+	uint32_t	 bits;
 
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_STATUS;
 	m.session = n->session;
 	m.u.status.node_id = n->info.node_id;
 	m.u.status.state = n->state;
-	node_status_body(n, &m.u.status.st);
-	return (node_send(n, &m));
+	if (!compact && (bits = node_full_bits(n, 9)) > 0) {
+		node_status_body(n, &m.u.status.st, bits);
+		return (node_send_as(n, &m, false));
+	}
+	if (!compact)
+		req = UP_SB_RUNS;
+	if (node_addressed(n))
+		m.u.status.node_id = 0;
+	node_cstatus(n, req & UP_SQ_FORM, node_cbudget(n, 6 +
+	    (m.u.status.node_id != 0 ? 8 : 0)), &m.u.status.st);
+	return (node_send_as(n, &m, true));
 }
 
 static int
-node_send_result(struct up_node *n)
+node_send_status(struct up_node *n)
+{
+	return (node_send_status_as(n, node_compact(n), UP_SB_RUNS));
+}
+
+static int
+node_send_result_as(struct up_node *n, bool compact)
 {
 	struct up_msg	 m;
 	const char	*v;
@@ -362,10 +629,21 @@ node_send_result(struct up_node *n)
 	if ((v = node_version(n, n->offer.component)) != NULL)
 		node_strlcpy(m.u.result.version, v,
 		    sizeof(m.u.result.version));
-	return (node_send(n, &m));
+	if (compact && node_addressed(n))
+		m.u.result.node_id = 0;
+	return (node_send_as(n, &m, compact));
 }
 
-/* The node gives the session up itself (§5.2 step 8). */
+static int
+node_send_result(struct up_node *n)
+{
+	return (node_send_result_as(n, node_compact(n)));
+}
+
+/*
+ * The node gives the session up itself (§5.2 step 8).  Its node id is
+ * always there, so no node takes it for the gateway's (§11.5.13).
+ */
 static int
 node_send_abort(struct up_node *n, uint8_t reason)
 {
@@ -376,7 +654,7 @@ node_send_abort(struct up_node *n, uint8_t reason)
 	m.session = n->session;
 	m.u.target.node_id = n->info.node_id;
 	m.u.target.reason = reason;
-	return (node_send(n, &m));
+	return (node_send_as(n, &m, node_compact(n)));
 }
 
 /* ------------------------------------------------------------------ */
@@ -401,10 +679,11 @@ node_bitmap_len(const struct up_node *n)
 
 /*
  * Saves state and bitmap.  Blob layout (all little-endian):
- *   u32 magic "UPN1", u8 format 2, u8 state, u8 result, u8 flags,
+ *   u32 magic "UPN1", u8 format 3, u8 state, u8 result, u8 flags,
  *   u32 session, u32 bitmap bytes, u32 CRC-32 of the bitmap,
  *   the OFFER payload (up_offer_wr), u8 nfloor and nfloor times (str
- *   component, u32 security floor), u32 CRC-32 of everything before it.
+ *   component, u32 security floor), u8 compact flags, u8 tag, u8 fec_k
+ *   (docs/up-protocol.md §11.4), u32 CRC-32 of everything before it.
  * The floors ride in every save, so they are as safe as the session:
  * the port's save is atomic.
  */
@@ -442,6 +721,10 @@ node_persist(struct up_node *n)
 		up_wr_str(&wr, n->floor[i].component);
 		up_wr_u32(&wr, n->floor[i].security_version);
 	}
+	up_wr_u8(&wr, (uint8_t)((n->compact ? NODE_BC_COMPACT : 0) |
+	    (n->tag_bound ? NODE_BC_TAG : 0)));
+	up_wr_u8(&wr, n->tag);
+	up_wr_u8(&wr, n->sess_k);
 	if (up_wr_err(&wr) == UP_OK)
 		up_wr_u32(&wr, up_crc32(0, blob, wr.off));
 	if (up_wr_err(&wr) != UP_OK) {
@@ -519,6 +802,7 @@ node_load(struct up_node *n)
 	uint32_t	 magic, session, bmlen, bmcrc, crc;
 	unsigned int	 i, j;
 	uint8_t		 ver, state, result, flags, nfl = 0;
+	uint8_t		 cflags = 0, tag = 0, fec_k = 0;
 
 	if (n->port->load(n->ctx, blob, sizeof(blob), &slen, n->bitmap_buf,
 	    n->bitmap_cap, &blen) != 0)
@@ -531,7 +815,8 @@ node_load(struct up_node *n)
 	if (up_rd_err(&rd) != UP_OK || magic != NODE_BLOB_MAGIC)
 		return (UP_ERANGE);
 	/* An unknown format is "nothing saved", never a guess. */
-	if (ver != NODE_BLOB_VERSION && ver != NODE_BLOB_VERSION_1)
+	if (ver != NODE_BLOB_VERSION && ver != NODE_BLOB_VERSION_2 &&
+	    ver != NODE_BLOB_VERSION_1)
 		return (UP_EVERSION);
 	crc = (uint32_t)blob[slen - 4] | (uint32_t)blob[slen - 3] << 8 |
 	    (uint32_t)blob[slen - 2] << 16 | (uint32_t)blob[slen - 1] << 24;
@@ -558,6 +843,11 @@ node_load(struct up_node *n)
 			fl[i].security_version = up_rd_u32(&rd);
 		}
 	}
+	if (ver == NODE_BLOB_VERSION) {
+		cflags = up_rd_u8(&rd);
+		tag = up_rd_u8(&rd);
+		fec_k = up_rd_u8(&rd);
+	}
 	if (up_rd_err(&rd) != UP_OK)
 		return (up_rd_err(&rd));
 	if (up_rd_left(&rd) != 0)
@@ -570,6 +860,12 @@ node_load(struct up_node *n)
 			if (strcmp(fl[i].component, fl[j].component) == 0)
 				return (UP_ERANGE);
 	}
+	/* A full-form session has no tag and no k; a tag needs a session. */
+	if ((cflags & ~(NODE_BC_COMPACT | NODE_BC_TAG)) != 0 ||
+	    ((cflags & NODE_BC_COMPACT) == 0 &&
+	    (cflags != 0 || tag != 0 || fec_k != 0)) ||
+	    (session == 0 && cflags != 0))
+		return (UP_ERANGE);
 
 	if (state > UP_NS_FAILED || result > UP_R_DOWNGRADE ||
 	    (flags & ~NODE_BF_KNOWN) != 0)
@@ -617,6 +913,10 @@ node_load(struct up_node *n)
 	n->work_off = 0;
 	n->session = session;
 	n->offer = o;
+	n->compact = (cflags & NODE_BC_COMPACT) != 0;
+	n->tag_bound = (cflags & NODE_BC_TAG) != 0;
+	n->tag = tag;
+	n->sess_k = fec_k;
 	if (session != 0) {
 		up_bitmap_init(&n->held, n->bitmap_buf, o.nblocks);
 		/* Cut while erasing: the erase starts again, nothing held. */
@@ -657,16 +957,29 @@ node_set_state(struct up_node *n, uint8_t state, uint8_t result)
  * (§5.2 step 7).  Persisted first, so a reboot resends it.
  */
 static void
-node_finish(struct up_node *n, uint8_t state, uint8_t result)
+node_finish_at(struct up_node *n, uint8_t state, uint8_t result,
+    uint32_t delay)
 {
 	n->unacked = true;
 	n->switched = false;
 	n->t_activate.armed = false;
 	n->t_status.armed = false;
 	node_set_state(n, state, result);
+	if (delay > 0) {
+		/* In a reply slot (§11.9); the back-off follows from it. */
+		n->result_tries = 0;
+		node_timer_arm(&n->t_result, node_now(n), delay);
+		return;
+	}
 	(void)node_send_result(n);
 	n->result_tries = 1;
 	node_timer_arm(&n->t_result, node_now(n), UP_NODE_RESULT_MIN_MS);
+}
+
+static void
+node_finish(struct up_node *n, uint8_t state, uint8_t result)
+{
+	node_finish_at(n, state, result, 0);
 }
 
 /* Forgets the session: IDLE, nothing held, no timer of it. */
@@ -675,18 +988,25 @@ node_drop(struct up_node *n)
 {
 	uint8_t		 old = n->state;
 
+	/* A decline scheduled for another offer still goes out. */
+	if (n->acc_session == n->session)
+		n->t_accept.armed = false;
 	n->session = 0;
 	n->unacked = false;
 	n->switched = false;
 	n->work = NODE_W_NONE;
 	n->nheld = 0;
 	node_clean(n);
+	n->compact = n->tag_bound = false;
+	n->tag = n->sess_k = 0;
+	n->integrity_retry = false;
 	memset(&n->offer, 0, sizeof(n->offer));
 	up_bitmap_init(&n->held, n->bitmap_buf, 0);
 	n->t_status.armed = false;
 	n->t_result.armed = false;
 	n->t_activate.armed = false;
 	n->t_save.armed = false;
+	n->t_vreply.armed = false;
 	if (old != UP_NS_IDLE)
 		node_set_state(n, UP_NS_IDLE, UP_R_INITIAL);
 	else
@@ -710,6 +1030,9 @@ node_halted(const struct up_node *n)
 {
 	return (n->state == UP_NS_ACTIVATING && n->switched);
 }
+
+static int	 node_reply_verify(struct up_node *, bool, uint32_t, bool);
+static bool	 node_refetch(struct up_node *);
 
 /* ------------------------------------------------------------------ */
 /* Deltas (docs/up-node-engine.md, "Deltas")                          */
@@ -834,13 +1157,24 @@ node_sig_check(struct up_node *n, const struct up_offer *o)
 /* ------------------------------------------------------------------ */
 /* Work in steps (docs/up-node-engine.md, "Work in steps")            */
 
+/*
+ * The answer to the VERIFY that started the checks goes out in a random
+ * slot of its schedule (§11.9): nodes that got one VERIFY together finish
+ * their checks together.  0 for a full-form VERIFY: at once.
+ */
+static uint32_t
+node_verify_delay(const struct up_node *n)
+{
+	return (node_slot_delay(n, n->vslots, n->vslot_ms));
+}
+
 static void
 node_work_fail(struct up_node *n, uint8_t result, const char *what)
 {
 	up_logf(UP_LOG_WARN, "node %016llx: session %08lx: %s",
 	    node_id(n), (unsigned long)n->session, what);
 	n->work = NODE_W_NONE;
-	node_finish(n, UP_NS_FAILED, result);
+	node_finish_at(n, UP_NS_FAILED, result, node_verify_delay(n));
 }
 
 /* Starts hashing (NODE_W_HASH or NODE_W_HASH_IMAGE) from byte 0. */
@@ -894,7 +1228,8 @@ node_verified(struct up_node *n)
 {
 	n->work = NODE_W_NONE;
 	node_set_state(n, UP_NS_VERIFIED, UP_R_INITIAL);
-	(void)node_send_result(n);
+	(void)node_reply_verify(n, n->vreply_compact, node_verify_delay(n),
+	    true);
 }
 
 /* Erases the next step of [0, total) of the area or (image) the slot. */
@@ -945,6 +1280,12 @@ node_work_step(struct up_node *n)
 			return;
 		}
 		if (e < 0) {
+			/* RESULT(RECEIVING, integrity): not final (§11.3). */
+			if (node_refetch(n)) {
+				(void)node_reply_verify(n, n->vreply_compact,
+				    node_verify_delay(n), true);
+				return;
+			}
 			node_work_fail(n, UP_R_INTEGRITY, "package SHA-256 "
 			    "mismatch");
 			return;
@@ -992,7 +1333,8 @@ node_work_step(struct up_node *n)
 			    (unsigned long)up_vcd_written(n->vcd),
 			    up_vcd_why(n->vcd), up_strerror(e));
 			n->work = NODE_W_NONE;
-			node_finish(n, UP_NS_FAILED, node_apply_result(e));
+			node_finish_at(n, UP_NS_FAILED, node_apply_result(e),
+			    node_verify_delay(n));
 			return;
 		}
 		if (up_vcd_written(n->vcd) != o->image_size) {
@@ -1025,8 +1367,17 @@ node_work_step(struct up_node *n)
 static int
 node_on_discover(struct up_node *n, const struct up_msg *m)
 {
-	node_timer_arm_min(&n->t_announce, node_now(n),
-	    node_jitter(n, m->u.discover.window_ms));
+	bool		 compact = m->form == UP_FORM_COMPACT;
+	uint32_t	 d;
+
+	d = compact ? node_slot_delay(n, m->cx.slots, m->cx.slot_ms) :
+	    node_jitter(n, m->u.discover.window_ms);
+	/* A compact DISCOVER (a LAN gateway's probe too) gets a compact
+	 * ANNOUNCE, which tells the gateway what we can take (§11.1). */
+	if (!n->t_announce.armed)
+		n->ann_compact = false;
+	n->ann_compact = n->ann_compact || compact;
+	node_timer_arm_min(&n->t_announce, node_now(n), d);
 	return (UP_OK);
 }
 
@@ -1086,6 +1437,7 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	const struct up_offer *o = &m->u.offer;
 	const char	*v;
 	uint32_t	 cap, need;
+	size_t		 over = UP_DATA_OVERHEAD;
 	unsigned int	 i;
 	int		 r;
 
@@ -1121,8 +1473,11 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	/* The bitmap buffer bounds the blocks we can track. */
 	if ((uint64_t)o->nblocks > (uint64_t)n->bitmap_cap * 8)
 		return (UP_R_NO_MEMORY);
-	if (n->info.max_frame != 0 &&
-	    (size_t)o->block_size + UP_DATA_OVERHEAD > n->info.max_frame)
+	/* A DATA frame of the session must fit what we receive. */
+	if (m->form == UP_FORM_COMPACT)
+		over = up_cdata_off(o->nblocks - 1) + node_ctrail(n);
+	if (n->info.max_frame != 0 && (over == 0 ||
+	    (size_t)o->block_size + over > n->info.max_frame))
 		return (UP_R_NO_MEMORY);
 	/* Its floor must have a place to be kept once it is confirmed. */
 	if (!node_floor_room(n, o->component, o->security_version))
@@ -1142,6 +1497,53 @@ node_offer_code(struct up_node *n, const struct up_msg *m,
 	return (UP_R_INITIAL);
 }
 
+/*
+ * The ACCEPT answering OFFER `m': now, or for a compact OFFER in a random
+ * slot of its schedule (§11.9).  A later OFFER of the same session keeps
+ * the slot and updates the answer; one of another session replaces it.
+ */
+static int
+node_answer_offer(struct up_node *n, const struct up_msg *m, uint8_t code)
+{
+	bool		 compact = m->form == UP_FORM_COMPACT;
+	uint32_t	 d = 0;
+
+	if (compact)
+		d = node_slot_delay(n, m->cx.slots, m->cx.slot_ms);
+	if (n->t_accept.armed && n->acc_session == m->session) {
+		n->acc_code = code;
+		n->acc_compact = compact;
+		return (UP_OK);
+	}
+	if (d == 0)
+		return (node_send_accept(n, m->session, code, compact));
+	n->acc_session = m->session;
+	n->acc_code = code;
+	n->acc_compact = compact;
+	node_timer_arm(&n->t_accept, node_now(n), d);
+	return (UP_OK);
+}
+
+/*
+ * The session's form, tag and parity group size come with its OFFER
+ * (docs/up-protocol.md §11.4).  Returns whether anything changed.
+ */
+static bool
+node_setup(struct up_node *n, const struct up_msg *m)
+{
+	bool		 compact = m->form == UP_FORM_COMPACT, changed;
+	uint8_t		 tag = compact ? m->cx.tag : 0;
+	uint8_t		 k = compact ? m->cx.fec_k : 0;
+
+	changed = n->compact != compact || n->tag_bound != compact ||
+	    n->tag != tag || n->sess_k != k;
+	n->compact = compact;
+	n->tag_bound = compact;
+	n->tag = tag;
+	n->sess_k = k;
+	return (changed);
+}
+
 static int
 node_on_offer(struct up_node *n, const struct up_msg *m)
 {
@@ -1150,6 +1552,21 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	unsigned int	 i;
 	int		 code;
 	bool		 live;
+
+	/*
+	 * Our tag given to another session: the gateway reuses it, so our
+	 * session is over on this link (§11.4), whoever this offer is for.
+	 * An OFFER of our package will bind the new tag.
+	 */
+	if (m->form == UP_FORM_COMPACT && n->tag_bound &&
+	    m->session != n->session && m->cx.tag == n->tag) {
+		n->tag_bound = false;
+		(void)node_persist(n);
+		up_logf(UP_LOG_INFO, "node %016llx: session %08lx: tag %u "
+		    "now names session %08lx", node_id(n),
+		    (unsigned long)n->session, n->tag,
+		    (unsigned long)m->session);
+	}
 
 	/* Nodes the offer is not for stay silent (§5.2 step 2). */
 	if ((running = node_version(n, o->component)) == NULL)
@@ -1168,7 +1585,9 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	if (live && m->session == n->session &&
 	    node_same_package(o, &n->offer)) {
 		n->last_activity = node_now(n);
-		return (node_send_accept(n, m->session, UP_R_INITIAL));
+		if (node_setup(n, m))
+			(void)node_persist(n);
+		return (node_answer_offer(n, m, UP_R_INITIAL));
 	}
 
 	code = node_offer_code(n, m, running);
@@ -1177,7 +1596,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		    "declined %s %s: %s", node_id(n),
 		    (unsigned long)m->session, o->component, o->to_version,
 		    up_result_str(code));
-		return (node_send_accept(n, m->session, (uint8_t)code));
+		return (node_answer_offer(n, m, (uint8_t)code));
 	}
 
 	if (live && n->session != m->session &&
@@ -1205,9 +1624,10 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		 */
 		n->session = m->session;
 		n->offer = *o;
+		(void)node_setup(n, m);
 		node_set_state(n, n->state == UP_NS_VERIFIED ?
 		    UP_NS_DOWNLOADED : n->state, UP_R_INITIAL);
-		return (node_send_accept(n, m->session, UP_R_INITIAL));
+		return (node_answer_offer(n, m, UP_R_INITIAL));
 	}
 
 	/*
@@ -1217,6 +1637,8 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	 */
 	n->session = m->session;
 	n->offer = *o;
+	(void)node_setup(n, m);
+	n->integrity_retry = false;
 	up_bitmap_init(&n->held, n->bitmap_buf, o->nblocks);
 	up_bitmap_clear_all(&n->held);
 	n->nheld = 0;
@@ -1224,7 +1646,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	n->work = NODE_W_ERASE;
 	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);
-	return (node_send_accept(n, m->session, UP_R_INITIAL));
+	return (node_answer_offer(n, m, UP_R_INITIAL));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1475,7 +1897,14 @@ node_on_parity(struct up_node *n, const struct up_msg *m)
 
 	if (n->session == 0 || m->session != n->session)
 		return (UP_OK);		/* another session's parity */
-	if ((e = up_fec_parity_parse(m, &p)) != UP_OK)
+	if (m->form == UP_FORM_COMPACT) {
+		/* k is the compact OFFER's (§11.5.6); 0: no parity. */
+		if (n->sess_k == 0)
+			return (UP_OK);
+		e = up_cparity_parse(m, n->sess_k, n->offer.nblocks, &p);
+	} else
+		e = up_fec_parity_parse(m, &p);
+	if (e != UP_OK)
 		return (e);
 	if (p.len != n->offer.block_size ||
 	    up_fec_group_len(n->offer.nblocks, p.k, p.group) == 0)
@@ -1633,41 +2062,109 @@ node_on_xor(struct up_node *n, const struct up_msg *m)
 static int
 node_on_status_req(struct up_node *n, const struct up_msg *m)
 {
+	bool		 compact = m->form == UP_FORM_COMPACT;
+
 	if (n->session == 0 || m->session != n->session ||
 	    !node_targets_me(n, m->u.target.node_id))
 		return (UP_OK);
 	n->last_activity = node_now(n);
-	node_timer_arm_min(&n->t_status, n->last_activity,
+	/* The latest compact request says which form (§11.5.7). */
+	if (!n->t_status.armed || compact) {
+		n->st_compact = compact;
+		n->st_req = compact ? m->cx.req : 0;
+	}
+	node_timer_arm_min(&n->t_status, n->last_activity, compact ?
+	    node_slot_delay(n, m->cx.slots, m->cx.slot_ms) :
 	    node_jitter(n, m->u.target.window_ms));
 	return (UP_OK);
+}
+
+/*
+ * The answer to a VERIFY: a RESULT (`result', or in VERIFIED, UPDATED,
+ * FAILED) or a STATUS (RECEIVING), now or in the reply slot `delay'
+ * ms away (§11.9).  An answer already scheduled keeps its slot.
+ */
+static int
+node_reply_verify(struct up_node *n, bool compact, uint32_t delay,
+    bool result)
+{
+	if (delay == 0) {
+		/* At once: this answers any that was scheduled too. */
+		n->t_vreply.armed = false;
+		return (result ? node_send_result_as(n, compact) :
+		    node_send_status_as(n, compact, UP_SB_RUNS));
+	}
+	if (!n->t_vreply.armed) {
+		n->vreply_compact = compact;
+		n->vreply_result = result;
+		node_timer_arm(&n->t_vreply, node_now(n), delay);
+	} else
+		n->vreply_result = n->vreply_result || result;
+	return (UP_OK);
+}
+
+/*
+ * docs/up-protocol.md §11.3: the package's hash failed, and its blocks
+ * came in compact frames with nothing but the link's check.  The link,
+ * not the package, is the likely culprit, and which block is bad is not
+ * known: forget them all and receive again, once per session.
+ */
+static bool
+node_refetch(struct up_node *n)
+{
+	if (!n->compact || (n->link.flags & UP_NL_CRC) != 0 ||
+	    n->integrity_retry)
+		return (false);
+	up_logf(UP_LOG_WARN, "node %016llx: session %08lx: package hash "
+	    "failed after a transfer the link alone checked; receiving it "
+	    "again", node_id(n), (unsigned long)n->session);
+	n->integrity_retry = true;
+	up_bitmap_clear_all(&n->held);
+	n->nheld = 0;
+	node_clean(n);
+	n->fec_inuse = 0;
+	/* Erased in steps again, as for a new transfer (persisted). */
+	n->work = NODE_W_ERASE;
+	n->work_off = 0;
+	node_set_state(n, UP_NS_RECEIVING, UP_R_INTEGRITY);
+	return (true);
 }
 
 static int
 node_on_verify(struct up_node *n, const struct up_msg *m)
 {
+	bool		 compact = m->form == UP_FORM_COMPACT;
+	uint32_t	 d;
+
 	if (n->session == 0 || m->session != n->session ||
 	    !node_targets_me(n, m->u.target.node_id))
 		return (UP_OK);
 	n->last_activity = node_now(n);
+	d = compact ? node_slot_delay(n, m->cx.slots, m->cx.slot_ms) : 0;
 	switch (n->state) {
 	case UP_NS_RECEIVING:
 		/* Not complete yet: say what is missing instead. */
-		return (node_send_status(n));
+		return (node_reply_verify(n, compact, d, false));
 	case UP_NS_DOWNLOADED:
 		/*
 		 * The checks run in steps from up_node_tick() (hash, then
 		 * signature; for a delta the apply and the image's hash):
-		 * the RESULT goes out when they are done.  A repeated VERIFY
+		 * the RESULT goes out when they are done, in a random slot
+		 * of this VERIFY's schedule (§11.9).  A repeated VERIFY
 		 * meanwhile changes nothing.
 		 */
-		if (n->work == NODE_W_NONE)
+		if (n->work == NODE_W_NONE) {
+			n->vreply_compact = compact;
+			n->vslots = compact ? m->cx.slots : 0;
+			n->vslot_ms = compact ? m->cx.slot_ms : 0;
 			node_hash_begin(n, NODE_W_HASH);
+		}
 		return (UP_OK);
 	case UP_NS_VERIFIED:
 	case UP_NS_UPDATED:
 	case UP_NS_FAILED:
 		/* Repeated VERIFY gets the same answer (§5.2 step 5). */
-		return (node_send_result(n));
+		return (node_reply_verify(n, compact, d, true));
 	default:
 		return (UP_OK);
 	}
@@ -1750,6 +2247,20 @@ up_node_init(struct up_node *n, const struct up_port *port, void *ctx,
 	n->dirty_lo = UINT32_MAX;
 	n->state = UP_NS_IDLE;
 	up_bitmap_init(&n->held, bitmap_buf, 0);
+	up_seg_rx_init(&n->seg_rx, n->seg_buf, sizeof(n->seg_buf));
+}
+
+void
+up_node_set_link(struct up_node *n, const struct up_node_link *link)
+{
+	n->link = *link;
+	/* No compact frame fits less than UP_C_MTU_MIN (§11.2). */
+	if (n->link.uplink_mtu != 0 && n->link.uplink_mtu < UP_C_MTU_MIN) {
+		up_logf(UP_LOG_WARN, "node %016llx: uplink MTU %u is below "
+		    "%u bytes; using %u", node_id(n), n->link.uplink_mtu,
+		    UP_C_MTU_MIN, UP_C_MTU_MIN);
+		n->link.uplink_mtu = UP_C_MTU_MIN;
+	}
 }
 
 int
@@ -1851,7 +2362,7 @@ int
 up_node_start(struct up_node *n, const char *running_version)
 {
 	const char	*run;
-	uint32_t	 now;
+	uint32_t	 now, delay;
 	int		 e;
 
 	if (n->port == NULL || n->started)
@@ -1859,6 +2370,8 @@ up_node_start(struct up_node *n, const char *running_version)
 	n->started = true;
 	now = node_now(n);
 	n->last_activity = now;
+	/* Our message tags start anywhere (§11.8). */
+	n->seg_mtag = (uint8_t)n->port->random(n->ctx);
 
 	if ((e = node_load(n)) != UP_OK) {
 		if (e != NODE_NOTHING_SAVED)
@@ -1911,6 +2424,8 @@ up_node_start(struct up_node *n, const char *running_version)
 		 * the new version runs only if it passed the health check.
 		 */
 		run = node_version(n, n->offer.component);
+		/* In a random slot of the link's boot schedule (§11.9). */
+		delay = node_boot_delay(n);
 		if (run != NULL && strcmp(run, n->offer.to_version) == 0) {
 			/*
 			 * Confirmed: the floor rises to the image's security
@@ -1922,13 +2437,20 @@ up_node_start(struct up_node *n, const char *running_version)
 				up_logf(UP_LOG_WARN, "node %016llx: no room "
 				    "for the floor of %s", node_id(n),
 				    n->offer.component);
-			node_finish(n, UP_NS_UPDATED, UP_R_SUCCESS);
+			node_finish_at(n, UP_NS_UPDATED, UP_R_SUCCESS, delay);
 		} else
-			node_finish(n, UP_NS_FAILED, UP_R_ROLLED_BACK);
+			node_finish_at(n, UP_NS_FAILED, UP_R_ROLLED_BACK,
+			    delay);
 		break;
 	case UP_NS_UPDATED:
 	case UP_NS_FAILED:
 		if (n->unacked) {
+			/* In a random slot of the link's boot schedule. */
+			if ((delay = node_boot_delay(n)) > 0) {
+				n->result_tries = 0;
+				node_timer_arm(&n->t_result, now, delay);
+				break;
+			}
 			(void)node_send_result(n);
 			n->result_tries = 1;
 			node_timer_arm(&n->t_result, now,
@@ -1938,8 +2460,104 @@ up_node_start(struct up_node *n, const char *running_version)
 	default:
 		break;
 	}
-	(void)node_send_announce(n);
+	/*
+	 * A street of meters regaining mains power boots at once: on a
+	 * link with a boot schedule the ANNOUNCE waits for a random slot
+	 * (§11.9).  After any RESULT, so the gateway hears the outcome
+	 * first.
+	 */
+	if ((delay = node_boot_delay(n)) > 0) {
+		n->ann_compact = node_compact(n);
+		node_timer_arm_min(&n->t_announce, now, delay);
+	} else
+		(void)node_send_announce(n);
 	return (UP_OK);
+}
+
+/*
+ * A compact DATA, PARITY or XOR names its session by tag (§11.4): ours
+ * only while the tag is bound, we receive, and the session is not
+ * stale.  Fills in the session id; -1 when it is another session's.
+ */
+static int
+node_untag(struct up_node *n, struct up_msg *m)
+{
+	if (n->session == 0 || !n->compact || !n->tag_bound ||
+	    m->cx.tag != n->tag || node_stale(n, node_now(n)))
+		return (-1);
+	m->session = n->session;
+	return (0);
+}
+
+static int
+node_dispatch(struct up_node *n, struct up_msg *m)
+{
+	switch (m->type) {
+	case UP_T_DATA:
+	case UP_T_PARITY:
+	case UP_T_XOR:
+		if (m->form == UP_FORM_COMPACT && node_untag(n, m) != 0)
+			return (UP_OK);	/* another session's */
+		break;
+	default:
+		break;
+	}
+	switch (m->type) {
+	case UP_T_DISCOVER:
+		return (node_on_discover(n, m));
+	case UP_T_OFFER:
+		return (node_on_offer(n, m));
+	case UP_T_DATA:
+		return (node_on_data(n, m));
+	case UP_T_STATUS_REQ:
+		return (node_on_status_req(n, m));
+	case UP_T_VERIFY:
+		return (node_on_verify(n, m));
+	case UP_T_ACTIVATE:
+		return (node_on_activate(n, m));
+	case UP_T_RESULT_ACK:
+		return (node_on_result_ack(n, m));
+	case UP_T_ABORT:
+		return (node_on_abort(n, m));
+	case UP_T_PARITY:
+		return (node_on_parity(n, m));
+	case UP_T_XOR:
+		return (node_on_xor(n, m));
+	default:
+		/* Node-to-gateway frames (other nodes', or our own looped
+		 * back by multicast) are not for us. */
+		return (UP_OK);
+	}
+}
+
+/*
+ * A segment (§11.8): into the reassembly buffer; a completed message is
+ * decoded and handled like a frame received whole.  Segments from other
+ * nodes (X set: their ANNOUNCEs on a shared medium) are not ours.
+ */
+static int
+node_on_seg(struct up_node *n, const struct up_msg *m)
+{
+	struct up_msg	 msg;
+	int		 len, e;
+
+	if (m->u.seg.from_node)
+		return (UP_OK);
+	if ((len = up_seg_rx_put(&n->seg_rx, &m->u.seg)) <= 0) {
+		if (len < 0) {
+			n->rx_errors++;
+			up_logf(UP_LOG_DEBUG, "node %016llx: segmented message "
+			    "dropped: %s", node_id(n), up_strerror(len));
+		}
+		return (len);
+	}
+	if ((e = up_cdecode(n->seg_buf, (size_t)len, &msg)) != UP_OK) {
+		n->rx_errors++;
+		up_logf(UP_LOG_DEBUG, "node %016llx: bad segmented message "
+		    "(%d bytes): %s", node_id(n), len, up_strerror(e));
+		return (e);
+	}
+	return (node_dispatch(n, &msg));
 }
 
 int
@@ -1950,7 +2568,13 @@ up_node_input(struct up_node *n, const uint8_t *buf, size_t len)
 
 	if (!n->started)
 		return (UP_ESTATE);
-	if ((e = up_decode(buf, len, &m)) != UP_OK) {
+	e = up_decode_any(buf, len, &m);
+	/* Where the link's check is weak, only the CRC-16 vouches (§11.3). */
+	if (e == UP_OK && m.form == UP_FORM_COMPACT &&
+	    (n->link.flags & UP_NL_CRC) != 0 &&
+	    (m.cx.cflags & UP_CF_CRC) == 0)
+		e = UP_EBADCRC;
+	if (e != UP_OK) {
 		n->rx_errors++;
 		up_logf(UP_LOG_DEBUG, "node %016llx: bad frame (%zu bytes): %s",
 		    node_id(n), len, up_strerror(e));
@@ -1959,33 +2583,9 @@ up_node_input(struct up_node *n, const uint8_t *buf, size_t len)
 	n->rx_frames++;
 	if (node_halted(n))
 		return (UP_OK);
-
-	switch (m.type) {
-	case UP_T_DISCOVER:
-		return (node_on_discover(n, &m));
-	case UP_T_OFFER:
-		return (node_on_offer(n, &m));
-	case UP_T_DATA:
-		return (node_on_data(n, &m));
-	case UP_T_STATUS_REQ:
-		return (node_on_status_req(n, &m));
-	case UP_T_VERIFY:
-		return (node_on_verify(n, &m));
-	case UP_T_ACTIVATE:
-		return (node_on_activate(n, &m));
-	case UP_T_RESULT_ACK:
-		return (node_on_result_ack(n, &m));
-	case UP_T_ABORT:
-		return (node_on_abort(n, &m));
-	case UP_T_PARITY:
-		return (node_on_parity(n, &m));
-	case UP_T_XOR:
-		return (node_on_xor(n, &m));
-	default:
-		/* Node-to-gateway frames (other nodes', or our own looped
-		 * back by multicast) are not for us. */
-		return (UP_OK);
-	}
+	if (m.type == UP_T_SEG)
+		return (node_on_seg(n, &m));
+	return (node_dispatch(n, &m));
 }
 
 /* The ACTIVATE delay is over: persist the switch, then switch. */
@@ -2028,23 +2628,45 @@ up_node_tick(struct up_node *n)
 	}
 	if (node_timer_due(&n->t_announce, now)) {
 		n->t_announce.armed = false;
-		(void)node_send_announce(n);
+		(void)node_send_announce_as(n, n->ann_compact);
+		n->ann_compact = false;
+	}
+	if (node_timer_due(&n->t_accept, now)) {
+		n->t_accept.armed = false;
+		(void)node_send_accept(n, n->acc_session, n->acc_code,
+		    n->acc_compact);
 	}
 	if (node_timer_due(&n->t_status, now)) {
 		n->t_status.armed = false;
-		if (n->session != 0)
-			(void)node_send_status(n);
+		/* UP_SQ_MISSING: only a node missing blocks answers. */
+		if (n->session != 0 && !(n->st_compact &&
+		    (n->st_req & UP_SQ_MISSING) != 0 &&
+		    n->state != UP_NS_RECEIVING))
+			(void)node_send_status_as(n, n->st_compact,
+			    n->st_req);
+	}
+	if (node_timer_due(&n->t_vreply, now)) {
+		n->t_vreply.armed = false;
+		if (n->session != 0 && (n->vreply_result ||
+		    (n->state >= UP_NS_VERIFIED && n->state != UP_NS_ACTIVATING)))
+			(void)node_send_result_as(n, n->vreply_compact);
+		else if (n->state == UP_NS_RECEIVING)
+			(void)node_send_status_as(n, n->vreply_compact,
+			    UP_SB_RUNS);
+		n->vreply_result = false;
 	}
 	if (node_timer_due(&n->t_result, now)) {
 		n->t_result.armed = false;
 		if (n->unacked) {
 			(void)node_send_result(n);
-			/* 1 s, 2 s, 4 s ... at most 30 s (§5.2 step 7). */
+			/* 1 s, 2 s, 4 s ... at most 30 s (§5.2 step 7), plus a
+			 * random slot of the link's schedule (§11.9). */
 			d = n->result_tries < 32 ?
 			    (uint64_t)UP_NODE_RESULT_MIN_MS << n->result_tries :
 			    UP_NODE_RESULT_MAX_MS;
 			delay = d > UP_NODE_RESULT_MAX_MS ?
 			    UP_NODE_RESULT_MAX_MS : (uint32_t)d;
+			delay += node_boot_delay(n);
 			n->result_tries++;
 			node_timer_arm(&n->t_result, now, delay);
 		}
@@ -2063,7 +2685,7 @@ up_node_tick(struct up_node *n)
 uint32_t
 up_node_next_ms(const struct up_node *n)
 {
-	const struct up_node_timer *t[5];
+	const struct up_node_timer *t[7];
 	uint32_t	 now, best = UP_NODE_IDLE_MS, left;
 	unsigned int	 i;
 
@@ -2076,8 +2698,10 @@ up_node_next_ms(const struct up_node *n)
 	t[2] = &n->t_status;
 	t[3] = &n->t_result;
 	t[4] = &n->t_save;
+	t[5] = &n->t_accept;
+	t[6] = &n->t_vreply;
 	now = node_now(n);
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 7; i++) {
 		if (!t[i]->armed)
 			continue;
 		if (node_timer_due(t[i], now))

@@ -38,7 +38,7 @@ up_seg_count(size_t msg_len, size_t mtu, uint8_t seg_cflags)
 {
 	size_t		 c, n;
 
-	if (mtu < UP_C_MTU_MIN || (seg_cflags & ~UP_CF_CRC) != 0)
+	if (mtu < UP_C_MTU_MIN || (seg_cflags & ~(UP_CF_CRC | UP_C_X)) != 0)
 		return (UP_ELEN);
 	if (msg_len <= mtu && msg_len <= UP_FRAME_MAX)
 		return (1);
@@ -68,7 +68,8 @@ up_seg_build(const uint8_t *msg, size_t msg_len, size_t mtu,
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_SEG;
 	m.form = UP_FORM_COMPACT;
-	m.cx.cflags = seg_cflags;
+	m.cx.cflags = seg_cflags & UP_CF_CRC;
+	m.u.seg.from_node = (seg_cflags & UP_C_X) != 0;
 	m.u.seg.mtag = mtag;
 	m.u.seg.i = i;
 	m.u.seg.n = (uint8_t)n;

@@ -1477,10 +1477,10 @@ test_corrupt_state_ignored(void **state)
 	assert_int_equal(node_state(NULL), UP_NS_IDLE);
 	F.bitmap[0] ^= 0x02;
 	/* An unknown format version. */
-	F.state[4] = 3;
+	F.state[4] = 4;
 	boot("1.0.0");
 	assert_int_equal(node_state(NULL), UP_NS_IDLE);
-	F.state[4] = 2;
+	F.state[4] = 3;
 	/* Truncated. */
 	F.state_len -= 3;
 	boot("1.0.0");
@@ -2358,9 +2358,10 @@ test_old_state_loads(void **state)
 	assert_int_equal(N.offer.security_version, 0);
 	assert_int_equal(N.offer.desc_flags, 0);
 	assert_int_equal(up_node_get_floor(&N, "app"), 0);
-	/* Saved again, it is format 2. */
+	/* Saved again, it is the current format (3: with the compact
+	 * set-up of docs/up-protocol.md §11.4). */
 	assert_int_equal(up_node_raise_floor(&N, "os", 1), UP_OK);
-	assert_int_equal(F.state[4], 2);
+	assert_int_equal(F.state[4], 3);
 	boot("1.0.0");
 	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
 	assert_int_equal(up_node_get_floor(&N, "os"), 1);

@@ -390,13 +390,18 @@ def build(doc):
         c = mtu - 4
         n = (len(msg) + c - 1) // c
         frames = []
+        # X: a node sends the ANNOUNCE's segments (§11.8).
+        form = 0x9F if "announce" in name else 0x8F
         for i in range(n):
             chunk = msg[i * c:(i + 1) * c]
-            frames.append(bytes([0x8F, 0x2A, i, n]) + chunk)
+            frames.append(bytes([form, 0x2A, i, n]) + chunk)
         seg_frames[name] = (msg, mtu, frames)
     f = Frame(15).add([0x2A], "mtag 42").add([1], "i 1").add([3], "n 3")
     f.add(seg_frames["seg-offer-51"][2][1][4:], "chunk (47 bytes)")
-    valid.append(vector("c-seg", "Segment 1 of 3 of `c-offer` on a 51-byte link (§10.10).", f))
+    valid.append(vector("c-seg", "Segment 1 of 3 of `c-offer` on a 51-byte link (§10.10), from the gateway.", f))
+    f = Frame(15, X | C).add([0x2A], "mtag 42").add([3], "i 3").add([4], "n 4")
+    f.add(seg_frames["seg-announce-20"][2][3][4:], "chunk (12 bytes)").crc()
+    valid.append(vector("c-seg-node", "The last segment of `c-announce` from a node (X), here with a CRC-16 of its own for a weak link.", f))
 
     # ---- rejected
     def badv(name, desc, f, err):
@@ -499,9 +504,11 @@ def build(doc):
             lines.append("%s  # segment %d of %d" % (
                 " ".join("%02x" % x for x in fr), i, len(frames)))
         target = "c-offer" if "offer" in name else "c-announce"
-        segs.append("`%s` — `%s` (%d bytes) on a %d-byte link: %d segments of %d bytes but the last (%d).\n\n%s\n" % (
+        segs.append("`%s` — `%s` (%d bytes) on a %d-byte link: %d segments of %d bytes but the last (%d)%s.\n\n%s\n" % (
             name, target, len(msg), mtu, len(frames), mtu - 4,
             len(frames[-1]) - 4,
+            ", sent by a node (X set, form byte 0x9f)" if "announce" in name
+            else ", sent by the gateway (form byte 0x8f)",
             block("upseg", [("name", name), ("message", target),
                             ("mtu", str(mtu))], lines)))
     return valid, bad, segs

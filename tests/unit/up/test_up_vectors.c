@@ -504,8 +504,10 @@ test_doc_segments(void **state)
 		assert_int_equal(n, b->nlines);
 		for (f = 0; f < n; f++) {
 			from = f > 0 ? b->line_end[f - 1] : 0;
-			k = up_seg_build(msg->b, msg->n, (size_t)b->mtu, 0, 42,
-			    (uint8_t)f, out, sizeof(out));
+			/* Who sends it: the X bit of the doc's frames. */
+			k = up_seg_build(msg->b, msg->n, (size_t)b->mtu,
+			    b->b[0] & UP_C_X, 42, (uint8_t)f, out,
+			    sizeof(out));
 			assert_int_equal(k, (int)(b->line_end[f] - from));
 			assert_true(k <= b->mtu);
 			assert_memory_equal(out, b->b + from, (size_t)k);
