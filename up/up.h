@@ -642,6 +642,31 @@ int		 up_cparity_parse(const struct up_msg *, uint16_t k,
  */
 uint16_t	 up_cblock_size(uint32_t size, uint32_t mtu, uint8_t cflags);
 
+/*
+ * The gateway's session tags on one link instance (§11.4): tags lo..hi
+ * (a range, so gateways sharing a medium can be given disjoint ones),
+ * handed out in turn from `next' (which the caller persists), skipping
+ * tags in use and tags released less than their session's staleness
+ * time ago.  up_ctags_take() returns a tag or UP_ENOSPC; the caller
+ * stores it with the session.  up_ctags_release() frees it at now_s +
+ * stale_s (seconds of a monotonic clock; stale_s is the session's
+ * deadline_s, or UP_NODE_STALE_S when that is 0).  up_ctags_hold() marks
+ * a tag in use again after a restart (the sessions the caller resumes).
+ */
+struct up_ctags {
+	uint8_t		 lo;
+	uint8_t		 hi;
+	uint8_t		 next;
+	uint8_t		 used[32];	/* bit per tag */
+	uint32_t	 free_at[256];	/* s: when a released tag is free */
+};
+int		 up_ctags_init(struct up_ctags *, uint8_t lo, uint8_t hi,
+		    uint8_t next);
+int		 up_ctags_take(struct up_ctags *, uint32_t now_s);
+void		 up_ctags_hold(struct up_ctags *, uint8_t tag);
+void		 up_ctags_release(struct up_ctags *, uint8_t tag,
+		    uint32_t now_s, uint32_t stale_s);
+
 /* ------------------------------------------------------------------ */
 /* up_seg.c: segmentation (docs/up-protocol.md §11.8)                 */
 

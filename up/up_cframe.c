@@ -782,3 +782,58 @@ up_cblock_size(uint32_t size, uint32_t mtu, uint8_t cflags)
 	}
 	return (0);
 }
+
+/* ------------------------------------------------------------------ */
+/* Session tags (§11.4)                                               */
+
+int
+up_ctags_init(struct up_ctags *t, uint8_t lo, uint8_t hi, uint8_t next)
+{
+	if (t == NULL || lo > hi)
+		return (UP_EINVAL);
+	memset(t, 0, sizeof(*t));
+	t->lo = lo;
+	t->hi = hi;
+	t->next = next < lo || next > hi ? lo : next;
+	return (UP_OK);
+}
+
+static bool
+up_ctags_used(const struct up_ctags *t, uint8_t tag)
+{
+	return ((t->used[tag / 8] >> (tag % 8)) & 1);
+}
+
+int
+up_ctags_take(struct up_ctags *t, uint32_t now_s)
+{
+	unsigned int	 i, span = (unsigned int)(t->hi - t->lo) + 1;
+	uint8_t		 tag = t->next;
+
+	for (i = 0; i < span; i++) {
+		/* Wrap-safe: free_at is "due" once now_s passed it. */
+		if (!up_ctags_used(t, tag) &&
+		    now_s - t->free_at[tag] < 0x80000000u) {
+			t->used[tag / 8] |= (uint8_t)(1u << (tag % 8));
+			t->next = tag == t->hi ? t->lo : (uint8_t)(tag + 1);
+			return (tag);
+		}
+		tag = tag == t->hi ? t->lo : (uint8_t)(tag + 1);
+	}
+	return (UP_ENOSPC);
+}
+
+void
+up_ctags_hold(struct up_ctags *t, uint8_t tag)
+{
+	t->used[tag / 8] |= (uint8_t)(1u << (tag % 8));
+}
+
+void
+up_ctags_release(struct up_ctags *t, uint8_t tag, uint32_t now_s,
+    uint32_t stale_s)
+{
+	t->used[tag / 8] &= (uint8_t)~(1u << (tag % 8));
+	/* A node may hold the session until it goes stale. */
+	t->free_at[tag] = now_s + stale_s;
+}

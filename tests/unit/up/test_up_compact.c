@@ -685,6 +685,41 @@ test_seg_limits(void **state)
 	assert_int_equal(up_seg_rx_put(&rx, &s), UP_EINVAL);
 }
 
+/* §11.4: tags in turn, never one in use or recently released. */
+static void
+test_ctags(void **state)
+{
+	struct up_ctags	 t;
+	int		 a, b, c, i;
+
+	assert_int_equal(up_ctags_init(&t, 10, 12, 11), UP_OK);
+	assert_int_equal(a = up_ctags_take(&t, 100), 11);
+	assert_int_equal(b = up_ctags_take(&t, 100), 12);
+	assert_int_equal(c = up_ctags_take(&t, 100), 10);
+	/* All three in use. */
+	assert_int_equal(up_ctags_take(&t, 100), UP_ENOSPC);
+	/* Released: free only after the session's staleness time. */
+	up_ctags_release(&t, (uint8_t)b, 100, 300);
+	assert_int_equal(up_ctags_take(&t, 399), UP_ENOSPC);
+	assert_int_equal(up_ctags_take(&t, 400), 12);
+	/* In turn: the next one after 12 is 10, then 11. */
+	up_ctags_release(&t, (uint8_t)a, 400, 0);
+	up_ctags_release(&t, (uint8_t)c, 400, 0);
+	assert_int_equal(up_ctags_take(&t, 400), 10);
+	assert_int_equal(up_ctags_take(&t, 400), 11);
+	/* A restarted gateway holds the tags of its sessions again. */
+	assert_int_equal(up_ctags_init(&t, 0, 255, 7), UP_OK);
+	up_ctags_hold(&t, 7);
+	assert_int_equal(up_ctags_take(&t, 0), 8);
+	for (i = 0; i < 254; i++)
+		assert_true(up_ctags_take(&t, 0) >= 0);
+	assert_int_equal(up_ctags_take(&t, 0), UP_ENOSPC);
+	assert_int_equal(up_ctags_init(&t, 5, 4, 0), UP_EINVAL);
+	/* A next outside the range starts at lo. */
+	assert_int_equal(up_ctags_init(&t, 5, 9, 200), UP_OK);
+	assert_int_equal(up_ctags_take(&t, 0), 5);
+}
+
 int
 main(void)
 {
@@ -703,6 +738,7 @@ main(void)
 		cmocka_unit_test(test_seg_newest_wins),
 		cmocka_unit_test(test_seg_contradiction),
 		cmocka_unit_test(test_seg_limits),
+		cmocka_unit_test(test_ctags),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
