@@ -1,5 +1,10 @@
-# Fuzz target of the UP frame codec (up/up_frame.c); seed corpus in
+# Fuzz target of the UP frame codecs, full and compact (up/up_frame.c,
+# up/up_cframe.c, status lists); seed corpus in
 # corpus/fuzz_up_frame/: the vectors of docs/up-protocol.md §10 plus
 # truncated and bit-flipped variants of the valid ones.
 ub_fuzz_target(fuzz_up_frame
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_frame.c LIBS up)
+# The node engine fed compact frames (docs/up-protocol.md §11): segments,
+# tags, parity codes, status lists, reply slots; corpus/fuzz_up_compact/.
+ub_fuzz_target(fuzz_up_compact
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_compact.c LIBS up)
