@@ -126,6 +126,9 @@ up_status_from_bitmap(const struct up_bitmap *held, uint8_t *out,
 	n = held->nbits - first;
 	if (n > max_bits)
 		n = max_bits;
+	/* The whole body: a bitmap slice, none of the compact fields. */
+	memset(st, 0, sizeof(*st));
+	st->form = UP_SB_BITMAP;
 	st->held = up_bitmap_count(held);
 	st->first_missing = first;
 	st->nbits = (uint16_t)n;
