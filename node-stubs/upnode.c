@@ -40,6 +40,7 @@ static struct node_conf	 conf;
 static struct node_port	 port;
 static struct node_link	*link_;
 static struct node_link_caps link_caps;
+static struct up_node_link up_link;
 static uint8_t		*rxbuf;
 static struct up_node	 engine;
 static uint8_t		*bitmap;
@@ -409,6 +410,27 @@ die(const char *what, char *cause)
 }
 
 /*
+ * The engine's view of the link (docs/up-protocol.md §11.1): a link
+ * whose frames are smaller than a full UP frame speaks the compact form.
+ */
+static void
+node_up_link(const struct node_link_caps *c, struct up_node_link *l)
+{
+	memset(l, 0, sizeof(*l));
+	if (c->mtu_up < UP_FRAME_MAX)
+		l->uplink_mtu = (uint16_t)c->mtu_up;
+	if ((c->flags & NODE_LINK_COMPACT) != 0 || c->mtu_up < UP_FRAME_MAX ||
+	    c->rx_max < UP_FRAME_MAX)
+		l->flags |= UP_NL_COMPACT;
+	if ((c->flags & NODE_LINK_WEAK_CHECK) != 0)
+		l->flags |= UP_NL_CRC;
+	if ((c->flags & NODE_LINK_ADDRESSED) != 0)
+		l->flags |= UP_NL_ADDRESSED;
+	l->slots = c->boot_slots;
+	l->slot_ms = c->boot_slot_ms;
+}
+
+/*
  * (Re)boot: the simulated bootloader, then a fresh engine restored from
  * state.bin, exactly as after a power cycle: nothing of the old engine's
  * RAM survives.
@@ -427,8 +449,12 @@ node_boot(void)
 		die("boot", cause);
 	if (conf.link->boot != NULL)
 		conf.link->boot(link_);
+	/* What the link can bring us whole (§4.1 max_frame). */
+	if (link_caps.rx_max < info.max_frame)
+		info.max_frame = (uint16_t)link_caps.rx_max;
 	up_node_init(&engine, &node_port_ops, &port, &info, bitmap,
 	    port.bitmap_cap);
+	up_node_set_link(&engine, &up_link);
 	up_node_set_save_every(&engine, NODE_SAVE_EVERY);
 	up_node_set_delta_mem(&engine, &port.vcd, port.vcd_buf,
 	    sizeof(port.vcd_buf));
@@ -558,6 +584,7 @@ main(int argc, char **argv)
 		die(conf.link->name, cause);
 	port.link = link_;
 	conf.link->caps(link_, &link_caps);
+	node_up_link(&link_caps, &up_link);
 	if ((rxbuf = malloc(link_caps.rx_max)) == NULL)
 		die("receive buffer", NULL);
 	if ((bitmap = malloc(port.bitmap_cap)) == NULL)

@@ -176,7 +176,12 @@ struct node_link_src {
 	uint8_t		 b[NODE_LINK_SRC_MAX];
 };
 
-/* Facts about the link, as the gateway side's struct tp_caps. */
+/*
+ * Facts about the link, as the gateway side's struct tp_caps.  upnode
+ * hands the engine what it needs of them (up_node_set_link(),
+ * docs/up-protocol.md §11.1): the uplink MTU, the form, the CRC rule,
+ * whether node ids may be left out, the boot schedule.
+ */
 struct node_link_caps {
 	size_t		 rx_max;	/* largest frame recv() returns whole;
 					 * fixed while the link is open */
@@ -185,6 +190,15 @@ struct node_link_caps {
 #define NODE_LINK_BROADCAST	0x0001	/* gateway frames may reach many nodes */
 #define NODE_LINK_HALF_DUPLEX	0x0002	/* cannot receive while sending */
 #define NODE_LINK_POLLED	0x0004	/* the node speaks only when asked */
+#define NODE_LINK_COMPACT	0x0008	/* UP's compact form by default (a
+					 * link with frames under UP_FRAME_MAX
+					 * is compact anyway) */
+#define NODE_LINK_WEAK_CHECK	0x0010	/* its frame check is too weak to
+					 * carry compact frames without
+					 * UP's CRC-16 (§11.3) */
+#define NODE_LINK_ADDRESSED	0x0020	/* the link address names the node */
+	uint16_t	 boot_slots;	/* boot ANNOUNCE/RESULT spread (§11.9): */
+	uint16_t	 boot_slot_ms;	/* slots of slot_ms; 0 = at once */
 };
 
 struct node_link_opt {
