@@ -565,6 +565,8 @@ node_send_accept(struct up_node *n, uint32_t session, uint8_t code,
 	m.session = session;
 	m.u.accept.node_id = n->info.node_id;
 	m.u.accept.code = code;
+	if (compact && node_addressed(n))
+		m.u.accept.node_id = 0;
 	/* A decline describes nothing held (§5.2 step 2). */
 	if (code != UP_R_INITIAL || session != n->session)
 		return (node_send_as(n, &m, compact));

@@ -176,8 +176,12 @@ up_status_runs(const struct up_bitmap *held, uint8_t *out, size_t cap,
 	st->first_missing = up_bitmap_next_clear(held, 0);
 	st->list = out;
 	hdr = up__varint_len(st->held) + up__varint_len(st->first_missing);
-	if (hdr + 1 > budget)
+	/* Cut: a body that could not be built must never read as "all
+	 * the rest is held". */
+	if (hdr + 1 > budget) {
+		st->cut = true;
 		return (UP_ENOSPC);
+	}
 	/* From the lowest missing block up, while the next run fits. */
 	pos = st->first_missing;
 	s = st->first_missing;
@@ -220,8 +224,10 @@ up_status_counts(uint32_t missing, uint32_t ngroups,
 	st->missing = missing;
 	st->list = out;
 	hdr = up__varint_len(missing);
-	if (hdr + 1 > budget)
+	if (hdr + 1 > budget) {
+		st->cut = true;
 		return (UP_ENOSPC);
+	}
 	for (g = 0; g < ngroups && missing > 0; g++) {
 		if ((n = need(arg, g)) == 0)
 			continue;

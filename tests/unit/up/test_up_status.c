@@ -160,9 +160,11 @@ test_runs_cut(void **state)
 		/* Exact up to the end of the last run, silent after. */
 		check_exact(&held, &d.u.status.st, end);
 	}
-	/* Not even the header fits. */
+	/* Not even the header fits: nothing said, and it says so. */
 	assert_int_equal(up_status_runs(&held, list, sizeof(list), 3, &st),
 	    UP_ENOSPC);
+	assert_true(st.cut);
+	assert_int_equal(st.nent, 0);
 }
 
 /* §11.7's figure: 800 scattered misses of 214,000 blocks in one frame. */
