@@ -134,9 +134,7 @@ up_c_check_body(const struct up_status_body *st)
 		return (UP_OK);
 	case UP_SB_RUNS:
 	case UP_SB_COUNTS:
-		if (st->list_len > 0 && st->list == NULL)
-			return (UP_EINVAL);
-		return (UP_OK);
+		return (up__check_status_list(st));
 	default:
 		return (UP_ERANGE);
 	}

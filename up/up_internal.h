@@ -40,5 +40,6 @@ void		 up__rd_status_list(struct up_rd *, uint8_t form,
 		    struct up_status_body *);
 void		 up__wr_status_list(struct up_wr *,
 		    const struct up_status_body *);
+int		 up__check_status_list(const struct up_status_body *);
 
 #endif /* UP_INTERNAL_H */

@@ -114,6 +114,34 @@ up__rd_status_list(struct up_rd *rd, uint8_t form, struct up_status_body *st)
 	st->list_len = (uint16_t)(rd->off - from);
 }
 
+/*
+ * The entries of a run or count list are what nent says, exactly
+ * (§11.7): the encoder's check, so it never writes a list that a
+ * decoder rejects.
+ */
+int
+up__check_status_list(const struct up_status_body *st)
+{
+	struct up_rd	 rd;
+	uint64_t	 pos = st->first_missing, g = 0, a, b;
+	uint32_t	 j, need;
+
+	if (st->list_len > 0 && st->list == NULL)
+		return (UP_EINVAL);
+	if (st->nent > 0x7fffffffu)
+		return (UP_ERANGE);
+	up_rd_init(&rd, st->list, st->list_len);
+	for (j = 0; j < st->nent && up_rd_err(&rd) == UP_OK; j++) {
+		if (st->form == UP_SB_RUNS)
+			up_st_rd_run(&rd, j == 0, &pos, &a, &b);
+		else
+			up_st_rd_need(&rd, &g, &a, &need);
+	}
+	if (up_rd_err(&rd) != UP_OK)
+		return (up_rd_err(&rd));
+	return (up_rd_left(&rd) == 0 ? UP_OK : UP_ELEN);
+}
+
 void
 up__wr_status_list(struct up_wr *wr, const struct up_status_body *st)
 {

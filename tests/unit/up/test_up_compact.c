@@ -308,6 +308,16 @@ test_status_forms(void **state)
 	m.u.accept.code = UP_R_NO_SPACE;
 	assert_int_equal(roundtrip(&m, &d), 14);
 
+	/* A list that is not what nent says is refused, not written. */
+	m.u.accept.code = UP_R_INITIAL;
+	m.u.accept.st.nent++;
+	assert_int_equal(up_encode(&m, fbuf, sizeof(fbuf)), UP_ESHORT);
+	m.u.accept.st.nent -= 2;
+	assert_int_equal(up_encode(&m, fbuf, sizeof(fbuf)), UP_ELEN);
+	m.u.accept.st.nent++;
+	m.u.accept.st.list = NULL;
+	assert_int_equal(up_encode(&m, fbuf, sizeof(fbuf)), UP_EINVAL);
+
 	/* The full form refuses a compact status body. */
 	m.form = UP_FORM_FULL;
 	m.u.accept.code = UP_R_INITIAL;
