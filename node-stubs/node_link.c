@@ -13,6 +13,10 @@
 
 static const struct node_link_ops *const links[] = {
 	&node_link_lan,		/* the default: first */
+#ifdef UB_HAVE_MODBUS
+	&node_link_modbus_rtu,
+	&node_link_modbus_tcp,
+#endif
 	NULL
 };
 

@@ -465,6 +465,8 @@ node_boot(void)
 		    info.comp[i].version, 'A' + port.boot.active);
 	if ((e = up_node_start(&engine, NULL)) != UP_OK)
 		die("start", strdup(up_strerror(e)));
+	if (conf.link->engine != NULL)
+		conf.link->engine(link_, &engine);
 }
 
 /* --drop-pct: lose this share of received frames, reproducibly. */

@@ -248,6 +248,12 @@ struct node_link_ops {
 	void	 (*boot)(struct node_link *);
 	/* Optional: text form of a source, for logs; returns 0 or -1. */
 	int	 (*src_fmt)(const struct node_link_src *, char *, size_t);
+	/*
+	 * Optional: the node's engine (re)started.  The link may read its
+	 * state (never call it, never keep it past the next boot()) to
+	 * show it, as the Modbus links' status and bitmap registers do.
+	 */
+	void	 (*engine)(struct node_link *, const struct up_node *);
 };
 
 /* node_link.c */
@@ -266,6 +272,9 @@ const char	*node_conf_link_opt(const struct node_conf *, const char *key);
 
 /* node_lan.c: UDP multicast (docs/upnode.md, "LAN link") */
 extern const struct node_link_ops node_link_lan;
+/* node_modbus.c: Modbus RTU and TCP servers (docs/transports/modbus.md) */
+extern const struct node_link_ops node_link_modbus_rtu;
+extern const struct node_link_ops node_link_modbus_tcp;
 
 /* node_serial.c: a serial line for the links that sit on one */
 /*

@@ -12,9 +12,13 @@
 #include "up.h"
 #include "transports_internal.h"
 
-/* Every plugin of this build; later ble, lora, plc, modbus-rtu/-tcp. */
+/* Every plugin of this build; later ble, lora, plc. */
 static const struct tp_ops *const tp_plugins[] = {
 	&tp_lan_ops,
+#ifdef UB_HAVE_MODBUS
+	&tp_modbus_rtu_ops,
+	&tp_modbus_tcp_ops,
+#endif
 	NULL
 };
 #define TP_NPLUGINS	(sizeof(tp_plugins) / sizeof(tp_plugins[0]))

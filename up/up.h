@@ -1166,6 +1166,175 @@ uint16_t	 up_fec_dec_missing(const struct up_fec_dec *);
 uint16_t	 up_fec_dec_rows(const struct up_fec_dec *);
 
 /* ------------------------------------------------------------------ */
+/* up_modbus.c: UP over Modbus, the register map                      */
+/* (docs/transports/modbus.md)                                        */
+
+/*
+ * A node on Modbus RTU or TCP is a Modbus server (slave) that holds this
+ * register map; the gateway is the client (master).  UP frames travel
+ * whole: the gateway writes one frame into the FRAME window with FC 0x10
+ * (a broadcast to unit 0 on RTU reaches every node), and reads what the
+ * node has to say from its outbox with FC 0x17 (acknowledging the last
+ * frame it read in the same request) or FC 0x03.  Identity, status and
+ * the missing-block bitmap are plain registers any Modbus tool can read.
+ * Addresses are PDU addresses (0-based).  A register holds two frame
+ * bytes, the first in its high byte, so the frame's bytes go on the wire
+ * in order; numbers wider than 16 bits take several registers, the most
+ * significant first (the usual Modbus word order).
+ *
+ * Input registers (FC 0x04, read-only):
+ */
+#define UP_MB_MAGIC		0x5550	/* "UP" */
+#define UP_MB_MAPVER		1
+#define UP_MB_ID		0x0000	/* identity block */
+#define UP_MB_ID_MAGIC		0x0000	/* UP_MB_MAGIC */
+#define UP_MB_ID_MAPVER		0x0001	/* UP_MB_MAPVER */
+#define UP_MB_ID_NODE		0x0002	/* u64 node id, 4 registers */
+#define UP_MB_ID_RX_MAX		0x0006	/* largest frame FRAME takes, bytes */
+#define UP_MB_ID_TX_MAX		0x0007	/* largest frame the outbox holds */
+#define UP_MB_ID_FLAGS		0x0008	/* UP_MB_IDF_* */
+#define UP_MB_IDF_COMPACT	0x0001	/* takes compact frames (spec §11) */
+#define UP_MB_ID_NCOMP		0x0009	/* components that follow */
+#define UP_MB_ID_HDR_N		10	/* registers 0x0000-0x0009 */
+#define UP_MB_ID_HW		0x0010	/* hardware model, 16 registers */
+#define UP_MB_STR_N		16	/* registers of a string: 32 bytes */
+#define UP_MB_ID_COMP		0x0020	/* component i: name at +32 i, */
+#define UP_MB_ID_COMP_N		32	/* ... version at +32 i + 16 */
+#define UP_MB_ID_N		(UP_MB_ID_COMP + UP_MAX_COMPONENTS * \
+				    UP_MB_ID_COMP_N)
+#define UP_MB_ST		0x0200	/* status block */
+#define UP_MB_ST_N		16
+#define UP_MB_BITMAP		0x1000	/* missing blocks, 16 a register */
+#define UP_MB_BITMAP_N		0xf000	/* to 0xffff */
+/*
+ * Holding registers (FC 0x03 read, 0x06/0x10 write, 0x17 both):
+ */
+#define UP_MB_FRAME		0x0100	/* a frame of 2n bytes, FC 0x10 */
+#define UP_MB_FRAME_ODD		0x0180	/* 2n - 1 bytes, last low byte 0 */
+#define UP_MB_FRAME_N		123	/* registers: MODBUS_MAX_WRITE_REGISTERS */
+#define UP_MB_FRAME_MAX		(2 * UP_MB_FRAME_N)	/* 246 bytes */
+#define UP_MB_CTRL		0x0300	/* command, then its u32 argument */
+#define UP_MB_CTRL_N		3
+#define UP_MB_CMD_VERIFY	1	/* VERIFY the current session */
+#define UP_MB_CMD_ACTIVATE	2	/* ACTIVATE it, delay = argument ms */
+#define UP_MB_CMD_ABORT		3	/* ABORT it, reason = argument */
+#define UP_MB_BMBASE		0x0310	/* u32: block of UP_MB_BITMAP's bit 0 */
+#define UP_MB_BMBASE_N		2
+#define UP_MB_OB		0x0400	/* outbox: ack, seq, length, frame */
+#define UP_MB_OB_ACK		0x0400	/* write: the seq last read */
+#define UP_MB_OB_SEQ		0x0401	/* the frame's seq (never 0) */
+#define UP_MB_OB_LEN		0x0402	/* its bytes, 0: empty */
+#define UP_MB_OB_DATA		0x0403
+#define UP_MB_OB_MAX		UP_FRAME_MAX	/* bytes */
+#define UP_MB_OB_N		(3 + (UP_MB_OB_MAX + 1) / 2)
+/* Most registers one read (FC 0x03/0x04/0x17) returns. */
+#define UP_MB_READ_MAX		125
+
+/* The areas of the map; which function codes may touch each. */
+enum up_mb_area {
+	UP_MB_A_NONE = 0,
+	UP_MB_A_ID,		/* input */
+	UP_MB_A_ST,		/* input */
+	UP_MB_A_BITMAP,		/* input */
+	UP_MB_A_FRAME,		/* holding, write from its start only */
+	UP_MB_A_FRAME_ODD,	/* holding, write from its start only */
+	UP_MB_A_CTRL,		/* holding */
+	UP_MB_A_BMBASE,		/* holding */
+	UP_MB_A_OB		/* holding: read; write UP_MB_OB_ACK only */
+};
+
+/* Modbus exception codes the map answers with. */
+#define UP_MB_EX_FUNCTION	0x01	/* function code not supported */
+#define UP_MB_EX_ADDRESS	0x02	/* outside the map, or crosses areas */
+#define UP_MB_EX_VALUE		0x03	/* bad count or value */
+
+/*
+ * Checks a request against the map, before anything is applied: `fc'
+ * the function code, [addr, addr + n) what it reads (FC 0x03, 0x04,
+ * 0x17) or writes (0x06: n = 1, 0x10), [waddr, waddr + wn) what FC 0x17
+ * writes.  Returns 0 when the request may be served, else the exception
+ * code to answer with; *area (may be NULL) gets the area written (or
+ * read, for reads).
+ */
+int		 up_mb_check(uint8_t fc, uint16_t addr, uint16_t n,
+		    uint16_t waddr, uint16_t wn, enum up_mb_area *area);
+
+/* The identity block (UP_MB_ID .. + UP_MB_ID_N). */
+struct up_mb_ident {
+	uint64_t	 node_id;
+	uint16_t	 mapver;
+	uint16_t	 rx_max;
+	uint16_t	 tx_max;
+	uint16_t	 flags;
+	char		 hw[UP_NAME_MAX + 1];
+	uint8_t		 ncomp;
+	struct up_component comp[UP_MAX_COMPONENTS];
+};
+/* Fills regs[UP_MB_ID_N]. */
+void		 up_mb_ident_encode(const struct up_mb_ident *, uint16_t *);
+/*
+ * Decodes the first n registers of the block (at least UP_MB_ID_HDR_N:
+ * the header; UP_MB_ID_HW + UP_MB_STR_N adds the model, each component
+ * needs its 32 registers).  UP_ESHORT when n is below the header,
+ * UP_ERANGE for a wrong magic, map version or count, UP_ELEN for a
+ * string without its NUL padding.  Components past n are left out.
+ */
+int		 up_mb_ident_decode(const uint16_t *, size_t n,
+		    struct up_mb_ident *);
+
+/* The status block (UP_MB_ST .. + UP_MB_ST_N). */
+struct up_mb_status {
+	uint8_t		 state;		/* enum up_node_state */
+	uint8_t		 result;	/* enum up_result of the session */
+	uint32_t	 session;
+	uint32_t	 nblocks;
+	uint32_t	 held;
+	uint32_t	 first_missing;
+	uint16_t	 block_size;
+	uint16_t	 outbox;	/* frames waiting */
+	uint32_t	 rx_frames;	/* frames written into FRAME */
+	uint32_t	 rx_errors;	/* requests refused */
+};
+void		 up_mb_status_encode(const struct up_mb_status *, uint16_t *);
+/* UP_ESHORT below UP_MB_ST_N registers, UP_ERANGE for a bad state. */
+int		 up_mb_status_decode(const uint16_t *, size_t n,
+		    struct up_mb_status *);
+
+/*
+ * A frame of len bytes (1 .. UP_MB_FRAME_MAX) as the registers of one
+ * FC 0x10 write: fills regs[(len + 1) / 2] and returns the start
+ * address (UP_MB_FRAME, or UP_MB_FRAME_ODD for an odd length); 0 when
+ * len is out of range.
+ */
+uint16_t	 up_mb_frame_regs(const uint8_t *frame, size_t len,
+		    uint16_t *regs);
+/*
+ * The frame an FC 0x10 write of n registers at addr carries, into
+ * buf[cap].  Returns its length, or UP_ERANGE (not a frame window, or
+ * too many registers), UP_ELEN (odd window with a non-zero pad byte, or
+ * n == 0), UP_ENOSPC.
+ */
+int		 up_mb_frame_take(uint16_t addr, const uint16_t *regs,
+		    size_t n, uint8_t *buf, size_t cap);
+
+/* Bytes <-> registers, first byte high; an odd tail pads with 0. */
+void		 up_mb_put_bytes(uint16_t *regs, const uint8_t *, size_t len);
+void		 up_mb_get_bytes(uint8_t *, const uint16_t *regs, size_t len);
+
+/*
+ * The outbox header from regs[0] = UP_MB_OB_SEQ, regs[1] = UP_MB_OB_LEN:
+ * a frame of len bytes (0: empty) whose sequence number is seq (never
+ * 0).  Decoding checks len <= UP_MB_OB_MAX (UP_ELEN) and seq != 0 when
+ * len != 0 (UP_ERANGE).
+ */
+int		 up_mb_ob_decode(const uint16_t *regs, uint16_t *seq,
+		    uint16_t *len);
+
+/* CRC-16/MODBUS (poly 0xA001 reflected, init 0xFFFF) of an RTU ADU;
+ * sent low byte first.  up_mb_crc16("123456789", 9) == 0x4B37. */
+uint16_t	 up_mb_crc16(const uint8_t *, size_t);
+
+/* ------------------------------------------------------------------ */
 /* up_node.c: the node-side engine (docs/up-protocol.md §5)           */
 
 /*
