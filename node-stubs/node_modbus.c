@@ -1038,11 +1038,17 @@ mbl_send(struct node_link *l, const uint8_t *frame, size_t len)
 
 	if (len == 0 || len > UP_MB_OB_MAX)
 		return (-1);
-	if (l->ob_n > 0) {
+	/*
+	 * A repeat of the last frame is dropped while that one waits
+	 * unread behind another; the head may have been read already (its
+	 * acknowledgement comes with the next poll), so a repeat of it is
+	 * a new answer and is kept.
+	 */
+	if (l->ob_n > 1) {
 		last = (l->ob_head + l->ob_n - 1) % l->ob_cap;
 		if (l->ob[last].len == len &&
 		    memcmp(l->ob[last].b, frame, len) == 0)
-			return (0);	/* a repeat of what waits */
+			return (0);
 	}
 	if (l->ob_n == l->ob_cap) {
 		up_logf(UP_LOG_DEBUG, "modbus: outbox full, oldest frame "

@@ -418,6 +418,9 @@ mb__chan_init(struct tp *t, struct mb_chan *c, int peer, char **cause)
 	modbus_set_byte_timeout(c->ctx, 0, t->kind == MB_RTU ?
 	    (uint32_t)(t->char_ns / 1000 * 8 + 20000) : 500000);
 	modbus_set_error_recovery(c->ctx, MODBUS_ERROR_RECOVERY_NONE);
+	/* libmodbus's own trace of every byte, on stdout and stderr. */
+	if (getenv("UB_MODBUS_TRACE") != NULL)
+		modbus_set_debug(c->ctx, TRUE);
 	return (0);
 }
 
