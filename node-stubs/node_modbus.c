@@ -274,6 +274,8 @@ fill_ident(struct node_link *l)
 	id.node_id = l->conf->id;
 	id.rx_max = UP_MB_FRAME_MAX;
 	id.tx_max = (uint16_t)l->mtu_up;
+	/* The node engine decodes both forms (spec §11.1). */
+	id.flags = UP_MB_IDF_COMPACT;
 	if (info != NULL) {
 		snprintf(id.hw, sizeof(id.hw), "%s", info->hw);
 		id.ncomp = info->ncomp;

@@ -464,7 +464,7 @@ poll_announce(const struct tp_ops *ops, struct tp *tp, int u, uint64_t id,
 		for (; before < nrecs; before++) {
 			if (recs[before].kind != 'r')
 				continue;
-			assert_int_equal(up_decode(recs[before].frame,
+			assert_int_equal(up_decode_any(recs[before].frame,
 			    recs[before].len, &m), UP_OK);
 			if (m.type == UP_T_ANNOUNCE &&
 			    m.u.announce.node_id == id)
