@@ -70,6 +70,13 @@ struct eng_clock {
 	 * call the engine back.
 	 */
 	void		 (*arm)(void *arg, uint64_t at_us);
+	/*
+	 * How many times faster than real time now_us runs: 0 or 1 for
+	 * the real clock; a simulation on a compressed clock (upsim
+	 * --time-scale, docs/simulator.md) sets its factor, and the engine
+	 * tells its links (tp_host.time_scale).
+	 */
+	double		 scale;
 };
 
 /* ------------------------------------------------------------------ */

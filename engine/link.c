@@ -515,6 +515,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	l->host.base = e->base;
 	l->host.arg = l;
 	l->host.now_ms = link_host_now_ms;
+	l->host.time_scale = e->clock.scale > 0 ? e->clock.scale : 1;
 	l->host.rx = link_rx;
 	l->host.writable = link_writable;
 	l->host.tx_done = link_tx_done;

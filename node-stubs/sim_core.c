@@ -27,6 +27,7 @@
 
 static const struct sim_personality *const personalities[] = {
 	&sim_rs485,
+	&sim_lora,
 	NULL
 };
 

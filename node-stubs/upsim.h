@@ -481,6 +481,8 @@ struct sim_personality {
 
 /* sim_rs485.c */
 extern const struct sim_personality sim_rs485;
+/* sim_lora.c: LoRa air with RUI3 AT modems (docs/simulator.md, "lora") */
+extern const struct sim_personality sim_lora;
 
 /* The compiled-in personalities (sim_core.c's table). */
 const struct sim_personality *sim_personality_find(const char *name);

@@ -12,9 +12,10 @@
 #include "up.h"
 #include "transports_internal.h"
 
-/* Every plugin of this build; later ble, lora, plc. */
+/* Every plugin of this build; later ble, plc. */
 static const struct tp_ops *const tp_plugins[] = {
 	&tp_lan_ops,
+	&tp_lora_ops,
 #ifdef UB_HAVE_MODBUS
 	&tp_modbus_rtu_ops,
 	&tp_modbus_tcp_ops,

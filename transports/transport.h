@@ -102,7 +102,7 @@ struct tp_caps {
 	 * band() op says which band a frame will use.  The engine keeps
 	 * one ledger per band and never lets a band overspend.
 	 */
-#define TP_BANDS_MAX		4
+#define TP_BANDS_MAX		8	/* EU868: six (K L M N P Q) */
 	uint8_t		 nbands;
 	struct tp_band {
 		uint32_t duty_ppm;	/* 0 = unregulated */
@@ -198,6 +198,14 @@ struct tp_host {
 	struct event_base *base;
 	void		*arg;		/* first argument of every callback */
 	uint64_t	 (*now_ms)(void *arg);	/* monotonic, fakeable */
+	/*
+	 * How many times faster than real time now_ms() runs: 1 (or 0)
+	 * on a real link; more on a simulated medium run on a compressed
+	 * clock (docs/simulator.md, "Time scale").  Durations the plugin
+	 * derives from the link (a frame's time on air) last that much less
+	 * real time; margins for the host's own latency do not shrink.
+	 */
+	double		 time_scale;
 
 	/*
 	 * A frame arrived from `src'.  `frame' is the plugin's buffer,

@@ -426,13 +426,15 @@ test_registry_lookup(void **state)
 		n++;
 	}
 #ifdef UB_HAVE_MODBUS
-	/* lan, modbus-rtu, modbus-tcp */
-	assert_int_equal(n, 3);
+	/* lan, lora, modbus-rtu, modbus-tcp */
+	assert_int_equal(n, 4);
 	assert_non_null(tp_find("modbus-rtu"));
 	assert_non_null(tp_find("modbus-tcp"));
 #else
-	assert_int_equal(n, 1);
+	/* lan and lora. */
+	assert_int_equal(n, 2);
 #endif
+	assert_ptr_equal(tp_find("lora"), &tp_lora_ops);
 	/* Stable between calls. */
 	assert_ptr_equal(tp_list(), tp_list());
 }
