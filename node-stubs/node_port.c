@@ -317,12 +317,20 @@ port_send(void *ctx, const uint8_t *frame, size_t len)
 static uint32_t
 port_now_ms(void *ctx)
 {
+	struct node_port *np = ctx;
 	struct timespec	 ts;
+	uint64_t	 ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* Truncation to u32 wraps every 49 days; the engine copes. */
-	return ((uint32_t)((uint64_t)ts.tv_sec * 1000 +
-	    (uint64_t)ts.tv_nsec / 1000000));
+	ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/*
+	 * --time-scale: the node's clock runs with the simulated medium's
+	 * (docs/simulator.md, "Time scale").  Truncation to u32 wraps every
+	 * 49 days (of that clock); the engine copes.
+	 */
+	if (np->conf->time_scale > 1)
+		ms = (uint64_t)((double)ms * np->conf->time_scale);
+	return ((uint32_t)ms);
 }
 
 static uint32_t

@@ -66,7 +66,7 @@ usage(void)
 	    "              [--iface 127.0.0.1] [--slot-size BYTES] "
 	    "[--drop-pct P] [--seed S]\n"
 	    "              [--crash-at POINT] [--reject CODE] "
-	    "[--health ok|fail] [-v]\n"
+	    "[--health ok|fail] [--time-scale S] [-v]\n"
 	    "POINT: offer, block:N, verified, activate, confirm\n"
 	    "--transport help lists the links and their options\n");
 	exit(2);
@@ -296,6 +296,7 @@ parse_args(int argc, char **argv)
 		{ "slot-size", required_argument, NULL, 's' },
 		{ "drop-pct", required_argument, NULL, 'D' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "time-scale", required_argument, NULL, 't' },
 		{ "crash-at", required_argument, NULL, 'C' },
 		{ "reject", required_argument, NULL, 'R' },
 		{ "health", required_argument, NULL, 'h' },
@@ -308,6 +309,7 @@ parse_args(int argc, char **argv)
 
 	conf.link = node_link_list()[0];
 	conf.slot_size = NODE_SLOT_SIZE_DEFAULT;
+	conf.time_scale = 1;
 	conf.health_ok = true;
 
 	while ((ch = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
@@ -364,6 +366,13 @@ parse_args(int argc, char **argv)
 		case 'S':
 			conf.seed = parse_u64("--seed", optarg, 0);
 			seeded = true;
+			break;
+		case 't':
+			errno = 0;
+			conf.time_scale = strtod(optarg, &end);
+			if (errno != 0 || *end != '\0' || optarg[0] == '\0' ||
+			    !(conf.time_scale >= 1 && conf.time_scale <= 1000))
+				badarg("--time-scale: 1 to 1000: %s", optarg);
 			break;
 		case 'C':
 			parse_crash(optarg);
@@ -598,6 +607,9 @@ main(int argc, char **argv)
 		for (i = 0; i < nfd; i++)
 			pfd[i].revents = 0;
 		ms = up_node_next_ms(&engine);
+		/* The engine's timers are on the (scaled) node clock. */
+		if (conf.time_scale > 1)
+			ms = (uint32_t)((double)ms / conf.time_scale);
 		ts.tv_sec = ms / 1000;
 		ts.tv_nsec = (long)(ms % 1000) * 1000000;
 		n = ppoll(pfd, (nfds_t)nfd, &ts, &orig);

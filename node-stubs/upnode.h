@@ -66,6 +66,8 @@ struct node_conf {
 	uint32_t	 slot_size;
 	double		 drop_pct;
 	uint64_t	 seed;
+	double		 time_scale;	/* --time-scale: the clock runs this
+					 * many times real time (upsim) */
 	enum node_crash	 crash;
 	uint32_t	 crash_block;
 	int		 reject;	/* result code, 0 = none */
@@ -275,6 +277,8 @@ extern const struct node_link_ops node_link_lan;
 /* node_modbus.c: Modbus RTU and TCP servers (docs/transports/modbus.md) */
 extern const struct node_link_ops node_link_modbus_rtu;
 extern const struct node_link_ops node_link_modbus_tcp;
+/* node_lora.c: a RUI3 LoRa module on a serial line ("LoRa link") */
+extern const struct node_link_ops node_link_lora;
 
 /* node_serial.c: a serial line for the links that sit on one */
 /*
