@@ -238,6 +238,13 @@ static const struct conf_opt conf_table[] = {
 	  "answers (one frame repairs a different loss at every node it "
 	  "covers); used before parity where a frame has room for the "
 	  "block list." },
+	{ .section = "fanout", .name = "time_scale", .type = CONF_UINT,
+	  .off = OFF(time_scale), .min = 1, .max = 1000, .scale = 1,
+	  .def = "1",
+	  .help = "Simulation only: the engine's clock, and the clock its "
+	  "transports are told of, run this many times real time, to match "
+	  "a medium simulator run with the same --time-scale "
+	  "(docs/simulator.md).  1 on real links." },
 };
 #define CONF_NOPTS	(sizeof(conf_table) / sizeof(conf_table[0]))
 

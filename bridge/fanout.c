@@ -122,10 +122,21 @@ fanout__params(const struct ub_config *c, struct eng_params *p)
 /* ------------------------------------------------------------------ */
 /* The engine's clock: one libevent timer for its one deadline          */
 
+/*
+ * CLOCK_MONOTONIC, or, with [fanout] time_scale S (a simulated medium on
+ * a compressed clock, docs/simulator.md), a clock that runs S times as
+ * fast from the engine's start on: windows, pacing and the duty-cycle
+ * ledger then count simulated time, as the simulator and the nodes do.
+ */
 static uint64_t
 fanout_clock_now(void *arg)
 {
-	return (fanout__now_us());
+	struct fanout	*f = arg;
+	uint64_t	 now = fanout__now_us();
+
+	if (f->time_scale <= 1)
+		return (now);
+	return (f->clock_t0 + (now - f->clock_t0) * f->time_scale);
 }
 
 static void
@@ -141,8 +152,10 @@ fanout_clock_arm(void *arg, uint64_t at)
 		evtimer_del(f->eng_ev);
 		return;
 	}
-	now = fanout__now_us();
+	now = fanout_clock_now(f);
 	d = at > now ? at - now : 0;
+	if (f->time_scale > 1)
+		d /= f->time_scale;
 	tv.tv_sec = d / 1000000;
 	tv.tv_usec = d % 1000000;
 	evtimer_add(f->eng_ev, &tv);
@@ -351,10 +364,17 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 
 	if ((f->eng_ev = evtimer_new(base, fanout_eng_cb, f)) == NULL)
 		fatalx("fanout: evtimer_new");
+	f->time_scale = conf->time_scale > 1 ? conf->time_scale : 1;
+	f->clock_t0 = fanout__now_us();
+	if (f->time_scale > 1)
+		log_warnx("fanout: time_scale %u: the engine's clock runs %u "
+		    "times real time (simulation only)", f->time_scale,
+		    f->time_scale);
 	memset(&clock, 0, sizeof(clock));
 	clock.arg = f;
 	clock.now_us = fanout_clock_now;
 	clock.arm = fanout_clock_arm;
+	clock.scale = f->time_scale;
 	memset(&cb, 0, sizeof(cb));
 	cb.arg = f;
 	cb.member = fanout_cb_member;

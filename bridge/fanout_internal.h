@@ -62,6 +62,10 @@ struct fanout {
 	/* The engine (engine/engine.h) and the one timer it asks for. */
 	struct eng		*eng;
 	struct event		*eng_ev;
+	/* [fanout] time_scale: the engine's clock runs this much faster
+	 * than real time from clock_t0 on (simulation only). */
+	unsigned int		 time_scale;
+	uint64_t		 clock_t0;
 
 	struct fo_deploys	 deploys;
 	struct fo_campaigns	 campaigns;

@@ -119,6 +119,7 @@ struct ub_config {
 	unsigned int	 fec_k;		/* blocks per parity group */
 	char		*fec_proactive;	/* "auto" or percent of fec_k */
 	int		 xor_repair;	/* XOR repair frames: 1 = yes */
+	unsigned int	 time_scale;	/* simulation: engine clock speed-up */
 
 	/* [transport.*] */
 	size_t		 ntransports;
