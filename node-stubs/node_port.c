@@ -753,7 +753,13 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 	memset(np, 0, sizeof(*np));
 	np->conf = conf;
 	np->dirfd = np->flash_fd = np->pkg_fd = -1;
-	np->rng = conf->seed ^ conf->id;
+	/*
+	 * The id mixed by a multiply, not a plain XOR: with seed ^ id, two
+	 * nodes started one after the other (pids p and p + 1, ids 2 and 3)
+	 * could get the same stream, reply in the same slot every time and
+	 * collide forever on a shared radio channel.
+	 */
+	np->rng = conf->seed ^ (conf->id * 0xbf58476d1ce4e5b9ULL);
 	if (mkdir(conf->state_dir, 0755) == -1 && errno != EEXIST) {
 		*cause = port_cause("%s: %s", conf->state_dir,
 		    strerror(errno));

@@ -65,6 +65,15 @@ class Testbed:
         self.pub = os.path.join(self.tmp, "cloud.pub.pem")
         self.serial = 0
         self.slot_size = 16 << 20   # per A/B slot of every upnode
+        # A simulated medium (start_air): upsim, its link dir, control
+        # socket and status file; nodes then use its link.
+        self.air = None
+        self.air_dir = os.path.join(self.tmp, "air")
+        self.air_ctl = os.path.join(self.tmp, "air.ctl")
+        self.air_json = os.path.join(self.tmp, "air.json")
+        self.air_log = os.path.join(self.tmp, "upsim.log")
+        self.time_scale = 1
+        self.node_link = None    # None: the LAN; else extra upnode args
         self.t0 = time.time()
         # A SIGTERM (timeout(1), a runner) must still run close(), or the
         # test's nginx and nodes outlive it.
@@ -213,10 +222,79 @@ class Testbed:
                              % (event, cid))
 
     # -- daemon ----------------------------------------------------------
-    def write_conf(self, lan_mbit=100, **fanout):
+    # -- a simulated medium (docs/simulator.md) ---------------------------
+    def start_air(self, personality, nodes, scale=1, opts=(), ep_opts=None,
+                  baud=115200, fmt="8N1", loss=0, seed=1):
+        """upsim with endpoint gw and n1..nN; nodes then use it."""
+        args = [self.bin("upsim"), "--personality", personality,
+                "--baud", str(baud), "--format", fmt,
+                "--time-scale", str(scale), "--seed", str(seed),
+                "--loss", str(loss), "--link-dir", self.air_dir,
+                "--control", self.air_ctl, "--status", self.air_json,
+                "--status-ms", "500"]
+        os.makedirs(self.air_dir, exist_ok=True)
+        for o in opts:
+            args += ["--opt", o]
+        for i in range(nodes + 1):
+            name = "gw" if i == 0 else "n%d" % i
+            extra = (ep_opts or {}).get(name, "")
+            args += ["--endpoint", name + ("," + extra if extra else "")]
+        self.air_fh = open(self.air_log, "a")
+        self.air = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                    stderr=self.air_fh, text=True)
+        while True:
+            line = self.air.stdout.readline()
+            if not line:
+                raise Fail("upsim exited:\n" + self.tail(self.air_log))
+            if line.strip() == "ready":
+                break
+        self.time_scale = scale
+        self.log("air: upsim %s, %d nodes, time scale %g, pid %d"
+                 % (personality, nodes, scale, self.air.pid))
+
+    def air_path(self, name):
+        return os.path.join(self.air_dir, name)
+
+    def air_cmd(self, cmd):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.air_ctl)
+        s.sendall((cmd + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        s.close()
+        reply = buf.decode().strip()
+        if reply.startswith("error"):
+            raise Fail("upsim: %s: %s" % (cmd, reply))
+        return reply
+
+    def air_status(self):
+        return json.loads(self.air_cmd("status"))
+
+    def stop_air(self):
+        if self.air is None:
+            return
+        p, self.air = self.air, None
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.air_fh.close()
+
+    def write_conf(self, lan_mbit=100, transport=None, **fanout):
+        """transport: None for the LAN, else the lines of one section."""
         fan = {"block_size": 1400, "rate_pct": 90, "offer_window_ms": 600,
                "status_window_ms": 200, "activate_delay_ms": 300,
                "discover_interval_s": 2, "result_timeout_s": 30}
+        if self.time_scale != 1:
+            fan["time_scale"] = self.time_scale
         fan.update(fanout)
         lines = [
             "[gateway]",
@@ -238,6 +316,11 @@ class Testbed:
             "[fanout]",
         ]
         lines += ["%s = %s" % kv for kv in fan.items()]
+        if transport is not None:
+            lines += [""] + list(transport) + [""]
+            with open(self.conf, "w") as f:
+                f.write("\n".join(lines))
+            return
         lines += [
             "",
             "[transport.lan0]",
@@ -300,8 +383,14 @@ class Testbed:
         os.makedirs(d, exist_ok=True)
         args = [self.bin("upnode"), "--id", str(nid), "--hw", hw,
                 "--state-dir", d, "--pubkey", self.pub,
-                "--group", self.group, "--port", str(self.mport),
-                "--iface", "127.0.0.1", "--slot-size", str(self.slot_size)]
+                "--slot-size", str(self.slot_size)]
+        if self.node_link is None:
+            args += ["--group", self.group, "--port", str(self.mport),
+                     "--iface", "127.0.0.1"]
+        else:
+            args += self.node_link(nid)
+        if self.time_scale != 1:
+            args += ["--time-scale", str(self.time_scale)]
         for c, v in comps:
             args += ["--component", "%s=%s" % (c, v)]
         args += list(extra)
@@ -452,6 +541,15 @@ class Testbed:
 
     def dump_logs(self):
         print("---- upbridged log ----\n" + self.tail(self.daemon_log, 80))
+        if os.path.exists(self.air_log):
+            print("---- upsim log ----\n" + self.tail(self.air_log, 20))
+        if self.air is not None and self.air.poll() is None:
+            try:
+                for e in self.air_status()["endpoints"]:
+                    e.pop("pty", None)
+                    print("---- air %s ----\n%s" % (e["name"], e))
+            except (OSError, ValueError, Fail):
+                pass
         for nid, n in sorted(self.nodes.items()):
             print("---- node %d log ----\n%s" % (nid, self.tail(n["log"], 15)))
 
@@ -462,6 +560,7 @@ class Testbed:
         except Fail:
             pass
         self.stop_nodes()
+        self.stop_air()
         if self.cloud_started:
             cloud_sh = os.path.join(self.srcdir, "tests", "e2e", "cloud.sh")
             subprocess.run(["sh", cloud_sh, "stop", self.cloud],
