@@ -1054,8 +1054,11 @@ lora_line(struct tp *tp, const char *line)
 			lora_init_next(tp);
 			return;
 		}
-		if (tp->state == LS_INIT) {
-			/* Restarted under our feet: from the top. */
+		if (tp->state == LS_INIT || tp->state == LS_DOWN) {
+			/*
+			 * Restarted under our feet while we set it up, or
+			 * back while we waited to try again: from the top.
+			 */
 			lora_init_begin(tp);
 			return;
 		}
