@@ -90,6 +90,7 @@ struct node_link {
 	size_t			 mtu;
 	bool			 sleep;
 	uint32_t		 wake_ms, listen_ms, awake_ms;
+	uint16_t		 boot_slots, boot_slot_ms;
 
 	enum nl_state		 state;
 	unsigned int		 step;
@@ -138,6 +139,8 @@ static const char *nl_check_baud(const char *);
 static const char *nl_check_format(const char *);
 static const char *nl_check_onoff(const char *);
 static const char *nl_check_ms(const char *);
+static const char *nl_check_slots(const char *);
+static const char *nl_check_slot_ms(const char *);
 
 static const struct node_link_opt lora_options[] = {
 	{ "device", NULL, "the radio module's serial device", NULL },
@@ -158,6 +161,10 @@ static const struct node_link_opt lora_options[] = {
 	{ "listen_ms", "30", "a receive window asleep", nl_check_ms },
 	{ "awake_ms", "30000", "silence after which a woken node sleeps",
 	    nl_check_ms },
+	{ "boot_slots", "32", "a boot ANNOUNCE or RESULT waits a random "
+	    "one of this many slots (0: at once)", nl_check_slots },
+	{ "boot_slot_ms", "0", "a slot, ms; 0 = a full frame's time on air "
+	    "and 50 ms", nl_check_slot_ms },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -193,6 +200,8 @@ NL_CHECK(nl_check_pre, 5, 65535, "5 to 65535 symbols")
 NL_CHECK(nl_check_pow, 5, 22, "5 to 22 dBm")
 NL_CHECK(nl_check_mtu, 0, NL_PAYLOAD_MAX, "0, or 20 to 250 bytes")
 NL_CHECK(nl_check_ms, 1, 3600000, "1 to 3600000 ms")
+NL_CHECK(nl_check_slots, 0, 1024, "0 to 1024")
+NL_CHECK(nl_check_slot_ms, 0, 60000, "0 to 60000 ms")
 
 static const char *
 nl_check_bw(const char *v)
@@ -733,6 +742,26 @@ nl_timers(struct node_link *l)
 /* ------------------------------------------------------------------ */
 /* The link's ops                                                       */
 
+/*
+ * A frame's time on air with our settings, ms rounded up (Semtech's
+ * formula, docs/transports/lora.md "Time on air"; RUI3 P2P: explicit
+ * header, CRC on, LDRO above 16 ms a symbol).
+ */
+static uint32_t
+nl_toa_ms(const struct node_link *l, size_t len)
+{
+	uint64_t	 tsym = ((uint64_t)1 << l->sf) * 1000000ULL / l->bw;
+	long		 de = tsym > 16000000ULL, num, den, nsym = 0;
+
+	num = 8 * (long)len - 4 * (long)l->sf + 28 + 16;
+	den = 4 * ((long)l->sf - 2 * de);
+	if (num > 0)
+		nsym = (num + den - 1) / den * ((long)l->cr + 1 + 4);
+	nsym += 8;
+	return ((uint32_t)(((4 * (uint64_t)l->pre + 17 + 4 * (uint64_t)nsym) *
+	    tsym / 4 + 999999) / 1000000));
+}
+
 static struct node_link *
 lora_open(const struct node_conf *conf, int dirfd, char **cause)
 {
@@ -771,6 +800,10 @@ lora_open(const struct node_conf *conf, int dirfd, char **cause)
 	l->listen_ms = (uint32_t)nl_opt(conf, "listen_ms");
 	l->awake_ms = (uint32_t)nl_opt(conf, "awake_ms");
 	l->rng = conf->seed ^ (conf->id * 0x2545f4914f6cdd1dULL) ^ 0x10ad;
+	l->boot_slots = (uint16_t)nl_opt(conf, "boot_slots");
+	l->boot_slot_ms = (uint16_t)nl_opt(conf, "boot_slot_ms");
+	if (l->boot_slot_ms == 0)
+		l->boot_slot_ms = (uint16_t)(nl_toa_ms(l, l->mtu) + 50);
 	if (l->listen_ms > 65532 || (l->sleep && l->listen_ms >= l->wake_ms)) {
 		*cause = strdup("listen_ms: shorter than wake_ms and at most "
 		    "65532");
@@ -817,13 +850,25 @@ lora_close(struct node_link *l)
 	free(l);
 }
 
+/*
+ * UP on this link (docs/up-protocol.md §11.1, docs/transports/lora.md
+ * "UP on LoRa"): compact frames by default; the LoRa payload CRC-16,
+ * always on in RUI3 P2P, is the frame check, so compact frames go
+ * without UP's CRC-16; raw LoRa has no addresses, so node frames carry
+ * node ids; boot-time ANNOUNCEs and RESULTs spread over random slots of
+ * a full frame's time on air, so that nodes powered up together do not
+ * all collide.
+ */
 static void
 lora_caps(const struct node_link *l, struct node_link_caps *caps)
 {
 	memset(caps, 0, sizeof(*caps));
 	caps->rx_max = l->mtu;
 	caps->mtu_up = l->mtu;
-	caps->flags = NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX;
+	caps->flags = NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX |
+	    NODE_LINK_COMPACT;
+	caps->boot_slots = l->boot_slots;
+	caps->boot_slot_ms = l->boot_slot_ms;
 }
 
 static int

@@ -292,7 +292,12 @@ test_class_c(void **state)
 	node_link_lora.caps(F.n[0].link, &c);
 	assert_int_equal(c.rx_max, 222);
 	assert_int_equal(c.mtu_up, 222);
-	assert_int_equal(c.flags, NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX);
+	/* Compact, no CRC-16 of UP's (LoRa's own), no addresses. */
+	assert_int_equal(c.flags, NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX |
+	    NODE_LINK_COMPACT);
+	/* Boot slots of a 222-byte frame's 348.4 ms on air, and 50 ms. */
+	assert_int_equal(c.boot_slots, 32);
+	assert_int_equal(c.boot_slot_ms, 349 + 50);
 	/* Let the nodes' modems come up. */
 	WAIT_FOR(strncmp(modem_rx(F.n[0].ep), "continuous", 10) == 0 &&
 	    strncmp(modem_rx(F.n[1].ep), "continuous", 10) == 0, 3000);
