@@ -1655,6 +1655,25 @@ int		 up_node_start(struct up_node *, const char *running_version);
 int		 up_node_input(struct up_node *, const uint8_t *, size_t);
 
 /*
+ * A block of the node's session that arrived out of band: its link
+ * delivered it by other means than a DATA frame, e.g. a PLC carrier
+ * module's own file transfer (docs/up-node-engine.md, "Blocks out of
+ * band"; docs/up-protocol.md §5.2 step 3).  `session' is the session it
+ * belongs to (the link layer learns it from up_node_get_state()),
+ * `index' its block index and `len' the block's exact length
+ * (offer.block_size, the last one shorter).  It is stored exactly like
+ * a DATA block (§4.5): written, marked held, saved in time; with the
+ * last one the node is DOWNLOADED and answers VERIFY as usual.
+ * Returns UP_OK (stored, or already held), UP_ESTATE (not RECEIVING that
+ * session, or its staging area not erased that far yet: nothing done,
+ * hand it again later), UP_ERANGE (index past the package), UP_ELEN
+ * (not the block's length), UP_EPORT (the slot write failed: the node
+ * gave the session up, as for a DATA frame).
+ */
+int		 up_node_put_block(struct up_node *, uint32_t session,
+		    uint32_t index, const uint8_t *data, size_t len);
+
+/*
  * Runs the engine's timers (announce, delayed status replies, RESULT
  * retransmission, delayed activation, periodic state saves).  Call at
  * least every up_node_next_ms() milliseconds.

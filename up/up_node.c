@@ -1959,32 +1959,61 @@ node_erased(struct up_node *n, uint32_t index, size_t len)
 	    end <= n->work_off));
 }
 
+/*
+ * A block of the session, from a DATA frame or out of band: checked
+ * against the session, then stored like any block (§4.5).  Returns 1
+ * when the staging area is not erased that far yet: the block is not
+ * stored (a DATA frame's is repaired later).
+ */
 static int
-node_on_data(struct up_node *n, const struct up_msg *m)
+node_data(struct up_node *n, uint32_t session, uint32_t index,
+    const uint8_t *p, size_t len)
 {
-	const struct up_data *d = &m->u.data;
 	uint32_t	 expect, now;
 
-	if (n->session == 0 || m->session != n->session)
+	if (n->session == 0 || session != n->session)
 		return (UP_OK);		/* another session's block */
-	if (d->index >= n->offer.nblocks)
+	if (index >= n->offer.nblocks)
 		return (UP_ERANGE);
 	/* Every block is block_size long but the last (§4.5). */
 	expect = n->offer.block_size;
-	if (d->index == n->offer.nblocks - 1)
-		expect = n->offer.size - d->index * n->offer.block_size;
-	if (d->len != expect)
+	if (index == n->offer.nblocks - 1)
+		expect = n->offer.size - index * n->offer.block_size;
+	if (len != expect)
 		return (UP_ELEN);
 	now = node_now(n);
 	n->last_activity = now;
 	/* Repairs for other nodes: not an error, nothing to do (§5.2). */
 	if (n->state != UP_NS_RECEIVING)
 		return (UP_ESTATE);
-	if (up_bitmap_get(&n->held, d->index))
+	if (up_bitmap_get(&n->held, index))
 		return (UP_OK);
-	if (n->work == NODE_W_ERASE && !node_erased(n, d->index, d->len))
-		return (n->session == 0 ? UP_EPORT : UP_OK);
-	return (node_store_block(n, d->index, d->data, d->len, now));
+	if (n->work == NODE_W_ERASE && !node_erased(n, index, len))
+		return (n->session == 0 ? UP_EPORT : 1);
+	return (node_store_block(n, index, p, len, now));
+}
+
+static int
+node_on_data(struct up_node *n, const struct up_msg *m)
+{
+	const struct up_data *d = &m->u.data;
+	int		 rc;
+
+	rc = node_data(n, m->session, d->index, d->data, d->len);
+	return (rc == 1 ? UP_OK : rc);
+}
+
+int
+up_node_put_block(struct up_node *n, uint32_t session, uint32_t index,
+    const uint8_t *data, size_t len)
+{
+	int	 rc;
+
+	if (n->session == 0 || session != n->session ||
+	    n->state != UP_NS_RECEIVING)
+		return (UP_ESTATE);
+	rc = node_data(n, session, index, data, len);
+	return (rc == 1 ? UP_ESTATE : rc);
 }
 
 /*
