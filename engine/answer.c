@@ -78,6 +78,7 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 		    s->id, m->node);
 		if (m->state == ENG_M_OFFERED)
 			m->result = UP_R_BUSY;
+		eng__u_heard(m, UP_T_ACCEPT);
 		return;
 	}
 	if (a->code != UP_R_INITIAL) {
@@ -99,14 +100,17 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 		eng__abort_node(s, m->node, src);
 		return;
 	}
-	if (m->state >= ENG_M_VERIFIED)
+	if (m->state >= ENG_M_VERIFIED) {
+		eng__u_heard(m, UP_T_ACCEPT);
 		return;
+	}
 	if (m->result == UP_R_BUSY)
 		m->result = UP_R_INITIAL;	/* busy no more */
 	if (m->state <= ENG_M_OFFERED)
 		eng__started(m);
 	eng__apply(s, m, &a->st, !m->known);
 	eng__answered(m);
+	eng__u_heard(m, UP_T_ACCEPT);
 	eng__check(s);
 }
 
@@ -148,6 +152,7 @@ eng__rx_status(struct eng_session *s, const struct up_msg *msg,
 	 */
 	if (s->phase != ENG_P_VERIFY || st->state == UP_NS_RECEIVING)
 		eng__answered(m);
+	eng__u_heard(m, UP_T_STATUS);
 	eng__check(s);
 }
 
@@ -181,8 +186,21 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 			 */
 			eng__send_activate(s, m);
 		eng__answered(m);
+		eng__u_heard(m, UP_T_RESULT);
 		eng__verify_progress(s);
 		eng__check(s);
+		return;
+	}
+	if (r->state == UP_NS_RECEIVING && m->ustep >= ENG_U_OFFER &&
+	    m->state <= ENG_M_DOWNLOADED) {
+		/*
+		 * Served alone, it answered VERIFY with RECEIVING (§11.3:
+		 * an integrity retry, it forgot its blocks): ask it again.
+		 */
+		m->known = false;
+		if (m->state != ENG_M_RECEIVING)
+			eng__set_state(m, ENG_M_RECEIVING);
+		eng__u_heard(m, UP_T_RESULT);
 		return;
 	}
 	if (r->state != UP_NS_UPDATED && r->state != UP_NS_FAILED) {
@@ -191,6 +209,8 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 		return;
 	}
 	st = r->state == UP_NS_UPDATED ? ENG_M_UPDATED : ENG_M_FAILED;
+	/* Served alone: its turn acknowledges it (unicast.c). */
+	m->u_keep = m->ustep >= ENG_U_OFFER;
 	if (m->state == st && m->result == r->result) {
 		/* Our ACK was lost: acknowledge again, report once. */
 		s->e->stats.duplicate_results++;
@@ -199,7 +219,11 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 	} else
 		eng__final(m, st, r->result, r->version, NULL);
 	/* Durable (member_final returned): the node may stop resending. */
-	eng__target(s, UP_T_RESULT_ACK, m, 0, 0);
+	if (m->u_keep && !m->gone)
+		eng__u_ack(m);
+	else
+		eng__target(s, UP_T_RESULT_ACK, m, 0, 0);
+	m->u_keep = false;
 	if (s->phase != ENG_P_STOPPED) {
 		eng__result_arm(s);
 		eng__check(s);

@@ -212,6 +212,10 @@ eng_run(struct eng *e)
 	}
 	now = eng__now_us(e);
 	TAILQ_FOREACH_SAFE(s, &e->sessions, entry, next) {
+		if (s->frozen_us != 0)
+			continue;	/* its link is down */
+		if (s->nuactive > 0)
+			eng__u_run(s, now);
 		if (s->timer_at <= now) {
 			s->timer_at = ENG_NEVER;
 			eng__phase_timer(s);

@@ -107,6 +107,22 @@ struct eng_params {
 	unsigned int	 fec_k;		/* blocks per parity group, 0: 64 */
 	int		 fec_proactive;	/* % of fec_k, or ENG_FEC_AUTO */
 	bool		 xor_repair;	/* XOR repair frames */
+
+	/*
+	 * Link shapes (docs/engine.md, "Link shapes").  unicast_slots:
+	 * members served alone at once on a link without max_peers (a
+	 * polled bus, a unicast-only link), 0: 4.  poll_broadcast: on a
+	 * polled link that can broadcast, the first data pass goes to all
+	 * (RS-485 unit 0) and only repair is per node; false: every node
+	 * is served alone from the start.  offload: a link with a module
+	 * that distributes packages (TP_CAP_OFFLOAD) hands it the package;
+	 * offload_idle_s: a module that reports no progress for that long
+	 * is given up (0: 3600) and UP carries the rest.
+	 */
+	unsigned int	 unicast_slots;
+	bool		 poll_broadcast;
+	bool		 offload;
+	unsigned int	 offload_idle_s;
 };
 
 /* ------------------------------------------------------------------ */
@@ -139,8 +155,22 @@ enum eng_phase {
 	ENG_P_VERIFY,		/* VERIFY round */
 	ENG_P_ACTIVATE,		/* ACTIVATE repeats */
 	ENG_P_RESULT,		/* waiting for final RESULTs */
-	ENG_P_STOPPED		/* not started, paused, closed */
+	ENG_P_STOPPED,		/* not started, paused, closed */
+	ENG_P_SERVE,		/* members served one by one (unicast) */
+	ENG_P_OFFLOAD		/* the link's module distributes */
 };
+
+/*
+ * How a session uses its link, chosen when it opens from the link's
+ * capabilities and profile (docs/engine.md, "Link shapes").
+ */
+enum eng_shape {
+	ENG_SHAPE_BROADCAST,	/* frames to all, one status round per pass */
+	ENG_SHAPE_POLLED,	/* a pass to all, then each node alone, polled */
+	ENG_SHAPE_UNICAST,	/* each member alone (connected, polled) */
+	ENG_SHAPE_OFFLOAD	/* the module distributes, UP does the rest */
+};
+const char	*eng_shape_str(enum eng_shape);
 
 /*
  * Where a session's package blocks come from (a cache blob, or a
@@ -355,8 +385,48 @@ struct eng_link_info {
 	uint32_t	 loss_ppm;	/* loss the nodes saw (parity) */
 	uint32_t	 node_silence_ms;	/* in use (profile or derived) */
 	struct eng_pacer_info pacer;
+	/* Link shapes: peers, slots for members served alone, polls. */
+	size_t		 npeers;	/* known (eng_link_peer_info) */
+	uint32_t	 peers_up;	/* connected now */
+	uint32_t	 slots;		/* members served alone at once */
+	uint32_t	 served;	/* ... now */
+	uint32_t	 queued;	/* ... waiting for a slot */
+	uint64_t	 polls;		/* polls sent */
+	uint64_t	 polls_empty;	/* ... that brought nothing */
+	uint64_t	 rx_segments;	/* SEG frames taken */
+	uint64_t	 tx_segments;	/* SEG frames sent */
+	uint64_t	 down_ms;	/* time the link was down, total */
 };
 void		 eng_link_info(struct eng_link *, struct eng_link_info *);
+
+/*
+ * A peer of a link whose nodes are reached one by one: a connection of
+ * a TP_CAP_CONNECT link (BLE, Modbus TCP), or a node a polled link or a
+ * discovering link listed (TP_PEER_FOUND).
+ */
+struct eng_peer_info {
+	struct tp_addr	 addr;
+	const char	*state;		/* "idle", "connecting", "up", "closing" */
+	uint32_t	 mtu;		/* this connection's, 0: the link's */
+	int16_t		 rssi_dbm;	/* INT16_MAX: unknown */
+	uint64_t	 node;		/* the member it serves now, 0: none */
+	uint32_t	 session;	/* ... of this session */
+	const char	*step;		/* what is done with it, "" idle */
+	uint32_t	 inflight;	/* frames sent, no tx_done yet */
+	uint32_t	 connects;	/* connections made */
+	uint32_t	 drops;		/* ... lost while in use */
+	uint32_t	 fails;		/* connects that failed */
+	uint64_t	 tx_frames;
+	uint64_t	 tx_bytes;
+	uint64_t	 rx_frames;
+	uint64_t	 idle_ms;	/* since it was last used or heard */
+};
+/*
+ * Peer i of the link (0, 1, ... in no particular order); -1 past the
+ * last.  Strings are static.
+ */
+int		 eng_link_peer_info(struct eng_link *, size_t i,
+		    struct eng_peer_info *);
 
 /* ------------------------------------------------------------------ */
 /* session.c: sessions and their members                                */
@@ -377,6 +447,11 @@ struct eng_session_conf {
 	 * engine sets block_size, nblocks and deadline_s.
 	 */
 	const struct up_offer *offer;
+	/*
+	 * Module offload on a link that has it (TP_CAP_OFFLOAD): 0 as the
+	 * link's profile says, 1 always, -1 never (UP carries the package).
+	 */
+	int		 offload;
 };
 
 /*
@@ -430,6 +505,12 @@ struct eng_session_info {
 	uint64_t	 grtt_us;	/* round trip, 0: not measured */
 	size_t		 nmembers;
 	uint32_t	 nstate[ENG_M_NSTATES];
+	enum eng_shape	 shape;
+	bool		 frozen;	/* its link is down */
+	uint32_t	 served;	/* members served alone now */
+	uint32_t	 queued;	/* ... waiting for a slot */
+	uint64_t	 polls;		/* polls of its members */
+	uint64_t	 offload_bytes;	/* the module took, 0: no offload */
 };
 void		 eng_session_info(const struct eng_session *,
 		    struct eng_session_info *);
@@ -491,6 +572,12 @@ struct eng_member_info {
 	uint32_t	 nblocks;	/* of its session, 0 until it opens */
 	struct tp_addr	 addr;
 	bool		 hold;
+	/*
+	 * Served alone (unicast, polled links): what it is doing, e.g.
+	 * "queued", "connecting", "data"; "" when not served alone.
+	 */
+	const char	*step;
+	uint32_t	 need;		/* blocks still to send it alone */
 };
 void		 eng_member_info(const struct eng_member *,
 		    struct eng_member_info *);

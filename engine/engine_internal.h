@@ -12,6 +12,12 @@
  *   parity.c   TS004 parity repair
  *   xor.c      XOR repair frames (the session's side)
  *   xrepair.c  XOR repair planning
+ *   peer.c     peers of a link, slots and the fair queue of members
+ *              served alone, connections (TP_CAP_CONNECT)
+ *   unicast.c  a member served alone: its own offer, data, status,
+ *              verify, activate and result, from its exact needed set
+ *   poll.c     polled links (TP_CAP_POLLED): polls instead of windows
+ *   offload.c  module offload (TP_CAP_OFFLOAD)
  *
  * State lives in the struct it describes: a link's in struct eng_link, a
  * session's (phase, round trip, repair plans) in struct eng_session, a
@@ -45,6 +51,10 @@
 #define ENG_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
 #define ENG_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
 #define ENG_SILENCE_MS	10000	/* node_silence_ms from a fast link */
+#define ENG_USLOTS	4	/* members served alone at once, by default */
+#define ENG_PEERS_MAX	1024	/* peers a link keeps track of */
+#define ENG_RETRY_MS	1000	/* a dropped connection: back in the queue */
+#define ENG_OFFLOAD_IDLE_S 3600	/* a silent module is given up */
 
 /* Logging through up/'s hook (the daemon points it at its log). */
 #define eng__warnx(...)	up_logf(UP_LOG_WARN, __VA_ARGS__)
@@ -114,7 +124,7 @@ uint32_t pacer__airtime(const struct pacer *, size_t len);
  */
 uint64_t pacer__delay(struct pacer *, uint64_t now_us, size_t len,
 	    uint32_t airtime_us);
-/* The frame was accepted by the plugin at now_us. */
+/* The frame was accepted by the plugin at now_us; len 0: a poll. */
 void	 pacer__sent(struct pacer *, uint64_t now_us, size_t len,
 	    uint32_t airtime_us);
 void	 pacer__eagain(struct pacer *);
@@ -192,10 +202,70 @@ struct eng {
 struct eng_ctrl {
 	struct tp_addr		 dst;
 	struct eng_session	*s;	/* for byte accounting, may be NULL */
+	/*
+	 * A request to a member served alone: its wait for the answer
+	 * starts when the frame leaves (unicast.c), not when queued.
+	 */
+	struct eng_member	*m;
 	uint16_t		 len;
 	uint8_t			 type;
 	uint8_t			 frame[UP_FRAME_MAX];
 };
+
+/* peer.c: a peer of a link (docs/engine.md, "Link shapes"). */
+enum eng_pstate {
+	ENG_PS_IDLE,		/* known, not connected (or no connections) */
+	ENG_PS_CONNECTING,	/* connect() asked, no answer yet */
+	ENG_PS_UP,		/* connected: frames may go */
+	ENG_PS_CLOSING		/* its last frames go, then disconnect() */
+};
+
+struct eng_peer {
+	struct eng_link		*l;
+	uint32_t		 idx;		/* in l->peers, stable */
+	struct tp_addr		 addr;
+	enum eng_pstate		 state;
+	uint32_t		 mtu;		/* this connection's, 0: caps */
+	int16_t			 rssi_dbm;
+	/* Who uses it: a member served alone, or a discovery visit. */
+	struct eng_member	*m;
+	bool			 visit;		/* DISCOVER, then its ANNOUNCE */
+	bool			 visit_want;	/* a visit is due */
+	bool			 slot;		/* holds one of l->slots */
+	bool			 disc;		/* disconnect() called */
+	uint64_t		 visit_at;	/* visit's answer deadline, us */
+	uint64_t		 visited_ms;	/* last visit, 0: never */
+	uint64_t		 used_ms;	/* last used or heard */
+	uint32_t		 queued;	/* its frames in the ring */
+	uint32_t		 inflight;	/* sent, no tx_done yet */
+	uint32_t		 connects;
+	uint32_t		 drops;
+	uint32_t		 fails;
+	uint64_t		 tx_frames;
+	uint64_t		 tx_bytes;
+	uint64_t		 rx_frames;
+
+	/*
+	 * Polls (poll.c): on a polled link nothing comes from the node
+	 * unless it is polled.  Queued in the link's pollq (not before
+	 * poll_at), then in its pollfly until tx_done(poll_cookie).  rm is
+	 * the member a session-level poll round waits for (a member served
+	 * alone is `m').
+	 */
+	TAILQ_ENTRY(eng_peer)	 pentry;
+	uint8_t			 pq;		/* ENG_PQ_* */
+	uint64_t		 poll_at;
+	uint64_t		 poll_cookie;
+	uint32_t		 poll_est;	/* poll_time charged, us */
+	bool			 poll_rx;	/* a frame came during it */
+	struct eng_member	*rm;
+	uint32_t		 rpolls;	/* polls of that round */
+};
+#define ENG_PQ_NONE	0
+#define ENG_PQ_WAIT	1	/* in l->pollq */
+#define ENG_PQ_FLY	2	/* in l->pollfly */
+TAILQ_HEAD(eng_queue, eng_member);
+TAILQ_HEAD(eng_peerq, eng_peer);
 
 struct eng_link {
 	struct eng		*e;
@@ -220,6 +290,8 @@ struct eng_link {
 	size_t			 pend_len;
 	struct tp_addr		 pend_dst;
 	struct eng_session	*pend_s;
+	struct eng_member	*pend_m;	/* ctrl: a member's request */
+	struct eng_peer		*pend_p;	/* a poll of this peer */
 	bool			 pend_ctrl;
 	uint8_t			 pend_type;
 	uint8_t			*data_frame;	/* UP_FRAME_MAX, for DATA */
@@ -238,6 +310,33 @@ struct eng_link {
 	uint32_t		 loss_ppm;
 	/* p.node_silence_ms, or derived from the caps (link.c). */
 	uint32_t		 silence_ms;
+
+	/*
+	 * Link shapes.  Peers (peer.c): connections of a connect link, or
+	 * nodes a polled link listed; indexed by eng_peer.idx.  Slots: at
+	 * most `slots' members are served alone at once (max_peers, or the
+	 * profile's unicast_slots); the others wait in `uqueue', first in
+	 * first out, each not before its u_nb.  Polls (poll.c): members
+	 * waiting for a poll, in order, and those whose poll is out.
+	 */
+	struct eng_peer		**peers;
+	size_t			 npeers;	/* used entries of peers[] */
+	size_t			 cpeers;	/* allocated */
+	uint32_t		 slots;
+	uint32_t		 nslots;	/* slots in use */
+	struct eng_queue	 uqueue;
+	uint32_t		 nqueued;
+	uint64_t		 sched_at;	/* the queue's next eligible, us */
+	uint64_t		 visit_at;	/* earliest visit deadline, us */
+	uint32_t		 nclosing;	/* peers CLOSING */
+	struct eng_peerq	 pollq;		/* waiting for a poll */
+	struct eng_peerq	 pollfly;	/* poll sent, no tx_done yet */
+	uint64_t		 polls;
+	uint64_t		 polls_empty;
+	uint64_t		 down_us;	/* when it went down, 0: up */
+	uint64_t		 down_total_us;
+	uint64_t		 tx_segments;
+	uint64_t		 rx_segments;
 
 	/* Counters. */
 	uint64_t		 rx_frames;
@@ -285,6 +384,37 @@ struct eng_member {
 	uint32_t		 progress_held;	/* held at the last round */
 	bool			 xr_added;	/* in this round's XOR plan */
 	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
+
+	/*
+	 * Served alone (unicast.c): on a link where each member gets its
+	 * own frames (connect, unicast-only, the repair of a polled link).
+	 * Queued in the link's uqueue (qentry) or active in the session's
+	 * uactive list (aentry), holding one of the link's slots and, on a
+	 * connect link, a peer.  `need' is its exact needed set, from its
+	 * own ACCEPT or STATUS, allocated while it is active.
+	 */
+	uint8_t			 ustep;		/* enum eng_ustep */
+	TAILQ_ENTRY(eng_member)	 qentry;	/* link's uqueue */
+	TAILQ_ENTRY(eng_member)	 aentry;	/* session's uactive */
+	uint64_t		 u_nb;		/* queued: not before, us */
+	uint64_t		 u_at;		/* its timer, us */
+	uint64_t		 u_deadline;	/* answer awaited until, us */
+	uint32_t		 u_tries;	/* requests unanswered */
+	uint32_t		 u_fails;	/* connections lost, no answer */
+	uint32_t		 u_rep;		/* ACTIVATE repeats */
+	uint32_t		 u_gap_ms;	/* result visits back off */
+	bool			 u_sent;	/* the request left */
+	bool			 u_heard;	/* answered since */
+	struct eng_peer		*peer;
+	uint8_t			*need_buf;
+	struct up_bitmap	 need;
+	uint32_t		 nneed;
+	uint32_t		 ucursor;
+	uint32_t		 u_polls;	/* polls in this wait */
+	bool			 u_data;	/* data went since its status */
+	bool			 u_keep;	/* a final RESULT: unicast.c acks */
+	uint64_t		 u_cookie;	/* its RESULT_ACK's tx cookie */
+	bool			 off;		/* in its session's offload */
 };
 
 struct eng_session {
@@ -316,6 +446,25 @@ struct eng_session {
 	bool			 poke_pending;	/* deferred: look again */
 	bool			 settle_pending;	/* deferred callback */
 	bool			 error_pending;	/* deferred callback */
+
+	/* The link's shape (docs/engine.md, "Link shapes"). */
+	enum eng_shape		 shape;
+	bool			 polled;	/* answers come by polls */
+	int			 offload_conf;	/* eng_session_conf.offload */
+	struct eng_queue	 uactive;	/* served alone now */
+	uint32_t		 nuactive;
+	uint32_t		 nuqueued;	/* ... waiting for a slot */
+	struct eng_member	*ufill;		/* round robin of the data */
+	uint32_t		 round_polls;	/* poll round: polls left */
+	bool			 poll_round;	/* the phase waits on polls */
+	uint64_t		 polls;
+	uint64_t		 frozen_us;	/* link down since, 0: not */
+	bool			 mtu_short;	/* a block no longer fits */
+	/* Offload (offload.c). */
+	uint8_t			 off_state;	/* ENG_OFF_* */
+	uint64_t		 off_bytes;	/* the module took */
+	uint64_t		 off_idle_at;	/* give up at, us */
+	uint32_t		 off_peers;	/* peers not done or failed */
 
 	/* The data pass. */
 	uint8_t			*needed_buf;	/* NULL: not open */
@@ -405,6 +554,12 @@ void	 eng__touch(struct eng *);
  */
 int	 eng__ctrl(struct eng_link *, struct eng_session *,
 	    const struct tp_addr *dst, const struct up_msg *m);
+/* The same for a member's request: eng__u_sent(mb) when it leaves. */
+int	 eng__ctrl_to(struct eng_link *, struct eng_session *,
+	    struct eng_member *mb, const struct tp_addr *dst,
+	    const struct up_msg *m);
+/* Forget a member being removed (its requests in the ring). */
+void	 eng__forget_member(struct eng_link *, struct eng_member *);
 /* Something may be sendable: run the tx loop soon (deferred). */
 void	 eng__kick(struct eng_link *);
 /* Sessions: enter and leave the link's data rotation. */
@@ -577,5 +732,136 @@ void	 eng__xr_note(struct eng_session *, struct eng_member *,
 bool	 eng__xr_plan(struct eng_session *);
 /* The next XOR frame of the pass; 0 none, -1 read error. */
 size_t	 eng__fill_xor(struct eng_session *, uint8_t *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
+/* peer.c: peers, slots and the queue of members served alone          */
+
+/* The link's peer for addr, NULL if none (get: created if need be). */
+struct eng_peer *eng__peer_find(struct eng_link *, const struct tp_addr *);
+struct eng_peer *eng__peer_get(struct eng_link *, const struct tp_addr *);
+/* The largest frame to dst: its connection's mtu, else the link's. */
+size_t	 eng__dst_mtu(struct eng_link *, const struct tp_addr *);
+/* Slots from the caps and the profile (open, caps change, reload). */
+void	 eng__slots(struct eng_link *);
+/* A member served alone joins the end of the queue, not before nb_us. */
+void	 eng__uqueue(struct eng_member *, uint64_t nb_us);
+void	 eng__udequeue(struct eng_member *);
+/* Hands free slots to queued members (and discovery visits). */
+void	 eng__sched(struct eng_link *);
+/* The member or visit is done with its peer: disconnect once idle. */
+void	 eng__peer_release(struct eng_peer *);
+/* A frame to / from a peer (accounting; a visit hears its ANNOUNCE). */
+void	 eng__peer_queued(struct eng_link *, const struct tp_addr *, int);
+void	 eng__peer_sent(struct eng_peer *, size_t len);
+void	 eng__peer_tx_done(struct eng_link *, uint64_t cookie, int status);
+void	 eng__peer_rx(struct eng_link *, const struct tp_addr *,
+	    const struct up_msg *);
+/* Closes idle peers whose frames are out (from the tx loop). */
+void	 eng__peer_idle(struct eng_link *);
+/* The plugin's peer callback. */
+void	 eng__peer_event(struct eng_link *, const struct tp_addr *,
+	    enum tp_peer_event, const struct tp_peer_info *);
+/* The link went down / came up: connections are gone. */
+void	 eng__peers_down(struct eng_link *);
+uint64_t eng__peers_deadline(const struct eng_link *);
+void	 eng__peers_run(struct eng_link *, uint64_t now_us);
+void	 eng__peers_free(struct eng_link *);
+const char *eng__pstate_str(enum eng_pstate);
+
+/* ------------------------------------------------------------------ */
+/* unicast.c: a member served alone                                     */
+
+enum eng_ustep {
+	ENG_U_NONE,		/* not served alone */
+	ENG_U_QUEUED,		/* waiting for a slot */
+	ENG_U_CONNECT,		/* slot taken, connecting */
+	ENG_U_OFFER,		/* OFFER sent, waiting for its ACCEPT */
+	ENG_U_STATUS,		/* STATUS_REQ sent, waiting */
+	ENG_U_DATA,		/* its needed blocks go out */
+	ENG_U_VERIFY,		/* VERIFY sent, waiting */
+	ENG_U_ACTIVATE,		/* ACTIVATE repeats */
+	ENG_U_RESULT,		/* VERIFY as a poll for its RESULT */
+	ENG_U_ACKED		/* RESULT_ACK sent: did it arrive? */
+};
+const char *eng__ustep_str(uint8_t);
+
+/* Session shapes that serve members alone (now or after a pass). */
+bool	 eng__unicast(const struct eng_session *);
+/* The SERVE phase: queue what needs serving; false: nothing does. */
+bool	 eng__u_serve(struct eng_session *);
+/* A slot (and, on a connect link, its connection) is the member's. */
+void	 eng__u_begin(struct eng_member *);
+/* Its connection came up / went down (connect links). */
+void	 eng__u_peer_up(struct eng_member *);
+void	 eng__u_peer_down(struct eng_member *, bool connecting);
+/* A request of it left (the ring), an answer came from it. */
+void	 eng__u_sent(struct eng_member *);
+void	 eng__u_heard(struct eng_member *, uint8_t type);
+/* A poll of it ended without what it waits for. */
+void	 eng__u_poll_empty(struct eng_member *);
+/* Acknowledges its final RESULT (then waits to see the ACK arrived). */
+void	 eng__u_ack(struct eng_member *);
+/* tx_done of its RESULT_ACK on a link that confirms frames. */
+void	 eng__u_ack_done(struct eng_member *, int status);
+/* Gives the slot back; with requeue, back in the queue at nb_us. */
+void	 eng__u_release(struct eng_member *, bool requeue, uint64_t nb_us);
+/* Out of every list: the member is removed or its session closes. */
+void	 eng__u_forget(struct eng_member *);
+void	 eng__u_forget_session(struct eng_session *);
+/* Its exact needed set from a status body (ACCEPT, STATUS). */
+void	 eng__u_status(struct eng_member *, const struct up_status_body *);
+/* The next DATA frame of a member served alone; 0: none ready now. */
+size_t	 eng__u_fill(struct eng_session *, uint8_t *buf, size_t cap,
+	    struct tp_addr *dst);
+uint64_t eng__u_deadline(const struct eng_session *);
+void	 eng__u_run(struct eng_session *, uint64_t now_us);
+
+/* ------------------------------------------------------------------ */
+/* poll.c: polled links                                                 */
+
+/* Polls the peer not before at_us (a member served alone, a visit). */
+void	 eng__poll(struct eng_peer *, uint64_t at_us);
+void	 eng__poll_cancel(struct eng_peer *);
+/* The first peer whose poll is due, taken out of the queue. */
+struct eng_peer *eng__poll_next(struct eng_link *, uint64_t now_us);
+void	 eng__poll_sent(struct eng_peer *, uint64_t cookie, uint32_t est);
+/* tx_done of a poll: true when cookie was one. */
+bool	 eng__poll_done(struct eng_link *, uint64_t cookie, int status,
+	    uint32_t airtime_us);
+/* The session's phase waits on polls of the asked members in `st'. */
+void	 eng__poll_round(struct eng_session *, enum eng_mstate);
+/* The phase is over: the session's round polls count no more. */
+void	 eng__poll_round_end(struct eng_session *);
+uint64_t eng__poll_deadline(const struct eng_link *);
+
+/* ------------------------------------------------------------------ */
+/* offload.c: module offload                                            */
+
+#define ENG_OFF_NONE	0	/* not offloaded (yet) */
+#define ENG_OFF_RUN	1	/* the module has it */
+#define ENG_OFF_DONE	2	/* over: UP carries what is left */
+#define ENG_OFF_START	3	/* asked for: offload_start() in eng_run */
+
+bool	 eng__off_wanted(const struct eng_session *);
+void	 eng__off_begin(struct eng_session *);
+void	 eng__off_cancel(struct eng_session *);
+void	 eng__off_timer(struct eng_session *);
+int	 eng__off_read(struct eng_link *, uint32_t id, uint64_t off,
+	    uint8_t *buf, size_t len);
+void	 eng__off_progress(struct eng_link *, uint32_t id,
+	    const struct tp_addr *, enum tp_offload_state, uint64_t bytes);
+
+/* ------------------------------------------------------------------ */
+/* Freezing (session.c): link down is not node failure                  */
+
+void	 eng__freeze(struct eng_session *, uint64_t now_us);
+void	 eng__thaw(struct eng_session *, uint64_t now_us);
+/* New caps: block frames, parity, XOR re-planned for the mtu. */
+void	 eng__replan(struct eng_session *);
+/* How long a VERIFY answer may take (hashing), ms. */
+uint64_t eng__verify_wait(const struct eng_session *);
+/* A member by its link address (compact frames without node id). */
+struct eng_member *eng__member_by_addr(struct eng_session *,
+	    const struct tp_addr *);
 
 #endif /* ENGINE_INTERNAL_H */

@@ -54,8 +54,8 @@ eng__kick(struct eng_link *l)
 }
 
 int
-eng__ctrl(struct eng_link *l, struct eng_session *s, const struct tp_addr *dst,
-    const struct up_msg *m)
+eng__ctrl_to(struct eng_link *l, struct eng_session *s, struct eng_member *mb,
+    const struct tp_addr *dst, const struct up_msg *m)
 {
 	struct eng_ctrl	*c;
 	int		 n;
@@ -78,11 +78,20 @@ eng__ctrl(struct eng_link *l, struct eng_session *s, const struct tp_addr *dst,
 	else
 		tp_addr_broadcast(&c->dst);
 	c->s = s;
+	c->m = mb;
 	c->len = (uint16_t)n;
 	c->type = m->type;
 	l->ring_n++;
+	eng__peer_queued(l, &c->dst, 1);
 	eng__kick(l);
 	return (0);
+}
+
+int
+eng__ctrl(struct eng_link *l, struct eng_session *s, const struct tp_addr *dst,
+    const struct up_msg *m)
+{
+	return (eng__ctrl_to(l, s, NULL, dst, m));
 }
 
 void
@@ -124,25 +133,57 @@ eng__forget_session(struct eng_link *l, struct eng_session *s)
 			l->ring[(l->ring_head + i) % ENG_CTRL_RING].s = NULL;
 }
 
-/* Picks the next frame to send into l->pend; false if none. */
+void
+eng__forget_member(struct eng_link *l, struct eng_member *m)
+{
+	unsigned int	 i;
+
+	if (l->pend_m == m)
+		l->pend_m = NULL;
+	for (i = 0; i < l->ring_n; i++)
+		if (l->ring[(l->ring_head + i) % ENG_CTRL_RING].m == m)
+			l->ring[(l->ring_head + i) % ENG_CTRL_RING].m = NULL;
+}
+
+/*
+ * Picks the next frame to send into l->pend; false if none.  Control
+ * frames first, then polls that are due, then data round robin from the
+ * sessions in a data pass (a session whose members served alone have
+ * nothing ready now stays in the rotation; its pass over, it leaves).
+ */
 static bool
 link_fill(struct eng_link *l)
 {
 	struct eng_session	*s;
 	struct eng_ctrl		*c;
+	struct eng_peer		*p;
 	size_t			 n, cap = eng__link_mtu(l);
+	unsigned int		 tries;
 
-	for (;;) {
-		if (l->ring_n > 0) {
-			c = &l->ring[l->ring_head];
-			l->pend = c->frame;
-			l->pend_len = c->len;
-			l->pend_dst = c->dst;
-			l->pend_s = c->s;
-			l->pend_ctrl = true;
-			l->pend_type = c->type;
-			return (true);
-		}
+	l->pend_m = NULL;
+	l->pend_p = NULL;
+	if (l->ring_n > 0) {
+		c = &l->ring[l->ring_head];
+		l->pend = c->frame;
+		l->pend_len = c->len;
+		l->pend_dst = c->dst;
+		l->pend_s = c->s;
+		l->pend_m = c->m;
+		l->pend_ctrl = true;
+		l->pend_type = c->type;
+		return (true);
+	}
+	if ((p = eng__poll_next(l, eng__now_us(l->e))) != NULL) {
+		l->pend = NULL;
+		l->pend_len = 1;	/* a poll carries no frame */
+		l->pend_dst = p->addr;
+		l->pend_s = NULL;
+		l->pend_p = p;
+		l->pend_ctrl = false;
+		l->pend_type = 0;
+		return (true);
+	}
+	for (tries = l->ndata; tries > 0; tries--) {
 		if ((s = TAILQ_FIRST(&l->data_sessions)) == NULL)
 			return (false);
 		TAILQ_REMOVE(&l->data_sessions, s, tentry);
@@ -156,21 +197,22 @@ link_fill(struct eng_link *l)
 			l->pend_type = l->data_frame[1];
 			return (true);
 		}
-		/* The pass is over; fill_data took it out of the rotation. */
-		if (s->in_data)
-			eng__data_remove(l, s);
 	}
+	return (false);
 }
 
 static void
 link_sent(struct eng_link *l)
 {
 	if (l->pend_ctrl) {
+		eng__peer_queued(l, &l->pend_dst, -1);
 		l->ring_head = (l->ring_head + 1) % ENG_CTRL_RING;
 		l->ring_n--;
 	}
 	l->pend_len = 0;
 	l->pend = NULL;
+	l->pend_m = NULL;
+	l->pend_p = NULL;
 }
 
 static uint32_t
@@ -181,11 +223,56 @@ link_airtime(struct eng_link *l, const struct tp_addr *dst, size_t len)
 	return (pacer__airtime(&l->pacer, len));
 }
 
+/* A poll of l->pend_p: its time on the link is charged before. */
+static int
+link_poll(struct eng_link *l, uint64_t now)
+{
+	struct eng_peer	*p = l->pend_p;
+	uint64_t	 wait, cookie;
+	uint32_t	 air;
+	int		 rc;
+
+	if (l->ops->poll == NULL) {
+		link_sent(l);
+		return (0);
+	}
+	air = l->ops->poll_time != NULL ? l->ops->poll_time(l->tp,
+	    &p->addr) : pacer__airtime(&l->pacer, 8);
+	wait = pacer__delay(&l->pacer, now, 0, air);
+	if (wait == PACER_WAIT)
+		return (-1);
+	if (wait > 0) {
+		l->tx_at = now + wait;
+		return (-1);
+	}
+	cookie = ++l->cookie << 16;
+	rc = l->ops->poll(l->tp, &p->addr, cookie);
+	switch (rc) {
+	case TP_OK:
+		pacer__sent(&l->pacer, now, 0, air);
+		eng__poll_sent(p, cookie, air);
+		break;
+	case TP_EAGAIN:
+		pacer__eagain(&l->pacer);
+		return (-1);
+	default:
+		/* Unknown or gone: as a poll that brought nothing. */
+		l->tx_errors++;
+		eng__debug("%s: poll: error %d", l->name, rc);
+		if (p->m != NULL)
+			eng__u_poll_empty(p->m);
+		break;
+	}
+	link_sent(l);
+	return (0);
+}
+
 static void
 link_tx(struct eng_link *l)
 {
+	struct eng_peer	*p;
 	struct iovec	 iov;
-	uint64_t	 now, wait;
+	uint64_t	 now, wait, cookie;
 	uint32_t	 air;
 	int		 n, rc;
 
@@ -195,6 +282,33 @@ link_tx(struct eng_link *l)
 		if (l->pend_len == 0 && !link_fill(l))
 			return;
 		now = eng__now_us(l->e);
+		if (l->pend_p != NULL) {
+			if (link_poll(l, now) == -1)
+				return;
+			continue;
+		}
+		p = NULL;
+		if ((l->pend_dst.flags & TP_ADDR_F_BROADCAST) == 0 &&
+		    (p = eng__peer_find(l, &l->pend_dst)) != NULL &&
+		    (l->caps.flags & TP_CAP_CONNECT) != 0 &&
+		    p->state != ENG_PS_UP && p->state != ENG_PS_CLOSING) {
+			/* Its connection is gone: the frame is of no use. */
+			l->tx_errors++;
+			if (l->pend_m != NULL)
+				eng__u_sent(l->pend_m);
+			link_sent(l);
+			continue;
+		}
+		if (l->pend_len > eng__dst_mtu(l, &l->pend_dst)) {
+			l->tx_errors++;
+			eng__debug("%s: %zu-byte frame of type %u larger than "
+			    "its destination takes", l->name, l->pend_len,
+			    l->pend_type);
+			if (l->pend_m != NULL)
+				eng__u_sent(l->pend_m);
+			link_sent(l);
+			continue;
+		}
 		air = link_airtime(l, &l->pend_dst, l->pend_len);
 		wait = pacer__delay(&l->pacer, now, l->pend_len, air);
 		if (wait == PACER_WAIT)
@@ -205,10 +319,14 @@ link_tx(struct eng_link *l)
 		}
 		iov.iov_base = (void *)l->pend;
 		iov.iov_len = l->pend_len;
-		rc = l->ops->send(l->tp, &l->pend_dst, &iov, 1, ++l->cookie);
+		/* The peer's index rides in the cookie for tx_done. */
+		cookie = ++l->cookie << 16 | (p != NULL ? p->idx + 1 : 0);
+		rc = l->ops->send(l->tp, &l->pend_dst, &iov, 1, cookie);
 		switch (rc) {
 		case TP_OK:
 			pacer__sent(&l->pacer, now, l->pend_len, air);
+			if (p != NULL)
+				eng__peer_sent(p, l->pend_len);
 			if (l->pend_ctrl)
 				l->tx_ctrl++;
 			else {
@@ -220,6 +338,10 @@ link_tx(struct eng_link *l)
 			if (l->pend_s != NULL)
 				eng__sent(l->pend_s, l->pend_type,
 				    l->pend_len);
+			if (l->pend_m != NULL) {
+				l->pend_m->u_cookie = cookie;
+				eng__u_sent(l->pend_m);
+			}
 			link_sent(l);
 			break;
 		case TP_EAGAIN:
@@ -230,6 +352,8 @@ link_tx(struct eng_link *l)
 			l->tx_errors++;
 			eng__debug("%s: send type %u: error %d", l->name,
 			    l->pend_type, rc);
+			if (l->pend_m != NULL)
+				eng__u_sent(l->pend_m);
 			link_sent(l);
 			break;
 		}
@@ -250,7 +374,12 @@ link_discover(struct eng_link *l, uint64_t now_us)
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_DISCOVER;
 	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : w;
-	if (l->up)
+	/*
+	 * A DISCOVER to all only where nodes may answer it by themselves:
+	 * connected and polled links find their nodes by visits (peer.c).
+	 */
+	if (l->up && (l->caps.flags & TP_CAP_BROADCAST) != 0 &&
+	    (l->caps.flags & (TP_CAP_CONNECT | TP_CAP_POLLED)) == 0)
 		eng__ctrl(l, NULL, NULL, &m);
 	/* Offers wait for the answers, so nodes join before the OFFER. */
 	l->settle_ms = now_us / 1000 + m.u.discover.window_ms + 100 +
@@ -265,7 +394,17 @@ link_discover(struct eng_link *l, uint64_t now_us)
 uint64_t
 eng__link_deadline(const struct eng_link *l)
 {
-	return (l->tx_at < l->discover_at ? l->tx_at : l->discover_at);
+	uint64_t	 d = l->tx_at < l->discover_at ? l->tx_at :
+			    l->discover_at, x;
+
+	if (!l->up)
+		return (d);
+	if ((x = eng__peers_deadline(l)) < d)
+		d = x;
+	if (l->pend_len == 0 && l->tx_at == ENG_NEVER &&
+	    (x = eng__poll_deadline(l)) < d)
+		d = x;
+	return (d);
 }
 
 void
@@ -273,10 +412,15 @@ eng__link_run(struct eng_link *l, uint64_t now_us)
 {
 	if (l->discover_at <= now_us)
 		link_discover(l, now_us);
-	if (l->tx_at <= now_us) {
+	if (l->up)
+		eng__peers_run(l, now_us);
+	if (l->tx_at <= now_us || (l->up && l->pend_len == 0 &&
+	    l->tx_at == ENG_NEVER && eng__poll_deadline(l) <= now_us)) {
 		l->tx_at = ENG_NEVER;
 		link_tx(l);
 	}
+	if (l->up)
+		eng__peer_idle(l);
 }
 
 /* ------------------------------------------------------------------ */
@@ -306,8 +450,11 @@ link_rx(void *arg, struct tp *tp, const struct tp_addr *src,
 		l->rx_bad++;
 		eng__debug("%s: bad frame (%zu bytes): %s", l->name, len,
 		    up_strerror(rc));
+		eng__peer_rx(l, src, NULL);
 		goto out;
 	}
+	/* Peers: a poll brought something, a visit its ANNOUNCE. */
+	eng__peer_rx(l, src, &m);
 	switch (m.type) {
 	case UP_T_ANNOUNCE:
 		/* The session first: the daemon then sees the new state. */
@@ -377,39 +524,106 @@ link_tx_done(void *arg, struct tp *tp, uint64_t cookie, int status,
 	struct eng_link	*l = arg;
 
 	eng__enter(l->e);
-	pacer__tx_done(&l->pacer, pacer__airtime(&l->pacer, l->caps.mtu),
-	    airtime_us);
-	if (status != TP_OK)
-		l->tx_errors++;
+	if (!eng__poll_done(l, cookie, status, airtime_us)) {
+		pacer__tx_done(&l->pacer, pacer__airtime(&l->pacer,
+		    l->caps.mtu), airtime_us);
+		eng__peer_tx_done(l, cookie, status);
+		if (status != TP_OK)
+			l->tx_errors++;
+	}
 	eng__kick(l);
 	eng__leave(l->e);
 }
 
+/*
+ * Link down is not node failure: the sessions on it freeze (no write-
+ * offs, no rounds; their timers resume shifted by the time it was down)
+ * and members served alone go back to the front of the queue.  A smaller
+ * mtu after a reconnect re-plans the sessions instead of stopping them.
+ */
 static void
 link_event(void *arg, struct tp *tp, enum tp_link_event ev)
 {
-	struct eng_link	*l = arg;
+	struct eng_link		*l = arg;
+	struct eng_session	*s;
+	uint64_t		 now;
 
 	eng__enter(l->e);
+	now = eng__now_us(l->e);
 	switch (ev) {
 	case TP_LINK_UP:
+		if (l->up)
+			break;
 		eng__info("%s: link up", l->name);
 		l->up = true;
+		if (l->down_us != 0 && now > l->down_us)
+			l->down_total_us += now - l->down_us;
+		l->down_us = 0;
+		TAILQ_FOREACH(s, &l->e->sessions, entry)
+			if (s->l == l)
+				eng__thaw(s, now);
+		l->sched_at = 0;
 		eng__kick(l);
 		break;
 	case TP_LINK_DOWN:
-		eng__warnx("%s: link down", l->name);
+		if (!l->up)
+			break;
+		eng__warnx("%s: link down; its sessions wait", l->name);
 		l->up = false;
+		l->down_us = now != 0 ? now : 1;
+		eng__peers_down(l);
+		TAILQ_FOREACH(s, &l->e->sessions, entry)
+			if (s->l == l)
+				eng__freeze(s, now);
 		break;
 	case TP_CAPS_CHANGED:
 		l->ops->caps(l->tp, &l->caps);
 		pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
 		link_silence(l);
+		eng__slots(l);
 		eng__info("%s: capabilities changed (mtu %u, %" PRIu64
 		    " bit/s)", l->name, l->caps.mtu, l->caps.bitrate_bps);
+		TAILQ_FOREACH(s, &l->e->sessions, entry)
+			if (s->l == l)
+				eng__replan(s);
 		eng__kick(l);
 		break;
 	}
+	eng__leave(l->e);
+}
+
+static void
+link_peer(void *arg, struct tp *tp, const struct tp_addr *a,
+    enum tp_peer_event ev, const struct tp_peer_info *info)
+{
+	struct eng_link	*l = arg;
+
+	eng__enter(l->e);
+	eng__peer_event(l, a, ev, info);
+	eng__leave(l->e);
+}
+
+static int
+link_offload_read(void *arg, struct tp *tp, uint32_t id, uint64_t off,
+    uint8_t *buf, size_t len)
+{
+	struct eng_link	*l = arg;
+	int		 rc;
+
+	eng__enter(l->e);
+	rc = eng__off_read(l, id, off, buf, len);
+	eng__leave(l->e);
+	return (rc);
+}
+
+static void
+link_offload_progress(void *arg, struct tp *tp, uint32_t id,
+    const struct tp_addr *peer, enum tp_offload_state st, uint64_t bytes)
+{
+	struct eng_link	*l = arg;
+
+	eng__enter(l->e);
+	eng__off_progress(l, id, peer, st, bytes);
 	eng__leave(l->e);
 }
 
@@ -422,6 +636,7 @@ eng__link_close(struct eng_link *l)
 	if (l->tp != NULL)
 		l->ops->close(l->tp);
 	l->tp = NULL;
+	eng__peers_free(l);
 	free(l->ring);
 	free(l->data_frame);
 	free(l);
@@ -520,9 +735,16 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	l->host.writable = link_writable;
 	l->host.tx_done = link_tx_done;
 	l->host.link = link_event;
+	l->host.peer = link_peer;
+	l->host.offload_read = link_offload_read;
+	l->host.offload_progress = link_offload_progress;
 	l->ring = eng__xcalloc(ENG_CTRL_RING, sizeof(*l->ring));
 	l->data_frame = eng__xcalloc(1, UP_FRAME_MAX);
 	TAILQ_INIT(&l->data_sessions);
+	TAILQ_INIT(&l->uqueue);
+	TAILQ_INIT(&l->pollq);
+	TAILQ_INIT(&l->pollfly);
+	l->sched_at = l->visit_at = ENG_NEVER;
 	if (ops->open(&l->host, conf, &l->tp, &why) == -1) {
 		if (asprintf(cause, "transport %s: %s", name,
 		    why != NULL ? why : "cannot open") == -1)
@@ -536,6 +758,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	now = eng__now_us(e);
 	pacer__init(&l->pacer, &l->caps, l->p.rate_pct, now);
 	link_silence(l);
+	eng__slots(l);
 	e->links[e->nlinks++] = l;
 	if (ops->start(l->tp, &why) == -1) {
 		if (asprintf(cause, "transport %s: %s", name,
@@ -592,6 +815,7 @@ eng_link_set_params(struct eng_link *l, const struct eng_params *p)
 	l->p = *p;
 	pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
 	link_silence(l);
+	eng__slots(l);
 	if (disc)
 		l->discover_at = p->discover_interval_s == 0 ? ENG_NEVER :
 		    eng__now_us(l->e) + (uint64_t)p->discover_interval_s *
@@ -611,6 +835,8 @@ eng_link_addr_fmt(struct eng_link *l, const struct tp_addr *a, char *buf,
 void
 eng_link_info(struct eng_link *l, struct eng_link_info *li)
 {
+	size_t	 i;
+
 	memset(li, 0, sizeof(*li));
 	li->name = l->name;
 	li->type = l->type;
@@ -631,4 +857,20 @@ eng_link_info(struct eng_link *l, struct eng_link_info *li)
 	li->loss_ppm = l->loss_ppm;
 	li->node_silence_ms = l->silence_ms;
 	pacer__info(&l->pacer, eng__now_us(l->e), &li->pacer);
+	for (i = 0; i < l->npeers; i++) {
+		if (l->peers[i] == NULL)
+			continue;
+		li->npeers++;
+		if (l->peers[i]->state == ENG_PS_UP)
+			li->peers_up++;
+	}
+	li->slots = l->slots;
+	li->served = l->nslots;
+	li->queued = l->nqueued;
+	li->polls = l->polls;
+	li->polls_empty = l->polls_empty;
+	li->rx_segments = l->rx_segments;
+	li->tx_segments = l->tx_segments;
+	li->down_ms = (l->down_total_us + (l->down_us != 0 ?
+	    eng__now_us(l->e) - l->down_us : 0)) / 1000;
 }

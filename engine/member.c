@@ -148,6 +148,17 @@ member_final(struct eng_member *m, enum eng_mstate st, uint8_t result)
 	s->nstate[m->state]--;
 	s->nstate[st]++;
 	m->state = st;
+	/*
+	 * Its turn alone, its part of an offload, are over; but a final
+	 * RESULT is still acknowledged in its turn (unicast.c, u_keep).
+	 */
+	if (m->ustep != ENG_U_NONE && !m->u_keep)
+		eng__u_release(m, false, 0);
+	if (m->off) {
+		m->off = false;
+		if (s->off_peers > 0)
+			s->off_peers--;
+	}
 }
 
 void
@@ -268,6 +279,12 @@ eng_member_remove(struct eng_member *m)
 	if (m->asked && !m->answered && s->unanswered > 0)
 		s->unanswered--;
 	m->asked = m->answered = false;
+	eng__u_forget(m);
+	if (m->off) {
+		m->off = false;
+		if (s->off_peers > 0)
+			s->off_peers--;
+	}
 	member_unhash(m);
 	s->nmembers--;
 	s->nstate[m->state]--;
@@ -311,10 +328,12 @@ eng_member_restart(struct eng_member *m)
 
 	if (m->gone)
 		return;
+	eng__u_release(m, false, 0);
 	m->result = UP_R_INITIAL;
 	m->known = false;
 	m->offers = m->stall = 0;
 	m->heard_ms = eng__now_ms(s->e);
+	m->u_fails = 0;
 	s->nstate[m->state]--;
 	s->nstate[ENG_M_PENDING]++;
 	m->state = ENG_M_PENDING;
@@ -434,4 +453,6 @@ eng_member_info(const struct eng_member *m, struct eng_member_info *mi)
 	mi->nblocks = m->s->nblocks;
 	mi->addr = m->addr;
 	mi->hold = m->hold;
+	mi->step = eng__ustep_str(m->ustep);
+	mi->need = m->nneed;
 }

@@ -24,6 +24,9 @@
  *     (Modbus RTU's 3.5 characters, PLC inter-frame gaps).
  *  4. Queue depth: at most tx_queue frames outstanding once the plugin
  *     reports tx_done; TP_EAGAIN stops everything until writable().
+ *  5. Polls (polled links): a poll is charged like a frame of
+ *     ops->poll_time() on the link, for the rate, the duty cycle and the
+ *     gap; tx_done corrects it with the time it really took.
  */
 #include <string.h>
 
@@ -157,11 +160,22 @@ pacer__sent(struct pacer *p, uint64_t now_us, size_t len,
 	uint64_t	 now_ns = now_us * 1000, cost, rem, c;
 
 	if (p->rate_bps != 0) {
-		cost = pacer_cost_ns(p, len, &rem);
-		p->rem += rem;
-		if (p->rem >= p->rate_bps) {
-			cost++;
-			p->rem -= p->rate_bps;
+		if (len == 0) {
+			/*
+			 * A poll (poll.c): no frame of ours, its time on the
+			 * link is what it costs, stretched like a frame's
+			 * when the rate is a share of the link.
+			 */
+			cost = (uint64_t)airtime_us * 1000;
+			if (p->link_bps > p->rate_bps)
+				cost = cost * (p->link_bps / p->rate_bps);
+		} else {
+			cost = pacer_cost_ns(p, len, &rem);
+			p->rem += rem;
+			if (p->rem >= p->rate_bps) {
+				cost++;
+				p->rem -= p->rate_bps;
+			}
 		}
 		if (p->tat_ns < now_ns)
 			p->tat_ns = now_ns;

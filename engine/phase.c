@@ -74,9 +74,16 @@ phase_offer_tick(struct eng_session *s)
 	if (s->step < r) {
 		eng__send_offer(s);
 		s->step++;
-		eng__arm(s, s->step < r ? gap : gap + eng__margin(s));
+		if (s->step < r)
+			eng__arm(s, gap);
+		else if (s->polled)
+			/* No window on a polled link: the nodes are polled. */
+			eng__poll_round(s, ENG_M_OFFERED);
+		else
+			eng__arm(s, gap + eng__margin(s));
 		return;
 	}
+	eng__poll_round_end(s);
 	/*
 	 * The window is over: count the unanswered offers.  A node that
 	 * answered busy each time is declined so, a silent one is written
@@ -154,7 +161,10 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 	uint8_t		 flags;
 	int		 rc;
 
-	if (s->phase != ENG_P_DATA || !eng__runnable(s)) {
+	if (s->phase == ENG_P_SERVE)
+		return (eng__u_fill(s, buf, cap, dst));
+	if (s->phase != ENG_P_DATA || !eng__runnable(s) || s->mtu_short) {
+		/* (A session whose blocks no longer fit waits: replan.) */
 		eng__data_remove(s->l, s);
 		return (0);
 	}
@@ -189,18 +199,23 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 		return (0);
 	}
 	if (i >= s->nblocks || s->nstate[ENG_M_RECEIVING] == 0) {
-		/* Pass over: ask what is still missing. */
+		/*
+		 * Pass over: ask what is still missing.  On a polled bus
+		 * the first pass was the one to all; now each node alone.
+		 */
 		eng__data_remove(s->l, s);
-		eng__status_begin(s);
+		if (s->shape == ENG_SHAPE_POLLED)
+			eng__decide(s);
+		else
+			eng__status_begin(s);
 		return (0);
 	}
 	off = (uint64_t)i * s->block_size;
 	len = eng__block_len(s, i);
 	if (UP_DATA_OFF + len + UP_CRC_LEN > cap) {
-		/* Cannot happen: block_size was sized from the mtu. */
-		eng__warnx("session %08x: block %u does not fit", s->id, i);
+		/* The mtu shrank under the session (eng__replan): wait. */
+		s->mtu_short = true;
 		eng__data_remove(s->l, s);
-		eng_session_stop(s);
 		return (0);
 	}
 	if (!eng__read(s, off, buf + UP_DATA_OFF, len))
@@ -229,8 +244,8 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 /* ------------------------------------------------------------------ */
 /* VERIFY                                                               */
 
-static uint64_t
-phase_verify_wait(const struct eng_session *s)
+uint64_t
+eng__verify_wait(const struct eng_session *s)
 {
 	uint64_t	 work = s->offer.size;
 
@@ -264,7 +279,7 @@ phase_verify_begin(struct eng_session *s)
 	s->verify_asked = s->unanswered;
 	s->verify_nudge = 0;
 	eng__ask(s, UP_T_VERIFY, ENG_M_DOWNLOADED, eng__window(s));
-	eng__arm(s, phase_verify_wait(s));
+	eng__arm(s, eng__verify_wait(s));
 }
 
 /*
@@ -286,7 +301,7 @@ eng__verify_progress(struct eng_session *s)
 		return;
 	took = eng__now_ms(s->e) - s->phase_ms;
 	delay = 2 * took + eng__window(s) + eng__margin(s);
-	if (delay >= phase_verify_wait(s))
+	if (delay >= eng__verify_wait(s))
 		return;
 	s->verify_nudge = 1;
 	eng__arm(s, delay);
@@ -309,7 +324,7 @@ phase_verify_tick(struct eng_session *s)
 		if (m->asked && !m->answered && m->state == ENG_M_DOWNLOADED)
 			eng__target(s, UP_T_VERIFY, m,
 			    (uint16_t)eng__window(s), 0);
-	eng__arm(s, phase_verify_wait(s));
+	eng__arm(s, eng__verify_wait(s));
 }
 
 static void
@@ -336,6 +351,34 @@ phase_verify_end(struct eng_session *s)
 /* ------------------------------------------------------------------ */
 /* The machine                                                          */
 
+/* Nothing to send: results awaited, or idle until a member changes. */
+static void
+phase_rest(struct eng_session *s)
+{
+	s->phase = s->nstate[ENG_M_ACTIVATING] > 0 ? ENG_P_RESULT : ENG_P_IDLE;
+	s->e->cb.session_save(s->e->cb.arg, s, false);
+	if (s->phase == ENG_P_IDLE)
+		eng__settle(s);
+}
+
+/*
+ * Members are served alone: on a link that cannot broadcast (connect,
+ * unicast-only) always; on a polled bus once its OFFER round and first
+ * pass to all are over (poll_broadcast), since its repair goes to each
+ * node alone, polled for its own bitmap.
+ */
+static bool
+phase_serving(const struct eng_session *s, uint32_t npend, uint32_t nrecv)
+{
+	if (s->shape == ENG_SHAPE_UNICAST)
+		return (true);
+	if (s->shape != ENG_SHAPE_POLLED)
+		return (false);
+	if (s->pass > 0)
+		return (true);
+	return (!(npend > 0 && nrecv == 0) && !(nrecv > 0 && s->nneeded > 0));
+}
+
 /*
  * Picks the next phase from the members' states: offer the ones not yet
  * in (unless others are receiving: then they get the offer with the next
@@ -357,6 +400,28 @@ eng__decide(struct eng_session *s)
 	npend = s->nstate[ENG_M_PENDING] + s->nstate[ENG_M_OFFERED];
 	nrecv = s->nstate[ENG_M_RECEIVING];
 	now = eng__now_ms(s->e);
+	if (s->off_state == ENG_OFF_RUN || s->off_state == ENG_OFF_START) {
+		/*
+		 * The module has the package: its progress decides (the
+		 * phase timer, so offload_start() and offload_cancel() are
+		 * called from eng_run, never from a plugin's callback).
+		 */
+		s->phase = ENG_P_OFFLOAD;
+		s->timer_at = s->off_state == ENG_OFF_RUN && s->off_peers > 0 ?
+		    s->off_idle_at : 0;
+		eng__touch(s->e);
+		return;
+	}
+	/*
+	 * Members served alone (docs/engine.md "Link shapes"): on a link
+	 * that cannot broadcast, from the start; on a polled bus, after the
+	 * OFFER round and the first pass to all.
+	 */
+	if (phase_serving(s, npend, nrecv)) {
+		if (!eng__u_serve(s))
+			phase_rest(s);
+		return;
+	}
 	if (npend > 0 && nrecv == 0 && l != NULL && now < l->settle_ms) {
 		/*
 		 * A DISCOVER round is under way: offer once its ANNOUNCEs
@@ -366,6 +431,9 @@ eng__decide(struct eng_session *s)
 		eng__arm(s, l->settle_ms - now);
 	} else if (npend > 0 && nrecv == 0)
 		phase_offer_begin(s);
+	else if (nrecv > 0 && eng__off_wanted(s))
+		/* The accepted nodes' package goes to the module. */
+		eng__off_begin(s);
 	else if (nrecv > 0 && s->nneeded > 0)
 		phase_data_begin(s);
 	else if (nrecv > 0)
@@ -383,13 +451,8 @@ eng__decide(struct eng_session *s)
 		phase_verify_begin(s);
 	else if (eng__releasable(s) > 0)
 		eng__activate_begin(s);
-	else {
-		s->phase = s->nstate[ENG_M_ACTIVATING] > 0 ? ENG_P_RESULT :
-		    ENG_P_IDLE;
-		s->e->cb.session_save(s->e->cb.arg, s, false);
-		if (s->phase == ENG_P_IDLE)
-			eng__settle(s);
-	}
+	else
+		phase_rest(s);
 }
 
 void
@@ -411,6 +474,9 @@ eng__phase_timer(struct eng_session *s)
 	case ENG_P_IDLE:
 	case ENG_P_RESULT:
 		eng__decide(s);
+		break;
+	case ENG_P_OFFLOAD:
+		eng__off_timer(s);
 		break;
 	default:
 		break;

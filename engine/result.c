@@ -33,6 +33,9 @@
 static void
 result_poll_arm(struct eng_session *s, uint64_t delay)
 {
+	/* Members served alone are visited for their RESULT (unicast.c). */
+	if (eng__unicast(s))
+		return;
 	s->poll_ms = eng__now_ms(s->e) + delay;
 	s->poll_gap_ms = ENG_POLL_MS;
 }
@@ -56,7 +59,8 @@ eng__result_arm(struct eng_session *s)
 	struct eng_member	*m;
 	uint64_t		 due = UINT64_MAX;
 
-	if (s->nstate[ENG_M_ACTIVATING] == 0) {
+	if (s->nstate[ENG_M_ACTIVATING] == 0 || eng__unicast(s)) {
+		/* (Members served alone: their visits keep the time.) */
 		s->rtimer_at = ENG_NEVER;
 		s->poll_ms = 0;
 		return;
@@ -76,8 +80,14 @@ eng__result_timer(struct eng_session *s)
 	struct eng_member	*m, *next;
 	uint64_t		 now = eng__now_ms(s->e);
 
+	/*
+	 * Members served alone are written off by their own visits
+	 * (unicast.c): a visit may wait for a slot, which is no fault of
+	 * the node.
+	 */
 	TAILQ_FOREACH_SAFE(m, &s->members, entry, next)
-		if (m->state == ENG_M_ACTIVATING && m->result_due_ms <= now)
+		if (m->state == ENG_M_ACTIVATING && m->result_due_ms <= now &&
+		    !eng__unicast(s))
 			eng__write_off(m, "no result after activation");
 	if (s->nstate[ENG_M_ACTIVATING] > 0 && s->poll_ms != 0 &&
 	    s->poll_ms <= now)

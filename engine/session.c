@@ -34,8 +34,20 @@
 
 static const char *const eng_phase_names[] = {
 	"idle", "offer", "data", "status", "verify", "activate", "result",
-	"stopped"
+	"stopped", "serve", "offload"
 };
+
+static const char *const eng_shape_names[] = {
+	"broadcast", "polled", "unicast", "offload"
+};
+
+const char *
+eng_shape_str(enum eng_shape sh)
+{
+	if ((size_t)sh >= sizeof(eng_shape_names) / sizeof(eng_shape_names[0]))
+		return ("?");
+	return (eng_shape_names[sh]);
+}
 
 const char *
 eng_phase_str(enum eng_phase p)
@@ -68,7 +80,14 @@ eng__runnable(const struct eng_session *s)
 uint64_t
 eng__session_deadline(const struct eng_session *s)
 {
-	return (s->timer_at < s->rtimer_at ? s->timer_at : s->rtimer_at);
+	uint64_t	 d, x;
+
+	if (s->frozen_us != 0)
+		return (ENG_NEVER);	/* its link is down */
+	d = s->timer_at < s->rtimer_at ? s->timer_at : s->rtimer_at;
+	if (s->nuactive > 0 && (x = eng__u_deadline(s)) < d)
+		d = x;
+	return (d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -300,6 +319,8 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 	m->first_missing = st->first_missing;
 	if (st->first_missing == s->nblocks) {
 		m->held = s->nblocks;
+		if (m->ustep >= ENG_U_CONNECT)
+			eng__u_status(m, st);
 		if (m->state <= ENG_M_RECEIVING)
 			eng__set_state(m, ENG_M_DOWNLOADED);
 		else
@@ -310,6 +331,11 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 		eng__set_state(m, ENG_M_RECEIVING);
 	else
 		eng__progress(m);
+	if (m->ustep >= ENG_U_CONNECT) {
+		/* Served alone: its own exact needed set. */
+		eng__u_status(m, st);
+		return;
+	}
 	if (s->needed_buf == NULL)
 		return;
 	eng__need(s, st->first_missing);
@@ -352,7 +378,9 @@ eng_session_new(struct eng *e, const struct eng_session_conf *c, void *udata,
 		s->offer = *c->offer;
 	s->phase = ENG_P_STOPPED;
 	s->timer_at = s->rtimer_at = ENG_NEVER;
+	s->offload_conf = c->offload;
 	TAILQ_INIT(&s->members);
+	TAILQ_INIT(&s->uactive);
 	TAILQ_INSERT_TAIL(&e->sessions, s, entry);
 	return (s);
 }
@@ -399,6 +427,30 @@ session_block_size(struct eng_session *s, struct eng_link *l)
 	return (bs > UINT16_MAX ? UINT16_MAX : (uint16_t)bs);
 }
 
+/*
+ * How the session uses its link (docs/engine.md, "Link shapes"):
+ *  - a connect link, or one that cannot broadcast: each member alone;
+ *  - a polled link that can broadcast: the first pass to all, then each
+ *    node alone (poll_broadcast; otherwise alone from the start);
+ *  - anything else: broadcast with status rounds.
+ * Module offload (offload.c) comes on top of the shape, which then
+ * carries what the module did not deliver.
+ */
+static void
+session_shape(struct eng_session *s, struct eng_link *l)
+{
+	uint32_t	 f = l->caps.flags;
+
+	s->polled = (f & TP_CAP_POLLED) != 0 && l->ops->poll != NULL;
+	if ((f & TP_CAP_CONNECT) != 0 || (f & TP_CAP_BROADCAST) == 0)
+		s->shape = ENG_SHAPE_UNICAST;
+	else if (s->polled)
+		s->shape = l->p.poll_broadcast ? ENG_SHAPE_POLLED :
+		    ENG_SHAPE_UNICAST;
+	else
+		s->shape = ENG_SHAPE_BROADCAST;
+}
+
 static int
 session_open(struct eng_session *s)
 {
@@ -430,8 +482,12 @@ session_open(struct eng_session *s)
 	s->nneeded = 0;
 	s->cursor = 0;
 	s->pass = 0;
-	eng__fec_open(s);
-	eng__xr_open(s);
+	session_shape(s, l);
+	if (s->shape == ENG_SHAPE_BROADCAST) {
+		/* Members served alone need neither: their sets are exact. */
+		eng__fec_open(s);
+		eng__xr_open(s);
+	}
 	s->offer.block_size = s->block_size;
 	s->offer.nblocks = s->nblocks;
 	s->offer.deadline_s = l->p.session_deadline_s;
@@ -439,8 +495,10 @@ session_open(struct eng_session *s)
 	s->opened = true;
 	/* A new id is durable before an OFFER carries it. */
 	e->cb.session_save(e->cb.arg, s, first);
-	eng__info("%s: session %08x: %u blocks of %u bytes, %zu nodes",
-	    s->link, s->id, s->nblocks, s->block_size, s->nmembers);
+	eng__info("%s: session %08x: %u blocks of %u bytes, %zu nodes, %s%s",
+	    s->link, s->id, s->nblocks, s->block_size, s->nmembers,
+	    eng_shape_str(s->shape), eng__off_wanted(s) || s->offload_conf > 0 ?
+	    ", module offload" : "");
 	return (0);
 }
 
@@ -456,6 +514,8 @@ eng__session_start_now(struct eng_session *s)
 		return;
 	eng__result_resume(s);
 	eng__decide(s);
+	if (s->l != NULL && !s->l->up && s->frozen_us == 0)
+		eng__freeze(s, eng__now_us(s->e));
 }
 
 void
@@ -468,7 +528,12 @@ eng__session_poke_now(struct eng_session *s)
 	else if (s->phase == ENG_P_DATA && !s->in_data && s->l != NULL)
 		/* Waiting in its pass for more of a streaming package. */
 		eng__data_add(s->l, s);
-	else
+	else if (s->phase == ENG_P_SERVE) {
+		/* Newcomers, released members, more of the package. */
+		if (s->l != NULL && s->nuactive > 0)
+			eng__data_add(s->l, s);
+		eng__decide(s);
+	} else
 		eng__check(s);
 }
 
@@ -501,6 +566,10 @@ eng_session_stop(struct eng_session *s)
 	s->rtimer_at = ENG_NEVER;
 	if (s->l != NULL)
 		eng__data_remove(s->l, s);
+	eng__u_forget_session(s);
+	eng__poll_round_end(s);
+	eng__off_cancel(s);
+	s->frozen_us = 0;
 	TAILQ_FOREACH(m, &s->members, entry)
 		m->asked = m->answered = false;
 	s->unanswered = 0;
@@ -539,8 +608,11 @@ eng_session_free(struct eng_session *s)
 		return;
 	e = s->e;
 	eng_session_close(s);
-	if (s->l != NULL)
+	if (s->l != NULL) {
 		eng__forget_session(s->l, s);
+		TAILQ_FOREACH(m, &s->members, entry)
+			eng__u_forget(m);
+	}
 	while ((m = TAILQ_FIRST(&s->members)) != NULL) {
 		TAILQ_REMOVE(&s->members, m, entry);
 		if (m->gone)
@@ -575,4 +647,126 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->grtt_us = s->grtt_us;
 	si->nmembers = s->nmembers;
 	memcpy(si->nstate, s->nstate, sizeof(si->nstate));
+	si->shape = s->off_state != ENG_OFF_NONE ? ENG_SHAPE_OFFLOAD :
+	    s->shape;
+	si->frozen = s->frozen_us != 0;
+	si->served = s->nuactive;
+	si->queued = s->nuqueued;
+	si->polls = s->polls;
+	si->offload_bytes = s->off_bytes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Link down, link changed                                              */
+
+void
+eng__freeze(struct eng_session *s, uint64_t now)
+{
+	if (!s->running || s->frozen_us != 0)
+		return;
+	s->frozen_us = now != 0 ? now : 1;
+	eng__info("session %08x: its link is down: frozen", s->id);
+}
+
+static void
+session_shift(uint64_t *at, uint64_t d)
+{
+	if (*at != ENG_NEVER && *at != 0)
+		*at += d;
+}
+
+/*
+ * The link is back: every deadline of the session moves on by the time
+ * it was down, so no node is written off, no round cut short and no
+ * result deadline spent while nothing could be heard.  Round-trip
+ * samples across the gap are dropped.
+ */
+void
+eng__thaw(struct eng_session *s, uint64_t now)
+{
+	struct eng_member	*m;
+	uint64_t		 d, dms;
+
+	if (s->frozen_us == 0)
+		return;
+	d = now > s->frozen_us ? now - s->frozen_us : 0;
+	dms = d / 1000;
+	s->frozen_us = 0;
+	session_shift(&s->timer_at, d);
+	session_shift(&s->rtimer_at, d);
+	session_shift(&s->off_idle_at, d);
+	if (s->poll_ms != 0)
+		s->poll_ms += dms;
+	s->phase_ms += dms;
+	s->offer_us = s->ask_us = s->round_us = 0;
+	TAILQ_FOREACH(m, &s->members, entry) {
+		if (m->state == ENG_M_ACTIVATING && m->result_due_ms != 0)
+			m->result_due_ms += dms;
+		if (m->joined_ms != 0)
+			m->joined_ms += dms;
+	}
+	eng__info("session %08x: its link is back after %" PRIu64 " ms",
+	    s->id, dms);
+	if (s->in_data || s->phase == ENG_P_DATA || s->nuactive > 0)
+		eng__data_add(s->l, s);
+	eng__touch(s->e);
+}
+
+/*
+ * New capabilities: frames are planned again for the new mtu.  A block
+ * frame is sealed per frame with the link's mtu, so DATA needs nothing;
+ * parity and XOR frames stop when they no longer fit; a session whose
+ * blocks no longer fit a full frame waits (it is not stopped, and goes
+ * on when the mtu grows back): nodes resume only with the same block
+ * size, which is the session's for life.
+ */
+void
+eng__replan(struct eng_session *s)
+{
+	struct eng_link	*l = s->l;
+	size_t		 mtu;
+	bool		 was;
+
+	if (l == NULL || s->needed_buf == NULL)
+		return;
+	mtu = eng__link_mtu(l);
+	if (s->fec_k != 0 && (size_t)s->block_size + UP_PARITY_OVERHEAD >
+	    mtu) {
+		eng__info("session %08x: no more parity at mtu %zu", s->id,
+		    mtu);
+		eng__fec_free(s);
+	}
+	if (s->xr != NULL) {
+		if (mtu < UP_OVERHEAD + 1 + (size_t)s->block_size + 5) {
+			eng__info("session %08x: no more XOR at mtu %zu",
+			    s->id, mtu);
+			eng__xr_free(s);
+		} else
+			s->xr_room = mtu - UP_OVERHEAD - 1 - s->block_size;
+	}
+	was = s->mtu_short;
+	s->mtu_short = UP_DATA_OFF + (size_t)s->block_size + UP_CRC_LEN > mtu;
+	if (s->mtu_short && !was)
+		eng__warnx("session %08x: %u-byte blocks do not fit mtu %zu: "
+		    "waiting for it to grow", s->id, s->block_size, mtu);
+	else if (!s->mtu_short && was) {
+		eng__info("session %08x: blocks fit again", s->id);
+		if (s->phase == ENG_P_DATA)
+			eng__data_add(l, s);
+	}
+}
+
+struct eng_member *
+eng__member_by_addr(struct eng_session *s, const struct tp_addr *a)
+{
+	struct eng_member	*m;
+	struct eng_peer		*p;
+
+	if (s->l != NULL && (p = eng__peer_find(s->l, a)) != NULL &&
+	    p->m != NULL && p->m->s == s)
+		return (p->m);
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (!m->gone && tp_addr_eq(&m->addr, a))
+			return (m);
+	return (NULL);
 }

@@ -224,6 +224,8 @@ sim_activate(void *ctx, const struct up_offer *o)
 
 	memcpy(sn->next_version, o->to_version, sizeof(sn->next_version));
 	sn->rebooting = true;
+	/* A connected node's connection ends with its reboot. */
+	tp_mem_node_drop(sn->mn);
 	sim_arm(sn, sn->boot_ev, &sn->boot_t, sn->boot_delay_ms);
 	return (0);
 }
@@ -325,6 +327,58 @@ sim_rx(void *arg, const uint8_t *frame, size_t len)
 	sim_schedule(sn);
 }
 
+/* Its connection came up with mtu, or went down (0). */
+static void
+sim_link(void *arg, uint32_t mtu)
+{
+	struct sim_node	*sn = arg;
+
+	sn->link_mtu = mtu;
+}
+
+/*
+ * The carrier module delivered file bytes [off, off + len): the station's
+ * link layer gathers them into whole blocks of its session and hands
+ * each to its UP engine (up_node_put_block: blocks out of band).
+ */
+static void
+sim_oob(void *arg, uint64_t off, const uint8_t *p, size_t len)
+{
+	struct sim_node		*sn = arg;
+	const struct up_offer	*o = &sn->n.offer;
+	uint64_t		 end = off + len, b0, b1, lo, hi;
+	uint32_t		 b, blen, session;
+
+	if (sim_node_state(sn, &session, NULL) != UP_NS_RECEIVING ||
+	    o->block_size == 0 || end > sn->slot_cap || end > o->size)
+		return;
+	if (sn->oob_session != session || sn->oob_n != o->nblocks) {
+		free(sn->oob_cnt);
+		sn->oob_cnt = calloc(o->nblocks, sizeof(*sn->oob_cnt));
+		sn->oob_n = o->nblocks;
+		sn->oob_session = session;
+	}
+	/* The staging copy: the slot itself is the engine's. */
+	if (sn->oob_buf == NULL)
+		sn->oob_buf = calloc(1, sn->slot_cap);
+	memcpy(sn->oob_buf + off, p, len);
+	b0 = off / o->block_size;
+	b1 = (end - 1) / o->block_size;
+	for (b = (uint32_t)b0; b <= b1 && b < o->nblocks; b++) {
+		lo = (uint64_t)b * o->block_size;
+		blen = b == o->nblocks - 1 ? (uint32_t)(o->size - lo) :
+		    o->block_size;
+		hi = lo + blen;
+		sn->oob_cnt[b] += (uint32_t)((end < hi ? end : hi) -
+		    (off > lo ? off : lo));
+		if (sn->oob_cnt[b] == blen &&
+		    up_node_put_block(&sn->n, session, b, sn->oob_buf + lo,
+		    blen) == UP_OK)
+			sn->oob_blocks++;
+	}
+	sim_schedule(sn);
+}
+
 struct sim_node *
 sim_node_new(struct event_base *base, struct tp_mem_medium *m, uint8_t id,
     uint64_t node_id, const char *hw, const char *comp, const char *version,
@@ -357,6 +411,7 @@ sim_node_new(struct event_base *base, struct tp_mem_medium *m, uint8_t id,
 	ttimer_init(&sn->tick_t, sim_tick, sn);
 	ttimer_init(&sn->boot_t, sim_boot, sn);
 	sn->mn = tp_mem_node_new(m, id, loss_pct, seed, sim_rx, sn);
+	tp_mem_node_hooks(sn->mn, sim_link, sim_oob);
 	up_node_init(&sn->n, &sim_port, sn, &sn->info, sn->bm, sn->bm_cap);
 	up_node_start(&sn->n, NULL);
 	sim_schedule(sn);
@@ -378,6 +433,8 @@ sim_node_free(struct sim_node *sn)
 	free(sn->slot);
 	free(sn->bm);
 	free(sn->saved_bm);
+	free(sn->oob_cnt);
+	free(sn->oob_buf);
 	cache_sha_free(sn->sha);
 	free(sn);
 }

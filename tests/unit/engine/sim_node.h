@@ -62,6 +62,13 @@ struct sim_node {
 
 	uint64_t		 dup_data;	/* DATA for blocks held */
 	uint64_t		 rx_data;
+	/* Link shapes: blocks the module delivered out of band. */
+	uint32_t		*oob_cnt;	/* bytes per block */
+	uint8_t			*oob_buf;	/* the blocks being gathered */
+	uint32_t		 oob_n;
+	uint32_t		 oob_session;
+	uint64_t		 oob_blocks;	/* up_node_put_block()s */
+	uint32_t		 link_mtu;	/* its connection's, 0: none */
 	uint8_t			 last_result[UP_FRAME_MAX];
 	size_t			 last_result_len;
 	uint64_t		 results_sent;
