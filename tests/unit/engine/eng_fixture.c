@@ -115,6 +115,8 @@ efx_mirror(struct efx_node *k)
 	k->state = mi.state;
 	k->result = mi.result;
 	k->held = mi.held;
+	if (mi.state == ENG_M_RECEIVING && mi.held > k->recv_held)
+		k->recv_held = mi.held;
 }
 
 static void

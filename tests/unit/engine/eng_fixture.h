@@ -40,6 +40,7 @@ struct efx_node {
 	enum eng_mstate		 state;		/* as reported */
 	uint8_t			 result;
 	uint32_t		 held;
+	uint32_t		 recv_held;	/* most held while RECEIVING */
 	unsigned int		 tries;
 	unsigned int		 finals;	/* member_final callbacks */
 	unsigned int		 started;	/* ENG_MEV_STARTED */

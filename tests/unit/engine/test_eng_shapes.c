@@ -194,6 +194,341 @@ test_polled_bus(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Module offload                                                       */
+
+/*
+ * A PLC carrier module behind a 9,600-baud UART (8E1: 6,981 bit/s of
+ * payload), forwarding UP frames of up to 200 bytes to its stations
+ * and distributing files itself in 512-byte segments, one every 200 ms
+ * on the power line, three repair rounds (research/transports.md §4).
+ */
+static void
+plc_link(struct tp_mem_params *mp)
+{
+	memset(mp, 0, sizeof(*mp));
+	mp->caps.mtu = 200;
+	mp->caps.flags = TP_CAP_BROADCAST | TP_CAP_UNICAST | TP_CAP_OFFLOAD;
+	mp->caps.bitrate_bps = 9600 * 8 / 11;
+	mp->caps.frame_overhead = 26 + 19;
+	mp->caps.tx_queue = 4;
+	mp->caps.offload_segment = 512;
+	mp->seg_ms = 200;
+	mp->off_rounds = 3;
+}
+
+/*
+ * Six stations: the module reaches five (5 % loss on the power line
+ * each, which its repair rounds cover) and not the sixth, which UP then
+ * serves over the forwarding frames.  The module's per-station progress
+ * shows in the member states; every station verifies, activates and
+ * confirms over UP.
+ */
+static void
+test_offload(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_session_info	 si;
+	struct efx		*fx;
+	struct tp_mem_counts	*c;
+	size_t			 size = 16 * 1024 + 100;
+	uint64_t		 t0;
+	int			 k;
+
+	plc_link(&mp);
+	efx_default_params(&p);
+	p.offload = true;
+	p.status_window_ms = 500;	/* a slow link */
+	p.offer_window_ms = 1500;
+	p.result_timeout_s = 30;
+	fx = efx_new(&tp_mem_ops, &mp, &p, size);
+	for (k = 0; k < 6; k++) {
+		efx_node(fx, 0x600 + k, 64 * 1024, 1.0);
+		tp_mem_node_off_loss(fx->nodes[k]->mn, k == 5 ? 100.0 : 5.0);
+	}
+	t0 = fx->tc.now_us;
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 600000));
+	all_updated(fx);
+
+	c = efx_counts(fx);
+	eng_session_info(fx->s, &si);
+	printf("offload: %zu bytes, %u blocks of %u: module %" PRIu64
+	    " segments (%" PRIu64 " bytes pulled), UP %" PRIu64 " DATA frames, "
+	    "all final in %" PRIu64 " ms\n", size, si.nblocks, si.block_size,
+	    c->off_segments, si.offload_bytes, c->by_type[UP_T_DATA],
+	    (fx->tc.now_us - t0) / 1000);
+	assert_int_equal(si.shape, ENG_SHAPE_OFFLOAD);
+	assert_int_equal(si.offload_bytes, size);
+	assert_int_equal(c->off_reads, (size + 511) / 512);
+	for (k = 0; k < 5; k++) {
+		/* The module's blocks, its progress in the member state. */
+		assert_int_equal(fx->nodes[k]->oob_blocks, si.nblocks);
+		assert_true(fx->kn[k].recv_held > 0);
+		assert_int_equal(fx->nodes[k]->dup_data, 0);
+	}
+	/* The sixth got the package over UP, and only it needed to. */
+	assert_int_equal(fx->nodes[5]->oob_blocks, 0);
+	assert_true(c->by_type[UP_T_DATA] >= si.nblocks);
+	assert_true(c->by_type[UP_T_DATA] < si.nblocks * 2);
+	efx_free(fx);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connected unicast with limited peers                                 */
+
+/*
+ * A BLE central: 4 connections at most, no broadcast; a connection
+ * starts at a small ATT MTU and grows to 247 (244 bytes of payload)
+ * after the exchange; each connection moves 200 kbit/s (CI 30 ms, four
+ * 244-byte PDUs per event: research/transports.md §2.4); 16 frames in
+ * the controller's queues in all.
+ */
+static void
+ble_link(struct tp_mem_params *mp, uint32_t mtu_first)
+{
+	memset(mp, 0, sizeof(*mp));
+	mp->caps.mtu = 244;
+	mp->caps.flags = TP_CAP_UNICAST | TP_CAP_CONNECT | TP_CAP_DISCOVERY;
+	mp->caps.bitrate_bps = 1400000;
+	mp->caps.frame_overhead = 11;
+	mp->caps.max_peers = 4;
+	mp->caps.tx_queue = 16;
+	mp->tx_done = true;
+	mp->connect_ms = 100;
+	mp->mtu_first = mtu_first;
+	mp->mtu_ms = 60;
+	mp->peer_bps = 200000;
+}
+
+static struct sim_node	*ble_victim;
+
+/* The victim holds a third of the package. */
+static bool
+ble_third(struct efx *fx)
+{
+	return (ble_victim->n.state == UP_NS_RECEIVING &&
+	    ble_victim->n.nheld * 3 > ble_victim->n.offer.nblocks);
+}
+
+static void
+run_ble(uint32_t mtu_first)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_session_info	 si;
+	struct eng_link_info	 li;
+	struct eng_peer_info	 pi;
+	struct efx		*fx;
+	struct tp_mem_counts	*c;
+	size_t			 size = 48 * 1024 + 7, i;
+	uint64_t		 t0;
+	int			 k;
+
+	ble_link(&mp, mtu_first);
+	efx_default_params(&p);
+	p.status_window_ms = 200;
+	p.result_timeout_s = 30;
+	fx = efx_new(&tp_mem_ops, &mp, &p, size);
+	for (k = 0; k < 8; k++)
+		efx_node(fx, 0x700 + k, 128 * 1024, 2.0);
+	/* Nodes are found by visits: connect, DISCOVER, ANNOUNCE. */
+	assert_true(efx_run(fx, efx_ready, 20000));
+	c = efx_counts(fx);
+	assert_true(c->max_connected <= 4);
+	t0 = fx->tc.now_us;
+	efx_start(fx);
+	/* A connection drops mid-transfer: the node resumes later. */
+	ble_victim = fx->nodes[2];
+	assert_true(efx_run(fx, ble_third, 60000));
+	tp_mem_node_drop(ble_victim->mn);
+	assert_true(efx_run(fx, efx_done, 600000));
+	all_updated(fx);
+	/* The last turns end once their RESULT_ACKs surely arrived. */
+	efx_sleep(fx, 3000);
+
+	eng_session_info(fx->s, &si);
+	eng_link_info(fx->l, &li);
+	printf("connected unicast, 8 nodes, 4 at a time, mtu %u -> 244, %zu "
+	    "bytes (%u blocks of %u), 2 %% loss: final in %" PRIu64 " ms, %"
+	    PRIu64 " DATA frames, %" PRIu64 " connections, largest frame %"
+	    PRIu64 "\n", mtu_first, size, si.nblocks, si.block_size,
+	    (fx->tc.now_us - t0) / 1000, c->by_type[UP_T_DATA], c->connects,
+	    c->max_frame);
+	assert_int_equal(si.shape, ENG_SHAPE_UNICAST);
+	assert_true(c->max_connected <= 4);
+	assert_int_equal(c->emsgsize, 0);
+	/* The fault, and each node's reboot into the new version. */
+	assert_int_equal(c->drops, 1 + 8);
+	/* Pipelined: several frames in flight, never more than queued. */
+	assert_true(c->max_outstanding > 4);
+	assert_true(c->max_outstanding <= mp.caps.tx_queue);
+	/* The victim resumed from its own bitmap: few blocks twice. */
+	assert_true(ble_victim->dup_data < si.nblocks / 10);
+	/* Every block to every node once, plus what was lost: 2 %. */
+	assert_true(c->by_type[UP_T_DATA] < (uint64_t)si.nblocks * 8 * 106 /
+	    100);
+	for (i = 0; eng_link_peer_info(fx->l, i, &pi) == 0; i++) {
+		if (getenv("UB_TEST_VERBOSE") != NULL)
+			fprintf(stderr, "peer %zu: %s node %" PRIx64 " step %s "
+			    "connects %u drops %u fails %u\n", i, pi.state,
+			    pi.node, pi.step, pi.connects, pi.drops, pi.fails);
+		assert_true(pi.connects >= 1);
+	}
+	assert_int_equal(li.served, 0);
+	assert_int_equal(li.queued, 0);
+	assert_int_equal(i, 8);
+	efx_free(fx);
+}
+
+static void
+test_connected(void **state)
+{
+	run_ble(100);
+}
+
+/* ------------------------------------------------------------------ */
+/* Link down, smaller MTU                                               */
+
+static bool
+half_sent(struct efx *fx)
+{
+	struct eng_session_info	 si;
+
+	eng_session_info(fx->s, &si);
+	return (si.phase == ENG_P_DATA && si.data_frames > si.nblocks / 2);
+}
+
+static bool
+activating(struct efx *fx)
+{
+	return (efx_nfinal(fx, ENG_M_ACTIVATING) == fx->nnodes);
+}
+
+static int
+nwritten_off(struct efx *fx)
+{
+	int	 i, n = 0;
+
+	for (i = 0; i < fx->nnodes; i++)
+		if (fx->kn[i].finals > 0 && fx->kn[i].state == ENG_M_FAILED)
+			n++;
+	return (n);
+}
+
+/*
+ * Link down is not node failure: down for two minutes in the middle of
+ * a data pass, and again while the nodes activate, far longer than any
+ * window or the result timeout: nothing is written off, the session
+ * freezes and resumes, every node confirms.
+ */
+static void
+test_link_down(void **state)
+{
+	struct eng_session_info	 si;
+	struct eng_link_info	 li;
+	struct efx		*fx;
+	int			 k;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 400 * 1024);
+	for (k = 0; k < 4; k++)
+		efx_node(fx, 0x800 + k, 512 * 1024, 1.0);
+	efx_start(fx);
+	assert_true(efx_run(fx, half_sent, 60000));
+	tp_mem_link(fx->m, TP_LINK_DOWN);
+	efx_sleep(fx, 120000);
+	eng_session_info(fx->s, &si);
+	assert_true(si.frozen);
+	assert_int_equal(nwritten_off(fx), 0);
+	tp_mem_link(fx->m, TP_LINK_UP);
+	assert_true(efx_run(fx, activating, 60000));
+	tp_mem_link(fx->m, TP_LINK_DOWN);
+	efx_sleep(fx, 60000);
+	assert_int_equal(nwritten_off(fx), 0);
+	tp_mem_link(fx->m, TP_LINK_UP);
+	assert_true(efx_run(fx, efx_done, 60000));
+	all_updated(fx);
+	eng_link_info(fx->l, &li);
+	assert_true(li.down_ms >= 180000 && li.down_ms < 181000);
+	efx_free(fx);
+}
+
+/*
+ * The same on a connected link: the connections die with it, the
+ * members go back to the front of the queue and resume from their
+ * bitmaps when it returns.
+ */
+static void
+test_link_down_connected(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct efx		*fx;
+	int			 k;
+
+	ble_link(&mp, 0);
+	mp.caps.max_peers = 2;
+	efx_default_params(&p);
+	p.status_window_ms = 200;
+	p.result_timeout_s = 30;
+	fx = efx_new(&tp_mem_ops, &mp, &p, 32 * 1024);
+	for (k = 0; k < 4; k++)
+		efx_node(fx, 0x900 + k, 64 * 1024, 1.0);
+	assert_true(efx_run(fx, efx_ready, 20000));
+	efx_start(fx);
+	ble_victim = fx->nodes[0];
+	assert_true(efx_run(fx, ble_third, 60000));
+	tp_mem_link(fx->m, TP_LINK_DOWN);
+	efx_sleep(fx, 120000);
+	assert_int_equal(nwritten_off(fx), 0);
+	assert_int_equal(tp_mem_connected(fx->m), 0);
+	tp_mem_link(fx->m, TP_LINK_UP);
+	assert_true(efx_run(fx, efx_done, 120000));
+	all_updated(fx);
+	assert_true(ble_victim->dup_data < ble_victim->n.offer.nblocks / 10);
+	efx_free(fx);
+}
+
+/*
+ * The MTU shrinks below the session's block frames mid-pass (a
+ * reconnect at a lower rate): the session waits instead of stopping or
+ * sending frames the link refuses, and goes on when the MTU is back.
+ */
+static void
+test_mtu_shrink(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct tp_caps		 caps;
+	struct eng_session_info	 si;
+	struct efx		*fx;
+	uint64_t		 sent;
+	int			 k;
+
+	efx_default_link(&mp);
+	fx = efx_new(&tp_mem_ops, &mp, NULL, 400 * 1024);
+	for (k = 0; k < 3; k++)
+		efx_node(fx, 0xa00 + k, 512 * 1024, 1.0);
+	efx_start(fx);
+	assert_true(efx_run(fx, half_sent, 60000));
+	caps = mp.caps;
+	caps.mtu = 600;
+	tp_mem_set_caps(fx->m, &caps);
+	efx_sleep(fx, 200);
+	sent = efx_counts(fx)->by_type[UP_T_DATA];
+	efx_sleep(fx, 5000);
+	eng_session_info(fx->s, &si);
+	assert_int_equal(si.phase, ENG_P_DATA);
+	assert_true(si.running);
+	assert_int_equal(efx_counts(fx)->by_type[UP_T_DATA], sent);
+	assert_int_equal(nwritten_off(fx), 0);
+	tp_mem_set_caps(fx->m, &mp.caps);
+	assert_true(efx_run(fx, efx_done, 60000));
+	all_updated(fx);
+	assert_int_equal(efx_counts(fx)->emsgsize, 0);
+	efx_free(fx);
+}
+
+/* ------------------------------------------------------------------ */
 
 static int
 teardown(void **state)
@@ -217,6 +552,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_polled_bus, teardown),
+		cmocka_unit_test_teardown(test_offload, teardown),
+		cmocka_unit_test_teardown(test_connected, teardown),
+		cmocka_unit_test_teardown(test_link_down, teardown),
+		cmocka_unit_test_teardown(test_link_down_connected, teardown),
+		cmocka_unit_test_teardown(test_mtu_shrink, teardown),
 	};
 
 	up_log_set_hook(log_stderr);

@@ -122,6 +122,7 @@ struct tp_mem_medium {
 	uint64_t		 busy_us;	/* ... for this long */
 	struct ttimer		 bus_t;
 	struct tp_mem_offload	 off;
+	bool			 down;	/* tp_mem_link(TP_LINK_DOWN) */
 };
 
 struct tp {
@@ -181,7 +182,7 @@ tp_mem_up_cb(int fd, short ev, void *arg)
 
 	while ((fr = TAILQ_FIRST(&m->up)) != NULL) {
 		TAILQ_REMOVE(&m->up, fr, entry);
-		if (m->gw != NULL && (!mem_connect_mode(m) ||
+		if (m->gw != NULL && !m->down && (!mem_connect_mode(m) ||
 		    fr->from->cstate == MC_UP)) {
 			ri.rssi_dbm = INT16_MAX;
 			ri.snr_db = INT8_MAX;
@@ -566,6 +567,8 @@ mem_node_flush(struct tp_mem_node *nd)
 		TAILQ_REMOVE(&nd->txq, fr, entry);
 		if (m->cqueued > 0)
 			m->cqueued--;
+		if (m->outstanding > 0)
+			m->outstanding--;
 		if (m->gw != NULL && m->tc != NULL)
 			mem_ev_push(m, MEV_TXDONE, NULL, 0, 0, TP_EIO,
 			    fr->cookie);
@@ -1067,6 +1070,12 @@ mem_off_tick(void *arg)
 		mem_set(o->pulled, k);
 		o->pulled_bytes += len;
 		mem_off_send(m, k);
+		/* The module's status queries: how far each station is. */
+		if ((k + 1) % 8 == 0 && o->next < o->nseg) {
+			mem_off_report(m, false);
+			if (!o->on)
+				return;
+		}
 	} else if (o->round > 0) {
 		/* Repair: the next segment some station misses. */
 		for (k = o->next; k < o->nseg; k++)
@@ -1178,6 +1187,10 @@ tp_mem_link(struct tp_mem_medium *m, enum tp_link_event ev)
 {
 	struct tp_mem_node	*nd;
 
+	if (ev == TP_LINK_DOWN)
+		m->down = true;
+	else if (ev == TP_LINK_UP)
+		m->down = false;
 	if (ev == TP_LINK_DOWN && mem_connect_mode(m))
 		TAILQ_FOREACH(nd, &m->nodes, entry) {
 			/* Connections die with the link (no events). */
@@ -1409,6 +1422,8 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 	}
 	if (len > UP_FRAME_MAX)
 		return (TP_EMSGSIZE);
+	if (m->down)
+		return (TP_EIO);	/* the engine should know better */
 	if (mem_connect_mode(m) || mem_polled_mode(m)) {
 		memset(&tmp, 0, sizeof(tmp));
 		for (i = 0; i < iovcnt; i++) {
