@@ -32,8 +32,9 @@
  * ENG_TRIES times in a row with no answer in between write the member
  * off; it comes back (member_revive) when the node is heard again.
  *
- * Visits.  On a link where nodes cannot announce themselves (connect,
- * polled), a peer the plugin found (TP_PEER_FOUND) and never visited,
+ * Visits.  On a link where a DISCOVER to all does not reach every node
+ * (connect, polled, unicast-only), a peer the plugin found
+ * (TP_PEER_FOUND: scanned, probed, listed by a module) and never visited,
  * or not for discover_interval_s, gets a visit when a slot is free and
  * no member waits: connect, a unicast DISCOVER, its ANNOUNCE (polled
  * for on a polled link), disconnect.  The ANNOUNCE goes to the daemon
@@ -547,7 +548,9 @@ peer_wants_visit(const struct eng_link *l, const struct eng_peer *p)
 {
 	uint64_t	 now = eng__now_ms(l->e);
 
-	if ((l->caps.flags & (TP_CAP_CONNECT | TP_CAP_POLLED)) == 0 ||
+	/* Where a DISCOVER to all reaches every node, no visits. */
+	if (((l->caps.flags & TP_CAP_BROADCAST) != 0 &&
+	    (l->caps.flags & (TP_CAP_CONNECT | TP_CAP_POLLED)) == 0) ||
 	    p->visit || p->visit_want)
 		return (false);
 	if (p->visited_ms == 0)

@@ -413,6 +413,16 @@ eng__decide(struct eng_session *s)
 		return;
 	}
 	/*
+	 * Module offload: once the offers are answered (on a link where
+	 * each member is offered alone, every one of them), the accepted
+	 * nodes' package goes to the module.
+	 */
+	if (nrecv > 0 && eng__off_wanted(s) && (npend == 0 ||
+	    s->shape != ENG_SHAPE_UNICAST)) {
+		eng__off_begin(s);
+		return;
+	}
+	/*
 	 * Members served alone (docs/engine.md "Link shapes"): on a link
 	 * that cannot broadcast, from the start; on a polled bus, after the
 	 * OFFER round and the first pass to all.
@@ -431,9 +441,6 @@ eng__decide(struct eng_session *s)
 		eng__arm(s, l->settle_ms - now);
 	} else if (npend > 0 && nrecv == 0)
 		phase_offer_begin(s);
-	else if (nrecv > 0 && eng__off_wanted(s))
-		/* The accepted nodes' package goes to the module. */
-		eng__off_begin(s);
 	else if (nrecv > 0 && s->nneeded > 0)
 		phase_data_begin(s);
 	else if (nrecv > 0)

@@ -82,9 +82,11 @@ u_wants(const struct eng_member *m)
 	    (m->addr.flags & TP_ADDR_F_BROADCAST) != 0)
 		return (false);
 	switch (m->state) {
+	case ENG_M_RECEIVING:
+		/* Its blocks come from the module first (offload.c). */
+		return (!eng__off_wanted(s));
 	case ENG_M_PENDING:
 	case ENG_M_OFFERED:
-	case ENG_M_RECEIVING:
 	case ENG_M_ACTIVATING:
 		return (true);
 	case ENG_M_DOWNLOADED:
@@ -321,6 +323,8 @@ u_next(struct eng_member *m)
 		u_request(m, ENG_U_OFFER, false);
 		return;
 	case ENG_M_RECEIVING:
+		if (eng__off_wanted(s))
+			break;	/* accepted: the module sends its blocks */
 		if (m->need_buf != NULL && m->nneed > 0)
 			u_data(m);
 		else

@@ -216,15 +216,28 @@ struct tp_host {
 			    const struct tp_rxinfo *);
 	/* The plugin can take frames again after TP_EAGAIN. */
 	void		 (*writable)(void *arg, struct tp *);
-	/* Optional: a frame left the radio (half-duplex links). */
+	/*
+	 * Optional: a frame left the radio (half-duplex links), or a poll
+	 * ended.  With TP_CAP_LINK_ACK, status TP_OK means the peer
+	 * confirmed the frame and any other status that it did not (the
+	 * engine then repeats what must arrive, e.g. a RESULT_ACK); without
+	 * it, TP_OK only says the frame was sent.  The low 16 bits of a
+	 * cookie are the engine's (its peer index), the plugin echoes the
+	 * whole value.
+	 */
 	void		 (*tx_done)(void *arg, struct tp *, uint64_t cookie,
 			    int status, uint32_t airtime_us);
 	/* Link up/down or capabilities changed. */
 	void		 (*link)(void *arg, struct tp *, enum tp_link_event);
 
 	/*
-	 * Optional (TP_CAP_CONNECT, TP_CAP_DISCOVERY): a peer was found,
-	 * connected, lost, or its MTU changed.  `info' is borrowed.
+	 * Optional (TP_CAP_CONNECT, TP_CAP_DISCOVERY, TP_CAP_POLLED): a
+	 * peer was found, connected, lost, or its MTU changed.  `info' is
+	 * borrowed.  TP_PEER_FOUND comes once when a peer is first seen (a
+	 * scan, a probed unit id, a module's station list) and again only
+	 * after it was lost, never per advertisement: the engine visits a
+	 * found peer it cannot reach with a DISCOVER to all (connect, a
+	 * unicast DISCOVER, its ANNOUNCE, polled for where need be).
 	 */
 	void		 (*peer)(void *arg, struct tp *, const struct tp_addr *,
 			    enum tp_peer_event, const struct tp_peer_info *);
@@ -337,16 +350,27 @@ struct tp_ops {
 	 * (TP_PEER_UP or TP_PEER_DOWN follows, never from inside this
 	 * call), TP_EAGAIN (no free slot: max_peers are connected or being
 	 * connected) or TP_ENOPEER.  disconnect() frees the slot; a
-	 * TP_PEER_DOWN with reason 0 follows.
+	 * TP_PEER_DOWN with reason 0 follows.  The engine disconnects a
+	 * peer once the frames it queued for it are sent (and confirmed by
+	 * tx_done when the plugin reports it): a disconnect() may drop what
+	 * the plugin still holds.
+	 *
+	 * The engine calls connect(), disconnect(), poll() and
+	 * offload_start() only from its own loop (eng_run), never from
+	 * inside a host callback.  offload_cancel() may come from inside
+	 * one (the daemon may stop a session from a callback): it only
+	 * stops the transfer and calls nothing back.
 	 */
 	int	(*connect)(struct tp *, const struct tp_addr *dst);
 	void	(*disconnect)(struct tp *, const struct tp_addr *dst);
 
 	/*
 	 * TP_CAP_POLLED: asks dst for what it has to send (Modbus: read
-	 * its outbox registers).  A frame it returns arrives by rx(); then
-	 * tx_done(cookie) reports the poll's end (status TP_OK whether or
-	 * not a frame came, else a tp_status) and its time on the link.
+	 * its outbox registers).  At most one frame comes per poll: it
+	 * arrives by rx(); then tx_done(cookie) reports the poll's end
+	 * (status TP_OK whether or not a frame came, else a tp_status) and
+	 * its time on the link.  The engine polls again at once after a
+	 * poll that brought a frame (more may wait).
 	 * Returns TP_OK, TP_EAGAIN or TP_ENOPEER like send().  poll_time
 	 * is the link time of one poll with an empty answer, us, which the
 	 * engine charges to the pacer before it polls.

@@ -203,11 +203,12 @@ test_polled_bus(void **state)
  * on the power line, three repair rounds (research/transports.md §4).
  */
 static void
-plc_link(struct tp_mem_params *mp)
+plc_link(struct tp_mem_params *mp, bool bcast)
 {
 	memset(mp, 0, sizeof(*mp));
 	mp->caps.mtu = 200;
-	mp->caps.flags = TP_CAP_BROADCAST | TP_CAP_UNICAST | TP_CAP_OFFLOAD;
+	mp->caps.flags = TP_CAP_UNICAST | TP_CAP_HALF_DUPLEX |
+	    TP_CAP_DISCOVERY | TP_CAP_OFFLOAD | (bcast ? TP_CAP_BROADCAST : 0);
 	mp->caps.bitrate_bps = 9600 * 8 / 11;
 	mp->caps.frame_overhead = 26 + 19;
 	mp->caps.tx_queue = 4;
@@ -221,10 +222,11 @@ plc_link(struct tp_mem_params *mp)
  * each, which its repair rounds cover) and not the sixth, which UP then
  * serves over the forwarding frames.  The module's per-station progress
  * shows in the member states; every station verifies, activates and
- * confirms over UP.
+ * confirms over UP.  With a module that forwards broadcast frames, and
+ * with one that forwards only to one station at a time.
  */
 static void
-test_offload(void **state)
+run_offload(bool bcast)
 {
 	struct tp_mem_params	 mp;
 	struct eng_params	 p;
@@ -235,7 +237,7 @@ test_offload(void **state)
 	uint64_t		 t0;
 	int			 k;
 
-	plc_link(&mp);
+	plc_link(&mp, bcast);
 	efx_default_params(&p);
 	p.offload = true;
 	p.status_window_ms = 500;	/* a slow link */
@@ -253,9 +255,10 @@ test_offload(void **state)
 
 	c = efx_counts(fx);
 	eng_session_info(fx->s, &si);
-	printf("offload: %zu bytes, %u blocks of %u: module %" PRIu64
-	    " segments (%" PRIu64 " bytes pulled), UP %" PRIu64 " DATA frames, "
-	    "all final in %" PRIu64 " ms\n", size, si.nblocks, si.block_size,
+	printf("offload (%s forwarding): %zu bytes, %u blocks of %u: module "
+	    "%" PRIu64 " segments (%" PRIu64 " bytes pulled), UP %" PRIu64
+	    " DATA frames, all final in %" PRIu64 " ms\n", bcast ?
+	    "broadcast" : "unicast", size, si.nblocks, si.block_size,
 	    c->off_segments, si.offload_bytes, c->by_type[UP_T_DATA],
 	    (fx->tc.now_us - t0) / 1000);
 	assert_int_equal(si.shape, ENG_SHAPE_OFFLOAD);
@@ -272,6 +275,13 @@ test_offload(void **state)
 	assert_true(c->by_type[UP_T_DATA] >= si.nblocks);
 	assert_true(c->by_type[UP_T_DATA] < si.nblocks * 2);
 	efx_free(fx);
+}
+
+static void
+test_offload(void **state)
+{
+	run_offload(true);
+	run_offload(false);
 }
 
 /* ------------------------------------------------------------------ */
