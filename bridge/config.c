@@ -65,6 +65,7 @@ struct conf_opt {
 	int		 flags;
 #define CONF_RELOAD	0x1	/* SIGHUP applies it */
 #define CONF_REQUIRED	0x2	/* no default: must be written */
+#define CONF_LINK	0x4	/* [fanout]: a transport may override it */
 	const char	*help;
 };
 
@@ -171,59 +172,59 @@ static const struct conf_opt conf_table[] = {
 	/* [fanout]: read by the engine through fanout_reconfig(). */
 	{ .section = "fanout", .name = "block_size", .type = CONF_UINT,
 	  .off = OFF(block_size), .min = 64, .max = 65000, .scale = 1,
-	  .def = "1400", .unit = "bytes", .flags = CONF_RELOAD,
+	  .def = "1400", .unit = "bytes", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Largest block payload of a DATA frame; a transport's "
 	  "MTU may lower it.  Applies to sessions opened later." },
 	{ .section = "fanout", .name = "rate_pct", .type = CONF_UINT,
 	  .off = OFF(rate_pct), .min = 1, .max = 100, .scale = 1,
-	  .def = "90", .unit = "%", .flags = CONF_RELOAD,
+	  .def = "90", .unit = "%", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Share of a transport's bit rate the fan-out may use." },
 	{ .section = "fanout", .name = "offer_window_ms", .type = CONF_UINT,
 	  .off = OFF(offer_window_ms), .min = 100, .max = 60000, .scale = 1,
-	  .def = "1500", .unit = "ms", .flags = CONF_RELOAD,
+	  .def = "1500", .unit = "ms", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Time over which an OFFER is repeated and ACCEPTs are "
 	  "collected." },
 	{ .section = "fanout", .name = "offer_repeats", .type = CONF_UINT,
 	  .off = OFF(offer_repeats), .min = 1, .max = 20, .scale = 1,
-	  .def = "3", .flags = CONF_RELOAD,
+	  .def = "3", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How many times an OFFER is sent in its window." },
 	{ .section = "fanout", .name = "status_window_ms", .type = CONF_UINT,
 	  .off = OFF(status_window_ms), .min = 10, .max = 60000, .scale = 1,
-	  .def = "300", .unit = "ms", .flags = CONF_RELOAD,
+	  .def = "300", .unit = "ms", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Window in which nodes answer a STATUS_REQ, each after a "
 	  "random delay." },
 	{ .section = "fanout", .name = "max_rounds", .type = CONF_UINT,
 	  .off = OFF(max_rounds), .min = 1, .max = 1000, .scale = 1,
-	  .def = "30", .flags = CONF_RELOAD,
+	  .def = "30", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Repair rounds before the nodes still missing blocks are "
 	  "given up for this session." },
 	{ .section = "fanout", .name = "activate_delay_ms", .type = CONF_UINT,
 	  .off = OFF(activate_delay_ms), .min = 0, .max = 600000, .scale = 1,
-	  .def = "500", .unit = "ms", .flags = CONF_RELOAD,
+	  .def = "500", .unit = "ms", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Delay a node waits after ACTIVATE before it switches "
 	  "slot and reboots." },
 	{ .section = "fanout", .name = "result_timeout_s", .type = CONF_UINT,
 	  .off = OFF(result_timeout_s), .min = 1, .max = 86400, .scale = 1,
-	  .def = "60", .unit = "s", .flags = CONF_RELOAD,
+	  .def = "60", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How long after ACTIVATE a node has to report its "
 	  "result." },
 	{ .section = "fanout", .name = "discover_interval_s", .type = CONF_UINT,
 	  .off = OFF(discover_interval_s), .min = 1, .max = 86400, .scale = 1,
-	  .def = "30", .unit = "s", .flags = CONF_RELOAD,
+	  .def = "30", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How often DISCOVER asks every node to announce itself." },
 	{ .section = "fanout", .name = "session_deadline_s", .type = CONF_UINT,
 	  .off = OFF(session_deadline_s), .min = 10, .max = 604800,
-	  .scale = 1, .def = "3600", .unit = "s", .flags = CONF_RELOAD,
+	  .scale = 1, .def = "3600", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "A session still unfinished after this long is closed; "
 	  "its nodes are retried later." },
 	{ .section = "fanout", .name = "fec", .type = CONF_CHOICE,
 	  .off = OFF(fec), .def = "yes", .choices = conf_yes_no,
-	  .flags = CONF_RELOAD,
+	  .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Repair with TS004 parity rows (one row repairs a "
 	  "different loss at every node) instead of resending blocks." },
 	{ .section = "fanout", .name = "fec_k", .type = CONF_UINT,
 	  .off = OFF(fec_k), .min = 2, .max = 128, .scale = 1,
-	  .def = "64", .unit = "blocks", .flags = CONF_RELOAD,
+	  .def = "64", .unit = "blocks", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Blocks per parity group; applies to sessions opened "
 	  "later." },
 	{ .section = "fanout", .name = "fec_proactive", .type = CONF_STR,
@@ -233,7 +234,7 @@ static const struct conf_opt conf_table[] = {
 	  "auto (from the loss measured so far) or a percent of fec_k." },
 	{ .section = "fanout", .name = "xor", .type = CONF_CHOICE,
 	  .off = OFF(xor_repair), .def = "yes", .choices = conf_yes_no,
-	  .flags = CONF_RELOAD,
+	  .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Repair with XOR frames built from the nodes' STATUS "
 	  "answers (one frame repairs a different loss at every node it "
 	  "covers); used before parity where a frame has room for the "
@@ -245,6 +246,32 @@ static const struct conf_opt conf_table[] = {
 	  "transports are told of, run this many times real time, to match "
 	  "a medium simulator run with the same --time-scale "
 	  "(docs/simulator.md).  1 on real links." },
+	{ .section = "fanout", .name = "unicast_slots", .type = CONF_UINT,
+	  .off = OFF(unicast_slots), .min = 1, .max = 1024, .scale = 1,
+	  .def = "4", .unit = "nodes", .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "Nodes served one by one at once on a transport that "
+	  "cannot broadcast or is polled, where the transport sets no limit "
+	  "of its own (a connected transport serves at most its "
+	  "max_peers); the others wait their turn, first in first out." },
+	{ .section = "fanout", .name = "poll_broadcast", .type = CONF_CHOICE,
+	  .off = OFF(poll_broadcast), .def = "yes", .choices = conf_yes_no,
+	  .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "On a polled bus that can broadcast (Modbus RTU unit 0), "
+	  "send the first pass to every node at once, then poll each node "
+	  "for what it misses and repair it alone; no: every node is "
+	  "served alone from the start." },
+	{ .section = "fanout", .name = "offload", .type = CONF_CHOICE,
+	  .off = OFF(offload), .def = "yes", .choices = conf_yes_no,
+	  .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "Hand the whole package to a transport's module where it "
+	  "distributes files itself (a PLC carrier module); UP then "
+	  "verifies, activates and repairs what the module did not "
+	  "deliver." },
+	{ .section = "fanout", .name = "offload_idle_s", .type = CONF_UINT,
+	  .off = OFF(offload_idle_s), .min = 10, .max = 86400, .scale = 1,
+	  .def = "3600", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "A module that reports no progress for this long is given "
+	  "up; UP carries the rest of the package." },
 };
 #define CONF_NOPTS	(sizeof(conf_table) / sizeof(conf_table[0]))
 
@@ -707,6 +734,55 @@ conf_bool(const char *value, int *out)
  * plugin, each key against the plugin's table (so errors carry the key's
  * line), then tp_conf_check() for what only the plugin knows.
  */
+/* The [fanout] option a transport section may override, or NULL. */
+static const struct conf_opt *
+conf_link_opt(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < CONF_NOPTS; i++)
+		if ((conf_table[i].flags & CONF_LINK) != 0 &&
+		    strcmp(conf_table[i].name, name) == 0)
+			return (&conf_table[i]);
+	return (NULL);
+}
+
+/* The plugin has an option of that name (it wins over the profile's). */
+static int
+conf_tp_has(const struct tp_ops *ops, const char *name)
+{
+	const struct tp_option	*o;
+
+	if (ops->options == NULL)
+		return (0);
+	for (o = ops->options; o->name != NULL; o++)
+		if (strcmp(o->name, name) == 0)
+			return (1);
+	return (0);
+}
+
+int
+config_link(const struct ub_config *conf, const struct ub_transport_conf *tp,
+    struct ub_config *out)
+{
+	const struct conf_opt	*o;
+	char			*why;
+	size_t			 i;
+
+	*out = *conf;
+	for (i = 0; i < tp->nlink; i++) {
+		if ((o = conf_link_opt(tp->link_kv[i].key)) == NULL ||
+		    o->type == CONF_STR)
+			continue;
+		/* Numbers and choices only: nothing to allocate. */
+		if (conf_set(out, o, tp->link_kv[i].value, &why) != 0) {
+			free(why);
+			return (-1);
+		}
+	}
+	return (0);
+}
+
 static int
 conf_transport_check(struct conf_ctx *ctx, size_t n)
 {
@@ -714,10 +790,12 @@ conf_transport_check(struct conf_ctx *ctx, size_t n)
 	struct conf_tp		*ctp = &ctx->tps[n];
 	const struct tp_option	*opt;
 	const struct tp_ops	*const *list;
+	const struct conf_opt	*lo;
+	struct ub_config	 scratch;
 	const char		*reason;
 	char			 section[80], *why, *known, *tmp;
 	long long		 v;
-	size_t			 i;
+	size_t			 i, j;
 	int			 b;
 
 	snprintf(section, sizeof(section), "transport.%s", tp->name);
@@ -753,6 +831,19 @@ conf_transport_check(struct conf_ctx *ctx, size_t n)
 			for (opt = tp->ops->options; opt->name != NULL; opt++)
 				if (strcmp(opt->name, tp->kv[i].key) == 0)
 					break;
+		}
+		if ((opt == NULL || opt->name == NULL) &&
+		    (lo = conf_link_opt(tp->kv[i].key)) != NULL) {
+			/* A [fanout] key of this instance's own profile. */
+			memset(&scratch, 0, sizeof(scratch));
+			if (conf_set(&scratch, lo, tp->kv[i].value,
+			    &why) != 0) {
+				conf_error(ctx, ctp->kv_line[i], section,
+				    tp->kv[i].key, "%s", why);
+				free(why);
+				return (-1);
+			}
+			continue;
 		}
 		if (opt == NULL || opt->name == NULL) {
 			conf_error(ctx, ctp->kv_line[i], section,
@@ -790,6 +881,18 @@ conf_transport_check(struct conf_ctx *ctx, size_t n)
 		}
 	}
 
+	/* The profile's keys go apart: the plugin sees only its own. */
+	for (i = 0, j = 0; i < tp->nkv; i++) {
+		if (conf_link_opt(tp->kv[i].key) != NULL &&
+		    !conf_tp_has(tp->ops, tp->kv[i].key)) {
+			tp->link_kv = xreallocarray(tp->link_kv, tp->nlink + 1,
+			    sizeof(*tp->link_kv));
+			tp->link_kv[tp->nlink++] = tp->kv[i];
+			continue;
+		}
+		tp->kv[j++] = tp->kv[i];
+	}
+	tp->nkv = j;
 	tp->conf.name = tp->name;
 	tp->conf.options = tp->ops->options;
 	tp->conf.nkv = tp->nkv;
@@ -894,6 +997,11 @@ config_free(struct ub_config *conf)
 			free((char *)tp->kv[j].value);
 		}
 		free(tp->kv);
+		for (j = 0; j < tp->nlink; j++) {
+			free((char *)tp->link_kv[j].key);
+			free((char *)tp->link_kv[j].value);
+		}
+		free(tp->link_kv);
 	}
 	free(conf);
 }
@@ -1105,6 +1213,9 @@ config_print_help(FILE *f)
 	    "reboot, a brown-out) before a session writes it off.  Default: "
 	    "10 s plus four frames' time on air at the link's rate and duty "
 	    "cycle.");
+	fprintf(f, "  Any [fanout] key but fec_proactive may be set here too: "
+	    "it overrides [fanout]\n      for this instance "
+	    "(reloadable).\n");
 	for (list = tp_list(); *list != NULL; list++) {
 		fprintf(f, "\n[transport.NAME] with type = %s\n",
 		    (*list)->name);

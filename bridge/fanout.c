@@ -117,6 +117,22 @@ fanout__params(const struct ub_config *c, struct eng_params *p)
 		p->fec_proactive = pct <= 0 ? 0 : pct > 100 ? 100 : (int)pct;
 	}
 	p->xor_repair = c->xor_repair != 0;
+	p->unicast_slots = c->unicast_slots;
+	p->poll_broadcast = c->poll_broadcast != 0;
+	p->offload = c->offload != 0;
+	p->offload_idle_s = c->offload_idle_s;
+}
+
+/* A transport's profile: [fanout] with its section's overrides. */
+static void
+fanout_link_params(const struct ub_config *c,
+    const struct ub_transport_conf *tc, struct eng_params *p)
+{
+	struct ub_config	 lc;
+
+	if (config_link(c, tc, &lc) == -1)
+		lc = *c;	/* checked at load: cannot happen */
+	fanout__params(&lc, p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -445,8 +461,8 @@ fanout_open_transports(struct fanout *f, char **cause)
 			    "?", TP_ABI_VERSION);
 			return (-1);
 		}
-		/* The link's profile: [fanout], and its own node_silence_s. */
-		fanout__params(f->conf, &p);
+		/* [fanout], its own overrides and node_silence_s. */
+		fanout_link_params(f->conf, tc, &p);
 		p.node_silence_ms = tc->node_silence_s * 1000;
 		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, &p,
 		    cause) == NULL) {
@@ -468,14 +484,18 @@ fanout_reconfig(struct fanout *f, const struct ub_config *conf)
 	f->conf = conf;
 	fanout__params(conf, &p);
 	eng_set_params(f->eng, &p);
-	/* Each link keeps its own node_silence_s (a restart changes it). */
-	for (i = 0; i < conf->ntransports; i++)
-		if ((l = eng_link_find(f->eng, conf->transports[i].name)) !=
-		    NULL) {
-			p.node_silence_ms =
-			    conf->transports[i].node_silence_s * 1000;
-			eng_link_set_params(l, &p);
-		}
+	/*
+	 * Each link: its own [fanout] overrides and node_silence_s (a
+	 * restart changes that).
+	 */
+	for (i = 0; i < conf->ntransports; i++) {
+		if ((l = eng_link_find(f->eng, conf->transports[i].name)) ==
+		    NULL)
+			continue;
+		fanout_link_params(conf, &conf->transports[i], &p);
+		p.node_silence_ms = conf->transports[i].node_silence_s * 1000;
+		eng_link_set_params(l, &p);
+	}
 }
 
 void

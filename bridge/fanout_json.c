@@ -31,6 +31,12 @@ fanout_caps_json(const struct tp_caps *c)
 		json_array_append_new(flags, json_string("discovery"));
 	if (c->flags & TP_CAP_RELIABLE)
 		json_array_append_new(flags, json_string("reliable"));
+	if (c->flags & TP_CAP_CONNECT)
+		json_array_append_new(flags, json_string("connect"));
+	if (c->flags & TP_CAP_POLLED)
+		json_array_append_new(flags, json_string("polled"));
+	if (c->flags & TP_CAP_OFFLOAD)
+		json_array_append_new(flags, json_string("offload"));
 	return (json_pack("{s:i, s:o, s:I, s:i, s:i, s:i, s:i, s:i, s:i}",
 	    "mtu", (int)c->mtu, "flags", flags,
 	    "bitrate_bps", (json_int_t)c->bitrate_bps,
@@ -63,6 +69,45 @@ fanout_pacer_json(const struct eng_pacer_info *p)
 	    "airtime_us", (json_int_t)p->airtime_us,
 	    "waits", (json_int_t)p->waits,
 	    "eagain", (json_int_t)p->eagain));
+}
+
+/*
+ * A link's peers (connections, polled or listed nodes: docs/engine.md,
+ * "Link shapes"): what upctl status shows per peer.
+ */
+static json_t *
+fanout_peers_json(struct eng_link *l)
+{
+	struct eng_peer_info	 pi;
+	json_t			*a = json_array(), *o;
+	char			 addr[TP_ADDR_TEXT_MAX], node[24], sid[16];
+	size_t			 i;
+
+	for (i = 0; eng_link_peer_info(l, i, &pi) == 0; i++) {
+		if (eng_link_addr_fmt(l, &pi.addr, addr, sizeof(addr)) != 0)
+			snprintf(addr, sizeof(addr), "?");
+		o = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:I, "
+		    "s:I, s:I, s:I}", "addr", addr, "state", pi.state,
+		    "mtu", (int)pi.mtu, "step", pi.step,
+		    "inflight", (int)pi.inflight,
+		    "connects", (int)pi.connects, "drops", (int)pi.drops,
+		    "fails", (int)pi.fails,
+		    "tx_frames", (json_int_t)pi.tx_frames,
+		    "tx_bytes", (json_int_t)pi.tx_bytes,
+		    "rx_frames", (json_int_t)pi.rx_frames,
+		    "idle_ms", (json_int_t)pi.idle_ms);
+		if (pi.node != 0) {
+			snprintf(node, sizeof(node), "0x%016" PRIx64, pi.node);
+			snprintf(sid, sizeof(sid), "%08x", pi.session);
+			json_object_set_new(o, "node", json_string(node));
+			json_object_set_new(o, "session", json_string(sid));
+		}
+		if (pi.rssi_dbm != INT16_MAX)
+			json_object_set_new(o, "rssi_dbm",
+			    json_integer(pi.rssi_dbm));
+		json_array_append_new(a, o);
+	}
+	return (a);
 }
 
 static json_t *
@@ -100,6 +145,15 @@ fanout_link_json(struct eng_link *l)
 	json_object_set_new(o, "caps", fanout_caps_json(&li.caps));
 	json_object_set_new(o, "stats", stats);
 	json_object_set_new(o, "pacer", fanout_pacer_json(&li.pacer));
+	json_object_set_new(o, "shape", json_pack("{s:i, s:i, s:i, s:i, "
+	    "s:I, s:I, s:I, s:I, s:I}", "slots", (int)li.slots,
+	    "served", (int)li.served, "queued", (int)li.queued,
+	    "peers_up", (int)li.peers_up, "polls", (json_int_t)li.polls,
+	    "polls_empty", (json_int_t)li.polls_empty,
+	    "tx_segments", (json_int_t)li.tx_segments,
+	    "rx_segments", (json_int_t)li.rx_segments,
+	    "down_ms", (json_int_t)li.down_ms));
+	json_object_set_new(o, "peers", fanout_peers_json(l));
 	return (o);
 }
 
@@ -255,6 +309,19 @@ fanout_member_est_json(json_t *o, const struct fo_member *m, uint32_t est)
 	json_object_set_new(o, "held_est", json_boolean(est != m->held));
 }
 
+/* A node served alone: what its turn is doing ("queued", "data"...). */
+static void
+fanout_member_step_json(json_t *o, const struct fo_member *m)
+{
+	struct eng_member_info	 mi;
+
+	if (m->em == NULL)
+		return;
+	eng_member_info(m->em, &mi);
+	if (mi.step != NULL && mi.step[0] != '\0')
+		json_object_set_new(o, "step", json_string(mi.step));
+}
+
 static json_t *
 fanout_member_json(struct fo_member *m)
 {
@@ -284,6 +351,7 @@ fanout_member_json(struct fo_member *m)
 	    1000));
 	json_object_set_new(o, "duration_ms", json_integer(m->started != 0 &&
 	    m->finished >= m->started ? m->finished - m->started : 0));
+	fanout_member_step_json(o, m);
 	return (o);
 }
 
@@ -291,11 +359,12 @@ static json_t *
 fanout_session_json(struct fo_session *s)
 {
 	struct eng_session_info	 si;
+	json_t			*o;
 	char			 id[16];
 
 	session__info(s, &si);
 	snprintf(id, sizeof(id), "%08x", s->id);
-	return (json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:I, s:I, "
+	o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:i, s:I, s:I, "
 	    "s:I, s:I, s:I, s:I, s:I, s:i}",
 	    "session", id, "transport", s->transport,
 	    "phase", eng_phase_str(si.phase),
@@ -309,7 +378,16 @@ fanout_session_json(struct fo_session *s)
 	    "xor_frames", (json_int_t)si.xor_frames,
 	    "ctrl_frames", (json_int_t)si.ctrl_frames,
 	    "rate_bps", (json_int_t)session__rate_bps(s),
-	    "nodes", (int)si.nmembers));
+	    "nodes", (int)si.nmembers);
+	/* How it uses its link (docs/engine.md, "Link shapes"). */
+	json_object_set_new(o, "shape", json_string(eng_shape_str(si.shape)));
+	json_object_set_new(o, "frozen", json_boolean(si.frozen));
+	json_object_set_new(o, "served", json_integer(si.served));
+	json_object_set_new(o, "queued", json_integer(si.queued));
+	json_object_set_new(o, "polls", json_integer((json_int_t)si.polls));
+	json_object_set_new(o, "offload_bytes",
+	    json_integer((json_int_t)si.offload_bytes));
+	return (o);
 }
 
 json_t *

@@ -81,6 +81,13 @@ struct ub_transport_conf {
 	 * is written off; 0 = derived from the link (docs/fanout.md).
 	 */
 	unsigned int	 node_silence_s;
+	/*
+	 * [fanout] keys this instance overrides (its link's profile,
+	 * docs/engine.md "Link shapes"), checked, owned; the plugin never
+	 * sees them.  config_link() applies them.
+	 */
+	struct tp_kv	*link_kv;
+	size_t		 nlink;
 };
 
 struct ub_config {
@@ -120,6 +127,10 @@ struct ub_config {
 	char		*fec_proactive;	/* "auto" or percent of fec_k */
 	int		 xor_repair;	/* XOR repair frames: 1 = yes */
 	unsigned int	 time_scale;	/* simulation: engine clock speed-up */
+	unsigned int	 unicast_slots;	/* members served alone at once */
+	int		 poll_broadcast;	/* polled bus: first pass to all */
+	int		 offload;	/* module offload where offered */
+	unsigned int	 offload_idle_s;	/* a silent module is given up */
 
 	/* [transport.*] */
 	size_t		 ntransports;
@@ -141,6 +152,13 @@ int	 config_reloadable(const struct ub_config *old,
 	    const struct ub_config *new, char **cause);
 /* Writes the option table as help text (upbridged -h config). */
 void	 config_print_help(FILE *);
+/*
+ * The config as transport tp sees it: *out is a copy of conf with the
+ * [fanout] keys tp's section overrides applied (no allocation: the
+ * copy shares conf's strings).  Returns 0, or -1 if one cannot apply.
+ */
+int	 config_link(const struct ub_config *, const struct ub_transport_conf *,
+	    struct ub_config *out);
 
 /* ------------------------------------------------------------------ */
 /* db.c: the one SQLite database                                       */

@@ -572,6 +572,58 @@ print_value(const char *key, json_t *v, int indent)
 		    jtext(v, buf, sizeof(buf)));
 }
 
+/*
+ * A transport whose nodes are served one by one (docs/engine.md, "Link
+ * shapes"): its slots, polls and each peer (a connection, a polled
+ * node), at most 32 of them here; --json has them all.
+ */
+static void
+print_peers(json_t *t)
+{
+	json_t		*sh = json_object_get(t, "shape"), *peers, *p, *v;
+	char		 a[64], b[64], n[256], d[64];
+	size_t		 i;
+
+	peers = json_object_get(t, "peers");
+	if (!json_is_object(sh) || (json_array_size(peers) == 0 &&
+	    jnum(json_object_get(sh, "polls")) == 0))
+		return;
+	printf("%-12s  %.0f of %.0f slots in use, %.0f queued; %.0f peers "
+	    "(%.0f up); %.0f polls (%.0f empty)\n", "",
+	    jnum(json_object_get(sh, "served")),
+	    jnum(json_object_get(sh, "slots")),
+	    jnum(json_object_get(sh, "queued")),
+	    (double)json_array_size(peers),
+	    jnum(json_object_get(sh, "peers_up")),
+	    jnum(json_object_get(sh, "polls")),
+	    jnum(json_object_get(sh, "polls_empty")));
+	json_array_foreach(peers, i, p) {
+		if (i == 32) {
+			printf("%-12s  ... %zu more (--json)\n", "",
+			    json_array_size(peers) - 32);
+			break;
+		}
+		v = json_object_get(p, "node");
+		snprintf(n, sizeof(n), "%s", "");
+		if (v != NULL)
+			snprintf(n, sizeof(n), " node %s session %s %s",
+			    jtext(v, a, sizeof(a)),
+			    jtext(json_object_get(p, "session"), b,
+			    sizeof(b)), jtext(json_object_get(p, "step"), d,
+			    sizeof(d)));
+		else if (*jtext(json_object_get(p, "step"), d, sizeof(d)))
+			snprintf(n, sizeof(n), " %s", d);
+		printf("%-12s  peer %-20s %-10s mtu %-4.0f%s; %.0f connects, "
+		    "%.0f drops, %.0f fails\n", "",
+		    jtext(json_object_get(p, "addr"), a, sizeof(a)),
+		    jtext(json_object_get(p, "state"), b, sizeof(b)),
+		    jnum(json_object_get(p, "mtu")), n,
+		    jnum(json_object_get(p, "connects")),
+		    jnum(json_object_get(p, "drops")),
+		    jnum(json_object_get(p, "fails")));
+	}
+}
+
 /* The engine's part of status: campaigns, sessions, each transport. */
 static void
 print_fanout(json_t *f)
@@ -616,6 +668,7 @@ print_fanout(json_t *f)
 		    fmt_bytes(jnum(json_object_get(stats, "rx_bytes")), b,
 		    sizeof(b)), jnum(json_object_get(stats, "tx_errors")) +
 		    jnum(json_object_get(stats, "rx_errors")));
+		print_peers(t);
 	}
 	/* Anything else the engine adds, shown as it comes. */
 	json_object_foreach(f, k, t) {

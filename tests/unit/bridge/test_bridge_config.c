@@ -585,6 +585,51 @@ test_man_page_complete(void **state)
 	free(help);
 }
 
+/*
+ * A transport section may override [fanout] keys for its own link; the
+ * plugin never sees them, and they are checked like [fanout]'s.
+ */
+static void
+test_link_overrides(void **state)
+{
+	struct ub_config	*c, lc;
+	size_t			 i;
+
+	c = load(base_conf, "[fanout]\nstatus_window_ms = 300\n"
+	    "[transport.bus0]\ntype = lan\nstatus_window_ms = 2000\n"
+	    "offload = no\nunicast_slots = 8\nport = 4243\n");
+	assert_int_equal(c->ntransports, 2);
+	assert_int_equal(c->transports[1].nlink, 3);
+	assert_int_equal(c->transports[1].nkv, 1);
+	assert_string_equal(c->transports[1].kv[0].key, "port");
+	assert_int_equal(c->transports[0].nlink, 0);
+	assert_int_equal(config_link(c, &c->transports[1], &lc), 0);
+	assert_int_equal(lc.status_window_ms, 2000);
+	assert_int_equal(lc.offload, 0);
+	assert_int_equal(lc.unicast_slots, 8);
+	assert_int_equal(c->status_window_ms, 300);
+	assert_int_equal(c->offload, 1);
+	assert_int_equal(config_link(c, &c->transports[0], &lc), 0);
+	assert_int_equal(lc.status_window_ms, 300);
+	for (i = 0; i < c->ntransports; i++)
+		assert_non_null(c->transports[i].ops);
+	config_free(c);
+
+	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"
+	    "status_window_ms = 5\n",
+	    ":13: [transport.bus0] status_window_ms: 5 is out of range "
+	    "10..60000");
+	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"
+	    "poll_broadcast = maybe\n",
+	    ":13: [transport.bus0] poll_broadcast: \"maybe\" is not one of "
+	    "yes, no");
+	/* Not every [fanout] key: fec_proactive stays global. */
+	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"
+	    "fec_proactive = 10\n",
+	    ":13: [transport.bus0] fec_proactive: unknown key for transport "
+	    "type lan");
+}
+
 int
 main(void)
 {
@@ -601,6 +646,7 @@ main(void)
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_man_page_complete),
+		cmocka_unit_test(test_link_overrides),
 	};
 
 	return (cmocka_run_group_tests(tests, setup, teardown));

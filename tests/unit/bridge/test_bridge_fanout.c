@@ -482,6 +482,13 @@ test_views(void **state)
 	    "pacer"), "frames")) > 0);
 	assert_true(json_integer_value(json_object_get(json_object_get(
 	    json_object_get(tp, "stats"), "engine"), "tx_data")) > 0);
+	/* Link shapes: a LAN has no peers and serves nobody alone. */
+	assert_true(json_is_array(json_object_get(tp, "peers")));
+	assert_int_equal(json_array_size(json_object_get(tp, "peers")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    tp, "shape"), "served")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+	    tp, "shape"), "slots")), 4);
 	assert_int_equal(json_integer_value(json_object_get(st, "nodes")), 2);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(st,
 	    "campaigns"), "running")), 1);
@@ -507,6 +514,9 @@ test_views(void **state)
 	    "block_size")), 1024);
 	assert_int_equal(strlen(json_string_value(json_object_get(sess,
 	    "session"))), 8);
+	assert_string_equal(json_string_value(json_object_get(sess, "shape")),
+	    "broadcast");
+	assert_true(json_is_false(json_object_get(sess, "frozen")));
 	json_decref(cj);
 	assert_null(fanout_campaign_json(fx->f, "42"));
 	assert_null(fanout_campaign_json(fx->f, "x"));
