@@ -635,6 +635,8 @@ eng__peer_event(struct eng_link *l, const struct tp_addr *a,
 			eng__kick(l);
 		}
 		break;
+	default:
+		break;	/* what the engine does not use */
 	}
 }
 

@@ -86,6 +86,20 @@ struct tp_caps {
 #define TP_CAP_CONNECT		0x0080	/* unicast needs connect() first */
 #define TP_CAP_POLLED		0x0100	/* nodes speak only when polled */
 #define TP_CAP_OFFLOAD		0x0200	/* the module distributes packages */
+	/*
+	 * UP's compact form (docs/up-protocol.md §11.1), as the link's
+	 * transport page states it: COMPACT, compact frames are the link's
+	 * default (every link but the LAN); ADDRESSED, the link address
+	 * names the node, so node frames may leave their node id out (BLE
+	 * connections, Modbus unit ids, PLC station addresses; not raw
+	 * LoRa); FCS, the link checks every frame with at least a CRC-16
+	 * before it reaches UP (§11.3: LoRa with its payload CRC on, BLE,
+	 * Modbus RTU and TCP; not a 1376.2 module's 8-bit sum), so compact
+	 * frames may go without UP's CRC-16.
+	 */
+#define TP_CAP_COMPACT		0x0400
+#define TP_CAP_ADDRESSED	0x0800
+#define TP_CAP_FCS		0x1000
 	uint64_t	 bitrate_bps;	/* link rate usable for UP frames */
 	uint32_t	 frame_overhead; /* link bytes added per frame */
 	uint32_t	 duty_cycle_ppm; /* 0 = unregulated (band 0) */
