@@ -801,7 +801,7 @@ void	 eng__u_heard(struct eng_member *, uint8_t type);
 void	 eng__u_poll_empty(struct eng_member *);
 /* Acknowledges its final RESULT (then waits to see the ACK arrived). */
 void	 eng__u_ack(struct eng_member *);
-/* tx_done of its RESULT_ACK on a link that confirms frames. */
+/* tx_done of its RESULT_ACK or ACTIVATE on a link confirming frames. */
 void	 eng__u_ack_done(struct eng_member *, int status);
 /* Gives the slot back; with requeue, back in the queue at nb_us. */
 void	 eng__u_release(struct eng_member *, bool requeue, uint64_t nb_us);

@@ -516,8 +516,8 @@ eng__peer_tx_done(struct eng_link *l, uint64_t cookie, int status)
 		return;
 	if (p->inflight > 0)
 		p->inflight--;
-	if (p->m != NULL && p->m->ustep == ENG_U_ACKED &&
-	    p->m->u_cookie == cookie)
+	if (p->m != NULL && (p->m->ustep == ENG_U_ACKED ||
+	    p->m->ustep == ENG_U_ACTIVATE) && p->m->u_cookie == cookie)
 		eng__u_ack_done(p->m, status);
 	if (p->state == ENG_PS_CLOSING)
 		peer_due(l);

@@ -273,10 +273,17 @@ static void
 u_activate_send(struct eng_member *m)
 {
 	const struct eng_params	*p = eng__params(m->s);
+	struct up_msg		 msg;
 	unsigned int		 r = p->offer_repeats != 0 ?
 				    p->offer_repeats : 1;
 
-	eng__send_activate(m->s, m);
+	/* Tagged with the member: a confirmed one ends the repeats. */
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_ACTIVATE;
+	msg.session = m->s->id;
+	msg.u.activate.node_id = m->node;
+	msg.u.activate.delay_ms = p->activate_delay_ms;
+	(void)eng__ctrl_to(m->s->l, m->s, m, &m->addr, &msg);
 	m->u_rep++;
 	m->u_at = eng__now_us(m->s->e) + (uint64_t)p->offer_window_ms / r *
 	    1000;
@@ -466,8 +473,21 @@ eng__u_ack(struct eng_member *m)
 void
 eng__u_ack_done(struct eng_member *m, int status)
 {
+	const struct eng_params	*p = eng__params(m->s);
+	uint64_t		 now = eng__now_us(m->s->e);
+
 	if ((m->s->l->caps.flags & TP_CAP_LINK_ACK) == 0)
 		return;
+	if (m->ustep == ENG_U_ACTIVATE) {
+		/* The node confirmed its ACTIVATE: no repeats needed. */
+		if (status == TP_OK) {
+			m->u_gap_ms = ENG_POLL_MS;
+			eng__u_release(m, true, now +
+			    ((uint64_t)p->activate_delay_ms + ENG_POLL_MS) *
+			    1000);
+		}
+		return;
+	}
 	if (status == TP_OK)
 		eng__u_release(m, false, 0);	/* confirmed */
 	else
