@@ -511,6 +511,8 @@ struct eng_session_info {
 	uint32_t	 queued;	/* ... waiting for a slot */
 	uint64_t	 polls;		/* polls of its members */
 	uint64_t	 offload_bytes;	/* the module took, 0: no offload */
+	bool		 compact;	/* UP's compact frames (§11) */
+	uint8_t		 tag;		/* its session tag, 0: none */
 };
 void		 eng_session_info(const struct eng_session *,
 		    struct eng_session_info *);

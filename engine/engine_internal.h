@@ -18,6 +18,8 @@
  *              verify, activate and result, from its exact needed set
  *   poll.c     polled links (TP_CAP_POLLED): polls instead of windows
  *   offload.c  module offload (TP_CAP_OFFLOAD)
+ *   cframe.c   UP's compact form on links that use it (§11): frames,
+ *              session tags, segmentation and reassembly
  *
  * State lives in the struct it describes: a link's in struct eng_link, a
  * session's (phase, round trip, repair plans) in struct eng_session, a
@@ -260,6 +262,10 @@ struct eng_peer {
 	bool			 poll_rx;	/* a frame came during it */
 	struct eng_member	*rm;
 	uint32_t		 rpolls;	/* polls of that round */
+
+	/* Segmented messages from this node (cframe.c), lazily. */
+	struct up_seg_rx	 seg;
+	uint8_t			*seg_buf;	/* UP_FRAME_MAX */
 };
 #define ENG_PQ_NONE	0
 #define ENG_PQ_WAIT	1	/* in l->pollq */
@@ -338,6 +344,23 @@ struct eng_link {
 	uint64_t		 tx_segments;
 	uint64_t		 rx_segments;
 
+	/*
+	 * Compact form (cframe.c, docs/up-protocol.md §11): the link's
+	 * session tags, the message being sent in segments (a copy with
+	 * its CRC-16; l->pend stays the message until its last segment),
+	 * and the reassembly of node messages on a link without peers.
+	 */
+	struct up_ctags		 ctags;
+	uint8_t			*seg_msg;	/* UP_FRAME_MAX + CRC */
+	size_t			 seg_len;	/* 0: not segmenting */
+	uint8_t			 seg_n;
+	uint8_t			 seg_i;
+	uint8_t			 seg_mtag;
+	uint8_t			*seg_frame;	/* one segment */
+	size_t			 seg_flen;
+	struct up_seg_rx	 seg_rx;
+	uint8_t			*seg_rxbuf;	/* UP_FRAME_MAX */
+
 	/* Counters. */
 	uint64_t		 rx_frames;
 	uint64_t		 rx_bad;
@@ -413,6 +436,7 @@ struct eng_member {
 	uint32_t		 u_polls;	/* polls in this wait */
 	bool			 u_data;	/* data went since its status */
 	bool			 u_keep;	/* a final RESULT: unicast.c acks */
+	bool			 u_confirm;	/* its ACK's tx_done tells */
 	uint64_t		 u_cookie;	/* its RESULT_ACK's tx cookie */
 	bool			 off;		/* in its session's offload */
 };
@@ -449,6 +473,10 @@ struct eng_session {
 
 	/* The link's shape (docs/engine.md, "Link shapes"). */
 	enum eng_shape		 shape;
+	bool			 compact;	/* §11 frames (cframe.c) */
+	uint8_t			 cflags;	/* their trailers: UP_CF_CRC */
+	uint8_t			 tag;		/* its tag on the link */
+	bool			 tagged;	/* holds that tag */
 	bool			 polled;	/* answers come by polls */
 	int			 offload_conf;	/* eng_session_conf.offload */
 	struct eng_queue	 uactive;	/* served alone now */
@@ -850,6 +878,48 @@ int	 eng__off_read(struct eng_link *, uint32_t id, uint64_t off,
 	    uint8_t *buf, size_t len);
 void	 eng__off_progress(struct eng_link *, uint32_t id,
 	    const struct tp_addr *, enum tp_offload_state, uint64_t bytes);
+
+/* ------------------------------------------------------------------ */
+/* cframe.c: the compact form                                           */
+
+/* The link's default form is compact (TP_CAP_COMPACT). */
+bool	 eng__link_compact(const struct eng_link *);
+/* Trailers compact frames need on the link: UP_CF_CRC without an FCS. */
+uint8_t	 eng__link_cflags(const struct eng_link *);
+void	 eng__cf_link_open(struct eng_link *);
+void	 eng__cf_link_close(struct eng_link *);
+/* The session's form, tag and block size bound at open; its tag back. */
+void	 eng__cf_open(struct eng_session *);
+void	 eng__cf_close(struct eng_session *);
+/* A control message in the form of its session (or link): *out. */
+void	 eng__cf_msg(struct eng_link *, struct eng_session *,
+	    const struct up_msg *in, struct up_msg *out);
+/*
+ * Seals block i of a compact session read at buf + up_cdata_off(i);
+ * returns the frame length, 0 on error.
+ */
+size_t	 eng__cf_seal(struct eng_session *, uint8_t *buf, size_t cap,
+	    uint8_t type, uint32_t i, size_t len);
+/* Where block i's bytes go in a DATA frame of the session. */
+size_t	 eng__data_off(const struct eng_session *, uint32_t i);
+/*
+ * The tx loop: the pending message is larger than its destination
+ * takes.  Prepares its segments (compact: true) or says it cannot be
+ * sent (full frames cannot be segmented: false).
+ */
+bool	 eng__cf_segment(struct eng_link *, size_t mtu);
+/*
+ * A SEG frame from src: true when it completed a message, copied into
+ * out[UP_FRAME_MAX] (*len), ready to decode.
+ */
+bool	 eng__cf_reassemble(struct eng_link *, const struct tp_addr *src,
+	    const struct up_msg *seg, uint8_t *out, size_t *len);
+/* A node frame without its node id (§11.2): the id from its address. */
+void	 eng__cf_node_id(struct eng_link *, const struct tp_addr *src,
+	    struct up_msg *);
+/* The end of what a status body describes (§11.7); 0: it is invalid. */
+bool	 eng__status_ok(const struct eng_session *,
+	    const struct up_status_body *, uint32_t *end);
 
 /* ------------------------------------------------------------------ */
 /* Freezing (session.c): link down is not node failure                  */

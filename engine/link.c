@@ -55,19 +55,27 @@ eng__kick(struct eng_link *l)
 
 int
 eng__ctrl_to(struct eng_link *l, struct eng_session *s, struct eng_member *mb,
-    const struct tp_addr *dst, const struct up_msg *m)
+    const struct tp_addr *dst, const struct up_msg *min)
 {
 	struct eng_ctrl	*c;
+	struct up_msg	 mm, *m = &mm;
 	int		 n;
 
 	if (l->ring_n == ENG_CTRL_RING) {
 		l->ctrl_dropped++;
 		eng__debug("%s: control ring full, type %u dropped", l->name,
-		    m->type);
+		    min->type);
 		return (-1);
 	}
 	c = &l->ring[(l->ring_head + l->ring_n) % ENG_CTRL_RING];
-	if ((n = up_encode(m, c->frame, eng__link_mtu(l))) <= 0) {
+	/*
+	 * In the form of its session (or link): a compact message larger
+	 * than its destination takes goes in segments (cframe.c); a full
+	 * one must fit the link.
+	 */
+	eng__cf_msg(l, s, min, &mm);
+	if ((n = up_encode(m, c->frame, m->form == UP_FORM_COMPACT ?
+	    UP_FRAME_MAX : eng__link_mtu(l))) <= 0) {
 		l->ctrl_dropped++;
 		eng__warnx("%s: cannot encode a frame of type %u: %s",
 		    l->name, m->type, up_strerror(n));
@@ -194,7 +202,8 @@ link_fill(struct eng_link *l)
 			l->pend_len = n;
 			l->pend_s = s;
 			l->pend_ctrl = false;
-			l->pend_type = l->data_frame[1];
+			l->pend_type = (l->data_frame[0] & UP_C_MARK) != 0 ?
+			    (l->data_frame[0] & UP_C_TYPE) : l->data_frame[1];
 			return (true);
 		}
 	}
@@ -204,6 +213,7 @@ link_fill(struct eng_link *l)
 static void
 link_sent(struct eng_link *l)
 {
+	l->seg_len = 0;
 	if (l->pend_ctrl) {
 		eng__peer_queued(l, &l->pend_dst, -1);
 		l->ring_head = (l->ring_head + 1) % ENG_CTRL_RING;
@@ -267,13 +277,29 @@ link_poll(struct eng_link *l, uint64_t now)
 	return (0);
 }
 
+/*
+ * The pending message could not go (its connection is gone, it does not
+ * fit): it is dropped; the protocol repeats what matters, and a member
+ * waiting for an answer to it times out as if it had been lost.
+ */
+static void
+link_drop(struct eng_link *l)
+{
+	l->tx_errors++;
+	if (l->pend_m != NULL)
+		eng__u_sent(l->pend_m);
+	link_sent(l);
+}
+
 static void
 link_tx(struct eng_link *l)
 {
 	struct eng_peer	*p;
 	struct iovec	 iov;
+	const uint8_t	*frame;
 	uint64_t	 now, wait, cookie;
 	uint32_t	 air;
+	size_t		 mtu, flen;
 	int		 n, rc;
 
 	for (n = 0; n < ENG_TX_BURST; n++) {
@@ -293,45 +319,65 @@ link_tx(struct eng_link *l)
 		    (l->caps.flags & TP_CAP_CONNECT) != 0 &&
 		    p->state != ENG_PS_UP && p->state != ENG_PS_CLOSING) {
 			/* Its connection is gone: the frame is of no use. */
-			l->tx_errors++;
-			if (l->pend_m != NULL)
-				eng__u_sent(l->pend_m);
-			link_sent(l);
+			link_drop(l);
 			continue;
 		}
-		if (l->pend_len > eng__dst_mtu(l, &l->pend_dst)) {
-			l->tx_errors++;
+		mtu = eng__dst_mtu(l, &l->pend_dst);
+		if (l->seg_len == 0 && l->pend_len > mtu &&
+		    !eng__cf_segment(l, mtu)) {
 			eng__debug("%s: %zu-byte frame of type %u larger than "
 			    "its destination takes", l->name, l->pend_len,
 			    l->pend_type);
-			if (l->pend_m != NULL)
-				eng__u_sent(l->pend_m);
-			link_sent(l);
+			link_drop(l);
 			continue;
 		}
-		air = link_airtime(l, &l->pend_dst, l->pend_len);
-		wait = pacer__delay(&l->pacer, now, l->pend_len, air);
+		frame = l->pend;
+		flen = l->pend_len;
+		if (l->seg_len != 0) {
+			/* The message goes in segments, one per frame. */
+			if (mtu < l->seg_flen) {
+				link_drop(l);	/* the mtu shrank under it */
+				continue;
+			}
+			rc = up_seg_build(l->seg_msg, l->seg_len, l->seg_flen,
+			    eng__link_cflags(l), l->seg_mtag, l->seg_i,
+			    l->seg_frame, UP_FRAME_MAX);
+			if (rc <= 0) {
+				link_drop(l);
+				continue;
+			}
+			frame = l->seg_frame;
+			flen = (size_t)rc;
+		}
+		air = link_airtime(l, &l->pend_dst, flen);
+		wait = pacer__delay(&l->pacer, now, flen, air);
 		if (wait == PACER_WAIT)
 			return;
 		if (wait > 0) {
 			l->tx_at = now + wait;
 			return;
 		}
-		iov.iov_base = (void *)l->pend;
-		iov.iov_len = l->pend_len;
+		iov.iov_base = (void *)frame;
+		iov.iov_len = flen;
 		/* The peer's index rides in the cookie for tx_done. */
 		cookie = ++l->cookie << 16 | (p != NULL ? p->idx + 1 : 0);
 		rc = l->ops->send(l->tp, &l->pend_dst, &iov, 1, cookie);
 		switch (rc) {
 		case TP_OK:
-			pacer__sent(&l->pacer, now, l->pend_len, air);
+			pacer__sent(&l->pacer, now, flen, air);
 			if (p != NULL)
-				eng__peer_sent(p, l->pend_len);
+				eng__peer_sent(p, flen);
+			if (l->seg_len != 0) {
+				l->tx_segments++;
+				if (++l->seg_i < l->seg_n)
+					break;	/* more of the message */
+			}
 			if (l->pend_ctrl)
 				l->tx_ctrl++;
 			else {
 				l->tx_data++;
-				if (l->pend_len > 2 &&
+				if (l->pend_len > 2 && (l->pend[0] &
+				    UP_C_MARK) == 0 &&
 				    (l->pend[2] & UP_F_REPAIR) != 0)
 					l->tx_repair++;
 			}
@@ -349,12 +395,9 @@ link_tx(struct eng_link *l)
 			pacer__eagain(&l->pacer);
 			return;
 		default:
-			l->tx_errors++;
 			eng__debug("%s: send type %u: error %d", l->name,
 			    l->pend_type, rc);
-			if (l->pend_m != NULL)
-				eng__u_sent(l->pend_m);
-			link_sent(l);
+			link_drop(l);
 			break;
 		}
 	}
@@ -442,17 +485,34 @@ link_rx(void *arg, struct tp *tp, const struct tp_addr *src,
 	struct eng		*e = l->e;
 	struct eng_session	*s;
 	struct up_msg		 m;
+	uint8_t			 msg[UP_FRAME_MAX];
+	size_t			 mlen;
 	int			 rc;
 
 	eng__enter(e);
 	l->rx_frames++;
-	if ((rc = up_decode(frame, len, &m)) != UP_OK) {
+	if ((rc = up_decode_any(frame, len, &m)) != UP_OK) {
 		l->rx_bad++;
 		eng__debug("%s: bad frame (%zu bytes): %s", l->name, len,
 		    up_strerror(rc));
 		eng__peer_rx(l, src, NULL);
 		goto out;
 	}
+	if (m.type == UP_T_SEG) {
+		/* A slice of a node's message (§11.8): whole, it goes on. */
+		eng__peer_rx(l, src, NULL);
+		if (!eng__cf_reassemble(l, src, &m, msg, &mlen))
+			goto out;
+		if ((rc = up_cdecode(msg, mlen, &m)) != UP_OK ||
+		    m.type == UP_T_SEG) {
+			l->rx_bad++;
+			eng__debug("%s: bad segmented message: %s", l->name,
+			    up_strerror(rc));
+			goto out;
+		}
+	}
+	/* A compact node frame may leave its node id to its address. */
+	eng__cf_node_id(l, src, &m);
 	/* Peers: a poll brought something, a visit its ANNOUNCE. */
 	eng__peer_rx(l, src, &m);
 	switch (m.type) {
@@ -637,6 +697,7 @@ eng__link_close(struct eng_link *l)
 		l->ops->close(l->tp);
 	l->tp = NULL;
 	eng__peers_free(l);
+	eng__cf_link_close(l);
 	free(l->ring);
 	free(l->data_frame);
 	free(l);
@@ -759,6 +820,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	pacer__init(&l->pacer, &l->caps, l->p.rate_pct, now);
 	link_silence(l);
 	eng__slots(l);
+	eng__cf_link_open(l);
 	e->links[e->nlinks++] = l;
 	if (ops->start(l->tp, &why) == -1) {
 		if (asprintf(cause, "transport %s: %s", name,

@@ -133,6 +133,7 @@ eng__peer_get(struct eng_link *l, const struct tp_addr *a)
 		}
 		/* The idle peer unused longest makes room. */
 		free_i = old->idx;
+		free(old->seg_buf);
 		free(old);
 		l->peers[free_i] = NULL;
 	}
@@ -171,8 +172,11 @@ eng__peers_free(struct eng_link *l)
 {
 	size_t	 i;
 
-	for (i = 0; i < l->npeers; i++)
+	for (i = 0; i < l->npeers; i++) {
+		if (l->peers[i] != NULL)
+			free(l->peers[i]->seg_buf);
 		free(l->peers[i]);
+	}
 	free(l->peers);
 	l->peers = NULL;
 	l->npeers = l->cpeers = 0;

@@ -212,18 +212,30 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 	}
 	off = (uint64_t)i * s->block_size;
 	len = eng__block_len(s, i);
-	if (UP_DATA_OFF + len + UP_CRC_LEN > cap) {
+	if (s->compact) {
+		/*
+		 * Compact DATA (§11.5.5); a frame larger than the link takes
+		 * now goes in segments (cframe.c).
+		 */
+		if (!eng__read(s, off, buf + up_cdata_off(i), len))
+			return (0);
+		rc = (int)eng__cf_seal(s, buf, UP_FRAME_MAX, UP_T_DATA, i,
+		    len);
+		if (rc == 0)
+			rc = UP_EINVAL;
+	} else if (UP_DATA_OFF + len + UP_CRC_LEN > cap) {
 		/* The mtu shrank under the session (eng__replan): wait. */
 		s->mtu_short = true;
 		eng__data_remove(s->l, s);
 		return (0);
+	} else {
+		if (!eng__read(s, off, buf + UP_DATA_OFF, len))
+			return (0);
+		flags = (i == s->nblocks - 1 ? UP_F_LAST : 0) |
+		    (s->pass > 1 ? UP_F_REPAIR : 0);
+		rc = up_seal_data(buf, cap, UP_T_DATA, flags, s->id, i,
+		    (uint16_t)len);
 	}
-	if (!eng__read(s, off, buf + UP_DATA_OFF, len))
-		return (0);
-	flags = (i == s->nblocks - 1 ? UP_F_LAST : 0) |
-	    (s->pass > 1 ? UP_F_REPAIR : 0);
-	rc = up_seal_data(buf, cap, UP_T_DATA, flags, s->id, i,
-	    (uint16_t)len);
 	if (rc <= 0) {
 		eng__warnx("session %08x: block %u: %s", s->id, i,
 		    up_strerror(rc));

@@ -307,11 +307,12 @@ eng__apply(struct eng_session *s, struct eng_member *m,
     const struct up_status_body *st, bool first)
 {
 	uint64_t	 end;
+	uint32_t	 described;
 
-	if (st->first_missing > s->nblocks) {
-		eng__debug("session %08x: node 0x%016" PRIx64 ": first_missing "
-		    "%u past %u blocks, ignored", s->id, m->node,
-		    st->first_missing, s->nblocks);
+	if (st->first_missing > s->nblocks ||
+	    !eng__status_ok(s, st, &described)) {
+		eng__debug("session %08x: node 0x%016" PRIx64 ": status past "
+		    "its %u blocks, ignored", s->id, m->node, s->nblocks);
 		return;
 	}
 	m->known = true;
@@ -341,10 +342,12 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 	eng__need(s, st->first_missing);
 	up_status_foreach_missing(st, s->nblocks, session_need_cb, s);
 	if (first) {
-		end = (uint64_t)st->first_missing + st->nbits;
+		end = described;
 		if (end < s->nblocks)
 			session_need_range(s, (uint32_t)end, s->nblocks);
 	}
+	if (st->form != UP_SB_BITMAP)
+		return;	/* the planners read bitmap slices */
 	eng__fec_note(s, st, first);
 	eng__xr_note(s, m, st, first);
 }
@@ -411,18 +414,36 @@ static uint16_t
 session_block_size(struct eng_session *s, struct eng_link *l)
 {
 	struct eng_member	*m;
-	uint32_t		 bs, mtu = (uint32_t)eng__link_mtu(l);
+	uint32_t		 bs, mtu = (uint32_t)eng__link_mtu(l), hdr;
 
 	bs = l->p.block_size != 0 ? l->p.block_size : 1024;
-	if (mtu <= UP_DATA_OVERHEAD)
-		return (0);
-	if (bs > mtu - UP_DATA_OVERHEAD)
-		bs = mtu - UP_DATA_OVERHEAD;
+	if (s->compact) {
+		/*
+		 * Compact DATA (§11.5.5): a 4- or 5-byte header and the
+		 * link's trailers (§11.1).  A block too large for one
+		 * connection goes in segments (cframe.c), which the node
+		 * reassembles in at most UP_SEG_MSG_MAX bytes.
+		 */
+		if ((hdr = up_cblock_size(s->offer.size, mtu, s->cflags)) == 0)
+			return (0);
+		if (bs > hdr)
+			bs = hdr;
+		hdr = mtu - hdr;
+		if ((l->caps.flags & TP_CAP_CONNECT) != 0 &&
+		    bs > UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN)
+			bs = UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN;
+	} else {
+		hdr = UP_DATA_OVERHEAD;
+		if (mtu <= hdr)
+			return (0);
+		if (bs > mtu - hdr)
+			bs = mtu - hdr;
+	}
 	TAILQ_FOREACH(m, &s->members, entry) {
-		if (m->max_frame <= UP_DATA_OVERHEAD)
+		if (m->max_frame <= hdr)
 			continue;
-		if (bs > (uint32_t)m->max_frame - UP_DATA_OVERHEAD)
-			bs = m->max_frame - UP_DATA_OVERHEAD;
+		if (bs > (uint32_t)m->max_frame - hdr)
+			bs = m->max_frame - hdr;
 	}
 	return (bs > UINT16_MAX ? UINT16_MAX : (uint16_t)bs);
 }
@@ -466,6 +487,8 @@ session_open(struct eng_session *s)
 		    s->link);
 		return (-1);
 	}
+	s->l = l;
+	eng__cf_open(s);
 	if (s->block_size == 0 &&
 	    (s->block_size = session_block_size(s, l)) == 0) {
 		eng__warnx("session %08x: mtu %u of %s is too small", s->id,
@@ -483,8 +506,11 @@ session_open(struct eng_session *s)
 	s->cursor = 0;
 	s->pass = 0;
 	session_shape(s, l);
-	if (s->shape == ENG_SHAPE_BROADCAST) {
-		/* Members served alone need neither: their sets are exact. */
+	if (s->shape == ENG_SHAPE_BROADCAST && !s->compact) {
+		/*
+		 * Members served alone need neither: their sets are exact.
+		 * (Compact PARITY and XOR frames are not planned yet.)
+		 */
 		eng__fec_open(s);
 		eng__xr_open(s);
 	}
@@ -590,6 +616,7 @@ eng_session_close(struct eng_session *s)
 		    s->repair_frames, s->parity_frames, s->xor_frames,
 		    s->bytes_sent);
 	memset(&s->src, 0, sizeof(s->src));
+	eng__cf_close(s);
 	free(s->needed_buf);
 	s->needed_buf = NULL;
 	memset(&s->needed, 0, sizeof(s->needed));
@@ -654,6 +681,8 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->queued = s->nuqueued;
 	si->polls = s->polls;
 	si->offload_bytes = s->off_bytes;
+	si->compact = s->compact;
+	si->tag = s->tagged ? s->tag : 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -745,7 +774,9 @@ eng__replan(struct eng_session *s)
 			s->xr_room = mtu - UP_OVERHEAD - 1 - s->block_size;
 	}
 	was = s->mtu_short;
-	s->mtu_short = UP_DATA_OFF + (size_t)s->block_size + UP_CRC_LEN > mtu;
+	/* Compact frames too large for the link go in segments. */
+	s->mtu_short = !s->compact &&
+	    UP_DATA_OFF + (size_t)s->block_size + UP_CRC_LEN > mtu;
 	if (s->mtu_short && !was)
 		eng__warnx("session %08x: %u-byte blocks do not fit mtu %zu: "
 		    "waiting for it to grow", s->id, s->block_size, mtu);

@@ -43,6 +43,7 @@
 #define U_RESEND_MS	50	/* a request the ring could not take */
 #define U_POLL_MIN_MS	20	/* gap after an empty poll, doubling */
 #define U_POLL_MAX_MS	1000
+#define U_SMALL_MTU	64	/* below: status as a bitmap slice */
 
 static void	 u_next(struct eng_member *);
 
@@ -69,7 +70,8 @@ static bool
 u_waiting(uint8_t step)
 {
 	return (step == ENG_U_OFFER || step == ENG_U_STATUS ||
-	    step == ENG_U_VERIFY || step == ENG_U_RESULT);
+	    step == ENG_U_VERIFY || step == ENG_U_RESULT ||
+	    step == ENG_U_ACKED);
 }
 
 /* The member needs a turn now. */
@@ -182,6 +184,16 @@ u_request(struct eng_member *m, uint8_t step, bool again)
 		msg.type = UP_T_STATUS_REQ;
 		msg.u.target.node_id = m->node;
 		m->progress_held = m->held;
+		if (s->compact && l != NULL && eng__dst_mtu(l, &m->addr) <
+		    U_SMALL_MTU) {
+			/*
+			 * A node on a small connection cuts its answer to a
+			 * few bytes (§11.7): a bitmap slice then describes
+			 * more blocks than a run list of scattered losses.
+			 */
+			eng__cf_msg(l, s, &msg, &msg);
+			msg.cx.req = UP_SB_BITMAP;
+		}
 		break;
 	default:
 		/* VERIFY; as a poll for the RESULT too (§5.2 step 5). */
@@ -193,38 +205,20 @@ u_request(struct eng_member *m, uint8_t step, bool again)
 		m->u_at = eng__now_us(s->e) + U_RESEND_MS * 1000;
 }
 
-/*
- * How long after its RESULT_ACK a node that missed it resends its
- * RESULT (docs/up-protocol.md §5.2 step 7: UP_NODE_RESULT_MIN_MS, the
- * default of up_config.h; a port may raise it) and the margin to hear
- * it.
- */
-static uint64_t
-u_ack_wait_ms(const struct eng_member *m)
-{
-	return (UP_NODE_RESULT_MIN_MS + eng__margin(m->s));
-}
-
 void
 eng__u_sent(struct eng_member *m)
 {
 	struct eng_session	*s = m->s;
 	uint64_t		 now;
 
-	if (!m->gone && m->ustep == ENG_U_ACKED && !m->u_sent) {
-		/* Silence means it arrived: the node resends otherwise. */
-		m->u_sent = true;
-		m->u_at = eng__now_us(s->e) + (u_ack_wait_ms(m) +
-		    (s->polled ? 0 : eng__window(s))) * 1000;
-		eng__touch(s->e);
-		return;
-	}
 	if (m->gone || !u_waiting(m->ustep) || m->u_sent)
 		return;
 	now = eng__now_us(s->e);
 	m->u_sent = true;
 	m->u_deadline = now + u_wait_ms(m) * 1000;
-	if (s->polled && m->peer != NULL) {
+	if (m->ustep == ENG_U_ACKED && m->u_confirm)
+		m->u_at = m->u_deadline;	/* tx_done first, surely */
+	else if (s->polled && m->peer != NULL) {
 		m->u_at = ENG_NEVER;
 		eng__poll(m->peer, now);
 	} else
@@ -238,12 +232,6 @@ eng__u_poll_empty(struct eng_member *m)
 	uint64_t	 now = eng__now_us(m->s->e), gap, at;
 	uint32_t	 sh;
 
-	if (!m->gone && m->ustep == ENG_U_ACKED && m->u_polls > 0 &&
-	    !(m->peer != NULL && m->peer->poll_rx)) {
-		/* Its outbox holds no RESULT again: the ACK arrived. */
-		eng__u_release(m, false, 0);
-		return;
-	}
 	if (m->gone || !u_waiting(m->ustep) || !m->u_sent || m->u_heard)
 		return;
 	sh = m->u_polls < 6 ? m->u_polls : 6;
@@ -439,16 +427,20 @@ eng__u_heard(struct eng_member *m, uint8_t type)
 
 /*
  * Its final RESULT is on record (member_final returned): acknowledge it
- * in its turn, then make sure the ACK arrived before the turn ends: a
- * node that missed it resends its RESULT, and on a polled or connected
- * link it could not do so once its turn is over.  A link that confirms
- * its frames (TP_CAP_LINK_ACK) says so in tx_done at once.
+ * in its turn, then make sure the ACK arrived before the turn ends: on a
+ * polled or connected link a node that missed it could not resend its
+ * RESULT once its turn is over.  A link that confirms its frames
+ * (TP_CAP_LINK_ACK) says so in tx_done.  Elsewhere a VERIFY follows the
+ * ACK: a node still owed one answers it with its RESULT again (§5.2
+ * step 5; answer.c then acknowledges it again), one that has it has
+ * left the session and stays silent.
  */
 void
 eng__u_ack(struct eng_member *m)
 {
 	struct eng_session	*s = m->s;
 	struct up_msg		 msg;
+	bool			 confirmed;
 
 	if (m->ustep == ENG_U_ACKED)
 		m->u_tries++;
@@ -462,11 +454,23 @@ eng__u_ack(struct eng_member *m)
 	m->u_sent = m->u_heard = false;
 	m->u_polls = 0;
 	m->u_at = ENG_NEVER;
+	confirmed = s->l != NULL &&
+	    (s->l->caps.flags & TP_CAP_LINK_ACK) != 0 &&
+	    s->l->pacer.track_inflight;
 	memset(&msg, 0, sizeof(msg));
 	msg.type = UP_T_RESULT_ACK;
 	msg.session = s->id;
 	msg.u.target.node_id = m->node;
-	if (s->l == NULL || eng__ctrl_to(s->l, s, m, &m->addr, &msg) == -1)
+	m->u_confirm = confirmed;
+	if (s->l == NULL || eng__ctrl_to(s->l, s, confirmed ? m : NULL,
+	    &m->addr, &msg) == -1) {
+		eng__u_release(m, false, 0);
+		return;
+	}
+	if (confirmed)
+		return;		/* tx_done says */
+	msg.type = UP_T_VERIFY;
+	if (eng__ctrl_to(s->l, s, m, &m->addr, &msg) == -1)
 		eng__u_release(m, false, 0);
 }
 
@@ -631,10 +635,10 @@ void
 eng__u_status(struct eng_member *m, const struct up_status_body *st)
 {
 	struct eng_session	*s = m->s;
-	uint64_t		 end;
-	uint32_t		 i;
+	uint32_t		 end, i;
 
-	if (m->ustep < ENG_U_CONNECT || s->nblocks == 0)
+	if (m->ustep < ENG_U_CONNECT || s->nblocks == 0 ||
+	    !eng__status_ok(s, st, &end))
 		return;
 	if (m->need_buf == NULL) {
 		m->need_buf = eng__xcalloc(1, up_bitmap_bytes(s->nblocks));
@@ -647,11 +651,17 @@ eng__u_status(struct eng_member *m, const struct up_status_body *st)
 		return;
 	u_need_cb(m, st->first_missing);
 	up_status_foreach_missing(st, s->nblocks, u_need_cb, m);
-	/* Past what it described, nothing is known: send it all. */
-	end = (uint64_t)st->first_missing + st->nbits;
-	for (i = end < s->nblocks ? (uint32_t)end : s->nblocks;
-	    i < s->nblocks; i++)
-		u_need_cb(m, i);
+	/*
+	 * Past what it described nothing is known.  A node that described
+	 * nothing past its first missing block (its first report in a
+	 * session, a fresh slot) gets everything from there; one whose
+	 * answer was cut (a small uplink) gets what it listed and is asked
+	 * again: resending the rest blind would mostly resend blocks it
+	 * holds.
+	 */
+	if (end <= st->first_missing + 1)
+		for (i = end; i < s->nblocks; i++)
+			u_need_cb(m, i);
 }
 
 /* ------------------------------------------------------------------ */
@@ -689,10 +699,21 @@ static size_t
 u_fill_one(struct eng_session *s, struct eng_member *m, uint8_t *buf,
     size_t cap, struct tp_addr *dst, uint32_t i)
 {
-	size_t		 len = eng__block_len(s, i), mtu;
+	size_t		 len = eng__block_len(s, i), mtu, n;
 	uint8_t		 flags;
 	int		 rc;
 
+	if (s->compact) {
+		/* A frame the connection cannot take goes in segments. */
+		if (!eng__read(s, (uint64_t)i * s->block_size,
+		    buf + up_cdata_off(i), len))
+			return ((size_t)-1);
+		if ((n = eng__cf_seal(s, buf, UP_FRAME_MAX, UP_T_DATA, i,
+		    len)) == 0)
+			return (0);
+		*dst = m->addr;
+		return (n);
+	}
 	mtu = eng__dst_mtu(s->l, &m->addr);
 	if (mtu < cap)
 		cap = mtu;
@@ -773,6 +794,11 @@ u_timeout(struct eng_member *m)
 	uint64_t		 now = eng__now_us(s->e);
 	const char		*why;
 
+	if (m->ustep == ENG_U_ACKED) {
+		/* No RESULT again: the ACK arrived, the turn is over. */
+		eng__u_release(m, false, 0);
+		return;
+	}
 	if (m->ustep == ENG_U_RESULT) {
 		if (m->result_due_ms != 0 &&
 		    now / 1000 >= m->result_due_ms) {
