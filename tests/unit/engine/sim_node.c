@@ -207,6 +207,8 @@ sim_boot(void *arg)
 			    sizeof(sn->info.comp[i].version));
 	sn->rebooting = false;
 	up_node_init(&sn->n, &sim_port, sn, &sn->info, sn->bm, sn->bm_cap);
+	if (sn->nlink_set)
+		up_node_set_link(&sn->n, &sn->nlink);
 	up_node_start(&sn->n, NULL);
 	sim_schedule(sn);
 }
@@ -315,8 +317,11 @@ sim_rx(void *arg, const uint8_t *frame, size_t len)
 		sim_busy(sn, &m);
 		return;
 	}
-	if (up_decode(frame, len, &m) == UP_OK && m.type == UP_T_DATA) {
+	if (up_decode_any(frame, len, &m) == UP_OK && m.type == UP_T_DATA) {
 		sn->rx_data++;
+		if (m.form == UP_FORM_COMPACT && sn->n.tag_bound &&
+		    m.cx.tag == sn->n.tag)
+			m.session = sn->n.session;
 		if (m.session == sn->n.session &&
 		    sn->n.state == UP_NS_RECEIVING &&
 		    m.u.data.index < sn->n.held.nbits &&
@@ -334,6 +339,22 @@ sim_link(void *arg, uint32_t mtu)
 	struct sim_node	*sn = arg;
 
 	sn->link_mtu = mtu;
+	/* A notification carries what the connection's MTU allows. */
+	if (sn->nlink_set && mtu != 0) {
+		sn->nlink.uplink_mtu = (uint16_t)mtu;
+		up_node_set_link(&sn->n, &sn->nlink);
+	}
+}
+
+void
+sim_node_set_link(struct sim_node *sn, uint8_t flags)
+{
+	memset(&sn->nlink, 0, sizeof(sn->nlink));
+	sn->nlink.flags = flags;
+	sn->nlink.uplink_mtu = sn->link_mtu != 0 ? (uint16_t)sn->link_mtu :
+	    (uint16_t)sn->info.max_frame;
+	sn->nlink_set = true;
+	up_node_set_link(&sn->n, &sn->nlink);
 }
 
 /*

@@ -69,6 +69,8 @@ struct sim_node {
 	uint32_t		 oob_session;
 	uint64_t		 oob_blocks;	/* up_node_put_block()s */
 	uint32_t		 link_mtu;	/* its connection's, 0: none */
+	struct up_node_link	 nlink;		/* its node link (compact) */
+	bool			 nlink_set;
 	uint8_t			 last_result[UP_FRAME_MAX];
 	size_t			 last_result_len;
 	uint64_t		 results_sent;
@@ -89,5 +91,11 @@ uint8_t		 sim_node_state(struct sim_node *, uint32_t *session,
 const char	*sim_node_version(struct sim_node *, const char *comp);
 /* Sends the last RESULT frame again (a duplicate). */
 void		 sim_node_resend_result(struct sim_node *);
+/*
+ * Its node link (docs/up-protocol.md §11.1: UP_NL_COMPACT, _CRC,
+ * _ADDRESSED); on a connected medium its uplink MTU then follows its
+ * connection's.  Survives reboots.
+ */
+void		 sim_node_set_link(struct sim_node *, uint8_t flags);
 
 #endif /* SIM_NODE_H */

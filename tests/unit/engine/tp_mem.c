@@ -63,6 +63,7 @@ struct tp_mem_node {
 	int			 cstate;
 	bool			 mtu_pending;
 	bool			 absent;
+	bool			 no_exchange;
 	uint32_t		 mtu;
 	struct ttimer		 ct;
 	struct tp_mem_frames	 txq;	/* to it, in order */
@@ -623,7 +624,7 @@ mem_conn_timer(void *arg)
 			m->c.max_connected = mem_nconnected(m);
 		mem_link_hook(nd, nd->mtu);
 		mem_ev_push(m, MEV_PEER, &nd->addr, TP_PEER_UP, nd->mtu, 0, 0);
-		if (nd->mtu < full && m->p.mtu_ms != 0) {
+		if (nd->mtu < full && m->p.mtu_ms != 0 && !nd->no_exchange) {
 			nd->mtu_pending = true;
 			ttimer_at(m->tc, &nd->ct, mem_now(m) +
 			    (uint64_t)m->p.mtu_ms * 1000);
@@ -753,6 +754,12 @@ void
 tp_mem_node_absent(struct tp_mem_node *nd, bool absent)
 {
 	nd->absent = absent;
+}
+
+void
+tp_mem_node_no_exchange(struct tp_mem_node *nd, bool no)
+{
+	nd->no_exchange = no;
 }
 
 uint32_t

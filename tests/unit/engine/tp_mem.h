@@ -157,6 +157,8 @@ void		 tp_mem_node_hooks(struct tp_mem_node *, tp_mem_link_fn *,
 void		 tp_mem_node_drop(struct tp_mem_node *);
 /* An absent node: connects to it fail. */
 void		 tp_mem_node_absent(struct tp_mem_node *, bool);
+/* Its next connections keep their first MTU (no exchange). */
+void		 tp_mem_node_no_exchange(struct tp_mem_node *, bool);
 /* Its loss on the module's own medium (offload), percent. */
 void		 tp_mem_node_off_loss(struct tp_mem_node *, double);
 /* Its connection's mtu now, 0: not connected. */
