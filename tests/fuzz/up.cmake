@@ -8,3 +8,9 @@ ub_fuzz_target(fuzz_up_frame
 # tags, parity codes, status lists, reply slots; corpus/fuzz_up_compact/.
 ub_fuzz_target(fuzz_up_compact
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_compact.c LIBS up)
+# The VCDIFF decoder (up/up_vcdiff.c) fed random deltas against a base
+# image, in budgeted steps as the node runs it; corpus/fuzz_up_vcdiff/:
+# xdelta3 deltas of variants of the target's base image, hand-made
+# VCD_TARGET windows, truncated and flipped ones.
+ub_fuzz_target(fuzz_up_vcdiff
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_vcdiff.c LIBS up)
