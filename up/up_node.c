@@ -1645,6 +1645,15 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	up_bitmap_clear_all(&n->held);
 	n->nheld = 0;
 	node_clean(n);
+	/*
+	 * Parity decoders hold rows of the package they were fed: none of
+	 * them may serve this one, even under the same session id and
+	 * block size (a gateway that reused the id, a replay), or it would
+	 * "recover" blocks of the old package, past this one's end
+	 * (fuzz_up_node).  Carved afresh at the next PARITY.
+	 */
+	n->fec_session = 0;
+	n->fec_inuse = 0;
 	n->work = NODE_W_ERASE;
 	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);

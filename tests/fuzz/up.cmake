@@ -14,3 +14,10 @@ ub_fuzz_target(fuzz_up_compact
 # VCD_TARGET windows, truncated and flipped ones.
 ub_fuzz_target(fuzz_up_vcdiff
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_vcdiff.c LIBS up)
+# The node engine fed random streams of full (v1) frames across sessions
+# and states (PARITY and XOR included, power cuts, switches that boot or
+# roll back), with the anti-rollback rule and the signed image as
+# invariants; corpus/fuzz_up_node/.
+ub_fuzz_target(fuzz_up_node
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_up_node.c
+    LIBS up PkgConfig::OPENSSL)
