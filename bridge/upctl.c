@@ -644,9 +644,11 @@ print_fanout(json_t *f)
 		    jnum(json_object_get(f, "sessions")));
 	r = json_object_get(f, "results");
 	if (json_is_object(r))
-		printf("%-12s%.0f final, %.0f duplicates, %.0f reports\n",
-		    "results", jnum(json_object_get(r, "final")),
+		printf("%-12s%.0f final, %.0f duplicates, %.0f conflicting, "
+		    "%.0f reports\n", "results",
+		    jnum(json_object_get(r, "final")),
 		    jnum(json_object_get(r, "duplicates")),
+		    jnum(json_object_get(r, "conflicting")),
 		    jnum(json_object_get(r, "reports")));
 	json_array_foreach(json_object_get(f, "transports"), i, t) {
 		caps = json_object_get(t, "caps");

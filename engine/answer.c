@@ -216,6 +216,19 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 		s->e->stats.duplicate_results++;
 		eng__debug("session %08x: duplicate RESULT from 0x%016" PRIx64,
 		    s->id, m->node);
+	} else if (ENG_M_FINAL(m->state) && m->node_final) {
+		/*
+		 * The node gave its final word already (a RESULT, a decline,
+		 * its ABORT) and it was reported: a RESULT that says
+		 * otherwise (stale, reordered, forged) is not a second
+		 * final result.  Acknowledged, so that the node stops
+		 * resending it; not reported.
+		 */
+		s->e->stats.conflicting_results++;
+		eng__info("session %08x: node 0x%016" PRIx64 " sent RESULT "
+		    "%s/%s after its final %s/%s: ignored", s->id, m->node,
+		    up_state_str(r->state), up_result_str(r->result),
+		    eng_mstate_str(m->state), up_result_str(m->result));
 	} else
 		eng__final(m, st, r->result, r->version, NULL);
 	/* Durable (member_final returned): the node may stop resending. */

@@ -228,6 +228,12 @@ struct eng_cb {
 	 * says why; NULL otherwise).  `version' is what the node now runs
 	 * (UPDATED), else NULL.  The result must be durable when this
 	 * returns: the engine acknowledges it to the node right after.
+	 * It fires again for a member only after a final state that was
+	 * not the node's own word (a write-off, a busy decline, the
+	 * daemon's cancel: a late RESULT is the truth), or after the
+	 * member went back to a non-final state: a RESULT that contradicts
+	 * the node's own final word is acknowledged and ignored
+	 * (eng_stats.conflicting_results).
 	 */
 	void	 (*member_final)(void *arg, struct eng_member *,
 		    const char *version, const char *why);
@@ -312,6 +318,8 @@ void		 eng_set_params(struct eng *, const struct eng_params *);
 struct eng_stats {
 	uint64_t	 rx_unknown_session;	/* frames for no session */
 	uint64_t	 duplicate_results;	/* RESULTs acknowledged again */
+	/* RESULTs that contradict the node's final word, ignored. */
+	uint64_t	 conflicting_results;
 	uint64_t	 finals;		/* member_final callbacks */
 };
 void		 eng_stats(struct eng *, struct eng_stats *);

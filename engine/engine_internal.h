@@ -384,6 +384,13 @@ struct eng_member {
 	uint16_t		 max_frame;
 	enum eng_mstate		 state;
 	uint8_t			 result;
+	/*
+	 * A final state that is the node's own word (its RESULT, its
+	 * ACCEPT's decline, its ABORT), not the engine's write-off or
+	 * busy decline nor the daemon's cancel: reported once, and a
+	 * RESULT that contradicts it is not a second final result.
+	 */
+	bool			 node_final;
 	bool			 hold;		/* stop at VERIFIED */
 	bool			 gone;		/* removed while busy */
 	/*

@@ -145,6 +145,7 @@ member_final(struct eng_member *m, enum eng_mstate st, uint8_t result)
 			s->unanswered--;
 	}
 	m->result = result;
+	m->node_final = false;
 	s->nstate[m->state]--;
 	s->nstate[st]++;
 	m->state = st;
@@ -170,6 +171,8 @@ eng__final(struct eng_member *m, enum eng_mstate st, uint8_t result,
 	if (m->gone)
 		return;
 	member_final(m, st, result);
+	/* The node's own word, or the engine's (a write-off, busy). */
+	m->node_final = why == NULL;
 	e->stats.finals++;
 	e->cb.member_final(e->cb.arg, m, version, why);
 	eng__settle(m->s);

@@ -152,6 +152,49 @@ test_duplicate_result(void **state)
 	efx_free(fx);
 }
 
+/*
+ * A RESULT that contradicts the node's own final word (stale, reordered,
+ * forged) is acknowledged, so the node stops resending, and ignored: a
+ * member is reported final once (fuzz_eng_answer found the second).
+ */
+static void
+test_conflicting_result(void **state)
+{
+	struct efx		*fx;
+	struct eng_stats	 st;
+	struct up_msg		 m;
+	uint8_t			 f[UP_FRAME_MAX];
+	uint64_t		 acks;
+	int			 n;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 20 * 1024);
+	efx_node(fx, 0x411, 128 * 1024, 0);
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 10000));
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	assert_int_equal(fx->kn[0].finals, 1);
+	acks = tp_mem_node_acks(fx->nodes[0]->mn);
+
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_RESULT;
+	m.session = fx->sid;
+	m.u.result.node_id = 0x411;
+	m.u.result.state = UP_NS_FAILED;
+	m.u.result.result = UP_R_INTEGRITY;
+	strcpy(m.u.result.component, "app");
+	strcpy(m.u.result.version, "1.0.0");
+	assert_true((n = up_encode(&m, f, sizeof(f))) > 0);
+	tp_mem_node_send(fx->nodes[0]->mn, f, (size_t)n);
+	efx_sleep(fx, 100);
+	assert_int_equal(fx->kn[0].finals, 1);
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	assert_int_equal(tp_mem_node_acks(fx->nodes[0]->mn), acks + 1);
+	eng_stats(fx->e, &st);
+	assert_int_equal(st.conflicting_results, 1);
+	assert_int_equal(st.finals, 1);
+	efx_free(fx);
+}
+
 static bool
 efx_first_final(struct efx *fx)
 {
@@ -794,6 +837,7 @@ main(void)
 		cmocka_unit_test_teardown(test_loss, teardown),
 		cmocka_unit_test_teardown(test_decline_and_silent, teardown),
 		cmocka_unit_test_teardown(test_duplicate_result, teardown),
+		cmocka_unit_test_teardown(test_conflicting_result, teardown),
 		cmocka_unit_test_teardown(test_late_result, teardown),
 		cmocka_unit_test_teardown(test_resume, teardown),
 		cmocka_unit_test_teardown(test_eagain_writable, teardown),
