@@ -94,7 +94,27 @@ static const char *const campaign_steps[] = {
 	 */
 	"ALTER TABLE campaigns ADD COLUMN rollout TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE campaign_nodes ADD COLUMN hold INTEGER NOT NULL "
+	"  DEFAULT 0;",
+	/*
+	 * 3 (issue 7): every item's final state goes upstream exactly once
+	 * (docs/manifest.md, "Final and provisional records").  A final
+	 * state whose truth may still change is `provisional'; `closed'
+	 * says the item's final record went (only late_result records
+	 * follow it).  Rows reported before were final unless written off
+	 * (conn_lost) or declined busy / released within their tries.
+	 */
+	"ALTER TABLE campaign_nodes ADD COLUMN provisional INTEGER NOT NULL "
 	"  DEFAULT 0;"
+	"ALTER TABLE campaign_nodes ADD COLUMN closed INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"UPDATE campaign_nodes SET provisional = 1 WHERE state IN ('failed', "
+	"  'declined', 'cancelled') AND (result = 4 OR (result IN (15, 19) "
+	"  AND tries < 3));"
+	"UPDATE campaign_nodes SET closed = 1 WHERE reported = 1 AND "
+	"  provisional = 0 AND state IN ('updated', 'failed', 'declined', "
+	"  'cancelled', 'skipped');"
+	"CREATE INDEX campaign_nodes_open ON campaign_nodes (finished)"
+	"  WHERE provisional = 1 AND closed = 0;"
 };
 
 static const char *const campaign_state_names[] = {
@@ -229,8 +249,9 @@ campaign__init(struct fanout *f, char **cause)
 	    campaign_prepare(f, &f->st_node_put, "INSERT OR REPLACE INTO "
 	    "campaign_nodes (campaign, node, transport, state, result, held, "
 	    "nblocks, bytes_sent, tries, started, finished, reported, "
-	    "from_version, addr, hold) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-	    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", cause) == -1 ||
+	    "from_version, addr, hold, provisional, closed) VALUES (?1, ?2, "
+	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+	    "?17)", cause) == -1 ||
 	    campaign_prepare(f, &f->st_sess_put, "INSERT OR REPLACE INTO "
 	    "campaign_sessions (campaign, transport, session, block_size, "
 	    "nblocks, bytes_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -291,6 +312,8 @@ campaign__put_member(struct fo_member *m)
 	sqlite3_bind_text(st, 13, m->from, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 14, &m->addr, sizeof(m->addr), SQLITE_STATIC);
 	sqlite3_bind_int(st, 15, m->hold ? 1 : 0);
+	sqlite3_bind_int(st, 16, m->provisional ? 1 : 0);
+	sqlite3_bind_int(st, 17, m->closed ? 1 : 0);
 	campaign_step(c->f, st);
 }
 
@@ -606,12 +629,48 @@ campaign_iso_time(int64_t unix_ms, char *buf, size_t len)
 }
 
 /*
- * Builds the report record of a final member (one line, owned), or
- * returns NULL with *none set when no record may go: a rollout item
- * whose final record went already (docs/fanout.md, "Results").
+ * What the node said after its item's final record went (docs/manifest.md,
+ * "Late results"): a "late_result" record, never a second "result".
+ * The daemon recorded the truth locally (registry, member, item).
  */
 static char *
-campaign_report_line(struct fo_member *m, bool *none)
+campaign_late_line(struct fo_member *m)
+{
+	struct fo_campaign	*c = m->c;
+	struct fanout		*f = c->f;
+	json_t			*o;
+	char			 node[24], ts[32], *line;
+
+	snprintf(node, sizeof(node), "0x%016" PRIx64, m->node);
+	campaign_iso_time(fanout__unix_ms(), ts, sizeof(ts));
+	/* Its seq is the outbox's (docs/manifest.md, "Reports"). */
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+	    "s:i, s:s, s:s}",
+	    "type", "late_result",
+	    "gateway", f->conf->gateway_id != NULL ? f->conf->gateway_id : "",
+	    "node", node,
+	    "campaign", c->rollout[0] != '\0' ? c->rollout : c->id,
+	    "session_campaign", c->id, "deployment", c->deployment,
+	    "package", c->package, "component", c->pkg.component,
+	    "to", c->pkg.version,
+	    "state", campaign__mstate_str(m->state),
+	    "result", (int)m->result, "result_str", up_result_str(m->result),
+	    "ts", ts);
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return (line);
+}
+
+/*
+ * Builds the report record of a final member (one line, owned), or
+ * returns NULL with *none set when no record may go: the item's final
+ * record went already, and the node said nothing new (a late truth
+ * from the node, `heard', is a late_result record instead).  An issue-2
+ * member's record is final unless m->provisional; a rollout's follows
+ * its item (docs/fanout.md, "Results").
+ */
+static char *
+campaign_report_line(struct fo_member *m, bool heard, bool *none, bool *fin)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
@@ -619,15 +678,22 @@ campaign_report_line(struct fo_member *m, bool *none)
 	json_t			*o;
 	char			 node[24], ts[32], *line, *why;
 	int64_t			 dur = 0;
+	int			 rc;
 
-	*none = false;
+	*none = *fin = false;
+	if (c->rollout[0] == '\0' && m->closed) {
+		if (heard)
+			return (campaign_late_line(m));
+		*none = true;
+		return (NULL);
+	}
 	snprintf(node, sizeof(node), "0x%016" PRIx64, m->node);
 	campaign_iso_time(m->finished != 0 ? m->finished :
 	    fanout__unix_ms(), ts, sizeof(ts));
 	if (m->started != 0 && m->finished >= m->started)
 		dur = m->finished - m->started;
 	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
-	    "s:i, s:s, s:I, s:I, s:s, s:I}",
+	    "s:i, s:s, s:I, s:I, s:s}",
 	    "type", "result",
 	    "gateway", f->conf->gateway_id != NULL ? f->conf->gateway_id : "",
 	    "node", node, "campaign", c->id, "deployment", c->deployment,
@@ -636,8 +702,7 @@ campaign_report_line(struct fo_member *m, bool *none)
 	    "state", campaign__mstate_str(m->state),
 	    "result", (int)m->result, "result_str", up_result_str(m->result),
 	    "bytes_sent", (json_int_t)m->bytes_sent,
-	    "duration_ms", (json_int_t)dur, "ts", ts,
-	    "seq", (json_int_t)campaign_next_seq(f));
+	    "duration_ms", (json_int_t)dur, "ts", ts);
 	/* A provisional record may be followed by the node's truth. */
 	json_object_set_new(o, "final", json_boolean(!m->provisional));
 	if (m->state == ENG_M_SKIPPED) {
@@ -657,24 +722,32 @@ campaign_report_line(struct fo_member *m, bool *none)
 		json_object_set_new(o, "reason", json_string(why));
 		free(why);
 	}
-	if (c->rollout[0] != '\0' && rollout__report_extra(m, o) == -1) {
+	if (c->rollout[0] != '\0' &&
+	    (rc = rollout__report_extra(m, o)) != 0) {
 		json_decref(o);
+		if (rc == 1 && heard)
+			return (campaign_late_line(m));
 		*none = true;
 		return (NULL);
 	}
+	/* Numbered last: a record not sent takes no number. */
+	json_object_set_new(o, "seq", json_integer((json_int_t)
+	    campaign_next_seq(f)));
+	/* The issue-2 item's final record: closed once it is queued. */
+	*fin = c->rollout[0] == '\0' && !m->provisional;
 	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	return (line);
 }
 
 static void
-campaign_report(struct fo_member *m)
+campaign_report(struct fo_member *m, bool heard)
 {
 	struct fanout	*f = m->c->f;
 	char		*line;
-	bool		 none;
+	bool		 none, fin;
 
-	if ((line = campaign_report_line(m, &none)) == NULL) {
+	if ((line = campaign_report_line(m, heard, &none, &fin)) == NULL) {
 		if (none)
 			m->reported = true;	/* nothing is owed */
 		else
@@ -682,10 +755,16 @@ campaign_report(struct fo_member *m)
 			    m->c->id);
 		return;
 	}
+	if (strncmp(line, "{\"type\":\"late_result\"", 23) == 0)
+		log_info("campaign %s: node 0x%016" PRIx64 " reported %s (%s) "
+		    "after its final record: sent as a late result",
+		    m->c->id, m->node, campaign__mstate_str(m->state),
+		    up_result_str(m->result));
 	if (f->uplink != NULL) {
-		if (uplink_report(f->uplink, line) == 0)
+		if (uplink_report(f->uplink, line) == 0) {
 			m->reported = true;
-		else
+			m->closed = m->closed || fin;
+		} else
 			log_warnx("campaign %s: node 0x%016" PRIx64 ": cannot "
 			    "queue the report", m->c->id, m->node);
 	}
@@ -702,31 +781,56 @@ campaign_report(struct fo_member *m)
 void
 campaign__report_verified(struct fo_member *m)
 {
-	campaign_report(m);
+	campaign_report(m, true);
+}
+
+/*
+ * May the campaign still change an issue-2 member's final state?  A
+ * write-off, a busy decline or a technician's release is taken back
+ * when the node shows up, within its tries (campaign__revivable); a
+ * node cancelled while it activated may still switch.  Not once the
+ * campaign is cancelled, nor with final_after_s 0.
+ */
+static bool
+campaign_open_end(const struct fo_member *m, bool switching)
+{
+	if (m->c->state == FO_C_CANCELLED || m->c->f->conf->final_after_s == 0)
+		return (false);
+	if (switching)
+		return (true);
+	return ((m->result == UP_R_CONN_LOST || m->result == UP_R_BUSY ||
+	    m->result == UP_R_ABORTED) && m->tries < FO_MAX_TRIES);
 }
 
 /*
  * The daemon's part of a final state (m->state and m->result set): the
  * registry, the rollout, the report and the row.  `switching': the node
  * was activating, and may run the new version whatever we say.
+ * `heard': the state is the node's own word (a RESULT, a decline), not
+ * a write-off or a cancel.
  */
 static void
 campaign_final_nocommit(struct fo_member *m, const char *version,
-    bool switching)
+    bool switching, bool heard)
 {
 	struct fo_campaign	*c = m->c;
 	struct fanout		*f = c->f;
 	enum eng_mstate		 st = m->state;
+	int64_t			 due;
 
 	/*
 	 * Provisional (issue-2 members; a rollout's item decides its own):
 	 * nobody heard the node, or it may still switch, or it will be
 	 * offered again when it shows up (docs/fanout.md, "Results").
 	 */
-	m->provisional = m->result == UP_R_CONN_LOST || switching ||
-	    ((m->result == UP_R_BUSY || m->result == UP_R_ABORTED) &&
-	    m->tries < FO_MAX_TRIES);
+	m->provisional = c->rollout[0] == '\0' && !m->closed &&
+	    campaign_open_end(m, switching);
 	m->finished = fanout__unix_ms();
+	due = m->finished + (int64_t)f->conf->final_after_s * 1000;
+	/* campaign__cron: -1 nothing due, 0 look (at start), else when. */
+	if (m->provisional && (f->close_next < 0 || (f->close_next > 0 &&
+	    due < f->close_next)))
+		f->close_next = due;
 	m->reported = false;
 	if (st == ENG_M_UPDATED && version != NULL && *version != '\0')
 		registry_set_version(f->reg, m->node, c->pkg.component,
@@ -736,7 +840,7 @@ campaign_final_nocommit(struct fo_member *m, const char *version,
 	/* The scheduler learns first, so the report carries its verdict. */
 	if (c->rollout[0] != '\0')
 		rollout__result(m, st, m->result);
-	campaign_report(m);
+	campaign_report(m, heard);
 	campaign__put_member(m);
 	f->results++;
 	log_info("campaign %s: node 0x%016" PRIx64 " %s (%s)", c->id, m->node,
@@ -765,11 +869,79 @@ campaign_final_nocommit(struct fo_member *m, const char *version,
 }
 
 void
-campaign__final(struct fo_member *m, const char *version)
+campaign__final(struct fo_member *m, const char *version, bool heard)
 {
-	campaign_final_nocommit(m, version, false);
+	campaign_final_nocommit(m, version, false, heard);
 	/* The result is durable before the node hears RESULT_ACK. */
 	db_commit_now(m->c->f->db);
+}
+
+/*
+ * The campaign can no longer change an issue-2 member's provisional
+ * final state (final_after_s passed since the write-off, the campaign
+ * was cancelled): its final record goes now, once (docs/manifest.md,
+ * "Final and provisional records").  The node's later word is a late
+ * result.  Returns whether a record went.
+ */
+static bool
+campaign_close(struct fo_member *m, const char *why)
+{
+	if (m->c->rollout[0] != '\0' || m->closed || !m->provisional ||
+	    !ENG_M_FINAL(m->state))
+		return (false);
+	log_info("campaign %s: node 0x%016" PRIx64 " %s (%s) is final: %s",
+	    m->c->id, m->node, campaign__mstate_str(m->state),
+	    up_result_str(m->result), why);
+	m->provisional = false;
+	m->reported = false;
+	campaign_report(m, false);
+	campaign__put_member(m);
+	return (true);
+}
+
+void
+campaign__cron(struct fanout *f)
+{
+	struct fo_campaign	*c;
+	struct fo_member	*m;
+	sqlite3_stmt		*st;
+	int64_t			 now = fanout__unix_ms(), cutoff;
+	int64_t			 next = 0, grace;
+	char			 id[24], *why;
+	int			 n = 0;
+
+	if (f->close_next < 0 || (f->close_next > 0 && now < f->close_next))
+		return;
+	grace = (int64_t)f->conf->final_after_s * 1000;
+	cutoff = now - grace;
+	/* On disk, so that finished campaigns are found too. */
+	if (sqlite3_prepare_v2(f->db, "SELECT campaign, node, finished FROM "
+	    "campaign_nodes WHERE provisional = 1 AND closed = 0 ORDER BY "
+	    "finished", -1, &st, NULL) != SQLITE_OK) {
+		log_warnx("fanout: %s", sqlite3_errmsg(f->db));
+		return;
+	}
+	xasprintf(&why, "no word from the node for %u s",
+	    f->conf->final_after_s);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 2) > cutoff) {
+			next = sqlite3_column_int64(st, 2) + grace;
+			break;
+		}
+		snprintf(id, sizeof(id), "%" PRId64,
+		    (int64_t)sqlite3_column_int64(st, 0));
+		if ((c = campaign__find(f, id)) != NULL &&
+		    (m = campaign__member(c, (uint64_t)sqlite3_column_int64(st,
+		    1))) != NULL && m->finished <= cutoff &&
+		    campaign_close(m, why))
+			n++;
+	}
+	sqlite3_finalize(st);
+	free(why);
+	/* Nothing more until then, or a new write-off (final_nocommit). */
+	f->close_next = next != 0 ? next : -1;
+	if (n > 0)
+		db_commit_now(f->db);
 }
 
 /*
@@ -797,7 +969,7 @@ campaign_cancel_member(struct fo_member *m, uint8_t code, bool tell)
 	}
 	m->state = ENG_M_CANCELLED;
 	m->result = code;
-	campaign_final_nocommit(m, NULL, switching);
+	campaign_final_nocommit(m, NULL, switching, false);
 }
 
 void
@@ -810,7 +982,7 @@ campaign__flush_unreported(struct fanout *f)
 	int64_t			 rowid;
 	uint64_t		 node;
 	int			 n = 0;
-	bool			 none;
+	bool			 none, fin;
 
 	if (f->uplink == NULL)
 		return;
@@ -830,7 +1002,8 @@ campaign__flush_unreported(struct fanout *f)
 		    (m = campaign__member(c, node)) == NULL ||
 		    m->reported || !ENG_M_FINAL(m->state))
 			continue;
-		if ((line = campaign_report_line(m, &none)) == NULL) {
+		if ((line = campaign_report_line(m, false, &none, &fin)) ==
+		    NULL) {
 			if (none) {
 				m->reported = true;
 				campaign__put_member(m);
@@ -839,6 +1012,7 @@ campaign__flush_unreported(struct fanout *f)
 		}
 		if (uplink_report(f->uplink, line) == 0) {
 			m->reported = true;
+			m->closed = m->closed || fin;
 			campaign__put_member(m);
 			n++;
 		}
@@ -1208,7 +1382,7 @@ campaign__offer_ok(struct fo_member *m)
 		m->state = ENG_M_SKIPPED;
 		m->result = UP_R_DOWNGRADE;
 		f->sched_quiet = true;
-		campaign_final_nocommit(m, NULL, false);
+		campaign_final_nocommit(m, NULL, false, false);
 		f->sched_quiet = false;
 		db_commit_now(f->db);
 		return (false);
@@ -1290,6 +1464,8 @@ campaign__revivable(const struct fo_member *m)
 	if (!ENG_M_FINAL(m->state) || m->c->state == FO_C_CANCELLED)
 		return (false);
 	/* A rollout's retries are the scheduler's. */
+	if (m->c->rollout[0] == '\0' && (m->closed || !m->provisional))
+		return (false);
 	if (m->c->rollout[0] != '\0')
 		return (rollout__will_retry((struct fo_member *)m));
 	return ((m->state == ENG_M_FAILED || m->state == ENG_M_DECLINED ||
@@ -1971,14 +2147,21 @@ campaign__cancel(struct fo_campaign *c, char **cause)
 		if (si.nmembers > 0)
 			eng_session_abort(s->es, UP_R_ABORTED);
 	}
+	/*
+	 * Cancelled first: nothing the campaign did can change any more,
+	 * so every item's record is final now, also a write-off's that was
+	 * provisional until here.  A node's later word is a late result.
+	 */
+	c->state = FO_C_CANCELLED;
 	TAILQ_FOREACH(m, &c->members, centry)
 		if (!ENG_M_FINAL(m->state))
 			campaign_cancel_member(m, UP_R_ABORTED, false);
+		else
+			(void)campaign_close(m, "its campaign was cancelled");
 	TAILQ_FOREACH(s, &c->sessions, centry) {
 		campaign__put_session(s);
 		session__close(s);
 	}
-	c->state = FO_C_CANCELLED;
 	c->finished = fanout__unix_ms() / 1000;
 	c->ready = false;
 	campaign_unpin(c);
@@ -2004,8 +2187,8 @@ campaign_load_members(struct fo_campaign *c)
 
 	if (sqlite3_prepare_v2(f->db, "SELECT node, transport, state, "
 	    "result, held, bytes_sent, tries, started, finished, reported, "
-	    "from_version, addr, hold FROM campaign_nodes WHERE campaign = ?1 "
-	    "ORDER BY node", -1, &st, NULL) != SQLITE_OK)
+	    "from_version, addr, hold, provisional, closed FROM campaign_nodes "
+	    "WHERE campaign = ?1 ORDER BY node", -1, &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(st, 1, c->rowid);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -2035,6 +2218,8 @@ campaign_load_members(struct fo_campaign *c)
 		if (m->addr.len > TP_ADDR_MAX)
 			memset(&m->addr, 0, sizeof(m->addr));
 		m->hold = sqlite3_column_int(st, 12) != 0;
+		m->provisional = sqlite3_column_int(st, 13) != 0;
+		m->closed = sqlite3_column_int(st, 14) != 0;
 
 		/*
 		 * After a restart the nodes still hold their blocks; the

@@ -208,6 +208,13 @@ static const struct conf_opt conf_table[] = {
 	  .def = "60", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How long after ACTIVATE a node has to report its "
 	  "result." },
+	{ .section = "fanout", .name = "final_after_s", .type = CONF_UINT,
+	  .off = OFF(final_after_s), .min = 0, .max = 30 * 86400, .scale = 1,
+	  .def = "86400", .unit = "s", .flags = CONF_RELOAD,
+	  .help = "How long after a node was written off (conn_lost, "
+	  "cancelled while activating) its item's provisional record "
+	  "becomes final, when no campaign will take it again; 0: at once "
+	  "(docs/manifest.md, \"Final and provisional records\")." },
 	{ .section = "fanout", .name = "discover_interval_s", .type = CONF_UINT,
 	  .off = OFF(discover_interval_s), .min = 1, .max = 86400, .scale = 1,
 	  .def = "30", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,

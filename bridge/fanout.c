@@ -246,7 +246,7 @@ fanout_cb_member_final(void *arg, struct eng_member *em, const char *version,
 		log_info("campaign %s: node 0x%016" PRIx64 " %s: %s",
 		    m->c->id, m->node, m->state == ENG_M_DECLINED ?
 		    "declined" : "written off", why);
-	campaign__final(m, version);
+	campaign__final(m, version, why == NULL);
 }
 
 static bool
@@ -532,6 +532,7 @@ fanout_cron(struct fanout *f)
 	if (f->stopping)
 		return;
 	/* DISCOVER rounds are the engine's (discover_interval_s). */
+	campaign__cron(f);
 	rollout__cron(f);
 	stream__watch(f);
 }

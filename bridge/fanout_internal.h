@@ -83,6 +83,12 @@ struct fanout {
 	/* Issue-2 nodes whose delta failed: assigned again (full image). */
 	uint64_t		*fallback;
 	size_t			 nfallback, fallback_cap;
+	/*
+	 * When the next provisional record may become final (unix ms;
+	 * campaign__cron): the earliest write-off + final_after_s, 0 to
+	 * look at the database again.
+	 */
+	int64_t			 close_next;
 	bool			 stopping;
 
 	fanout_report_fn	*report_hook;
@@ -146,8 +152,16 @@ struct fo_member {
 	uint8_t			 result;
 	uint32_t		 held;
 
-	/* Its last record upstream was provisional (docs/fanout.md). */
+	/*
+	 * Reports (docs/manifest.md, "Final and provisional records"):
+	 * its final state may still change (a write-off, cancelled while
+	 * activating, taken back within its tries), so its record says
+	 * provisional; `closed': the item's final record went (an
+	 * issue-2 member's; a rollout's item keeps its own), and only
+	 * late_result records follow it.
+	 */
 	bool			 provisional;
+	bool			 closed;
 	/*
 	 * Not placed in a session: another campaign holds the node's
 	 * component (two campaigns never target it at once, issue 7).
@@ -231,7 +245,14 @@ void	 campaign__put(struct fo_campaign *);
  * registry, the rollout, the report, the row, and a commit.  The engine
  * sends RESULT_ACK afterwards.
  */
-void	 campaign__final(struct fo_member *, const char *version);
+void	 campaign__final(struct fo_member *, const char *version,
+	    bool heard);
+/*
+ * Housekeeping: an issue-2 member written off final_after_s ago with no
+ * word from its node gets its item's final record now (docs/manifest.md,
+ * "Final and provisional records").
+ */
+void	 campaign__cron(struct fanout *);
 /*
  * Offer time (issue 7), from the engine's member_offer callback: right
  * before a PENDING member is offered, the node as the registry knows it
@@ -324,8 +345,9 @@ int	 rollout__action(struct fo_rollout *, const char *action,
 void	 rollout__progress(struct fanout *, json_t *rows);
 /*
  * Report record extras for a member's result line (adds to `o', with
- * "final" from the scheduler's item).  Returns -1 when no record may go
- * upstream: the item's final record went already (nothing follows it).
+ * "final" from the scheduler's item).  Returns 0, or 1 when no result
+ * record may go upstream because the item's final record went already
+ * (nothing but a late_result follows it), -1 when none is owed.
  */
 int	 rollout__report_extra(struct fo_member *, json_t *o);
 

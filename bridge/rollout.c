@@ -153,6 +153,16 @@ rollout_live(const struct fo_rollout *ro)
 	    ro->sc->state != SCHED_C_CANCELLED);
 }
 
+/*
+ * Ticks: a live rollout, and a cancelled one whose activating nodes may
+ * still report (their watchdog ends them, with a final record).
+ */
+static bool
+rollout_ticks(const struct fo_rollout *ro)
+{
+	return (sched_campaign_live(ro->sc));
+}
+
 /* ------------------------------------------------------------------ */
 /* Nodes                                                                */
 
@@ -511,9 +521,10 @@ rollout_flush(struct fo_rollout *ro)
 	int			 level;
 	char			 ts[21];
 
+	sc->final_after_s = ro->f->conf->final_after_s;
 	for (i = 0; i < sc->nitems; i++) {
-		if ((level = sched_item_report_due(sc, i)) == SCHED_REP_NONE ||
-		    (o = sched_item_json(sc, i)) == NULL)
+		if ((level = sched_item_report_due(sc, i, rollout_now())) ==
+		    SCHED_REP_NONE || (o = sched_item_json(sc, i)) == NULL)
 			continue;
 		json_object_set_new(o, "final",
 		    json_boolean(level == SCHED_REP_FINAL));
@@ -532,6 +543,7 @@ rollout_tick(struct fo_rollout *ro)
 	int			 n;
 
 	memset(&out, 0, sizeof(out));
+	ro->sc->final_after_s = ro->f->conf->final_after_s;
 	if ((n = sched_tick(ro->sc, &sched_clock_system, &out)) == -1)
 		log_warnx("rollout %s: tick: out of memory", ro->sc->id);
 	else if (n > 0)
@@ -555,12 +567,12 @@ rollout_tick_cb(int fd, short ev, void *arg)
 	if (f->stopping)
 		return;
 	TAILQ_FOREACH(ro, &f->rollouts, entry)
-		if (rollout_live(ro))
+		if (rollout_ticks(ro))
 			rollout_tick(ro);
 	now = rollout_now();
 	wake = now + ROLLOUT_MAX_WAIT_S;
 	TAILQ_FOREACH(ro, &f->rollouts, entry)
-		if (rollout_live(ro) && ro->sc->next_wake > 0 &&
+		if (rollout_ticks(ro) && ro->sc->next_wake > 0 &&
 		    ro->sc->next_wake < wake)
 			wake = ro->sc->next_wake;
 	if (TAILQ_EMPTY(&f->rollouts))
@@ -589,7 +601,7 @@ rollout__cron(struct fanout *f)
 	int64_t			 now = rollout_now();
 
 	TAILQ_FOREACH(ro, &f->rollouts, entry)
-		if (rollout_live(ro) && ro->sc->next_wake <= now) {
+		if (rollout_ticks(ro) && ro->sc->next_wake <= now) {
 			rollout__kick(f);
 			break;
 		}
@@ -715,13 +727,14 @@ rollout__report_extra(struct fo_member *m, json_t *o)
 	 * is final unless its truth may still change, and never repeated:
 	 * nothing follows a final record (docs/campaigns.md, "Reports").
 	 */
+	ro->sc->final_after_s = ro->f->conf->final_after_s;
 	if (SCHED_I_FINAL(it->state)) {
-		if ((level = sched_item_report_due(ro->sc, idx)) ==
-		    SCHED_REP_NONE) {
+		if ((level = sched_item_report_due(ro->sc, idx,
+		    rollout_now())) == SCHED_REP_NONE) {
 			log_debug("rollout %s: node 0x%016" PRIx64 " %s: its "
 			    "record went already", ro->sc->id, m->node,
 			    it->component);
-			return (-1);
+			return (it->reported == SCHED_REP_FINAL ? 1 : -1);
 		}
 	} else
 		level = SCHED_REP_PROVISIONAL;

@@ -120,6 +120,7 @@ struct ub_config {
 	unsigned int	 max_rounds;	/* repair rounds before giving up */
 	unsigned int	 activate_delay_ms;
 	unsigned int	 result_timeout_s;	/* after ACTIVATE */
+	unsigned int	 final_after_s;	/* then a final record */
 	unsigned int	 discover_interval_s;
 	unsigned int	 session_deadline_s;
 	int		 fec;		/* TS004 parity repair: 1 = yes */

@@ -558,6 +558,13 @@ struct sched_campaign {
 	struct sched_stage_rt srt[SCHED_MAX_STAGES + 1];
 	int64_t		 created, started, finished;
 	int64_t		 next_wake;	/* earliest time a tick matters */
+	/*
+	 * The daemon's: how long after a final state that is provisional
+	 * (a write-off; no retry left) its record becomes final if the
+	 * campaign still runs (docs/manifest.md, "Final and provisional
+	 * records").  Not persisted; SCHED_FINAL_AFTER_S until set.
+	 */
+	int64_t		 final_after_s;
 	size_t		 nmembers, members_cap;
 	struct sched_member *members;
 	size_t		 ntopo, topo_cap;
@@ -755,19 +762,29 @@ void		 sched_item_attempt(struct sched_campaign *, uint64_t node,
 
 /*
  * Reports upstream.  sched_item_report_due says which record an item
- * owes now: SCHED_REP_FINAL (a final state, never sent as final),
+ * owes at `now': SCHED_REP_FINAL (a final state, never sent as final),
  * SCHED_REP_PROVISIONAL (a provisional final state not sent yet), or
  * SCHED_REP_NONE.  Nothing is ever due after a final record: a truth
- * may follow only a provisional one.  sched_item_reported records what
- * the caller sent (also for the records of attempts, which are
- * provisional while the item is open).
+ * may follow only a provisional one.  A provisional state's record is
+ * final once the campaign can no longer change it: the campaign is done
+ * or cancelled, or final_after_s passed since it ended (the tick wakes
+ * for it).  sched_item_reported records what the caller sent (also for
+ * the records of attempts, which are provisional while the item is
+ * open).
  */
+#define SCHED_FINAL_AFTER_S	86400
 int		 sched_item_report_due(const struct sched_campaign *,
-		    size_t item);
+		    size_t item, int64_t now);
 void		 sched_item_reported(struct sched_campaign *, size_t item,
 		    int level);
-/* True if the item's state is final and not provisional. */
+/* True if the item's final record is due or went (not provisional). */
 bool		 sched_item_final_record(const struct sched_item *);
+/*
+ * True while ticks matter: the campaign is not done, or it was
+ * cancelled with items still open (a plain cancel lets an activating
+ * node finish; the watchdog ends it if it never reports).
+ */
+bool		 sched_campaign_live(const struct sched_campaign *);
 
 enum sched_action {
 	SCHED_A_APPROVE = 0, SCHED_A_PAUSE, SCHED_A_RESUME, SCHED_A_CANCEL,

@@ -875,6 +875,7 @@ sched_db_load(struct sched_db *sd, const char *id, char **cause)
 		sched__fail(cause, "out of memory");
 		return (NULL);
 	}
+	c->final_after_s = SCHED_FINAL_AFTER_S;
 	if (sched__copy(c->id, sizeof(c->id), id) == -1)
 		goto bad;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);

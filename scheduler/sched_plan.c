@@ -973,6 +973,7 @@ sched_campaign_plan(const char *id, const struct sched_policy *policy,
 		sched__fail(cause, "out of memory");
 		return (NULL);
 	}
+	c->final_after_s = SCHED_FINAL_AFTER_S;
 	if (sched__copy(c->id, sizeof(c->id), id) == -1) {
 		sched__fail(cause, "campaign id too long");
 		goto fail;

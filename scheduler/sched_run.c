@@ -891,7 +891,7 @@ sched_tick(struct sched_campaign *c, const struct sched_clock *clk,
 		c->next_wake = INT64_MAX;
 		return ((int)(o->n - n0));
 	}
-	if (c->policy.deadline != 0)
+	if (c->policy.deadline != 0 && c->state != SCHED_C_CANCELLED)
 		wake(c, c->policy.deadline);
 	if (tick_watchdog(c, now, o) == -1)
 		return (-1);
@@ -917,6 +917,13 @@ sched_tick(struct sched_campaign *c, const struct sched_clock *clk,
 		    tick_activate(c, now, off, o) == -1)
 			return (-1);
 	}
+	/* A provisional record becomes final after final_after_s. */
+	for (i = 0; i < c->nitems; i++)
+		if (SCHED_I_FINAL(c->items[i].state) &&
+		    c->items[i].provisional &&
+		    c->items[i].reported != SCHED_REP_FINAL &&
+		    c->final_after_s >= 0)
+			wake(c, c->items[i].finished + c->final_after_s);
 	if (c->state != SCHED_C_RUNNING && c->state != SCHED_C_HALTED)
 		return ((int)(o->n - n0));
 	for (i = 0; i < c->nitems; i++)
@@ -1075,7 +1082,24 @@ sched_item_attempt(struct sched_campaign *c, uint64_t node,
 bool
 sched_item_final_record(const struct sched_item *it)
 {
-	return (SCHED_I_FINAL(it->state) && !it->provisional);
+	return (SCHED_I_FINAL(it->state) && (!it->provisional ||
+	    it->reported == SCHED_REP_FINAL));
+}
+
+bool
+sched_campaign_live(const struct sched_campaign *c)
+{
+	size_t	 i;
+
+	if (c->state == SCHED_C_DONE)
+		return (false);
+	if (c->state != SCHED_C_CANCELLED)
+		return (true);
+	/* A plain cancel lets activating nodes finish: their watchdog. */
+	for (i = 0; i < c->nitems; i++)
+		if (!SCHED_I_FINAL(c->items[i].state))
+			return (true);
+	return (false);
 }
 
 /* What a record is about: the attempt and the state. */
@@ -1085,15 +1109,28 @@ rep_mark(const struct sched_item *it)
 	return (it->tries << 4 | (uint32_t)it->state);
 }
 
+/*
+ * A provisional final state the campaign can no longer change: it is
+ * done or cancelled, or final_after_s passed (issue 7: a node that never
+ * speaks again still gets its final record).
+ */
+static bool
+item_closed(const struct sched_campaign *c, const struct sched_item *it,
+    int64_t now)
+{
+	return (c->state == SCHED_C_DONE || c->state == SCHED_C_CANCELLED ||
+	    (c->final_after_s >= 0 && now >= it->finished + c->final_after_s));
+}
+
 int
-sched_item_report_due(const struct sched_campaign *c, size_t i)
+sched_item_report_due(const struct sched_campaign *c, size_t i, int64_t now)
 {
 	const struct sched_item	*it = &c->items[i];
 
 	/* Nothing follows a final record; open items report attempts. */
 	if (it->reported == SCHED_REP_FINAL || !SCHED_I_FINAL(it->state))
 		return (SCHED_REP_NONE);
-	if (!it->provisional)
+	if (!it->provisional || item_closed(c, it, now))
 		return (SCHED_REP_FINAL);
 	if (it->reported == SCHED_REP_PROVISIONAL &&
 	    it->rep_mark == rep_mark(it))

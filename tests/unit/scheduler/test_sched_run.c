@@ -89,6 +89,14 @@ offered(struct fx *f, uint64_t node)
 	return ((int)count_dec(&f->out, SCHED_D_OFFER, node));
 }
 
+/* The record item `it' owes now. */
+static int
+due(struct fx *f, const struct sched_item *it)
+{
+	return (sched_item_report_due(f->c, (size_t)(it - f->c->items),
+	    f->fc.now));
+}
+
 static void
 ok(struct fx *f, uint64_t node, const char *comp)
 {
@@ -896,22 +904,22 @@ test_report_once(void **state)
 	a = sched_item_find(f->c, 1, "app");
 	b = sched_item_find(f->c, 2, "app");
 	c3 = sched_item_find(f->c, 3, "app");
-	assert_int_equal(sched_item_report_due(f->c, 0), SCHED_REP_NONE);
+	assert_int_equal(due(f, &f->c->items[0]), SCHED_REP_NONE);
 	/* Node 1: lost; provisional, then the truth. */
 	sched_item_result(f->c, 1, "app", UP_R_CONN_LOST, 0, f->fc.now);
 	assert_int_equal(a->state, SCHED_I_FAILED);
 	assert_false(sched_item_final_record(a));
-	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	assert_int_equal(due(f, a),
 	    SCHED_REP_PROVISIONAL);
 	sched_item_reported(f->c, a - f->c->items, SCHED_REP_PROVISIONAL);
-	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	assert_int_equal(due(f, a),
 	    SCHED_REP_NONE);
 	sched_item_attempt(f->c, 1, "app", 1000, 1250);
 	sched_item_attempt(f->c, 1, "app", 4000, 4321);
 	ok(f, 1, "app");
 	assert_int_equal(a->state, SCHED_I_SUCCEEDED);
 	assert_true(sched_item_final_record(a));
-	assert_int_equal(sched_item_report_due(f->c, a - f->c->items),
+	assert_int_equal(due(f, a),
 	    SCHED_REP_FINAL);
 	sched_item_reported(f->c, a - f->c->items, SCHED_REP_FINAL);
 	j = sched_item_json(f->c, a - f->c->items);
@@ -921,18 +929,18 @@ test_report_once(void **state)
 	json_decref(j);
 	/* Node 2: the node's own failure is final; nothing after it. */
 	sched_item_result(f->c, 2, "app", UP_R_ROLLED_BACK, 0, f->fc.now);
-	assert_int_equal(sched_item_report_due(f->c, b - f->c->items),
+	assert_int_equal(due(f, b),
 	    SCHED_REP_FINAL);
 	sched_item_reported(f->c, b - f->c->items, SCHED_REP_FINAL);
 	sched_item_result(f->c, 2, "app", UP_R_SUCCESS, 0, f->fc.now);
-	assert_int_equal(sched_item_report_due(f->c, b - f->c->items),
+	assert_int_equal(due(f, b),
 	    SCHED_REP_NONE);
 	/* Node 3: not offered after all. */
 	assert_int_equal(sched_item_skip(f->c, 3, "app", UP_R_INITIAL,
 	    f->fc.now, "node runs app 3.0, newer than 2.0"), 0);
 	assert_int_equal(c3->state, SCHED_I_SKIPPED);
 	assert_string_equal(c3->reason, "node runs app 3.0, newer than 2.0");
-	assert_int_equal(sched_item_report_due(f->c, c3 - f->c->items),
+	assert_int_equal(due(f, c3),
 	    SCHED_REP_FINAL);
 	assert_int_equal(sched_item_skip(f->c, 3, "app", UP_R_INITIAL,
 	    f->fc.now, "again"), -1);
@@ -956,8 +964,101 @@ test_provisional_cancel(void **state)
 	    f->fc.now, &f->out, &cause), 0);
 	assert_true(sched_item_find(f->c, 1, "app")->provisional);
 	assert_false(sched_item_find(f->c, 2, "app")->provisional);
-	assert_int_equal(sched_item_report_due(f->c, 0), SCHED_REP_PROVISIONAL);
-	assert_int_equal(sched_item_report_due(f->c, 1), SCHED_REP_FINAL);
+	/*
+	 * The campaign is cancelled: it can no longer change either item,
+	 * so both records are final now (issue 7); the node's later word
+	 * is a late result, not a second final record.
+	 */
+	assert_int_equal(due(f, sched_item_find(f->c, 1, "app")),
+	    SCHED_REP_FINAL);
+	assert_int_equal(due(f, sched_item_find(f->c, 2, "app")),
+	    SCHED_REP_FINAL);
+	sched_item_reported(f->c, 0, SCHED_REP_FINAL);
+	ok(f, 1, "app");
+	assert_int_equal(sched_item_find(f->c, 1, "app")->state,
+	    SCHED_I_SUCCEEDED);
+	assert_int_equal(due(f, sched_item_find(f->c, 1, "app")),
+	    SCHED_REP_NONE);
+}
+
+/*
+ * Issue 7: a node written off for good still gets its final record,
+ * once: final_after_s after the write-off while the campaign runs (the
+ * tick wakes for it), at once when the campaign is done.
+ */
+static void
+test_final_after(void **state)
+{
+	struct fx		*f = *state;
+	struct sched_item	*a, *b;
+
+	f->nn = 3;
+	mk(f, "{\"retry\":{\"count\":0}}");
+	f->c->final_after_s = 600;
+	tick(f);
+	a = sched_item_find(f->c, 1, "app");
+	b = sched_item_find(f->c, 2, "app");
+	sched_item_result(f->c, 1, "app", UP_R_CONN_LOST, 0, f->fc.now);
+	assert_int_equal(due(f, a), SCHED_REP_PROVISIONAL);
+	sched_item_reported(f->c, (size_t)(a - f->c->items),
+	    SCHED_REP_PROVISIONAL);
+	assert_int_equal(due(f, a), SCHED_REP_NONE);
+	tick(f);
+	assert_true(f->c->next_wake <= a->finished + 600);
+	f->fc.now += 599;
+	assert_int_equal(due(f, a), SCHED_REP_NONE);
+	f->fc.now += 1;
+	assert_int_equal(due(f, a), SCHED_REP_FINAL);
+	assert_true(sched_item_final_record(a) == false);
+	sched_item_reported(f->c, (size_t)(a - f->c->items),
+	    SCHED_REP_FINAL);
+	assert_true(sched_item_final_record(a));
+	assert_int_equal(due(f, a), SCHED_REP_NONE);
+	/* The node's truth after that: kept, never due again. */
+	ok(f, 1, "app");
+	assert_int_equal(a->state, SCHED_I_SUCCEEDED);
+	assert_int_equal(due(f, a), SCHED_REP_NONE);
+
+	/* Node 2 lost too, then node 3 ends the campaign: final at once. */
+	sched_item_result(f->c, 2, "app", UP_R_CONN_LOST, 0, f->fc.now);
+	sched_item_reported(f->c, (size_t)(b - f->c->items),
+	    SCHED_REP_PROVISIONAL);
+	assert_int_equal(due(f, b), SCHED_REP_NONE);
+	ok(f, 3, "app");
+	tick(f);
+	assert_int_equal(f->c->state, SCHED_C_DONE);
+	assert_int_equal(due(f, b), SCHED_REP_FINAL);
+}
+
+/*
+ * A plain cancel lets an activating node finish; if it never reports,
+ * the watchdog ends its item (ticks still run for such a campaign), and
+ * the record is final: the campaign is over.
+ */
+static void
+test_cancel_activating_watchdog(void **state)
+{
+	struct fx		*f = *state;
+	struct sched_item	*a;
+	char			*cause = NULL;
+
+	f->nn = 2;
+	mk(f, "{\"node_timeout\":\"10m\"}");
+	tick(f);
+	assert_int_equal(sched_item_verified(f->c, 1, "app", f->fc.now), 0);
+	a = sched_item_find(f->c, 1, "app");
+	assert_int_equal(a->state, SCHED_I_ACTIVATING);
+	sched_out_reset(&f->out);
+	assert_int_equal(sched_campaign_action(f->c, SCHED_A_CANCEL,
+	    f->fc.now, &f->out, &cause), 0);
+	assert_int_equal(a->state, SCHED_I_ACTIVATING);
+	assert_true(sched_campaign_live(f->c));
+	f->fc.now += 601;
+	tick(f);
+	assert_int_equal(a->state, SCHED_I_CANCELLED);
+	assert_int_equal(a->result, UP_R_CONN_LOST);
+	assert_int_equal(due(f, a), SCHED_REP_FINAL);
+	assert_false(sched_campaign_live(f->c));
 }
 
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -983,6 +1084,8 @@ main(void)
 		T(test_busy_empty_defaults),
 		T(test_report_once),
 		T(test_provisional_cancel),
+		T(test_final_after),
+		T(test_cancel_activating_watchdog),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
