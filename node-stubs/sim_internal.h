@@ -48,6 +48,13 @@ uint64_t	 sim__from_real(const struct sim *, uint64_t real_ns);
 /* sim_line.c */
 int		 sim__line_start(struct sim_ep *, char **cause);
 void		 sim__line_free(struct sim_ep *);
+/*
+ * Takes what the endpoint's UART has finished sending by now, if it is
+ * sending: the medium calls it for every endpoint before it decides what
+ * reaches whom, so that a talker's characters are known however late the
+ * simulator ran (a loaded host).
+ */
+void		 sim__line_catch_up(struct sim_ep *);
 
 /* sim_medium.c */
 int		 sim__medium_start(struct sim *, char **cause);

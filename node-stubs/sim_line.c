@@ -227,6 +227,13 @@ line_in_timer_cb(evutil_socket_t fd, short what, void *arg)
 	line_pump(arg);
 }
 
+void
+sim__line_catch_up(struct sim_ep *ep)
+{
+	if (ep->in_busy && ep->ev_in_timer != NULL)
+		line_pump(ep);
+}
+
 /* ------------------------------------------------------------------ */
 /* The program receives                                                */
 

@@ -18,10 +18,12 @@
  * The personality decides what the receiver's program then sees.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 
 #include <event2/event.h>
 
@@ -394,20 +396,51 @@ sim__medium_reset(struct sim_ep *ep)
 /* ------------------------------------------------------------------ */
 /* Delivery                                                            */
 
+/*
+ * On a wire, is `ep' driving the bus somewhere in (a, b) with the
+ * character its UART is sending now?  A character becomes part of a
+ * transmission only once it ended (sim_line.c takes it then), but it is
+ * on the wires from its start: ep->in_next, while the program's bytes
+ * still wait in the pty.  Without this, a character that ended while
+ * another talker's was half sent would be judged against a free bus.
+ */
+static bool
+wire_sending(const struct sim *sim, struct sim_ep *ep, uint64_t a,
+    uint64_t b)
+{
+	struct sim_fmt	 f;
+	tcflag_t	 iflag;
+	uint64_t	 unit;
+	int		 n = 0;
+
+	if (!(sim->pers->flags & SIM_P_WIRE) || !ep->in_busy ||
+	    !ep->attached || ep->in_next >= b ||
+	    ioctl(ep->master, FIONREAD, &n) == -1 || n <= 0)
+		return (false);
+	sim_line_fmt(ep, &f, &iflag);
+	if ((unit = sim_fmt_char_ns(&f)) == 0)
+		unit = sim_fmt_char_ns(&ep->fmt);
+	return (ep->in_next + unit > a);
+}
+
 static enum sim_rx_status
 rx_status(struct sim *sim, const struct sim_tx *tx, size_t k,
     struct sim_ep *r)
 {
 	const struct sim_tx *o;
 	uint64_t	 a, b;
+	unsigned int	 i;
 
 	if (!r->attached)
 		return (SIM_RX_DETACHED);
 	tx_span(tx, k, &a, &b);
-	if (r->half_duplex)
+	if (r->half_duplex) {
 		for (o = sim->txs; o != NULL; o = o->next)
 			if (o->src == r && tx_overlaps(o, a, b))
 				return (SIM_RX_MISSED);
+		if (wire_sending(sim, r, a, b))
+			return (SIM_RX_MISSED);
+	}
 	if (tx->cut)
 		return (SIM_RX_COLLIDED);
 	for (o = sim->txs; o != NULL; o = o->next)
@@ -415,12 +448,19 @@ rx_status(struct sim *sim, const struct sim_tx *tx, size_t k,
 		    o->channel == tx->channel && !o->unheard &&
 		    tx_overlaps(o, a, b))
 			return (SIM_RX_COLLIDED);
+	for (i = 0; i < sim->nep; i++)
+		if (sim->ep[i] != tx->src && sim->ep[i] != r &&
+		    tx->channel == 0 && wire_sending(sim, sim->ep[i], a, b))
+			return (SIM_RX_COLLIDED);
 	/* A full-duplex receiver's own talk still garbles the medium. */
-	if (!r->half_duplex)
+	if (!r->half_duplex) {
 		for (o = sim->txs; o != NULL; o = o->next)
 			if (o->src == r && o->channel == tx->channel &&
 			    tx_overlaps(o, a, b))
 				return (SIM_RX_COLLIDED);
+		if (tx->channel == 0 && wire_sending(sim, r, a, b))
+			return (SIM_RX_COLLIDED);
+	}
 	if (tx->rx[r->idx].noise_at != SIZE_MAX &&
 	    (tx->unit_ns == 0 || tx->rx[r->idx].noise_at == k))
 		return (SIM_RX_NOISE);
@@ -518,6 +558,15 @@ medium_run(struct sim *sim)
 	if (sim->medium_running)
 		return;
 	sim->medium_running = true;
+	/*
+	 * Every talker's characters that ended by now first: after the
+	 * simulator ran late (a loaded host), its timers fire in any order,
+	 * and a character delivered before the overlapping ones of another
+	 * talker were taken would arrive intact, or at a half-duplex
+	 * talker that was sending, as if the bus had been free.
+	 */
+	for (i = 0; i < sim->nep; i++)
+		sim__line_catch_up(sim->ep[i]);
 	for (tx = sim->txs; tx != NULL; tx = tx->next) {
 		/* A wire run ends after a silence of the gap, once the
 		 * talker's line has nothing more (it may lag behind). */

@@ -13,6 +13,13 @@
  * and delay hooks; a half-duplex radio missing a frame while sending;
  * a reset cutting a frame on the air; a program at the wrong rate seen
  * by the modem as errors (line_errors, line_mismatch).
+ *
+ * Load (run_delay.h): the simulator's own accounting (when each frame
+ * was on the air, when and how it reached each modem: the toy's
+ * callbacks record it) is checked exactly; real-time bounds allow for
+ * the stall the host measured over their window, never for an early
+ * character; a scenario that needs frames on the air at the same moment
+ * is repeated when the accounting shows the host's scheduling moved one.
  */
 #include <sys/types.h>
 
@@ -32,6 +39,7 @@
 
 #include <event2/event.h>
 
+#include "run_delay.h"
 #include "upnode.h"
 #include "upsim.h"
 
@@ -55,6 +63,28 @@ static uint64_t		 pair_delay[NPEER][NPEER];
 /* What happened: statuses delivered, per receiver. */
 static unsigned int	 got_status[NPEER][SIM_RX_DETACHED + 1];
 static unsigned int	 resets[NPEER];
+/*
+ * The simulator's accounting: each sender's last frame on the air
+ * (simulated start and end), and when the last frame from each sender
+ * reached each receiver.
+ */
+static struct {
+	uint64_t	 t_start, t_end;
+	bool		 cut;
+	bool		 on;
+} air[NPEER];
+static uint64_t		 got_at[NPEER][NPEER];	/* [rx][src] */
+
+/* Were frames from a and b on the air at the same moment? */
+static bool
+on_air_together(unsigned int a, unsigned int b)
+{
+	return (air[a].on && air[b].on && air[a].t_start < air[b].t_end &&
+	    air[b].t_start < air[a].t_end);
+}
+
+/* Tries of a scenario that needs frames on the air together. */
+#define TRIES	20
 
 static const struct sim_opt toy_ep_options[] = {
 	{ "ch", "0", "channel" },
@@ -96,6 +126,11 @@ toy_deliver(struct sim *sim, struct sim_ep *rx, const struct sim_tx *tx,
 	assert_int_equal(off, 0);
 	assert_int_equal(n, tx->len);
 	got_status[rx->idx][status]++;
+	got_at[rx->idx][tx->src->idx] = at;
+	air[tx->src->idx].t_start = tx->t_start;
+	air[tx->src->idx].t_end = tx->t_end;
+	air[tx->src->idx].cut = tx->cut;
+	air[tx->src->idx].on = true;
 	if (status == SIM_RX_OK) {
 		sim_line_send(rx, tx->buf, tx->len);
 		sim_line_send(rx, (const uint8_t *)"\n", 1);
@@ -129,6 +164,10 @@ toy_delay(struct sim *sim, const struct sim_ep *rx, const struct sim_tx *tx)
 static void
 toy_tx_done(struct sim *sim, const struct sim_tx *tx)
 {
+	air[tx->src->idx].t_start = tx->t_start;
+	air[tx->src->idx].t_end = tx->t_end;
+	air[tx->src->idx].cut = tx->cut;
+	air[tx->src->idx].on = true;
 	sim_line_send(tx->src, (const uint8_t *)"DONE\n", 5);
 }
 
@@ -236,6 +275,8 @@ air_new(double scale, const char *ch[NPEER])
 	memset(pair_delay, 0, sizeof(pair_delay));
 	memset(got_status, 0, sizeof(got_status));
 	memset(resets, 0, sizeof(resets));
+	memset(air, 0, sizeof(air));
+	memset(got_at, 0, sizeof(got_at));
 	memset(&conf, 0, sizeof(conf));
 	conf.pers = &toy_pers;
 	conf.time_scale = scale;
@@ -292,26 +333,37 @@ say(unsigned int i, const char *s)
  * "hello\n" at 9600 8N1: 6 characters to the modem (6.25 ms), 10 ms on
  * the air, "hello\n" from b's modem (6.25 ms): b's newline 22.5 ms after
  * the write at the earliest; "DONE\n" at a 5.2 ms after the air ended.
+ * The accounting exactly: 10 ms on the air, delivered at its end.  In
+ * real time never early, and late by at most 3 ms (pty latency, wake-up
+ * batches) plus the stall the host measured meanwhile (run_delay.h).
  */
 static void
 test_frame_timing(void **state)
 {
 	uint64_t	 t0;
-	double		 b_ms, a_ms;
+	double		 b_ms, a_ms, stall;
+	struct stall	 st;
 
 	air_new(1, NULL);
+	stall_mark(&st);
 	t0 = mono_ns();
 	say(0, "hello\n");
 	WAIT_FOR(peer[1].nl == 1 && peer[0].nl == 1 && peer[2].nl == 1, 2000);
+	stall = stall_ms(&st);
 	assert_string_equal(peer[1].buf, "hello\n");
 	assert_string_equal(peer[2].buf, "hello\n");
 	assert_string_equal(peer[0].buf, "DONE\n");
 	b_ms = (double)(peer[1].at_nl[0] - t0) / 1e6;
 	a_ms = (double)(peer[0].at_nl[0] - t0) / 1e6;
 	fprintf(stderr, "frame: b after %.3f ms (model 22.5), DONE after "
-	    "%.3f ms (model 21.458)\n", b_ms, a_ms);
-	assert_true(b_ms >= 22.5 - 0.05 && b_ms < 22.5 + 25);
-	assert_true(a_ms >= 6.25 + 10 + 5 * 1.0417 - 0.05 && a_ms < 47);
+	    "%.3f ms (model 21.458), host stall %.3f ms\n", b_ms, a_ms,
+	    stall);
+	assert_int_equal(air[0].t_end - air[0].t_start, 10 * SIM_NS_PER_MS);
+	assert_int_equal(got_at[1][0], air[0].t_end);
+	assert_int_equal(got_at[2][0], air[0].t_end);
+	assert_true(b_ms >= 22.5 - 0.05 && b_ms < 22.5 + 3 + stall);
+	assert_true(a_ms >= 6.25 + 10 + 5 * 1.0417 - 0.05 &&
+	    a_ms < 6.25 + 10 + 5 * 1.0417 + 3 + stall);
 	assert_int_equal(peer[0].ep->st.tx_frames, 1);
 	assert_int_equal(peer[0].ep->st.tx_bytes, 5);
 	assert_int_equal(peer[0].ep->st.airtime_ns, 10 * SIM_NS_PER_MS);
@@ -327,15 +379,33 @@ static void
 test_frame_collision(void **state)
 {
 	const char	*ch[NPEER] = { "1", "1", "1", "2" };
+	unsigned int	 try;
 
-	air_new(5, ch);
-	say(0, "one\n");
-	say(1, "two\n");
-	say(3, "three\n");
-	WAIT_FOR(peer[0].ep->st.collisions == 1 &&
-	    got_status[2][SIM_RX_COLLIDED] == 2 && peer[3].nl == 1 &&
-	    peer[2].nl == 1, 2000);
-	run_ms(10);
+	for (try = 0;; try++) {
+		air_new(5, ch);
+		say(0, "one\n");
+		say(1, "two\n");
+		say(3, "three\n");
+		/* Every frame is over for c. */
+		WAIT_FOR(got_status[2][SIM_RX_OK] +
+		    got_status[2][SIM_RX_COLLIDED] == 3 &&
+		    peer[0].nl + peer[1].nl + peer[3].nl >= 3, 2000);
+		run_ms(10);
+		/* "At once": unless the host held a line back. */
+		if (on_air_together(0, 1) && on_air_together(0, 3) &&
+		    on_air_together(1, 3))
+			break;
+		fprintf(stderr, "collision: frames not on the air together "
+		    "(host stall), again\n");
+		air_free();
+		if (try + 1 == TRIES)
+			fail_msg("the host never let three frames go on the "
+			    "air together in %d tries", TRIES);
+	}
+	assert_int_equal(peer[0].ep->st.collisions, 1);
+	assert_int_equal(got_status[2][SIM_RX_COLLIDED], 2);
+	assert_int_equal(peer[3].nl, 1);
+	assert_int_equal(peer[2].nl, 1);
 	assert_int_equal(peer[1].ep->st.collisions, 1);
 	assert_int_equal(peer[3].ep->st.collisions, 0);
 	assert_int_equal(peer[2].ep->st.rx_garbled, 2);
@@ -357,19 +427,26 @@ static void
 test_hears_loss_delay(void **state)
 {
 	uint64_t	 t0;
-	double		 d;
+	double		 d, stall;
+	struct stall	 st;
 
 	air_new(1, NULL);
 	deaf[2][0] = true;		/* c cannot hear a */
 	pair_loss[3][0] = 1;		/* d loses everything from a */
 	pair_delay[1][0] = 30 * SIM_NS_PER_MS;	/* b hears a 30 ms late */
+	stall_mark(&st);
 	t0 = mono_ns();
 	say(0, "x\n");
 	WAIT_FOR(peer[1].nl == 1, 2000);
+	stall = stall_ms(&st);
 	run_ms(20);
 	d = (double)(peer[1].at_nl[0] - t0) / 1e6;
-	/* 2 + 6 ms air + 30 ms + 2 characters back. */
-	assert_true(d >= 2.083 + 6 + 30 + 2.083 - 0.05 && d < 40 + 25);
+	/* The accounting: b's copy due exactly 30 ms after the air. */
+	assert_int_equal(got_at[1][0], air[0].t_end + 30 * SIM_NS_PER_MS);
+	/* 2 + 6 ms air + 30 ms + 2 characters back, late by at most 3 ms
+	 * and what the host stalled (run_delay.h). */
+	assert_true(d >= 2.083 + 6 + 30 + 2.083 - 0.05 &&
+	    d < 2.083 + 6 + 30 + 2.083 + 3 + stall);
 	assert_int_equal(peer[2].len, 0);
 	assert_int_equal(peer[2].ep->st.rx_frames + peer[2].ep->st.rx_lost +
 	    peer[2].ep->st.rx_garbled, 0);
@@ -385,15 +462,31 @@ static void
 test_half_duplex_frames(void **state)
 {
 	const char	*ch[NPEER] = { "1", "2", "1", "1" };
+	unsigned int	 try;
 
-	air_new(1, ch);
-	say(0, "a long frame of forty bytes, 44 ms air\n");
-	/* 40 characters to the modem (41.7 ms), then 44 ms on the air. */
-	WAIT_FOR(peer[0].ep->st.tx_frames == 1, 2000);
-	run_ms(10);
-	say(1, "b\n");		/* another channel: no collision */
-	WAIT_FOR(peer[2].nl == 1 && peer[1].nl == 1, 2000);
-	run_ms(20);
+	for (try = 0;; try++) {
+		air_new(1, ch);
+		say(0, "a long frame of forty bytes, 44 ms air\n");
+		/* 40 characters to the modem (41.7 ms), then 44 ms on the
+		 * air. */
+		WAIT_FOR(peer[0].ep->st.tx_frames == 1, 2000);
+		run_ms(10);
+		say(1, "b\n");	/* another channel: no collision */
+		WAIT_FOR(peer[2].nl == 2 && peer[1].nl == 1 &&
+		    got_status[1][SIM_RX_OK] + got_status[1][SIM_RX_MISSED]
+		    == 1, 2000);
+		run_ms(20);
+		/* While a's frame was on the air, unless the host held b's
+		 * line back past it. */
+		if (on_air_together(0, 1))
+			break;
+		fprintf(stderr, "half-duplex: b's frame after a's (host "
+		    "stall), again\n");
+		air_free();
+		if (try + 1 == TRIES)
+			fail_msg("the host never let b send during a's frame "
+			    "in %d tries", TRIES);
+	}
 	assert_int_equal(peer[1].ep->st.rx_missed, 1);
 	assert_int_equal(got_status[1][SIM_RX_MISSED], 1);
 	assert_int_equal(peer[0].ep->st.collisions, 0);
@@ -408,12 +501,29 @@ test_half_duplex_frames(void **state)
 static void
 test_reset_cuts(void **state)
 {
-	air_new(1, NULL);
-	say(0, "a long frame of forty bytes, 44 ms air\n");
-	WAIT_FOR(peer[0].ep->st.tx_frames == 1, 2000);
-	run_ms(10);
-	sim_ep_reset(peer[0].ep);
-	WAIT_FOR(got_status[1][SIM_RX_COLLIDED] == 1, 2000);
+	unsigned int	 try;
+
+	for (try = 0;; try++) {
+		air_new(1, NULL);
+		say(0, "a long frame of forty bytes, 44 ms air\n");
+		WAIT_FOR(peer[0].ep->st.tx_frames == 1, 2000);
+		run_ms(10);
+		sim_ep_reset(peer[0].ep);
+		WAIT_FOR(got_status[1][SIM_RX_COLLIDED] +
+		    got_status[1][SIM_RX_OK] == 1, 2000);
+		/* A reset after the air ended (the host stalled past the
+		 * 44 ms) cut nothing. */
+		if (air[0].cut)
+			break;
+		assert_int_equal(got_status[1][SIM_RX_OK], 1);
+		fprintf(stderr, "reset: the frame had left the air (host "
+		    "stall), again\n");
+		air_free();
+		if (try + 1 == TRIES)
+			fail_msg("the host never let a reset cut a frame in "
+			    "%d tries", TRIES);
+	}
+	assert_int_equal(got_status[1][SIM_RX_COLLIDED], 1);
 	assert_int_equal(peer[1].len, 0);
 	assert_int_equal(peer[1].ep->st.rx_garbled, 1);
 	assert_int_equal(resets[0], 1);
@@ -435,7 +545,9 @@ test_line_mismatch(void **state)
 
 	air_new(1, ch);
 	say(3, "hello there\n");
-	run_ms(50);
+	/* The run is decoded whole when it ends (6.25 ms). */
+	WAIT_FOR(peer[3].ep->st.line_mismatch == 1, 2000);
+	run_ms(20);
 	assert_int_equal(toy[3].len, sizeof(want));
 	assert_memory_equal(toy[3].line, want, sizeof(want));
 	assert_int_equal(peer[3].ep->st.line_mismatch, 1);
