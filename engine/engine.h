@@ -103,6 +103,23 @@ struct eng_params {
 	 * cycle (link.c).
 	 */
 	unsigned int	 node_silence_ms;
+	/*
+	 * How fast a node hashes the package before it answers VERIFY,
+	 * kB/s; 0: from the link (20,000 on a LAN, 1,000 on a small or
+	 * half-duplex link's microcontrollers).
+	 */
+	unsigned int	 node_hash_kbs;
+	/*
+	 * The values the link's own config section set (ENG_FIX_*): used
+	 * as given.  The others are derived from the link (its caps,
+	 * airtime and duty cycle) and never below the value here
+	 * (docs/engine.md, "The link profile").
+	 */
+	uint32_t	 fixed;
+#define ENG_FIX_OFFER_WINDOW	0x0001
+#define ENG_FIX_STATUS_WINDOW	0x0002
+#define ENG_FIX_DISCOVER	0x0004
+#define ENG_FIX_RESULT_TIMEOUT	0x0008
 	bool		 fec;		/* TS004 parity repair */
 	unsigned int	 fec_k;		/* blocks per parity group, 0: 64 */
 	int		 fec_proactive;	/* % of fec_k, or ENG_FEC_AUTO */
@@ -351,9 +368,18 @@ struct eng_pacer_info {
 	uint64_t	 rate_bps;	/* paced rate, 0 = unlimited */
 	uint64_t	 link_bps;
 	uint32_t	 frame_overhead;
-	uint32_t	 duty_cycle_ppm;
+	uint32_t	 duty_cycle_ppm;	/* largest of the bands' */
+	/* The first regulated band: budget left in the window now. */
 	uint64_t	 duty_credit_us;
-	uint64_t	 duty_cap_us;
+	uint64_t	 duty_cap_us;	/* ... and its budget per window */
+	/* Every band (caps.band[], or one of duty_cycle_ppm). */
+	uint8_t		 nbands;	/* 0: no duty cycle */
+	struct {
+		uint32_t duty_ppm;
+		uint64_t budget_us;	/* per window */
+		uint64_t used_us;	/* in the window now */
+		uint64_t spent_us;	/* since the link opened */
+	}		 band[TP_BANDS_MAX];
 	uint32_t	 min_gap_us;
 	uint32_t	 tx_queue;
 	uint32_t	 inflight;	/* sent, no tx_done yet */
@@ -361,7 +387,7 @@ struct eng_pacer_info {
 	uint64_t	 backlog_us;	/* paced time still ahead */
 	uint64_t	 frames;
 	uint64_t	 bytes;
-	uint64_t	 airtime_us;	/* charged airtime */
+	uint64_t	 airtime_us;	/* airtime (as tx_done measured) */
 	uint64_t	 waits;		/* timer arms for pacing */
 	uint64_t	 eagain;
 };
@@ -380,10 +406,21 @@ struct eng_link_info {
 	uint64_t	 tx_repair;	/* ... of them in repair passes */
 	uint64_t	 tx_errors;
 	uint64_t	 ctrl_dropped;	/* control ring full */
+	uint64_t	 ctrl_stale;	/* control frames stale when due */
+	uint64_t	 quiet_waits;	/* half-duplex: sends held for answers */
 	unsigned int	 ctrl_queued;
 	unsigned int	 data_sessions;	/* sessions in a data pass */
 	uint32_t	 loss_ppm;	/* loss the nodes saw (parity) */
 	uint32_t	 node_silence_ms;	/* in use (profile or derived) */
+	/* The link's profile in use (configured or derived). */
+	uint32_t	 status_window_ms;	/* floor of a round's window */
+	uint32_t	 offer_window_ms;
+	uint32_t	 discover_interval_s;	/* 0: at open only */
+	uint32_t	 result_timeout_s;
+	uint32_t	 poll_ms;	/* first RESULT poll after the delay */
+	uint32_t	 node_hash_kbs;
+	uint32_t	 frame_us;	/* an mtu frame on air */
+	uint32_t	 answer_us;	/* a node's largest answer on air */
 	struct eng_pacer_info pacer;
 	/* Link shapes: peers, slots for members served alone, polls. */
 	size_t		 npeers;	/* known (eng_link_peer_info) */

@@ -140,14 +140,16 @@ eng__send(struct eng_session *s, const struct eng_member *m,
 
 void
 eng__target(struct eng_session *s, uint8_t type, const struct eng_member *m,
-    uint16_t window, uint8_t reason)
+    uint64_t window, uint8_t reason)
 {
 	struct up_msg	 msg;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.type = type;
 	msg.u.target.node_id = m != NULL ? m->node : 0;
-	msg.u.target.window_ms = window;
+	/* A full frame's window is a u16; a longer wait goes on anyway. */
+	msg.u.target.window_ms = window > UINT16_MAX ? UINT16_MAX :
+	    (uint16_t)window;
 	msg.u.target.reason = reason;
 	eng__send(s, m, &msg);
 }
@@ -207,12 +209,12 @@ eng__ask(struct eng_session *s, uint8_t type, enum eng_mstate st,
 	struct eng_member	*m;
 
 	if (s->nstate[st] * 2 >= s->nmembers) {
-		eng__target(s, type, NULL, (uint16_t)window, 0);
+		eng__target(s, type, NULL, window, 0);
 		return;
 	}
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->state == st)
-			eng__target(s, type, m, (uint16_t)window, 0);
+			eng__target(s, type, m, window, 0);
 }
 
 void
@@ -589,6 +591,7 @@ eng_session_stop(struct eng_session *s)
 	struct eng_member	*m;
 
 	eng__disarm(s);
+	eng__batch(s);		/* its queued requests are stale */
 	s->rtimer_at = ENG_NEVER;
 	if (s->l != NULL)
 		eng__data_remove(s->l, s);

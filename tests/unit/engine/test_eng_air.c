@@ -1,0 +1,324 @@
+/*
+ * test_eng_air.c: the engine on a radio (issue 8 §2): the duty-cycle
+ * ledger through the plugin's tx_done, sub-bands, timers that start when
+ * a frame leaves, stale control frames, and a half-duplex link's quiet
+ * windows.  The engine runs alone on a fake clock over tp_mem configured
+ * as a half-duplex radio (frames on the air for their time on air, one
+ * at a time, tx_done when they end).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "airlog.h"
+#include "eng_fixture.h"
+
+#define HOUR_US		(3600ULL * 1000000)
+
+/*
+ * Time on air of a LoRa frame (Semtech SX1272 datasheet §4.1.1.7):
+ * bandwidth 125 kHz, coding rate 4/5, preamble 8, explicit header, CRC
+ * on, low-data-rate optimisation from SF11.
+ */
+static uint32_t
+lora_toa(unsigned int sf, size_t pl)
+{
+	double		 tsym = (double)(1u << sf) / 125000.0;
+	int		 de = sf >= 11, num, npay;
+
+	num = 8 * (int)pl - 4 * (int)sf + 28 + 16;
+	npay = 8 + (num > 0 ? (num + 4 * ((int)sf - 2 * de) - 1) /
+	    (4 * ((int)sf - 2 * de)) * 5 : 0);
+	return ((uint32_t)((8 + 4.25 + npay) * tsym * 1e6));
+}
+
+static uint32_t
+sf12_air(size_t len)
+{
+	return (lora_toa(12, len));
+}
+
+/* The published figures (research/transports.md §1.3). */
+static void
+test_lora_toa(void **state)
+{
+	/* SF7/125 with 255 B: about 400 ms; SF12/125: about 9.0 s. */
+	assert_true(lora_toa(7, 255) > 390000 && lora_toa(7, 255) < 410000);
+	assert_true(lora_toa(12, 255) > 8800000 &&
+	    lora_toa(12, 255) < 9200000);
+	/* A 24-byte frame at SF12: 1.48 s. */
+	assert_int_equal(lora_toa(12, 24) / 1000, 1482);
+}
+
+/* ------------------------------------------------------------------ */
+/* The ledger through tx_done                                          */
+
+struct air_run {
+	struct airlog	 log;
+	uint32_t	 extra;		/* tx_done says this much more */
+	uint32_t	 (*air)(size_t);
+	uint64_t	 end;
+	uint64_t	 frames;
+};
+
+static struct air_run *cur_run;
+
+static void
+air_tx(void *arg, uint64_t now, const uint8_t *frame, size_t len)
+{
+	struct air_run	*r = arg;
+
+	airlog_add(&r->log, now, r->air(len) + r->extra);
+	r->frames++;
+}
+
+/* Keeps the link busy with small control frames until the end. */
+static bool
+air_pump(struct efx *fx)
+{
+	struct eng_link_info	 li;
+
+	if (fx->tc.now_us >= cur_run->end)
+		return (true);
+	eng_link_info(fx->l, &li);
+	if (li.ctrl_queued < 30)
+		eng_link_abort(fx->l, 0x5e55a001, 0x77, NULL, UP_R_ABORTED);
+	return (false);
+}
+
+static void
+sf12_link(struct tp_mem_params *mp)
+{
+	efx_default_link(mp);
+	mp->caps.mtu = 51;
+	mp->caps.flags = TP_CAP_BROADCAST | TP_CAP_UNICAST |
+	    TP_CAP_HALF_DUPLEX;
+	mp->caps.bitrate_bps = 293;	/* SF12/125, CR 4/5 */
+	mp->caps.frame_overhead = 13;
+	mp->caps.duty_cycle_ppm = 10000;
+	mp->caps.duty_window_ms = 3600000;
+	mp->caps.tx_queue = 4;
+	mp->tx_done = true;
+	mp->air_fn = sf12_air;
+}
+
+/*
+ * Issue 8 §2: over 10 h at SF12, 1 %, 24-byte frames the pacer went
+ * 1.77 % on air, because tx_done corrected each frame's charge against a
+ * full-MTU estimate instead of what the frame was charged.  Here the
+ * plugin reports each frame's airtime in tx_done (and, the second time,
+ * 10 % more than its airtime() model said): in every hour of the run the
+ * frames on the air stay within 1 %, checked at every frame, and the
+ * radio is not left idle while budget is left.
+ */
+static void
+run_sf12(uint32_t extra_pct)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_link_info	 li;
+	struct air_run		 r;
+	double			 share, most;
+
+	sf12_link(&mp);
+	mp.air_extra_us = sf12_air(23) * extra_pct / 100;
+	efx_default_params(&p);
+	memset(&r, 0, sizeof(r));
+	airlog_init(&r.log, HOUR_US, 10000);
+	r.air = sf12_air;
+	r.extra = mp.air_extra_us;
+	cur_run = &r;
+	fx = efx_new(&tp_mem_air_ops, &mp, &p, 1024);
+	tp_mem_set_tx_hook(fx->m, air_tx, &r);
+	r.end = fx->tc.now_us + 10 * HOUR_US;
+	assert_true(efx_run(fx, air_pump, 11 * 3600 * 1000));
+	eng_link_info(fx->l, &li);
+	share = (double)r.log.total / (10.0 * HOUR_US) * 100;
+	most = (double)airlog_max(&r.log) / HOUR_US * 100;
+	print_message("SF12, +%u %% in tx_done: %" PRIu64 " frames, %.3f %% "
+	    "on air over 10 h, at most %.4f %% in an hour; ledger %" PRIu64
+	    " us\n", extra_pct, r.frames, share, most,
+	    li.pacer.band[0].spent_us);
+	assert_false(r.log.over);
+	assert_true(airlog_max(&r.log) <= HOUR_US / 100);
+	/* Never idle while budget is left: within 2 % of the budget. */
+	assert_true(share > 0.98);
+	/* The engine's ledger holds what the plugin measured. */
+	assert_int_equal(li.pacer.band[0].spent_us, r.log.total);
+	assert_int_equal(li.pacer.airtime_us, r.log.total);
+	efx_free(fx);
+	airlog_free(&r.log);
+}
+
+static void
+test_sf12_ledger_tx_done(void **state)
+{
+	run_sf12(0);
+	run_sf12(10);
+}
+
+/* ------------------------------------------------------------------ */
+/* Timers from the real send time                                      */
+
+struct ask_count {
+	uint64_t	 to_all[16];	/* per type, target 0 */
+	uint64_t	 targeted[16];
+};
+
+static void
+ask_tx(void *arg, uint64_t now, const uint8_t *frame, size_t len)
+{
+	struct ask_count	*a = arg;
+	struct up_msg		 m;
+
+	if (up_decode_any(frame, len, &m) != UP_OK)
+		return;
+	switch (m.type) {
+	case UP_T_STATUS_REQ:
+	case UP_T_VERIFY:
+		if (m.u.target.node_id != 0)
+			a->targeted[m.type]++;
+		else
+			a->to_all[m.type]++;
+		break;
+	default:
+		a->to_all[m.type & 15]++;
+		break;
+	}
+}
+
+static uint32_t
+air_22k(size_t len)
+{
+	return ((uint32_t)((len + 13) * 8 * 1000000 / 22000));
+}
+
+/*
+ * A duty cycle so tight that a request waits seconds behind pacing (1 %
+ * of a 10 s window: one 255-byte frame per window at 22 kbit/s, so a
+ * request queued after a DATA frame waits for it to leave the window),
+ * with answer windows of a few hundred milliseconds.  Counted from when a request was
+ * queued, every OFFER, STATUS_REQ and VERIFY window would be over
+ * before the request left, and the nodes would be asked again and again
+ * and written off.  Counted from when it left, every node answers its
+ * request to all: no targeted ask, no write-off, the OFFER sent exactly
+ * offer_repeats times.
+ */
+static void
+test_timers_from_send(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_link_info	 li;
+	struct ask_count	 a;
+	int			 i;
+
+	efx_default_link(&mp);
+	mp.caps.mtu = 255;
+	mp.caps.bitrate_bps = 22000;
+	mp.caps.frame_overhead = 13;
+	mp.caps.duty_cycle_ppm = 10000;
+	mp.caps.duty_window_ms = 10000;
+	mp.air_fn = air_22k;
+	memset(&a, 0, sizeof(a));
+	fx = efx_new(&tp_mem_air_ops, &mp, NULL, 6 * 1024);
+	tp_mem_set_tx_hook(fx->m, ask_tx, &a);
+	for (i = 0; i < 4; i++)
+		efx_node(fx, 0xa01 + i, 64 * 1024, 0);
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 3600 * 1000));
+	eng_link_info(fx->l, &li);
+	print_message("tight duty: %" PRIu64 " s, OFFER %" PRIu64 ", "
+	    "STATUS_REQ %" PRIu64 " + %" PRIu64 " targeted, VERIFY %" PRIu64
+	    " + %" PRIu64 ", %" PRIu64 " stale dropped\n",
+	    (fx->tc.now_us - 1000000) / 1000000, a.to_all[UP_T_OFFER],
+	    a.to_all[UP_T_STATUS_REQ], a.targeted[UP_T_STATUS_REQ],
+	    a.to_all[UP_T_VERIFY], a.targeted[UP_T_VERIFY], li.ctrl_stale);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(fx->kn[i].state, ENG_M_UPDATED);
+		assert_int_equal(fx->kn[i].finals, 1);
+	}
+	assert_int_equal(a.targeted[UP_T_STATUS_REQ], 0);
+	assert_int_equal(a.targeted[UP_T_VERIFY], 0);
+	/* Every node took the first OFFER, and the first VERIFY. */
+	assert_int_equal(a.to_all[UP_T_OFFER], 1);
+	assert_int_equal(a.to_all[UP_T_VERIFY], 1);
+	efx_free(fx);
+}
+
+/*
+ * Stale control frames are dropped, not sent.  The plugin takes one
+ * frame and then refuses (TP_EAGAIN) while the medium is held: the
+ * DISCOVER is in the plugin, the OFFER waits in the engine.
+ * The daemon stops the session meanwhile; when the link takes frames
+ * again, the waiting OFFER of the stopped session is dropped.  Started
+ * again, the session runs to the end.
+ */
+static bool
+efx_blocked(struct efx *fx)
+{
+	struct eng_link_info	 li;
+
+	eng_link_info(fx->l, &li);
+	return (li.pacer.blocked && li.ctrl_queued > 0);
+}
+
+static void
+test_stale_dropped(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_link_info	 li;
+	struct ask_count	 a;
+	uint64_t		 offers;
+	int			 i;
+
+	efx_default_link(&mp);
+	mp.caps.tx_queue = 1;
+	fx = efx_new(&tp_mem_ops, &mp, NULL, 20 * 1024);
+	memset(&a, 0, sizeof(a));
+	tp_mem_set_tx_hook(fx->m, ask_tx, &a);
+	for (i = 0; i < 3; i++)
+		efx_node(fx, 0xb01 + i, 128 * 1024, 0);
+	assert_true(efx_run(fx, efx_all_known, 2000));
+	tp_mem_hold(fx->m, true);
+	efx_session(fx, 0, 0);
+	efx_join_all(fx);
+	efx_go(fx);
+	assert_true(efx_run(fx, efx_blocked, 2000));
+	/* The DISCOVER is in the plugin, the OFFER waits in the engine. */
+	offers = a.to_all[UP_T_OFFER];
+	assert_int_equal(offers, 0);
+	eng_session_stop(fx->s);
+	tp_mem_hold(fx->m, false);
+	efx_sleep(fx, 100);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.ctrl_stale, 1);
+	assert_int_equal(a.to_all[UP_T_OFFER], offers);
+	efx_go(fx);
+	assert_true(efx_run(fx, efx_done, 30000));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(fx->kn[i].state, ENG_M_UPDATED);
+	efx_free(fx);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lora_toa),
+		cmocka_unit_test(test_sf12_ledger_tx_done),
+		cmocka_unit_test(test_timers_from_send),
+		cmocka_unit_test(test_stale_dropped),
+	};
+
+	return (cmocka_run_group_tests(tests, NULL, NULL));
+}
