@@ -550,6 +550,9 @@ struct eng_session_info {
 	uint64_t	 offload_bytes;	/* the module took, 0: no offload */
 	bool		 compact;	/* UP's compact frames (§11) */
 	uint8_t		 tag;		/* its session tag, 0: none */
+	uint16_t	 fec_k;		/* parity group size, 0: none */
+	uint64_t	 count_rounds;	/* rounds asking count lists */
+	uint64_t	 counts_heard;	/* count lists answered */
 };
 void		 eng_session_info(const struct eng_session *,
 		    struct eng_session_info *);

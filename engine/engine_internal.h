@@ -419,6 +419,9 @@ struct eng_link {
 	/* Discovery: DISCOVER rounds and the wait for their answers. */
 	uint64_t		 discover_at;	/* next round, us; ENG_NEVER */
 	uint64_t		 settle_ms;	/* its ANNOUNCEs are in */
+	uint16_t		 disc_slots;	/* its reply schedule (§11.9) */
+	uint16_t		 disc_slot_ms;
+	uint32_t		 disc_count;	/* ANNOUNCEs since it went */
 
 	/* Loss seen by the nodes (ppm), for proactive parity. */
 	uint32_t		 loss_ppm;
@@ -516,6 +519,9 @@ struct eng_member {
 	uint32_t		 stall;		/* status rounds w/o progress */
 	uint32_t		 progress_held;	/* held at the last round */
 	bool			 xr_added;	/* in this round's XOR plan */
+	/* What its compact ACCEPT said it can use (UP_ACAP_*, §11.5.4). */
+	uint8_t			 acaps;
+	bool			 acaps_known;
 	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
 
 	/*
@@ -671,6 +677,26 @@ struct eng_session {
 	struct up_bitmap	 xr_dneed;
 	uint8_t			*xr_buf;	/* block_size, read scratch */
 	uint64_t		 xor_frames;
+
+	/*
+	 * Reply schedules and status forms (reply.c): the schedule the
+	 * session's current requests carry (compact frames on a slow link,
+	 * §11.9; 0: the full form's window), the status form the round
+	 * asks for (§11.7: UP_SB_* | UP_SQ_MISSING), and the round's
+	 * aggregate of run and count lists (up_status_agg).
+	 */
+	uint16_t		 sched_slots;
+	uint16_t		 sched_slot_ms;
+	uint64_t		 sched_wait_ms;	/* VERIFY: its schedule's */
+	uint8_t			 sched_req;
+	bool			 sq_missing;	/* silent: presumed complete */
+	bool			 want_runs;	/* counts failed: ask runs */
+	bool			 fec_counted;	/* count plans this round */
+	struct up_status_agg	 agg;
+	uint8_t			*agg_bits;	/* NULL: no aggregate */
+	uint8_t			*agg_need;
+	uint64_t		 count_rounds;	/* rounds asking counts */
+	uint64_t		 counts_heard;	/* count lists answered */
 };
 
 /* ------------------------------------------------------------------ */
@@ -741,6 +767,32 @@ uint64_t eng__schedule_ms(struct eng_link *, unsigned int n,
 	    unsigned int frames);
 /* How long after m left its answers may come, ms (0: none). */
 uint32_t eng__reply_ms(struct eng_link *, const struct up_msg *);
+
+/* ------------------------------------------------------------------ */
+/* reply.c: reply schedules, status forms, count lists                 */
+
+/*
+ * The schedule and window of a request of `type' that n nodes answer:
+ * sets s->sched_* (what cframe.c writes into compact requests on a
+ * slow link) and returns how long the answers take to come in, ms (at
+ * least the link's floor).
+ */
+uint64_t eng__ask_schedule(struct eng_session *, uint8_t type,
+	    unsigned int n);
+/* A status round begins: its form (runs, or counts only from nodes
+ * missing something where uplink airtime is dear). */
+void	 eng__status_form(struct eng_session *);
+/* The aggregate of a round's lists (up_status_agg). */
+void	 eng__agg_open(struct eng_session *);
+void	 eng__agg_free(struct eng_session *);
+void	 eng__agg_round(struct eng_session *);
+void	 eng__agg_add(struct eng_session *, const struct up_status_body *);
+/* A member's count list (§11.7 form 2): its need, planned as parity. */
+void	 eng__counts_apply(struct eng_session *, struct eng_member *,
+	    const struct up_status_body *);
+/* A round that asked only nodes missing something ends: the silent
+ * ones are presumed complete (VERIFY tells). */
+void	 eng__sq_missing_end(struct eng_session *);
 
 /* ------------------------------------------------------------------ */
 /* session.c                                                            */
@@ -887,12 +939,15 @@ void	 eng__result_timer(struct eng_session *);
 #define ENG_FEC_DATA	0x01	/* this round: plain DATA for it */
 #define ENG_FEC_SENT	0x02	/* parity went to the group this pass */
 #define ENG_FEC_PREV	0x04	/* ... and in the previous repair pass */
+#define ENG_FEC_COUNT	0x08	/* planned from count lists (§11.7) */
+#define ENG_FEC_EXTRA	2	/* rows beyond a count list's need */
 
 void	 eng__fec_open(struct eng_session *);
 void	 eng__fec_free(struct eng_session *);
 uint16_t eng__fec_proactive(const struct eng_session *);
+/* A node's status body describing blocks [0, end). */
 void	 eng__fec_note(struct eng_session *, const struct up_status_body *,
-	    bool first);
+	    bool first, uint32_t end);
 void	 eng__fec_round(struct eng_session *);
 void	 eng__fec_plan(struct eng_session *);
 void	 eng__fec_measure(struct eng_session *);

@@ -643,8 +643,26 @@ static void
 link_discover(struct eng_link *l, uint64_t now_us)
 {
 	struct up_msg	 m;
-	uint64_t	 w = l->pf.status_window_ms;
+	uint64_t	 w = l->pf.status_window_ms, x;
+	unsigned int	 n, frames, up;
 
+	/*
+	 * On a slow link the ANNOUNCEs come in reply slots (§11.9) sized
+	 * to the nodes heard last time (at least 8) and to an ANNOUNCE in
+	 * segments of the uplink (about 100 bytes).
+	 */
+	l->disc_slots = l->disc_slot_ms = 0;
+	if (l->pf.slow && eng__link_compact(l)) {
+		n = l->disc_count > 8 ? l->disc_count : 8;
+		up = l->pf.answer_bytes > l->caps.frame_overhead +
+		    UP_SEG_HDR_LEN + 1 ? l->pf.answer_bytes -
+		    l->caps.frame_overhead - UP_SEG_HDR_LEN : 1;
+		frames = (100 + up - 1) / up;
+		eng__schedule(l, n, frames, &l->disc_slots, &l->disc_slot_ms);
+		if ((x = eng__schedule_ms(l, n, frames)) > w)
+			w = x;
+	}
+	l->disc_count = 0;
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_DISCOVER;
 	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : (uint16_t)w;
@@ -747,6 +765,7 @@ link_rx(void *arg, struct tp *tp, const struct tp_addr *src,
 	eng__peer_rx(l, src, &m);
 	switch (m.type) {
 	case UP_T_ANNOUNCE:
+		l->disc_count++;
 		/* The session first: the daemon then sees the new state. */
 		if (m.u.announce.session != 0 &&
 		    (s = eng_session_find(e, m.u.announce.session)) != NULL)

@@ -121,8 +121,9 @@ phase_offer_gap(struct eng_session *s, unsigned int r)
 
 	gap = (s->l != NULL ? s->l->pf.offer_window_ms :
 	    eng__params(s)->offer_window_ms) / r;
-	if (s->l != NULL && s->l->pf.slow &&
-	    (w = eng__schedule_ms(s->l, s->nstate[ENG_M_OFFERED], 1)) > gap)
+	/* The ACCEPTs' schedule, which the compact OFFER carries. */
+	if (s->l != NULL && s->l->pf.slow && (w = eng__ask_schedule(s,
+	    UP_T_OFFER, s->nstate[ENG_M_OFFERED])) > gap)
 		gap = w;
 	return (gap);
 }
@@ -334,7 +335,7 @@ eng__verify_wait(const struct eng_session *s)
 	 */
 	if (s->offer.image_size > work)
 		work = s->offer.image_size;
-	return (eng__window(s) + eng__margin(s) + work /
+	return (eng__window(s) + eng__margin(s) + s->sched_wait_ms + work /
 	    (s->l != NULL ? s->l->pf.hash_kbs : 20000));
 }
 
@@ -342,6 +343,7 @@ static void
 phase_verify_begin(struct eng_session *s)
 {
 	struct eng_member	*m;
+	uint64_t		 w;
 
 	s->phase = ENG_P_VERIFY;
 	s->step = 0;
@@ -358,7 +360,10 @@ phase_verify_begin(struct eng_session *s)
 	s->verify_asked = s->unanswered;
 	s->verify_nudge = 0;
 	eng__batch(s);
-	eng__ask(s, UP_T_VERIFY, ENG_M_DOWNLOADED, eng__window(s));
+	/* On a slow link the answers come in reply slots (reply.c). */
+	w = eng__ask_schedule(s, UP_T_VERIFY, s->unanswered);
+	s->sched_wait_ms = w > eng__window(s) ? w - eng__window(s) : 0;
+	eng__ask(s, UP_T_VERIFY, ENG_M_DOWNLOADED, w);
 	eng__arm_after(s, eng__verify_wait(s));
 }
 
@@ -401,6 +406,7 @@ phase_verify_tick(struct eng_session *s)
 	else
 		s->step++;
 	eng__batch(s);
+	s->sched_wait_ms = 0;	/* targeted: answered at once */
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->asked && !m->answered && m->state == ENG_M_DOWNLOADED)
 			eng__target(s, UP_T_VERIFY, m, eng__window(s), 0);
@@ -521,7 +527,7 @@ eng__decide(struct eng_session *s)
 		eng__arm(s, l->settle_ms - now);
 	} else if (npend > 0 && nrecv == 0)
 		phase_offer_begin(s);
-	else if (nrecv > 0 && s->nneeded > 0)
+	else if (nrecv > 0 && (s->nneeded > 0 || s->fec_counted))
 		phase_data_begin(s);
 	else if (nrecv > 0)
 		eng__status_begin(s);

@@ -311,6 +311,11 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 	uint64_t	 end;
 	uint32_t	 described;
 
+	if (st->form == UP_SB_COUNTS) {
+		/* How many rows, not which blocks (reply.c). */
+		eng__counts_apply(s, m, st);
+		return;
+	}
 	if (st->first_missing > s->nblocks ||
 	    !eng__status_ok(s, st, &described)) {
 		eng__debug("session %08x: node 0x%016" PRIx64 ": status past "
@@ -348,9 +353,10 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 		if (end < s->nblocks)
 			session_need_range(s, (uint32_t)end, s->nblocks);
 	}
+	eng__agg_add(s, st);
+	eng__fec_note(s, st, first, described);
 	if (st->form != UP_SB_BITMAP)
-		return;	/* the planners read bitmap slices */
-	eng__fec_note(s, st, first);
+		return;	/* the XOR planner reads bitmap slices */
 	eng__xr_note(s, m, st, first);
 }
 
@@ -435,7 +441,13 @@ session_block_size(struct eng_session *s, struct eng_link *l)
 		    bs > UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN)
 			bs = UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN;
 	} else {
-		hdr = UP_DATA_OVERHEAD;
+		/*
+		 * Where the mtu sets the block size, a PARITY frame (6 bytes
+		 * more than DATA) must still fit, or parity would switch
+		 * itself off; its 6 bytes also give an XOR frame room for a
+		 * list of a few blocks (§4.15: DATA minus 3 plus the list).
+		 */
+		hdr = l->p.fec ? UP_PARITY_OVERHEAD : UP_DATA_OVERHEAD;
 		if (mtu <= hdr)
 			return (0);
 		if (bs > mtu - hdr)
@@ -508,13 +520,18 @@ session_open(struct eng_session *s)
 	s->cursor = 0;
 	s->pass = 0;
 	session_shape(s, l);
-	if (s->shape == ENG_SHAPE_BROADCAST && !s->compact) {
+	if (s->shape == ENG_SHAPE_BROADCAST) {
 		/*
 		 * Members served alone need neither: their sets are exact.
-		 * (Compact PARITY and XOR frames are not planned yet.)
+		 * Compact sessions repair with compact PARITY; an XOR frame
+		 * is 3 bytes and its list longer than a compact DATA, so
+		 * where blocks fill the mtu (every link of 255 bytes or
+		 * less) it has no room (§11.5.14).
 		 */
 		eng__fec_open(s);
-		eng__xr_open(s);
+		if (!s->compact)
+			eng__xr_open(s);
+		eng__agg_open(s);
 	}
 	s->offer.block_size = s->block_size;
 	s->offer.nblocks = s->nblocks;
@@ -626,6 +643,7 @@ eng_session_close(struct eng_session *s)
 	s->nneeded = 0;
 	eng__fec_free(s);
 	eng__xr_free(s);
+	eng__agg_free(s);
 }
 
 void
@@ -686,6 +704,9 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->offload_bytes = s->off_bytes;
 	si->compact = s->compact;
 	si->tag = s->tagged ? s->tag : 0;
+	si->fec_k = s->fec_k;
+	si->count_rounds = s->count_rounds;
+	si->counts_heard = s->counts_heard;
 }
 
 /* ------------------------------------------------------------------ */
@@ -762,8 +783,8 @@ eng__replan(struct eng_session *s)
 	if (l == NULL || s->needed_buf == NULL)
 		return;
 	mtu = eng__link_mtu(l);
-	if (s->fec_k != 0 && (size_t)s->block_size + UP_PARITY_OVERHEAD >
-	    mtu) {
+	if (s->fec_k != 0 && !s->compact &&
+	    (size_t)s->block_size + UP_PARITY_OVERHEAD > mtu) {
 		eng__info("session %08x: no more parity at mtu %zu", s->id,
 		    mtu);
 		eng__fec_free(s);

@@ -135,6 +135,8 @@ eng__status_begin(struct eng_session *s)
 	eng__batch(s);
 	eng__fec_round(s);
 	eng__xr_round(s);
+	eng__agg_round(s);
+	eng__status_form(s);
 	/*
 	 * Latecomers and silent nodes get the offer with the round; a
 	 * latecomer only if the daemon lets it go at offer time.
@@ -153,26 +155,37 @@ eng__status_begin(struct eng_session *s)
 			m->progress_held = m->held;
 		}
 	}
-	if (offer)
-		eng__send_offer(s);
 	/*
 	 * With a measured round trip the first wait is short; silent
-	 * nodes then get the configured window (eng__status_tick).
+	 * nodes then get the configured window (eng__status_tick).  On a
+	 * slow link the answers need a schedule of reply slots instead
+	 * (reply.c): a round trip tells nothing there.
 	 */
-	w = status_fast_window(s, s->unanswered);
-	eng__debug("session %08x: status round, %u nodes asked, window %"
-	    PRIu64 " ms", s->id, s->unanswered, w != 0 ? w : eng__window(s));
+	w = s->l != NULL && s->l->pf.slow ? 0 :
+	    status_fast_window(s, s->unanswered);
 	/* A round to all gives a round-trip sample. */
 	s->ask_us = s->nstate[ENG_M_RECEIVING] * 2 >= s->nmembers ?
 	    eng__now_us(s->e) : 0;
 	s->round_us = 0;
 	if (w != 0) {
+		eng__debug("session %08x: status round, %u nodes asked, "
+		    "window %" PRIu64 " ms", s->id, s->unanswered, w);
 		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, w);
 		eng__arm_after(s, status_fast_wait(s, w));
 	} else {
-		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, eng__window(s));
-		eng__arm_after(s, eng__window(s) + eng__margin(s));
+		w = eng__ask_schedule(s, UP_T_STATUS_REQ, s->unanswered);
+		eng__debug("session %08x: status round, %u nodes asked, "
+		    "window %" PRIu64 " ms%s", s->id, s->unanswered, w,
+		    s->sq_missing ? ", counts from nodes missing blocks" : "");
+		/* Latecomers' OFFERs carry the same schedule. */
+		if (offer)
+			eng__send_offer(s);
+		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, w);
+		eng__arm_after(s, w + 100 + w / 4);
+		return;
 	}
+	if (offer)
+		eng__send_offer(s);
 }
 
 void
@@ -185,7 +198,11 @@ eng__status_tick(struct eng_session *s)
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->asked && !m->answered && m->state == ENG_M_RECEIVING)
 			silent++;
-	if (silent == 0 || s->step >= ENG_TRIES) {
+	/*
+	 * Asked to answer only if missing something: silence is no
+	 * reason to ask again (eng__sq_missing_end).
+	 */
+	if (silent == 0 || s->step >= ENG_TRIES || s->sq_missing) {
 		eng__status_end(s);
 		return;
 	}
@@ -211,6 +228,7 @@ eng__status_end(struct eng_session *s)
 	unsigned int		 max_rounds = eng__params(s)->max_rounds;
 
 	eng__disarm(s);
+	eng__sq_missing_end(s);
 	status_rtt_round(s);
 	eng__fec_measure(s);
 	TAILQ_FOREACH_SAFE(m, &s->members, entry, next) {
