@@ -415,6 +415,7 @@ struct eng_link {
 	 * "Half-duplex links").
 	 */
 	uint64_t		 quiet_until;
+	uint64_t		 quiet_cookie;	/* a request not left yet */
 
 	/* Discovery: DISCOVER rounds and the wait for their answers. */
 	uint64_t		 discover_at;	/* next round, us; ENG_NEVER */

@@ -347,6 +347,18 @@ link_band(struct eng_link *l, const struct tp_addr *dst, size_t len)
 /* Frames on their way: what waits for them to leave                    */
 
 /*
+ * A half-duplex link keeps quiet for the answers a request asked for
+ * (docs/engine.md, "Half-duplex links").  On a polled link nothing
+ * answers unasked: the polls are the engine's (poll.c).
+ */
+static bool
+link_quiets(const struct eng_link *l)
+{
+	return ((l->caps.flags & (TP_CAP_HALF_DUPLEX | TP_CAP_POLLED)) ==
+	    TP_CAP_HALF_DUPLEX);
+}
+
+/*
  * A frame left the link at left_us: a half-duplex link keeps quiet for
  * the answers it asked for, and its session's window starts.
  */
@@ -359,11 +371,12 @@ link_left(struct eng_link *l, struct eng_txrec *r, uint64_t left_us)
 	 * On a polled link nothing answers unasked: the polls are the
 	 * engine's (poll.c), no quiet is needed.
 	 */
-	if (r->reply_ms != 0 && (l->caps.flags & (TP_CAP_HALF_DUPLEX |
-	    TP_CAP_POLLED)) == TP_CAP_HALF_DUPLEX) {
+	if (r->reply_ms != 0 && link_quiets(l)) {
 		q = left_us + (uint64_t)r->reply_ms * 1000;
 		if (q > l->quiet_until)
 			l->quiet_until = q;
+		if (l->quiet_cookie == r->cookie)
+			l->quiet_cookie = 0;
 	}
 	if (r->anchor) {
 		r->anchor = false;
@@ -499,8 +512,14 @@ link_tx(struct eng_link *l)
 		if (!l->up || l->tp == NULL || l->pacer.blocked)
 			return;
 		now = eng__now_us(l->e);
+		/*
+		 * Half-duplex: the answers asked for have the air.  Nothing
+		 * is handed over behind a request until it has left (the
+		 * plugin would send it at once after the request).
+		 */
+		if (l->quiet_cookie != 0)
+			return;		/* its tx_done says when */
 		if (l->quiet_until > now) {
-			/* Half-duplex: the answers asked for have the air. */
 			l->quiet_waits++;
 			l->tx_at = l->quiet_until;
 			return;
@@ -589,6 +608,9 @@ link_tx(struct eng_link *l)
 				r->s = l->pend_s;
 				r->anchor = l->pend_s != NULL;
 				r->reply_ms = l->ring[l->ring_head].reply_ms;
+				if (r->reply_ms != 0 && link_quiets(l) &&
+				    l->pacer.track_inflight)
+					l->quiet_cookie = cookie;
 			}
 			/*
 			 * Without tx_done reports the frame leaves as it is
@@ -891,6 +913,7 @@ link_event(void *arg, struct tp *tp, enum tp_link_event ev)
 			break;
 		eng__warnx("%s: link down; its sessions wait", l->name);
 		l->up = false;
+		l->quiet_cookie = 0;	/* no tx_done will come for it */
 		l->down_us = now != 0 ? now : 1;
 		eng__peers_down(l);
 		TAILQ_FOREACH(s, &l->e->sessions, entry)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "airlog.h"
+#include "cache.h"
 #include "eng_fixture.h"
 
 #define HOUR_US		(3600ULL * 1000000)
@@ -480,6 +481,177 @@ test_lora_222(void **state)
 	assert_true(r.by_type[UP_T_PARITY] > 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* Half-duplex: two sessions, quiet windows                            */
+
+struct quiet {
+	struct airlog	 log;
+	uint64_t	 until;		/* answers asked for come till then */
+	uint64_t	 windows;	/* requests with a reply schedule */
+	uint64_t	 broken;	/* frames sent inside such a window */
+	uint64_t	 frames;
+};
+
+/*
+ * Every compact request to all with a reply schedule (STATUS_REQ,
+ * VERIFY, DISCOVER; an OFFER goes in segments) opens a window of its
+ * slots once it has left; no frame of the gateway, of either session,
+ * may start inside it.
+ */
+static void
+quiet_tx(void *arg, uint64_t now, const uint8_t *frame, size_t len)
+{
+	struct quiet	*q = arg;
+	struct up_msg	 m;
+	uint64_t	 end = now + air_5k5(len);
+
+	airlog_add(&q->log, now, air_5k5(len));
+	q->frames++;
+	if (now < q->until)
+		q->broken++;
+	if (up_decode_any(frame, len, &m) != UP_OK ||
+	    m.form != UP_FORM_COMPACT || m.cx.slots == 0 ||
+	    m.cx.slot_ms == 0)
+		return;
+	if (m.type != UP_T_STATUS_REQ && m.type != UP_T_VERIFY &&
+	    m.type != UP_T_DISCOVER)
+		return;
+	q->windows++;
+	if (end + (uint64_t)m.cx.slots * m.cx.slot_ms * 1000 > q->until)
+		q->until = end + (uint64_t)m.cx.slots * m.cx.slot_ms * 1000;
+}
+
+static uint8_t	 fw_pkg[12 * 1024];
+
+static int
+fw_read(void *arg, uint64_t off, uint8_t *buf, size_t len)
+{
+	if (off > sizeof(fw_pkg) || len > sizeof(fw_pkg) - off)
+		return (-1);
+	memcpy(buf, fw_pkg + off, len);
+	return (0);
+}
+
+static uint64_t
+fw_limit(void *arg)
+{
+	return (sizeof(fw_pkg));
+}
+
+static bool
+fw_complete(void *arg)
+{
+	return (true);
+}
+
+/*
+ * Two packages on one half-duplex radio (222-byte frames, 1 % duty):
+ * "app" to four nodes, "fw" to four others, in two sessions at once.
+ * One session's reply windows hold the other's data: no frame starts
+ * while answers asked for may be on the air.  Every node of both is
+ * updated and reported once; the ledger holds.
+ */
+static void
+test_half_duplex_two_sessions(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_session_conf	 sc;
+	struct eng_member_conf	 mc;
+	struct eng_source	 src;
+	struct eng_session	*b;
+	struct up_offer		 offer;
+	struct eng_link_info	 li;
+	struct sim_node		*sn;
+	struct quiet		 q;
+	char			*cause = NULL;
+	size_t			 i;
+	int			 k;
+
+	efx_default_link(&mp);
+	mp.caps.mtu = 222;
+	mp.caps.flags = TP_CAP_BROADCAST | TP_CAP_UNICAST |
+	    TP_CAP_HALF_DUPLEX | TP_CAP_COMPACT | TP_CAP_FCS;
+	mp.caps.bitrate_bps = 5470;
+	mp.caps.frame_overhead = 13;
+	mp.caps.duty_cycle_ppm = 10000;
+	mp.caps.duty_window_ms = 3600000;
+	mp.caps.tx_queue = 4;
+	mp.tx_done = true;
+	mp.air_fn = air_5k5;
+	efx_default_params(&p);
+	p.discover_interval_s = 30;
+	memset(&q, 0, sizeof(q));
+	airlog_init(&q.log, HOUR_US, 10000);
+	fx = efx_new(&tp_mem_air_ops, &mp, &p, 12 * 1024);
+	tp_mem_set_tx_hook(fx->m, quiet_tx, &q);
+	strcpy(fx->hw, "hw-a");
+	for (k = 0; k < 8; k++) {
+		sn = efx_node_comp(fx, 0xd00 + k, k < 4 ? "hw-a" : "hw-b",
+		    k < 4 ? "app" : "fw", 256 * 1024, 5);
+		sn->info.max_frame = 222;
+		sim_node_set_link(sn, UP_NL_COMPACT);
+		sn->nlink.slots = 16;
+		sn->nlink.slot_ms = 1000;
+		up_node_set_link(&sn->n, &sn->nlink);
+		up_node_set_fec_workspace(&sn->n, lora_ws[k], LORA_WS);
+	}
+	assert_true(efx_run(fx, lora_known, 2 * 3600 * 1000));
+	efx_start(fx);
+
+	/* The second session, "fw" for the hw-b nodes. */
+	for (i = 0; i < sizeof(fw_pkg); i++)
+		fw_pkg[i] = (uint8_t)(i * 7 + 3);
+	memset(&offer, 0, sizeof(offer));
+	strcpy(offer.component, "fw");
+	strcpy(offer.to_version, "2.0.0");
+	offer.kind = UP_KIND_FULL;
+	offer.size = offer.image_size = sizeof(fw_pkg);
+	cache_sha256(fw_pkg, sizeof(fw_pkg), offer.sha256);
+	memcpy(offer.image_sha256, offer.sha256, 32);
+	memset(&sc, 0, sizeof(sc));
+	sc.id = 0x5e55b000;
+	sc.link = "mem0";
+	sc.offer = &offer;
+	assert_non_null(b = eng_session_new(fx->e, &sc, NULL, &cause));
+	for (k = 4; k < 8; k++) {
+		memset(&mc, 0, sizeof(mc));
+		mc.node = fx->kn[k].id;
+		mc.state = ENG_M_PENDING;
+		mc.addr = fx->kn[k].addr;
+		mc.max_frame = 222;
+		assert_non_null(fx->kn[k].m = eng_member_add(b, &mc,
+		    &fx->kn[k]));
+	}
+	memset(&src, 0, sizeof(src));
+	src.read = fw_read;
+	src.limit = fw_limit;
+	src.complete = fw_complete;
+	eng_session_start(b, &src);
+
+	assert_true(efx_run(fx, efx_done, 48 * 3600 * 1000));
+	for (k = 0; k < 8; k++) {
+		assert_int_equal(fx->kn[k].state, ENG_M_UPDATED);
+		assert_int_equal(fx->kn[k].finals, 1);
+	}
+	assert_string_equal(sim_node_version(fx->nodes[0], "app"), "1.1.0");
+	assert_string_equal(sim_node_version(fx->nodes[7], "fw"), "2.0.0");
+	eng_link_info(fx->l, &li);
+	print_message("two sessions, half-duplex: %" PRIu64 " frames, %"
+	    PRIu64 " reply windows, %" PRIu64 " frames inside one, %" PRIu64
+	    " waits for quiet, %" PRIu64 " node frames lost while the "
+	    "gateway sent, %" PRIu64 " collided\n", q.frames, q.windows,
+	    q.broken, li.quiet_waits, efx_counts(fx)->deaf,
+	    efx_counts(fx)->collisions);
+	assert_true(q.windows > 4);
+	assert_int_equal(q.broken, 0);
+	assert_true(li.quiet_waits > 0);
+	assert_false(q.log.over);
+	efx_free(fx);
+	airlog_free(&q.log);
+}
+
 int
 main(void)
 {
@@ -490,6 +662,7 @@ main(void)
 		cmocka_unit_test(test_stale_dropped),
 		cmocka_unit_test(test_lora_51),
 		cmocka_unit_test(test_lora_222),
+		cmocka_unit_test(test_half_duplex_two_sessions),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
