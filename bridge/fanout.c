@@ -117,6 +117,7 @@ fanout__params(const struct ub_config *c, struct eng_params *p)
 		p->fec_proactive = pct <= 0 ? 0 : pct > 100 ? 100 : (int)pct;
 	}
 	p->xor_repair = c->xor_repair != 0;
+	p->node_hash_kbs = c->node_hash_kbs;
 	p->unicast_slots = c->unicast_slots;
 	p->poll_broadcast = c->poll_broadcast != 0;
 	p->offload = c->offload != 0;
@@ -128,11 +129,30 @@ static void
 fanout_link_params(const struct ub_config *c,
     const struct ub_transport_conf *tc, struct eng_params *p)
 {
+	static const struct {
+		const char	*key;
+		uint32_t	 bit;
+	} fixed[] = {
+		{ "offer_window_ms", ENG_FIX_OFFER_WINDOW },
+		{ "status_window_ms", ENG_FIX_STATUS_WINDOW },
+		{ "discover_interval_s", ENG_FIX_DISCOVER },
+		{ "result_timeout_s", ENG_FIX_RESULT_TIMEOUT }
+	};
 	struct ub_config	 lc;
+	size_t			 i, j;
 
 	if (config_link(c, tc, &lc) == -1)
 		lc = *c;	/* checked at load: cannot happen */
 	fanout__params(&lc, p);
+	/*
+	 * What the transport's own section sets is used as given; the rest
+	 * the engine derives from the link, never below [fanout]'s
+	 * (docs/engine.md, "The link profile").
+	 */
+	for (i = 0; i < tc->nlink; i++)
+		for (j = 0; j < sizeof(fixed) / sizeof(fixed[0]); j++)
+			if (strcmp(tc->link_kv[i].key, fixed[j].key) == 0)
+				p->fixed |= fixed[j].bit;
 }
 
 /* ------------------------------------------------------------------ */

@@ -110,6 +110,63 @@ sf12_link(struct tp_mem_params *mp)
 	mp->air_fn = sf12_air;
 }
 
+/* ------------------------------------------------------------------ */
+/* The link profile                                                    */
+
+/*
+ * A LAN keeps the configured figures; an SF12-like radio at 1 % derives
+ * longer ones (a DISCOVER and its ANNOUNCEs within a tenth of the
+ * budget, windows from its airtime, microcontrollers' hashing), unless
+ * the link's own section fixed them.
+ */
+static void
+test_profile(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_link_info	 li;
+
+	efx_default_params(&p);
+	p.discover_interval_s = 30;
+	p.status_window_ms = 300;
+	p.offer_window_ms = 1500;
+	p.result_timeout_s = 60;
+	fx = efx_new(&tp_mem_ops, NULL, &p, 1024);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.discover_interval_s, 30);
+	assert_int_equal(li.status_window_ms, 300);
+	assert_int_equal(li.offer_window_ms, 1500);
+	assert_int_equal(li.result_timeout_s, 60);
+	assert_int_equal(li.node_hash_kbs, 20000);
+	efx_free(fx);
+
+	sf12_link(&mp);
+	fx = efx_new(&tp_mem_air_ops, &mp, &p, 1024);
+	eng_link_info(fx->l, &li);
+	print_message("SF12 at 1 %%: DISCOVER every %u s, status floor %u ms, "
+	    "offer window %u ms, result wait %u s, polls from %u ms, answer "
+	    "%u us on air\n", li.discover_interval_s, li.status_window_ms,
+	    li.offer_window_ms, li.result_timeout_s, li.poll_ms,
+	    li.answer_us);
+	/* A 51-byte ANNOUNCE segment is 2.5 s on air: hours apart. */
+	assert_true(li.discover_interval_s > 3600);
+	assert_true(li.status_window_ms > 5000);
+	assert_true(li.result_timeout_s > 60);
+	assert_int_equal(li.node_hash_kbs, 1000);
+	assert_int_equal(li.answer_us, sf12_air(51));
+	/* The link's own section fixed these: as given. */
+	p.fixed = ENG_FIX_DISCOVER | ENG_FIX_STATUS_WINDOW;
+	p.node_hash_kbs = 4000;
+	eng_link_set_params(fx->l, &p);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.discover_interval_s, 30);
+	assert_int_equal(li.status_window_ms, 300);
+	assert_int_equal(li.node_hash_kbs, 4000);
+	assert_true(li.result_timeout_s > 60);
+	efx_free(fx);
+}
+
 /*
  * Issue 8 §2: over 10 h at SF12, 1 %, 24-byte frames the pacer went
  * 1.77 % on air, because tx_done corrected each frame's charge against a
@@ -657,6 +714,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lora_toa),
+		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_sf12_ledger_tx_done),
 		cmocka_unit_test(test_timers_from_send),
 		cmocka_unit_test(test_stale_dropped),
