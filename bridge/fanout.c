@@ -315,9 +315,17 @@ fanout_cb_stranger(void *arg, struct eng_session *es, uint64_t node,
 static void
 fanout_cb_session_save(void *arg, struct eng_session *es, bool durable)
 {
-	struct fanout	*f = arg;
+	struct fanout		*f = arg;
+	struct fo_session	*s = eng_session_udata(es);
+	struct eng_link		*l;
+	struct eng_link_info	 li;
 
-	campaign__put_session(eng_session_udata(es));
+	campaign__put_session(s);
+	/* The link's tag counter moved when the session took its tag. */
+	if ((l = eng_link_find(f->eng, s->transport)) != NULL) {
+		eng_link_info(l, &li);
+		campaign__ctag_put(f, s->transport, li.ctag_next);
+	}
 	if (durable)
 		db_commit_now(f->db);
 }
@@ -469,7 +477,9 @@ fanout_open_transports(struct fanout *f, char **cause)
 {
 	const struct ub_transport_conf	*tc;
 	struct eng_params		 p;
+	struct eng_link			*l;
 	size_t				 i;
+	int				 next;
 
 	for (i = 0; i < f->conf->ntransports; i++) {
 		tc = &f->conf->transports[i];
@@ -484,12 +494,15 @@ fanout_open_transports(struct fanout *f, char **cause)
 		/* [fanout], its own overrides and node_silence_s. */
 		fanout_link_params(f->conf, tc, &p);
 		p.node_silence_ms = tc->node_silence_s * 1000;
-		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, &p,
-		    cause) == NULL) {
+		if ((l = eng_link_open(f->eng, tc->name, tc->ops, &tc->conf,
+		    &p, cause)) == NULL) {
 			if (*cause == NULL)
 				*cause = xstrdup("cannot open a transport");
 			return (-1);
 		}
+		/* Session tags go on from where they were (§11.4). */
+		if ((next = campaign__ctag_get(f, tc->name)) > 0)
+			eng_link_set_ctag_next(l, (uint8_t)next);
 	}
 	return (0);
 }

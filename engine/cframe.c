@@ -53,9 +53,9 @@ eng__cf_link_open(struct eng_link *l)
 	uint8_t		 next;
 
 	/*
-	 * Tags in turn from a counter that starts somewhere else each time
-	 * (§11.4 asks for a persistent counter; the staleness rule keeps a
-	 * tag from coming back too soon within a run).
+	 * Tags in turn from a counter (§11.4).  The daemon persists it and
+	 * sets it back when the link opens (eng_link_set_ctag_next); until
+	 * then it starts somewhere else each time.
 	 */
 	next = (uint8_t)(now ^ now >> 8 ^ now >> 16 ^ now >> 24);
 	(void)up_ctags_init(&l->ctags, 1, 255, next != 0 ? next : 1);
@@ -79,8 +79,13 @@ eng__cf_open(struct eng_session *s)
 
 	s->compact = eng__link_compact(l);
 	s->cflags = eng__link_cflags(l);
-	if (!s->compact || s->tagged)
+	if (!s->compact)
 		return;
+	if (s->tagged) {
+		/* Resumed with its tag: in use again (§11.4). */
+		up_ctags_hold(&l->ctags, s->tag);
+		return;
+	}
 	if ((tag = up_ctags_take(&l->ctags, (uint32_t)(eng__now_ms(s->e) /
 	    1000))) < 0) {
 		/* Every tag in use: full frames, which §11 nodes decode. */

@@ -353,6 +353,13 @@ const char	*eng_link_name(const struct eng_link *);
 /* A new profile for this link (reload); sessions use it from now on. */
 void		 eng_link_set_params(struct eng_link *,
 		    const struct eng_params *);
+/*
+ * The link's session tag counter (§11.4): the daemon persists
+ * eng_link_info().ctag_next (it moves when a session opens:
+ * session_save) and hands it back when the link opens again, so a
+ * restarted gateway does not reuse a tag a sleeping node still holds.
+ */
+void		 eng_link_set_ctag_next(struct eng_link *, uint8_t next);
 /* The plugin's text form of an address; 0, or -1 if it has none. */
 int		 eng_link_addr_fmt(struct eng_link *, const struct tp_addr *,
 		    char *buf, size_t len);
@@ -412,6 +419,7 @@ struct eng_link_info {
 	unsigned int	 data_sessions;	/* sessions in a data pass */
 	uint32_t	 loss_ppm;	/* loss the nodes saw (parity) */
 	uint32_t	 node_silence_ms;	/* in use (profile or derived) */
+	uint8_t		 ctag_next;	/* the session tag counter (§11.4) */
 	/* The link's profile in use (configured or derived). */
 	uint32_t	 status_window_ms;	/* floor of a round's window */
 	uint32_t	 offer_window_ms;
@@ -479,6 +487,12 @@ struct eng_session_conf {
 	uint16_t	 block_size;
 	uint32_t	 nblocks;	/* recorded with it, 0: unknown */
 	uint64_t	 bytes_sent;	/* counter to resume from */
+	/*
+	 * Its compact session tag (§11.4) to resume with, recorded with it
+	 * (eng_session_info().tag after session_save); 0: a new one is
+	 * taken from the link's counter when it opens on a compact link.
+	 */
+	uint8_t		 tag;
 	/*
 	 * The package descriptor as the cloud signed it (copied); the
 	 * engine sets block_size, nblocks and deadline_s.

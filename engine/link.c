@@ -1143,6 +1143,13 @@ eng_link_set_params(struct eng_link *l, const struct eng_params *p)
 	eng__touch(l->e);
 }
 
+void
+eng_link_set_ctag_next(struct eng_link *l, uint8_t next)
+{
+	if (next >= l->ctags.lo && next <= l->ctags.hi && next != 0)
+		l->ctags.next = next;
+}
+
 int
 eng_link_addr_fmt(struct eng_link *l, const struct tp_addr *a, char *buf,
     size_t len)
@@ -1178,6 +1185,7 @@ eng_link_info(struct eng_link *l, struct eng_link_info *li)
 	li->data_sessions = l->ndata;
 	li->loss_ppm = l->loss_ppm;
 	li->node_silence_ms = l->silence_ms;
+	li->ctag_next = l->ctags.next;
 	li->status_window_ms = l->pf.status_window_ms;
 	li->offer_window_ms = l->pf.offer_window_ms;
 	li->discover_interval_s = l->pf.discover_s;

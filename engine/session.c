@@ -385,6 +385,9 @@ eng_session_new(struct eng *e, const struct eng_session_conf *c, void *udata,
 	s->block_size = c->block_size;
 	s->nblocks = c->nblocks;
 	s->bytes_sent = c->bytes_sent;
+	/* A resumed session keeps its tag: nodes bound it (§11.4). */
+	s->tag = c->tag;
+	s->tagged = c->tag != 0;
 	if (c->offer != NULL)
 		s->offer = *c->offer;
 	s->phase = ENG_P_STOPPED;

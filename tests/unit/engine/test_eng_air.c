@@ -709,6 +709,85 @@ test_half_duplex_two_sessions(void **state)
 	airlog_free(&q.log);
 }
 
+/* ------------------------------------------------------------------ */
+/* Session tags across a restart (§11.4)                               */
+
+static bool
+opened(struct efx *fx)
+{
+	struct eng_session_info	 si;
+
+	eng_session_info(fx->s, &si);
+	return (si.block_size != 0 && si.tag != 0);
+}
+
+/*
+ * A compact session takes its tag from the link's counter when it
+ * opens; the daemon keeps the tag with the session and the counter with
+ * the link (session_save).  After a restart the session resumes with
+ * the same tag, held in use, and the next session gets the counter's
+ * next tag, not one a sleeping node may still hold.
+ */
+static void
+test_tags_resume(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_session_conf	 sc;
+	struct eng_session_info	 si;
+	struct eng_link_info	 li;
+	struct eng_session	*s2;
+	char			*cause = NULL;
+	uint8_t			 tag, next;
+
+	efx_default_link(&mp);
+	mp.caps.mtu = 222;
+	mp.caps.flags = TP_CAP_BROADCAST | TP_CAP_COMPACT | TP_CAP_FCS;
+	fx = efx_new(&tp_mem_ops, &mp, NULL, 4096);
+	efx_node(fx, 0xe01, 64 * 1024, 0);
+	efx_start(fx);
+	assert_true(efx_run(fx, opened, 1000));
+	eng_session_info(fx->s, &si);
+	eng_link_info(fx->l, &li);
+	tag = si.tag;
+	next = li.ctag_next;
+	assert_int_equal(next, tag == 255 ? 1 : tag + 1);
+
+	/* The gateway restarts: a new engine, the link opens again. */
+	eng_free(fx->e);
+	fx->s = NULL;
+	fx->kn[0].m = NULL;
+	efx_engine(fx, &tp_mem_ops);
+	eng_link_set_ctag_next(fx->l, next);
+	memset(&sc, 0, sizeof(sc));
+	sc.id = fx->sid;
+	sc.link = "mem0";
+	sc.block_size = si.block_size;
+	sc.tag = tag;
+	sc.offer = &fx->offer;
+	assert_non_null(fx->s = eng_session_new(fx->e, &sc, fx, &cause));
+	efx_join_all(fx);
+	efx_go(fx);
+	assert_true(efx_run(fx, opened, 1000));
+	eng_session_info(fx->s, &si);
+	assert_int_equal(si.tag, tag);
+	/* Another session: the counter's tag, not the resumed one's. */
+	memset(&sc, 0, sizeof(sc));
+	sc.id = 0x7a9;
+	sc.link = "mem0";
+	sc.offer = &fx->offer;
+	assert_non_null(s2 = eng_session_new(fx->e, &sc, NULL, &cause));
+	eng_session_start(s2, &(struct eng_source){ .arg = fx,
+	    .read = NULL, .limit = fw_limit, .complete = fw_complete });
+	efx_sleep(fx, 10);
+	eng_session_info(s2, &si);
+	assert_int_equal(si.tag, next);
+	eng_session_free(s2);
+	assert_true(efx_run(fx, efx_done, 30000));
+	assert_int_equal(fx->kn[0].state, ENG_M_UPDATED);
+	efx_free(fx);
+}
+
 int
 main(void)
 {
@@ -721,6 +800,7 @@ main(void)
 		cmocka_unit_test(test_lora_51),
 		cmocka_unit_test(test_lora_222),
 		cmocka_unit_test(test_half_duplex_two_sessions),
+		cmocka_unit_test(test_tags_resume),
 	};
 
 	return (cmocka_run_group_tests(tests, NULL, NULL));
