@@ -145,12 +145,12 @@ eng__cf_msg(struct eng_link *l, struct eng_session *s, const struct up_msg *in,
 {
 	if (out != in)
 		*out = *in;
+	if (in->form == UP_FORM_COMPACT)
+		return;		/* the caller chose its compact fields */
 	if (!(s != NULL ? s->compact : eng__link_compact(l))) {
 		out->form = UP_FORM_FULL;
 		return;
 	}
-	if (in->form == UP_FORM_COMPACT)
-		return;		/* the caller chose its compact fields */
 	out->form = UP_FORM_COMPACT;
 	memset(&out->cx, 0, sizeof(out->cx));
 	out->cx.cflags = s != NULL ? s->cflags : eng__link_cflags(l);

@@ -566,6 +566,8 @@ struct eng_session_info {
 	uint8_t		 tag;		/* its session tag, 0: none */
 	uint16_t	 fec_k;		/* parity group size, 0: none */
 	uint64_t	 count_rounds;	/* rounds asking count lists */
+	uint64_t	 runs_asked;	/* compact STATUS_REQs for run lists
+					   in a full-frame session */
 	uint64_t	 counts_heard;	/* count lists answered */
 };
 void		 eng_session_info(const struct eng_session *,

@@ -697,6 +697,7 @@ struct eng_session {
 	uint8_t			*agg_bits;	/* NULL: no aggregate */
 	uint8_t			*agg_need;
 	uint64_t		 count_rounds;	/* rounds asking counts */
+	uint64_t		 runs_asked;	/* compact asks in full sessions */
 	uint64_t		 counts_heard;	/* count lists answered */
 };
 
@@ -962,8 +963,9 @@ size_t	 eng__fill_parity(struct eng_session *, uint8_t *buf, size_t cap,
 void	 eng__xr_open(struct eng_session *);
 void	 eng__xr_free(struct eng_session *);
 void	 eng__xr_round(struct eng_session *);
+/* A node's status body (a slice or a run list) describing [0, end). */
 void	 eng__xr_note(struct eng_session *, struct eng_member *,
-	    const struct up_status_body *, bool first);
+	    const struct up_status_body *, bool first, uint32_t end);
 bool	 eng__xr_plan(struct eng_session *);
 /* The next XOR frame of the pass; 0 none, -1 read error. */
 size_t	 eng__fill_xor(struct eng_session *, uint8_t *buf, size_t cap);

@@ -138,12 +138,60 @@ eng__send(struct eng_session *s, const struct eng_member *m,
 	eng__ctrl(l, s, session_dst(s, m), msg);
 }
 
+/*
+ * A full-frame session whose package a bitmap slice does not cover (more
+ * blocks than one STATUS frame's slice, 11,512 on a LAN) asks for run
+ * lists too: a compact STATUS_REQ goes with each full one.  A node that
+ * speaks the compact form answers once, in the compact form (the latest
+ * compact request decides, docs/up-protocol.md §11.7, §11.1), with a run
+ * list that describes the whole package in one frame where it fits; a
+ * node that speaks only full frames drops the compact request and
+ * answers the full one with its slice.
+ */
+static bool
+session_runs_twin(const struct eng_session *s)
+{
+	const struct eng_link	*l = s->l;
+	uint32_t		 slice;
+
+	if (s->compact || l == NULL || s->shape != ENG_SHAPE_BROADCAST ||
+	    l->pf.answer_bytes <= l->caps.frame_overhead + UP_OVERHEAD + 32)
+		return (false);
+	slice = (l->pf.answer_bytes - l->caps.frame_overhead - UP_OVERHEAD -
+	    32) * 8;
+	return (s->nblocks > slice);
+}
+
+static void
+session_ask_runs(struct eng_session *s, const struct eng_member *m,
+    uint64_t window)
+{
+	struct up_msg	 msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_STATUS_REQ;
+	msg.form = UP_FORM_COMPACT;
+	msg.cx.cflags = eng__link_cflags(s->l);
+	msg.cx.req = UP_SB_RUNS;
+	msg.u.target.node_id = m != NULL ? m->node : 0;
+	/* The full form's window as one-millisecond slots (§11.9). */
+	if (m == NULL) {
+		msg.cx.slots = window > UINT16_MAX ? UINT16_MAX :
+		    (uint16_t)window;
+		msg.cx.slot_ms = msg.cx.slots != 0 ? 1 : 0;
+	}
+	s->runs_asked++;
+	eng__send(s, m, &msg);
+}
+
 void
 eng__target(struct eng_session *s, uint8_t type, const struct eng_member *m,
     uint64_t window, uint8_t reason)
 {
 	struct up_msg	 msg;
 
+	if (type == UP_T_STATUS_REQ && session_runs_twin(s))
+		session_ask_runs(s, m, window);
 	memset(&msg, 0, sizeof(msg));
 	msg.type = type;
 	msg.u.target.node_id = m != NULL ? m->node : 0;
@@ -355,9 +403,7 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 	}
 	eng__agg_add(s, st);
 	eng__fec_note(s, st, first, described);
-	if (st->form != UP_SB_BITMAP)
-		return;	/* the XOR planner reads bitmap slices */
-	eng__xr_note(s, m, st, first);
+	eng__xr_note(s, m, st, first, described);
 }
 
 /* ------------------------------------------------------------------ */
@@ -709,6 +755,7 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->tag = s->tagged ? s->tag : 0;
 	si->fec_k = s->fec_k;
 	si->count_rounds = s->count_rounds;
+	si->runs_asked = s->runs_asked;
 	si->counts_heard = s->counts_heard;
 }
 
