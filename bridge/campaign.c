@@ -114,7 +114,14 @@ static const char *const campaign_steps[] = {
 	"  provisional = 0 AND state IN ('updated', 'failed', 'declined', "
 	"  'cancelled', 'skipped');"
 	"CREATE INDEX campaign_nodes_open ON campaign_nodes (finished)"
-	"  WHERE provisional = 1 AND closed = 0;"
+	"  WHERE provisional = 1 AND closed = 0;",
+	/*
+	 * 4 (issue 8): a session's compact tag (docs/up-protocol.md §11.4),
+	 * which it resumes with; the links' tag counters are kept in
+	 * fanout_meta as 'ctag.NAME'.
+	 */
+	"ALTER TABLE campaign_sessions ADD COLUMN tag INTEGER NOT NULL "
+	"  DEFAULT 0;"
 };
 
 static const char *const campaign_state_names[] = {
@@ -254,8 +261,12 @@ campaign__init(struct fanout *f, char **cause)
 	    "?17)", cause) == -1 ||
 	    campaign_prepare(f, &f->st_sess_put, "INSERT OR REPLACE INTO "
 	    "campaign_sessions (campaign, transport, session, block_size, "
-	    "nblocks, bytes_sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	    "nblocks, bytes_sent, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	    cause) == -1 ||
+	    campaign_prepare(f, &f->st_meta_get, "SELECT value FROM "
+	    "fanout_meta WHERE key = ?1", cause) == -1 ||
+	    campaign_prepare(f, &f->st_meta_put, "INSERT OR REPLACE INTO "
+	    "fanout_meta (key, value) VALUES (?1, ?2)", cause) == -1 ||
 	    campaign_prepare(f, &f->st_seq_get, "SELECT value FROM "
 	    "fanout_meta WHERE key = 'report_seq'", cause) == -1 ||
 	    campaign_prepare(f, &f->st_seq_put, "INSERT OR REPLACE INTO "
@@ -330,7 +341,40 @@ campaign__put_session(struct fo_session *s)
 	sqlite3_bind_int(st, 4, si.block_size);
 	sqlite3_bind_int64(st, 5, si.nblocks);
 	sqlite3_bind_int64(st, 6, (int64_t)si.bytes_sent);
+	sqlite3_bind_int(st, 7, si.tag);
 	campaign_step(s->f, st);
+}
+
+/*
+ * A link's compact session tag counter (§11.4), kept so that a
+ * restarted gateway goes on from it: -1 when none was kept.
+ */
+int
+campaign__ctag_get(struct fanout *f, const char *link)
+{
+	sqlite3_stmt	*st = f->st_meta_get;
+	char		 key[80];
+	int		 v = -1;
+
+	snprintf(key, sizeof(key), "ctag.%s", link);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (v);
+}
+
+void
+campaign__ctag_put(struct fanout *f, const char *link, uint8_t next)
+{
+	sqlite3_stmt	*st = f->st_meta_put;
+	char		 key[80];
+
+	snprintf(key, sizeof(key), "ctag.%s", link);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, next);
+	campaign_step(f, st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1188,7 +1232,7 @@ campaign_session(struct fo_campaign *c, const char *transport)
 	TAILQ_FOREACH(s, &c->sessions, centry)
 		if (strcmp(s->transport, transport) == 0)
 			return (s);
-	if ((s = session__new(c, transport, 0, 0, 0, 0, &cause)) == NULL) {
+	if ((s = session__new(c, transport, 0, 0, 0, 0, 0, &cause)) == NULL) {
 		log_warnx("campaign %s: %s", c->id, cause);
 		free(cause);
 	}
@@ -2244,8 +2288,8 @@ campaign_load_sessions(struct fo_campaign *c)
 	char			*cause = NULL;
 
 	if (sqlite3_prepare_v2(f->db, "SELECT transport, session, "
-	    "block_size, nblocks, bytes_sent FROM campaign_sessions WHERE "
-	    "campaign = ?1", -1, &st, NULL) != SQLITE_OK)
+	    "block_size, nblocks, bytes_sent, tag FROM campaign_sessions "
+	    "WHERE campaign = ?1", -1, &st, NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_int64(st, 1, c->rowid);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -2254,7 +2298,8 @@ campaign_load_sessions(struct fo_campaign *c)
 		    (uint32_t)sqlite3_column_int64(st, 1),
 		    (uint16_t)sqlite3_column_int(st, 2),
 		    (uint32_t)sqlite3_column_int64(st, 3),
-		    (uint64_t)sqlite3_column_int64(st, 4), &cause);
+		    (uint64_t)sqlite3_column_int64(st, 4),
+		    (uint8_t)sqlite3_column_int(st, 5), &cause);
 		if (s == NULL) {
 			log_warnx("campaign %s: %s", c->id, cause);
 			free(cause);
@@ -2431,6 +2476,8 @@ campaign__fini(struct fanout *f)
 	sqlite3_finalize(f->st_sess_put);
 	sqlite3_finalize(f->st_seq_get);
 	sqlite3_finalize(f->st_seq_put);
+	sqlite3_finalize(f->st_meta_get);
+	sqlite3_finalize(f->st_meta_put);
 }
 
 /* ------------------------------------------------------------------ */

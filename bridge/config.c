@@ -180,19 +180,21 @@ static const struct conf_opt conf_table[] = {
 	  .def = "90", .unit = "%", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Share of a transport's bit rate the fan-out may use." },
 	{ .section = "fanout", .name = "offer_window_ms", .type = CONF_UINT,
-	  .off = OFF(offer_window_ms), .min = 100, .max = 60000, .scale = 1,
+	  .off = OFF(offer_window_ms), .min = 100, .max = 3600000, .scale = 1,
 	  .def = "1500", .unit = "ms", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Time over which an OFFER is repeated and ACCEPTs are "
-	  "collected." },
+	  "collected.  A slow transport derives a longer one from its "
+	  "airtime unless its own section sets it." },
 	{ .section = "fanout", .name = "offer_repeats", .type = CONF_UINT,
 	  .off = OFF(offer_repeats), .min = 1, .max = 20, .scale = 1,
 	  .def = "3", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How many times an OFFER is sent in its window." },
 	{ .section = "fanout", .name = "status_window_ms", .type = CONF_UINT,
-	  .off = OFF(status_window_ms), .min = 10, .max = 60000, .scale = 1,
+	  .off = OFF(status_window_ms), .min = 10, .max = 3600000, .scale = 1,
 	  .def = "300", .unit = "ms", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "Window in which nodes answer a STATUS_REQ, each after a "
-	  "random delay." },
+	  "random delay.  A slow transport derives its windows from its "
+	  "airtime and the nodes asked unless its own section sets it." },
 	{ .section = "fanout", .name = "max_rounds", .type = CONF_UINT,
 	  .off = OFF(max_rounds), .min = 1, .max = 1000, .scale = 1,
 	  .def = "30", .flags = CONF_RELOAD | CONF_LINK,
@@ -218,7 +220,15 @@ static const struct conf_opt conf_table[] = {
 	{ .section = "fanout", .name = "discover_interval_s", .type = CONF_UINT,
 	  .off = OFF(discover_interval_s), .min = 1, .max = 86400, .scale = 1,
 	  .def = "30", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
-	  .help = "How often DISCOVER asks every node to announce itself." },
+	  .help = "How often DISCOVER asks every node to announce itself.  "
+	  "A duty-cycled transport derives a longer one from its budget "
+	  "unless its own section sets it." },
+	{ .section = "fanout", .name = "node_hash_kbs", .type = CONF_UINT,
+	  .off = OFF(node_hash_kbs), .min = 0, .max = 10000000, .scale = 1,
+	  .def = "0", .unit = "kB/s", .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "How fast nodes hash a package before they answer "
+	  "VERIFY, which sets how long VERIFY waits; 0: 20000 on a LAN, "
+	  "1000 on a small or half-duplex transport's microcontrollers." },
 	{ .section = "fanout", .name = "session_deadline_s", .type = CONF_UINT,
 	  .off = OFF(session_deadline_s), .min = 10, .max = 604800,
 	  .scale = 1, .def = "3600", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,

@@ -117,6 +117,7 @@ fanout__params(const struct ub_config *c, struct eng_params *p)
 		p->fec_proactive = pct <= 0 ? 0 : pct > 100 ? 100 : (int)pct;
 	}
 	p->xor_repair = c->xor_repair != 0;
+	p->node_hash_kbs = c->node_hash_kbs;
 	p->unicast_slots = c->unicast_slots;
 	p->poll_broadcast = c->poll_broadcast != 0;
 	p->offload = c->offload != 0;
@@ -128,11 +129,30 @@ static void
 fanout_link_params(const struct ub_config *c,
     const struct ub_transport_conf *tc, struct eng_params *p)
 {
+	static const struct {
+		const char	*key;
+		uint32_t	 bit;
+	} fixed[] = {
+		{ "offer_window_ms", ENG_FIX_OFFER_WINDOW },
+		{ "status_window_ms", ENG_FIX_STATUS_WINDOW },
+		{ "discover_interval_s", ENG_FIX_DISCOVER },
+		{ "result_timeout_s", ENG_FIX_RESULT_TIMEOUT }
+	};
 	struct ub_config	 lc;
+	size_t			 i, j;
 
 	if (config_link(c, tc, &lc) == -1)
 		lc = *c;	/* checked at load: cannot happen */
 	fanout__params(&lc, p);
+	/*
+	 * What the transport's own section sets is used as given; the rest
+	 * the engine derives from the link, never below [fanout]'s
+	 * (docs/engine.md, "The link profile").
+	 */
+	for (i = 0; i < tc->nlink; i++)
+		for (j = 0; j < sizeof(fixed) / sizeof(fixed[0]); j++)
+			if (strcmp(tc->link_kv[i].key, fixed[j].key) == 0)
+				p->fixed |= fixed[j].bit;
 }
 
 /* ------------------------------------------------------------------ */
@@ -295,9 +315,17 @@ fanout_cb_stranger(void *arg, struct eng_session *es, uint64_t node,
 static void
 fanout_cb_session_save(void *arg, struct eng_session *es, bool durable)
 {
-	struct fanout	*f = arg;
+	struct fanout		*f = arg;
+	struct fo_session	*s = eng_session_udata(es);
+	struct eng_link		*l;
+	struct eng_link_info	 li;
 
-	campaign__put_session(eng_session_udata(es));
+	campaign__put_session(s);
+	/* The link's tag counter moved when the session took its tag. */
+	if ((l = eng_link_find(f->eng, s->transport)) != NULL) {
+		eng_link_info(l, &li);
+		campaign__ctag_put(f, s->transport, li.ctag_next);
+	}
 	if (durable)
 		db_commit_now(f->db);
 }
@@ -449,7 +477,9 @@ fanout_open_transports(struct fanout *f, char **cause)
 {
 	const struct ub_transport_conf	*tc;
 	struct eng_params		 p;
+	struct eng_link			*l;
 	size_t				 i;
+	int				 next;
 
 	for (i = 0; i < f->conf->ntransports; i++) {
 		tc = &f->conf->transports[i];
@@ -464,12 +494,15 @@ fanout_open_transports(struct fanout *f, char **cause)
 		/* [fanout], its own overrides and node_silence_s. */
 		fanout_link_params(f->conf, tc, &p);
 		p.node_silence_ms = tc->node_silence_s * 1000;
-		if (eng_link_open(f->eng, tc->name, tc->ops, &tc->conf, &p,
-		    cause) == NULL) {
+		if ((l = eng_link_open(f->eng, tc->name, tc->ops, &tc->conf,
+		    &p, cause)) == NULL) {
 			if (*cause == NULL)
 				*cause = xstrdup("cannot open a transport");
 			return (-1);
 		}
+		/* Session tags go on from where they were (§11.4). */
+		if ((next = campaign__ctag_get(f, tc->name)) > 0)
+			eng_link_set_ctag_next(l, (uint8_t)next);
 	}
 	return (0);
 }

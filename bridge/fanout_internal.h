@@ -102,6 +102,8 @@ struct fanout {
 	sqlite3_stmt		*st_sess_put;
 	sqlite3_stmt		*st_seq_get;
 	sqlite3_stmt		*st_seq_put;
+	sqlite3_stmt		*st_meta_get;
+	sqlite3_stmt		*st_meta_put;
 
 	/* Counters. */
 	uint64_t		 results;
@@ -239,6 +241,9 @@ struct fo_campaign *campaign__load_by_session(struct fanout *, uint32_t id);
 /* Writes a member row (batched transaction). */
 void	 campaign__put_member(struct fo_member *);
 void	 campaign__put_session(struct fo_session *);
+/* A link's session tag counter (§11.4) in fanout_meta; get: -1 none. */
+int	 campaign__ctag_get(struct fanout *, const char *link);
+void	 campaign__ctag_put(struct fanout *, const char *link, uint8_t);
 void	 campaign__put(struct fo_campaign *);
 /*
  * A member reached a final state (m->state and m->result are set): the
@@ -377,11 +382,12 @@ struct fo_session {
 /*
  * Creates a session of campaign c on transport `name' with session id
  * `id' (0: pick one) and block_size (0: the engine picks it when it
- * opens), resuming nblocks and bytes_sent.  Returns NULL with cause.
+ * opens), resuming nblocks, bytes_sent and its compact tag (0: none
+ * yet).  Returns NULL with cause.
  */
 struct fo_session *session__new(struct fo_campaign *, const char *transport,
 	    uint32_t id, uint16_t block_size, uint32_t nblocks,
-	    uint64_t bytes_sent, char **cause);
+	    uint64_t bytes_sent, uint8_t tag, char **cause);
 void	 session__free(struct fo_session *);
 /* Puts a member into the session (its engine member), or takes it out. */
 void	 session__add_member(struct fo_session *, struct fo_member *);

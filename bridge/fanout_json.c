@@ -51,7 +51,18 @@ fanout_caps_json(const struct tp_caps *c)
 static json_t *
 fanout_pacer_json(const struct eng_pacer_info *p)
 {
-	return (json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, "
+	json_t		*o, *bands;
+	unsigned int	 i;
+
+	/* Each regulated band's ledger over its sliding window. */
+	bands = json_array();
+	for (i = 0; i < p->nbands && i < TP_BANDS_MAX; i++)
+		json_array_append_new(bands, json_pack("{s:i, s:I, s:I, s:I}",
+		    "duty_ppm", (int)p->band[i].duty_ppm,
+		    "budget_us", (json_int_t)p->band[i].budget_us,
+		    "used_us", (json_int_t)p->band[i].used_us,
+		    "spent_us", (json_int_t)p->band[i].spent_us));
+	o = json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, "
 	    "s:b, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "rate_bps", (json_int_t)p->rate_bps,
 	    "link_bps", (json_int_t)p->link_bps,
@@ -68,7 +79,9 @@ fanout_pacer_json(const struct eng_pacer_info *p)
 	    "bytes", (json_int_t)p->bytes,
 	    "airtime_us", (json_int_t)p->airtime_us,
 	    "waits", (json_int_t)p->waits,
-	    "eagain", (json_int_t)p->eagain));
+	    "eagain", (json_int_t)p->eagain);
+	json_object_set_new(o, "bands", bands);
+	return (o);
 }
 
 /*
@@ -139,10 +152,25 @@ fanout_link_json(struct eng_link *l)
 	    "ctrl_dropped", (json_int_t)li.ctrl_dropped,
 	    "ctrl_queued", (json_int_t)li.ctrl_queued,
 	    "data_sessions", (int)(li.data_sessions > 0)));
+	json_object_set_new(json_object_get(stats, "engine"), "ctrl_stale",
+	    json_integer((json_int_t)li.ctrl_stale));
+	json_object_set_new(json_object_get(stats, "engine"), "quiet_waits",
+	    json_integer((json_int_t)li.quiet_waits));
 	o = json_pack("{s:s, s:s, s:b, s:I}", "name", li.name, "type",
 	    li.type, "up", li.up, "node_silence_ms",
 	    (json_int_t)li.node_silence_ms);
 	json_object_set_new(o, "caps", fanout_caps_json(&li.caps));
+	/* The link's profile in use (docs/engine.md, "The link profile"). */
+	json_object_set_new(o, "profile", json_pack("{s:I, s:I, s:I, s:I, "
+	    "s:I, s:I, s:I, s:I}",
+	    "status_window_ms", (json_int_t)li.status_window_ms,
+	    "offer_window_ms", (json_int_t)li.offer_window_ms,
+	    "discover_interval_s", (json_int_t)li.discover_interval_s,
+	    "result_timeout_s", (json_int_t)li.result_timeout_s,
+	    "result_poll_ms", (json_int_t)li.poll_ms,
+	    "node_hash_kbs", (json_int_t)li.node_hash_kbs,
+	    "frame_us", (json_int_t)li.frame_us,
+	    "answer_us", (json_int_t)li.answer_us));
 	json_object_set_new(o, "stats", stats);
 	json_object_set_new(o, "pacer", fanout_pacer_json(&li.pacer));
 	json_object_set_new(o, "shape", json_pack("{s:i, s:i, s:i, s:i, "

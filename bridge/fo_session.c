@@ -79,7 +79,8 @@ session_id_used(struct fanout *f, uint32_t id)
 
 struct fo_session *
 session__new(struct fo_campaign *c, const char *transport, uint32_t id,
-    uint16_t block_size, uint32_t nblocks, uint64_t bytes_sent, char **cause)
+    uint16_t block_size, uint32_t nblocks, uint64_t bytes_sent, uint8_t tag,
+    char **cause)
 {
 	struct fanout		*f = c->f;
 	struct fo_session	*s;
@@ -108,6 +109,7 @@ session__new(struct fo_campaign *c, const char *transport, uint32_t id,
 	conf.block_size = block_size;
 	conf.nblocks = nblocks;
 	conf.bytes_sent = bytes_sent;
+	conf.tag = tag;
 	conf.offer = &offer;
 	if ((s->es = eng_session_new(f->eng, &conf, s, &why)) == NULL) {
 		*cause = why != NULL ? why : xstrdup("cannot make a session");

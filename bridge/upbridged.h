@@ -128,6 +128,7 @@ struct ub_config {
 	char		*fec_proactive;	/* "auto" or percent of fec_k */
 	int		 xor_repair;	/* XOR repair frames: 1 = yes */
 	unsigned int	 time_scale;	/* simulation: engine clock speed-up */
+	unsigned int	 node_hash_kbs;	/* VERIFY's wait, 0: from the link */
 	unsigned int	 unicast_slots;	/* members served alone at once */
 	int		 poll_broadcast;	/* polled bus: first pass to all */
 	int		 offload;	/* module offload where offered */

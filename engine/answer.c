@@ -68,6 +68,11 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 	}
 	eng__heard(m, src);
 	eng__rtt_accept(s);
+	if (msg->form == UP_FORM_COMPACT && a->code == UP_R_INITIAL) {
+		/* What it can use in this session (§11.5.4). */
+		m->acaps = msg->cx.caps;
+		m->acaps_known = true;
+	}
 	if (a->code == UP_R_BUSY) {
 		/*
 		 * Its slot serves another session for now: not a final

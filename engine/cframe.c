@@ -53,9 +53,9 @@ eng__cf_link_open(struct eng_link *l)
 	uint8_t		 next;
 
 	/*
-	 * Tags in turn from a counter that starts somewhere else each time
-	 * (§11.4 asks for a persistent counter; the staleness rule keeps a
-	 * tag from coming back too soon within a run).
+	 * Tags in turn from a counter (§11.4).  The daemon persists it and
+	 * sets it back when the link opens (eng_link_set_ctag_next); until
+	 * then it starts somewhere else each time.
 	 */
 	next = (uint8_t)(now ^ now >> 8 ^ now >> 16 ^ now >> 24);
 	(void)up_ctags_init(&l->ctags, 1, 255, next != 0 ? next : 1);
@@ -79,8 +79,13 @@ eng__cf_open(struct eng_session *s)
 
 	s->compact = eng__link_compact(l);
 	s->cflags = eng__link_cflags(l);
-	if (!s->compact || s->tagged)
+	if (!s->compact)
 		return;
+	if (s->tagged) {
+		/* Resumed with its tag: in use again (§11.4). */
+		up_ctags_hold(&l->ctags, s->tag);
+		return;
+	}
 	if ((tag = up_ctags_take(&l->ctags, (uint32_t)(eng__now_ms(s->e) /
 	    1000))) < 0) {
 		/* Every tag in use: full frames, which §11 nodes decode. */
@@ -110,11 +115,27 @@ eng__cf_close(struct eng_session *s)
 /* ------------------------------------------------------------------ */
 /* Messages and blocks                                                  */
 
-/* A full frame's answer window as one-millisecond reply slots (§11.9). */
+/*
+ * A request's reply schedule (§11.9): on a slow link the one reply.c
+ * sized to the nodes asked and the link (the session's, or the link's
+ * for DISCOVER); elsewhere the full form's answer window as
+ * one-millisecond slots (the same thing).  One node asked answers at
+ * once.
+ */
 static void
-cf_window(struct up_msg *m, uint16_t window_ms, bool targeted)
+cf_window(struct up_msg *m, uint16_t window_ms, bool targeted,
+    uint16_t slots, uint16_t slot_ms)
 {
-	m->cx.slots = targeted ? 0 : window_ms;
+	if (targeted) {
+		m->cx.slots = m->cx.slot_ms = 0;
+		return;
+	}
+	if (slot_ms != 0) {
+		m->cx.slots = slots;
+		m->cx.slot_ms = slot_ms;
+		return;
+	}
+	m->cx.slots = window_ms;
 	m->cx.slot_ms = m->cx.slots != 0 ? 1 : 0;
 }
 
@@ -124,12 +145,12 @@ eng__cf_msg(struct eng_link *l, struct eng_session *s, const struct up_msg *in,
 {
 	if (out != in)
 		*out = *in;
+	if (in->form == UP_FORM_COMPACT)
+		return;		/* the caller chose its compact fields */
 	if (!(s != NULL ? s->compact : eng__link_compact(l))) {
 		out->form = UP_FORM_FULL;
 		return;
 	}
-	if (in->form == UP_FORM_COMPACT)
-		return;		/* the caller chose its compact fields */
 	out->form = UP_FORM_COMPACT;
 	memset(&out->cx, 0, sizeof(out->cx));
 	out->cx.cflags = s != NULL ? s->cflags : eng__link_cflags(l);
@@ -138,19 +159,33 @@ eng__cf_msg(struct eng_link *l, struct eng_session *s, const struct up_msg *in,
 		out->cx.tag = s != NULL ? s->tag : 0;
 		out->cx.fec_k = s != NULL && s->fec_k <= UINT8_MAX ?
 		    (uint8_t)s->fec_k : 0;
+		if (s != NULL && s->sched_slot_ms != 0)
+			cf_window(out, 0, false, s->sched_slots,
+			    s->sched_slot_ms);
 		break;
 	case UP_T_DISCOVER:
-		cf_window(out, in->u.discover.window_ms, false);
+		cf_window(out, in->u.discover.window_ms, false, l->disc_slots,
+		    l->disc_slot_ms);
 		break;
 	case UP_T_STATUS_REQ:
-		/* Run lists: a member's exact needed set (§11.7). */
-		out->cx.req = UP_SB_RUNS;
+		/*
+		 * Run lists, a member's exact needed set, or count lists
+		 * from the nodes missing something where uplink airtime is
+		 * dear (reply.c, §11.7); a node asked alone answers even if
+		 * it misses nothing (§11.5.7).
+		 */
+		out->cx.req = s != NULL && s->sched_req != 0 ? s->sched_req :
+		    UP_SB_RUNS;
+		if (in->u.target.node_id != 0)
+			out->cx.req &= (uint8_t)~UP_SQ_MISSING;
 		cf_window(out, in->u.target.window_ms,
-		    in->u.target.node_id != 0);
+		    in->u.target.node_id != 0, s != NULL ? s->sched_slots : 0,
+		    s != NULL ? s->sched_slot_ms : 0);
 		break;
 	case UP_T_VERIFY:
 		cf_window(out, in->u.target.window_ms,
-		    in->u.target.node_id != 0);
+		    in->u.target.node_id != 0, s != NULL ? s->sched_slots : 0,
+		    s != NULL ? s->sched_slot_ms : 0);
 		break;
 	default:
 		break;

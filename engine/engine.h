@@ -103,6 +103,23 @@ struct eng_params {
 	 * cycle (link.c).
 	 */
 	unsigned int	 node_silence_ms;
+	/*
+	 * How fast a node hashes the package before it answers VERIFY,
+	 * kB/s; 0: from the link (20,000 on a LAN, 1,000 on a small or
+	 * half-duplex link's microcontrollers).
+	 */
+	unsigned int	 node_hash_kbs;
+	/*
+	 * The values the link's own config section set (ENG_FIX_*): used
+	 * as given.  The others are derived from the link (its caps,
+	 * airtime and duty cycle) and never below the value here
+	 * (docs/engine.md, "The link profile").
+	 */
+	uint32_t	 fixed;
+#define ENG_FIX_OFFER_WINDOW	0x0001
+#define ENG_FIX_STATUS_WINDOW	0x0002
+#define ENG_FIX_DISCOVER	0x0004
+#define ENG_FIX_RESULT_TIMEOUT	0x0008
 	bool		 fec;		/* TS004 parity repair */
 	unsigned int	 fec_k;		/* blocks per parity group, 0: 64 */
 	int		 fec_proactive;	/* % of fec_k, or ENG_FEC_AUTO */
@@ -344,6 +361,13 @@ const char	*eng_link_name(const struct eng_link *);
 /* A new profile for this link (reload); sessions use it from now on. */
 void		 eng_link_set_params(struct eng_link *,
 		    const struct eng_params *);
+/*
+ * The link's session tag counter (§11.4): the daemon persists
+ * eng_link_info().ctag_next (it moves when a session opens:
+ * session_save) and hands it back when the link opens again, so a
+ * restarted gateway does not reuse a tag a sleeping node still holds.
+ */
+void		 eng_link_set_ctag_next(struct eng_link *, uint8_t next);
 /* The plugin's text form of an address; 0, or -1 if it has none. */
 int		 eng_link_addr_fmt(struct eng_link *, const struct tp_addr *,
 		    char *buf, size_t len);
@@ -359,9 +383,18 @@ struct eng_pacer_info {
 	uint64_t	 rate_bps;	/* paced rate, 0 = unlimited */
 	uint64_t	 link_bps;
 	uint32_t	 frame_overhead;
-	uint32_t	 duty_cycle_ppm;
+	uint32_t	 duty_cycle_ppm;	/* largest of the bands' */
+	/* The first regulated band: budget left in the window now. */
 	uint64_t	 duty_credit_us;
-	uint64_t	 duty_cap_us;
+	uint64_t	 duty_cap_us;	/* ... and its budget per window */
+	/* Every band (caps.band[], or one of duty_cycle_ppm). */
+	uint8_t		 nbands;	/* 0: no duty cycle */
+	struct {
+		uint32_t duty_ppm;
+		uint64_t budget_us;	/* per window */
+		uint64_t used_us;	/* in the window now */
+		uint64_t spent_us;	/* since the link opened */
+	}		 band[TP_BANDS_MAX];
 	uint32_t	 min_gap_us;
 	uint32_t	 tx_queue;
 	uint32_t	 inflight;	/* sent, no tx_done yet */
@@ -369,7 +402,7 @@ struct eng_pacer_info {
 	uint64_t	 backlog_us;	/* paced time still ahead */
 	uint64_t	 frames;
 	uint64_t	 bytes;
-	uint64_t	 airtime_us;	/* charged airtime */
+	uint64_t	 airtime_us;	/* airtime (as tx_done measured) */
 	uint64_t	 waits;		/* timer arms for pacing */
 	uint64_t	 eagain;
 };
@@ -388,10 +421,22 @@ struct eng_link_info {
 	uint64_t	 tx_repair;	/* ... of them in repair passes */
 	uint64_t	 tx_errors;
 	uint64_t	 ctrl_dropped;	/* control ring full */
+	uint64_t	 ctrl_stale;	/* control frames stale when due */
+	uint64_t	 quiet_waits;	/* half-duplex: sends held for answers */
 	unsigned int	 ctrl_queued;
 	unsigned int	 data_sessions;	/* sessions in a data pass */
 	uint32_t	 loss_ppm;	/* loss the nodes saw (parity) */
 	uint32_t	 node_silence_ms;	/* in use (profile or derived) */
+	uint8_t		 ctag_next;	/* the session tag counter (§11.4) */
+	/* The link's profile in use (configured or derived). */
+	uint32_t	 status_window_ms;	/* floor of a round's window */
+	uint32_t	 offer_window_ms;
+	uint32_t	 discover_interval_s;	/* 0: at open only */
+	uint32_t	 result_timeout_s;
+	uint32_t	 poll_ms;	/* first RESULT poll after the delay */
+	uint32_t	 node_hash_kbs;
+	uint32_t	 frame_us;	/* an mtu frame on air */
+	uint32_t	 answer_us;	/* a node's largest answer on air */
 	struct eng_pacer_info pacer;
 	/* Link shapes: peers, slots for members served alone, polls. */
 	size_t		 npeers;	/* known (eng_link_peer_info) */
@@ -450,6 +495,12 @@ struct eng_session_conf {
 	uint16_t	 block_size;
 	uint32_t	 nblocks;	/* recorded with it, 0: unknown */
 	uint64_t	 bytes_sent;	/* counter to resume from */
+	/*
+	 * Its compact session tag (§11.4) to resume with, recorded with it
+	 * (eng_session_info().tag after session_save); 0: a new one is
+	 * taken from the link's counter when it opens on a compact link.
+	 */
+	uint8_t		 tag;
 	/*
 	 * The package descriptor as the cloud signed it (copied); the
 	 * engine sets block_size, nblocks and deadline_s.
@@ -521,6 +572,11 @@ struct eng_session_info {
 	uint64_t	 offload_bytes;	/* the module took, 0: no offload */
 	bool		 compact;	/* UP's compact frames (§11) */
 	uint8_t		 tag;		/* its session tag, 0: none */
+	uint16_t	 fec_k;		/* parity group size, 0: none */
+	uint64_t	 count_rounds;	/* rounds asking count lists */
+	uint64_t	 runs_asked;	/* compact STATUS_REQs for run lists
+					   in a full-frame session */
+	uint64_t	 counts_heard;	/* count lists answered */
 };
 void		 eng_session_info(const struct eng_session *,
 		    struct eng_session_info *);

@@ -64,6 +64,48 @@
 #define eng__debug(...)	up_logf(UP_LOG_DEBUG, __VA_ARGS__)
 
 /* ------------------------------------------------------------------ */
+/* duty.c                                                               */
+
+/*
+ * duty.c: the duty-cycle ledger of one regulated band, over a sliding
+ * window (ETSI EN 300 220: on-air time per hour).  A frame's airtime is
+ * booked in the slot of its end; a slot leaves once its whole span lies
+ * a window in the past, so the ledger never undercounts a window.
+ */
+#define LEDGER_SLOTS		256	/* slots per window */
+#define LEDGER_RING		512	/* slots kept (a window and more) */
+#define ENG_DUTY_WINDOW_MS	3600000	/* default window: 1 h */
+
+struct eng_ledger {
+	uint32_t	 ppm;		/* 0: unregulated, nothing allocated */
+	uint64_t	 window_us;
+	uint64_t	 budget_us;	/* window * ppm / 1e6 */
+	uint64_t	 slot_us;
+	uint64_t	 tail;		/* oldest slot still in the window */
+	uint64_t	 head;		/* newest slot booked */
+	uint64_t	 total;		/* airtime booked in [tail, head] */
+	uint64_t	*no;		/* LEDGER_RING: slot number of entry */
+	uint64_t	*used;		/* LEDGER_RING: airtime booked, us */
+	uint64_t	 spent;		/* airtime ever booked (counter) */
+};
+
+/* (Re)configures a band; keeps what is booked.  ppm 0 frees it. */
+void	 eng__ledger_conf(struct eng_ledger *, uint32_t ppm,
+	    uint32_t window_ms, uint64_t now_us);
+void	 eng__ledger_free(struct eng_ledger *);
+/* Airtime in the window now, us. */
+uint64_t eng__ledger_used(struct eng_ledger *, uint64_t now_us);
+/* 0 when air_us more fits the window now, else the us to wait. */
+uint64_t eng__ledger_wait(struct eng_ledger *, uint64_t now_us,
+	    uint32_t air_us);
+/* Books a frame sent now; returns its slot (for eng__ledger_adjust). */
+uint64_t eng__ledger_charge(struct eng_ledger *, uint64_t now_us,
+	    uint32_t air_us);
+/* Corrects a booked frame by delta_us (tx_done's measured airtime). */
+void	 eng__ledger_adjust(struct eng_ledger *, uint64_t slot,
+	    int64_t delta_us);
+
+/* ------------------------------------------------------------------ */
 /* pacer.c                                                              */
 
 /*
@@ -73,9 +115,9 @@
  *    plus caps.frame_overhead, as a GCRA (virtual scheduling) with a
  *    small burst tolerance, in nanoseconds so that 8,000 frames/s keep
  *    their exact rate;
- *  - duty-cycle credits when duty_cycle_ppm > 0 (LoRaMac-node's
- *    TimeCredits/MaxTimeCredits): refill elapsed * ppm / 1e6, capped at
- *    duty_window_ms * ppm / 1e6, each frame costs its airtime;
+ *  - a duty-cycle ledger per regulated band (duty.c): caps.band[] when
+ *    caps.nbands > 0, else one band of caps.duty_cycle_ppm; each frame
+ *    is booked in the band the plugin's band() op names for it;
  *  - min_gap_us of silence after a frame's estimated end;
  *  - at most tx_queue frames outstanding when the plugin reports
  *    tx_done, and a stop on TP_EAGAIN until writable().
@@ -88,8 +130,9 @@ struct pacer {
 	uint64_t	 rate_bps;	/* paced rate; 0 = unlimited */
 	uint64_t	 link_bps;	/* caps.bitrate_bps */
 	uint32_t	 overhead;	/* link bytes per frame */
-	uint32_t	 duty_ppm;
-	uint64_t	 duty_cap;	/* credit cap, us * 1e6 units */
+	uint32_t	 duty_ppm;	/* largest share of any band, 0: none */
+	uint8_t		 nbands;	/* ledgers in use (1 without bands) */
+	struct eng_ledger band[TP_BANDS_MAX];
 	uint32_t	 min_gap_us;
 	uint32_t	 tx_queue;
 	uint64_t	 burst_ns;	/* GCRA tolerance */
@@ -97,9 +140,8 @@ struct pacer {
 	/* State. */
 	uint64_t	 tat_ns;	/* theoretical arrival time */
 	uint64_t	 rem;		/* sub-ns remainder of tat */
-	uint64_t	 duty_credit;	/* us * 1e6 units */
-	uint64_t	 duty_last_us;
 	uint64_t	 gap_until_us;
+	uint64_t	 air_until_us;	/* the frames handed over end, est. */
 	uint32_t	 inflight;	/* sent, no tx_done yet */
 	bool		 track_inflight;	/* the plugin sends tx_done */
 	bool		 blocked;	/* TP_EAGAIN, waiting for writable */
@@ -107,7 +149,7 @@ struct pacer {
 	/* Counters. */
 	uint64_t	 frames;
 	uint64_t	 bytes;		/* frame bytes, without overhead */
-	uint64_t	 airtime_us;	/* charged airtime */
+	uint64_t	 airtime_us;	/* charged airtime (corrected) */
 	uint64_t	 waits;		/* timer arms for pacing */
 	uint64_t	 eagain;
 };
@@ -116,24 +158,34 @@ void	 pacer__init(struct pacer *, const struct tp_caps *,
 	    unsigned int rate_pct, uint64_t now_us);
 /* New caps or rate (reload, TP_CAPS_CHANGED); keeps the state. */
 void	 pacer__reconf(struct pacer *, const struct tp_caps *,
-	    unsigned int rate_pct);
+	    unsigned int rate_pct, uint64_t now_us);
+void	 pacer__free(struct pacer *);
 /* Airtime estimate of a frame of len bytes at the link rate, us. */
 uint32_t pacer__airtime(const struct pacer *, size_t len);
 /*
- * 0 when a frame of len bytes (airtime_us on air) may go at now_us,
- * else the microseconds to wait, or PACER_WAIT when only writable() or
- * tx_done() can unblock.
+ * 0 when a frame of len bytes (airtime_us on air, in duty band `band')
+ * may go at now_us, else the microseconds to wait, or PACER_WAIT when
+ * only writable() or tx_done() can unblock.
  */
 uint64_t pacer__delay(struct pacer *, uint64_t now_us, size_t len,
-	    uint32_t airtime_us);
-/* The frame was accepted by the plugin at now_us; len 0: a poll. */
-void	 pacer__sent(struct pacer *, uint64_t now_us, size_t len,
-	    uint32_t airtime_us);
+	    uint32_t airtime_us, unsigned int band);
+/*
+ * The frame was accepted by the plugin at now_us (len 0: a poll);
+ * returns the ledger slot it was booked in (for pacer__tx_done).
+ */
+uint64_t pacer__sent(struct pacer *, uint64_t now_us, size_t len,
+	    uint32_t airtime_us, unsigned int band);
 void	 pacer__eagain(struct pacer *);
 void	 pacer__writable(struct pacer *);
-/* A frame left the radio; airtime_us corrects the estimate if > 0. */
-void	 pacer__tx_done(struct pacer *, uint32_t est_us, uint32_t airtime_us);
-/* The figures for eng_link_info (refills the duty credit to now). */
+/*
+ * A frame left the radio.  The frame was charged `charged_us' in band
+ * `band', slot `slot' (pacer__sent); a measured airtime_us > 0 replaces
+ * that charge.  known: the frame is the engine's (its record was found);
+ * otherwise only the count of frames in flight moves.
+ */
+void	 pacer__tx_done(struct pacer *, bool known, unsigned int band,
+	    uint64_t slot, uint32_t charged_us, uint32_t airtime_us);
+/* The figures for eng_link_info. */
 void	 pacer__info(struct pacer *, uint64_t now_us,
 	    struct eng_pacer_info *);
 
@@ -209,6 +261,9 @@ struct eng_ctrl {
 	 * starts when the frame leaves (unicast.c), not when queued.
 	 */
 	struct eng_member	*m;
+	uint64_t		 node;	/* its target, 0: every node */
+	uint32_t		 epoch;	/* s->epoch when queued */
+	uint32_t		 reply_ms;	/* answers come within, 0: none */
 	uint16_t		 len;
 	uint8_t			 type;
 	uint8_t			 frame[UP_FRAME_MAX];
@@ -259,6 +314,8 @@ struct eng_peer {
 	uint64_t		 poll_at;
 	uint64_t		 poll_cookie;
 	uint32_t		 poll_est;	/* poll_time charged, us */
+	uint64_t		 poll_slot;	/* ... in this duty slot */
+	uint8_t			 poll_band;	/* ... and band */
 	bool			 poll_rx;	/* a frame came during it */
 	struct eng_member	*rm;
 	uint32_t		 rpolls;	/* polls of that round */
@@ -273,6 +330,45 @@ struct eng_peer {
 TAILQ_HEAD(eng_queue, eng_member);
 TAILQ_HEAD(eng_peerq, eng_peer);
 
+/*
+ * A frame handed to the plugin, kept until its tx_done (or until the
+ * ring wraps, for plugins that send none): what it was charged, for the
+ * duty-cycle correction, and what waits for it to leave (its session's
+ * timer, a half-duplex link's quiet time).  docs/engine.md, "Timers".
+ */
+struct eng_txrec {
+	uint64_t		 cookie;	/* 0: done */
+	struct eng_session	*s;	/* NULL: none, or freed since */
+	uint64_t		 slot;	/* its duty ledger slot */
+	uint32_t		 charged_us;
+	uint32_t		 reply_ms;
+	uint8_t			 type;
+	uint8_t			 band;
+	bool			 anchor;	/* s waits for it to leave */
+};
+#define ENG_TXREC	256	/* frames remembered per link */
+
+/*
+ * The link's profile in use (profile.c): configured values where the
+ * link's section fixed them, else derived from its caps, airtime and
+ * duty cycle, never below the configured ones.
+ */
+struct eng_profile {
+	uint32_t		 duty_ppm;	/* of the broadcast band */
+	uint32_t		 frame_us;	/* an mtu frame on air */
+	uint32_t		 answer_bytes;	/* a node's largest frame */
+	uint32_t		 answer_us;	/* ... on air */
+	uint32_t		 turn_ms;	/* reply slot margin */
+	bool			 slow;		/* answers need reply slots */
+	uint32_t		 status_window_ms;	/* a round's floor */
+	uint32_t		 offer_window_ms;
+	uint32_t		 discover_s;	/* 0: at open only */
+	uint32_t		 poll_ms;	/* RESULT polls: first gap */
+	uint32_t		 poll_max_ms;	/* ... longest gap */
+	uint32_t		 result_timeout_s;
+	uint32_t		 hash_kbs;	/* node hashing, kB/s */
+};
+
 struct eng_link {
 	struct eng		*e;
 	char			 name[ENG_NAME_MAX + 1];
@@ -281,7 +377,8 @@ struct eng_link {
 	struct tp		*tp;
 	struct tp_host		 host;
 	struct tp_caps		 caps;
-	struct eng_params	 p;		/* the link's profile */
+	struct eng_params	 p;		/* its configured profile */
+	struct eng_profile	 pf;		/* ... in use (profile.c) */
 	struct pacer		 pacer;
 	bool			 up;
 	uint64_t		 tx_at;		/* tx loop due, ENG_NEVER */
@@ -308,9 +405,24 @@ struct eng_link {
 
 	uint64_t		 cookie;
 
+	/* Frames handed to the plugin (ring of ENG_TXREC). */
+	struct eng_txrec	*txr;
+	unsigned int		 txr_head;
+	unsigned int		 txr_n;
+	/*
+	 * Half-duplex: nothing is sent before this (clock us), so that the
+	 * answers to a request that left get the air (docs/engine.md,
+	 * "Half-duplex links").
+	 */
+	uint64_t		 quiet_until;
+	uint64_t		 quiet_cookie;	/* a request not left yet */
+
 	/* Discovery: DISCOVER rounds and the wait for their answers. */
 	uint64_t		 discover_at;	/* next round, us; ENG_NEVER */
 	uint64_t		 settle_ms;	/* its ANNOUNCEs are in */
+	uint16_t		 disc_slots;	/* its reply schedule (§11.9) */
+	uint16_t		 disc_slot_ms;
+	uint32_t		 disc_count;	/* ANNOUNCEs since it went */
 
 	/* Loss seen by the nodes (ppm), for proactive parity. */
 	uint32_t		 loss_ppm;
@@ -370,6 +482,8 @@ struct eng_link {
 	uint64_t		 tx_repair;
 	uint64_t		 tx_errors;
 	uint64_t		 ctrl_dropped;
+	uint64_t		 ctrl_stale;	/* dropped: stale when due */
+	uint64_t		 quiet_waits;	/* sends held for answers */
 };
 
 struct eng_member {
@@ -413,6 +527,9 @@ struct eng_member {
 	uint32_t		 stall;		/* status rounds w/o progress */
 	uint32_t		 progress_held;	/* held at the last round */
 	bool			 xr_added;	/* in this round's XOR plan */
+	/* What its compact ACCEPT said it can use (UP_ACAP_*, §11.5.4). */
+	uint8_t			 acaps;
+	bool			 acaps_known;
 	uint64_t		 result_due_ms;	/* ACTIVATING deadline */
 
 	/*
@@ -510,6 +627,17 @@ struct eng_session {
 
 	/* The phase machine. */
 	uint32_t		 step;		/* repeats/asks in the phase */
+	/*
+	 * Timers from the real send time (phase.c): the requests of the
+	 * phase's current batch carry `epoch' (older ones are stale when
+	 * they come due); `txq' of the session's control frames are queued
+	 * or on the way, and a window armed with eng__arm_after() starts
+	 * when the last of them has left.
+	 */
+	uint32_t		 epoch;
+	uint32_t		 txq;
+	bool			 arm_wait;
+	uint64_t		 arm_ms;
 	uint64_t		 phase_ms;	/* when the phase began */
 	uint64_t		 timer_at;	/* phase timer, us */
 	uint64_t		 rtimer_at;	/* result timer, us */
@@ -557,6 +685,27 @@ struct eng_session {
 	struct up_bitmap	 xr_dneed;
 	uint8_t			*xr_buf;	/* block_size, read scratch */
 	uint64_t		 xor_frames;
+
+	/*
+	 * Reply schedules and status forms (reply.c): the schedule the
+	 * session's current requests carry (compact frames on a slow link,
+	 * §11.9; 0: the full form's window), the status form the round
+	 * asks for (§11.7: UP_SB_* | UP_SQ_MISSING), and the round's
+	 * aggregate of run and count lists (up_status_agg).
+	 */
+	uint16_t		 sched_slots;
+	uint16_t		 sched_slot_ms;
+	uint64_t		 sched_wait_ms;	/* VERIFY: its schedule's */
+	uint8_t			 sched_req;
+	bool			 sq_missing;	/* silent: presumed complete */
+	bool			 want_runs;	/* counts failed: ask runs */
+	bool			 fec_counted;	/* count plans this round */
+	struct up_status_agg	 agg;
+	uint8_t			*agg_bits;	/* NULL: no aggregate */
+	uint8_t			*agg_need;
+	uint64_t		 count_rounds;	/* rounds asking counts */
+	uint64_t		 runs_asked;	/* compact asks in full sessions */
+	uint64_t		 counts_heard;	/* count lists answered */
 };
 
 /* ------------------------------------------------------------------ */
@@ -610,6 +759,51 @@ void	 eng__link_close(struct eng_link *);
 size_t	 eng__link_mtu(const struct eng_link *);
 
 /* ------------------------------------------------------------------ */
+/* profile.c                                                            */
+
+/* (Re)computes l->pf and l->silence_ms from l->caps and l->p. */
+void	 eng__profile(struct eng_link *);
+/* Time on air of a len-byte frame to all (the plugin's model). */
+uint32_t eng__air(struct eng_link *, size_t len);
+/*
+ * The reply schedule for n answers of `frames' frames each (§11.9):
+ * slots and slot length; one-millisecond slots on a fast link.
+ */
+void	 eng__schedule(struct eng_link *, unsigned int n, unsigned int frames,
+	    uint16_t *slots, uint16_t *slot_ms);
+/* ... and how long those answers take to come in, ms. */
+uint64_t eng__schedule_ms(struct eng_link *, unsigned int n,
+	    unsigned int frames);
+/* How long after m left its answers may come, ms (0: none). */
+uint32_t eng__reply_ms(struct eng_link *, const struct up_msg *);
+
+/* ------------------------------------------------------------------ */
+/* reply.c: reply schedules, status forms, count lists                 */
+
+/*
+ * The schedule and window of a request of `type' that n nodes answer:
+ * sets s->sched_* (what cframe.c writes into compact requests on a
+ * slow link) and returns how long the answers take to come in, ms (at
+ * least the link's floor).
+ */
+uint64_t eng__ask_schedule(struct eng_session *, uint8_t type,
+	    unsigned int n);
+/* A status round begins: its form (runs, or counts only from nodes
+ * missing something where uplink airtime is dear). */
+void	 eng__status_form(struct eng_session *);
+/* The aggregate of a round's lists (up_status_agg). */
+void	 eng__agg_open(struct eng_session *);
+void	 eng__agg_free(struct eng_session *);
+void	 eng__agg_round(struct eng_session *);
+void	 eng__agg_add(struct eng_session *, const struct up_status_body *);
+/* A member's count list (§11.7 form 2): its need, planned as parity. */
+void	 eng__counts_apply(struct eng_session *, struct eng_member *,
+	    const struct up_status_body *);
+/* A round that asked only nodes missing something ends: the silent
+ * ones are presumed complete (VERIFY tells). */
+void	 eng__sq_missing_end(struct eng_session *);
+
+/* ------------------------------------------------------------------ */
 /* session.c                                                            */
 
 /* The session's profile: its link's, else the engine's defaults. */
@@ -650,7 +844,7 @@ void	 eng__blob_error(struct eng_session *);
 void	 eng__send(struct eng_session *, const struct eng_member *,
 	    struct up_msg *);
 void	 eng__target(struct eng_session *, uint8_t type,
-	    const struct eng_member *, uint16_t window, uint8_t reason);
+	    const struct eng_member *, uint64_t window, uint8_t reason);
 void	 eng__ask(struct eng_session *, uint8_t type, enum eng_mstate,
 	    uint64_t window);
 void	 eng__send_offer(struct eng_session *);
@@ -675,11 +869,22 @@ uint64_t eng__session_deadline(const struct eng_session *);
 /* ------------------------------------------------------------------ */
 /* phase.c                                                              */
 
-/* Configured answer window (ms, fits STATUS_REQ's u16) and margin. */
+/* The link's floor for an answer window (profile.c) and margin, ms. */
 uint64_t eng__window(const struct eng_session *);
 uint64_t eng__margin(const struct eng_session *);
 /* Arms the phase timer ms from now. */
 void	 eng__arm(struct eng_session *, uint64_t ms);
+/*
+ * Arms it ms after the session's queued frames have left (now if none
+ * is queued): the window of a request starts when the request is on
+ * the air, not when it was queued behind pacing.
+ */
+void	 eng__arm_after(struct eng_session *, uint64_t ms);
+/* The requests queued from here on are a new batch (older ones stale). */
+void	 eng__batch(struct eng_session *);
+/* A control frame of s of `type' left at left_us (or was dropped). */
+void	 eng__frame_left(struct eng_session *, uint8_t type,
+	    uint64_t left_us);
 void	 eng__disarm(struct eng_session *);
 /* Picks the next phase from the members' states. */
 void	 eng__decide(struct eng_session *);
@@ -743,12 +948,15 @@ void	 eng__result_timer(struct eng_session *);
 #define ENG_FEC_DATA	0x01	/* this round: plain DATA for it */
 #define ENG_FEC_SENT	0x02	/* parity went to the group this pass */
 #define ENG_FEC_PREV	0x04	/* ... and in the previous repair pass */
+#define ENG_FEC_COUNT	0x08	/* planned from count lists (§11.7) */
+#define ENG_FEC_EXTRA	2	/* rows beyond a count list's need */
 
 void	 eng__fec_open(struct eng_session *);
 void	 eng__fec_free(struct eng_session *);
 uint16_t eng__fec_proactive(const struct eng_session *);
+/* A node's status body describing blocks [0, end). */
 void	 eng__fec_note(struct eng_session *, const struct up_status_body *,
-	    bool first);
+	    bool first, uint32_t end);
 void	 eng__fec_round(struct eng_session *);
 void	 eng__fec_plan(struct eng_session *);
 void	 eng__fec_measure(struct eng_session *);
@@ -762,8 +970,9 @@ size_t	 eng__fill_parity(struct eng_session *, uint8_t *buf, size_t cap,
 void	 eng__xr_open(struct eng_session *);
 void	 eng__xr_free(struct eng_session *);
 void	 eng__xr_round(struct eng_session *);
+/* A node's status body (a slice or a run list) describing [0, end). */
 void	 eng__xr_note(struct eng_session *, struct eng_member *,
-	    const struct up_status_body *, bool first);
+	    const struct up_status_body *, bool first, uint32_t end);
 bool	 eng__xr_plan(struct eng_session *);
 /* The next XOR frame of the pass; 0 none, -1 read error. */
 size_t	 eng__fill_xor(struct eng_session *, uint8_t *buf, size_t cap);

@@ -28,8 +28,6 @@
 
 #include "engine_internal.h"
 
-static void	 link_silence(struct eng_link *);
-
 /* ------------------------------------------------------------------ */
 /* Transmit                                                             */
 
@@ -51,6 +49,23 @@ eng__kick(struct eng_link *l)
 		return;
 	l->tx_at = 0;
 	eng__touch(l->e);
+}
+
+/* The node a control message names, 0 for every node. */
+static uint64_t
+link_target(const struct up_msg *m)
+{
+	switch (m->type) {
+	case UP_T_STATUS_REQ:
+	case UP_T_VERIFY:
+	case UP_T_RESULT_ACK:
+	case UP_T_ABORT:
+		return (m->u.target.node_id);
+	case UP_T_ACTIVATE:
+		return (m->u.activate.node_id);
+	default:
+		return (0);
+	}
 }
 
 int
@@ -89,6 +104,11 @@ eng__ctrl_to(struct eng_link *l, struct eng_session *s, struct eng_member *mb,
 	c->m = mb;
 	c->len = (uint16_t)n;
 	c->type = m->type;
+	c->node = link_target(m);
+	c->epoch = s != NULL ? s->epoch : 0;
+	c->reply_ms = eng__reply_ms(l, m);
+	if (s != NULL)
+		s->txq++;
 	l->ring_n++;
 	eng__peer_queued(l, &c->dst, 1);
 	eng__kick(l);
@@ -139,6 +159,9 @@ eng__forget_session(struct eng_link *l, struct eng_session *s)
 	for (i = 0; i < l->ring_n; i++)
 		if (l->ring[(l->ring_head + i) % ENG_CTRL_RING].s == s)
 			l->ring[(l->ring_head + i) % ENG_CTRL_RING].s = NULL;
+	for (i = 0; i < l->txr_n; i++)
+		if (l->txr[(l->txr_head + i) % ENG_TXREC].s == s)
+			l->txr[(l->txr_head + i) % ENG_TXREC].s = NULL;
 }
 
 void
@@ -151,6 +174,75 @@ eng__forget_member(struct eng_link *l, struct eng_member *m)
 	for (i = 0; i < l->ring_n; i++)
 		if (l->ring[(l->ring_head + i) % ENG_CTRL_RING].m == m)
 			l->ring[(l->ring_head + i) % ENG_CTRL_RING].m = NULL;
+}
+
+/*
+ * A control frame that came due but no longer means anything: a request
+ * of a batch its session has moved past (a repeat, a round, a step: the
+ * session asked again since, or went on), of a session stopped since, a
+ * targeted ask to a node that answered or left the state it was asked
+ * in.  On a duty-cycled link a request may wait minutes behind pacing;
+ * sending it then costs airtime and makes nodes answer what nobody
+ * waits for.  Answers that must arrive (RESULT_ACK, ABORT), DISCOVER and
+ * the frames of members served alone (unicast.c keeps their own clocks)
+ * are never stale.
+ */
+static bool
+link_stale(const struct eng_ctrl *c)
+{
+	struct eng_session	*s = c->s;
+	struct eng_member	*m = NULL;
+
+	if (s == NULL || c->m != NULL)
+		return (false);
+	switch (c->type) {
+	case UP_T_OFFER:
+	case UP_T_STATUS_REQ:
+	case UP_T_VERIFY:
+	case UP_T_ACTIVATE:
+		if (!s->running)
+			return (true);		/* stopped since */
+		if (c->node != 0 && (m = eng__member(s, c->node)) == NULL)
+			return (true);		/* no member any more */
+		break;
+	default:
+		return (false);
+	}
+	switch (c->type) {
+	case UP_T_OFFER:
+		return (c->epoch != s->epoch);
+	case UP_T_STATUS_REQ:
+		if (c->epoch != s->epoch)
+			return (true);
+		return (m != NULL && (m->answered ||
+		    (m->state != ENG_M_RECEIVING &&
+		    m->state != ENG_M_OFFERED)));
+	case UP_T_VERIFY:
+		if (m == NULL)
+			return (c->epoch != s->epoch);
+		/* A verify ask, or a RESULT poll (result.c). */
+		if (m->state == ENG_M_ACTIVATING)
+			return (false);
+		return (m->state != ENG_M_DOWNLOADED ||
+		    (m->asked && m->answered));
+	default:	/* ACTIVATE */
+		if (m != NULL)
+			return (m->state != ENG_M_ACTIVATING);
+		return (c->epoch != s->epoch);
+	}
+}
+
+/* The head of the control ring is dropped (stale, or it cannot go). */
+static void
+link_ctrl_drop(struct eng_link *l)
+{
+	struct eng_ctrl	*c = &l->ring[l->ring_head];
+
+	if (c->s != NULL)
+		eng__frame_left(c->s, c->type, eng__now_us(l->e));
+	eng__peer_queued(l, &c->dst, -1);
+	l->ring_head = (l->ring_head + 1) % ENG_CTRL_RING;
+	l->ring_n--;
 }
 
 /*
@@ -170,6 +262,12 @@ link_fill(struct eng_link *l)
 
 	l->pend_m = NULL;
 	l->pend_p = NULL;
+	while (l->ring_n > 0 && link_stale(&l->ring[l->ring_head])) {
+		l->ctrl_stale++;
+		eng__debug("%s: stale control frame of type %u dropped",
+		    l->name, l->ring[l->ring_head].type);
+		link_ctrl_drop(l);
+	}
 	if (l->ring_n > 0) {
 		c = &l->ring[l->ring_head];
 		l->pend = c->frame;
@@ -233,6 +331,106 @@ link_airtime(struct eng_link *l, const struct tp_addr *dst, size_t len)
 	return (pacer__airtime(&l->pacer, len));
 }
 
+/* The duty-cycle band a frame will use (the plugin's band() op). */
+static unsigned int
+link_band(struct eng_link *l, const struct tp_addr *dst, size_t len)
+{
+	unsigned int	 b;
+
+	if (l->caps.nbands == 0 || l->ops->band == NULL)
+		return (0);
+	b = l->ops->band(l->tp, dst, len);
+	return (b < l->caps.nbands ? b : 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames on their way: what waits for them to leave                    */
+
+/*
+ * A half-duplex link keeps quiet for the answers a request asked for
+ * (docs/engine.md, "Half-duplex links").  On a polled link nothing
+ * answers unasked: the polls are the engine's (poll.c).
+ */
+static bool
+link_quiets(const struct eng_link *l)
+{
+	return ((l->caps.flags & (TP_CAP_HALF_DUPLEX | TP_CAP_POLLED)) ==
+	    TP_CAP_HALF_DUPLEX);
+}
+
+/*
+ * A frame left the link at left_us: a half-duplex link keeps quiet for
+ * the answers it asked for, and its session's window starts.
+ */
+static void
+link_left(struct eng_link *l, struct eng_txrec *r, uint64_t left_us)
+{
+	uint64_t	 q;
+
+	/*
+	 * On a polled link nothing answers unasked: the polls are the
+	 * engine's (poll.c), no quiet is needed.
+	 */
+	if (r->reply_ms != 0 && link_quiets(l)) {
+		q = left_us + (uint64_t)r->reply_ms * 1000;
+		if (q > l->quiet_until)
+			l->quiet_until = q;
+		if (l->quiet_cookie == r->cookie)
+			l->quiet_cookie = 0;
+	}
+	if (r->anchor) {
+		r->anchor = false;
+		if (r->s != NULL)
+			eng__frame_left(r->s, r->type, left_us);
+	}
+}
+
+/* Remembers a frame the plugin took (cookie), until its tx_done. */
+static struct eng_txrec *
+link_rec(struct eng_link *l, uint64_t cookie)
+{
+	struct eng_txrec	*r;
+
+	if (l->txr_n == ENG_TXREC) {
+		/* The oldest never got a tx_done: it left long ago. */
+		r = &l->txr[l->txr_head];
+		if (r->cookie != 0)
+			link_left(l, r, eng__now_us(l->e));
+		l->txr_head = (l->txr_head + 1) % ENG_TXREC;
+		l->txr_n--;
+	}
+	r = &l->txr[(l->txr_head + l->txr_n) % ENG_TXREC];
+	memset(r, 0, sizeof(*r));
+	r->cookie = cookie;
+	l->txr_n++;
+	return (r);
+}
+
+/* The record of a frame by its cookie, or NULL. */
+static struct eng_txrec *
+link_rec_find(struct eng_link *l, uint64_t cookie)
+{
+	struct eng_txrec	*r;
+	unsigned int		 i;
+
+	for (i = 0; i < l->txr_n; i++) {
+		r = &l->txr[(l->txr_head + i) % ENG_TXREC];
+		if (r->cookie == cookie)
+			return (r);
+	}
+	return (NULL);
+}
+
+/* Done records leave from the front. */
+static void
+link_rec_trim(struct eng_link *l)
+{
+	while (l->txr_n > 0 && l->txr[l->txr_head].cookie == 0) {
+		l->txr_head = (l->txr_head + 1) % ENG_TXREC;
+		l->txr_n--;
+	}
+}
+
 /* A poll of l->pend_p: its time on the link is charged before. */
 static int
 link_poll(struct eng_link *l, uint64_t now)
@@ -240,6 +438,7 @@ link_poll(struct eng_link *l, uint64_t now)
 	struct eng_peer	*p = l->pend_p;
 	uint64_t	 wait, cookie;
 	uint32_t	 air;
+	unsigned int	 band;
 	int		 rc;
 
 	if (l->ops->poll == NULL) {
@@ -248,7 +447,8 @@ link_poll(struct eng_link *l, uint64_t now)
 	}
 	air = l->ops->poll_time != NULL ? l->ops->poll_time(l->tp,
 	    &p->addr) : pacer__airtime(&l->pacer, 8);
-	wait = pacer__delay(&l->pacer, now, 0, air);
+	band = link_band(l, &p->addr, 8);
+	wait = pacer__delay(&l->pacer, now, 0, air, band);
 	if (wait == PACER_WAIT)
 		return (-1);
 	if (wait > 0) {
@@ -259,7 +459,8 @@ link_poll(struct eng_link *l, uint64_t now)
 	rc = l->ops->poll(l->tp, &p->addr, cookie);
 	switch (rc) {
 	case TP_OK:
-		pacer__sent(&l->pacer, now, 0, air);
+		p->poll_slot = pacer__sent(&l->pacer, now, 0, air, band);
+		p->poll_band = (uint8_t)band;
 		eng__poll_sent(p, cookie, air);
 		break;
 	case TP_EAGAIN:
@@ -288,26 +489,53 @@ link_drop(struct eng_link *l)
 	l->tx_errors++;
 	if (l->pend_m != NULL)
 		eng__u_sent(l->pend_m);
+	if (l->pend_ctrl && l->pend_s != NULL)
+		eng__frame_left(l->pend_s, l->pend_type, eng__now_us(l->e));
 	link_sent(l);
 }
 
 static void
 link_tx(struct eng_link *l)
 {
-	struct eng_peer	*p;
-	struct iovec	 iov;
-	const uint8_t	*frame;
-	uint64_t	 now, wait, cookie;
-	uint32_t	 air;
-	size_t		 mtu, flen;
-	int		 n, rc;
+	struct eng_peer		*p;
+	struct eng_txrec	*r;
+	struct iovec		 iov;
+	const uint8_t		*frame;
+	uint64_t		 now, wait, cookie, slot;
+	uint32_t		 air;
+	size_t			 mtu, flen;
+	unsigned int		 band;
+	bool			 last;
+	int			 n, rc;
 
 	for (n = 0; n < ENG_TX_BURST; n++) {
 		if (!l->up || l->tp == NULL || l->pacer.blocked)
 			return;
+		now = eng__now_us(l->e);
+		/*
+		 * Half-duplex: the answers asked for have the air.  Nothing
+		 * is handed over behind a request until it has left (the
+		 * plugin would send it at once after the request).
+		 */
+		if (l->quiet_cookie != 0)
+			return;		/* its tx_done says when */
+		if (l->quiet_until > now) {
+			l->quiet_waits++;
+			l->tx_at = l->quiet_until;
+			return;
+		}
 		if (l->pend_len == 0 && !link_fill(l))
 			return;
-		now = eng__now_us(l->e);
+		if (l->pend_ctrl && l->seg_len == 0 &&
+		    link_stale(&l->ring[l->ring_head])) {
+			/* Refused before (TP_EAGAIN), stale since. */
+			l->ctrl_stale++;
+			link_ctrl_drop(l);
+			l->pend_len = 0;
+			l->pend = NULL;
+			l->pend_m = NULL;
+			continue;
+		}
 		if (l->pend_p != NULL) {
 			if (link_poll(l, now) == -1)
 				return;
@@ -350,7 +578,8 @@ link_tx(struct eng_link *l)
 			flen = (size_t)rc;
 		}
 		air = link_airtime(l, &l->pend_dst, flen);
-		wait = pacer__delay(&l->pacer, now, flen, air);
+		band = link_band(l, &l->pend_dst, flen);
+		wait = pacer__delay(&l->pacer, now, flen, air, band);
 		if (wait == PACER_WAIT)
 			return;
 		if (wait > 0) {
@@ -364,7 +593,31 @@ link_tx(struct eng_link *l)
 		rc = l->ops->send(l->tp, &l->pend_dst, &iov, 1, cookie);
 		switch (rc) {
 		case TP_OK:
-			pacer__sent(&l->pacer, now, flen, air);
+			slot = pacer__sent(&l->pacer, now, flen, air, band);
+			/*
+			 * Its record, until tx_done: the charge, and on the
+			 * message's last frame what waits for it to leave.
+			 */
+			last = l->seg_len == 0 || l->seg_i + 1 == l->seg_n;
+			r = link_rec(l, cookie);
+			r->slot = slot;
+			r->charged_us = air;
+			r->band = (uint8_t)band;
+			r->type = l->pend_type;
+			if (l->pend_ctrl && last) {
+				r->s = l->pend_s;
+				r->anchor = l->pend_s != NULL;
+				r->reply_ms = l->ring[l->ring_head].reply_ms;
+				if (r->reply_ms != 0 && link_quiets(l) &&
+				    l->pacer.track_inflight)
+					l->quiet_cookie = cookie;
+			}
+			/*
+			 * Without tx_done reports the frame leaves as it is
+			 * handed over, and is on air for `air'.
+			 */
+			if (!l->pacer.track_inflight)
+				link_left(l, r, now + air);
 			if (p != NULL)
 				eng__peer_sent(p, flen);
 			if (l->seg_len != 0) {
@@ -412,11 +665,29 @@ static void
 link_discover(struct eng_link *l, uint64_t now_us)
 {
 	struct up_msg	 m;
-	unsigned int	 w = l->p.status_window_ms;
+	uint64_t	 w = l->pf.status_window_ms, x;
+	unsigned int	 n, frames, up;
 
+	/*
+	 * On a slow link the ANNOUNCEs come in reply slots (§11.9) sized
+	 * to the nodes heard last time (at least 8) and to an ANNOUNCE in
+	 * segments of the uplink (about 100 bytes).
+	 */
+	l->disc_slots = l->disc_slot_ms = 0;
+	if (l->pf.slow && eng__link_compact(l)) {
+		n = l->disc_count > 8 ? l->disc_count : 8;
+		up = l->pf.answer_bytes > l->caps.frame_overhead +
+		    UP_SEG_HDR_LEN + 1 ? l->pf.answer_bytes -
+		    l->caps.frame_overhead - UP_SEG_HDR_LEN : 1;
+		frames = (100 + up - 1) / up;
+		eng__schedule(l, n, frames, &l->disc_slots, &l->disc_slot_ms);
+		if ((x = eng__schedule_ms(l, n, frames)) > w)
+			w = x;
+	}
+	l->disc_count = 0;
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_DISCOVER;
-	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : w;
+	m.u.discover.window_ms = w > UINT16_MAX ? UINT16_MAX : (uint16_t)w;
 	/*
 	 * A DISCOVER to all only where nodes may answer it by themselves:
 	 * connected and polled links find their nodes by visits (peer.c).
@@ -425,10 +696,9 @@ link_discover(struct eng_link *l, uint64_t now_us)
 	    (l->caps.flags & (TP_CAP_CONNECT | TP_CAP_POLLED)) == 0)
 		eng__ctrl(l, NULL, NULL, &m);
 	/* Offers wait for the answers, so nodes join before the OFFER. */
-	l->settle_ms = now_us / 1000 + m.u.discover.window_ms + 100 +
-	    m.u.discover.window_ms / 4;
-	l->discover_at = l->p.discover_interval_s == 0 ? ENG_NEVER :
-	    now_us + (uint64_t)l->p.discover_interval_s * 1000000;
+	l->settle_ms = now_us / 1000 + w + 100 + w / 4;
+	l->discover_at = l->pf.discover_s == 0 ? ENG_NEVER :
+	    now_us + (uint64_t)l->pf.discover_s * 1000000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -517,6 +787,7 @@ link_rx(void *arg, struct tp *tp, const struct tp_addr *src,
 	eng__peer_rx(l, src, &m);
 	switch (m.type) {
 	case UP_T_ANNOUNCE:
+		l->disc_count++;
 		/* The session first: the daemon then sees the new state. */
 		if (m.u.announce.session != 0 &&
 		    (s = eng_session_find(e, m.u.announce.session)) != NULL)
@@ -581,15 +852,27 @@ static void
 link_tx_done(void *arg, struct tp *tp, uint64_t cookie, int status,
     uint32_t airtime_us)
 {
-	struct eng_link	*l = arg;
+	struct eng_link	 *l = arg;
+	struct eng_txrec *r;
 
 	eng__enter(l->e);
 	if (!eng__poll_done(l, cookie, status, airtime_us)) {
-		pacer__tx_done(&l->pacer, pacer__airtime(&l->pacer,
-		    l->caps.mtu), airtime_us);
+		/* Its own record: what it was charged, what waits for it. */
+		r = link_rec_find(l, cookie);
+		if (r != NULL)
+			pacer__tx_done(&l->pacer, true, r->band, r->slot,
+			    r->charged_us, airtime_us);
+		else
+			pacer__tx_done(&l->pacer, false, 0, 0, 0, airtime_us);
 		eng__peer_tx_done(l, cookie, status);
 		if (status != TP_OK)
 			l->tx_errors++;
+		if (r != NULL) {
+			link_left(l, r, eng__now_us(l->e));
+			r->cookie = 0;
+			r->s = NULL;
+			link_rec_trim(l);
+		}
 	}
 	eng__kick(l);
 	eng__leave(l->e);
@@ -630,6 +913,7 @@ link_event(void *arg, struct tp *tp, enum tp_link_event ev)
 			break;
 		eng__warnx("%s: link down; its sessions wait", l->name);
 		l->up = false;
+		l->quiet_cookie = 0;	/* no tx_done will come for it */
 		l->down_us = now != 0 ? now : 1;
 		eng__peers_down(l);
 		TAILQ_FOREACH(s, &l->e->sessions, entry)
@@ -638,8 +922,8 @@ link_event(void *arg, struct tp *tp, enum tp_link_event ev)
 		break;
 	case TP_CAPS_CHANGED:
 		l->ops->caps(l->tp, &l->caps);
-		pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
-		link_silence(l);
+		pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct, now);
+		eng__profile(l);
 		eng__slots(l);
 		eng__info("%s: capabilities changed (mtu %u, %" PRIu64
 		    " bit/s)", l->name, l->caps.mtu, l->caps.bitrate_bps);
@@ -698,37 +982,11 @@ eng__link_close(struct eng_link *l)
 	l->tp = NULL;
 	eng__peers_free(l);
 	eng__cf_link_close(l);
+	pacer__free(&l->pacer);
+	free(l->txr);
 	free(l->ring);
 	free(l->data_frame);
 	free(l);
-}
-
-/*
- * How long a node on this link may stay silent before it is written off
- * (eng__silent): the profile's node_silence_ms, else derived from the
- * link.  A node reboots in seconds, so 10 s, plus four frames of the mtu
- * on air at the link's rate and duty cycle, since on a slow or
- * duty-cycled link one round of asks takes that long (LoRa at SF12 and
- * 1 %: minutes).  At most an hour.
- */
-static void
-link_silence(struct eng_link *l)
-{
-	uint64_t	 ms = ENG_SILENCE_MS, air_us;
-	uint32_t	 mtu = l->caps.mtu != 0 ? l->caps.mtu : UP_FRAME_MAX;
-
-	if (l->p.node_silence_ms != 0) {
-		l->silence_ms = l->p.node_silence_ms;
-		return;
-	}
-	if (l->caps.bitrate_bps > 0) {
-		air_us = (uint64_t)(mtu + l->caps.frame_overhead) * 8 *
-		    1000000 / l->caps.bitrate_bps;
-		if (l->caps.duty_cycle_ppm > 0)
-			air_us = air_us * 1000000 / l->caps.duty_cycle_ppm;
-		ms += 4 * air_us / 1000;
-	}
-	l->silence_ms = ms > 3600000 ? 3600000 : (uint32_t)ms;
 }
 
 void
@@ -800,6 +1058,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	l->host.offload_read = link_offload_read;
 	l->host.offload_progress = link_offload_progress;
 	l->ring = eng__xcalloc(ENG_CTRL_RING, sizeof(*l->ring));
+	l->txr = eng__xcalloc(ENG_TXREC, sizeof(*l->txr));
 	l->data_frame = eng__xcalloc(1, UP_FRAME_MAX);
 	TAILQ_INIT(&l->data_sessions);
 	TAILQ_INIT(&l->uqueue);
@@ -818,7 +1077,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	ops->caps(l->tp, &l->caps);
 	now = eng__now_us(e);
 	pacer__init(&l->pacer, &l->caps, l->p.rate_pct, now);
-	link_silence(l);
+	eng__profile(l);
 	eng__slots(l);
 	eng__cf_link_open(l);
 	e->links[e->nlinks++] = l;
@@ -872,17 +1131,23 @@ eng_link_name(const struct eng_link *l)
 void
 eng_link_set_params(struct eng_link *l, const struct eng_params *p)
 {
-	bool	 disc = p->discover_interval_s != l->p.discover_interval_s;
+	uint32_t	 disc = l->pf.discover_s;
 
 	l->p = *p;
-	pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct);
-	link_silence(l);
+	pacer__reconf(&l->pacer, &l->caps, l->p.rate_pct, eng__now_us(l->e));
+	eng__profile(l);
 	eng__slots(l);
-	if (disc)
-		l->discover_at = p->discover_interval_s == 0 ? ENG_NEVER :
-		    eng__now_us(l->e) + (uint64_t)p->discover_interval_s *
-		    1000000;
+	if (disc != l->pf.discover_s)
+		l->discover_at = l->pf.discover_s == 0 ? ENG_NEVER :
+		    eng__now_us(l->e) + (uint64_t)l->pf.discover_s * 1000000;
 	eng__touch(l->e);
+}
+
+void
+eng_link_set_ctag_next(struct eng_link *l, uint8_t next)
+{
+	if (next >= l->ctags.lo && next <= l->ctags.hi && next != 0)
+		l->ctags.next = next;
 }
 
 int
@@ -914,10 +1179,21 @@ eng_link_info(struct eng_link *l, struct eng_link_info *li)
 	li->tx_repair = l->tx_repair;
 	li->tx_errors = l->tx_errors;
 	li->ctrl_dropped = l->ctrl_dropped;
+	li->ctrl_stale = l->ctrl_stale;
+	li->quiet_waits = l->quiet_waits;
 	li->ctrl_queued = l->ring_n;
 	li->data_sessions = l->ndata;
 	li->loss_ppm = l->loss_ppm;
 	li->node_silence_ms = l->silence_ms;
+	li->ctag_next = l->ctags.next;
+	li->status_window_ms = l->pf.status_window_ms;
+	li->offer_window_ms = l->pf.offer_window_ms;
+	li->discover_interval_s = l->pf.discover_s;
+	li->result_timeout_s = l->pf.result_timeout_s;
+	li->poll_ms = l->pf.poll_ms;
+	li->node_hash_kbs = l->pf.hash_kbs;
+	li->frame_us = l->pf.frame_us;
+	li->answer_us = l->pf.answer_us;
 	pacer__info(&l->pacer, eng__now_us(l->e), &li->pacer);
 	for (i = 0; i < l->npeers; i++) {
 		if (l->peers[i] == NULL)

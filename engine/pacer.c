@@ -14,12 +14,12 @@
  *     one callback without losing rate: about 1 ms with a base created
  *     with EVENT_BASE_FLAG_PRECISE_TIMER, up to ~7 ms without it (libevent
  *     2.1 then uses CLOCK_MONOTONIC_COARSE, 4 ms jiffies).
- *  2. Duty cycle (LoRaMac-node Band_t TimeCredits/MaxTimeCredits): credits
- *     in microseconds of airtime refill at elapsed * ppm / 1e6 and are
- *     capped at duty_window_ms * ppm / 1e6; a frame costs its airtime, from
- *     the plugin's airtime() model when it has one, else len * 8 / bitrate.
- *     Credits are kept multiplied by 1e6 so refills are exact integers.
- *     The bucket starts full, as LoRaMac's does.
+ *  2. Duty cycle: one ledger per regulated band (duty.c), the airtime of
+ *     the frames in any window of duty_window_ms at most its share: a
+ *     frame goes in its band (the plugin's band() op) once it fits there.
+ *     A frame costs its airtime, from the plugin's airtime() model when it
+ *     has one, else (len + overhead) * 8 / bitrate; the airtime the plugin
+ *     measured (tx_done) replaces what that frame was charged.
  *  3. min_gap_us of silence after the estimated end of the last frame
  *     (Modbus RTU's 3.5 characters, PLC inter-frame gaps).
  *  4. Queue depth: at most tx_queue frames outstanding once the plugin
@@ -33,7 +33,6 @@
 #include "engine_internal.h"
 
 #define PACER_BURST_NS		8000000ULL	/* 8 ms */
-#define PACER_DEF_WINDOW_MS	3600000ULL	/* 1 h, ETSI EN 300 220 */
 #define PACER_MIL		1000000ULL
 
 static uint64_t
@@ -48,9 +47,10 @@ pacer_cost_ns(const struct pacer *p, size_t len, uint64_t *rem)
 
 void
 pacer__reconf(struct pacer *p, const struct tp_caps *caps,
-    unsigned int rate_pct)
+    unsigned int rate_pct, uint64_t now_us)
 {
-	uint64_t	 window;
+	unsigned int	 i, n;
+	uint32_t	 ppm, win;
 
 	if (rate_pct == 0 || rate_pct > 100)
 		rate_pct = 100;
@@ -59,13 +59,26 @@ pacer__reconf(struct pacer *p, const struct tp_caps *caps,
 	p->overhead = caps->frame_overhead;
 	p->min_gap_us = caps->min_gap_us;
 	p->tx_queue = caps->tx_queue;
-	p->duty_ppm = caps->duty_cycle_ppm > PACER_MIL ? PACER_MIL :
-	    caps->duty_cycle_ppm;
-	window = caps->duty_window_ms != 0 ? caps->duty_window_ms :
-	    PACER_DEF_WINDOW_MS;
-	p->duty_cap = window * 1000 * p->duty_ppm;
-	if (p->duty_credit > p->duty_cap)
-		p->duty_credit = p->duty_cap;
+
+	/* One ledger per band: the caps' sub-bands, or one of its own. */
+	n = caps->nbands > 0 ? caps->nbands : 1;
+	if (n > TP_BANDS_MAX)
+		n = TP_BANDS_MAX;
+	p->duty_ppm = 0;
+	for (i = 0; i < TP_BANDS_MAX; i++) {
+		ppm = win = 0;
+		if (i < n && caps->nbands > 0) {
+			ppm = caps->band[i].duty_ppm;
+			win = caps->band[i].window_ms;
+		} else if (i < n) {
+			ppm = caps->duty_cycle_ppm;
+			win = caps->duty_window_ms;
+		}
+		eng__ledger_conf(&p->band[i], ppm, win, now_us);
+		if (p->band[i].ppm > p->duty_ppm)
+			p->duty_ppm = p->band[i].ppm;
+	}
+	p->nbands = (uint8_t)n;
 
 	/*
 	 * The tolerance only absorbs timer lateness: a frame longer than
@@ -80,10 +93,17 @@ pacer__init(struct pacer *p, const struct tp_caps *caps,
     unsigned int rate_pct, uint64_t now_us)
 {
 	memset(p, 0, sizeof(*p));
-	pacer__reconf(p, caps, rate_pct);
+	pacer__reconf(p, caps, rate_pct, now_us);
 	p->tat_ns = now_us * 1000;
-	p->duty_credit = p->duty_cap;
-	p->duty_last_us = now_us;
+}
+
+void
+pacer__free(struct pacer *p)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < TP_BANDS_MAX; i++)
+		eng__ledger_free(&p->band[i]);
 }
 
 uint32_t
@@ -98,30 +118,17 @@ pacer__airtime(const struct pacer *p, size_t len)
 	return (us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
 }
 
-static void
-pacer_refill(struct pacer *p, uint64_t now_us)
+static struct eng_ledger *
+pacer_band(struct pacer *p, unsigned int band)
 {
-	uint64_t	 dt;
-
-	if (p->duty_ppm == 0 || now_us <= p->duty_last_us)
-		return;
-	dt = now_us - p->duty_last_us;
-	p->duty_last_us = now_us;
-	/* Avoid overflow after a very long idle time: the cap wins. */
-	if (dt >= p->duty_cap / p->duty_ppm + 1) {
-		p->duty_credit = p->duty_cap;
-		return;
-	}
-	p->duty_credit += dt * p->duty_ppm;
-	if (p->duty_credit > p->duty_cap)
-		p->duty_credit = p->duty_cap;
+	return (&p->band[band < p->nbands ? band : 0]);
 }
 
 uint64_t
 pacer__delay(struct pacer *p, uint64_t now_us, size_t len,
-    uint32_t airtime_us)
+    uint32_t airtime_us, unsigned int band)
 {
-	uint64_t	 now_ns = now_us * 1000, wait = 0, w, cost, need;
+	uint64_t	 now_ns = now_us * 1000, wait = 0, w;
 
 	if (p->blocked)
 		return (PACER_WAIT);
@@ -136,28 +143,20 @@ pacer__delay(struct pacer *p, uint64_t now_us, size_t len,
 	if (p->min_gap_us != 0 && p->gap_until_us > now_us &&
 	    p->gap_until_us - now_us > wait)
 		wait = p->gap_until_us - now_us;
-	if (p->duty_ppm != 0) {
-		pacer_refill(p, now_us);
-		cost = (uint64_t)airtime_us * PACER_MIL;
-		/* A frame longer than the window goes on a full bucket. */
-		need = cost > p->duty_cap ? p->duty_cap : cost;
-		if (p->duty_credit < need) {
-			w = (need - p->duty_credit + p->duty_ppm - 1) /
-			    p->duty_ppm;
-			if (w > wait)
-				wait = w;
-		}
-	}
+	if (p->duty_ppm != 0 &&
+	    (w = eng__ledger_wait(pacer_band(p, band), now_us,
+	    airtime_us)) > wait)
+		wait = w;
 	if (wait != 0)
 		p->waits++;
 	return (wait);
 }
 
-void
+uint64_t
 pacer__sent(struct pacer *p, uint64_t now_us, size_t len,
-    uint32_t airtime_us)
+    uint32_t airtime_us, unsigned int band)
 {
-	uint64_t	 now_ns = now_us * 1000, cost, rem, c;
+	uint64_t	 now_ns = now_us * 1000, cost, rem, slot = 0, start;
 
 	if (p->rate_bps != 0) {
 		if (len == 0) {
@@ -181,18 +180,24 @@ pacer__sent(struct pacer *p, uint64_t now_us, size_t len,
 			p->tat_ns = now_ns;
 		p->tat_ns += cost;
 	}
-	if (p->duty_ppm != 0) {
-		pacer_refill(p, now_us);
-		c = (uint64_t)airtime_us * PACER_MIL;
-		p->duty_credit = c >= p->duty_credit ? 0 : p->duty_credit - c;
-	}
+	/*
+	 * A frame handed over while another is on the air goes after it:
+	 * it is booked where it will end, not where it would if it went
+	 * now (booked too early, it would leave the ledger too soon).
+	 */
+	start = p->air_until_us > now_us ? p->air_until_us : now_us;
+	p->air_until_us = start + airtime_us;
+	if (p->duty_ppm != 0)
+		slot = eng__ledger_charge(pacer_band(p, band), start,
+		    airtime_us);
 	if (p->min_gap_us != 0)
-		p->gap_until_us = now_us + airtime_us + p->min_gap_us;
+		p->gap_until_us = start + airtime_us + p->min_gap_us;
 	if (p->track_inflight)
 		p->inflight++;
 	p->frames++;
 	p->bytes += len;
 	p->airtime_us += airtime_us;
+	return (slot);
 }
 
 void
@@ -209,9 +214,10 @@ pacer__writable(struct pacer *p)
 }
 
 void
-pacer__tx_done(struct pacer *p, uint32_t est_us, uint32_t airtime_us)
+pacer__tx_done(struct pacer *p, bool known, unsigned int band, uint64_t slot,
+    uint32_t charged_us, uint32_t airtime_us)
 {
-	uint64_t	 d;
+	int64_t		 d;
 
 	if (!p->track_inflight) {
 		/* First tx_done: from now on count frames in flight. */
@@ -219,30 +225,45 @@ pacer__tx_done(struct pacer *p, uint32_t est_us, uint32_t airtime_us)
 		p->inflight = 0;
 	} else if (p->inflight > 0)
 		p->inflight--;
-	/* The measured airtime corrects the duty-cycle charge. */
-	if (p->duty_ppm == 0 || airtime_us == 0 || airtime_us == est_us)
+	/*
+	 * The measured airtime replaces what this frame was charged (not
+	 * a guess at it: a short frame charged its own airtime and
+	 * "corrected" against a full frame's would hand back credit it
+	 * never used).
+	 */
+	if (!known || airtime_us == 0 || airtime_us == charged_us)
 		return;
-	if (airtime_us > est_us) {
-		d = (uint64_t)(airtime_us - est_us) * PACER_MIL;
-		p->duty_credit = d >= p->duty_credit ? 0 : p->duty_credit - d;
-	} else {
-		d = (uint64_t)(est_us - airtime_us) * PACER_MIL;
-		p->duty_credit += d;
-		if (p->duty_credit > p->duty_cap)
-			p->duty_credit = p->duty_cap;
-	}
+	d = (int64_t)airtime_us - (int64_t)charged_us;
+	p->airtime_us += (uint64_t)d;
+	if (p->duty_ppm != 0)
+		eng__ledger_adjust(pacer_band(p, band), slot, d);
 }
 
 void
 pacer__info(struct pacer *p, uint64_t now_us, struct eng_pacer_info *pi)
 {
-	pacer_refill(p, now_us);
+	struct eng_ledger	*d;
+	unsigned int		 i;
+
+	memset(pi, 0, sizeof(*pi));
 	pi->rate_bps = p->rate_bps;
 	pi->link_bps = p->link_bps;
 	pi->frame_overhead = p->overhead;
 	pi->duty_cycle_ppm = p->duty_ppm;
-	pi->duty_credit_us = p->duty_credit / PACER_MIL;
-	pi->duty_cap_us = p->duty_cap / PACER_MIL;
+	pi->nbands = p->duty_ppm != 0 ? p->nbands : 0;
+	for (i = 0; i < pi->nbands; i++) {
+		d = &p->band[i];
+		pi->band[i].duty_ppm = d->ppm;
+		pi->band[i].budget_us = d->budget_us;
+		pi->band[i].used_us = eng__ledger_used(d, now_us);
+		pi->band[i].spent_us = d->spent;
+		/* The first regulated band, as the single figures. */
+		if (d->ppm != 0 && pi->duty_cap_us == 0) {
+			pi->duty_cap_us = d->budget_us;
+			pi->duty_credit_us = d->budget_us > pi->band[i].used_us ?
+			    d->budget_us - pi->band[i].used_us : 0;
+		}
+	}
 	pi->min_gap_us = p->min_gap_us;
 	pi->tx_queue = p->tx_queue;
 	pi->inflight = p->inflight;

@@ -66,8 +66,11 @@ eng__fec_free(struct eng_session *s)
 }
 
 /*
- * Parity only when a PARITY frame (6 bytes more than DATA) fits the
- * link and every member's max_frame: block_size was sized for DATA.
+ * Parity only when a PARITY frame fits the link and every member's
+ * max_frame.  A full PARITY is 6 bytes longer than DATA (the block size
+ * leaves room for it where the mtu sets it, session.c); a compact one
+ * has DATA's header (§11.5.6: the group size travels in the OFFER), so
+ * it fits wherever a block does, with k at most 255.
  */
 void
 eng__fec_open(struct eng_session *s)
@@ -82,8 +85,12 @@ eng__fec_open(struct eng_session *s)
 	k = p->fec_k != 0 ? p->fec_k : 64;
 	if (k > UP_FEC_K_MAX)
 		k = UP_FEC_K_MAX;
+	if (s->compact && k > UINT8_MAX)
+		k = UINT8_MAX;
 	mtu = (uint32_t)eng__link_mtu(s->l);
-	need = (uint32_t)s->block_size + UP_PARITY_OVERHEAD;
+	need = (uint32_t)s->block_size + (s->compact ?
+	    (uint32_t)(mtu - up_cblock_size(s->offer.size, mtu, s->cflags)) :
+	    UP_PARITY_OVERHEAD);
 	if (need > mtu) {
 		eng__info("session %08x: no parity: %u-byte blocks leave no "
 		    "room for its header", s->id, s->block_size);
@@ -170,10 +177,9 @@ parity_note_cb(void *arg, uint32_t i)
  */
 void
 eng__fec_note(struct eng_session *s, const struct up_status_body *st,
-    bool first)
+    bool first, uint32_t end)
 {
 	struct parity_acc	 a;
-	uint64_t		 end;
 	uint32_t		 g;
 
 	if (s->fec_k == 0 || st->first_missing >= s->nblocks)
@@ -184,9 +190,9 @@ eng__fec_note(struct eng_session *s, const struct up_status_body *st,
 	parity_note_cb(&a, st->first_missing);
 	up_status_foreach_missing(st, s->nblocks, parity_note_cb, &a);
 	parity_flush(&a);
-	end = (uint64_t)st->first_missing + st->nbits;
+	/* end: what the body describes (a slice, or a cut run list). */
 	if (first && end < s->nblocks)
-		for (g = (uint32_t)(end / s->fec_k); g < s->fec_ngroups; g++)
+		for (g = end / s->fec_k; g < s->fec_ngroups; g++)
 			s->fec_flags[g] |= ENG_FEC_DATA;
 }
 
@@ -196,6 +202,7 @@ eng__fec_round(struct eng_session *s)
 {
 	uint32_t	 g;
 
+	s->fec_counted = false;
 	for (g = 0; g < s->fec_ngroups; g++) {
 		s->fec_flags[g] = (s->fec_flags[g] & ENG_FEC_SENT) != 0 ?
 		    ENG_FEC_PREV : 0;
@@ -231,8 +238,15 @@ eng__fec_plan(struct eng_session *s)
 		rows = s->fec_plan[g];
 		rows += (uint32_t)(((uint64_t)rows * parity_loss(s) +
 		    500000) / 1000000);
-		if (nunion == 0 || rows >= nunion ||
-		    s->fec_next[g] + rows - 1 > UP_FEC_ROW_MAX)
+		if (s->fec_next[g] + rows - 1 > UP_FEC_ROW_MAX)
+			continue;
+		/*
+		 * From count lists (reply.c) the blocks are unknown: parity
+		 * is the only repair.  Otherwise parity where it is cheaper
+		 * than resending the blocks.
+		 */
+		if ((s->fec_flags[g] & ENG_FEC_COUNT) == 0 &&
+		    (nunion == 0 || rows >= nunion))
 			continue;
 		for (i = first; i < first + len; i++)
 			if (up_bitmap_get(&s->needed, i)) {
@@ -305,8 +319,9 @@ eng__fill_parity(struct eng_session *s, uint8_t *buf, size_t cap,
 {
 	struct parity_rd	 rd;
 	uint8_t			 bits[UP_FEC_VEC_BYTES];
-	uint32_t		 g, end, row;
+	uint32_t		 g, end, row, code = 0;
 	uint16_t		 m;
+	size_t			 off;
 	int			 rc;
 
 	for (;;) {
@@ -320,23 +335,45 @@ eng__fill_parity(struct eng_session *s, uint8_t *buf, size_t cap,
 			break;
 		s->fec_scan++;
 	}
-	if (UP_FEC_DATA_OFF + (size_t)s->block_size + UP_CRC_LEN > cap) {
-		eng__warnx("session %08x: parity does not fit, off", s->id);
-		eng__fec_free(s);
-		return (0);
-	}
 	m = up_fec_group_len(s->nblocks, s->fec_k, g);
 	row = s->fec_next[g];
+	if (s->compact) {
+		/*
+		 * Compact PARITY (§11.5.6): the code (row - 1) * ngroups +
+		 * group where DATA has its index.  A code that needs the
+		 * 3-byte index where blocks have a 2-byte one would not fit:
+		 * the group's rows are spent, its blocks go as DATA.
+		 */
+		if (up_cparity_code(row, g, s->fec_ngroups, &code) != UP_OK ||
+		    (off = up_cdata_off(code)) == 0 ||
+		    off > up_cdata_off(s->nblocks - 1)) {
+			s->fec_pend[g] = 0;
+			s->fec_flags[g] |= ENG_FEC_DATA;
+			s->want_runs = true;
+			return (eng__fill_parity(s, buf, cap, next));
+		}
+	} else {
+		off = UP_FEC_DATA_OFF;
+		if (off + (size_t)s->block_size + UP_CRC_LEN > cap) {
+			eng__warnx("session %08x: parity does not fit, off",
+			    s->id);
+			eng__fec_free(s);
+			return (0);
+		}
+	}
 	rd.s = s;
 	rd.first = g * s->fec_k;
-	rc = up_fec_encode(row, m, buf + UP_FEC_DATA_OFF, s->block_size,
+	rc = up_fec_encode(row, m, buf + off, s->block_size,
 	    bits, s->fec_buf, parity_read, &rd);
 	if (rc == UP_EPORT) {
 		eng__data_remove(s->l, s);
 		eng__blob_error(s);
 		return ((size_t)-1);
 	}
-	if (rc == UP_OK)
+	if (rc == UP_OK && s->compact)
+		rc = up_cseal(buf, cap, UP_T_PARITY, s->cflags, s->tag, code,
+		    s->block_size);
+	else if (rc == UP_OK)
 		rc = up_fec_seal_parity(buf, cap, s->pass > 1 ? UP_F_REPAIR : 0,
 		    s->id, row, g, s->fec_k, s->block_size);
 	/* Spent either way: a row is never sent twice. */

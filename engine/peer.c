@@ -289,7 +289,7 @@ peer_visit_send(struct eng_peer *p)
 	m.type = UP_T_DISCOVER;
 	m.u.discover.window_ms = 0;	/* alone on the link: at once */
 	eng__ctrl(l, NULL, &p->addr, &m);
-	w = l->p.status_window_ms;
+	w = l->pf.status_window_ms;
 	if (l->caps.response_ms > w)
 		w = l->caps.response_ms;
 	p->visit_at = now + (w + 100 + w / 4) * 1000 * ENG_TRIES;
@@ -559,8 +559,8 @@ peer_wants_visit(const struct eng_link *l, const struct eng_peer *p)
 		return (false);
 	if (p->visited_ms == 0)
 		return (true);
-	return (l->p.discover_interval_s != 0 && now - p->visited_ms >=
-	    (uint64_t)l->p.discover_interval_s * 1000);
+	return (l->pf.discover_s != 0 && now - p->visited_ms >=
+	    (uint64_t)l->pf.discover_s * 1000);
 }
 
 void

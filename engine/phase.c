@@ -31,12 +31,12 @@ static void	 phase_verify_end(struct eng_session *);
 /* ------------------------------------------------------------------ */
 /* Timers                                                               */
 
+/* The link's floor for an answer window (profile.c), ms. */
 uint64_t
 eng__window(const struct eng_session *s)
 {
-	unsigned int	 w = eng__params(s)->status_window_ms;
-
-	return (w > UINT16_MAX ? UINT16_MAX : w);
+	return (s->l != NULL ? s->l->pf.status_window_ms :
+	    eng__params(s)->status_window_ms);
 }
 
 /* Time to allow for the answers of a round beyond the nodes' window. */
@@ -57,10 +57,76 @@ void
 eng__disarm(struct eng_session *s)
 {
 	s->timer_at = ENG_NEVER;
+	s->arm_wait = false;
+}
+
+/*
+ * Timers from the real send time (docs/engine.md, "Timers").  A window
+ * for answers starts when the request is on the air: on a duty-cycled
+ * link a STATUS_REQ may wait minutes behind pacing, and a window counted
+ * from when it was queued would be over before it left.  The session
+ * counts its control frames queued or on their way (txq, link.c); a
+ * window armed with eng__arm_after() starts when the last of them has
+ * left (tx_done, or the end of its estimated airtime for plugins that
+ * report none), or was dropped.
+ */
+void
+eng__arm_after(struct eng_session *s, uint64_t ms)
+{
+	if (s->txq == 0) {
+		s->arm_wait = false;
+		eng__arm(s, ms);
+		return;
+	}
+	s->timer_at = ENG_NEVER;
+	s->arm_wait = true;
+	s->arm_ms = ms;
+}
+
+void
+eng__batch(struct eng_session *s)
+{
+	s->epoch++;
+}
+
+void
+eng__frame_left(struct eng_session *s, uint8_t type, uint64_t left_us)
+{
+	if (s->txq > 0)
+		s->txq--;
+	/* Round-trip samples count from when the request left. */
+	if (type == UP_T_OFFER)
+		s->offer_us = left_us;
+	else if (type == UP_T_STATUS_REQ && s->ask_us != 0 &&
+	    s->phase == ENG_P_STATUS && s->step == 0)
+		s->ask_us = left_us;
+	if (s->txq == 0 && s->arm_wait) {
+		s->arm_wait = false;
+		s->timer_at = left_us + s->arm_ms * 1000;
+		eng__touch(s->e);
+	}
 }
 
 /* ------------------------------------------------------------------ */
 /* OFFER                                                                */
+
+/*
+ * The wait after each OFFER: the link's offer window spread over the
+ * repeats, and at least the reply schedule of the nodes offered.
+ */
+static uint64_t
+phase_offer_gap(struct eng_session *s, unsigned int r)
+{
+	uint64_t	 gap, w;
+
+	gap = (s->l != NULL ? s->l->pf.offer_window_ms :
+	    eng__params(s)->offer_window_ms) / r;
+	/* The ACCEPTs' schedule, which the compact OFFER carries. */
+	if (s->l != NULL && s->l->pf.slow && (w = eng__ask_schedule(s,
+	    UP_T_OFFER, s->nstate[ENG_M_OFFERED])) > gap)
+		gap = w;
+	return (gap);
+}
 
 static void
 phase_offer_tick(struct eng_session *s)
@@ -69,18 +135,19 @@ phase_offer_tick(struct eng_session *s)
 	struct eng_member	*m, *next;
 	unsigned int		 r = p->offer_repeats != 0 ?
 				    p->offer_repeats : 1;
-	uint64_t		 gap = p->offer_window_ms / r;
+	uint64_t		 gap = phase_offer_gap(s, r);
 
 	if (s->step < r) {
+		eng__batch(s);
 		eng__send_offer(s);
 		s->step++;
 		if (s->step < r)
-			eng__arm(s, gap);
+			eng__arm_after(s, gap);
 		else if (s->polled)
 			/* No window on a polled link: the nodes are polled. */
 			eng__poll_round(s, ENG_M_OFFERED);
 		else
-			eng__arm(s, gap + eng__margin(s));
+			eng__arm_after(s, gap + eng__margin(s));
 		return;
 	}
 	eng__poll_round_end(s);
@@ -263,18 +330,20 @@ eng__verify_wait(const struct eng_session *s)
 
 	/*
 	 * Nodes hash the package first, and a delta node then rebuilds and
-	 * hashes the whole image before it answers: allow about 20 MB/s
-	 * over the larger of the two.
+	 * hashes the whole image before it answers: allow for the link's
+	 * nodes' hashing speed (profile.c) over the larger of the two.
 	 */
 	if (s->offer.image_size > work)
 		work = s->offer.image_size;
-	return (eng__window(s) + eng__margin(s) + work / 20000);
+	return (eng__window(s) + eng__margin(s) + s->sched_wait_ms + work /
+	    (s->l != NULL ? s->l->pf.hash_kbs : 20000));
 }
 
 static void
 phase_verify_begin(struct eng_session *s)
 {
 	struct eng_member	*m;
+	uint64_t		 w;
 
 	s->phase = ENG_P_VERIFY;
 	s->step = 0;
@@ -290,8 +359,12 @@ phase_verify_begin(struct eng_session *s)
 	eng__debug("session %08x: verify, %u nodes", s->id, s->unanswered);
 	s->verify_asked = s->unanswered;
 	s->verify_nudge = 0;
-	eng__ask(s, UP_T_VERIFY, ENG_M_DOWNLOADED, eng__window(s));
-	eng__arm(s, eng__verify_wait(s));
+	eng__batch(s);
+	/* On a slow link the answers come in reply slots (reply.c). */
+	w = eng__ask_schedule(s, UP_T_VERIFY, s->unanswered);
+	s->sched_wait_ms = w > eng__window(s) ? w - eng__window(s) : 0;
+	eng__ask(s, UP_T_VERIFY, ENG_M_DOWNLOADED, w);
+	eng__arm_after(s, eng__verify_wait(s));
 }
 
 /*
@@ -332,11 +405,12 @@ phase_verify_tick(struct eng_session *s)
 		s->verify_nudge = 2;	/* the early ask: not a try */
 	else
 		s->step++;
+	eng__batch(s);
+	s->sched_wait_ms = 0;	/* targeted: answered at once */
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->asked && !m->answered && m->state == ENG_M_DOWNLOADED)
-			eng__target(s, UP_T_VERIFY, m,
-			    (uint16_t)eng__window(s), 0);
-	eng__arm(s, eng__verify_wait(s));
+			eng__target(s, UP_T_VERIFY, m, eng__window(s), 0);
+	eng__arm_after(s, eng__verify_wait(s));
 }
 
 static void
@@ -453,7 +527,7 @@ eng__decide(struct eng_session *s)
 		eng__arm(s, l->settle_ms - now);
 	} else if (npend > 0 && nrecv == 0)
 		phase_offer_begin(s);
-	else if (nrecv > 0 && s->nneeded > 0)
+	else if (nrecv > 0 && (s->nneeded > 0 || s->fec_counted))
 		phase_data_begin(s);
 	else if (nrecv > 0)
 		eng__status_begin(s);

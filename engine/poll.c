@@ -219,7 +219,8 @@ eng__poll_done(struct eng_link *l, uint64_t cookie, int status,
 		return (false);
 	TAILQ_REMOVE(&l->pollfly, p, pentry);
 	p->pq = ENG_PQ_NONE;
-	pacer__tx_done(&l->pacer, p->poll_est, airtime_us);
+	pacer__tx_done(&l->pacer, true, p->poll_band, p->poll_slot,
+	    p->poll_est, airtime_us);
 	if (!p->poll_rx)
 		l->polls_empty++;
 	if (status != TP_OK)

@@ -29,7 +29,22 @@
 
 #include "engine_internal.h"
 
-/* The first RESULT poll `delay' ms from now, then ENG_POLL_MS apart. */
+/* The RESULT wait after ACTIVATE: the link's (profile.c). */
+static uint32_t
+result_timeout_s(const struct eng_session *s)
+{
+	return (s->l != NULL ? s->l->pf.result_timeout_s :
+	    eng__params(s)->result_timeout_s);
+}
+
+/* The link's first poll gap (profile.c), ENG_POLL_MS on a LAN. */
+static uint32_t
+result_poll_first(const struct eng_session *s)
+{
+	return (s->l != NULL ? s->l->pf.poll_ms : ENG_POLL_MS);
+}
+
+/* The first RESULT poll `delay' ms from now, then the link's gap. */
 static void
 result_poll_arm(struct eng_session *s, uint64_t delay)
 {
@@ -37,20 +52,21 @@ result_poll_arm(struct eng_session *s, uint64_t delay)
 	if (eng__unicast(s))
 		return;
 	s->poll_ms = eng__now_ms(s->e) + delay;
-	s->poll_gap_ms = ENG_POLL_MS;
+	s->poll_gap_ms = result_poll_first(s);
 }
 
 static void
 result_poll(struct eng_session *s)
 {
 	struct eng_member	*m;
+	uint32_t		 max;
 
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->state == ENG_M_ACTIVATING)
 			eng__target(s, UP_T_VERIFY, m, 0, 0);
+	max = s->l != NULL ? s->l->pf.poll_max_ms : ENG_POLL_MAX_MS;
 	s->poll_ms = eng__now_ms(s->e) + s->poll_gap_ms;
-	s->poll_gap_ms = s->poll_gap_ms * 2 < ENG_POLL_MAX_MS ?
-	    s->poll_gap_ms * 2 : ENG_POLL_MAX_MS;
+	s->poll_gap_ms = s->poll_gap_ms * 2 < max ? s->poll_gap_ms * 2 : max;
 }
 
 void
@@ -106,11 +122,11 @@ eng__activating(struct eng_session *s)
 	uint64_t		 due;
 
 	due = eng__now_ms(s->e) + p->activate_delay_ms +
-	    (uint64_t)p->result_timeout_s * 1000;
+	    (uint64_t)result_timeout_s(s) * 1000;
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->state == ENG_M_ACTIVATING && m->result_due_ms == 0)
 			m->result_due_ms = due;
-	result_poll_arm(s, p->activate_delay_ms + ENG_POLL_MS);
+	result_poll_arm(s, p->activate_delay_ms + result_poll_first(s));
 	eng__result_arm(s);
 }
 
@@ -123,13 +139,13 @@ eng__result_resume(struct eng_session *s)
 	uint64_t		 due;
 
 	due = eng__now_ms(s->e) + p->activate_delay_ms +
-	    (uint64_t)p->result_timeout_s * 1000;
+	    (uint64_t)result_timeout_s(s) * 1000;
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->state == ENG_M_ACTIVATING && m->result_due_ms == 0)
 			m->result_due_ms = due;
 	/* They may have finished while we were down: ask soon. */
 	if (s->nstate[ENG_M_ACTIVATING] > 0 && s->poll_ms == 0)
-		result_poll_arm(s, ENG_POLL_MS / 2);
+		result_poll_arm(s, result_poll_first(s) / 2);
 	eng__result_arm(s);
 }
 
@@ -145,6 +161,7 @@ eng__activate_tick(struct eng_session *s)
 				    p->offer_repeats : 1;
 
 	if (s->step < r) {
+		eng__batch(s);
 		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
 		if (s->nstate[ENG_M_VERIFIED] > 0) {
 			/* Held nodes are VERIFIED: name each of the others. */
@@ -154,7 +171,8 @@ eng__activate_tick(struct eng_session *s)
 		} else
 			eng__send_activate(s, NULL);
 		s->step++;
-		eng__arm(s, p->offer_window_ms / r);
+		eng__arm_after(s, (s->l != NULL ? s->l->pf.offer_window_ms :
+		    p->offer_window_ms) / r);
 		return;
 	}
 	eng__decide(s);

@@ -138,16 +138,66 @@ eng__send(struct eng_session *s, const struct eng_member *m,
 	eng__ctrl(l, s, session_dst(s, m), msg);
 }
 
-void
-eng__target(struct eng_session *s, uint8_t type, const struct eng_member *m,
-    uint16_t window, uint8_t reason)
+/*
+ * A full-frame session whose package a bitmap slice does not cover (more
+ * blocks than one STATUS frame's slice, 11,512 on a LAN) asks for run
+ * lists too: a compact STATUS_REQ goes with each full one.  A node that
+ * speaks the compact form answers once, in the compact form (the latest
+ * compact request decides, docs/up-protocol.md §11.7, §11.1), with a run
+ * list that describes the whole package in one frame where it fits; a
+ * node that speaks only full frames drops the compact request and
+ * answers the full one with its slice.
+ */
+static bool
+session_runs_twin(const struct eng_session *s)
+{
+	const struct eng_link	*l = s->l;
+	uint32_t		 slice;
+
+	if (s->compact || l == NULL || s->shape != ENG_SHAPE_BROADCAST ||
+	    l->pf.answer_bytes <= l->caps.frame_overhead + UP_OVERHEAD + 32)
+		return (false);
+	slice = (l->pf.answer_bytes - l->caps.frame_overhead - UP_OVERHEAD -
+	    32) * 8;
+	return (s->nblocks > slice);
+}
+
+static void
+session_ask_runs(struct eng_session *s, const struct eng_member *m,
+    uint64_t window)
 {
 	struct up_msg	 msg;
 
 	memset(&msg, 0, sizeof(msg));
+	msg.type = UP_T_STATUS_REQ;
+	msg.form = UP_FORM_COMPACT;
+	msg.cx.cflags = eng__link_cflags(s->l);
+	msg.cx.req = UP_SB_RUNS;
+	msg.u.target.node_id = m != NULL ? m->node : 0;
+	/* The full form's window as one-millisecond slots (§11.9). */
+	if (m == NULL) {
+		msg.cx.slots = window > UINT16_MAX ? UINT16_MAX :
+		    (uint16_t)window;
+		msg.cx.slot_ms = msg.cx.slots != 0 ? 1 : 0;
+	}
+	s->runs_asked++;
+	eng__send(s, m, &msg);
+}
+
+void
+eng__target(struct eng_session *s, uint8_t type, const struct eng_member *m,
+    uint64_t window, uint8_t reason)
+{
+	struct up_msg	 msg;
+
+	if (type == UP_T_STATUS_REQ && session_runs_twin(s))
+		session_ask_runs(s, m, window);
+	memset(&msg, 0, sizeof(msg));
 	msg.type = type;
 	msg.u.target.node_id = m != NULL ? m->node : 0;
-	msg.u.target.window_ms = window;
+	/* A full frame's window is a u16; a longer wait goes on anyway. */
+	msg.u.target.window_ms = window > UINT16_MAX ? UINT16_MAX :
+	    (uint16_t)window;
 	msg.u.target.reason = reason;
 	eng__send(s, m, &msg);
 }
@@ -207,12 +257,12 @@ eng__ask(struct eng_session *s, uint8_t type, enum eng_mstate st,
 	struct eng_member	*m;
 
 	if (s->nstate[st] * 2 >= s->nmembers) {
-		eng__target(s, type, NULL, (uint16_t)window, 0);
+		eng__target(s, type, NULL, window, 0);
 		return;
 	}
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->state == st)
-			eng__target(s, type, m, (uint16_t)window, 0);
+			eng__target(s, type, m, window, 0);
 }
 
 void
@@ -309,6 +359,11 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 	uint64_t	 end;
 	uint32_t	 described;
 
+	if (st->form == UP_SB_COUNTS) {
+		/* How many rows, not which blocks (reply.c). */
+		eng__counts_apply(s, m, st);
+		return;
+	}
 	if (st->first_missing > s->nblocks ||
 	    !eng__status_ok(s, st, &described)) {
 		eng__debug("session %08x: node 0x%016" PRIx64 ": status past "
@@ -346,10 +401,9 @@ eng__apply(struct eng_session *s, struct eng_member *m,
 		if (end < s->nblocks)
 			session_need_range(s, (uint32_t)end, s->nblocks);
 	}
-	if (st->form != UP_SB_BITMAP)
-		return;	/* the planners read bitmap slices */
-	eng__fec_note(s, st, first);
-	eng__xr_note(s, m, st, first);
+	eng__agg_add(s, st);
+	eng__fec_note(s, st, first, described);
+	eng__xr_note(s, m, st, first, described);
 }
 
 /* ------------------------------------------------------------------ */
@@ -377,6 +431,9 @@ eng_session_new(struct eng *e, const struct eng_session_conf *c, void *udata,
 	s->block_size = c->block_size;
 	s->nblocks = c->nblocks;
 	s->bytes_sent = c->bytes_sent;
+	/* A resumed session keeps its tag: nodes bound it (§11.4). */
+	s->tag = c->tag;
+	s->tagged = c->tag != 0;
 	if (c->offer != NULL)
 		s->offer = *c->offer;
 	s->phase = ENG_P_STOPPED;
@@ -433,7 +490,13 @@ session_block_size(struct eng_session *s, struct eng_link *l)
 		    bs > UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN)
 			bs = UP_SEG_MSG_MAX - hdr - UP_C_CRC_LEN;
 	} else {
-		hdr = UP_DATA_OVERHEAD;
+		/*
+		 * Where the mtu sets the block size, a PARITY frame (6 bytes
+		 * more than DATA) must still fit, or parity would switch
+		 * itself off; its 6 bytes also give an XOR frame room for a
+		 * list of a few blocks (§4.15: DATA minus 3 plus the list).
+		 */
+		hdr = l->p.fec ? UP_PARITY_OVERHEAD : UP_DATA_OVERHEAD;
 		if (mtu <= hdr)
 			return (0);
 		if (bs > mtu - hdr)
@@ -506,13 +569,18 @@ session_open(struct eng_session *s)
 	s->cursor = 0;
 	s->pass = 0;
 	session_shape(s, l);
-	if (s->shape == ENG_SHAPE_BROADCAST && !s->compact) {
+	if (s->shape == ENG_SHAPE_BROADCAST) {
 		/*
 		 * Members served alone need neither: their sets are exact.
-		 * (Compact PARITY and XOR frames are not planned yet.)
+		 * Compact sessions repair with compact PARITY; an XOR frame
+		 * is 3 bytes and its list longer than a compact DATA, so
+		 * where blocks fill the mtu (every link of 255 bytes or
+		 * less) it has no room (§11.5.14).
 		 */
 		eng__fec_open(s);
-		eng__xr_open(s);
+		if (!s->compact)
+			eng__xr_open(s);
+		eng__agg_open(s);
 	}
 	s->offer.block_size = s->block_size;
 	s->offer.nblocks = s->nblocks;
@@ -589,6 +657,7 @@ eng_session_stop(struct eng_session *s)
 	struct eng_member	*m;
 
 	eng__disarm(s);
+	eng__batch(s);		/* its queued requests are stale */
 	s->rtimer_at = ENG_NEVER;
 	if (s->l != NULL)
 		eng__data_remove(s->l, s);
@@ -623,6 +692,7 @@ eng_session_close(struct eng_session *s)
 	s->nneeded = 0;
 	eng__fec_free(s);
 	eng__xr_free(s);
+	eng__agg_free(s);
 }
 
 void
@@ -683,6 +753,10 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->offload_bytes = s->off_bytes;
 	si->compact = s->compact;
 	si->tag = s->tagged ? s->tag : 0;
+	si->fec_k = s->fec_k;
+	si->count_rounds = s->count_rounds;
+	si->runs_asked = s->runs_asked;
+	si->counts_heard = s->counts_heard;
 }
 
 /* ------------------------------------------------------------------ */
@@ -759,8 +833,8 @@ eng__replan(struct eng_session *s)
 	if (l == NULL || s->needed_buf == NULL)
 		return;
 	mtu = eng__link_mtu(l);
-	if (s->fec_k != 0 && (size_t)s->block_size + UP_PARITY_OVERHEAD >
-	    mtu) {
+	if (s->fec_k != 0 && !s->compact &&
+	    (size_t)s->block_size + UP_PARITY_OVERHEAD > mtu) {
 		eng__info("session %08x: no more parity at mtu %zu", s->id,
 		    mtu);
 		eng__fec_free(s);

@@ -21,7 +21,7 @@
  *
  * A fast status round asks every node to answer within SESSION_K x GRTT
  * plus the time the answers take on the link (no implosion: one STATUS
- * each), and waits that plus 2 GRTT and SESSION_SLACK_US for scheduling
+ * each, at most the link's uplink frame), and waits that plus 2 GRTT and SESSION_SLACK_US for scheduling
  * on a busy host.  Only the first wait of a round is fast: a node still
  * silent is asked again (targeted) and given the configured
  * status_window_ms + margin, ENG_TRIES times, so a slow node is never
@@ -37,7 +37,6 @@
 
 #define SESSION_K		1
 #define SESSION_SLACK_US	20000
-#define SESSION_STATUS_BYTES	1600	/* a full STATUS frame on the link */
 
 /* ------------------------------------------------------------------ */
 /* The round trip                                                       */
@@ -100,10 +99,10 @@ status_fast_window(struct eng_session *s, unsigned int nasked)
 
 	if (s->grtt_us == 0 || l == NULL)
 		return (0);
+	/* Each answer is at most the link's uplink frame (profile.c). */
 	bps = l->caps.bitrate_bps != 0 ? l->caps.bitrate_bps : 1000000;
 	us = SESSION_K * s->grtt_us + (uint64_t)nasked *
-	    (SESSION_STATUS_BYTES + l->caps.frame_overhead) * 8 * 1000000 /
-	    bps;
+	    l->pf.answer_bytes * 8 * 1000000 / bps;
 	us = (us + 999) / 1000;
 	if (us < 1)
 		us = 1;
@@ -133,8 +132,11 @@ eng__status_begin(struct eng_session *s)
 	s->step = 0;
 	s->phase_ms = eng__now_ms(s->e);
 	s->unanswered = 0;
+	eng__batch(s);
 	eng__fec_round(s);
 	eng__xr_round(s);
+	eng__agg_round(s);
+	eng__status_form(s);
 	/*
 	 * Latecomers and silent nodes get the offer with the round; a
 	 * latecomer only if the daemon lets it go at offer time.
@@ -153,26 +155,37 @@ eng__status_begin(struct eng_session *s)
 			m->progress_held = m->held;
 		}
 	}
-	if (offer)
-		eng__send_offer(s);
 	/*
 	 * With a measured round trip the first wait is short; silent
-	 * nodes then get the configured window (eng__status_tick).
+	 * nodes then get the configured window (eng__status_tick).  On a
+	 * slow link the answers need a schedule of reply slots instead
+	 * (reply.c): a round trip tells nothing there.
 	 */
-	w = status_fast_window(s, s->unanswered);
-	eng__debug("session %08x: status round, %u nodes asked, window %"
-	    PRIu64 " ms", s->id, s->unanswered, w != 0 ? w : eng__window(s));
+	w = s->l != NULL && s->l->pf.slow ? 0 :
+	    status_fast_window(s, s->unanswered);
 	/* A round to all gives a round-trip sample. */
 	s->ask_us = s->nstate[ENG_M_RECEIVING] * 2 >= s->nmembers ?
 	    eng__now_us(s->e) : 0;
 	s->round_us = 0;
 	if (w != 0) {
+		eng__debug("session %08x: status round, %u nodes asked, "
+		    "window %" PRIu64 " ms", s->id, s->unanswered, w);
 		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, w);
-		eng__arm(s, status_fast_wait(s, w));
+		eng__arm_after(s, status_fast_wait(s, w));
 	} else {
-		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, eng__window(s));
-		eng__arm(s, eng__window(s) + eng__margin(s));
+		w = eng__ask_schedule(s, UP_T_STATUS_REQ, s->unanswered);
+		eng__debug("session %08x: status round, %u nodes asked, "
+		    "window %" PRIu64 " ms%s", s->id, s->unanswered, w,
+		    s->sq_missing ? ", counts from nodes missing blocks" : "");
+		/* Latecomers' OFFERs carry the same schedule. */
+		if (offer)
+			eng__send_offer(s);
+		eng__ask(s, UP_T_STATUS_REQ, ENG_M_RECEIVING, w);
+		eng__arm_after(s, w + 100 + w / 4);
+		return;
 	}
+	if (offer)
+		eng__send_offer(s);
 }
 
 void
@@ -185,11 +198,16 @@ eng__status_tick(struct eng_session *s)
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->asked && !m->answered && m->state == ENG_M_RECEIVING)
 			silent++;
-	if (silent == 0 || s->step >= ENG_TRIES) {
+	/*
+	 * Asked to answer only if missing something: silence is no
+	 * reason to ask again (eng__sq_missing_end).
+	 */
+	if (silent == 0 || s->step >= ENG_TRIES || s->sq_missing) {
 		eng__status_end(s);
 		return;
 	}
 	s->step++;
+	eng__batch(s);
 	/*
 	 * A targeted ask has no implosion to spread: a short window when
 	 * the round trip is known, but the configured wait, so a slow node
@@ -199,8 +217,8 @@ eng__status_tick(struct eng_session *s)
 	TAILQ_FOREACH(m, &s->members, entry)
 		if (m->asked && !m->answered && m->state == ENG_M_RECEIVING)
 			eng__target(s, UP_T_STATUS_REQ, m,
-			    (uint16_t)(w != 0 ? w : eng__window(s)), 0);
-	eng__arm(s, eng__window(s) + eng__margin(s));
+			    w != 0 ? w : eng__window(s), 0);
+	eng__arm_after(s, eng__window(s) + eng__margin(s));
 }
 
 void
@@ -210,6 +228,7 @@ eng__status_end(struct eng_session *s)
 	unsigned int		 max_rounds = eng__params(s)->max_rounds;
 
 	eng__disarm(s);
+	eng__sq_missing_end(s);
 	status_rtt_round(s);
 	eng__fec_measure(s);
 	TAILQ_FOREACH_SAFE(m, &s->members, entry, next) {

@@ -94,9 +94,8 @@ xor_dneed_cb(void *arg, uint32_t i)
  */
 void
 eng__xr_note(struct eng_session *s, struct eng_member *m,
-    const struct up_status_body *st, bool first)
+    const struct up_status_body *st, bool first, uint32_t end)
 {
-	uint64_t	 end;
 	uint32_t	 i;
 
 	if (!s->xr_round || s->phase != ENG_P_STATUS)
@@ -113,14 +112,13 @@ eng__xr_note(struct eng_session *s, struct eng_member *m,
 		}
 	}
 	/* A slice of no bits still says first_missing is missing (§4.7). */
-	if (!m->xr_added || st->nbits == 0) {
+	if (!m->xr_added || (st->form == UP_SB_BITMAP && st->nbits == 0)) {
 		xor_dneed_cb(s, st->first_missing);
 		up_status_foreach_missing(st, s->nblocks, xor_dneed_cb, s);
 	}
-	end = (uint64_t)st->first_missing + st->nbits;
+	/* end: what the body describes (a slice, or a cut run list). */
 	if (first)
-		for (i = (uint32_t)end; end < s->nblocks && i < s->nblocks;
-		    i++)
+		for (i = end; i < s->nblocks; i++)
 			up_bitmap_set(&s->xr_dneed, i);
 }
 

@@ -234,7 +234,9 @@ xr__add(struct xr_plan *p, const struct up_status_body *st)
 	}
 
 	n = &p->nodes[p->nnodes];
-	kend = (uint64_t)st->first_missing + st->nbits;
+	/* What the body describes: a slice's end, or a run list's. */
+	kend = st->form == UP_SB_BITMAP ? (uint64_t)st->first_missing +
+	    st->nbits : up_status_described(st, p->nblocks, 0);
 	n->kend = kend > p->nblocks ? p->nblocks : (uint32_t)kend;
 	n->stamp = 0;
 	n->left = (uint32_t)w.count;

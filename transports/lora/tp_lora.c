@@ -1425,9 +1425,13 @@ tp_lora_caps(struct tp *tp, struct tp_caps *c)
 	c->mtu = tp->mtu;
 	/*
 	 * Every frame is heard by every radio in range; a frame "to one
-	 * node" is the same transmission, addressed by UP's node id.
+	 * node" is the same transmission, addressed by UP's node id (so
+	 * not TP_CAP_ADDRESSED).  UP's compact form is LoRa's default, and
+	 * the payload CRC the driver switches on checks every frame (docs/
+	 * up-protocol.md §11.1, §11.3; docs/transports/lora.md).
 	 */
-	c->flags = TP_CAP_BROADCAST | TP_CAP_UNICAST | TP_CAP_HALF_DUPLEX;
+	c->flags = TP_CAP_BROADCAST | TP_CAP_UNICAST | TP_CAP_HALF_DUPLEX |
+	    TP_CAP_COMPACT | (tp->phy.crc ? TP_CAP_FCS : 0);
 	c->bitrate_bps = lora_bitrate(&tp->phy);
 	/* Preamble and header, in bytes at the nominal rate. */
 	c->frame_overhead = (uint32_t)(lora_toa_ns(&tp->phy, 0, 0) *

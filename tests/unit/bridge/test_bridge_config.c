@@ -618,7 +618,7 @@ test_link_overrides(void **state)
 	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"
 	    "status_window_ms = 5\n",
 	    ":13: [transport.bus0] status_window_ms: 5 is out of range "
-	    "10..60000");
+	    "10..3600000");
 	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"
 	    "poll_broadcast = maybe\n",
 	    ":13: [transport.bus0] poll_broadcast: \"maybe\" is not one of "

@@ -111,6 +111,9 @@ struct sim_node	*efx_node(struct efx *, uint64_t id, uint32_t slot,
 		    double loss);
 struct sim_node	*efx_node_hw(struct efx *, uint64_t id, const char *hw,
 		    uint32_t slot, double loss);
+/* ... running component `comp' (1.0.0). */
+struct sim_node	*efx_node_comp(struct efx *, uint64_t id, const char *hw,
+		    const char *comp, uint32_t slot, double loss);
 struct efx_node	*efx_known(struct efx *, uint64_t id);
 /*
  * Runs until pred() or timeout_ms of fake time; returns pred().  Fails

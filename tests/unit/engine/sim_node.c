@@ -310,6 +310,9 @@ sim_rx(void *arg, const uint8_t *frame, size_t len)
 		return;
 	}
 	/* What a node without XOR does: an unknown type, dropped (§4.15). */
+	/* A node built before §11: compact frames are not UP to it. */
+	if (sn->full_only && len > 0 && (frame[0] & UP_C_MARK) != 0)
+		return;
 	if (sn->no_xor && len > 1 && frame[1] == UP_T_XOR)
 		return;
 	if (sn->busy && up_decode(frame, len, &m) == UP_OK &&

@@ -10,8 +10,10 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "airlog.h"
 #include "engine_internal.h"
 
 struct sim {
@@ -38,7 +40,7 @@ simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
 	s->first = UINT64_MAX;
 	s->min_spacing = UINT64_MAX;
 	while (s->now < end) {
-		w = pacer__delay(p, s->now, len, air);
+		w = pacer__delay(p, s->now, len, air, 0);
 		assert_true(w != PACER_WAIT);
 		if (w > 0) {
 			if (tick_us > 1)
@@ -46,7 +48,7 @@ simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
 			s->now += w;
 			continue;
 		}
-		pacer__sent(p, s->now, len, air);
+		pacer__sent(p, s->now, len, air, 0);
 		if (s->first == UINT64_MAX)
 			s->first = s->now;
 		if (prev != UINT64_MAX && s->now - prev < s->min_spacing)
@@ -120,8 +122,8 @@ test_burst_is_bounded(void **state)
 	caps_init(&caps, 100000000, 0);
 	pacer__init(&p, &caps, 100, now);
 	/* 80 us per frame at 100 Mbit/s: 8 ms of tolerance is 100 frames. */
-	while (pacer__delay(&p, now, 1000, 0) == 0) {
-		pacer__sent(&p, now, 1000, 0);
+	while (pacer__delay(&p, now, 1000, 0, 0) == 0) {
+		pacer__sent(&p, now, 1000, 0, 0);
 		n++;
 		assert_true(n < 200);
 	}
@@ -130,14 +132,14 @@ test_burst_is_bounded(void **state)
 	caps_init(&caps, 1000000, 0);
 	pacer__init(&p, &caps, 100, now);
 	/* After idle, only the burst tolerance goes out at once. */
-	while (pacer__delay(&p, now, 1000, 0) == 0) {
-		pacer__sent(&p, now, 1000, 0);
+	while (pacer__delay(&p, now, 1000, 0, 0) == 0) {
+		pacer__sent(&p, now, 1000, 0, 0);
 		n++;
 		assert_true(n < 100);
 	}
 	/* 8 ms per frame at 1 Mbit/s, 8 ms of tolerance: two frames. */
 	assert_int_equal(n, 2);
-	assert_true(pacer__delay(&p, now, 1000, 0) > 0);
+	assert_true(pacer__delay(&p, now, 1000, 0, 0) > 0);
 }
 
 /* LoRa-like: 1 % duty cycle, 100 ms frames, one-hour window. */
@@ -147,33 +149,105 @@ test_duty_cycle(void **state)
 	struct tp_caps	 caps;
 	struct pacer	 p;
 	struct sim	 s;
-	uint64_t	 hour = 3600ULL * 1000000;
-	uint64_t	 after_burst;
+	struct airlog	 log;
+	uint64_t	 hour = 3600ULL * 1000000, w, slot;
+	size_t		 n = 0;
 
 	caps_init(&caps, 0, 0);		/* no byte rate: only duty */
 	caps.duty_cycle_ppm = 10000;
 	caps.duty_window_ms = 3600000;
 	memset(&s, 0, sizeof(s));
 	pacer__init(&p, &caps, 100, 0);
+	airlog_init(&log, hour, 10000);
 
-	/* The full bucket: 36 s of airtime = 360 frames at once. */
-	simulate(&p, &s, 50, 100000, 1, 1, 0);
-	assert_int_equal(s.frames, 360);
-	after_burst = s.frames;
+	/* An empty ledger: 36 s of airtime = 360 frames at once. */
+	while ((w = pacer__delay(&p, s.now, 50, 100000, 0)) == 0) {
+		pacer__sent(&p, s.now, 50, 100000, 0);
+		airlog_add(&log, s.now, 100000);
+		n++;
+		s.now += 100000;	/* one after the other on air */
+	}
+	assert_int_equal(n, 360);
+	/* The next one waits until the first ones are an hour old. */
+	assert_true(s.now + w >= hour && s.now + w <= hour + hour / 128);
 
-	/* Then one frame per 10 s: 1 % of the time on air. */
-	simulate(&p, &s, 50, 100000, 10 * hour, 1, 0);
-	print_message("duty: %" PRIu64 " frames in 10 h after the burst\n",
-	    s.frames - after_burst);
-	assert_true(s.frames - after_burst >= 3600 * 0.98 &&
-	    s.frames - after_burst <= 3600 * 1.02);
-	assert_true(s.min_spacing >= 10000000 - 1);
-	/* Over any long span, airtime <= 1 % of it plus the bucket. */
-	assert_true(s.airtime <= (s.now / 100) + 36000000);
+	/* Ten hours of a radio that never idles while budget is left. */
+	while (s.now < 11 * hour) {
+		w = pacer__delay(&p, s.now, 50, 100000, 0);
+		if (w > 0) {
+			s.now += w;
+			continue;
+		}
+		pacer__sent(&p, s.now, 50, 100000, 0);
+		airlog_add(&log, s.now, 100000);
+		n++;
+		s.now += 100000;
+	}
+	print_message("duty: %zu frames in 11 h, most in an hour %.4f %%\n",
+	    n, airlog_max(&log) * 100.0 / hour);
+	/* Never more than 1 % in any hour, at any frame. */
+	assert_false(log.over);
+	assert_true(airlog_max(&log) <= hour / 100);
+	assert_true(n >= 11 * 360 * 255 / 256 - 360 && n <= 11 * 360);
 
-	/* A corrected airtime from tx_done is charged. */
-	pacer__tx_done(&p, 100000, 300000);
+	/*
+	 * A frame charged 100 ms that the plugin measured at 300 ms: the
+	 * difference is booked; one measured shorter gives it back.
+	 */
+	w = eng__ledger_used(&p.band[0], s.now);
+	slot = pacer__sent(&p, s.now, 50, 100000, 0);
+	pacer__tx_done(&p, true, 0, slot, 100000, 300000);
 	assert_true(p.track_inflight);
+	assert_int_equal(eng__ledger_used(&p.band[0], s.now), w + 300000);
+	slot = pacer__sent(&p, s.now, 50, 100000, 0);
+	pacer__tx_done(&p, true, 0, slot, 100000, 40000);
+	assert_int_equal(eng__ledger_used(&p.band[0], s.now), w + 340000);
+	/* A tx_done the engine has no record of changes no ledger. */
+	pacer__tx_done(&p, false, 0, 0, 0, 900000);
+	assert_int_equal(eng__ledger_used(&p.band[0], s.now), w + 340000);
+	pacer__free(&p);
+	airlog_free(&log);
+}
+
+/*
+ * Sub-bands (EU868: 0.1 %, 1 % and 10 %): each band has its ledger; a
+ * spent band does not hold frames of another.
+ */
+static void
+test_duty_bands(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	struct eng_pacer_info pi;
+	uint64_t	 now = 0;
+	int		 n;
+
+	caps_init(&caps, 0, 0);
+	caps.nbands = 3;
+	caps.band[0].duty_ppm = 1000;		/* 0.1 %: 3.6 s an hour */
+	caps.band[1].duty_ppm = 10000;		/* 1 %: 36 s */
+	caps.band[2].duty_ppm = 100000;		/* 10 %: 360 s */
+	caps.band[0].window_ms = caps.band[1].window_ms =
+	    caps.band[2].window_ms = 3600000;
+	pacer__init(&p, &caps, 100, now);
+	for (n = 0; pacer__delay(&p, now, 20, 1000000, 0) == 0; n++)
+		pacer__sent(&p, now, 20, 1000000, 0);
+	assert_int_equal(n, 3);
+	assert_true(pacer__delay(&p, now, 20, 1000000, 0) > 0);
+	/* Band 2 is untouched by band 0's spending. */
+	for (n = 0; pacer__delay(&p, now, 20, 1000000, 2) == 0; n++)
+		pacer__sent(&p, now, 20, 1000000, 2);
+	assert_int_equal(n, 360);
+	assert_int_equal(pacer__delay(&p, now, 20, 1000000, 1), 0);
+	pacer__info(&p, now, &pi);
+	assert_int_equal(pi.nbands, 3);
+	assert_int_equal(pi.band[0].used_us, 3000000);
+	assert_int_equal(pi.band[2].used_us, 360000000);
+	assert_int_equal(pi.band[1].used_us, 0);
+	assert_int_equal(pi.duty_cap_us, 3600000);
+	/* A band index past the caps' is band 0. */
+	assert_true(pacer__delay(&p, now, 20, 1000000, 7) > 0);
+	pacer__free(&p);
 }
 
 /* Modbus RTU-like: 3.5 characters of silence after each frame. */
@@ -206,19 +280,19 @@ test_queue_and_eagain(void **state)
 	caps.tx_queue = 2;
 	pacer__init(&p, &caps, 100, now);
 	/* Without tx_done reports, the plugin's TP_EAGAIN is the limit. */
-	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0, 0), 0);
 	pacer__eagain(&p);
-	assert_int_equal(pacer__delay(&p, now, 100, 0), PACER_WAIT);
+	assert_int_equal(pacer__delay(&p, now, 100, 0, 0), PACER_WAIT);
 	pacer__writable(&p);
-	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0, 0), 0);
 
 	/* Once the plugin reports tx_done, count frames in flight. */
-	pacer__tx_done(&p, 0, 0);
-	pacer__sent(&p, now, 100, 0);
-	pacer__sent(&p, now, 100, 0);
-	assert_int_equal(pacer__delay(&p, now, 100, 0), PACER_WAIT);
-	pacer__tx_done(&p, 0, 0);
-	assert_int_equal(pacer__delay(&p, now, 100, 0), 0);
+	pacer__tx_done(&p, false, 0, 0, 0, 0);
+	pacer__sent(&p, now, 100, 0, 0);
+	pacer__sent(&p, now, 100, 0, 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0, 0), PACER_WAIT);
+	pacer__tx_done(&p, false, 0, 0, 0, 0);
+	assert_int_equal(pacer__delay(&p, now, 100, 0, 0), 0);
 }
 
 static void
@@ -231,10 +305,10 @@ test_reconf(void **state)
 	caps_init(&caps, 10000000, 42);
 	pacer__init(&p, &caps, 90, 0);
 	assert_int_equal(p.rate_bps, 9000000);
-	pacer__reconf(&p, &caps, 50);
+	pacer__reconf(&p, &caps, 50, 0);
 	assert_int_equal(p.rate_bps, 5000000);
 	/* Out-of-range percentages mean the whole link. */
-	pacer__reconf(&p, &caps, 0);
+	pacer__reconf(&p, &caps, 0, 0);
 	assert_int_equal(p.rate_bps, 10000000);
 	pacer__info(&p, 0, &pi);
 	assert_int_equal(pi.rate_bps, 10000000);
@@ -249,6 +323,7 @@ main(void)
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_burst_is_bounded),
 		cmocka_unit_test(test_duty_cycle),
+		cmocka_unit_test(test_duty_bands),
 		cmocka_unit_test(test_min_gap),
 		cmocka_unit_test(test_queue_and_eagain),
 		cmocka_unit_test(test_reconf),

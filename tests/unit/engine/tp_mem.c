@@ -26,6 +26,12 @@ struct tp_mem_frame {
 	size_t			 len;
 	uint8_t			 buf[UP_FRAME_MAX];
 	TAILQ_ENTRY(tp_mem_frame) entry;
+	/* A radio's node frame on the air. */
+	struct ttimer		 t;
+	uint64_t		 start;
+	uint64_t		 end;
+	bool			 lost;
+	bool			 collided;
 };
 TAILQ_HEAD(tp_mem_frames, tp_mem_frame);
 
@@ -55,6 +61,8 @@ struct tp_mem_node {
 	void			*arg;
 	uint64_t		 acks;
 	TAILQ_ENTRY(tp_mem_node) entry;
+	uint64_t		 tx_from;	/* a radio: its own sending */
+	uint64_t		 tx_until;
 
 	/* Link shapes. */
 	tp_mem_link_fn		*link_fn;
@@ -124,6 +132,12 @@ struct tp_mem_medium {
 	struct ttimer		 bus_t;
 	struct tp_mem_offload	 off;
 	bool			 down;	/* tp_mem_link(TP_LINK_DOWN) */
+	/* A radio: the gateway's frame on the air, node frames on it. */
+	struct ttimer		 gw_t;
+	bool			 gw_on;
+	uint64_t		 gw_from;
+	uint64_t		 gw_until;
+	struct tp_mem_frames	 air;
 };
 
 struct tp {
@@ -145,6 +159,12 @@ static void	 mem_off_tick(void *);
 static void	 mem_conn_tx(void *);
 static void	 mem_node_flush(struct tp_mem_node *);
 static void	 mem_shapes_reset(struct tp_mem_medium *);
+static void	 tp_mem_deliver(struct tp_mem_medium *, struct tp_mem_frame *);
+static bool	 mem_radio_mode(const struct tp_mem_medium *);
+static void	 mem_radio_start(struct tp_mem_medium *);
+static void	 mem_radio_end(void *);
+static void	 mem_radio_up(struct tp_mem_node *, struct tp_mem_frame *);
+static void	 mem_radio_reset(struct tp_mem_medium *);
 static void	 mem_count(struct tp_mem_medium *, const uint8_t *, size_t,
 		    const struct tp_addr *);
 
@@ -215,6 +235,8 @@ tp_mem_medium_new(struct event_base *base, const char *name,
 	TAILQ_INIT(&m->nodes);
 	TAILQ_INIT(&m->evs);
 	TAILQ_INIT(&m->busq);
+	TAILQ_INIT(&m->air);
+	ttimer_init(&m->gw_t, mem_radio_end, m);
 	m->up_ev = event_new(base, -1, 0, tp_mem_up_cb, m);
 	ttimer_init(&m->ev_t, mem_ev_run, m);
 	ttimer_init(&m->bus_t, mem_bus_done, m);
@@ -246,6 +268,7 @@ tp_mem_medium_free(struct tp_mem_medium *m)
 	while ((nd = TAILQ_FIRST(&m->nodes)) != NULL)
 		tp_mem_node_free(nd);
 	mem_shapes_reset(m);
+	mem_radio_reset(m);
 	if (m->gw != NULL)
 		m->gw->m = NULL;
 	event_free(m->up_ev);
@@ -257,8 +280,12 @@ void
 tp_mem_hold(struct tp_mem_medium *m, bool hold)
 {
 	m->hold = hold;
-	if (!hold && m->gw != NULL && m->n > 0)
-		event_active(m->gw->down_ev, EV_TIMEOUT, 1);
+	if (!hold && m->gw != NULL && m->n > 0) {
+		if (mem_radio_mode(m))
+			mem_radio_start(m);
+		else
+			event_active(m->gw->down_ev, EV_TIMEOUT, 1);
+	}
 }
 
 struct tp_mem_counts *
@@ -338,6 +365,14 @@ tp_mem_node_free(struct tp_mem_node *nd)
 			free(fr);
 		}
 	}
+	for (fr = TAILQ_FIRST(&nd->m->air); fr != NULL; fr = next) {
+		next = TAILQ_NEXT(fr, entry);
+		if (fr->from == nd) {
+			TAILQ_REMOVE(&nd->m->air, fr, entry);
+			ttimer_del(nd->m->tc, &fr->t);
+			free(fr);
+		}
+	}
 	mem_node_flush(nd);
 	if (nd->m->tc != NULL) {
 		ttimer_del(nd->m->tc, &nd->ct);
@@ -381,6 +416,10 @@ tp_mem_node_send(struct tp_mem_node *nd, const uint8_t *buf, size_t len)
 		}
 		TAILQ_INSERT_TAIL(&nd->outbox, fr, entry);
 		nd->noutbox++;
+		return;
+	}
+	if (mem_radio_mode(nd->m)) {
+		mem_radio_up(nd, fr);
 		return;
 	}
 	TAILQ_INSERT_TAIL(&nd->m->up, fr, entry);
@@ -1187,6 +1226,160 @@ tp_mem_node_off_loss(struct tp_mem_node *nd, double loss_pct)
 }
 
 /* ------------------------------------------------------------------ */
+/* A radio (TP_CAP_BROADCAST | TP_CAP_HALF_DUPLEX on a fake clock)      */
+
+static bool
+mem_radio_mode(const struct tp_mem_medium *m)
+{
+	return ((m->p.caps.flags & (TP_CAP_BROADCAST | TP_CAP_HALF_DUPLEX)) ==
+	    (TP_CAP_BROADCAST | TP_CAP_HALF_DUPLEX) && !mem_connect_mode(m) &&
+	    !mem_polled_mode(m) && (m->p.caps.flags & TP_CAP_OFFLOAD) == 0 &&
+	    m->tc != NULL);
+}
+
+/* A frame's time on air: the test's model, else the caps' rate. */
+static uint32_t
+mem_air(const struct tp_mem_medium *m, size_t len)
+{
+	uint64_t	 bps = m->p.caps.bitrate_bps;
+
+	if (m->p.air_fn != NULL)
+		return (m->p.air_fn(len));
+	if (bps == 0)
+		return (m->p.airtime_us);
+	return ((uint32_t)(((uint64_t)len + m->p.caps.frame_overhead) * 8 *
+	    1000000 / bps));
+}
+
+static bool
+mem_overlap(uint64_t a0, uint64_t a1, uint64_t b0, uint64_t b1)
+{
+	return (a0 < b1 && b0 < a1);
+}
+
+/* The gateway's frame on the air ended: receivers get it, tx_done. */
+static void
+mem_radio_end(void *arg)
+{
+	struct tp_mem_medium	*m = arg;
+	struct tp_mem_frame	*fr;
+	struct tp		*tp = m->gw;
+	uint32_t		 air = (uint32_t)(m->gw_until - m->gw_from);
+
+	m->gw_on = false;
+	if (tp == NULL || m->n == 0)
+		return;
+	fr = &m->ring[m->head];
+	tp_mem_deliver(m, fr);
+	m->head = (m->head + 1) % m->ring_size;
+	m->n--;
+	if (m->p.tx_done) {
+		if (m->outstanding > 0)
+			m->outstanding--;
+		tp->host->tx_done(tp->host->arg, tp, fr->cookie, TP_OK, air);
+	}
+	if (m->gw != tp)
+		return;		/* closed from the callback */
+	if (m->want_writable) {
+		m->want_writable = false;
+		tp->host->writable(tp->host->arg, tp);
+	}
+	mem_radio_start(m);
+}
+
+/* The next gateway frame goes on the air, if one waits and none is on. */
+static void
+mem_radio_start(struct tp_mem_medium *m)
+{
+	struct tp_mem_frame	*fr, *u;
+	uint64_t		 now = m->tc->now_us;
+	uint32_t		 air;
+
+	if (m->gw_on || m->hold || m->n == 0 || m->gw == NULL)
+		return;
+	fr = &m->ring[m->head];
+	air = mem_air(m, fr->len) + m->p.air_extra_us;
+	m->gw_on = true;
+	m->gw_from = now;
+	m->gw_until = now + air;
+	m->c.air_us += air;
+	/* Half-duplex: what nodes send meanwhile is not heard. */
+	TAILQ_FOREACH(u, &m->air, entry)
+		if (!u->lost && mem_overlap(u->start, u->end, m->gw_from,
+		    m->gw_until)) {
+			u->lost = true;
+			m->c.deaf++;
+		}
+	mem_count(m, fr->buf, fr->len, &fr->dst);
+	ttimer_at(m->tc, &m->gw_t, m->gw_until);
+}
+
+/* A node's frame on the air ended: the gateway hears it, or not. */
+static void
+mem_radio_up_end(void *arg)
+{
+	struct tp_mem_frame	*fr = arg;
+	struct tp_mem_medium	*m = fr->from->m;
+	struct tp_rxinfo	 ri;
+
+	TAILQ_REMOVE(&m->air, fr, entry);
+	if (fr->collided)
+		m->c.collisions++;
+	else if (!fr->lost && m->gw != NULL && !m->down) {
+		ri.rssi_dbm = INT16_MAX;
+		ri.snr_db = INT8_MAX;
+		ri.rx_ms = m->gw->host->now_ms(m->gw->host->arg);
+		m->gw->host->rx(m->gw->host->arg, m->gw, &fr->from->addr,
+		    fr->buf, fr->len, &ri);
+	}
+	free(fr);
+}
+
+/* A node sends: after its own frames, for the frame's time on air. */
+static void
+mem_radio_up(struct tp_mem_node *nd, struct tp_mem_frame *fr)
+{
+	struct tp_mem_medium	*m = nd->m;
+	struct tp_mem_frame	*u;
+	uint64_t		 now = m->tc->now_us;
+
+	fr->start = nd->tx_until > now ? nd->tx_until : now;
+	fr->end = fr->start + mem_air(m, fr->len);
+	nd->tx_from = fr->start;
+	nd->tx_until = fr->end;
+	m->c.ul_frames++;
+	m->c.ul_air_us += fr->end - fr->start;
+	TAILQ_FOREACH(u, &m->air, entry)
+		if (u->from != nd && mem_overlap(u->start, u->end, fr->start,
+		    fr->end))
+			u->collided = fr->collided = true;
+	if (m->gw_on && mem_overlap(m->gw_from, m->gw_until, fr->start,
+	    fr->end)) {
+		fr->lost = true;
+		m->c.deaf++;
+	}
+	TAILQ_INSERT_TAIL(&m->air, fr, entry);
+	ttimer_init(&fr->t, mem_radio_up_end, fr);
+	ttimer_at(m->tc, &fr->t, fr->end);
+}
+
+static void
+mem_radio_reset(struct tp_mem_medium *m)
+{
+	struct tp_mem_frame	*fr;
+
+	while ((fr = TAILQ_FIRST(&m->air)) != NULL) {
+		TAILQ_REMOVE(&m->air, fr, entry);
+		if (m->tc != NULL)
+			ttimer_del(m->tc, &fr->t);
+		free(fr);
+	}
+	if (m->tc != NULL)
+		ttimer_del(m->tc, &m->gw_t);
+	m->gw_on = false;
+}
+
+/* ------------------------------------------------------------------ */
 /* Link events                                                          */
 
 void
@@ -1258,6 +1451,11 @@ tp_mem_deliver(struct tp_mem_medium *m, struct tp_mem_frame *fr)
 		next = TAILQ_NEXT(nd, entry);
 		if (!bcast && !tp_addr_eq(&fr->dst, &nd->addr))
 			continue;
+		if (mem_radio_mode(m) && mem_overlap(nd->tx_from, nd->tx_until,
+		    m->gw_from, m->gw_until)) {
+			m->c.missed++;	/* it was sending */
+			continue;
+		}
 		if (nd->loss > 0 && tp_mem_rand(&nd->rng) < nd->loss) {
 			m->c.lost++;
 			lost_any = true;
@@ -1361,6 +1559,7 @@ tp_mem_close(struct tp *tp)
 			nd->mtu = 0;
 		}
 		mem_shapes_reset(tp->m);
+		mem_radio_reset(tp->m);
 		tp->m->cqueued = 0;
 	}
 	event_free(tp->down_ev);
@@ -1465,6 +1664,11 @@ tp_mem_send(struct tp *tp, const struct tp_addr *dst, const struct iovec *iov,
 		if (m->outstanding > m->c.max_outstanding)
 			m->c.max_outstanding = m->outstanding;
 	}
+	if (mem_radio_mode(m)) {
+		/* On the air (and counted) once the ones before it are done. */
+		mem_radio_start(m);
+		return (TP_OK);
+	}
 	mem_count(m, fr->buf, fr->len, dst);
 	if (!m->hold)
 		event_active(tp->down_ev, EV_TIMEOUT, 1);
@@ -1499,6 +1703,8 @@ tp_mem_addr_parse(const char *s, struct tp_addr *a, char **cause)
 static uint32_t
 tp_mem_airtime(struct tp *tp, const struct tp_addr *dst, size_t len)
 {
+	if (tp->m->p.air_fn != NULL)
+		return (tp->m->p.air_fn(len));
 	return (tp->m->p.airtime_us);
 }
 

@@ -39,6 +39,15 @@
  *    repeat what each misses for off_rounds rounds, reporting per
  *    station progress; a station still missing segments is given up
  *    (TP_OFF_FAILED).  Stations get the bytes through their oob hook.
+ *  - A radio (TP_CAP_BROADCAST and TP_CAP_HALF_DUPLEX, none of the three
+ *    above): every frame, the gateway's and the nodes', is on the air
+ *    for its time on air (air_fn, else (len + frame_overhead) * 8 /
+ *    bitrate); the gateway sends one frame at a time, receivers get it
+ *    when it ends, and tx_done reports it then with its airtime.  The
+ *    gateway hears nothing while it sends, a node nothing while it
+ *    sends, and two node frames on the air at once are both lost
+ *    (collisions); a node sends its frames one after the other.  Loss
+ *    is drawn per receiver and frame as on the wire.
  */
 #ifndef TP_MEM_H
 #define TP_MEM_H
@@ -67,6 +76,14 @@ struct tp_mem_params {
 	/* TP_CAP_OFFLOAD */
 	uint32_t	 seg_ms;
 	uint32_t	 off_rounds;
+	/*
+	 * A radio's time on air of a len-byte frame, us (NULL: from the
+	 * caps' rate): tp_mem_air_ops's airtime() and the radio's timing.
+	 */
+	uint32_t	 (*air_fn)(size_t len);
+	/* tx_done reports this much more airtime than air_fn (a model
+	 * that underestimates), us. */
+	uint32_t	 air_extra_us;
 };
 
 struct tp_mem_counts {
@@ -99,15 +116,25 @@ struct tp_mem_counts {
 	uint64_t	 bus_us;	/* polled: bus busy */
 	uint64_t	 off_segments;	/* module: segments sent */
 	uint64_t	 off_reads;	/* module: offload_read calls */
+	/* A radio. */
+	uint64_t	 air_us;	/* the gateway's time on air */
+	uint64_t	 ul_frames;	/* node frames sent */
+	uint64_t	 ul_air_us;	/* ... their time on air */
+	uint64_t	 collisions;	/* node frames lost to each other */
+	uint64_t	 deaf;		/* ... lost while the gateway sent */
+	uint64_t	 missed;	/* gateway frames a sending node missed */
 };
 
 typedef void	 tp_mem_rx_fn(void *arg, const uint8_t *frame, size_t len);
-/* Sees every gateway frame the medium accepts, at its clock's now. */
+/*
+ * Sees every gateway frame the medium accepts, at its clock's now (a
+ * radio: when the frame goes on the air).
+ */
 typedef void	 tp_mem_tx_fn(void *arg, uint64_t now_us, const uint8_t *frame,
 		    size_t len);
 
 extern const struct tp_ops tp_mem_ops;
-/* With ops->airtime returning params.airtime_us. */
+/* With ops->airtime: params.air_fn, else params.airtime_us. */
 extern const struct tp_ops tp_mem_air_ops;
 /* A polled bus: poll, poll_time, exact bus airtime (caps TP_CAP_POLLED). */
 extern const struct tp_ops tp_mem_bus_ops;

@@ -353,7 +353,7 @@ test_init_caps(void **state)
 	assert_int_equal(c.mtu, 115);		/* SF9/125: DR3 */
 	assert_int_equal(c.uplink_mtu, 115);
 	assert_int_equal(c.flags, TP_CAP_BROADCAST | TP_CAP_UNICAST |
-	    TP_CAP_HALF_DUPLEX);
+	    TP_CAP_HALF_DUPLEX | TP_CAP_COMPACT | TP_CAP_FCS);
 	assert_int_equal(c.nbands, 6);
 	assert_int_equal(c.duty_cycle_ppm, 10000);	/* band M: 1 % */
 	assert_int_equal(c.duty_window_ms, 3600000);
