@@ -257,7 +257,8 @@ plc_info_put(struct plc_wr *w, bool up, const struct plc_info *r)
 	b0 = (uint8_t)((r->route & 1) | (r->module & 1) << 2 |
 	    (r->relay_level & 0x0f) << 4);
 	if (!up) {
-		b0 |= (uint8_t)((r->attached & 1) << 1 | (r->collision & 1) << 3);
+		b0 |=
+		    (uint8_t)((r->attached & 1) << 1 | (r->collision & 1) << 3);
 		plc_put_u8(w, b0);
 		plc_put_u8(w, (uint8_t)((r->channel & 0x0f) |
 		    (r->ecc & 0x0f) << 4));

@@ -40,7 +40,7 @@ struct event;
 #define PLC_START		0x68
 #define PLC_END			0x16
 #define PLC_ADDR_LEN		6
-#define PLC_INFO_LEN		6	/* information field R, both directions */
+#define PLC_INFO_LEN 6 /* information field R, both directions */
 #define PLC_RELAY_MAX		15	/* relay level is 4 bits */
 /* 68H, L (2), C, R (6), AFN, DT1, DT2, CS, 16H. */
 #define PLC_FRAME_MIN		15
@@ -92,7 +92,7 @@ enum plc_afn {
 #define PLC_FN_NODE_RELAY	3	/* 10H: a station's upper relays */
 #define PLC_FN_ROUTE_STATE	4	/* 10H: route run state */
 #define PLC_FN_TOPOLOGY		21	/* 10H: network topology */
-#define PLC_FN_MONITOR		1	/* 13H: monitor (forward to) a station */
+#define PLC_FN_MONITOR 1 /* 13H: monitor (forward to) a station */
 #define PLC_FN_FILE		1	/* 15H: file transfer mode 1 */
 /* Vendor extension (AFN F0H, docs/transports/plc.md): per-station
  * upgrade status of the module's own distribution. */
@@ -100,19 +100,19 @@ enum plc_afn {
 
 /* Deny error codes (00H F2). */
 enum plc_deny {
-	PLC_DENY_TIMEOUT = 0,		/* communication timeout */
-	PLC_DENY_BAD_DU = 1,		/* invalid data unit */
+	PLC_DENY_TIMEOUT = 0, /* communication timeout */
+	PLC_DENY_BAD_DU = 1, /* invalid data unit */
 	PLC_DENY_LENGTH = 2,
 	PLC_DENY_CHECKSUM = 3,
-	PLC_DENY_NO_INFO = 4,		/* information class does not exist */
+	PLC_DENY_NO_INFO = 4, /* information class does not exist */
 	PLC_DENY_FORMAT = 5,
 	PLC_DENY_DUP_METER = 6,
-	PLC_DENY_NO_METER = 7,		/* no such station */
-	PLC_DENY_METER_SILENT = 8,	/* the meter's application did not answer */
-	PLC_DENY_BUSY = 9,		/* master node busy */
-	PLC_DENY_UNSUPPORTED = 10,	/* master node does not support it */
-	PLC_DENY_NODE_SILENT = 11,	/* the station did not answer */
-	PLC_DENY_NOT_IN_NET = 12	/* the station is not in the network */
+	PLC_DENY_NO_METER = 7, /* no such station */
+	PLC_DENY_METER_SILENT = 8, /* the meter's application did not answer */
+	PLC_DENY_BUSY = 9, /* master node busy */
+	PLC_DENY_UNSUPPORTED = 10, /* master node does not support it */
+	PLC_DENY_NODE_SILENT = 11, /* the station did not answer */
+	PLC_DENY_NOT_IN_NET = 12 /* the station is not in the network */
 };
 const char	*plc_deny_str(unsigned int code);
 
@@ -262,7 +262,7 @@ size_t		 plc_rx_feed(struct plc_rx *, const uint8_t *, size_t n);
  * deframer (valid until the next call), 0 when more bytes are needed,
  * or a negative plc_err for a frame just dropped (call again).
  */
-int		 plc_rx_next(struct plc_rx *, const uint8_t **frame, size_t *len);
+int plc_rx_next(struct plc_rx *, const uint8_t **frame, size_t *len);
 /* Forgets what is buffered (after a reset of the line). */
 void		 plc_rx_reset(struct plc_rx *);
 /*
@@ -611,7 +611,7 @@ struct tp {
 	struct event		*ev_wr;
 	struct event		*ev_req;	/* the request's timeout */
 	struct event		*ev_stale;	/* partial frame, line quiet */
-	struct event		*ev_pump;	/* next request, from the loop */
+	struct event *ev_pump; /* next request, from the loop */
 	struct event		*ev_tick;	/* periodic work */
 	struct plc_rx		 rx;
 	uint8_t			 out[2 * PLC_FRAME_MAX];
@@ -656,7 +656,7 @@ struct tp {
 	int			 in_cb;
 	int			 dead;
 	struct tp_stats		 st;
-	uint64_t		 rx_dropped;	/* frames dropped by the rules */
+	uint64_t rx_dropped; /* frames dropped by the rules */
 };
 
 /* plc_link.c: the UART and the request discipline. */

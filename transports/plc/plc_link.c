@@ -73,13 +73,11 @@ static void	 plc_link_done(struct tp *);
 const char *
 plc_req_str(enum plc_req_kind k)
 {
-	static const char *const names[] = {
-		"none", "run mode (03H F10)", "topology (10H F21)", "station list (10H F2)",
-		"station relays (10H F3)", "route state (10H F4)",
-		"upgrade status (F0H F201)", "file clear (15H F1)",
-		"file segment (15H F1)", "forward (13H F1)",
-		"broadcast (05H F3)"
-	};
+	static const char *const names[] = {"none", "run mode (03H F10)",
+	    "topology (10H F21)", "station list (10H F2)",
+	    "station relays (10H F3)", "route state (10H F4)",
+	    "upgrade status (F0H F201)", "file clear (15H F1)",
+	    "file segment (15H F1)", "forward (13H F1)", "broadcast (05H F3)"};
 
 	if ((size_t)k < sizeof(names) / sizeof(names[0]))
 		return (names[k]);
@@ -101,6 +99,30 @@ plc_line_us(struct tp *tp, size_t n)
 
 /* ------------------------------------------------------------------ */
 /* Open, close                                                          */
+
+/*
+ * tcsetattr() failed: did the settings take anyway?  On a pty (the
+ * medium simulator's) the driver clears PARENB and glibc's tcsetattr,
+ * reading the termios back, reports EINVAL for it; the speed, the stop
+ * bits, PARODD and INPCK that the simulator reads did take.
+ */
+static int
+plc_link_took(int fd, const struct termios *want)
+{
+	struct termios	 t;
+	int		 saved = errno;
+
+	if (saved != EINVAL || tcgetattr(fd, &t) == -1 ||
+	    cfgetispeed(&t) != cfgetispeed(want) ||
+	    cfgetospeed(&t) != cfgetospeed(want) ||
+	    t.c_iflag != want->c_iflag ||
+	    (t.c_cflag & (CSTOPB | PARODD)) != (want->c_cflag & (CSTOPB |
+	    PARODD))) {
+		errno = saved;
+		return (0);
+	}
+	return (1);
+}
 
 static int
 plc_link_termios(struct tp *tp, int fd, char **cause)
@@ -137,7 +159,7 @@ plc_link_termios(struct tp *tp, int fd, char **cause)
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	if (cfsetispeed(&t, sp) == -1 || cfsetospeed(&t, sp) == -1 ||
-	    tcsetattr(fd, TCSANOW, &t) == -1)
+	    (tcsetattr(fd, TCSANOW, &t) == -1 && !plc_link_took(fd, &t)))
 		return (tp__cause(cause, "%s: %s: termios: %s", tp->name,
 		    tp->device, strerror(errno)));
 	(void)tcflush(fd, TCIOFLUSH);
@@ -503,7 +525,8 @@ plc_link_frame(struct tp *tp, const uint8_t *p, size_t len)
 	tp->st.rx_frames++;
 	if ((e = plc_decode(p, len, &f)) != PLC_OK) {
 		tp->st.rx_errors++;
-		tp_plc__log(tp, UP_LOG_INFO, "frame dropped: %s", plc_strerror(e));
+		tp_plc__log(tp, UP_LOG_INFO, "frame dropped: %s",
+		    plc_strerror(e));
 		return;
 	}
 	if (!PLC_FRAME_UP(&f)) {
@@ -531,9 +554,13 @@ plc_link_frame(struct tp *tp, const uint8_t *p, size_t len)
 	/* An answer: to the request outstanding, or to nothing. */
 	if (r->kind == PLC_REQ_NONE || f.info.seq != r->seq) {
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_INFO, "answer AFN %02XH F%u seq %u dropped: "
-		    "%s", f.afn, f.fn, f.info.seq, r->kind == PLC_REQ_NONE ?
-		    "nothing asked" : "another request's sequence number");
+		tp_plc__log(tp, UP_LOG_INFO,
+		    "answer AFN %02XH F%u seq %u dropped: "
+		    "%s",
+		    f.afn, f.fn, f.info.seq,
+		    r->kind == PLC_REQ_NONE
+			? "nothing asked"
+			: "another request's sequence number");
 		return;
 	}
 	if (r->addressed && f.info.module &&
@@ -541,22 +568,27 @@ plc_link_frame(struct tp *tp, const uint8_t *p, size_t len)
 		plc_addr_fmt(f.src, s1, sizeof(s1));
 		plc_addr_fmt(r->dst, s2, sizeof(s2));
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_WARN, "answer from station %s to a request "
-		    "for %s dropped", s1, s2);
+		tp_plc__log(tp, UP_LOG_WARN,
+		    "answer from station %s to a request "
+		    "for %s dropped",
+		    s1, s2);
 		return;
 	}
 	if (!r->addressed && f.info.module && f.afn != PLC_AFN_ACK) {
 		plc_addr_fmt(f.src, s1, sizeof(s1));
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_WARN, "answer from station %s to a request "
-		    "for the module dropped", s1);
+		tp_plc__log(tp, UP_LOG_WARN,
+		    "answer from station %s to a request "
+		    "for the module dropped",
+		    s1);
 		return;
 	}
 
 	if (f.afn == PLC_AFN_ACK && f.fn == PLC_FN_DENY) {
 		if (plc_du_deny_dec(f.data, f.len, &code) != PLC_OK) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "deny with a bad data unit "
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "deny with a bad data unit "
 			    "dropped");
 			return;
 		}
@@ -571,7 +603,8 @@ plc_link_frame(struct tp *tp, const uint8_t *p, size_t len)
 	if (f.afn == PLC_AFN_ACK && f.fn == PLC_FN_CONFIRM) {
 		if (plc_du_confirm_dec(f.data, f.len, &a) != PLC_OK) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "confirm with a bad data unit "
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "confirm with a bad data unit "
 			    "dropped");
 			return;
 		}
@@ -580,8 +613,10 @@ plc_link_frame(struct tp *tp, const uint8_t *p, size_t len)
 			    (uint64_t)a.wait_s * 1000;
 	} else if (f.afn == PLC_AFN_ACK) {
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_INFO, "answer AFN 00H F%u dropped: not a "
-		    "confirm or deny", f.fn);
+		tp_plc__log(tp, UP_LOG_INFO,
+		    "answer AFN 00H F%u dropped: not a "
+		    "confirm or deny",
+		    f.fn);
 		return;
 	}
 	/* tp_plc__answer() completes the request when the frame is the

@@ -108,10 +108,14 @@ plc_off_start(struct tp *tp, const struct tp_offload *o, char **cause)
 			off->ntargets++;
 	off->pending = off->ntargets;
 	off->phase = PLC_OFF_CLEAR;
-	tp_plc__log(tp, UP_LOG_INFO, "offload %u: %llu bytes in %u segments of %u "
-	    "to %s (%u stations)", off->id, (unsigned long long)off->size,
-	    off->nseg, off->seg, off->all ? "every station" : "the listed "
-	    "stations", off->ntargets);
+	tp_plc__log(tp, UP_LOG_INFO,
+	    "offload %u: %llu bytes in %u segments of %u "
+	    "to %s (%u stations)",
+	    off->id, (unsigned long long)off->size, off->nseg, off->seg,
+	    off->all ? "every station"
+		     : "the listed "
+		       "stations",
+	    off->ntargets);
 	plc_link_kick(tp);
 	return (0);
 }
@@ -261,9 +265,10 @@ plc_off_status(struct tp *tp, const struct plc_frame *f)
 	}
 	if (pg.size != 0 && pg.size != off->size) {
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_INFO, "upgrade status of a file of %u bytes "
-		    "(ours has %llu) dropped", pg.size,
-		    (unsigned long long)off->size);
+		tp_plc__log(tp, UP_LOG_INFO,
+		    "upgrade status of a file of %u bytes "
+		    "(ours has %llu) dropped",
+		    pg.size, (unsigned long long)off->size);
 		off->next_poll_ms = plc_now_ms(tp) + tp->status_ms;
 		return;
 	}
@@ -277,8 +282,10 @@ plc_off_status(struct tp *tp, const struct plc_frame *f)
 		if (p == NULL || !p->off_target) {
 			plc_addr_fmt(pg.st[i].addr, s, sizeof(s));
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "upgrade status for unknown "
-			    "station %s dropped", s);
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "upgrade status for unknown "
+			    "station %s dropped",
+			    s);
 			continue;
 		}
 		plc_off_report(tp, p, pg.st[i].state, pg.st[i].held);
@@ -291,10 +298,12 @@ plc_off_status(struct tp *tp, const struct plc_frame *f)
 		off->next_poll_ms = plc_now_ms(tp) + tp->status_ms;
 		if (off->pending == 0) {
 			off->phase = PLC_OFF_DONE;
-			tp_plc__log(tp, UP_LOG_INFO, "offload %u: every station "
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "offload %u: every station "
 			    "done or given up by the module (%llu ms)",
-			    off->id, (unsigned long long)(plc_now_ms(tp) -
-			    off->t_start_ms));
+			    off->id,
+			    (unsigned long long)(plc_now_ms(tp) -
+				off->t_start_ms));
 		}
 	} else
 		off->poll_start = (uint16_t)(off->poll_start + pg.n);
@@ -340,8 +349,8 @@ plc_off_report(struct tp *tp, struct plc_peer *p, uint8_t upg,
 	p->off_bytes = held;
 	if (st == TP_OFF_DONE || st == TP_OFF_FAILED) {
 		plc_addr_fmt(p->addr, s, sizeof(s));
-		tp_plc__log(tp, UP_LOG_INFO, "offload %u: station %s %s", off->id,
-		    s, plc_off_state_str((uint8_t)st));
+		tp_plc__log(tp, UP_LOG_INFO, "offload %u: station %s %s",
+		    off->id, s, plc_off_state_str((uint8_t)st));
 	}
 	memset(&a, 0, sizeof(a));
 	a.len = PLC_ADDR_LEN;
@@ -433,17 +442,18 @@ plc_off_answer(struct tp *tp, const struct plc_frame *f)
 		if ((e = plc_du_segment_ack_dec(f->data, f->len, &index)) !=
 		    PLC_OK) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "segment answer dropped: %s",
-			    plc_strerror(e));
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "segment answer dropped: %s", plc_strerror(e));
 			return;
 		}
 		if (index != PLC_SEG_ERROR && index != tp->req.arg) {
 			/* Not the answer to this segment: the request
 			 * stays, and goes again at its timeout. */
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "acknowledgement of segment %u "
-			    "dropped: segment %u was sent", index,
-			    tp->req.arg);
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "acknowledgement of segment %u "
+			    "dropped: segment %u was sent",
+			    index, tp->req.arg);
 			return;
 		}
 		tp->req.kind = PLC_REQ_NONE;
@@ -467,8 +477,10 @@ plc_off_answer(struct tp *tp, const struct plc_frame *f)
 		return;
 	}
 	tp->rx_dropped++;
-	tp_plc__log(tp, UP_LOG_INFO, "answer AFN %02XH F%u to %s dropped: not its "
-	    "answer", f->afn, f->fn, plc_req_str(tp->req.kind));
+	tp_plc__log(tp, UP_LOG_INFO,
+	    "answer AFN %02XH F%u to %s dropped: not its "
+	    "answer",
+	    f->afn, f->fn, plc_req_str(tp->req.kind));
 }
 
 void
@@ -497,7 +509,8 @@ plc_off_failed(struct tp *tp, int deny)
 		if (deny == PLC_DENY_BUSY)
 			tp->hold_until_ms = now + 1000;
 		else if (deny >= 0 && off->phase == PLC_OFF_SEND)
-			plc_off_file_error(tp, plc_deny_str((unsigned int)deny));
+			plc_off_file_error(tp,
+			    plc_deny_str((unsigned int)deny));
 		else if (deny >= 0 && off->phase == PLC_OFF_CANCEL)
 			off->phase = PLC_OFF_NONE;
 		/* A timeout: the link counts it; the same segment goes
@@ -515,9 +528,10 @@ plc_off_module_reset(struct tp *tp)
 
 	if (off->phase == PLC_OFF_SEND) {
 		off->resumes++;
-		tp_plc__log(tp, UP_LOG_INFO, "offload %u: the module restarted; "
-		    "resuming at segment %u of %u", off->id, off->next,
-		    off->nseg);
+		tp_plc__log(tp, UP_LOG_INFO,
+		    "offload %u: the module restarted; "
+		    "resuming at segment %u of %u",
+		    off->id, off->next, off->nseg);
 	}
 }
 

@@ -137,7 +137,8 @@ plc_topo_answer(struct tp *tp, const struct plc_frame *f)
 		if ((e = plc_du_topology_dec(f->data, f->len, &tpg)) !=
 		    PLC_OK || tpg.start != tp->walk_start) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "topology page dropped: %s",
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "topology page dropped: %s",
 			    e != PLC_OK ? plc_strerror(e) : "another page");
 			tp->walk = PLC_WALK_IDLE;
 			return;
@@ -167,8 +168,10 @@ plc_topo_answer(struct tp *tp, const struct plc_frame *f)
 		if ((e = plc_du_node_info_dec(f->data, f->len, &npg)) !=
 		    PLC_OK) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "station list page dropped: "
-			    "%s", plc_strerror(e));
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "station list page dropped: "
+			    "%s",
+			    plc_strerror(e));
 			tp->walk = PLC_WALK_IDLE;
 			return;
 		}
@@ -217,7 +220,8 @@ plc_topo_failed(struct tp *tp, int deny)
 	case PLC_REQ_TOPOLOGY:
 		if (deny == PLC_DENY_UNSUPPORTED || deny == PLC_DENY_NO_INFO ||
 		    deny == PLC_DENY_BAD_DU) {
-			tp_plc__log(tp, UP_LOG_INFO, "the module has no network "
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "the module has no network "
 			    "topology (10H F21): station list and relays "
 			    "instead");
 			tp->no_f21 = true;
@@ -311,6 +315,8 @@ plc_topo_notify(struct tp *tp)
 		p->told = true;
 	}
 	if (found + moved > 0)
-		tp_plc__log(tp, UP_LOG_INFO, "topology: %u new stations, %u moved, "
-		    "%zu known", found, moved, tp->npeers);
+		tp_plc__log(tp, UP_LOG_INFO,
+		    "topology: %u new stations, %u moved, "
+		    "%zu known",
+		    found, moved, tp->npeers);
 }

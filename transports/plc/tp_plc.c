@@ -670,8 +670,8 @@ tp_plc__answer(struct tp *tp, const struct plc_frame *f)
 		if ((e = plc_du_monitor_up_dec(f->data, f->len, &t, &proto,
 		    &msg, &msglen)) != PLC_OK) {
 			tp->rx_dropped++;
-			tp_plc__log(tp, UP_LOG_INFO, "station answer dropped: %s",
-			    plc_strerror(e));
+			tp_plc__log(tp, UP_LOG_INFO,
+			    "station answer dropped: %s", plc_strerror(e));
 			return;
 		}
 		tp_plc_up_done(tp, TP_OK);
@@ -687,8 +687,10 @@ tp_plc__answer(struct tp *tp, const struct plc_frame *f)
 		return;
 	}
 	tp->rx_dropped++;
-	tp_plc__log(tp, UP_LOG_INFO, "answer AFN %02XH F%u to %s dropped: not its "
-	    "answer", f->afn, f->fn, plc_req_str(r->kind));
+	tp_plc__log(tp, UP_LOG_INFO,
+	    "answer AFN %02XH F%u to %s dropped: not its "
+	    "answer",
+	    f->afn, f->fn, plc_req_str(r->kind));
 }
 
 void
@@ -800,8 +802,9 @@ tp_plc_run_mode(struct tp *tp, const struct plc_frame *f, bool reported)
 	if ((e = plc_du_run_mode_dec(f->data, f->len, &m)) != PLC_OK ||
 	    m.max_frame < 64) {
 		tp->rx_dropped++;
-		tp_plc__log(tp, UP_LOG_WARN, "run mode dropped: %s", e != PLC_OK ?
-		    plc_strerror(e) : "longest frame under 64 bytes");
+		tp_plc__log(tp, UP_LOG_WARN, "run mode dropped: %s",
+		    e != PLC_OK ? plc_strerror(e)
+				: "longest frame under 64 bytes");
 		return;
 	}
 	if (!reported)
@@ -815,7 +818,8 @@ tp_plc_run_mode(struct tp *tp, const struct plc_frame *f, bool reported)
 		    m.comm == 3 ? PLC_COMM_RF : PLC_COMM_HPLC;
 	if (!tp->master_set)
 		memcpy(tp->master, m.master, PLC_ADDR_LEN);
-	tp_plc__log(tp, UP_LOG_INFO, "module %.2s %.2s %s: frame %u, segment %u, "
+	tp_plc__log(tp, UP_LOG_INFO,
+	    "module %.2s %.2s %s: frame %u, segment %u, "
 	    "upgrade wait %u min, monitor %u s, %u stations",
 	    m.vendor, m.chip, reported ? "restarted" : "ready", m.max_frame,
 	    m.max_segment, m.upgrade_wait, m.monitor_s, m.nodes);
