@@ -20,10 +20,12 @@
  *    leaves them unacknowledged and the module does not count them.
  *
  * The UART: node_serial_open() (raw, 9600 8E1 by default, INPCK), read
- * and written without blocking; a partial frame older than 20 character
- * times is dropped before the next bytes are read.
+ * and written without blocking; a partial frame the line left quiet for
+ * 20 character times and 250 ms is dropped before the next bytes are
+ * read.
  */
 #include <sys/types.h>
+#include <sys/timerfd.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -40,7 +42,10 @@
 #define PLC_MSG_MAX		255
 
 struct node_link {
-	int		 fd;
+	int		 fd;		/* -1 while the line is gone */
+	int		 tfd;		/* a timer then, to open it again */
+	char		*device;
+	char		 format[4];
 	unsigned int	 baud;
 	unsigned int	 char_bits;
 	uint64_t	 reply_ms;
@@ -145,11 +150,54 @@ plc_open(const struct node_conf *conf, int dirfd, char **cause)
 	l->reply_ms = strtoull(node_conf_link_opt(conf, "reply_ms"), NULL,
 	    10);
 	q_rx_init(&l->rx);
-	if ((l->fd = node_serial_open(dev, l->baud, fmt, cause)) == -1) {
+	l->tfd = -1;
+	snprintf(l->format, sizeof(l->format), "%s", fmt);
+	if ((l->device = strdup(dev)) == NULL ||
+	    (l->fd = node_serial_open(dev, l->baud, fmt, cause)) == -1) {
+		free(l->device);
 		free(l);
 		return (NULL);
 	}
 	return (l);
+}
+
+/*
+ * The line is gone (the module's side hung up: a pty whose master
+ * closed reads EIO): close it and try to open it again every second,
+ * rather than returning an fd that would report forever.
+ */
+static void
+plc_lost(struct node_link *l)
+{
+	struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+
+	up_logf(UP_LOG_WARN, "plc: %s: the line is gone; opening it again "
+	    "every second", l->device);
+	close(l->fd);
+	l->fd = -1;
+	l->outlen = 0;
+	l->pending = false;
+	q_rx_init(&l->rx);
+	if (l->tfd == -1 && (l->tfd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC)) != -1)
+		(void)timerfd_settime(l->tfd, 0, &its, NULL);
+}
+
+static void
+plc_reopen(struct node_link *l)
+{
+	uint64_t	 n;
+	char		*cause = NULL;
+
+	(void)read(l->tfd, &n, sizeof(n));
+	if ((l->fd = node_serial_open(l->device, l->baud, l->format,
+	    &cause)) == -1) {
+		free(cause);
+		return;
+	}
+	up_logf(UP_LOG_INFO, "plc: %s: open again", l->device);
+	close(l->tfd);
+	l->tfd = -1;
 }
 
 static void
@@ -157,7 +205,11 @@ plc_close(struct node_link *l)
 {
 	if (l == NULL)
 		return;
-	close(l->fd);
+	if (l->fd != -1)
+		close(l->fd);
+	if (l->tfd != -1)
+		close(l->tfd);
+	free(l->device);
 	free(l);
 }
 
@@ -175,6 +227,11 @@ plc_pollfds(struct node_link *l, struct pollfd *pfd, int max)
 {
 	if (max < 1)
 		return (0);
+	if (l->fd == -1) {
+		pfd[0].fd = l->tfd;
+		pfd[0].events = POLLIN;
+		return (l->tfd != -1 ? 1 : 0);
+	}
 	pfd[0].fd = l->fd;
 	pfd[0].events = (short)(POLLIN | (l->outlen > 0 ? POLLOUT : 0));
 	return (1);
@@ -285,6 +342,13 @@ plc_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 	int		 r;
 
 	src->len = 0;
+	if (l->fd == -1) {
+		if (pfd->fd == l->tfd)
+			plc_reopen(l);
+		return (0);
+	}
+	if (pfd->fd != l->fd)
+		return (0);
 	if (pfd->revents & POLLOUT)
 		plc_flush(l);
 	for (;;) {
@@ -297,12 +361,16 @@ plc_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 		n = read(l->fd, in, sizeof(in));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return (n == -1 && errno != EAGAIN ? -1 : 0);
+		if (n == -1 && errno == EAGAIN)
+			return (0);
+		if (n <= 0) {
+			plc_lost(l);
+			return (0);
+		}
 		now = plc_now_ms();
 		/* A partial frame from before a pause is not one. */
 		if (l->rx.len > l->rx.used && now - l->last_rx_ms >
-		    20ULL * l->char_bits * 1000 / l->baud + 1)
+		    20ULL * l->char_bits * 1000 / l->baud + 250)
 			q_rx_stale(&l->rx);
 		l->last_rx_ms = now;
 		(void)q_rx_feed(&l->rx, in, (size_t)n);
@@ -317,6 +385,10 @@ plc_send(struct node_link *l, const uint8_t *frame, size_t len)
 
 	if (len == 0 || len > PLC_MSG_MAX) {
 		errno = EMSGSIZE;
+		return (-1);
+	}
+	if (l->fd == -1) {
+		errno = EIO;
 		return (-1);
 	}
 	if (l->pending && plc_now_ms() - l->pending_ms <= l->reply_ms) {

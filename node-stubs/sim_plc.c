@@ -432,7 +432,7 @@ plc__msg_route(struct plc_node *from, const uint8_t *b, size_t len)
 /* Frames to the programs                                               */
 
 /* Sends a 1376.2 frame to ep's program. */
-void
+uint64_t
 plc__line_frame(struct plc_node *nd, uint8_t c, uint8_t seq, bool addressed,
     const uint8_t *src, const uint8_t *dst, uint8_t afn, uint16_t fn,
     const uint8_t *du, size_t dulen)
@@ -454,7 +454,8 @@ plc__line_frame(struct plc_node *nd, uint8_t c, uint8_t seq, bool addressed,
 	f.data = du;
 	f.len = dulen;
 	if ((n = q_encode(&f, out, sizeof(out))) > 0)
-		sim_line_send(nd->ep, out, (size_t)n);
+		return (sim_line_send(nd->ep, out, (size_t)n));
+	return (sim_now(plcs->sim));
 }
 
 /* A carrier message reached node nd. */
@@ -834,28 +835,27 @@ plc_status(struct sim *sim, struct sim_ep *ep, FILE *f)
 	else
 		fprintf(f, "\"%s\"", plcs->node[nd->parent].ep->name);
 	if (nd->cco) {
-		fprintf(f,
-		    ", \"requests\": %llu, \"denied\": %llu, "
+		fprintf(f, ", \"requests\": %llu, \"denied\": %llu, "
 		    "\"segments\": %llu, \"file_segments\": %u, "
-		    "\"file_total\": %u, \"file_bytes\": %u, "
-		    "\"distribution\": %d, \"round\": %u, "
-		    "\"blocks_broadcast\": %llu, \"blocks_unicast\": %llu, "
-		    "\"queries\": %llu, \"distribution_ms\": %llu, "
-		    "\"reports\": %llu, \"reports_lost\": %llu, "
-		    "\"mac_frames\": %llu, \"mac_retries\": %llu, "
-		    "\"mac_lost\": %llu}",
+		    "\"file_total\": %u, \"file_bytes\": %u, ",
 		    (unsigned long long)plcs->requests,
 		    (unsigned long long)plcs->denied,
 		    (unsigned long long)plcs->segments_in, plcs->file_have,
-		    plcs->file_total, plcs->file_done ? plcs->file_size : 0,
-		    (int)plcs->dist, plcs->round,
+		    plcs->file_total, plcs->file_done ? plcs->file_size : 0);
+		fprintf(f, "\"transfer_ms\": %.3f, \"distribution\": %d, "
+		    "\"round\": %u, \"blocks_broadcast\": %llu, "
+		    "\"blocks_unicast\": %llu, \"queries\": %llu, "
+		    "\"distribution_ms\": %.3f, ",
+		    plcs->segn_ns > plcs->seg0_ns ? (double)(plcs->segn_ns -
+		    plcs->seg0_ns) / 1e6 : 0.0, (int)plcs->dist, plcs->round,
 		    (unsigned long long)plcs->blocks_bc,
 		    (unsigned long long)plcs->blocks_uc,
 		    (unsigned long long)plcs->queries,
-		    (unsigned long long)(plcs->dist == D_DONE
-			    ? (plcs->t_done_ns - plcs->t_file_ns) /
-				SIM_NS_PER_MS
-			    : 0),
+		    plcs->dist == D_DONE ? (double)(plcs->t_done_ns -
+		    plcs->t_file_ns) / 1e6 : 0.0);
+		fprintf(f, "\"reports\": %llu, \"reports_lost\": %llu, "
+		    "\"mac_frames\": %llu, \"mac_retries\": %llu, "
+		    "\"mac_lost\": %llu}",
 		    (unsigned long long)plcs->reports,
 		    (unsigned long long)plcs->reports_lost,
 		    (unsigned long long)plcs->mac.frames,

@@ -191,6 +191,7 @@ struct plc_sim {
 	uint8_t		 req_seq;
 	uint8_t		 req_frame[Q_MAX];	/* the request, kept */
 	size_t		 req_len;
+	uint64_t	 req_t0;	/* its first character */
 	int		 req_station;	/* 13H F1: endpoint */
 	uint32_t	 req_id;	/* 13H F1 / 05H F3: message id */
 	uint64_t	 requests, denied;
@@ -217,6 +218,9 @@ struct plc_sim {
 	uint32_t	 file_size;
 	uint16_t	 file_gen;	/* counts the files completed */
 	bool		 file_done;
+	/* The transfer (hop 1): segment 0's first character, the last
+	 * segment's acknowledgement's last (simulated ns). */
+	uint64_t	 seg0_ns, segn_ns;
 	uint8_t		*file;
 	uint64_t	 segments_in;
 
@@ -273,8 +277,8 @@ void		 plc__msg_route(struct plc_node *from, const uint8_t *,
 		    size_t);
 /* A message reached a node (its own, a flood, or to pass on). */
 void		 plc__message(struct plc_node *, const uint8_t *, size_t);
-/* A 1376.2 frame to a node's program. */
-void		 plc__line_frame(struct plc_node *, uint8_t c, uint8_t seq,
+/* A 1376.2 frame to a node's program; when its last character is due. */
+uint64_t	 plc__line_frame(struct plc_node *, uint8_t c, uint8_t seq,
 		    bool addressed, const uint8_t *src, const uint8_t *dst,
 		    uint8_t afn, uint16_t fn, const uint8_t *du, size_t dulen);
 void		 plc__stale_cb(evutil_socket_t, short, void *);

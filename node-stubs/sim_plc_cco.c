@@ -17,7 +17,7 @@
 #include "q1376.h"
 #include "sim_plc.h"
 
-static void	 cco_answer_frame(uint8_t afn, uint16_t fn, bool addressed,
+static uint64_t	 cco_answer_frame(uint8_t afn, uint16_t fn, bool addressed,
 		    const uint8_t *src, const uint8_t *du, size_t dulen);
 static void	 cco_deny(uint8_t);
 static void	 cco_req_done(void);
@@ -26,14 +26,18 @@ static void	 cco_report_pump(void);
 /* ------------------------------------------------------------------ */
 /* The coordinator (the module at gw)                                   */
 
-/* The answer to the request being served (PRM 0, DIR 1). */
-static void
+/* The answer to the request being served (PRM 0, DIR 1); returns when
+ * its last character is due. */
+static uint64_t
 cco_answer_frame(uint8_t afn, uint16_t fn, bool addressed,
     const uint8_t *src, const uint8_t *du, size_t dulen)
 {
-	plc__line_frame(plcs->cco, Q_DIR_UP | Q_COMM_HPLC, plcs->req_seq,
+	uint64_t	 t;
+
+	t = plc__line_frame(plcs->cco, Q_DIR_UP | Q_COMM_HPLC, plcs->req_seq,
 	    addressed, src, plcs->cco->addr, afn, fn, du, dulen);
 	cco_req_done();
+	return (t);
 }
 
 static void
@@ -258,6 +262,7 @@ cco_segment(const struct q_frame *f)
 	uint32_t	 file, attr, total, idx, len;
 	uint8_t		 du[4];
 	uint32_t	 ack;
+	uint64_t	 t;
 
 	file = q_get(f->data, f->len, &off, 1, &ok);
 	attr = q_get(f->data, f->len, &off, 1, &ok);
@@ -326,7 +331,12 @@ cco_segment(const struct q_frame *f)
 	}
 answer:
 	(void)q_put(du, sizeof(du), 0, ack, 4);
-	cco_answer_frame(AFN_FILE, 1, false, NULL, du, 4);
+	t = cco_answer_frame(AFN_FILE, 1, false, NULL, du, 4);
+	/* Hop 1's time: segment 0's request to the last one's answer. */
+	if (file != 0x00 && ack == 0)
+		plcs->seg0_ns = plcs->req_t0;
+	if (file != 0x00 && ack != SEG_ERROR && ack + 1 == total)
+		plcs->segn_ns = t;
 }
 
 /* The request's processing time is over: serve it. */
@@ -474,6 +484,9 @@ plc__cco_frame(const uint8_t *p, size_t len, uint64_t t_end)
 		if (Q_SEQ(&f) == plcs->req_seq)
 			return;
 		/* Another one at once: the module is busy. */
+		sim_debug(plcs->sim, "plc: gw: AFN %02X F%u seq %u while "
+		    "serving seq %u: busy", f.afn, f.fn, Q_SEQ(&f),
+		    plcs->req_seq);
 		plc__line_frame(plcs->cco, Q_DIR_UP | Q_COMM_HPLC, Q_SEQ(&f),
 		    false, NULL, NULL, AFN_ACK, 2, (const uint8_t *)"\x09", 1);
 		plcs->denied++;
@@ -484,6 +497,8 @@ plc__cco_frame(const uint8_t *p, size_t len, uint64_t t_end)
 	plcs->req_station = -1;
 	memcpy(plcs->req_frame, p, len);
 	plcs->req_len = len;
+	/* Its characters came back to back at the line's rate. */
+	plcs->req_t0 = t_end - len * sim_fmt_char_ns(&plcs->cco->ep->fmt);
 	sim_timer_at(plcs->sim, plcs->ev_req, t_end + (f.afn == AFN_FILE ?
 	    plcs->module_ns : plcs->answer_ns));
 }

@@ -662,6 +662,10 @@ struct tp {
 /* plc_link.c: the UART and the request discipline. */
 int		 plc_link_open(struct tp *, char **cause);
 void		 plc_link_close(struct tp *);
+/* The request outstanding goes again now (the module restarted). */
+void		 plc_link_resend(struct tp *);
+/* The UART closed after it was lost: opens it again; 0 or -1. */
+int		 plc_link_reopen(struct tp *);
 /* No request outstanding and no wait time running. */
 bool		 plc_link_idle(struct tp *);
 /*
@@ -689,6 +693,8 @@ void		 tp_plc__answer(struct tp *, const struct plc_frame *);
 void		 tp_plc__failed(struct tp *, int deny);
 /* A frame the module sent by itself (PRM = 1), already confirmed. */
 void		 tp_plc__report(struct tp *, const struct plc_frame *);
+/* The UART was lost: the link is down until it opens again. */
+void		 tp_plc__lost(struct tp *);
 /* Picks the next request when the link is idle. */
 void		 tp_plc__pump(struct tp *);
 /* The file segment size in use: the module's, or less; 0 = none. */

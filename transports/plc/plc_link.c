@@ -44,8 +44,12 @@
 
 /* Bytes read per readable event, so a chatty module cannot hold the loop. */
 #define PLC_READ_BUDGET		4096
-/* A partial frame older than this (or 20 character times) is stale. */
-#define PLC_STALE_MS		50
+/*
+ * A partial frame the line left quiet this long (or 20 character times)
+ * is stale.  Generous: a USB adapter's latency timer (16 ms on FTDI) and
+ * a busy host make real gaps of tens of ms inside a frame.
+ */
+#define PLC_STALE_MS		250
 
 static const struct {
 	unsigned int	 baud;
@@ -166,27 +170,94 @@ plc_link_termios(struct tp *tp, int fd, char **cause)
 	return (0);
 }
 
+/* Opens the UART and its two events. */
+static int
+plc_link_line(struct tp *tp, char **cause)
+{
+	struct event_base *base = tp->host->base;
+	int		 fd;
+
+	fd = open(tp->device, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return (tp__cause(cause, "%s: %s: %s", tp->name, tp->device,
+		    strerror(errno)));
+	if (plc_link_termios(tp, fd, cause) != 0) {
+		close(fd);
+		return (-1);
+	}
+	tp->ev_rd = event_new(base, fd, EV_READ | EV_PERSIST,
+	    plc_link_read_cb, tp);
+	tp->ev_wr = event_new(base, fd, EV_WRITE, plc_link_write_cb, tp);
+	if (tp->ev_rd == NULL || tp->ev_wr == NULL) {
+		close(fd);
+		return (tp__cause(cause, "%s: out of memory", tp->name));
+	}
+	tp->fd = fd;
+	plc_rx_reset(&tp->rx);
+	tp->outlen = 0;
+	return (0);
+}
+
 int
 plc_link_open(struct tp *tp, char **cause)
 {
 	struct event_base *base = tp->host->base;
 
-	tp->fd = open(tp->device, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-	if (tp->fd == -1)
-		return (tp__cause(cause, "%s: %s: %s", tp->name, tp->device,
-		    strerror(errno)));
-	if (plc_link_termios(tp, tp->fd, cause) != 0)
-		return (-1);
 	plc_rx_init(&tp->rx, PLC_FRAME_MAX);
-	tp->ev_rd = event_new(base, tp->fd, EV_READ | EV_PERSIST,
-	    plc_link_read_cb, tp);
-	tp->ev_wr = event_new(base, tp->fd, EV_WRITE, plc_link_write_cb, tp);
+	if (plc_link_line(tp, cause) != 0)
+		return (-1);
 	tp->ev_req = evtimer_new(base, plc_link_timeout_cb, tp);
 	tp->ev_stale = evtimer_new(base, plc_link_stale_cb, tp);
 	tp->ev_pump = evtimer_new(base, plc_link_pump_cb, tp);
-	if (tp->ev_rd == NULL || tp->ev_wr == NULL || tp->ev_req == NULL ||
-	    tp->ev_stale == NULL || tp->ev_pump == NULL)
+	if (tp->ev_req == NULL || tp->ev_stale == NULL || tp->ev_pump == NULL)
 		return (tp__cause(cause, "%s: out of memory", tp->name));
+	return (0);
+}
+
+/*
+ * The UART is gone (a USB adapter unplugged, the simulator stopped: read
+ * gives EIO or end of file): close it, fail what was asked, take the link
+ * down; plc_link_reopen() tries it again.
+ */
+static void
+plc_link_lost(struct tp *tp, const char *why)
+{
+	tp_plc__log(tp, UP_LOG_WARN, "%s: %s: closed, opened again every "
+	    "2 s", tp->device, why);
+	event_free(tp->ev_rd);
+	event_free(tp->ev_wr);
+	tp->ev_rd = tp->ev_wr = NULL;
+	evtimer_del(tp->ev_stale);
+	close(tp->fd);
+	tp->fd = -1;
+	tp->outlen = 0;
+	plc_rx_reset(&tp->rx);
+	tp->fails = 2;
+	if (tp->req.kind != PLC_REQ_NONE) {
+		tp_plc__failed(tp, -1);
+		tp->req.kind = PLC_REQ_NONE;
+		evtimer_del(tp->ev_req);
+	}
+	if (!tp->dead)
+		tp_plc__lost(tp);
+}
+
+int
+plc_link_reopen(struct tp *tp)
+{
+	char		*cause = NULL;
+
+	if (tp->fd != -1)
+		return (0);
+	if (plc_link_line(tp, &cause) != 0) {
+		tp_plc__log(tp, UP_LOG_DEBUG, "%s", cause != NULL ? cause :
+		    "reopen failed");
+		free(cause);
+		return (-1);
+	}
+	if (tp->started)
+		event_add(tp->ev_rd, NULL);
+	tp_plc__log(tp, UP_LOG_INFO, "%s: open again", tp->device);
 	return (0);
 }
 
@@ -204,6 +275,7 @@ plc_link_close(struct tp *tp)
 	}
 	if (tp->fd != -1)
 		close(tp->fd);
+	tp->fd = -1;
 	tp->fd = -1;
 }
 
@@ -235,9 +307,10 @@ plc_link_flush(struct tp *tp)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			if (errno != EAGAIN)
-				tp_plc__log(tp, UP_LOG_WARN, "write: %s",
-				    strerror(errno));
+			if (errno != EAGAIN) {
+				tp->st.tx_errors++;
+				tp->outlen = 0;
+			}
 			break;
 		}
 		memmove(tp->out, tp->out + n, tp->outlen - (size_t)n);
@@ -326,6 +399,22 @@ plc_link_request(struct tp *tp, enum plc_req_kind kind, uint8_t afn,
 	return (0);
 }
 
+void
+plc_link_resend(struct tp *tp)
+{
+	struct plc_req	*r = &tp->req;
+
+	if (r->kind == PLC_REQ_NONE || tp->fd == -1)
+		return;
+	tp_plc__log(tp, UP_LOG_DEBUG, "%s: again (seq %u), the module "
+	    "restarted", plc_req_str(r->kind), r->seq);
+	r->tries = 1;
+	tp->st.tx_frames++;
+	(void)plc_link_out(tp, r->frame, r->len);
+	plc_link_arm(tp, r->timeout_ms + plc_line_us(tp, tp->outlen) / 1000 +
+	    1);
+}
+
 static void
 plc_link_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -407,12 +496,14 @@ plc_link_read_cb(evutil_socket_t fd, short what, void *arg)
 		n = read(tp->fd, buf, sizeof(buf));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			if (n == -1 && errno != EAGAIN)
-				tp_plc__log(tp, UP_LOG_WARN, "read: %s",
-				    strerror(errno));
-			break;
+		if (n == 0 || (n == -1 && errno != EAGAIN)) {
+			plc_link_lost(tp, n == 0 ? "end of file" :
+			    strerror(errno));
+			(void)tp_plc__leave(tp);
+			return;
 		}
+		if (n == -1)
+			break;
 		total += (size_t)n;
 		tp->st.rx_bytes += (uint64_t)n;
 		for (off = 0; off < (size_t)n; off += k) {

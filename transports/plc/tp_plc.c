@@ -472,6 +472,11 @@ tp_plc_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	tp->in_cb++;
 	now = plc_now_ms(tp);
+	if (tp->fd == -1 && now >= tp->next_probe_ms) {
+		tp->next_probe_ms = now + TP_PLC_PROBE_MS;
+		if (plc_link_reopen(tp) == 0)
+			tp->next_probe_ms = 0;
+	}
 	if (tp->init == PLC_INIT_READY && tp->walk == PLC_WALK_IDLE &&
 	    now >= tp->next_walk_ms)
 		plc_topo_start(tp);
@@ -491,7 +496,7 @@ tp_plc__pump(struct tp *tp)
 	bool		 up_first;
 	int		 pass;
 
-	if (tp->dead || !tp->started || !plc_link_idle(tp))
+	if (tp->dead || !tp->started || tp->fd == -1 || !plc_link_idle(tp))
 		return;
 	if (tp->init != PLC_INIT_READY) {
 		if (plc_now_ms(tp) < tp->next_probe_ms)
@@ -750,6 +755,15 @@ tp_plc__failed(struct tp *tp, int deny)
 }
 
 void
+tp_plc__lost(struct tp *tp)
+{
+	tp->init = PLC_INIT_RUN_MODE;
+	tp->next_probe_ms = plc_now_ms(tp) + TP_PLC_PROBE_MS;
+	tp->walk = PLC_WALK_IDLE;
+	tp_plc_set_link(tp, false);
+}
+
+void
 tp_plc__report(struct tp *tp, const struct plc_frame *f)
 {
 	const uint8_t	*msg;
@@ -824,10 +838,11 @@ tp_plc_run_mode(struct tp *tp, const struct plc_frame *f, bool reported)
 	    m.vendor, m.chip, reported ? "restarted" : "ready", m.max_frame,
 	    m.max_segment, m.upgrade_wait, m.monitor_s, m.nodes);
 	if (reported && was_known) {
-		/* A power-up report: what was outstanding is lost. */
+		/* A power-up report: the module lost what it was doing.
+		 * The link stays up (the engine's sessions go on); the
+		 * request it was serving goes again at once. */
 		tp->resets++;
-		if (tp->link_up)
-			tp_plc_set_link(tp, false);
+		plc_link_resend(tp);
 	}
 	tp->init = PLC_INIT_READY;
 	tp->fails = 0;

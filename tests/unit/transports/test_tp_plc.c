@@ -458,7 +458,8 @@ static int
 teardown(void **state)
 {
 	tp_plc_ops.close(F->tp);
-	close(F->mfd);
+	if (F->mfd != -1)
+		close(F->mfd);
 	event_base_free(F->base);
 	free(F);
 	return (0);
@@ -547,12 +548,14 @@ test_topology_moves(void **state)
 	}
 	expect(PLC_AFN_ACK, PLC_FN_CONFIRM);
 	assert_int_equal(F->f.info.seq, 0x41);
-	WAIT_FOR(F->down == 1 && F->up == 2);
+	/* The link stays up: the engine's sessions go on. */
 	expect(PLC_AFN_ROUTE_QUERY, PLC_FN_TOPOLOGY);
 	answer_topology(true);
 	expect(PLC_AFN_ROUTE_QUERY, PLC_FN_TOPOLOGY);
 	answer_topology(true);
 	WAIT_FOR(F->npeer == 3);
+	assert_int_equal(F->up, 1);
+	assert_int_equal(F->down, 0);
 	assert_int_equal(F->peer[2].ev, TP_PEER_ROUTE);
 	assert_memory_equal(F->peer[2].a.b, sta2, 6);
 	assert_int_equal(F->peer[2].level, 1);
@@ -777,6 +780,27 @@ test_link_down(void **state)
 	expect(PLC_AFN_ROUTE_QUERY, PLC_FN_TOPOLOGY);
 }
 
+static void
+test_line_lost(void **state)
+{
+	struct tp_addr	 bc;
+	struct iovec	 iov;
+	uint8_t		 b = 1;
+
+	bring_up(SEG);
+	/* The module's side of the line goes away: the slave reads EIO. */
+	close(F->mfd);
+	F->mfd = -1;
+	WAIT_FOR(F->down == 1);
+	tp_addr_broadcast(&bc);
+	iov.iov_base = &b;
+	iov.iov_len = 1;
+	assert_int_equal(tp_plc_ops.send(F->tp, &bc, &iov, 1, 1), TP_EIO);
+	/* It tries to open it again, quietly; nothing spins. */
+	run_ms(300);
+	assert_int_equal(F->down, 1);
+}
+
 /* The module takes segments; returns the segment's index. */
 static uint32_t
 take_segment(struct plc_segment *s)
@@ -871,9 +895,8 @@ test_offload(void **state)
 		    PLC_FN_RUN_MODE, du, w.len);
 	}
 	expect(PLC_AFN_ACK, PLC_FN_CONFIRM);
-	WAIT_FOR(F->up == 2);
-	/* The lost request is tried again, the walk and the transfer take
-	 * turns: the transfer resumes at segment 3, by its id. */
+	/* The lost request goes again at once, the walk and the transfer
+	 * take turns: the transfer resumes at segment 3, by its id. */
 	for (k = 0; k < 4; k++) {
 		WAIT_FOR(module_poll());
 		if (F->f.afn == PLC_AFN_ROUTE_QUERY) {
@@ -1030,6 +1053,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_frames, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_link_down, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_line_lost, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_offload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offload_no_status, setup,
