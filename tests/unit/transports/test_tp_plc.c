@@ -633,6 +633,10 @@ test_forwarding(void **state)
 	/* And one with another sequence number. */
 	module_send(0x83, (uint8_t)(f->info.seq + 1), sta2, master_addr,
 	    PLC_AFN_ROUTE_FWD, PLC_FN_MONITOR, du, w.len);
+	/* And one with an AFN and Fn that answer something else, and one
+	 * with an Fn no one defined. */
+	answer(PLC_AFN_ROUTE_QUERY, PLC_FN_ROUTE_STATE, du, w.len);
+	answer(0x7e, 200, du, w.len);
 	run_ms(30);
 	assert_int_equal(F->done_n, 0);
 	assert_int_equal(F->rx_n, 0);
