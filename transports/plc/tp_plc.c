@@ -739,6 +739,17 @@ tp_plc__failed(struct tp *tp, int deny)
 	case PLC_REQ_BROADCAST:
 		if (deny == PLC_DENY_BUSY)
 			tp->hold_until_ms = plc_now_ms(tp) + TP_PLC_BUSY_MS;
+		if (deny == PLC_DENY_UNSUPPORTED || deny == PLC_DENY_NO_INFO) {
+			/* A module without broadcasts: unicast only. */
+			tp_plc__log(tp, UP_LOG_WARN, "the module does not "
+			    "broadcast (05H F3): unicast only");
+			tp->use_broadcast = false;
+			tp_plc_up_done(tp, TP_ENOPEER);
+			if (!tp->dead)
+				tp->host->link(tp->host->arg, tp,
+				    TP_CAPS_CHANGED);
+			break;
+		}
 		tp_plc_up_done(tp, deny < 0 ? TP_EIO : TP_EAGAIN);
 		break;
 	case PLC_REQ_NONE:

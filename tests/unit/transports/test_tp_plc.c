@@ -680,6 +680,7 @@ test_forwarding(void **state)
 	iov.iov_len = 256;
 	assert_int_equal(tp_plc_ops.send(F->tp, &bc, &iov, 1, 24),
 	    TP_EMSGSIZE);
+	iov.iov_len = sizeof(msg);
 
 	/* A station's event: confirmed with its number, delivered. */
 	plc_wr_init(&w, du, sizeof(du));
@@ -703,6 +704,21 @@ test_forwarding(void **state)
 	module_send(0xc3, 0x79, NULL, NULL, PLC_AFN_ROUTE_READ, 1, NULL, 0);
 	f = expect(PLC_AFN_ACK, PLC_FN_DENY);
 	assert_int_equal(f->data[0], PLC_DENY_UNSUPPORTED);
+
+	/* A module that does not broadcast: the link is unicast only. */
+	assert_int_equal(tp_plc_ops.send(F->tp, &bc, &iov, 1, 25), TP_OK);
+	expect(PLC_AFN_CONTROL, PLC_FN_BROADCAST);
+	answer_deny(PLC_DENY_UNSUPPORTED);
+	WAIT_FOR(F->caps == 1);
+	assert_int_equal(F->done_status, TP_ENOPEER);
+	{
+		struct tp_caps	 c;
+
+		tp_plc_ops.caps(F->tp, &c);
+		assert_false(c.flags & TP_CAP_BROADCAST);
+	}
+	assert_int_equal(tp_plc_ops.send(F->tp, &bc, &iov, 1, 26),
+	    TP_ENOPEER);
 }
 
 static void
