@@ -105,6 +105,13 @@ now_ms(void *arg)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
+/* The host's clock: link time, the simulator's (the testbed's one clock). */
+static uint64_t
+link_ms(void *arg)
+{
+	return ((uint64_t)((double)now_ms(arg) * B.scale));
+}
+
 /* ------------------------------------------------------------------ */
 /* The host of the transport                                            */
 
@@ -155,7 +162,7 @@ h_progress(void *a, struct tp *tp, uint32_t id, const struct tp_addr *p,
 	}
 	if (st == TP_OFF_DONE || st == TP_OFF_FAILED) {
 		if (++B.done == B.stations)
-			B.t_done_ms = now_ms(NULL);
+			B.t_done_ms = link_ms(NULL);
 	}
 }
 
@@ -458,7 +465,8 @@ main(int argc, char **argv)
 	}
 	memset(&host, 0, sizeof(host));
 	host.base = B.base;
-	host.now_ms = now_ms;
+	host.now_ms = link_ms;
+	host.time_scale = B.scale;
 	host.rx = h_rx;
 	host.writable = h_writable;
 	host.link = h_link;
@@ -486,7 +494,7 @@ main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.id = 1;
 	o.size = B.size;
-	B.t_start_ms = now_ms(NULL);
+	B.t_start_ms = link_ms(NULL);
 	if (B.ops->offload_start(B.tp, &o, &cause) != 0)
 		die("%s", cause);
 	run_until(c_done, 3600, "stations done");
@@ -513,7 +521,7 @@ main(int argc, char **argv)
 	    B.size, B.segment, nseg, B.baud, B.module_ms, t_min, t_exact,
 	    hop1, hop1 / t_exact, hop1 <= t_min / 0.9 ? "true" : "false",
 	    B.stations, B.levels, B.loss, dist,
-	    (double)(B.t_done_ms - B.t_start_ms) * B.scale / 1000.0,
+	    (double)(B.t_done_ms - B.t_start_ms) / 1000.0,
 	    status_num("blocks_broadcast"), status_num("blocks_unicast"),
 	    status_num("queries"), B.scale);
 

@@ -682,6 +682,7 @@ int		 plc_link_request(struct tp *, enum plc_req_kind, uint8_t afn,
 void		 plc_link_kick(struct tp *);
 /* Now on the host's clock, ms. */
 uint64_t	 plc_now_ms(struct tp *);
+uint64_t	 plc_real_ms(struct tp *, uint64_t);
 /* UART time of n bytes, us. */
 uint32_t	 plc_line_us(struct tp *, size_t n);
 

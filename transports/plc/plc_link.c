@@ -21,6 +21,11 @@
  * retries) without an answer the request fails; two failures in a row
  * take the link down (tp_plc.c).
  *
+ * The module's figures and the host's clock are link time: on a
+ * simulated medium with a compressed clock (host->time_scale) a timer
+ * lasts that much less real time (plc_real_ms); the UART's time does not
+ * shrink.
+ *
  * The UART is opened raw at the instance's rate and format (9600 8E1 by
  * default) with INPCK, so a character with a parity error reaches us as
  * 0 and fails the frame's checksum; it is also how the medium simulator
@@ -92,6 +97,21 @@ uint64_t
 plc_now_ms(struct tp *tp)
 {
 	return (tp->host->now_ms(tp->host->arg));
+}
+
+/*
+ * Real ms a stretch of link time lasts: the host's clock (now_ms) and the
+ * module's figures are link time, which runs host->time_scale times
+ * faster than real time on a simulated medium (docs/simulator.md).
+ */
+uint64_t
+plc_real_ms(struct tp *tp, uint64_t ms)
+{
+	double	 s = tp->host->time_scale;
+
+	if (!(s > 1))
+		return (ms);
+	return ((uint64_t)((double)ms / s) + (ms != 0));
 }
 
 uint32_t
@@ -339,11 +359,19 @@ plc_link_idle(struct tp *tp)
 	    plc_now_ms(tp) >= tp->hold_until_ms);
 }
 
+/*
+ * The request's timer: the module's time (link time, which a simulated
+ * medium compresses by host->time_scale) plus the UART's time for the
+ * request (real time: the margin for the line does not shrink).
+ */
 static void
-plc_link_arm(struct tp *tp, uint64_t ms)
+plc_link_arm(struct tp *tp, uint64_t module_ms)
 {
 	struct timeval	 tv;
+	uint64_t	 ms;
 
+	ms = plc_real_ms(tp, module_ms) + plc_line_us(tp, tp->outlen) / 1000 +
+	    1;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(tp->ev_req, &tv);
@@ -395,7 +423,7 @@ plc_link_request(struct tp *tp, enum plc_req_kind kind, uint8_t afn,
 		return (-1);
 	}
 	/* The answer can only start once what is queued has left. */
-	plc_link_arm(tp, timeout_ms + plc_line_us(tp, tp->outlen) / 1000 + 1);
+	plc_link_arm(tp, timeout_ms);
 	return (0);
 }
 
@@ -411,8 +439,7 @@ plc_link_resend(struct tp *tp)
 	r->tries = 1;
 	tp->st.tx_frames++;
 	(void)plc_link_out(tp, r->frame, r->len);
-	plc_link_arm(tp, r->timeout_ms + plc_line_us(tp, tp->outlen) / 1000 +
-	    1);
+	plc_link_arm(tp, r->timeout_ms);
 }
 
 static void
@@ -430,8 +457,7 @@ plc_link_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		    plc_req_str(r->kind), r->seq, r->tries);
 		tp->st.tx_frames++;
 		(void)plc_link_out(tp, r->frame, r->len);
-		plc_link_arm(tp, r->timeout_ms +
-		    plc_line_us(tp, tp->outlen) / 1000 + 1);
+		plc_link_arm(tp, r->timeout_ms);
 		(void)tp_plc__leave(tp);
 		return;
 	}
@@ -462,9 +488,10 @@ plc_link_kick(struct tp *tp)
 	if (tp->fd == -1 || tp->ev_pump == NULL)
 		return;
 	if (tp->hold_until_ms > now) {
-		tv.tv_sec = (time_t)((tp->hold_until_ms - now) / 1000);
-		tv.tv_usec = (suseconds_t)((tp->hold_until_ms - now) % 1000) *
-		    1000;
+		uint64_t	 ms = plc_real_ms(tp, tp->hold_until_ms - now);
+
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	}
 	evtimer_add(tp->ev_pump, &tv);
 }
