@@ -49,6 +49,7 @@ struct node_link {
 	unsigned int	 baud;
 	unsigned int	 char_bits;
 	uint64_t	 reply_ms;
+	uint16_t	 boot_slots, boot_slot_ms;
 	struct q_rx	 rx;
 	uint64_t	 last_rx_ms;
 	bool		 pending;	/* a 13H F1 waits for our answer */
@@ -92,6 +93,28 @@ plc_check_ms(const char *v)
 	return (NULL);
 }
 
+static const char *
+plc_check_slots(const char *v)
+{
+	char		*end;
+	unsigned long	 n = strtoul(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || n > 1024)
+		return ("not a number of slots (0-1024)");
+	return (NULL);
+}
+
+static const char *
+plc_check_slot_ms(const char *v)
+{
+	char		*end;
+	unsigned long	 ms = strtoul(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || ms > 60000)
+		return ("not a slot in ms (0-60000)");
+	return (NULL);
+}
+
 static const struct node_link_opt plc_options[] = {
 	{ "device", NULL, "the UART of the station's module (a pty of "
 	    "upsim)", NULL },
@@ -99,6 +122,10 @@ static const struct node_link_opt plc_options[] = {
 	{ "format", "8E1", "its character format", plc_check_format },
 	{ "reply_ms", "300", "what the node sends this soon after a "
 	    "forwarded frame is its answer", plc_check_ms },
+	{ "boot_slots", "32", "a boot ANNOUNCE or RESULT waits a random "
+	    "one of this many slots (0: at once)", plc_check_slots },
+	{ "boot_slot_ms", "500", "a slot, ms: about one station event "
+	    "through the module and its confirm", plc_check_slot_ms },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -149,6 +176,10 @@ plc_open(const struct node_conf *conf, int dirfd, char **cause)
 	    (unsigned int)(fmt[2] - '0');
 	l->reply_ms = strtoull(node_conf_link_opt(conf, "reply_ms"), NULL,
 	    10);
+	l->boot_slots = (uint16_t)strtoul(node_conf_link_opt(conf,
+	    "boot_slots"), NULL, 10);
+	l->boot_slot_ms = (uint16_t)strtoul(node_conf_link_opt(conf,
+	    "boot_slot_ms"), NULL, 10);
 	q_rx_init(&l->rx);
 	l->tfd = -1;
 	snprintf(l->format, sizeof(l->format), "%s", fmt);
@@ -219,7 +250,15 @@ plc_caps(const struct node_link *l, struct node_link_caps *c)
 	memset(c, 0, sizeof(*c));
 	c->rx_max = PLC_MSG_MAX;
 	c->mtu_up = PLC_MSG_MAX;
-	c->flags = NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX;
+	/*
+	 * UP's compact form by default; the frame's 8-bit sum is no frame
+	 * check, so compact frames carry UP's CRC-16; the station address
+	 * names the node (docs/up-protocol.md §11.1, §11.3).
+	 */
+	c->flags = NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX |
+	    NODE_LINK_COMPACT | NODE_LINK_WEAK_CHECK | NODE_LINK_ADDRESSED;
+	c->boot_slots = l->boot_slots;
+	c->boot_slot_ms = l->boot_slot_ms;
 }
 
 static int

@@ -582,6 +582,16 @@ test_node_link(void **state)
 	node_link_plc.caps(NL.l, &caps);
 	assert_int_equal(caps.rx_max, 255);
 	assert_int_equal(caps.mtu_up, 255);
+	/* Compact, with UP's CRC-16 (the 8-bit sum is no frame check), the
+	 * station address names the node (up-protocol §11.1, §11.3). */
+	assert_int_equal(caps.flags, NODE_LINK_BROADCAST |
+	    NODE_LINK_HALF_DUPLEX | NODE_LINK_COMPACT | NODE_LINK_WEAK_CHECK |
+	    NODE_LINK_ADDRESSED);
+	assert_int_equal(caps.boot_slots, 32);
+	assert_int_equal(caps.boot_slot_ms, 500);
+	assert_non_null(node_link_opt_check(&node_link_plc, "boot_slot_ms",
+	    "60001"));
+	assert_null(node_link_opt_check(&node_link_plc, "boot_slots", "0"));
 	assert_int_equal(node_link_plc.pollfds(NL.l, &pfd, 1), 1);
 	NL.ev = event_new(T.base, pfd.fd, EV_READ | EV_PERSIST, nl_cb, NULL);
 	event_add(NL.ev, NULL);
