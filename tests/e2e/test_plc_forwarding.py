@@ -67,6 +67,8 @@ def scenario(bindir, srcdir):
             "type = plc",
             "device = %s" % tb.air_path("gw"),
             "status_interval_s = 1",
+            # UP carries the package (test_plc_offload.py: the module).
+            "offload = no",
         ],
             # Link time (the testbed's one clock): a PLC area answers
             # through one module at 9600 baud, a report at a time, so

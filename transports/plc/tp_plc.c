@@ -372,7 +372,14 @@ tp_plc_caps(struct tp *tp, struct tp_caps *c)
 	memset(c, 0, sizeof(*c));
 	c->mtu = tp_plc_mtu(tp);
 	c->uplink_mtu = c->mtu;
-	c->flags = TP_CAP_UNICAST | TP_CAP_HALF_DUPLEX | TP_CAP_DISCOVERY;
+	/*
+	 * UP's compact form (docs/up-protocol.md §11.1, §11.3): the
+	 * link's default; a station address names the node; the frame's
+	 * 8-bit sum is no frame check, so no TP_CAP_FCS (compact frames
+	 * carry UP's CRC-16).
+	 */
+	c->flags = TP_CAP_UNICAST | TP_CAP_HALF_DUPLEX | TP_CAP_DISCOVERY |
+	    TP_CAP_COMPACT | TP_CAP_ADDRESSED;
 	if (tp->use_broadcast)
 		c->flags |= TP_CAP_BROADCAST;
 	if (tp->use_offload && tp_plc__segment(tp) > 0) {

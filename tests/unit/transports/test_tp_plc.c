@@ -483,6 +483,10 @@ bring_up(uint16_t segment)
 	assert_int_equal(c.mtu, 255);
 	assert_true(c.flags & TP_CAP_BROADCAST);
 	assert_true(c.flags & TP_CAP_HALF_DUPLEX);
+	/* Compact by default, addressed, no FCS (the 8-bit sum). */
+	assert_true(c.flags & TP_CAP_COMPACT);
+	assert_true(c.flags & TP_CAP_ADDRESSED);
+	assert_false(c.flags & TP_CAP_FCS);
 	assert_int_equal(c.response_ms, 1000);
 	if (segment > 0) {
 		assert_true(c.flags & TP_CAP_OFFLOAD);
