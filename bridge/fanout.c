@@ -364,6 +364,14 @@ fanout_cb_announce(void *arg, struct eng_link *l, const struct tp_addr *src,
 	}
 	if ((node = registry_get(f->reg, a->node_id)) != NULL)
 		campaign__node_seen(f, node, a);
+	fanout__route_heard(f, l, src, a->node_id);
+}
+
+static void
+fanout_cb_peer_route(void *arg, struct eng_link *l,
+    const struct tp_addr *peer, const struct tp_addr *parent, uint8_t level)
+{
+	fanout__route(arg, l, peer, parent, level);
 }
 
 static void
@@ -431,6 +439,7 @@ fanout_new(struct event_base *base, const struct ub_config *conf,
 	cb.session_error = fanout_cb_session_error;
 	cb.announce = fanout_cb_announce;
 	cb.unknown_session = fanout_cb_unknown_session;
+	cb.peer_route = fanout_cb_peer_route;
 	fanout__params(conf, &p);
 	f->eng = eng_new(base, &clock, &cb, &p);
 
@@ -458,6 +467,7 @@ fanout_free(struct fanout *f)
 	stream__fini(f);
 	campaign__fini(f);
 	eng_free(f->eng);
+	fanout__route_fini(f);
 	if (f->eng_ev != NULL)
 		event_free(f->eng_ev);
 	if (f->start_ev != NULL)

@@ -10,6 +10,7 @@
  *                 session and the block source it reads
  *   stream.c      cut-through: sessions on a package still downloading
  *   rollout.c     scheduler campaigns carried out by campaigns
+ *   fo_route.c    topology from the link: routes to the registry
  *   fanout_json.c the control socket's views
  *
  * docs/fanout.md describes the daemon's side, docs/engine.md the engine.
@@ -105,6 +106,10 @@ struct fanout {
 	sqlite3_stmt		*st_meta_get;
 	sqlite3_stmt		*st_meta_put;
 
+	/* fo_route.c: routes the links reported, by link address. */
+	struct fo_route		*routes;
+	size_t			 nroutes, routes_cap;
+
 	/* Counters. */
 	uint64_t		 results;
 };
@@ -120,6 +125,19 @@ void	 fanout__set_report_hook(struct fanout *, fanout_report_fn *,
 /* A random u32 != 0. */
 uint32_t fanout__random_u32(void);
 void	 fanout__strlcpy(char *, const char *, size_t);
+
+/* ------------------------------------------------------------------ */
+/* fo_route.c: topology from the link                                   */
+
+struct fo_route;
+/* The engine's peer_route: a peer's place in its link's routing tree. */
+void	 fanout__route(struct fanout *, struct eng_link *,
+	    const struct tp_addr *peer, const struct tp_addr *parent,
+	    uint8_t level);
+/* A node announced itself on a link from `src'. */
+void	 fanout__route_heard(struct fanout *, struct eng_link *,
+	    const struct tp_addr *src, uint64_t node);
+void	 fanout__route_fini(struct fanout *);
 
 /* ------------------------------------------------------------------ */
 /* campaign.c                                                           */

@@ -1539,6 +1539,33 @@ registry_count(struct registry *r)
 	return (r->n);
 }
 
+/*
+ * The node last heard on `transport' at `a', 0 if none: a linear scan of
+ * the records (no index by address: lookups are rare, a link's topology
+ * reports, and addresses change).
+ */
+uint64_t
+registry_find_addr(struct registry *r, const char *transport,
+    const struct tp_addr *a)
+{
+	const struct reg_entry	*e, *best = NULL;
+	const uint8_t		*p;
+	size_t			 i;
+
+	for (i = 0; i < r->n; i++) {
+		e = registry_entry(r, i);
+		p = registry_pool_at(r, e->addr);
+		if (p[1] != a->len || p[2] != a->flags ||
+		    memcmp(p + REGISTRY_REC_HDR, a->b, a->len) != 0 ||
+		    !registry_str_eq(r, registry_shape(r, e->shape)->transport,
+		    transport, strlen(transport)))
+			continue;
+		if (best == NULL || e->last_seen >= best->last_seen)
+			best = e;
+	}
+	return (best != NULL ? best->id : 0);
+}
+
 void
 registry_foreach(struct registry *r,
     void (*fn)(void *, const struct registry_node *), void *arg)

@@ -245,6 +245,9 @@ int	 registry_tag(struct registry *, uint64_t id, const char *tag,
 /* Sets where a node sits: parent (0 none), level, role (enum sched_role). */
 int	 registry_set_topology(struct registry *, uint64_t id,
 	    uint64_t parent, uint8_t level, uint8_t role, char **cause);
+/* The node last heard on `transport' at `a', 0 if none (a scan). */
+uint64_t registry_find_addr(struct registry *, const char *transport,
+	    const struct tp_addr *);
 size_t	 registry_count(struct registry *);
 void	 registry_foreach(struct registry *,
 	    void (*fn)(void *, const struct registry_node *), void *arg);

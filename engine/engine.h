@@ -306,6 +306,19 @@ struct eng_cb {
 	 */
 	void	 (*unknown_session)(void *arg, struct eng_link *,
 		    uint32_t session, const struct up_msg *);
+	/*
+	 * Optional: where a peer of link l sits on a link that relays
+	 * through its own nodes (a PLC carrier module's routing tree),
+	 * as the plugin reported it with TP_PEER_FOUND or TP_PEER_ROUTE:
+	 * `level' hops from the gateway's module (1: heard directly, never
+	 * 0 here), `parent' the address of the peer that relays for it
+	 * (len 0: none).  Both borrowed.  The daemon maps the addresses to
+	 * nodes for the scheduler (docs/fanout.md, "Topology from the
+	 * link").
+	 */
+	void	 (*peer_route)(void *arg, struct eng_link *,
+		    const struct tp_addr *peer, const struct tp_addr *parent,
+		    uint8_t level);
 };
 
 /* ------------------------------------------------------------------ */

@@ -571,6 +571,11 @@ eng__peer_event(struct eng_link *l, const struct tp_addr *a,
 	struct eng_member	*m;
 	enum eng_pstate		 was;
 
+	/* Its place in the link's routing tree: the daemon's. */
+	if ((ev == TP_PEER_FOUND || ev == TP_PEER_ROUTE) && info != NULL &&
+	    info->level != 0 && l->e->cb.peer_route != NULL)
+		l->e->cb.peer_route(l->e->cb.arg, l, a, &info->parent,
+		    info->level);
 	switch (ev) {
 	case TP_PEER_FOUND:
 		if ((p = eng__peer_get(l, a)) == NULL)

@@ -65,6 +65,35 @@ node_serial_speed(unsigned int baud)
 	return (B0);
 }
 
+/*
+ * tcsetattr() failed: did the settings take anyway?  A pty's driver
+ * clears PARENB (drivers/tty/pty.c) and glibc's tcsetattr reads the
+ * termios back and reports EINVAL when PARENB or CREAD did not stick
+ * (sysdeps/unix/sysv/linux/tcsetattr.c).  What a pty keeps and the
+ * simulator reads (the speed, CSTOPB, PARODD, the input flags) is then
+ * set all the same, so that EINVAL is not an error on a pty.
+ */
+int
+node_serial_took(int fd, const struct termios *want)
+{
+	struct termios	 t;
+	int		 saved = errno;
+
+	if (saved != EINVAL || tcgetattr(fd, &t) == -1) {
+		errno = saved;
+		return (0);
+	}
+	if (cfgetispeed(&t) != cfgetispeed(want) ||
+	    cfgetospeed(&t) != cfgetospeed(want) ||
+	    t.c_iflag != want->c_iflag ||
+	    (t.c_cflag & (CSTOPB | PARODD)) != (want->c_cflag & (CSTOPB |
+	    PARODD))) {
+		errno = saved;
+		return (0);
+	}
+	return (1);
+}
+
 int
 node_serial_open(const char *path, unsigned int baud, const char *format,
     char **cause)
@@ -113,7 +142,7 @@ node_serial_open(const char *path, unsigned int baud, const char *format,
 	t.c_cc[VMIN] = 1;
 	t.c_cc[VTIME] = 0;
 	if (cfsetispeed(&t, sp) == -1 || cfsetospeed(&t, sp) == -1 ||
-	    tcsetattr(fd, TCSANOW, &t) == -1) {
+	    (tcsetattr(fd, TCSANOW, &t) == -1 && !node_serial_took(fd, &t))) {
 		*cause = serial_cause("%s: termios: %s", path,
 		    strerror(errno));
 		close(fd);

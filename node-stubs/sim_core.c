@@ -28,6 +28,7 @@
 static const struct sim_personality *const personalities[] = {
 	&sim_rs485,
 	&sim_lora,
+	&sim_plc,
 	NULL
 };
 

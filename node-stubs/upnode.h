@@ -279,6 +279,8 @@ extern const struct node_link_ops node_link_modbus_rtu;
 extern const struct node_link_ops node_link_modbus_tcp;
 /* node_lora.c: a RUI3 LoRa module on a serial line ("LoRa link") */
 extern const struct node_link_ops node_link_lora;
+/* node_plc.c: a station's carrier module (docs/upnode.md, "PLC link") */
+extern const struct node_link_ops node_link_plc;
 
 /* node_serial.c: a serial line for the links that sit on one */
 /*
@@ -291,5 +293,8 @@ int		 node_serial_open(const char *path, unsigned int baud,
 		    const char *format, char **cause);
 /* The termios speed constant of a bit rate, or B0 if there is none. */
 speed_t		 node_serial_speed(unsigned int baud);
+/* After tcsetattr(fd, want) failed: 1 when what matters took anyway (a
+ * pty dropping PARENB, which glibc reports as EINVAL). */
+int		 node_serial_took(int fd, const struct termios *want);
 
 #endif /* UPNODE_H */

@@ -483,6 +483,8 @@ struct sim_personality {
 extern const struct sim_personality sim_rs485;
 /* sim_lora.c: LoRa air with RUI3 AT modems (docs/simulator.md, "lora") */
 extern const struct sim_personality sim_lora;
+/* sim_plc.c: a Q/GDW 1376.2 carrier module and its station area */
+extern const struct sim_personality sim_plc;
 
 /* The compiled-in personalities (sim_core.c's table). */
 const struct sim_personality *sim_personality_find(const char *name);

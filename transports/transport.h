@@ -167,12 +167,25 @@ enum tp_peer_event {
 	TP_PEER_FOUND,		/* seen (advertising, listed), not connected */
 	TP_PEER_UP,		/* connected: frames to it may be sent */
 	TP_PEER_DOWN,		/* disconnected or connect failed */
-	TP_PEER_MTU		/* the connection's MTU changed */
+	TP_PEER_MTU,		/* the connection's MTU changed */
+	TP_PEER_ROUTE		/* its place in the routing tree changed */
 };
 struct tp_peer_info {
 	uint32_t	 mtu;		/* largest UP frame to this peer, 0 = caps */
 	int16_t		 rssi_dbm;	/* or INT16_MAX if unknown */
 	int		 reason;	/* TP_PEER_DOWN: a tp_status, 0 = asked */
+	/*
+	 * Where the peer sits on a link that relays through its own nodes
+	 * (a PLC carrier module's routing tree, a mesh), as the link knows
+	 * it; set with TP_PEER_FOUND and TP_PEER_ROUTE.  level: hops from
+	 * the gateway's own module or radio, 1 = heard directly, 0 =
+	 * unknown.  parent: the peer whose node relays this one's frames;
+	 * parent.len == 0 when none does (heard directly, or unknown).
+	 * The daemon maps both to its registry (node parent and level), so
+	 * relays update after the nodes behind them.
+	 */
+	uint8_t		 level;
+	struct tp_addr	 parent;
 };
 
 /* Module offload (TP_CAP_OFFLOAD). */

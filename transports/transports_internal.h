@@ -18,6 +18,7 @@ extern const struct tp_ops	tp_lan_ops;
 extern const struct tp_ops	tp_lora_ops;
 extern const struct tp_ops	tp_modbus_rtu_ops;	/* modbus/ */
 extern const struct tp_ops	tp_modbus_tcp_ops;
+extern const struct tp_ops	tp_plc_ops;
 
 /* tp_registry.c */
 /*

@@ -564,6 +564,85 @@ test_late_joiners(void **state)
 	fx_free(fx);
 }
 
+/*
+ * Topology from the link (fo_route.c): the routes a link reports by
+ * address reach the registry as parents, levels and relay roles, once
+ * the nodes at those addresses are known, whatever the order.
+ */
+static void
+test_routes(void **state)
+{
+	struct fx			*fx;
+	struct eng_link			*l;
+	const struct registry_node	*rn;
+	struct tp_addr			 a[4], none, later;
+	char				*cause = NULL;
+	int				 i;
+
+	fx = fx_new(&tp_mem_ops, NULL, 64 * 1024);
+	for (i = 0; i < 4; i++)
+		fx_node(fx, 0xd01 + (uint64_t)i, 256 * 1024, 0);
+	assert_true(fx_run(fx, fx_all_known, 2000));
+	assert_non_null(l = eng_link_find(fx->f->eng, "mem0"));
+	for (i = 0; i < 4; i++) {
+		assert_non_null(rn = registry_get(fx->reg,
+		    0xd01 + (uint64_t)i));
+		a[i] = rn->addr;
+	}
+	memset(&none, 0, sizeof(none));
+
+	/* d04 behind d03 behind d02; d02 heard by the module itself.  The
+	 * child comes first: its parent is unknown as a route, but known
+	 * as a node. */
+	fanout__route(fx->f, l, &a[3], &a[2], 3);
+	fanout__route(fx->f, l, &a[2], &a[1], 2);
+	fanout__route(fx->f, l, &a[1], &none, 1);
+	assert_non_null(rn = registry_get(fx->reg, 0xd04));
+	assert_int_equal(rn->parent, 0xd03);
+	assert_int_equal(rn->level, 3);
+	assert_int_equal(rn->role, SCHED_ROLE_LEAF);
+	assert_non_null(rn = registry_get(fx->reg, 0xd03));
+	assert_int_equal(rn->parent, 0xd02);
+	assert_int_equal(rn->level, 2);
+	assert_int_equal(rn->role, SCHED_ROLE_RELAY);
+	assert_non_null(rn = registry_get(fx->reg, 0xd02));
+	assert_int_equal(rn->parent, 0);
+	assert_int_equal(rn->level, 1);
+	assert_int_equal(rn->role, SCHED_ROLE_RELAY);
+
+	/* d04 moves under d02: d03 relays for nobody any more. */
+	fanout__route(fx->f, l, &a[3], &a[1], 2);
+	assert_int_equal(registry_get(fx->reg, 0xd04)->parent, 0xd02);
+	assert_int_equal(registry_get(fx->reg, 0xd04)->level, 2);
+	assert_int_equal(registry_get(fx->reg, 0xd03)->role, SCHED_ROLE_LEAF);
+	assert_int_equal(registry_get(fx->reg, 0xd02)->role, SCHED_ROLE_RELAY);
+
+	/* A role a technician set that is not the link's is kept. */
+	assert_int_equal(registry_set_topology(fx->reg, 0xd01, 0, 0,
+	    SCHED_ROLE_COORDINATOR, &cause), 0);
+	fanout__route(fx->f, l, &a[0], &none, 1);
+	assert_int_equal(registry_get(fx->reg, 0xd01)->role,
+	    SCHED_ROLE_COORDINATOR);
+	assert_int_equal(registry_get(fx->reg, 0xd01)->level, 1);
+
+	/* A route at an address no node was heard at waits for it; the
+	 * node at d03's address is then heard elsewhere: the new route
+	 * takes it. */
+	later = a[2];
+	later.b[0] ^= 0x80;
+	fanout__route(fx->f, l, &later, &a[0], 2);
+	assert_int_equal(registry_get(fx->reg, 0xd03)->parent, 0xd02);
+	fanout__route_heard(fx->f, l, &later, 0xd03);
+	assert_int_equal(registry_get(fx->reg, 0xd03)->parent, 0xd01);
+	assert_int_equal(registry_get(fx->reg, 0xd03)->level, 2);
+	assert_int_equal(registry_get(fx->reg, 0xd01)->role,
+	    SCHED_ROLE_COORDINATOR);
+	/* Level 0 (unknown) says nothing. */
+	fanout__route(fx->f, l, &a[3], &none, 0);
+	assert_int_equal(registry_get(fx->reg, 0xd04)->level, 2);
+	(void)state;
+}
+
 static int
 teardown(void **state)
 {
@@ -586,6 +665,7 @@ main(void)
 		cmocka_unit_test_teardown(test_non_member_aborted, teardown),
 		cmocka_unit_test_teardown(test_views, teardown),
 		cmocka_unit_test_teardown(test_late_joiners, teardown),
+		cmocka_unit_test_teardown(test_routes, teardown),
 	};
 
 	log_init(1, 0);

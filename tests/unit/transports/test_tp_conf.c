@@ -426,15 +426,16 @@ test_registry_lookup(void **state)
 		n++;
 	}
 #ifdef UB_HAVE_MODBUS
-	/* lan, lora, modbus-rtu, modbus-tcp */
-	assert_int_equal(n, 4);
+	/* lan, lora, plc, modbus-rtu, modbus-tcp */
+	assert_int_equal(n, 5);
 	assert_non_null(tp_find("modbus-rtu"));
 	assert_non_null(tp_find("modbus-tcp"));
 #else
-	/* lan and lora. */
-	assert_int_equal(n, 2);
+	/* lan, lora and plc. */
+	assert_int_equal(n, 3);
 #endif
 	assert_ptr_equal(tp_find("lora"), &tp_lora_ops);
+	assert_ptr_equal(tp_find("plc"), &tp_plc_ops);
 	/* Stable between calls. */
 	assert_ptr_equal(tp_list(), tp_list());
 }
