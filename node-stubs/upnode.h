@@ -280,6 +280,9 @@ extern const struct node_link_ops node_link_modbus_tcp;
 /* node_lora.c: a RUI3 LoRa module on a serial line ("LoRa link") */
 extern const struct node_link_ops node_link_lora;
 
+/* node_ble.c: a BLE peripheral behind a link model (docs/upnode.md) */
+extern const struct node_link_ops node_link_ble;
+
 /* node_serial.c: a serial line for the links that sit on one */
 /*
  * Opens `path' (a tty or a pty slave) non-blocking and raw at `baud'

@@ -416,7 +416,7 @@ test_registry_lookup(void **state)
 	assert_string_equal(lan->name, "lan");
 	assert_int_equal(lan->abi, TP_ABI_VERSION);
 	assert_null(tp_find("LAN"));
-	assert_null(tp_find("ble"));
+	assert_null(tp_find("nosuch"));
 	assert_null(tp_find(""));
 	assert_null(tp_find(NULL));
 
@@ -426,15 +426,16 @@ test_registry_lookup(void **state)
 		n++;
 	}
 #ifdef UB_HAVE_MODBUS
-	/* lan, lora, modbus-rtu, modbus-tcp */
-	assert_int_equal(n, 4);
+	/* lan, lora, ble, modbus-rtu, modbus-tcp */
+	assert_int_equal(n, 5);
 	assert_non_null(tp_find("modbus-rtu"));
 	assert_non_null(tp_find("modbus-tcp"));
 #else
-	/* lan and lora. */
-	assert_int_equal(n, 2);
+	/* lan, lora and ble. */
+	assert_int_equal(n, 3);
 #endif
 	assert_ptr_equal(tp_find("lora"), &tp_lora_ops);
+	assert_ptr_equal(tp_find("ble"), &tp_ble_ops);
 	/* Stable between calls. */
 	assert_ptr_equal(tp_list(), tp_list());
 }
