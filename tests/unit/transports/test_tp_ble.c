@@ -20,8 +20,11 @@
 
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,9 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "up.h"
 #include "transport.h"
@@ -441,6 +447,17 @@ connect_node(struct fx *f, struct node *n, int nth)
 	wait_event(f, TP_PEER_UP, &n->addr, nth);
 }
 
+/* Removes what upnode left in the sim dir (its state directory). */
+static void
+system_rm(const char *dir)
+{
+	char	 cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/state' '%s/pub.pem'", dir,
+	    dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* ------------------------------------------------------------------ */
 
 static void
@@ -843,6 +860,108 @@ t_model_pace(void **state)
 	fx_free(f);
 }
 
+static pid_t
+upnode_start(struct fx *f, const char *state, const char *pub)
+{
+	char	 opt[128];
+	pid_t	 pid;
+	int	 fd;
+
+	snprintf(opt, sizeof(opt), "dir=%s", f->dir);
+	assert_true((pid = fork()) != -1);
+	if (pid == 0) {
+		fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 2);
+		execl(UB_BINARY_DIR "/bin/upnode", "upnode", "--id", "0x77",
+		    "--hw", "sim-1", "--component", "app=1.0.0",
+		    "--state-dir", state, "--pubkey", pub, "--transport",
+		    "ble", "--link-opt", opt, "--link-opt", "adv_delay_ms=10",
+		    (char *)NULL);
+		_exit(127);
+	}
+	return (pid);
+}
+
+/*
+ * The real upnode over the BLE link: found, connected, answers a
+ * DISCOVER with its ANNOUNCE as a notification; killed (a power cut),
+ * its connection goes down; started again, it is found again.
+ */
+static void
+t_upnode(void **state)
+{
+	struct fx	*f = fx_new();
+	struct tp_addr	 a;
+	struct up_msg	 m;
+	uint8_t		 frame[256];
+	char		 st[128], pub[128], *cause = NULL;
+	EVP_PKEY	*key;
+	FILE		*fp;
+	pid_t		 pid;
+	int		 n, i;
+
+	snprintf(st, sizeof(st), "%s/state", f->dir);
+	snprintf(pub, sizeof(pub), "%s/pub.pem", f->dir);
+	assert_int_equal(mkdir(st, 0755), 0);
+	assert_non_null(key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
+	assert_non_null(fp = fopen(pub, "w"));
+	assert_int_equal(PEM_write_PUBKEY(fp, key), 1);
+	fclose(fp);
+	EVP_PKEY_free(key);
+	fx_open(f, NULL);
+	assert_int_equal(f->ops->addr_parse("ble:C0:00:00:00:00:77/random",
+	    &a, &cause), 0);
+
+	pid = upnode_start(f, st, pub);
+	wait_event(f, TP_PEER_FOUND, &a, 1);
+	assert_int_equal(op_connect(f, &a), TP_OK);
+	wait_event(f, TP_PEER_UP, &a, 1);
+	memset(&m, 0, sizeof(m));
+	m.type = UP_T_DISCOVER;
+	m.u.discover.window_ms = 0;
+	assert_true((n = up_encode(&m, frame, sizeof(frame))) > 0);
+	assert_int_equal(op_send(f, &a, frame, (size_t)n, 1), TP_OK);
+	for (i = 0; i < 1000 && f->rx == 0; i++)
+		turn(f, 5);
+	assert_int_equal(f->rx, 1);
+	assert_true(tp_addr_eq(&f->rx_src, &a));
+	assert_int_equal(up_decode(f->rx_last, f->rx_len, &m), UP_OK);
+	assert_int_equal(m.type, UP_T_ANNOUNCE);
+
+	/* A power cut: the connection dies with the process. */
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	wait_event(f, TP_PEER_DOWN, &a, 1);
+	assert_int_equal(last_ev(f, TP_PEER_DOWN, &a)->reason, TP_EIO);
+	/* Booted again: it unlinks its stale socket and advertises. */
+	pid = upnode_start(f, st, pub);
+	wait_event(f, TP_PEER_FOUND, &a, 2);
+	assert_int_equal(op_connect(f, &a), TP_OK);
+	wait_event(f, TP_PEER_UP, &a, 2);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	wait_event(f, TP_PEER_DOWN, &a, 2);
+	system_rm(f->dir);
+	fx_free(f);
+}
+
+/* A reboot into a new image drops the connection (node link boot()). */
+static void
+t_node_reboot(void **state)
+{
+	struct fx	*f = fx_new();
+	struct node	*n;
+
+	fx_open(f, NULL);
+	n = node_add(f, 0x12, "adv_delay_ms", "10", NULL);
+	connect_node(f, n, 1);
+	node_link_ble.boot(n->l);
+	wait_event(f, TP_PEER_DOWN, &n->addr, 1);
+	assert_int_equal(last_ev(f, TP_PEER_DOWN, &n->addr)->reason, TP_EIO);
+	connect_node(f, n, 2);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -858,6 +977,8 @@ main(void)
 		cmocka_unit_test(t_encryption_required),
 		cmocka_unit_test(t_close_in_callback),
 		cmocka_unit_test(t_model_pace),
+		cmocka_unit_test(t_upnode),
+		cmocka_unit_test(t_node_reboot),
 	};
 
 	up_log_set_hook(log_capture);
