@@ -1218,7 +1218,13 @@ ble_caps(const struct node_link *l, struct node_link_caps *caps)
 	memset(caps, 0, sizeof(*caps));
 	caps->rx_max = (size_t)l->mtu_max - 3;
 	caps->mtu_up = (size_t)l->mtu_max - 3;
-	caps->flags = 0;
+	/*
+	 * docs/transports/ble.md, "What UP sees": compact by default; the
+	 * link layer's CRC-24 is strong enough (no CRC-16); one connection
+	 * per node, so its address names it; no boot schedule, since
+	 * connections do not collide.
+	 */
+	caps->flags = NODE_LINK_COMPACT | NODE_LINK_ADDRESSED;
 }
 
 static int
