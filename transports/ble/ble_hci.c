@@ -29,6 +29,7 @@
 #include <sys/types.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -420,6 +421,23 @@ hci_security(struct ble_radio *r, int fd, int level)
 	return (0);
 }
 
+/*
+ * A Bluetooth socket's TIOCOUTQ is the free room of its send buffer
+ * (net/bluetooth/af_bluetooth.c, bt_sock_ioctl), not the bytes queued:
+ * what is queued is the buffer less that.
+ */
+static int
+hci_outq(struct ble_radio *r, int fd)
+{
+	socklen_t	 len = sizeof(int);
+	int		 room, sb;
+
+	if (ioctl(fd, TIOCOUTQ, &room) == -1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, &len) == -1)
+		return (-1);
+	return (sb > room ? sb - room : 0);
+}
+
 const struct ble_radio_ops ble_radio_hci = {
 	.name = "hci",
 	.open = hci_open,
@@ -429,5 +447,6 @@ const struct ble_radio_ops ble_radio_hci = {
 	.scan_read = hci_scan_read,
 	.connect = hci_connect,
 	.tune = hci_tune,
-	.security = hci_security
+	.security = hci_security,
+	.outq = hci_outq
 };

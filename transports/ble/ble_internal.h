@@ -380,6 +380,13 @@ struct ble_radio_ops {
 	void	 (*tune)(struct ble_radio *, int fd);
 	/* Raises fd's security to level; returns 0 or -1 (optional). */
 	int	 (*security)(struct ble_radio *, int fd, int level);
+	/*
+	 * Bytes written to fd that have not left the host yet (the kernel
+	 * has not handed them to the controller, or the simulated
+	 * peripheral has not read them), -1 when unknown.  A disconnect
+	 * waits for 0 before it closes, so the last frames are not lost.
+	 */
+	int	 (*outq)(struct ble_radio *, int fd);
 };
 
 extern const struct ble_radio_ops ble_radio_hci;

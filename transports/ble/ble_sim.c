@@ -17,6 +17,7 @@
  * set; the default is the controller (ble_hci.c).
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +232,17 @@ sim_security(struct ble_radio *r, int fd, int level)
 	return (-1);	/* a UNIX socket cannot be encrypted */
 }
 
+/* AF_UNIX counts what the peer has not read yet (unix(7), SIOCOUTQ). */
+static int
+sim_outq(struct ble_radio *r, int fd)
+{
+	int	 n;
+
+	if (ioctl(fd, SIOCOUTQ, &n) == -1)
+		return (-1);
+	return (n);
+}
+
 const struct ble_radio_ops ble_radio_sim = {
 	.name = "sim",
 	.open = sim_open,
@@ -239,5 +252,6 @@ const struct ble_radio_ops ble_radio_sim = {
 	.scan_read = sim_scan_read,
 	.connect = sim_connect,
 	.tune = NULL,
-	.security = sim_security
+	.security = sim_security,
+	.outq = sim_outq
 };

@@ -41,6 +41,8 @@
 #include "transports_internal.h"
 
 #define TICK_MS		50	/* timeouts, simulated scans */
+#define DRAIN_MS	5	/* a closing peer's writes are checked */
+#define LINGER_MS	1000	/* longest a disconnect waits for them */
 #define SEC_LOW		1	/* BT_SECURITY_LOW */
 
 enum peer_state {
@@ -49,7 +51,7 @@ enum peer_state {
 	BP_CONNECTING,		/* the radio's connect in progress */
 	BP_SETUP,		/* connected, ATT set-up running */
 	BP_UP,			/* frames flow */
-	BP_CLOSING		/* disconnect() asked; torn down soon */
+	BP_CLOSING		/* disconnect() asked: drains, then closes */
 };
 
 /* Host notifications owed for a peer (fired from the loop). */
@@ -72,6 +74,7 @@ struct ble_peer {
 	unsigned int		 pend;
 	int			 down_reason;
 	uint32_t		 up_mtu;	/* told in TP_PEER_UP */
+	uint64_t		 close_at;	/* CLOSING: closes by then */
 };
 
 struct tp {
@@ -97,6 +100,7 @@ struct tp {
 	struct event		*ev_tick;
 	struct event		*ev_scan;	/* radio's scan fd */
 	struct event		*ev_notify;	/* deferred host calls */
+	struct event		*ev_drain;	/* closing peers draining */
 
 	bool			 started;
 	bool			 link_told;
@@ -182,6 +186,7 @@ const struct tp_ops tp_ble_ops = {
 };
 
 static void	 peer_teardown(struct ble_peer *, int reason, bool tell);
+static void	 peer_closing(struct ble_peer *);
 static void	 notify_flush(struct tp *);
 static void	 notify_soon(struct tp *);
 static void	 tp_ble_free(struct tp *);
@@ -368,8 +373,44 @@ notify_soon(struct tp *tp)
 }
 
 /*
- * Fires what is owed, from the loop only: closing peers are torn down
- * first, then per peer DOWN, FOUND, UP.
+ * A peer the engine disconnected: frames it still queued go back
+ * (tx_done TP_ENOPEER), and once what was written has left the host (or
+ * LINGER_MS passed) the connection closes.  Closing at once would lose
+ * the last frames written, which the engine counts as sent: a kernel
+ * discards what a closed socket had not handed on.
+ */
+static void
+peer_closing(struct ble_peer *p)
+{
+	struct tp	*tp = p->tp;
+	struct timeval	 tv = { 0, DRAIN_MS * 1000 };
+	uint64_t	 cookie;
+	int		 q = 0;
+
+	if (p->conn != NULL) {
+		while (ble_conn_pop_unsent(p->conn, &cookie)) {
+			tp->st.tx_errors++;
+			if (tp->host->tx_done != NULL && !tp->dead)
+				tp->host->tx_done(tp->host->arg, tp, cookie,
+				    TP_ENOPEER, 0);
+		}
+		if (tp->rops->outq != NULL)
+			q = tp->rops->outq(tp->radio, ble_conn_fd(p->conn));
+	}
+	if (p->st != BP_CLOSING)
+		return;		/* torn down from a callback meanwhile */
+	if (q > 0 && ble__now_ms(tp) < p->close_at) {
+		if (tp->ev_drain != NULL && !evtimer_pending(tp->ev_drain,
+		    NULL))
+			evtimer_add(tp->ev_drain, &tv);
+		return;
+	}
+	peer_teardown(p, 0, false);
+}
+
+/*
+ * Fires what is owed, from the loop only: closing peers drain and are
+ * torn down first, then per peer DOWN, FOUND, UP.
  */
 static void
 notify_flush(struct tp *tp)
@@ -389,7 +430,7 @@ notify_flush(struct tp *tp)
 	for (i = 0; i < tp->npeers && !tp->dead; i++) {
 		p = &tp->peers[i];
 		if (p->st == BP_CLOSING)
-			peer_teardown(p, 0, false);
+			peer_closing(p);
 		if ((pend = p->pend) == 0)
 			continue;
 		p->pend = 0;
@@ -786,11 +827,13 @@ tp_ble_open(const struct tp_host *host, const struct tp_conf *conf,
 		goto fail;
 	tp->ev_tick = event_new(host->base, -1, EV_PERSIST, tick_cb, tp);
 	tp->ev_notify = event_new(host->base, -1, 0, notify_cb, tp);
+	tp->ev_drain = evtimer_new(host->base, notify_cb, tp);
 	if (tp->rops->scan_fd(tp->radio) != -1)
 		tp->ev_scan = event_new(host->base,
 		    tp->rops->scan_fd(tp->radio), EV_READ | EV_PERSIST,
 		    scan_cb, tp);
 	if (tp->ev_tick == NULL || tp->ev_notify == NULL ||
+	    tp->ev_drain == NULL ||
 	    (tp->rops->scan_fd(tp->radio) != -1 && tp->ev_scan == NULL)) {
 		tp__cause(cause, "transport.%s: cannot create events",
 		    tp->name);
@@ -849,6 +892,8 @@ tp_ble_free(struct tp *tp)
 		event_free(tp->ev_scan);
 	if (tp->ev_notify != NULL)
 		event_free(tp->ev_notify);
+	if (tp->ev_drain != NULL)
+		event_free(tp->ev_drain);
 	if (tp->radio != NULL)
 		tp->rops->close(tp->radio);
 	free(tp->peers);
@@ -878,6 +923,7 @@ tp_ble_close(struct tp *tp)
 	tp->dead = true;
 	event_del(tp->ev_tick);
 	event_del(tp->ev_notify);
+	event_del(tp->ev_drain);
 	if (tp->ev_scan != NULL)
 		event_del(tp->ev_scan);
 	for (i = 0; i < tp->npeers; i++) {
@@ -897,6 +943,15 @@ tp_ble_caps(struct tp *tp, struct tp_caps *c)
 	c->uplink_mtu = tp->mtu - 3;
 	c->flags = TP_CAP_UNICAST | TP_CAP_CONNECT | TP_CAP_DISCOVERY |
 	    TP_CAP_RELIABLE;
+#ifdef TP_CAP_COMPACT
+	/*
+	 * docs/transports/ble.md, "What UP sees": compact by default, one
+	 * connection per node, the link layer's CRC-24.  (The flags come
+	 * with the engine's compact-form work; the #ifdef goes once both
+	 * are on main.)
+	 */
+	c->flags |= TP_CAP_COMPACT | TP_CAP_ADDRESSED | TP_CAP_FCS;
+#endif
 	/*
 	 * ATT value bytes per second of the controller (research §2.4):
 	 * the frame is the ATT value, so no per-frame overhead on top.
@@ -1024,6 +1079,7 @@ tp_ble_disconnect(struct tp *tp, const struct tp_addr *dst)
 		tp->nconnecting--;
 		scan_update(tp);
 	}
+	p->close_at = ble__now_ms(tp) + LINGER_MS;
 	p->st = BP_CLOSING;
 	p->pend &= ~PEND_UP;
 	notify_soon(tp);

@@ -860,6 +860,40 @@ t_model_pace(void **state)
 	fx_free(f);
 }
 
+static bool
+c_ok(struct fx *f, void *arg)
+{
+	return (f->done_ok >= *(int *)arg);
+}
+
+/*
+ * A disconnect right after the last frame was written loses nothing:
+ * the plugin waits until the node has read what was written before it
+ * closes (the node's events are 30 ms apart here).
+ */
+static void
+t_disconnect_drains(void **state)
+{
+	struct fx	*f = fx_new();
+	struct node	*n;
+	int		 ten = 10;
+
+	fx_open(f, NULL);
+	n = node_add(f, 0x13, "interval_us", "30000", "pdus", "2", NULL);
+	connect_node(f, n, 1);
+	send_frames(f, n, 10, 200, 0);
+	assert_true(wait_for(f, c_ok, &ten, WAIT_MS));
+	assert_true(n->frames < 10);
+	f->in_op++;
+	f->ops->disconnect(f->tp, &n->addr);
+	f->in_op--;
+	wait_event(f, TP_PEER_DOWN, &n->addr, 1);
+	assert_int_equal(last_ev(f, TP_PEER_DOWN, &n->addr)->reason, 0);
+	assert_int_equal(n->frames, 10);
+	assert_true(n->in_order);
+	fx_free(f);
+}
+
 static pid_t
 upnode_start(struct fx *f, const char *state, const char *pub)
 {
@@ -979,6 +1013,7 @@ main(void)
 		cmocka_unit_test(t_model_pace),
 		cmocka_unit_test(t_upnode),
 		cmocka_unit_test(t_node_reboot),
+		cmocka_unit_test(t_disconnect_drains),
 	};
 
 	up_log_set_hook(log_capture);
