@@ -943,15 +943,12 @@ tp_ble_caps(struct tp *tp, struct tp_caps *c)
 	c->uplink_mtu = tp->mtu - 3;
 	c->flags = TP_CAP_UNICAST | TP_CAP_CONNECT | TP_CAP_DISCOVERY |
 	    TP_CAP_RELIABLE;
-#ifdef TP_CAP_COMPACT
 	/*
 	 * docs/transports/ble.md, "What UP sees": compact by default, one
-	 * connection per node, the link layer's CRC-24.  (The flags come
-	 * with the engine's compact-form work; the #ifdef goes once both
-	 * are on main.)
+	 * connection per node (its address names it), the link layer's
+	 * CRC-24 (no CRC-16 needed).
 	 */
 	c->flags |= TP_CAP_COMPACT | TP_CAP_ADDRESSED | TP_CAP_FCS;
-#endif
 	/*
 	 * ATT value bytes per second of the controller (research §2.4):
 	 * the frame is the ATT value, so no per-frame overhead on top.

@@ -561,6 +561,9 @@ t_options(void **state)
 		assert_true(c.flags & TP_CAP_CONNECT);
 		assert_true(c.flags & TP_CAP_UNICAST);
 		assert_false(c.flags & TP_CAP_BROADCAST);
+		assert_true(c.flags & TP_CAP_COMPACT);
+		assert_true(c.flags & TP_CAP_ADDRESSED);
+		assert_true(c.flags & TP_CAP_FCS);
 		assert_int_equal(c.bitrate_bps, 1400000);
 		ops->close(tp);
 	}
