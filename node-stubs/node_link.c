@@ -15,6 +15,7 @@ static const struct node_link_ops *const links[] = {
 	&node_link_lan,		/* the default: first */
 	&node_link_lora,
 	&node_link_plc,
+	&node_link_ble,
 #ifdef UB_HAVE_MODBUS
 	&node_link_modbus_rtu,
 	&node_link_modbus_tcp,

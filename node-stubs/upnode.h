@@ -282,6 +282,9 @@ extern const struct node_link_ops node_link_lora;
 /* node_plc.c: a station's carrier module (docs/upnode.md, "PLC link") */
 extern const struct node_link_ops node_link_plc;
 
+/* node_ble.c: a BLE peripheral behind a link model (docs/upnode.md) */
+extern const struct node_link_ops node_link_ble;
+
 /* node_serial.c: a serial line for the links that sit on one */
 /*
  * Opens `path' (a tty or a pty slave) non-blocking and raw at `baud'

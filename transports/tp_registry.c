@@ -12,11 +12,12 @@
 #include "up.h"
 #include "transports_internal.h"
 
-/* Every plugin of this build; later ble. */
+/* Every plugin of this build. */
 static const struct tp_ops *const tp_plugins[] = {
 	&tp_lan_ops,
 	&tp_lora_ops,
 	&tp_plc_ops,
+	&tp_ble_ops,
 #ifdef UB_HAVE_MODBUS
 	&tp_modbus_rtu_ops,
 	&tp_modbus_tcp_ops,

@@ -16,6 +16,7 @@
 /* The compiled-in plugins (one file or folder each). */
 extern const struct tp_ops	tp_lan_ops;
 extern const struct tp_ops	tp_lora_ops;
+extern const struct tp_ops	tp_ble_ops;
 extern const struct tp_ops	tp_modbus_rtu_ops;	/* modbus/ */
 extern const struct tp_ops	tp_modbus_tcp_ops;
 extern const struct tp_ops	tp_plc_ops;

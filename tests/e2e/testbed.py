@@ -74,6 +74,10 @@ class Testbed:
         self.air_log = os.path.join(self.tmp, "upsim.log")
         self.time_scale = 1
         self.node_link = None    # None: the LAN; else extra upnode args
+        # Simulated BLE peripherals (ble_section): their socket directory
+        # and each node's link options (docs/upnode.md, "BLE link").
+        self.ble_dir = os.path.join(self.tmp, "ble")
+        self.ble_opts = lambda nid: {}
         self.t0 = time.time()
         # A SIGTERM (timeout(1), a runner) must still run close(), or the
         # test's nginx and nodes outlive it.
@@ -287,6 +291,25 @@ class Testbed:
                 p.kill()
                 p.wait()
         self.air_fh.close()
+
+    # -- simulated BLE peripherals (docs/transports/ble.md) -----------------
+    def ble_section(self, **opts):
+        """The lines of a [transport.ble0] that reaches simulated
+        peripherals in self.ble_dir (its sim_dir), for write_conf(); nodes
+        started after it run upnode --transport ble there, with the link
+        options self.ble_opts(nid)."""
+        os.makedirs(self.ble_dir, exist_ok=True)
+
+        def link(nid):
+            args = ["--transport", "ble", "--link-opt",
+                    "dir=%s" % self.ble_dir]
+            for kv in self.ble_opts(nid).items():
+                args += ["--link-opt", "%s=%s" % kv]
+            return args
+        self.node_link = link
+        return (["[transport.ble0]", "type = ble",
+                 "sim_dir = %s" % self.ble_dir] +
+                ["%s = %s" % kv for kv in opts.items()])
 
     def write_conf(self, lan_mbit=100, transport=None, **fanout):
         """transport: None for the LAN, else the lines of one section."""

@@ -416,7 +416,7 @@ test_registry_lookup(void **state)
 	assert_string_equal(lan->name, "lan");
 	assert_int_equal(lan->abi, TP_ABI_VERSION);
 	assert_null(tp_find("LAN"));
-	assert_null(tp_find("ble"));
+	assert_null(tp_find("nosuch"));
 	assert_null(tp_find(""));
 	assert_null(tp_find(NULL));
 
@@ -426,16 +426,17 @@ test_registry_lookup(void **state)
 		n++;
 	}
 #ifdef UB_HAVE_MODBUS
-	/* lan, lora, plc, modbus-rtu, modbus-tcp */
-	assert_int_equal(n, 5);
+	/* lan, lora, plc, ble, modbus-rtu, modbus-tcp */
+	assert_int_equal(n, 6);
 	assert_non_null(tp_find("modbus-rtu"));
 	assert_non_null(tp_find("modbus-tcp"));
 #else
-	/* lan, lora and plc. */
-	assert_int_equal(n, 3);
+	/* lan, lora, plc and ble. */
+	assert_int_equal(n, 4);
 #endif
 	assert_ptr_equal(tp_find("lora"), &tp_lora_ops);
 	assert_ptr_equal(tp_find("plc"), &tp_plc_ops);
+	assert_ptr_equal(tp_find("ble"), &tp_ble_ops);
 	/* Stable between calls. */
 	assert_ptr_equal(tp_list(), tp_list());
 }
