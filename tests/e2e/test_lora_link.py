@@ -79,6 +79,19 @@ def scenario(bindir, srcdir):
         tb.wait_for(relinked, 30, "the gateway's modem set up again")
         tb.log("gateway modem reset survived")
 
+        # The sleeper hears the gateway only when a DISCOVER with the
+        # long wake preamble comes after the node's boot ANNOUNCE, and
+        # the gateway's second DISCOVER comes after the reset: wait for
+        # both (bounded), then check the counters.
+        def all_heard():
+            eps = {e["name"]: e for e in tb.air_status()["endpoints"]}
+            return eps["gw"]["tx_frames"] >= 2 and all(
+                eps["n%d" % i]["modem"]["rx_events"] > 0
+                for i in range(1, NODES + 1))
+        try:
+            tb.wait_for(all_heard, 30, "every node heard the gateway")
+        except Fail:
+            pass            # reported below with the modem's counters
         st = tb.air_status()
         eps = {e["name"]: e for e in st["endpoints"]}
         gw = eps["gw"]
