@@ -36,7 +36,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,23 +347,6 @@ static const struct node_link_opt ble_options[] = {
 	    "writes on it (0 = never)", chk_count },
 	{ NULL, NULL, NULL, NULL }
 };
-
-static char *
-ble_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-ble_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
 
 static unsigned long long
 opt_u(const struct node_conf *conf, const char *key)
@@ -1098,7 +1080,7 @@ ble_open(const struct node_conf *conf, int dirfd, char **cause)
 	int			 i;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		*cause = ble_cause("out of memory");
+		*cause = node_cause("out of memory");
 		return (NULL);
 	}
 	l->conf = conf;
@@ -1133,14 +1115,14 @@ ble_open(const struct node_conf *conf, int dirfd, char **cause)
 	l->rxq = calloc(l->buffers, (size_t)l->mtu_max - 3);
 	l->rxlen = calloc(l->buffers, sizeof(*l->rxlen));
 	if (l->rxq == NULL || l->rxlen == NULL) {
-		*cause = ble_cause("out of memory");
+		*cause = node_cause("out of memory");
 		goto fail;
 	}
 	conn_reset(l);
 
 	if ((l->simfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) ==
 	    -1) {
-		*cause = ble_cause("dir %s: %s", dir, strerror(errno));
+		*cause = node_cause("dir %s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	memset(&sun, 0, sizeof(sun));
@@ -1153,14 +1135,14 @@ ble_open(const struct node_conf *conf, int dirfd, char **cause)
 	    SOCK_CLOEXEC, 0);
 	if (l->lfd == -1 || bind(l->lfd, (struct sockaddr *)&sun,
 	    sizeof(sun)) == -1 || listen(l->lfd, 4) == -1) {
-		*cause = ble_cause("%s: %s", sun.sun_path, strerror(errno));
+		*cause = node_cause("%s: %s", sun.sun_path, strerror(errno));
 		goto fail;
 	}
 	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	l->afd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->tfd == -1 || l->afd == -1 || l->efd == -1) {
-		*cause = ble_cause("timerfd/eventfd: %s", strerror(errno));
+		*cause = node_cause("timerfd/eventfd: %s", strerror(errno));
 		goto fail;
 	}
 	go_quiet(l);

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,23 +88,6 @@ static const struct node_link_opt lan_options[] = {
 	{ NULL, NULL, NULL, NULL }
 };
 
-static char *
-lan_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-lan_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
-
 static int
 lan_nonblock(int fd)
 {
@@ -124,13 +106,13 @@ lan_open_group(struct node_link *l, char **cause)
 
 	if ((l->group_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
 	    == -1) {
-		*cause = lan_cause("socket: %s", strerror(errno));
+		*cause = node_cause("socket: %s", strerror(errno));
 		return (-1);
 	}
 	/* Several nodes (and the gateway) share the group port. */
 	if (setsockopt(l->group_fd, SOL_SOCKET, SO_REUSEADDR, &one,
 	    sizeof(one)) == -1) {
-		*cause = lan_cause("SO_REUSEADDR: %s", strerror(errno));
+		*cause = node_cause("SO_REUSEADDR: %s", strerror(errno));
 		return (-1);
 	}
 	(void)setsockopt(l->group_fd, SOL_SOCKET, SO_RCVBUF, &rcv,
@@ -138,7 +120,7 @@ lan_open_group(struct node_link *l, char **cause)
 	/* Bound to the group address: only the group's frames arrive. */
 	if (bind(l->group_fd, (struct sockaddr *)&l->group,
 	    sizeof(l->group)) == -1) {
-		*cause = lan_cause("bind %s:%u: %s", inet_ntoa(l->group.
+		*cause = node_cause("bind %s:%u: %s", inet_ntoa(l->group.
 		    sin_addr), ntohs(l->group.sin_port), strerror(errno));
 		return (-1);
 	}
@@ -147,7 +129,7 @@ lan_open_group(struct node_link *l, char **cause)
 	mreq.imr_interface = l->iface;
 	if (setsockopt(l->group_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq,
 	    sizeof(mreq)) == -1) {
-		*cause = lan_cause("IP_ADD_MEMBERSHIP %s: %s",
+		*cause = node_cause("IP_ADD_MEMBERSHIP %s: %s",
 		    inet_ntoa(l->group.sin_addr), strerror(errno));
 		return (-1);
 	}
@@ -163,7 +145,7 @@ lan_open_ucast(struct node_link *l, char **cause)
 
 	if ((l->ucast_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0))
 	    == -1) {
-		*cause = lan_cause("socket: %s", strerror(errno));
+		*cause = node_cause("socket: %s", strerror(errno));
 		return (-1);
 	}
 	(void)setsockopt(l->ucast_fd, SOL_SOCKET, SO_RCVBUF, &rcv,
@@ -173,7 +155,7 @@ lan_open_ucast(struct node_link *l, char **cause)
 	sin.sin_addr = l->iface;
 	sin.sin_port = 0;
 	if (bind(l->ucast_fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
-		*cause = lan_cause("bind %s: %s", inet_ntoa(sin.sin_addr),
+		*cause = node_cause("bind %s: %s", inet_ntoa(sin.sin_addr),
 		    strerror(errno));
 		return (-1);
 	}
@@ -185,7 +167,7 @@ lan_open_ucast(struct node_link *l, char **cause)
 	    sizeof(loop)) == -1 ||
 	    setsockopt(l->ucast_fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl,
 	    sizeof(ttl)) == -1) {
-		*cause = lan_cause("multicast options: %s", strerror(errno));
+		*cause = node_cause("multicast options: %s", strerror(errno));
 		return (-1);
 	}
 	return (lan_nonblock(l->ucast_fd));
@@ -200,7 +182,7 @@ lan_open(const struct node_conf *conf, int dirfd, char **cause)
 	struct node_link *l;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		*cause = lan_cause("out of memory");
+		*cause = node_cause("out of memory");
 		return (NULL);
 	}
 	l->conf = conf;
@@ -215,7 +197,7 @@ lan_open(const struct node_conf *conf, int dirfd, char **cause)
 	inet_pton(AF_INET, node_conf_link_opt(conf, "iface"), &l->iface);
 	if (lan_open_group(l, cause) == -1 || lan_open_ucast(l, cause) == -1) {
 		if (*cause == NULL)
-			*cause = lan_cause("fcntl: %s", strerror(errno));
+			*cause = node_cause("fcntl: %s", strerror(errno));
 		lan_close(l);
 		return (NULL);
 	}

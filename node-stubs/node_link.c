@@ -6,7 +6,9 @@
  * struct node_link_ops (upnode.h states the rules), one entry in the
  * table below and its line in CMakeLists.txt; upnode.c does not change.
  */
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "upnode.h"
@@ -77,4 +79,17 @@ node_conf_link_opt(const struct node_conf *conf, const char *key)
 	if ((o = opt_find(conf->link, key)) != NULL)
 		return (o->def);
 	return (NULL);
+}
+
+char *
+node_cause(const char *fmt, ...)
+{
+	va_list		 ap;
+	char		*s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		s = NULL;
+	va_end(ap);
+	return (s);
 }

@@ -34,7 +34,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,23 +231,6 @@ static const struct node_link_opt tcp_options[] = {
 	    "exception 6 (busy)", check_pct },
 	{ NULL, NULL, NULL, NULL }
 };
-
-static char *
-mbl_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-mbl_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
 
 static uint64_t
 now_ns(void)
@@ -882,7 +864,7 @@ mbl_new(const struct node_conf *conf, enum mb_link_kind kind, char **cause)
 	int		 i;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		*cause = mbl_cause("out of memory");
+		*cause = node_cause("out of memory");
 		return (NULL);
 	}
 	l->conf = conf;
@@ -905,7 +887,7 @@ mbl_new(const struct node_conf *conf, enum mb_link_kind kind, char **cause)
 	l->map = modbus_mapping_new_start_address(0, 0, 0, 0, 0,
 	    UP_MB_OB + UP_MB_OB_N, 0, 0x10000);
 	if (l->map == NULL) {
-		*cause = mbl_cause("modbus mapping: %s",
+		*cause = node_cause("modbus mapping: %s",
 		    modbus_strerror(errno));
 		mbl_close(l);
 		return (NULL);
@@ -939,7 +921,7 @@ rtu_open(const struct node_conf *conf, int dirfd, char **cause)
 	    fmt[1], fmt[0] - '0', fmt[2] - '0');
 	if (l->ctx == NULL || modbus_set_slave(l->ctx, l->unit) == -1 ||
 	    modbus_connect(l->ctx) == -1) {
-		*cause = mbl_cause("%s: %s", node_conf_link_opt(conf, "device"),
+		*cause = node_cause("%s: %s", node_conf_link_opt(conf, "device"),
 		    modbus_strerror(errno));
 		mbl_close(l);
 		return (NULL);
@@ -948,7 +930,7 @@ rtu_open(const struct node_conf *conf, int dirfd, char **cause)
 	(void)fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
 	if ((l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
 	    TFD_CLOEXEC)) == -1) {
-		*cause = mbl_cause("timerfd: %s", strerror(errno));
+		*cause = node_cause("timerfd: %s", strerror(errno));
 		mbl_close(l);
 		return (NULL);
 	}
@@ -973,7 +955,7 @@ tcp_open(const struct node_conf *conf, int dirfd, char **cause)
 	l->ctx = modbus_new_tcp_pi(host, colon + 1);
 	if (l->ctx == NULL || (l->lfd = modbus_tcp_pi_listen(l->ctx,
 	    TCP_CONNS)) == -1) {
-		*cause = mbl_cause("listen on %s: %s", listen_at,
+		*cause = node_cause("listen on %s: %s", listen_at,
 		    modbus_strerror(errno));
 		mbl_close(l);
 		return (NULL);

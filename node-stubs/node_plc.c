@@ -29,7 +29,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,23 +137,6 @@ plc_now_ms(void)
 	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
-static char *
-plc_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-plc_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
-
 static struct node_link *
 plc_open(const struct node_conf *conf, int dirfd, char **cause)
 {
@@ -163,11 +145,11 @@ plc_open(const struct node_conf *conf, int dirfd, char **cause)
 	const char	*fmt = node_conf_link_opt(conf, "format");
 
 	if (dev == NULL) {
-		*cause = plc_cause("plc: device=PATH is required");
+		*cause = node_cause("plc: device=PATH is required");
 		return (NULL);
 	}
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
-		*cause = plc_cause("plc: out of memory");
+		*cause = node_cause("plc: out of memory");
 		return (NULL);
 	}
 	l->baud = (unsigned int)strtoul(node_conf_link_opt(conf, "baud"),

@@ -38,23 +38,6 @@
 /* Flash erases in sectors; the simulator erases this much at a time. */
 #define ERASE_CHUNK	(64 * 1024)
 
-static char *
-port_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-port_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
-
 uint64_t
 node_rand(uint64_t *s)
 {
@@ -726,18 +709,18 @@ port_load_pubkey(const char *path, char **cause)
 	FILE		*f;
 
 	if ((f = fopen(path, "r")) == NULL) {
-		*cause = port_cause("%s: %s", path, strerror(errno));
+		*cause = node_cause("%s: %s", path, strerror(errno));
 		return (NULL);
 	}
 	pkey = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
 	if (pkey == NULL) {
-		*cause = port_cause("%s: not a PEM public key", path);
+		*cause = node_cause("%s: not a PEM public key", path);
 		return (NULL);
 	}
 	if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
 		EVP_PKEY_free(pkey);
-		*cause = port_cause("%s: not an Ed25519 key", path);
+		*cause = node_cause("%s: not an Ed25519 key", path);
 		return (NULL);
 	}
 	return (pkey);
@@ -761,13 +744,13 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 	 */
 	np->rng = conf->seed ^ (conf->id * 0xbf58476d1ce4e5b9ULL);
 	if (mkdir(conf->state_dir, 0755) == -1 && errno != EEXIST) {
-		*cause = port_cause("%s: %s", conf->state_dir,
+		*cause = node_cause("%s: %s", conf->state_dir,
 		    strerror(errno));
 		return (-1);
 	}
 	np->dirfd = open(conf->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (np->dirfd == -1) {
-		*cause = port_cause("%s: %s", conf->state_dir,
+		*cause = node_cause("%s: %s", conf->state_dir,
 		    strerror(errno));
 		goto fail;
 	}
@@ -776,26 +759,26 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 	np->flash_fd = openat(np->dirfd, "flash.img",
 	    O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (np->flash_fd == -1 || fstat(np->flash_fd, &st) == -1) {
-		*cause = port_cause("%s/flash.img: %s", conf->state_dir,
+		*cause = node_cause("%s/flash.img: %s", conf->state_dir,
 		    strerror(errno));
 		goto fail;
 	}
 	want = (off_t)conf->slot_size * 2;
 	if (st.st_size < want && ftruncate(np->flash_fd, want) == -1) {
-		*cause = port_cause("%s/flash.img: %s", conf->state_dir,
+		*cause = node_cause("%s/flash.img: %s", conf->state_dir,
 		    strerror(errno));
 		goto fail;
 	}
 	np->pkg_fd = openat(np->dirfd, "pkg.bin",
 	    O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (np->pkg_fd == -1 || fstat(np->pkg_fd, &st) == -1) {
-		*cause = port_cause("%s/pkg.bin: %s", conf->state_dir,
+		*cause = node_cause("%s/pkg.bin: %s", conf->state_dir,
 		    strerror(errno));
 		goto fail;
 	}
 	if (st.st_size < (off_t)conf->slot_size &&
 	    ftruncate(np->pkg_fd, (off_t)conf->slot_size) == -1) {
-		*cause = port_cause("%s/pkg.bin: %s", conf->state_dir,
+		*cause = node_cause("%s/pkg.bin: %s", conf->state_dir,
 		    strerror(errno));
 		goto fail;
 	}
@@ -803,7 +786,7 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 	np->bitmap_cap = up_bitmap_bytes(conf->slot_size);
 	np->iocap = 32 + UP_NODE_STATE_MAX + np->bitmap_cap;
 	if ((np->iobuf = malloc(np->iocap)) == NULL) {
-		*cause = port_cause("out of memory");
+		*cause = node_cause("out of memory");
 		goto fail;
 	}
 	return (0);
@@ -861,13 +844,13 @@ node_port_boot(struct node_port *np, struct up_node_info *info,
 			    "from the command line's components");
 		port_boot_create(np, b);
 		if (node_boot_write(np->dirfd, b) == -1) {
-			*cause = port_cause("%s/boot.rec: %s",
+			*cause = node_cause("%s/boot.rec: %s",
 			    conf->state_dir, strerror(errno));
 			return (-1);
 		}
 	}
 	if (b->slot_size != conf->slot_size) {
-		*cause = port_cause("%s was made with --slot-size %lu",
+		*cause = node_cause("%s was made with --slot-size %lu",
 		    conf->state_dir, (unsigned long)b->slot_size);
 		return (-1);
 	}
@@ -881,14 +864,14 @@ node_port_boot(struct node_port *np, struct up_node_info *info,
 		 */
 		b->boot_once = NODE_SLOT_NONE;
 		if (node_boot_write(np->dirfd, b) == -1) {
-			*cause = port_cause("%s/boot.rec: %s",
+			*cause = node_cause("%s/boot.rec: %s",
 			    conf->state_dir, strerror(errno));
 			return (-1);
 		}
 		if (conf->health_ok && b->slot[t].ncomp > 0) {
 			b->active = (uint8_t)t;
 			if (node_boot_write(np->dirfd, b) == -1) {
-				*cause = port_cause("%s/boot.rec: %s",
+				*cause = node_cause("%s/boot.rec: %s",
 				    conf->state_dir, strerror(errno));
 				return (-1);
 			}
@@ -904,7 +887,7 @@ node_port_boot(struct node_port *np, struct up_node_info *info,
 
 	np->running = b->slot[b->active];
 	if (port_write_running(np) == -1) {
-		*cause = port_cause("%s/running: %s", conf->state_dir,
+		*cause = node_cause("%s/running: %s", conf->state_dir,
 		    strerror(errno));
 		return (-1);
 	}

@@ -15,7 +15,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,23 +35,6 @@ static const struct {
 	{ 1152000, B1152000 }, { 1500000, B1500000 }, { 2000000, B2000000 },
 	{ 0, B0 }
 };
-
-static char *
-serial_cause(const char *fmt, ...)
-    __attribute__((__format__(__printf__, 1, 2)));
-
-static char *
-serial_cause(const char *fmt, ...)
-{
-	va_list		 ap;
-	char		*s;
-
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		s = NULL;
-	va_end(ap);
-	return (s);
-}
 
 speed_t
 node_serial_speed(unsigned int baud)
@@ -104,23 +86,23 @@ node_serial_open(const char *path, unsigned int baud, const char *format,
 	int		 fd;
 
 	if ((sp = node_serial_speed(baud)) == B0) {
-		*cause = serial_cause("%u: not a serial bit rate", baud);
+		*cause = node_cause("%u: not a serial bit rate", baud);
 		return (-1);
 	}
 	if (strlen(format) != 3 || format[0] < '5' || format[0] > '8' ||
 	    strchr("NEO", format[1]) == NULL ||
 	    (format[2] != '1' && format[2] != '2')) {
-		*cause = serial_cause("%s: not a character format (8N1, "
+		*cause = node_cause("%s: not a character format (8N1, "
 		    "8E1, 8O1, 8N2...)", format);
 		return (-1);
 	}
 	if ((fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) ==
 	    -1) {
-		*cause = serial_cause("%s: %s", path, strerror(errno));
+		*cause = node_cause("%s: %s", path, strerror(errno));
 		return (-1);
 	}
 	if (tcgetattr(fd, &t) == -1) {
-		*cause = serial_cause("%s: not a tty: %s", path,
+		*cause = node_cause("%s: not a tty: %s", path,
 		    strerror(errno));
 		close(fd);
 		return (-1);
@@ -143,7 +125,7 @@ node_serial_open(const char *path, unsigned int baud, const char *format,
 	t.c_cc[VTIME] = 0;
 	if (cfsetispeed(&t, sp) == -1 || cfsetospeed(&t, sp) == -1 ||
 	    (tcsetattr(fd, TCSANOW, &t) == -1 && !node_serial_took(fd, &t))) {
-		*cause = serial_cause("%s: termios: %s", path,
+		*cause = node_cause("%s: termios: %s", path,
 		    strerror(errno));
 		close(fd);
 		return (-1);

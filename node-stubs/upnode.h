@@ -259,6 +259,9 @@ struct node_link_ops {
 };
 
 /* node_link.c */
+/* A malloc'd cause string for a `char **cause' (NULL if out of memory). */
+char		*node_cause(const char *, ...)
+		    __attribute__((__format__(__printf__, 1, 2)));
 /* The link called `name', or NULL. */
 const struct node_link_ops *node_link_find(const char *name);
 /* The NULL-terminated table of links. */
