@@ -72,8 +72,11 @@ class Testbed:
         self.air_ctl = os.path.join(self.tmp, "air.ctl")
         self.air_json = os.path.join(self.tmp, "air.json")
         self.air_log = os.path.join(self.tmp, "upsim.log")
+        self.media = {}          # None or a name -> its upsim (start_air)
         self.time_scale = 1
-        self.node_link = None    # None: the LAN; else extra upnode args
+        # None: the LAN; else a function of the node id giving its extra
+        # upnode args (None: that node is on the LAN)
+        self.node_link = None
         # Simulated BLE peripherals (ble_section): their socket directory
         # and each node's link options (docs/upnode.md, "BLE link").
         self.ble_dir = os.path.join(self.tmp, "ble")
@@ -228,41 +231,57 @@ class Testbed:
     # -- daemon ----------------------------------------------------------
     # -- a simulated medium (docs/simulator.md) ---------------------------
     def start_air(self, personality, nodes, scale=1, opts=(), ep_opts=None,
-                  baud=115200, fmt="8N1", loss=0, seed=1):
-        """upsim with endpoint gw and n1..nN; nodes then use it."""
+                  baud=115200, fmt="8N1", loss=0, seed=1, medium=None):
+        """upsim with endpoint gw and n1..nN; nodes then use it.
+        medium: None for the testbed's one medium (air_path(name) etc.),
+        or a name for one more, side by side (air_path(name, medium));
+        every medium runs on the testbed's one clock (scale)."""
+        m = self._medium_paths(medium)
         args = [self.bin("upsim"), "--personality", personality,
                 "--baud", str(baud), "--format", fmt,
                 "--time-scale", str(scale), "--seed", str(seed),
-                "--loss", str(loss), "--link-dir", self.air_dir,
-                "--control", self.air_ctl, "--status", self.air_json,
+                "--loss", str(loss), "--link-dir", m["dir"],
+                "--control", m["ctl"], "--status", m["json"],
                 "--status-ms", "500"]
-        os.makedirs(self.air_dir, exist_ok=True)
+        os.makedirs(m["dir"], exist_ok=True)
         for o in opts:
             args += ["--opt", o]
         for i in range(nodes + 1):
             name = "gw" if i == 0 else "n%d" % i
             extra = (ep_opts or {}).get(name, "")
             args += ["--endpoint", name + ("," + extra if extra else "")]
-        self.air_fh = open(self.air_log, "a")
-        self.air = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                    stderr=self.air_fh, text=True)
+        m["fh"] = open(m["log"], "a")
+        p = subprocess.Popen(args, stdout=subprocess.PIPE,
+                             stderr=m["fh"], text=True)
+        m["proc"] = p
+        self.media[medium] = m
+        if medium is None:
+            self.air, self.air_fh = p, m["fh"]
         while True:
-            line = self.air.stdout.readline()
+            line = p.stdout.readline()
             if not line:
-                raise Fail("upsim exited:\n" + self.tail(self.air_log))
+                raise Fail("upsim exited:\n" + self.tail(m["log"]))
             if line.strip() == "ready":
                 break
         self.time_scale = scale
-        self.log("air: upsim %s, %d nodes, time scale %g, pid %d"
-                 % (personality, nodes, scale, self.air.pid))
+        self.log("%s: upsim %s, %d nodes, time scale %g, pid %d"
+                 % (medium or "air", personality, nodes, scale, p.pid))
 
-    def air_path(self, name):
-        return os.path.join(self.air_dir, name)
+    def _medium_paths(self, medium):
+        if medium is None:
+            return {"dir": self.air_dir, "ctl": self.air_ctl,
+                    "json": self.air_json, "log": self.air_log}
+        base = os.path.join(self.tmp, medium)
+        return {"dir": base, "ctl": base + ".ctl", "json": base + ".json",
+                "log": os.path.join(self.tmp, "upsim-%s.log" % medium)}
 
-    def air_cmd(self, cmd):
+    def air_path(self, name, medium=None):
+        return os.path.join(self._medium_paths(medium)["dir"], name)
+
+    def air_cmd(self, cmd, medium=None):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
-        s.connect(self.air_ctl)
+        s.connect(self._medium_paths(medium)["ctl"])
         s.sendall((cmd + "\n").encode())
         buf = b""
         while not buf.endswith(b"\n"):
@@ -276,21 +295,24 @@ class Testbed:
             raise Fail("upsim: %s: %s" % (cmd, reply))
         return reply
 
-    def air_status(self):
-        return json.loads(self.air_cmd("status"))
+    def air_status(self, medium=None):
+        return json.loads(self.air_cmd("status", medium))
 
     def stop_air(self):
-        if self.air is None:
-            return
-        p, self.air = self.air, None
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        self.air_fh.close()
+        """Stops every medium (upsim) started here."""
+        for m in self.media.values():
+            p = m.pop("proc", None)
+            if p is None:
+                continue
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            m["fh"].close()
+        self.air = None
 
     # -- simulated BLE peripherals (docs/transports/ble.md) -----------------
     def ble_section(self, **opts):
@@ -311,8 +333,9 @@ class Testbed:
                  "sim_dir = %s" % self.ble_dir] +
                 ["%s = %s" % kv for kv in opts.items()])
 
-    def write_conf(self, lan_mbit=100, transport=None, **fanout):
-        """transport: None for the LAN, else the lines of one section."""
+    def write_conf(self, lan_mbit=100, transport=None, lan=None, **fanout):
+        """transport: None for the LAN, else the lines of its sections;
+        lan: the LAN's section too (default: only without transport)."""
         fan = {"block_size": 1400, "rate_pct": 90, "offer_window_ms": 600,
                "status_window_ms": 200, "activate_delay_ms": 300,
                "discover_interval_s": 2, "result_timeout_s": 30}
@@ -341,10 +364,16 @@ class Testbed:
         lines += ["%s = %s" % kv for kv in fan.items()]
         if transport is not None:
             lines += [""] + list(transport) + [""]
-            with open(self.conf, "w") as f:
-                f.write("\n".join(lines))
-            return
-        lines += [
+        if lan is None:
+            lan = transport is None
+        if lan:
+            lines += self.lan_section(lan_mbit)
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines))
+
+    def lan_section(self, lan_mbit=100):
+        """The lines of [transport.lan0]: loopback multicast."""
+        return [
             "",
             "[transport.lan0]",
             "type = lan",
@@ -356,8 +385,6 @@ class Testbed:
             "bitrate_mbit = %d" % lan_mbit,
             "",
         ]
-        with open(self.conf, "w") as f:
-            f.write("\n".join(lines))
 
     def start_daemon(self):
         self.daemon_fh = open(self.daemon_log, "a")
@@ -407,11 +434,12 @@ class Testbed:
         args = [self.bin("upnode"), "--id", str(nid), "--hw", hw,
                 "--state-dir", d, "--pubkey", self.pub,
                 "--slot-size", str(self.slot_size)]
-        if self.node_link is None:
+        link = self.node_link(nid) if self.node_link else None
+        if link is None:        # the LAN
             args += ["--group", self.group, "--port", str(self.mport),
                      "--iface", "127.0.0.1"]
         else:
-            args += self.node_link(nid)
+            args += link
         if self.time_scale != 1:
             args += ["--time-scale", str(self.time_scale)]
         for c, v in comps:
@@ -564,13 +592,18 @@ class Testbed:
 
     def dump_logs(self):
         print("---- upbridged log ----\n" + self.tail(self.daemon_log, 80))
-        if os.path.exists(self.air_log):
-            print("---- upsim log ----\n" + self.tail(self.air_log, 20))
-        if self.air is not None and self.air.poll() is None:
+        for name, m in self.media.items():
+            if os.path.exists(m["log"]):
+                print("---- upsim %s log ----\n%s"
+                      % (name or "air", self.tail(m["log"], 20)))
+            p = m.get("proc")
+            if p is None or p.poll() is not None:
+                continue
             try:
-                for e in self.air_status()["endpoints"]:
+                for e in self.air_status(name)["endpoints"]:
                     e.pop("pty", None)
-                    print("---- air %s ----\n%s" % (e["name"], e))
+                    print("---- %s %s ----\n%s" % (name or "air",
+                                                  e["name"], e))
             except (OSError, ValueError, Fail):
                 pass
         for nid, n in sorted(self.nodes.items()):
