@@ -26,7 +26,7 @@ simulator counted on the line and the air).  It exits 1 unless every
 targeted node ends as expected and the cloud served one copy of each
 package.
 
-Time: by default everything runs in real time (about 80 s on 2 cores).
+Time: by default everything runs in real time (about a minute on 2 cores).
 --time-scale S puts the whole testbed on one compressed clock, as the
 LoRa and PLC tests do (upsim, [fanout] time_scale, upnode --time-scale;
 docs/simulator.md "Time scale").  upbridged has one engine clock, so the
@@ -114,11 +114,10 @@ class Demo:
             "[transport.lora0]", "type = lora",
             "device = %s" % tb.air_path("gw", "lora"),
             "frequency_hz = 869525000", "sf = 7",
-            # A LoRa ANNOUNCE is 112 ms on air: answers spread over
-            # seconds (test_lora_fanout.py).
-            "discover_interval_s = 600", "status_window_ms = 8000",
-            "offer_window_ms = 8000", "activate_delay_ms = 2000",
-            "result_timeout_s = 1200", ""]
+            # Windows and intervals: the daemon derives them from the
+            # link's airtime and duty cycle (docs/engine.md, "The link
+            # profile").
+            ""]
 
     def plc(self, ids):
         tb = self.tb
@@ -141,7 +140,9 @@ class Demo:
             "status_interval_s = 1",
             "offload = no",         # UP carries the package
             # One module at 9600 baud answers a report at a time
-            # (test_plc_forwarding.py).
+            # (test_plc_forwarding.py): without these, the testbed's
+            # LAN-sized [fanout] (a DISCOVER every 2 s) keeps the
+            # module's queue full and no data goes out.
             "discover_interval_s = 60", "status_window_ms = 5000",
             "result_timeout_s = 120", ""]
 
@@ -335,7 +336,9 @@ def report(demo, wall):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, usage=argparse.SUPPRESS,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bindir")
     ap.add_argument("srcdir")
     ap.add_argument("--keep", action="store_true")
