@@ -583,10 +583,15 @@ test_busy_error(void **state)
 	assert_int_equal(F.done_status[2], TP_EIO);
 	assert_int_equal(F.done_air[2], 0);
 	assert_int_equal(F.down, 0);
-	/* Eight busy answers in a row: the modem is re-initialised. */
+	/*
+	 * Eight busy answers in a row: the modem is re-initialised.  The
+	 * plugin backs off 20 ms << try before each of the seven retries,
+	 * 40 + 80 + ... + 2560 = 5080 ms in all, so the wait allows that
+	 * and the eight round trips on a loaded host.
+	 */
 	sim_cmd("busy gw 8");
 	assert_int_equal(send_frame(b, 30, 4), TP_OK);
-	WAIT_FOR(F.ndone == 4, 5000);
+	WAIT_FOR(F.ndone == 4, 5080 + 3000);
 	assert_int_equal(F.done_status[3], TP_EIO);
 	WAIT_FOR(F.down == 1 && F.up == 2, 5000);
 	WAIT_FOR(node_count(0, "+EVT:RXP2P:") == 2, 1000);
