@@ -13,11 +13,15 @@
  *  - 05H F3 (PRM 1): an UP frame broadcast to every station; confirmed;
  *  - what the node sends otherwise goes as a station event (06H F5, PRM
  *    1), which the module confirms and reports to the concentrator;
- *  - 15H F1 (PRM 1): a block of a file the module distributes (module
- *    offload).  Acknowledged with its index only once the node engine
- *    took it; until upnode hands such blocks to the engine (the UP
- *    engine's out-of-band block call, docs/up-node-engine.md), the link
- *    leaves them unacknowledged and the module does not count them.
+ *  - 15H F1 (PRM 1): a block of the file the module distributes (module
+ *    offload): file id, attribute (1: the last block), command, total
+ *    blocks, block index, length, bytes.  The link holds the latest one
+ *    until upnode takes it (oob(): blocks out of band,
+ *    docs/up-node-engine.md) and acknowledges it then (15H F1, PRM 0,
+ *    the request's sequence number, the block index), so the module
+ *    counts a block only once the node has it.  Its offset: index x the
+ *    length of any block but the last (they are all that long), and the
+ *    package's size less its length for the last one.
  *
  * The UART: node_serial_open() (raw, 9600 8E1 by default, INPCK), read
  * and written without blocking; a partial frame the line left quiet for
@@ -39,6 +43,7 @@
 #include "upnode.h"
 
 #define PLC_MSG_MAX		255
+#define PLC_BLOCK_MAX		4096	/* a 15H F1 block to a device */
 
 struct node_link {
 	int		 fd;		/* -1 while the line is gone */
@@ -57,7 +62,18 @@ struct node_link {
 	uint8_t		 seq;		/* our events */
 	uint8_t		 out[2 * Q_MAX];
 	size_t		 outlen;
-	uint64_t	 blocks_seen;
+	/* The latest 15H F1 block, until upnode takes it (oob). */
+	struct {
+		bool		 full;
+		uint8_t		 seq;
+		bool		 last;
+		uint32_t	 index;
+		uint16_t	 len;
+		uint8_t		 b[PLC_BLOCK_MAX];
+	}		 blk;
+	uint32_t	 bsize;		/* a block but the last, 0: not seen */
+	uint64_t	 bsize_of;	/* ... of a package this long */
+	uint64_t	 blocks_taken;
 };
 
 static const char *
@@ -339,14 +355,27 @@ plc_frame_in(struct node_link *l, const uint8_t *p, size_t len,
 			return (0);
 		memcpy(buf, f.data + off, mlen);
 		return ((ssize_t)mlen);
-	case 0x15 << 8 | 1:
+	case 0x15 << 8 | 1: {
 		/* A block of the module's distribution: see the top. */
-		l->blocks_seen++;
-		if (l->blocks_seen == 1)
-			up_logf(UP_LOG_INFO, "plc: the module distributes a "
-			    "file; its blocks are not taken (no out-of-band "
-			    "block call in this build)");
+		uint32_t	 attr, idx, blen;
+
+		(void)q_get(f.data, f.len, &off, 1, &ok);	/* file id */
+		attr = q_get(f.data, f.len, &off, 1, &ok);
+		(void)q_get(f.data, f.len, &off, 1, &ok);	/* command */
+		(void)q_get(f.data, f.len, &off, 2, &ok);	/* total */
+		idx = q_get(f.data, f.len, &off, 4, &ok);
+		blen = q_get(f.data, f.len, &off, 2, &ok);
+		if (!ok || f.len - off != blen || blen == 0 ||
+		    blen > PLC_BLOCK_MAX)
+			return (0);
+		l->blk.full = true;
+		l->blk.seq = Q_SEQ(&f);
+		l->blk.last = attr == 1;
+		l->blk.index = idx;
+		l->blk.len = (uint16_t)blen;
+		memcpy(l->blk.b, f.data + off, blen);
 		return (0);
+	}
 	}
 	return (0);
 }
@@ -431,6 +460,44 @@ plc_send(struct node_link *l, const uint8_t *frame, size_t len)
 	    0x06, 5, du, o));
 }
 
+static ssize_t
+plc_oob(struct node_link *l, uint64_t size, uint64_t *off, uint8_t *buf,
+    size_t cap)
+{
+	uint8_t		 du[4];
+	uint64_t	 o;
+
+	if (!l->blk.full || size == 0)
+		return (0);
+	l->blk.full = false;
+	if (size != l->bsize_of) {
+		l->bsize = 0;
+		l->bsize_of = size;
+	}
+	if (l->blk.len > cap || l->blk.len > size)
+		return (0);
+	if (l->blk.last) {
+		o = size - l->blk.len;
+		if (l->bsize != 0 && o != (uint64_t)l->blk.index * l->bsize)
+			return (0);	/* not this package's */
+	} else {
+		o = (uint64_t)l->blk.index * l->blk.len;
+		if (o + l->blk.len > size)
+			return (0);
+		l->bsize = l->blk.len;
+	}
+	(void)q_put(du, sizeof(du), 0, l->blk.index, 4);
+	(void)plc_frame_out(l, Q_DIR_UP | Q_COMM_HPLC, l->blk.seq, 0x15, 1,
+	    du, sizeof(du));
+	memcpy(buf, l->blk.b, l->blk.len);
+	*off = o;
+	if (l->blocks_taken++ == 0)
+		up_logf(UP_LOG_INFO, "plc: the module distributes the "
+		    "package: blocks of %u bytes out of band",
+		    (unsigned int)(l->blk.last ? l->blk.len : l->bsize));
+	return ((ssize_t)l->blk.len);
+}
+
 const struct node_link_ops node_link_plc = {
 	.name = "plc",
 	.help = "a device on the UART of its station's carrier module "
@@ -441,5 +508,6 @@ const struct node_link_ops node_link_plc = {
 	.caps = plc_caps,
 	.pollfds = plc_pollfds,
 	.recv = plc_recv,
-	.send = plc_send
+	.send = plc_send,
+	.oob = plc_oob
 };

@@ -52,6 +52,7 @@ static uint8_t		*bitmap;
     64 * UP_FRAME_MAX) + 2 * UP_FRAME_MAX + 16)
 static uint64_t		 fec_ws[NODE_FEC_WS / 8 + 1];
 static uint64_t		 drop_rng;
+static void		 oob_reset(void);
 
 static void __attribute__((__noreturn__))
 usage(void)
@@ -454,6 +455,7 @@ node_boot(void)
 
 	memset(&engine, 0, sizeof(engine));
 	memset(bitmap, 0, port.bitmap_cap);
+	oob_reset();
 	if (node_port_boot(&port, &info, &cause) == -1)
 		die("boot", cause);
 	if (conf.link->boot != NULL)
@@ -559,6 +561,125 @@ drain(const struct pollfd *pfd)
 		up_logf(UP_LOG_WARN, "recv: %s", strerror(errno));
 }
 
+/*
+ * Blocks out of band (docs/up-node-engine.md): pieces of the package the
+ * link delivered by other means than DATA frames (a carrier module's
+ * file transfer, node_plc.c) are gathered here into the session's
+ * blocks, each handed to the engine once whole (up_node_put_block).  The
+ * staging copy is RAM, as on a device that keeps a block buffer: it is
+ * lost with a reboot, and what the module then no longer repeats comes
+ * in DATA frames, repaired from the node's STATUS like any loss.
+ */
+static struct {
+	uint32_t	 session;
+	uint32_t	 size;
+	uint16_t	 bsize;
+	uint32_t	 nblocks;
+	uint8_t		*buf;		/* size bytes */
+	uint8_t		*have;		/* a bit a byte of buf */
+	uint32_t	*cnt;		/* bytes of each block gathered */
+	uint8_t		*put;		/* a bit a block: handed over */
+	uint32_t	 ready;		/* whole, not handed over yet */
+	uint8_t		 piece[8192];
+} oob;
+
+static void
+oob_reset(void)
+{
+	free(oob.buf);
+	free(oob.have);
+	free(oob.cnt);
+	free(oob.put);
+	oob.buf = oob.have = oob.put = NULL;
+	oob.cnt = NULL;
+	oob.session = oob.size = oob.nblocks = oob.ready = 0;
+	oob.bsize = 0;
+}
+
+static bool
+oob_session(uint32_t session, const struct up_offer *o)
+{
+	if (oob.buf != NULL && oob.session == session &&
+	    oob.size == o->size && oob.bsize == o->block_size)
+		return (true);
+	oob_reset();
+	if (o->size == 0 || o->block_size == 0 || o->nblocks == 0)
+		return (false);
+	oob.buf = malloc(o->size);
+	oob.have = calloc(1, ((size_t)o->size + 7) / 8);
+	oob.cnt = calloc(o->nblocks, sizeof(*oob.cnt));
+	oob.put = calloc(1, ((size_t)o->nblocks + 7) / 8);
+	if (oob.buf == NULL || oob.have == NULL || oob.cnt == NULL ||
+	    oob.put == NULL) {
+		oob_reset();
+		return (false);
+	}
+	oob.session = session;
+	oob.size = o->size;
+	oob.bsize = o->block_size;
+	oob.nblocks = o->nblocks;
+	return (true);
+}
+
+/* Whole blocks to the engine; UP_ESTATE (not that far yet): later. */
+static void
+oob_put(void)
+{
+	uint32_t	 b, lo, len;
+	int		 rc;
+
+	for (b = 0; oob.ready > 0 && b < oob.nblocks; b++) {
+		lo = b * (uint32_t)oob.bsize;
+		len = b + 1 == oob.nblocks ? oob.size - lo : oob.bsize;
+		if (oob.cnt[b] != len || (oob.put[b / 8] & (1u << (b % 8))))
+			continue;
+		rc = up_node_put_block(&engine, oob.session, b, oob.buf + lo,
+		    len);
+		if (rc == UP_ESTATE)
+			return;
+		if (rc != UP_OK)
+			up_logf(UP_LOG_WARN, "node %016llx: block %u out of "
+			    "band: %s", (unsigned long long)conf.id, b,
+			    up_strerror(rc));
+		oob.put[b / 8] |= (uint8_t)(1u << (b % 8));
+		oob.ready--;
+	}
+}
+
+static void
+node_oob(void)
+{
+	uint64_t	 off, i;
+	uint32_t	 session = 0, b, lo, len;
+	uint64_t	 size = 0;
+	ssize_t		 n;
+
+	if (conf.link->oob == NULL)
+		return;
+	if (up_node_get_state(&engine, &session, NULL) == UP_NS_RECEIVING &&
+	    oob_session(session, &engine.offer))
+		size = oob.size;
+	while ((n = conf.link->oob(link_, size, &off, oob.piece,
+	    sizeof(oob.piece))) > 0) {
+		if (off > oob.size || (uint64_t)n > oob.size - off)
+			continue;
+		memcpy(oob.buf + off, oob.piece, (size_t)n);
+		for (i = off; i < off + (uint64_t)n; i++) {
+			if (oob.have[i / 8] & (1u << (i % 8)))
+				continue;
+			oob.have[i / 8] |= (uint8_t)(1u << (i % 8));
+			b = (uint32_t)(i / oob.bsize);
+			lo = b * (uint32_t)oob.bsize;
+			len = b + 1 == oob.nblocks ? oob.size - lo :
+			    oob.bsize;
+			if (++oob.cnt[b] == len)
+				oob.ready++;
+		}
+	}
+	if (size != 0)
+		oob_put();
+}
+
 int
 main(int argc, char **argv)
 {
@@ -621,6 +742,7 @@ main(int argc, char **argv)
 		for (i = 0; i < nfd; i++)
 			if (pfd[i].revents != 0)
 				drain(&pfd[i]);
+		node_oob();
 		up_node_tick(&engine);
 		if (port.reboot_pending) {
 			up_logf(UP_LOG_INFO, "node %016llx: rebooting",
@@ -635,6 +757,7 @@ main(int argc, char **argv)
 	    (unsigned long long)conf.id);
 	conf.link->close(link_);
 	node_port_close(&port);
+	oob_reset();
 	free(rxbuf);
 	free(bitmap);
 	return (0);

@@ -256,6 +256,19 @@ struct node_link_ops {
 	 * show it, as the Modbus links' status and bitmap registers do.
 	 */
 	void	 (*engine)(struct node_link *, const struct up_node *);
+	/*
+	 * Optional: a piece of the package that arrived out of band (a
+	 * carrier module's own file transfer; docs/up-node-engine.md
+	 * "Blocks out of band").  `size' is the package's size while the
+	 * node receives one (its engine is RECEIVING), else 0.  Returns
+	 * the piece's length (copied into buf[cap]) and sets *off, its
+	 * offset in the package, or 0 when none waits or size is 0: the
+	 * link then leaves the piece unconfirmed and its sender repeats
+	 * it.  The link confirms to its sender each piece it returns.
+	 * upnode calls it after every turn of its loop, until it returns 0.
+	 */
+	ssize_t	 (*oob)(struct node_link *, uint64_t size, uint64_t *off,
+		    uint8_t *buf, size_t cap);
 };
 
 /* node_link.c */
