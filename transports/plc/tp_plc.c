@@ -866,7 +866,13 @@ tp_plc_run_mode(struct tp *tp, const struct plc_frame *f, bool reported)
 	tp->fails = 0;
 	if (!tp->dead)
 		tp_plc_set_link(tp, true);
-	if (!tp->dead && was_known && (old_mtu != tp_plc_mtu(tp) ||
+	/*
+	 * The first run mode fills in what open() could not know (the
+	 * module's segment size, so TP_CAP_OFFLOAD; its monitoring time,
+	 * response_ms; the mtu its longest frame leaves); a later one may
+	 * change the sizes.
+	 */
+	if (!tp->dead && (!was_known || old_mtu != tp_plc_mtu(tp) ||
 	    old_seg != tp_plc__segment(tp)))
 		tp->host->link(tp->host->arg, tp, TP_CAPS_CHANGED);
 	if (tp->dead)

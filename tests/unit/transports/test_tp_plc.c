@@ -474,6 +474,9 @@ bring_up(uint16_t segment)
 	expect(PLC_AFN_QUERY, PLC_FN_RUN_MODE);
 	answer_run_mode(segment);
 	WAIT_FOR(F->up == 1);
+	/* What open() could not know (TP_CAP_OFFLOAD, response_ms): the
+	 * engine reads the caps again. */
+	WAIT_FOR(F->caps == 1);
 	expect(PLC_AFN_ROUTE_QUERY, PLC_FN_TOPOLOGY);
 	answer_topology(false);
 	expect(PLC_AFN_ROUTE_QUERY, PLC_FN_TOPOLOGY);
@@ -713,7 +716,7 @@ test_forwarding(void **state)
 	assert_int_equal(tp_plc_ops.send(F->tp, &bc, &iov, 1, 25), TP_OK);
 	expect(PLC_AFN_CONTROL, PLC_FN_BROADCAST);
 	answer_deny(PLC_DENY_UNSUPPORTED);
-	WAIT_FOR(F->caps == 1);
+	WAIT_FOR(F->caps == 2);
 	assert_int_equal(F->done_status, TP_ENOPEER);
 	{
 		struct tp_caps	 c;
