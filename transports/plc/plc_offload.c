@@ -279,7 +279,14 @@ plc_off_status(struct tp *tp, const struct plc_frame *f)
 			off->ntargets++;
 			off->pending++;
 		}
-		if (p == NULL || !p->off_target) {
+		/*
+		 * A station the module knows but the engine did not list:
+		 * 08H goes to every station, so the module reports them
+		 * all; not ours to report, and no bad input.
+		 */
+		if (p != NULL && !p->off_target)
+			continue;
+		if (p == NULL) {
 			plc_addr_fmt(pg.st[i].addr, s, sizeof(s));
 			tp->rx_dropped++;
 			tp_plc__log(tp, UP_LOG_INFO,
