@@ -524,6 +524,12 @@ plc__message(struct plc_node *nd, const uint8_t *b, size_t len)
 		if (!ok || nd->have == NULL || idx >= nd->nblocks ||
 		    plc__bit_get(nd->have, idx))
 			return;
+		blen = nd->bsize;
+		if ((uint64_t)idx * nd->bsize + blen > nd->size)
+			blen = nd->size - idx * nd->bsize;
+		if (off + blen > len)
+			return;		/* shorter than its block */
+		memcpy(nd->data + (size_t)idx * nd->bsize, b + off, blen);
 		plc__bit_set(nd->have, idx);
 		nd->nhave++;
 		plc__dev_pump(nd);
@@ -627,6 +633,7 @@ plc_init(struct sim *sim, char **cause)
 		    "under 16, or max-frame under segment + 26"));
 	plcs->status_ext = plc__opt_bool("status");
 	plcs->flash = plc__opt_bool("flash");
+	plcs->reset_have = plcs->resume_seg = -1;
 	s = sim_opt(sim, "topology");
 	if (strcmp(s, "f21") != 0 && strcmp(s, "f2") != 0)
 		return (plc__cause(cause, "plc: topology: f21 or f2: %s", s));
@@ -722,6 +729,7 @@ plc_fini(struct sim *sim)
 			event_free(plcs->node[i].ev_reboot);
 		free(plcs->node[i].have);
 		free(plcs->node[i].dev);
+		free(plcs->node[i].data);
 	}
 	if (plcs->ev_req != NULL)
 		event_free(plcs->ev_req);
@@ -759,6 +767,10 @@ plc_reset(struct sim *sim, struct sim_ep *ep)
 	}
 	/* The module: what it was doing is lost, the file stays when it is
 	 * in flash; it boots and reports its run mode. */
+	plcs->resets++;
+	plcs->reset_have = plcs->file_done ? -1 : (int)plcs->file_have;
+	plcs->resume_seg = -1;
+	plcs->resume_cleared = false;
 	event_del(plcs->ev_req);
 	event_del(plcs->ev_rep);
 	event_del(plcs->ev_dist);
@@ -853,6 +865,10 @@ plc_status(struct sim *sim, struct sim_ep *ep, FILE *f)
 		    (unsigned long long)plcs->queries,
 		    plcs->dist == D_DONE ? (double)(plcs->t_done_ns -
 		    plcs->t_file_ns) / 1e6 : 0.0);
+		fprintf(f, "\"resets\": %u, \"reset_segments\": %d, "
+		    "\"resume_segment\": %d, \"resume_cleared\": %s, ",
+		    plcs->resets, plcs->reset_have, plcs->resume_seg,
+		    plcs->resume_cleared ? "true" : "false");
 		fprintf(f, "\"reports\": %llu, \"reports_lost\": %llu, "
 		    "\"mac_frames\": %llu, \"mac_retries\": %llu, "
 		    "\"mac_lost\": %llu}",

@@ -133,6 +133,10 @@ struct plc_node {
 	uint32_t	 nblocks;
 	uint8_t		*have;		/* bitmap: the module holds it */
 	uint8_t		*dev;		/* bitmap: the device acknowledged */
+	/* The blocks it holds (size bytes): its own copy, as a station
+	 * module's flash, whatever the coordinator does with its file
+	 * since (clears it, takes a new one). */
+	uint8_t		*data;
 	uint32_t	 nhave, ndev;
 
 	struct plc_view	 view;		/* the coordinator's, of this one */
@@ -223,6 +227,16 @@ struct plc_sim {
 	uint64_t	 seg0_ns, segn_ns;
 	uint8_t		*file;
 	uint64_t	 segments_in;
+	/*
+	 * Resets, and what the transfer did after the last one: the
+	 * segments held then, the first segment asked after it (-1: none
+	 * yet) and whether a clear came first (the transfer started over
+	 * rather than resumed by segment id).
+	 */
+	unsigned int	 resets;
+	int		 reset_have;
+	int		 resume_seg;
+	bool		 resume_cleared;
 
 	/* The distribution. */
 	enum plc_dist	 dist;

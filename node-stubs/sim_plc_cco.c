@@ -276,6 +276,12 @@ cco_segment(const struct q_frame *f)
 	}
 	plcs->segments_in++;
 	ack = idx;
+	if (plcs->resets > 0 && plcs->resume_seg < 0) {
+		if (file == 0x00)
+			plcs->resume_cleared = true;
+		else
+			plcs->resume_seg = (int)idx;
+	}
 	if (file == 0x00) {
 		/* Clear: forget the file, stop distributing. */
 		free(plcs->file);

@@ -33,9 +33,18 @@ plc__sta_file_init(struct plc_node *st, uint16_t gen, uint32_t size,
 	st->gen = gen;
 	free(st->have);
 	free(st->dev);
+	free(st->data);
 	n = (size + bsize - 1) / bsize;
 	st->have = calloc(1, (n + 7) / 8);
 	st->dev = calloc(1, (n + 7) / 8);
+	st->data = malloc(size);
+	if (st->have == NULL || st->dev == NULL || st->data == NULL) {
+		free(st->have);
+		free(st->dev);
+		free(st->data);
+		st->have = st->dev = st->data = NULL;
+		return;
+	}
 	st->size = size;
 	st->bsize = bsize;
 	st->nblocks = n;
@@ -129,9 +138,8 @@ plc__dev_pump(struct plc_node *st)
 	o = q_put(du, sizeof(du), o, st->nblocks, 2);
 	o = q_put(du, sizeof(du), o, b, 4);
 	o = q_put(du, sizeof(du), o, len, 2);
-	/* The block's bytes from the coordinator's file: the station holds
-	 * a copy (have), the simulator keeps one. */
-	o = q_put_bytes(du, sizeof(du), o, plcs->file + (size_t)b * st->bsize,
+	/* The block's bytes: the station's own copy. */
+	o = q_put_bytes(du, sizeof(du), o, st->data + (size_t)b * st->bsize,
 	    len);
 	plc__line_frame(st, Q_PRM | Q_COMM_HPLC, st->dev_seq, false, NULL, NULL,
 	    AFN_FILE, 1, du, o);
