@@ -361,6 +361,13 @@ void	 rollout__kick(struct fanout *);
 /* From the cron: ticks whatever is due. */
 void	 rollout__cron(struct fanout *);
 struct fo_rollout *rollout__find(struct fanout *, const char *id);
+/*
+ * The way a session of rollout `id' carries its package on a link whose
+ * module distributes packages (policy "offload"): the engine's
+ * eng_session_conf.offload, 0 (as the link says) when no live rollout
+ * has that id.
+ */
+int	 rollout__offload(struct fanout *, const char *id);
 /* upctl: approve|pause|resume|cancel|force-cancel; -1 with cause. */
 int	 rollout__action(struct fo_rollout *, const char *action,
 	    char **cause);

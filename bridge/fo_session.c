@@ -111,6 +111,8 @@ session__new(struct fo_campaign *c, const char *transport, uint32_t id,
 	conf.bytes_sent = bytes_sent;
 	conf.tag = tag;
 	conf.offer = &offer;
+	/* The way, per campaign (policy "offload", docs/campaigns.md). */
+	conf.offload = rollout__offload(f, c->rollout);
 	if ((s->es = eng_session_new(f->eng, &conf, s, &why)) == NULL) {
 		*cause = why != NULL ? why : xstrdup("cannot make a session");
 		free(s);

@@ -786,6 +786,28 @@ rollout__find(struct fanout *f, const char *id)
 }
 
 int
+rollout__offload(struct fanout *f, const char *id)
+{
+	struct fo_rollout	*ro;
+
+	if (*id == '\0')
+		return (0);
+	TAILQ_FOREACH(ro, &f->rollouts, entry) {
+		if (strcmp(ro->sc->id, id) != 0)
+			continue;
+		switch (ro->sc->policy.offload) {
+		case SCHED_OFFLOAD_MODULE:
+			return (1);
+		case SCHED_OFFLOAD_UP:
+			return (-1);
+		default:
+			return (0);
+		}
+	}
+	return (0);
+}
+
+int
 rollout__action(struct fo_rollout *ro, const char *action, char **cause)
 {
 	struct sched_out	 out;
@@ -834,6 +856,9 @@ rollout_load_cb(void *arg, const char *id)
 int
 rollout__init(struct fanout *f, char **cause)
 {
+	struct fo_campaign	*c;
+	struct fo_session	*s;
+
 	if (db_migrate(f->db, "rollout", rollout_steps,
 	    (int)(sizeof(rollout_steps) / sizeof(rollout_steps[0])),
 	    cause) == -1)
@@ -846,6 +871,11 @@ rollout__init(struct fanout *f, char **cause)
 		xasprintf(cause, "rollout: cannot list active campaigns");
 		return (-1);
 	}
+	/* Sessions loaded before their rollout: the campaign's way. */
+	TAILQ_FOREACH(c, &f->campaigns, entry)
+		TAILQ_FOREACH(s, &c->sessions, centry)
+			eng_session_set_offload(s->es,
+			    rollout__offload(f, c->rollout));
 	if (!TAILQ_EMPTY(&f->rollouts))
 		rollout__kick(f);
 	return (0);

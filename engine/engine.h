@@ -551,6 +551,12 @@ void		 eng_session_start(struct eng_session *,
  * was released, the source grew or completed.  Deferred.
  */
 void		 eng_session_poke(struct eng_session *);
+/*
+ * The way (eng_session_conf.offload: 0 as the link says, 1 module
+ * offload, -1 UP) set again, e.g. once the daemon knows the campaign's
+ * policy after a restart; an offload already begun goes on.
+ */
+void		 eng_session_set_offload(struct eng_session *, int offload);
 /* Stops sending and timers (pause); keeps buffers.  Immediate. */
 void		 eng_session_stop(struct eng_session *);
 /* Stops and releases buffers; the source is not used any more. */

@@ -563,6 +563,7 @@ struct eng_member {
 	bool			 u_confirm;	/* its ACK's tx_done tells */
 	uint64_t		 u_cookie;	/* its RESULT_ACK's tx cookie */
 	bool			 off;		/* in its session's offload */
+	bool			 off_tried;	/* was handed to a module once */
 };
 
 struct eng_session {
@@ -1087,6 +1088,7 @@ uint64_t eng__poll_deadline(const struct eng_link *);
 #define ENG_OFF_START	3	/* asked for: offload_start() in eng_run */
 
 bool	 eng__off_wanted(const struct eng_session *);
+bool	 eng__off_pending(const struct eng_member *);
 void	 eng__off_begin(struct eng_session *);
 void	 eng__off_cancel(struct eng_session *);
 void	 eng__off_timer(struct eng_session *);

@@ -26,8 +26,11 @@
  *     the stations the module did not serve.
  *
  * The module may resume a transfer it interrupted by itself (its own
- * segment ids); the engine does not restart an offload within a
- * session.  A session stopped or closed cancels its offload.
+ * segment ids); the engine does not hand a member to a module twice.
+ * Members that accept after an offload is over (a later wave: relays
+ * go after the stations behind them) get one of their own, once the
+ * members of the first one are done or given up.  A session stopped or
+ * closed cancels its offload.
  */
 #include <sys/queue.h>
 
@@ -45,19 +48,54 @@ off_idle_us(const struct eng_session *s)
 	return ((uint64_t)(idle != 0 ? idle : ENG_OFFLOAD_IDLE_S) * 1000000);
 }
 
-bool
-eng__off_wanted(const struct eng_session *s)
+/* The link, the way chosen and the package allow an offload. */
+static bool
+off_able(const struct eng_session *s)
 {
 	const struct eng_link	*l = s->l;
 
 	if (l == NULL || (l->caps.flags & TP_CAP_OFFLOAD) == 0 ||
-	    l->ops->offload_start == NULL || s->off_state != ENG_OFF_NONE)
+	    l->ops->offload_start == NULL)
 		return (false);
 	if (s->offload_conf < 0 || (s->offload_conf == 0 && !l->p.offload))
 		return (false);
 	/* The module takes the whole package: it must be whole. */
 	return (s->src.complete(s->src.arg) &&
 	    s->src.limit(s->src.arg) >= s->offer.size);
+}
+
+/*
+ * A receiving member whose blocks are to come from the module: it was
+ * never handed to one in this session.  A member the module served or
+ * gave up, or that accepted while no offload was possible, is UP's.
+ */
+bool
+eng__off_pending(const struct eng_member *m)
+{
+	return (!m->gone && !m->off_tried && m->state == ENG_M_RECEIVING &&
+	    m->addr.len != 0 && off_able(m->s));
+}
+
+/*
+ * An offload is to begin: none ran yet, or one is over and members
+ * accepted since (a later wave of the same session: the scheduler
+ * releases relays after the stations behind them).
+ */
+bool
+eng__off_wanted(const struct eng_session *s)
+{
+	const struct eng_member	*m;
+
+	if (!off_able(s))
+		return (false);
+	if (s->off_state == ENG_OFF_NONE)
+		return (true);
+	if (s->off_state != ENG_OFF_DONE)
+		return (false);
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (eng__off_pending(m))
+			return (true);
+	return (false);
 }
 
 /*
@@ -85,11 +123,11 @@ off_start(struct eng_session *s)
 
 	peers = eng__xcalloc(s->nmembers, sizeof(*peers));
 	TAILQ_FOREACH(m, &s->members, entry) {
-		if (m->gone || m->state != ENG_M_RECEIVING ||
-		    m->addr.len == 0)
+		if (!eng__off_pending(m))
 			continue;
 		peers[n++] = m->addr;
 		m->off = true;
+		m->off_tried = true;	/* once: then UP's, whatever comes */
 	}
 	memset(&o, 0, sizeof(o));
 	o.id = s->id;

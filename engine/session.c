@@ -652,6 +652,12 @@ eng_session_poke(struct eng_session *s)
 }
 
 void
+eng_session_set_offload(struct eng_session *s, int offload)
+{
+	s->offload_conf = offload < 0 ? -1 : offload > 0 ? 1 : 0;
+}
+
+void
 eng_session_stop(struct eng_session *s)
 {
 	struct eng_member	*m;

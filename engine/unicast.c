@@ -86,7 +86,7 @@ u_wants(const struct eng_member *m)
 	switch (m->state) {
 	case ENG_M_RECEIVING:
 		/* Its blocks come from the module first (offload.c). */
-		return (!eng__off_wanted(s));
+		return (!eng__off_pending(m));
 	case ENG_M_PENDING:
 	case ENG_M_OFFERED:
 	case ENG_M_ACTIVATING:
@@ -318,7 +318,7 @@ u_next(struct eng_member *m)
 		u_request(m, ENG_U_OFFER, false);
 		return;
 	case ENG_M_RECEIVING:
-		if (eng__off_wanted(s))
+		if (eng__off_pending(m))
 			break;	/* accepted: the module sends its blocks */
 		if (m->need_buf != NULL && m->nneed > 0)
 			u_data(m);

@@ -295,6 +295,18 @@ struct sched_window {
 	uint16_t	 end_min;
 };
 
+/*
+ * The way a package reaches nodes on a link whose module distributes
+ * packages itself (TP_CAP_OFFLOAD: a PLC carrier module, AFN 15H):
+ * as the transport instance says (its `offload` option and [fanout]
+ * offload), always by the module, or never (UP carries it).
+ */
+enum sched_offload {
+	SCHED_OFFLOAD_AUTO = 0,
+	SCHED_OFFLOAD_MODULE,
+	SCHED_OFFLOAD_UP
+};
+
 enum sched_mode {
 	SCHED_MODE_INSTALL_NOW = 0,	/* download, verify, activate */
 	SCHED_MODE_DOWNLOAD_ONLY,	/* stop at verified (held) */
@@ -349,6 +361,7 @@ struct sched_policy {
 	uint32_t	 node_timeout_s;	/* watchdog per attempt */
 	uint32_t	 listen_pct;	/* sched_broadcast_choose() */
 	uint32_t	 step_cost;	/* sched_route() bytes per step */
+	enum sched_offload offload;	/* the way, on a link with a module */
 	size_t		 nrequires;
 	struct sched_require requires[SCHED_MAX_REQUIRES];
 	size_t		 norder;	/* components updated in this order */

@@ -752,7 +752,7 @@ policy_members(struct pctx *x, json_t *root, struct sched_policy *p)
 	    "start", "deadline", "windows", "utc_offset", "gates", "retry",
 	    "concurrency", "mode", "install_at", "node_timeout",
 	    "listen_weight", "step_cost", "requires", "order", "atomic",
-	    NULL };
+	    "offload", NULL };
 	const char	*k, *mode;
 	json_t		*v, *e;
 	json_int_t	 iv;
@@ -818,6 +818,19 @@ policy_members(struct pctx *x, json_t *root, struct sched_policy *p)
 			else
 				return (perr(x, "'%s': not install-now, "
 				    "download-only or install-at", mode));
+		} else if (strcmp(k, "offload") == 0) {
+			if (!json_is_string(v))
+				return (perr(x, "not a string"));
+			mode = json_string_value(v);
+			if (strcmp(mode, "auto") == 0)
+				p->offload = SCHED_OFFLOAD_AUTO;
+			else if (strcmp(mode, "module") == 0)
+				p->offload = SCHED_OFFLOAD_MODULE;
+			else if (strcmp(mode, "up") == 0)
+				p->offload = SCHED_OFFLOAD_UP;
+			else
+				return (perr(x, "'%s': not auto, module or up",
+				    mode));
 		} else if (strcmp(k, "install_at") == 0) {
 			if (get_time(x, v, &p->install_at) == -1)
 				return (-1);

@@ -294,6 +294,61 @@ test_offload(void **state)
 	run_offload(false);
 }
 
+/*
+ * Waves in one session: the scheduler releases relays after the
+ * stations behind them, so members join a session whose offload is
+ * over.  They get an offload of their own (the module again, never UP's
+ * DATA), and a member is handed to the module only once.
+ */
+static void
+test_offload_waves(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_session_info	 si;
+	struct efx		*fx;
+	struct tp_mem_counts	*c;
+	size_t			 size = 8 * 1024 + 7;
+	uint32_t		 nseg = (uint32_t)((size + 511) / 512);
+	int			 k;
+
+	plc_link(&mp, true);
+	efx_default_params(&p);
+	p.offload = true;
+	p.status_window_ms = 500;
+	p.offer_window_ms = 1500;
+	p.result_timeout_s = 30;
+	fx = efx_new(&tp_mem_ops, &mp, &p, size);
+	/* The first wave: the stations behind the relays. */
+	for (k = 0; k < 3; k++)
+		efx_node(fx, 0x700 + k, 64 * 1024, 1.0);
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 600000));
+	c = efx_counts(fx);
+	assert_int_equal(c->off_reads, nseg);
+	/* The relays join the same session. */
+	for (k = 3; k < 6; k++)
+		efx_node(fx, 0x700 + k, 64 * 1024, 1.0);
+	assert_true(efx_run(fx, efx_all_known, 60000));
+	efx_join_all(fx);
+	eng_session_poke(fx->s);
+	assert_true(efx_run(fx, efx_done, 600000));
+	all_updated(fx);
+	eng_session_info(fx->s, &si);
+	printf("offload in two waves: %u blocks, module %" PRIu64 " segment "
+	    "reads, UP %" PRIu64 " DATA frames\n", si.nblocks, c->off_reads,
+	    c->by_type[UP_T_DATA]);
+	/* Two offloads of the whole package, each station served by one. */
+	assert_int_equal(c->off_reads, 2 * nseg);
+	for (k = 0; k < 6; k++) {
+		assert_int_equal(fx->nodes[k]->oob_blocks, si.nblocks);
+		assert_int_equal(fx->nodes[k]->dup_data, 0);
+	}
+	/* With 1 % loss and three repair rounds, the module serves all. */
+	assert_true(c->by_type[UP_T_DATA] < si.nblocks);
+	efx_free(fx);
+}
+
 /* ------------------------------------------------------------------ */
 /* Connected unicast with limited peers                                 */
 
@@ -660,6 +715,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_polled_bus, teardown),
 		cmocka_unit_test_teardown(test_offload, teardown),
+		cmocka_unit_test_teardown(test_offload_waves, teardown),
 		cmocka_unit_test_teardown(test_connected, teardown),
 		cmocka_unit_test_teardown(test_compact_broadcast, teardown),
 		cmocka_unit_test_teardown(test_link_down, teardown),

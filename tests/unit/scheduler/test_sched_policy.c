@@ -198,6 +198,7 @@ static const char *full_policy =
 " \"concurrency\": {\"*\": 100, \"lora0\": 1},"
 " \"mode\": \"install-at\", \"install_at\": \"2026-11-24T02:00:00Z\","
 " \"node_timeout\": \"2h\", \"listen_weight\": 50, \"step_cost\": 0,"
+" \"offload\": \"up\","
 " \"requires\": [{\"component\": \"mcu\", \"version\": \"2.x\","
 "   \"requires\": \"modem\", \"range\": \">=1.5\"}],"
 " \"order\": [\"modem\", \"mcu\"],"
@@ -254,6 +255,7 @@ test_policy_full(void **state)
 	assert_int_equal(p.install_at, T_MON + 86400 + 7200);
 	assert_int_equal(p.node_timeout_s, 7200);
 	assert_int_equal(p.listen_pct, 50);
+	assert_int_equal(p.offload, SCHED_OFFLOAD_UP);
 	assert_int_equal(p.nrequires, 1);
 	assert_true(sched_range_match(&p.requires[0].when, "2.3"));
 	assert_false(sched_range_match(&p.requires[0].range, "1.4"));
@@ -350,6 +352,8 @@ static const struct {
 	  "\"range\":\"1\"}]}",
 	  "deployment 'd1': policy.requires[0].requires: 'mcu' cannot require "
 	  "itself" },
+	{ "{\"offload\":\"yes\"}",
+	  "deployment 'd1': policy.offload: 'yes': not auto, module or up" },
 	{ "{\"mode\":\"install-at\"}",
 	  "deployment 'd1': policy.install_at: missing (required by mode "
 	  "install-at)" },
