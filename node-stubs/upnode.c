@@ -653,12 +653,32 @@ node_oob(void)
 	uint32_t	 session = 0, b, lo, len;
 	uint64_t	 size = 0;
 	ssize_t		 n;
+	uint8_t		 st;
 
 	if (conf.link->oob == NULL)
 		return;
-	if (up_node_get_state(&engine, &session, NULL) == UP_NS_RECEIVING &&
-	    oob_session(session, &engine.offer))
+	st = up_node_get_state(&engine, &session, NULL);
+	if (st == UP_NS_RECEIVING && oob_session(session, &engine.offer))
 		size = oob.size;
+	else if (oob.buf != NULL)
+		/* Not receiving (any more): what was staged is no one's,
+		 * even if the same session is accepted again after an
+		 * ABORT (its engine starts that over). */
+		oob_reset();
+	if (st == UP_NS_DOWNLOADED || st == UP_NS_VERIFIED ||
+	    st == UP_NS_ACTIVATING) {
+		/*
+		 * It holds the whole package already (it came another way,
+		 * or from an earlier distribution): pieces of a file that
+		 * long are taken and dropped, so the module counts the
+		 * station done instead of repeating them until it gives
+		 * the station up.
+		 */
+		while (conf.link->oob(link_, engine.offer.size, &off,
+		    oob.piece, sizeof(oob.piece)) > 0)
+			;
+		return;
+	}
 	while ((n = conf.link->oob(link_, size, &off, oob.piece,
 	    sizeof(oob.piece))) > 0) {
 		if (off > oob.size || (uint64_t)n > oob.size - off)
