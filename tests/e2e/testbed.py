@@ -110,6 +110,7 @@ class Testbed:
             if v:
                 return v
             self.check_daemon()
+            self.check_air()
             time.sleep(interval)
         raise Fail("timed out after %ds waiting for %s" % (timeout, what))
 
@@ -243,6 +244,8 @@ class Testbed:
                 "--loss", str(loss), "--link-dir", m["dir"],
                 "--control", m["ctl"], "--status", m["json"],
                 "--status-ms", "500"]
+        if os.environ.get("UB_AIR_VERBOSE"):
+            args.append("--verbose")  # its debug lines, in air_log
         os.makedirs(m["dir"], exist_ok=True)
         for o in opts:
             args += ["--opt", o]
@@ -401,6 +404,21 @@ class Testbed:
             self.daemon = None
             raise Fail("upbridged died (exit %s); log:\n%s"
                        % (rc, self.tail(self.daemon_log)))
+
+    def check_air(self):
+        """A simulator died (a crash): fail now.  Waiting on would
+        leave the nodes reopening their ptys' names, which the system
+        hands to the next test's simulator."""
+        for name, m in self.media.items():
+            p = m.get("proc")
+            if p is not None and p.poll() is not None and \
+                    not m.get("reported"):
+                m["reported"] = True
+                if name is None:
+                    self.air = None
+                raise Fail("upsim%s died (exit %s); log:\n%s"
+                           % (" " + name if name else "", p.returncode,
+                              self.tail(m["log"])))
 
     def stop_daemon(self, sig=signal.SIGTERM, timeout=20):
         if self.daemon is None:
