@@ -220,20 +220,8 @@ def scenario(bindir, srcdir):
                        "stations left to UP" % (offloads, LEVELS, left))
         if "the module gave a station up" in log:
             raise Fail("the module gave a station up (UP carried it)")
-
-        def sessions(v):
-            if isinstance(v, dict):
-                if "data_frames" in v:
-                    yield v
-                for x in v.values():
-                    yield from sessions(x)
-            elif isinstance(v, list):
-                for x in v:
-                    yield from sessions(x)
-        ss = list(sessions(tb.upctl("campaign", CID)))
-        data = sum(x["data_frames"] for x in ss)
-        tb.log("%d offloads, every station served by the module; the "
-               "session sent %d UP DATA frames" % (offloads, data))
+        tb.log("%d offloads, every station served by the module"
+               % offloads)
         done = len(done)
         tb.log("module: %d file segments in, %d blocks broadcast, %d "
                "unicast, %d status queries; %d stations done by the module"
