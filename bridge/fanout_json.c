@@ -414,6 +414,8 @@ fanout_session_json(struct fo_session *s)
 	json_object_set_new(o, "served", json_integer(si.served));
 	json_object_set_new(o, "queued", json_integer(si.queued));
 	json_object_set_new(o, "polls", json_integer((json_int_t)si.polls));
+	json_object_set_new(o, "unicast_frames",
+	    json_integer((json_int_t)si.unicast_frames));
 	json_object_set_new(o, "offload_bytes",
 	    json_integer((json_int_t)si.offload_bytes));
 	return (o);

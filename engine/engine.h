@@ -576,6 +576,8 @@ struct eng_session_info {
 	uint64_t	 bytes_sent;
 	uint64_t	 data_frames;	/* DATA, PARITY and XOR */
 	uint64_t	 repair_frames;	/* ... in passes after the first */
+	uint64_t	 unicast_frames; /* ... to one member alone (the
+					   polled and unicast shapes) */
 	uint64_t	 parity_frames;
 	uint64_t	 xor_frames;
 	uint64_t	 ctrl_frames;

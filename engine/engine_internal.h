@@ -659,6 +659,7 @@ struct eng_session {
 	uint64_t		 bytes_sent;
 	uint64_t		 data_frames;
 	uint64_t		 repair_frames;
+	uint64_t		 unicast_frames;	/* block frames to one */
 	uint64_t		 ctrl_frames;
 
 	/* TS004 parity repair (parity.c). */
@@ -864,7 +865,8 @@ void	 eng__apply(struct eng_session *, struct eng_member *,
 void	 eng__session_start_now(struct eng_session *);
 void	 eng__session_poke_now(struct eng_session *);
 /* A frame of this session was sent. */
-void	 eng__sent(struct eng_session *, uint8_t type, size_t len);
+void	 eng__sent(struct eng_session *, uint8_t type, size_t len,
+	    bool unicast);
 uint64_t eng__session_deadline(const struct eng_session *);
 
 /* ------------------------------------------------------------------ */

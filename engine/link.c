@@ -636,7 +636,8 @@ link_tx(struct eng_link *l)
 			}
 			if (l->pend_s != NULL)
 				eng__sent(l->pend_s, l->pend_type,
-				    l->pend_len);
+				    l->pend_len, !(l->pend_dst.flags &
+				    TP_ADDR_F_BROADCAST));
 			if (l->pend_m != NULL) {
 				l->pend_m->u_cookie = cookie;
 				eng__u_sent(l->pend_m);

@@ -276,13 +276,15 @@ eng_session_abort(struct eng_session *s, uint8_t reason)
 }
 
 void
-eng__sent(struct eng_session *s, uint8_t type, size_t len)
+eng__sent(struct eng_session *s, uint8_t type, size_t len, bool unicast)
 {
 	s->bytes_sent += len;
 	if (type == UP_T_DATA || type == UP_T_PARITY || type == UP_T_XOR) {
 		s->data_frames++;
 		if (s->pass > 1)
 			s->repair_frames++;
+		if (unicast)
+			s->unicast_frames++;
 	} else
 		s->ctrl_frames++;
 }
@@ -687,9 +689,9 @@ eng_session_close(struct eng_session *s)
 	if (s->data_frames > 0)
 		eng__info("session %08x closed: %" PRIu64 " block frames (%"
 		    PRIu64 " in repair passes, %" PRIu64 " parity, %" PRIu64
-		    " xor), %" PRIu64 " bytes", s->id, s->data_frames,
-		    s->repair_frames, s->parity_frames, s->xor_frames,
-		    s->bytes_sent);
+		    " xor), %" PRIu64 " to one node alone, %" PRIu64 " bytes",
+		    s->id, s->data_frames, s->repair_frames, s->parity_frames,
+		    s->xor_frames, s->unicast_frames, s->bytes_sent);
 	memset(&s->src, 0, sizeof(s->src));
 	eng__cf_close(s);
 	free(s->needed_buf);
@@ -743,6 +745,7 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->bytes_sent = s->bytes_sent;
 	si->data_frames = s->data_frames;
 	si->repair_frames = s->repair_frames;
+	si->unicast_frames = s->unicast_frames;
 	si->parity_frames = s->parity_frames;
 	si->xor_frames = s->xor_frames;
 	si->ctrl_frames = s->ctrl_frames;
