@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,7 +77,9 @@ struct node_link {
 	const struct up_node	*eng;
 	uint8_t			 unit;
 	uint8_t			 answer_unit;	/* fault: reply as this unit */
+	uint32_t		 answer_unit_pct; /* ... this share of replies */
 	uint32_t		 busy_pct;	/* fault: refuse FRAME writes */
+	uint32_t		 hangup_after;	/* fault: TCP hang-up, 0 = never */
 	uint64_t		 rng;
 
 	/* RTU */
@@ -174,6 +177,13 @@ check_pct(const char *v)
 }
 
 static const char *
+check_count(const char *v)
+{
+	return (check_uint(v, 0, 1000000000) == NULL ? NULL :
+	    "0-1000000000");
+}
+
+static const char *
 check_obq(const char *v)
 {
 	return (check_uint(v, 1, OBQ_MAX) == NULL ? NULL : "1-16");
@@ -215,6 +225,8 @@ static const struct node_link_opt rtu_options[] = {
 	    check_mtu },
 	{ "answer-unit", "0", "fault: answer as this unit id (0: own)",
 	    check_answer_unit },
+	{ "answer-unit-pct", "100", "fault: the share of replies answer-unit "
+	    "takes (the rest go out as the node's own)", check_pct },
 	{ "busy-pct", "0", "fault: refuse this share of FRAME writes with "
 	    "exception 6 (busy)", check_pct },
 	{ NULL, NULL, NULL, NULL }
@@ -229,6 +241,8 @@ static const struct node_link_opt tcp_options[] = {
 	    check_mtu },
 	{ "busy-pct", "0", "fault: refuse this share of FRAME writes with "
 	    "exception 6 (busy)", check_pct },
+	{ "hangup-after", "0", "fault: close the gateway's connection once, "
+	    "after this many frames written (0: never)", check_count },
 	{ NULL, NULL, NULL, NULL }
 };
 
@@ -546,8 +560,12 @@ serve(struct node_link *l, uint8_t *adu, size_t adulen, const uint8_t *pdu,
 			fill_bitmap(l, addr, n);
 	} else if (fc == 0x03 || fc == 0x17)
 		fill_ob(l);
-	if (l->kind == MBL_RTU && l->answer_unit != 0)
+	if (l->kind == MBL_RTU && l->answer_unit != 0 &&
+	    node_rand(&l->rng) % 100 < l->answer_unit_pct) {
 		adu[0] = l->answer_unit;	/* fault injection */
+		up_logf(UP_LOG_DEBUG, "modbus: fault: answering function "
+		    "0x%02x as unit %u", fc, l->answer_unit);
+	}
 	if (modbus_reply(l->ctx, adu, (int)adulen, l->map) == -1)
 		up_logf(UP_LOG_DEBUG, "modbus: reply: %s",
 		    modbus_strerror(errno));
@@ -824,6 +842,14 @@ tcp_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 		c->len -= len;
 		modbus_set_socket(l->ctx, c->fd);
 		out = serve(l, adu, len, adu + 7, len - 7, false, buf, cap);
+		if (l->hangup_after != 0 && l->rx_frames >= l->hangup_after) {
+			/* Fault: the gateway's connection drops, once. */
+			up_logf(UP_LOG_INFO, "modbus-tcp: fault: hung up after "
+			    "%u frames", l->rx_frames);
+			l->hangup_after = 0;
+			tcp_drop(c);
+			return (out);
+		}
 		if (out != 0)
 			return (out);
 	}
@@ -883,6 +909,9 @@ mbl_new(const struct node_conf *conf, enum mb_link_kind kind, char **cause)
 	    10);
 	l->busy_pct = (uint32_t)strtoul(node_conf_link_opt(conf, "busy-pct"),
 	    NULL, 10);
+	if (kind == MBL_TCP)
+		l->hangup_after = (uint32_t)strtoul(node_conf_link_opt(conf,
+		    "hangup-after"), NULL, 10);
 	/* Holding up to the outbox's end, every input register. */
 	l->map = modbus_mapping_new_start_address(0, 0, 0, 0, 0,
 	    UP_MB_OB + UP_MB_OB_N, 0, 0x10000);
@@ -893,6 +922,33 @@ mbl_new(const struct node_conf *conf, enum mb_link_kind kind, char **cause)
 		return (NULL);
 	}
 	return (l);
+}
+
+/*
+ * A pty keeps the termios of the program that had it last (upsim holds
+ * every line open) and never keeps PARENB (the kernel clears it).  So a
+ * node booting again on its line asks libmodbus for the format the line
+ * already shows, and glibc's tcsetattr() reports a request of which
+ * nothing took effect as EINVAL: the node could not open its line after
+ * a power cut.  A line is given back raw, the way a port comes up, so
+ * that libmodbus's settings change it.  Best effort: a port that cannot
+ * be opened here fails with its reason in modbus_connect().
+ */
+static void
+rtu_line_reset(const char *device)
+{
+	struct termios	 t;
+	int		 fd;
+
+	if ((fd = open(device, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) ==
+	    -1)
+		return;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		t.c_iflag &= ~(tcflag_t)INPCK;
+		(void)tcsetattr(fd, TCSANOW, &t);
+	}
+	close(fd);
 }
 
 static struct node_link *
@@ -909,6 +965,8 @@ rtu_open(const struct node_conf *conf, int dirfd, char **cause)
 	    10);
 	l->answer_unit = (uint8_t)strtoul(node_conf_link_opt(conf,
 	    "answer-unit"), NULL, 10);
+	l->answer_unit_pct = (uint32_t)strtoul(node_conf_link_opt(conf,
+	    "answer-unit-pct"), NULL, 10);
 	bits = 1 + (unsigned int)(fmt[0] - '0') + (fmt[1] != 'N') +
 	    (unsigned int)(fmt[2] - '0');
 	l->char_ns = (uint64_t)bits * 1000000000ULL / baud;
@@ -917,6 +975,7 @@ rtu_open(const struct node_conf *conf, int dirfd, char **cause)
 	    strtoull(delay, NULL, 10) * 1000;
 
 	/* libmodbus opens the port and sets termios (INPCK with parity). */
+	rtu_line_reset(node_conf_link_opt(conf, "device"));
 	l->ctx = modbus_new_rtu(node_conf_link_opt(conf, "device"), (int)baud,
 	    fmt[1], fmt[0] - '0', fmt[2] - '0');
 	if (l->ctx == NULL || modbus_set_slave(l->ctx, l->unit) == -1 ||
@@ -971,7 +1030,8 @@ mbl_caps(const struct node_link *l, struct node_link_caps *c)
 {
 	c->rx_max = UP_MB_FRAME_MAX;
 	c->mtu_up = l->mtu_up;
-	c->flags = NODE_LINK_POLLED;
+	/* Compact by default; the unit id (or the server) names the node. */
+	c->flags = NODE_LINK_POLLED | NODE_LINK_COMPACT | NODE_LINK_ADDRESSED;
 	if (l->kind == MBL_RTU)
 		c->flags |= NODE_LINK_BROADCAST | NODE_LINK_HALF_DUPLEX;
 }

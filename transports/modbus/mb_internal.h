@@ -33,6 +33,14 @@
 
 #define MB_UNITS_MAX	247	/* RTU unit ids 1..247 */
 #define MB_TCP_PEERS_MAX 64	/* servers one modbus-tcp instance lists */
+/*
+ * Probes of a unit per round: a reply garbled on the line (CRC), from
+ * another unit or an exception is tried again at once, up to
+ * MB_PROBE_TRIES; silence (a timeout) once more, since the request may
+ * have been what the line lost.
+ */
+#define MB_PROBE_TRIES	3
+#define MB_PROBE_TRIES_SILENT 2
 #define MB_POLL_REGS	16	/* frame registers the first poll read takes */
 
 enum mb_kind {
@@ -103,6 +111,7 @@ struct mb_peer {
 	bool			 found;		/* TP_PEER_FOUND told */
 	bool			 probe_due;	/* to probe (RTU) */
 	bool			 probing;	/* a probe is out */
+	uint8_t			 probe_tries;	/* failed this round */
 	uint16_t		 ack;		/* last outbox seq read */
 	uint32_t		 errors;	/* in a row, for the logs */
 	uint16_t		 rx_max;	/* its FRAME window, bytes */

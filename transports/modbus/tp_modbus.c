@@ -13,8 +13,9 @@
  *  - modbus-rtu: one serial bus, one worker (mb_chan.c); broadcast,
  *    unicast and polls share the half-duplex line in the order the engine
  *    hands them over.  Nodes are found by probing the configured unit
- *    ids' identity registers (TP_PEER_FOUND), again every probe_s for
- *    those that did not answer.
+ *    ids' identity registers (TP_PEER_FOUND), twice or three times
+ *    when a probe fails (MB_PROBE_TRIES), again every probe_s for those
+ *    that did not answer.
  *  - modbus-tcp: one worker per server, so up to max_peers nodes are
  *    served at once (TP_CAP_CONNECT); no broadcast.
  *
@@ -381,6 +382,10 @@ job_done(struct tp *t, struct mb_job *j)
 			up_logf(UP_LOG_DEBUG, "transport.%s: unit %u: %s: %s",
 			    t->name, p->unit, j->what,
 			    modbus_strerror(j->err));
+			p->probe_tries++;
+			if (p->probe_tries < (j->err == ETIMEDOUT ?
+			    MB_PROBE_TRIES_SILENT : MB_PROBE_TRIES))
+				p->probe_due = true;	/* probe_pump() */
 			break;
 		}
 		p->rx_max = j->ident.rx_max < UP_MB_FRAME_MAX ?
@@ -537,6 +542,7 @@ probe_cb(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < t->npeers; i++)
 		if (!t->peers[i].found) {
 			t->peers[i].probe_due = true;
+			t->peers[i].probe_tries = 0;
 			any = true;
 		}
 	if (any)
@@ -744,8 +750,15 @@ fill_caps(struct tp *t, const struct tp_conf *conf)
 	c->uplink_mtu = UP_MB_FRAME_MAX;
 	c->tx_queue = t->queue;
 	c->response_ms = t->response_ms;
+	/*
+	 * UP's compact form is the link's default; a unit id (or a TCP
+	 * server) names the node, and the RTU CRC-16 (TCP's checksum over
+	 * Ethernet's CRC-32) checks every frame before UP sees it
+	 * (docs/up-protocol.md §11.1, §11.3).
+	 */
 	c->flags = TP_CAP_UNICAST | TP_CAP_POLLED | TP_CAP_LINK_ACK |
-	    TP_CAP_DISCOVERY;
+	    TP_CAP_DISCOVERY | TP_CAP_COMPACT | TP_CAP_ADDRESSED |
+	    TP_CAP_FCS;
 	if (t->kind == MB_RTU) {
 		unsigned int bits = 1 + (unsigned int)t->data_bits +
 		    (t->parity != 'N') + (unsigned int)t->stop_bits;
