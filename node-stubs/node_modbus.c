@@ -560,7 +560,12 @@ serve(struct node_link *l, uint8_t *adu, size_t adulen, const uint8_t *pdu,
 			fill_bitmap(l, addr, n);
 	} else if (fc == 0x03 || fc == 0x17)
 		fill_ob(l);
-	if (l->kind == MBL_RTU && l->answer_unit != 0 &&
+	/*
+	 * Never for a broadcast: libmodbus keeps quiet for unit 0 only, so
+	 * a broadcast "answered as another unit" would be a reply on the
+	 * bus, colliding with the gateway's next request.
+	 */
+	if (l->kind == MBL_RTU && !bcast && l->answer_unit != 0 &&
 	    node_rand(&l->rng) % 100 < l->answer_unit_pct) {
 		adu[0] = l->answer_unit;	/* fault injection */
 		up_logf(UP_LOG_DEBUG, "modbus: fault: answering function "

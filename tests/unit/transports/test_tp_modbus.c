@@ -307,6 +307,29 @@ sim_ctl(const char *cmd)
 	assert_true(strncmp(buf, "ok", 2) == 0);
 }
 
+/* Frames endpoint `ep' has sent on the bus, from upsim's status. */
+static long
+sim_tx_frames(const char *ep)
+{
+	static char	 buf[16384];
+	char		 key[32];
+	const char	*p;
+	size_t		 len = 0;
+	ssize_t		 n;
+
+	assert_true(write(ctl_fd, "status\n", 7) == 7);
+	while (len < sizeof(buf) - 1 && (len == 0 || buf[len - 1] != '\n')) {
+		n = read(ctl_fd, buf + len, sizeof(buf) - 1 - len);
+		assert_true(n > 0);
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	snprintf(key, sizeof(key), "{\"name\": \"%s\"", ep);
+	assert_non_null(p = strstr(buf, key));
+	assert_non_null(p = strstr(p, "\"tx_frames\": "));
+	return (strtol(p + 13, NULL, 10));
+}
+
 /* upnode i on the bus (rtu) or on a TCP port; extra link options. */
 static void
 node_start(int i, const char *transport, const char *opt1, const char *opt2)
@@ -491,6 +514,7 @@ test_rtu(void **state)
 	uint8_t		 f[UP_FRAME_MAX];
 	uint64_t	 cookie = 0, t0;
 	size_t		 len;
+	long		 tx4;
 	int		 i, found = 0, got;
 
 	sim_start(5);
@@ -535,9 +559,15 @@ test_rtu(void **state)
 	assert_int_equal(count('r'), 0);
 	assert_int_equal(recs[find('t', cookie, false)].status, TP_OK);
 
-	/* A broadcast: no reply, no response timeout waited. */
+	/*
+	 * A broadcast: no reply, no response timeout waited; not even from
+	 * the node that answers as another unit (a reply to unit 0 would
+	 * collide with the next request).
+	 */
 	tp_addr_broadcast(&bc);
 	len = discover(f, 20);
+	loop_for(50);
+	tx4 = sim_tx_frames("n4");
 	nrecs = 0;
 	t0 = host_now(NULL);
 	assert_int_equal(send_frame(ops, tp, &bc, f, len, ++cookie), TP_OK);
@@ -547,6 +577,7 @@ test_rtu(void **state)
 	/* Its airtime: 9 + 16 bytes at 11 bits and 115200 bit/s, + t3.5. */
 	assert_in_range(recs[i].us, 2300, 4500);
 	loop_for(100);
+	assert_int_equal(sim_tx_frames("n4"), tx4);
 	assert_int_equal(poll_announce(ops, tp, 1, 1, 5, &cookie), 1);
 	assert_int_equal(poll_announce(ops, tp, 2, 2, 5, &cookie), 1);
 
