@@ -852,6 +852,8 @@ void	 eng__send_offer(struct eng_session *);
 void	 eng__send_activate(struct eng_session *, const struct eng_member *);
 void	 eng__abort_node(struct eng_session *, uint64_t node,
 	    const struct tp_addr *src);
+void	 eng__to_node(struct eng_session *, uint8_t type, uint64_t node,
+	    const struct tp_addr *src);
 /* Reads a block range of the package; false after a read error. */
 bool	 eng__read(struct eng_session *, uint64_t off, uint8_t *, size_t);
 /* The package bytes block i carries. */
