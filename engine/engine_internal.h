@@ -958,6 +958,7 @@ void	 eng__fec_open(struct eng_session *);
 void	 eng__fec_free(struct eng_session *);
 uint16_t eng__fec_proactive(const struct eng_session *);
 uint16_t eng__fec_rows_n99(uint16_t k, uint32_t loss_ppm);
+uint16_t eng__fec_pro_group(const struct eng_session *, uint32_t g);
 /* A node's status body describing blocks [0, end). */
 void	 eng__fec_note(struct eng_session *, const struct up_status_body *,
 	    bool first, uint32_t end);

@@ -94,6 +94,23 @@ eng__fec_proactive(const struct eng_session *s)
 	return (parity_ceil(kp + 2 * parity_sqrt(kp), s->fec_k));
 }
 
+/*
+ * The proactive rows of group g: the session's figure; with the N99
+ * batch (auto on a slow link) a short last group gets the batch of its
+ * own length (30 blocks need fewer rows than 64).
+ */
+uint16_t
+eng__fec_pro_group(const struct eng_session *s, uint32_t g)
+{
+	uint16_t	 m = up_fec_group_len(s->nblocks, s->fec_k, g);
+
+	if (s->fec_pro != 0 && m < s->fec_k &&
+	    eng__params(s)->fec_proactive == ENG_FEC_AUTO && s->l != NULL &&
+	    s->l->pf.slow)
+		return (eng__fec_rows_n99(m, parity_loss(s)));
+	return (s->fec_pro);
+}
+
 void
 eng__fec_free(struct eng_session *s)
 {
