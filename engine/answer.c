@@ -62,8 +62,10 @@ answer_stranger(struct eng_session *s, uint64_t node,
 	    state == UP_NS_DOWNLOADED || state == UP_NS_VERIFIED) ?
 	    ", aborting it" : "");
 	if (rc == -1 && (state == UP_NS_RECEIVING ||
-	    state == UP_NS_DOWNLOADED || state == UP_NS_VERIFIED))
+	    state == UP_NS_DOWNLOADED || state == UP_NS_VERIFIED)) {
+		s->strangers++;
 		eng__abort_node(s, node, src);
+	}
 	/*
 	 * A final RESULT of a node never targeted (it installed the image
 	 * before an ABORT reached it): acknowledged, so it stops resending
@@ -102,6 +104,7 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 				eng__debug("session %08x: ACCEPT from "
 				    "non-member 0x%016" PRIx64 ", aborting it",
 				    s->id, a->node_id);
+				s->strangers++;
 				eng__abort_node(s, a->node_id, src);
 			}
 			return;

@@ -705,6 +705,12 @@ struct eng_session {
 	uint8_t			*agg_bits;	/* NULL: no aggregate */
 	uint8_t			*agg_need;
 	uint64_t		 count_rounds;	/* rounds asking counts */
+	/*
+	 * Nodes no member that took this session up (aborted): ACTIVATE
+	 * then names each member, so that one whose ABORTs were all lost
+	 * cannot install at an ACTIVATE to all.
+	 */
+	uint32_t		 strangers;
 	uint64_t		 runs_asked;	/* compact asks in full sessions */
 	uint64_t		 counts_heard;	/* count lists answered */
 };
