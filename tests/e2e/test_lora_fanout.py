@@ -59,6 +59,11 @@ def scenario(bindir, srcdir):
             "device = %s" % tb.air_path("gw"),
             "frequency_hz = 869525000",
             "sf = 7",
+            # 120 s simulated are 6 s of real time at scale 20: a node
+            # process that an ASan build on a loaded machine stalls for
+            # a second is not a radio gone silent (the derived 24 s are
+            # 1.2 s real).
+            "node_silence_s = 120",
         ], discover_interval_s=120, status_window_ms=8000,
             offer_window_ms=8000, activate_delay_ms=2000,
             result_timeout_s=1200, session_deadline_s=36000)
@@ -102,20 +107,24 @@ def scenario(bindir, srcdir):
                "simulated)" % (NODES, t_nodes, (st["sim_ms"] - sim0) / 1e3))
 
         def all_reported():
-            res = tb.results()
+            res = [r for r in tb.results() if r.get("final")]
             return len({r["node"] for r in res}) >= NODES and res
-        tb.wait_for(all_reported, 120, "one result per node at the cloud")
+        tb.wait_for(all_reported, 120,
+                    "one final result per node at the cloud")
         time.sleep(2)
-        per_node = {}
-        for r in tb.results():
-            per_node.setdefault(r["node"], []).append(r)
-        if len(per_node) != NODES:
+        # Exactly one final record per node, the last, "updated"; a
+        # provisional one before it (a write-off the node then proved
+        # wrong, issue 7) is allowed, and said.
+        finals = tb.check_exactly_once("1")
+        if len(finals) != NODES:
             raise Fail("results for %d nodes, expected %d"
-                       % (len(per_node), NODES))
-        for node, rs in sorted(per_node.items()):
-            if len(rs) != 1 or rs[0].get("state") != "updated" or \
-               rs[0].get("to") != "1.1.0":
-                raise Fail("node %s results: %s" % (node, rs))
+                       % (len(finals), NODES))
+        for (node, comp), r in sorted(finals.items()):
+            if r.get("state") != "updated" or r.get("to") != "1.1.0":
+                raise Fail("node %s final result: %s" % (node, r))
+        prov = sum(len(v) - 1 for v in tb.item_records("1").values())
+        if prov:
+            tb.log("%d provisional record(s) before the final ones" % prov)
         got = tb.cloud_bytes(url)
         if got != SIZE:
             raise Fail("the cloud served %d bytes, expected one copy (%d)"
