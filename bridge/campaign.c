@@ -1227,6 +1227,7 @@ static struct fo_session *
 campaign_session(struct fo_campaign *c, const char *transport)
 {
 	struct fo_session	*s;
+	struct fo_member	*m;
 	char			*cause = NULL;
 
 	TAILQ_FOREACH(s, &c->sessions, centry)
@@ -1235,7 +1236,19 @@ campaign_session(struct fo_campaign *c, const char *transport)
 	if ((s = session__new(c, transport, 0, 0, 0, 0, 0, &cause)) == NULL) {
 		log_warnx("campaign %s: %s", c->id, cause);
 		free(cause);
+		return (NULL);
 	}
+	/*
+	 * A session reopened for latecomers takes its members that are
+	 * final already, as one loaded from disk does: a node whose
+	 * RESULT_ACK was lost resends its RESULT, and only a member's is
+	 * acknowledged.  Unacknowledged, a field of radio nodes repeats
+	 * RESULTs into the latecomers' answer slots.
+	 */
+	TAILQ_FOREACH(m, &c->members, centry)
+		if (m->s == NULL && ENG_M_FINAL(m->state) &&
+		    strcmp(m->transport, transport) == 0)
+			session__add_member(s, m);
 	return (s);
 }
 

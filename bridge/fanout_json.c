@@ -216,10 +216,12 @@ fanout_status_json(struct fanout *f)
 	    "waiting", n[FO_C_WAITING], "running", n[FO_C_RUNNING],
 	    "paused", n[FO_C_PAUSED], "active", n[FO_C_WAITING] +
 	    n[FO_C_RUNNING] + n[FO_C_PAUSED]));
-	json_object_set_new(o, "results", json_pack("{s:I, s:I, s:I, s:I}",
+	json_object_set_new(o, "results", json_pack("{s:I, s:I, s:I, s:I, "
+	    "s:I}",
 	    "final", (json_int_t)f->results,
 	    "duplicates", (json_int_t)es.duplicate_results,
 	    "conflicting", (json_int_t)es.conflicting_results,
+	    "strangers", (json_int_t)es.stranger_results,
 	    "reports", (json_int_t)f->reports));
 	json_object_set_new(o, "rx_unknown_session",
 	    json_integer((json_int_t)es.rx_unknown_session));

@@ -38,6 +38,49 @@ answer_revive(struct eng_session *s, struct eng_member *m)
 	return (true);
 }
 
+/*
+ * A STATUS or RESULT from a node that is no member.  It heard the
+ * broadcast OFFER and took the session up; the ABORT its ACCEPT drew
+ * was lost (a radio loses one frame in ten), and a class-C node hears
+ * every DATA and VERIFY after it.  The daemon may take it now
+ * (cb.stranger); one that was not targeted and holds an image of this
+ * session is aborted again, so it never installs what it was not meant
+ * to get.  Returns the member, or NULL when the frame is done with.
+ */
+static struct eng_member *
+answer_stranger(struct eng_session *s, uint64_t node,
+    const struct tp_addr *src, uint8_t state, const char *what)
+{
+	struct eng	*e = s->e;
+	int		 rc;
+
+	rc = e->cb.stranger(e->cb.arg, s, node, src);
+	if (rc == 1)
+		return (eng__member(s, node));
+	eng__debug("session %08x: %s from non-member 0x%016" PRIx64 "%s",
+	    s->id, what, node, rc == -1 && (state == UP_NS_RECEIVING ||
+	    state == UP_NS_DOWNLOADED || state == UP_NS_VERIFIED) ?
+	    ", aborting it" : "");
+	if (rc == -1 && (state == UP_NS_RECEIVING ||
+	    state == UP_NS_DOWNLOADED || state == UP_NS_VERIFIED)) {
+		s->strangers++;
+		eng__abort_node(s, node, src);
+	}
+	/*
+	 * A final RESULT of a node never targeted (it installed the image
+	 * before an ABORT reached it): acknowledged, so it stops resending
+	 * into the members' answers; not reported, no campaign had it.
+	 */
+	if (rc == -1 && (state == UP_NS_UPDATED || state == UP_NS_FAILED)) {
+		e->stats.stranger_results++;
+		eng__info("session %08x: node 0x%016" PRIx64 " is no member "
+		    "and reports %s: acknowledged, not reported", s->id, node,
+		    up_state_str(state));
+		eng__to_node(s, UP_T_RESULT_ACK, node, src);
+	}
+	return (NULL);
+}
+
 void
 eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
     const struct tp_addr *src)
@@ -61,6 +104,7 @@ eng__rx_accept(struct eng_session *s, const struct up_msg *msg,
 				eng__debug("session %08x: ACCEPT from "
 				    "non-member 0x%016" PRIx64 ", aborting it",
 				    s->id, a->node_id);
+				s->strangers++;
 				eng__abort_node(s, a->node_id, src);
 			}
 			return;
@@ -126,11 +170,10 @@ eng__rx_status(struct eng_session *s, const struct up_msg *msg,
 	const struct up_status	*st = &msg->u.status;
 	struct eng_member	*m;
 
-	if ((m = eng__member(s, st->node_id)) == NULL) {
-		eng__debug("session %08x: STATUS from non-member 0x%016"
-		    PRIx64, s->id, st->node_id);
+	if ((m = eng__member(s, st->node_id)) == NULL &&
+	    (m = answer_stranger(s, st->node_id, src, st->state,
+	    "STATUS")) == NULL)
 		return;
-	}
 	eng__heard(m, src);
 	if (m->asked && !m->answered)
 		eng__rtt_status(s);
@@ -169,11 +212,10 @@ eng__rx_result(struct eng_session *s, const struct up_msg *msg,
 	struct eng_member		*m;
 	enum eng_mstate			 st;
 
-	if ((m = eng__member(s, r->node_id)) == NULL) {
-		eng__debug("session %08x: RESULT from non-member 0x%016"
-		    PRIx64, s->id, r->node_id);
+	if ((m = eng__member(s, r->node_id)) == NULL &&
+	    (m = answer_stranger(s, r->node_id, src, r->state,
+	    "RESULT")) == NULL)
 		return;
-	}
 	eng__heard(m, src);
 	if (r->state == UP_NS_VERIFIED) {
 		if (ENG_M_FINAL(m->state) && !answer_revive(s, m)) {

@@ -350,6 +350,8 @@ struct eng_stats {
 	uint64_t	 duplicate_results;	/* RESULTs acknowledged again */
 	/* RESULTs that contradict the node's final word, ignored. */
 	uint64_t	 conflicting_results;
+	/* Final RESULTs of nodes that are no member, acknowledged only. */
+	uint64_t	 stranger_results;
 	uint64_t	 finals;		/* member_final callbacks */
 };
 void		 eng_stats(struct eng *, struct eng_stats *);

@@ -706,6 +706,12 @@ struct eng_session {
 	uint8_t			*agg_bits;	/* NULL: no aggregate */
 	uint8_t			*agg_need;
 	uint64_t		 count_rounds;	/* rounds asking counts */
+	/*
+	 * Nodes no member that took this session up (aborted): ACTIVATE
+	 * then names each member, so that one whose ABORTs were all lost
+	 * cannot install at an ACTIVATE to all.
+	 */
+	uint32_t		 strangers;
 	uint64_t		 runs_asked;	/* compact asks in full sessions */
 	uint64_t		 counts_heard;	/* count lists answered */
 };
@@ -853,6 +859,8 @@ void	 eng__send_offer(struct eng_session *);
 void	 eng__send_activate(struct eng_session *, const struct eng_member *);
 void	 eng__abort_node(struct eng_session *, uint64_t node,
 	    const struct tp_addr *src);
+void	 eng__to_node(struct eng_session *, uint8_t type, uint64_t node,
+	    const struct tp_addr *src);
 /* Reads a block range of the package; false after a read error. */
 bool	 eng__read(struct eng_session *, uint64_t off, uint8_t *, size_t);
 /* The package bytes block i carries. */
@@ -957,6 +965,8 @@ void	 eng__result_timer(struct eng_session *);
 void	 eng__fec_open(struct eng_session *);
 void	 eng__fec_free(struct eng_session *);
 uint16_t eng__fec_proactive(const struct eng_session *);
+uint16_t eng__fec_rows_n99(uint16_t k, uint32_t loss_ppm);
+uint16_t eng__fec_pro_group(const struct eng_session *, uint32_t g);
 /* A node's status body describing blocks [0, end). */
 void	 eng__fec_note(struct eng_session *, const struct up_status_body *,
 	    bool first, uint32_t end);

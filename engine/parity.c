@@ -26,29 +26,89 @@ parity_loss(const struct eng_session *s)
 	return (s->l != NULL ? s->l->loss_ppm : 0);
 }
 
-/* A whole percent (the profile's, or auto) of fec_k, rounded up. */
+static double
+parity_sqrt(double v)
+{
+	double	 x;
+	int	 i;
+
+	if (v <= 0)
+		return (0);
+	for (x = v + 1, i = 0; i < 30; i++)	/* Newton */
+		x = (x + v / x) / 2;
+	return (x);
+}
+
+static uint16_t
+parity_ceil(double r, uint16_t k)
+{
+	if (r <= 0)
+		return (0);
+	if (r > k)
+		r = k;
+	return ((uint16_t)r + ((double)(uint16_t)r < r));
+}
+
+/*
+ * The first parity batch of a group of k blocks on a slow link, from
+ * the loss the nodes reported last time (research/transports.md §1.2):
+ * a node needs N99 = (k + 7 + 2.33 sqrt(k p / (1 - p))) / (1 - p)
+ * frames of the group to decode with 99 % probability (TS004 needs on
+ * average k + 2 received, k + 7 for 99 %), so the batch is N99 - k
+ * rows.  0 while no loss was measured: a clean link gets no parity
+ * before a node asks for it.
+ */
+uint16_t
+eng__fec_rows_n99(uint16_t k, uint32_t loss_ppm)
+{
+	double	 p = loss_ppm / 1e6;
+
+	if (k == 0 || loss_ppm == 0 || p >= 0.5)
+		return (p >= 0.5 ? k : 0);
+	return (parity_ceil((k + 7 + 2.33 * parity_sqrt(k * p / (1 - p))) /
+	    (1 - p) - k, k));
+}
+
+/*
+ * A whole percent (the profile's) of fec_k, rounded up; auto: the N99
+ * batch on a slow link, where every repair round costs a status round
+ * of airtime, else research/multicast-delta.md §7.1's lighter
+ * ceil(k p + 2 sqrt(k p)) (a LAN round costs milliseconds).
+ */
 uint16_t
 eng__fec_proactive(const struct eng_session *s)
 {
 	int		 pct = eng__params(s)->fec_proactive;
-	double		 kp, r, x;
-	int		 i;
+	double		 kp;
 
 	if (pct != ENG_FEC_AUTO) {
 		if (pct <= 0)
 			return (0);
 		return ((uint16_t)((s->fec_k * pct + 99) / 100));
 	}
-	/* research/multicast-delta.md §7.1: ceil(k p + 2 sqrt(k p)). */
+	if (s->l != NULL && s->l->pf.slow)
+		return (eng__fec_rows_n99(s->fec_k, parity_loss(s)));
 	kp = (double)s->fec_k * parity_loss(s) / 1e6;
 	if (kp <= 0)
 		return (0);
-	for (x = kp + 1, i = 0; i < 30; i++)	/* sqrt, Newton */
-		x = (x + kp / x) / 2;
-	r = kp + 2 * x;
-	if (r > s->fec_k)
-		r = s->fec_k;
-	return ((uint16_t)r + ((double)(uint16_t)r < r));
+	return (parity_ceil(kp + 2 * parity_sqrt(kp), s->fec_k));
+}
+
+/*
+ * The proactive rows of group g: the session's figure; with the N99
+ * batch (auto on a slow link) a short last group gets the batch of its
+ * own length (30 blocks need fewer rows than 64).
+ */
+uint16_t
+eng__fec_pro_group(const struct eng_session *s, uint32_t g)
+{
+	uint16_t	 m = up_fec_group_len(s->nblocks, s->fec_k, g);
+
+	if (s->fec_pro != 0 && m < s->fec_k &&
+	    eng__params(s)->fec_proactive == ENG_FEC_AUTO && s->l != NULL &&
+	    s->l->pf.slow)
+		return (eng__fec_rows_n99(m, parity_loss(s)));
+	return (s->fec_pro);
 }
 
 void

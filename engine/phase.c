@@ -315,7 +315,8 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 	s->cursor = i + 1;
 	/* Proactive parity follows the group's DATA in the first pass. */
 	if (s->fec_k != 0 && s->pass == 1 && s->fec_pro > 0)
-		s->fec_pend[i / s->fec_k] = s->fec_pro;
+		s->fec_pend[i / s->fec_k] = eng__fec_pro_group(s,
+		    i / s->fec_k);
 	tp_addr_broadcast(dst);
 	return ((size_t)rc);
 }

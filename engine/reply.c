@@ -213,6 +213,12 @@ eng__sq_missing_end(struct eng_session *s)
 		 * blocks answers it with its run list.
 		 */
 		eng__answered(m);
+		/*
+		 * As a node that says "nothing missing" (counts_apply): the
+		 * first pass's loss measure (eng__fec_measure) would count
+		 * the blocks it held at its ACCEPT as lost.
+		 */
+		m->held = s->nblocks;
 		eng__set_state(m, ENG_M_DOWNLOADED);
 	}
 }

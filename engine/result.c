@@ -163,8 +163,11 @@ eng__activate_tick(struct eng_session *s)
 	if (s->step < r) {
 		eng__batch(s);
 		/* Repeated like OFFER: nodes past VERIFIED ignore it. */
-		if (s->nstate[ENG_M_VERIFIED] > 0) {
-			/* Held nodes are VERIFIED: name each of the others. */
+		if (s->nstate[ENG_M_VERIFIED] > 0 || s->strangers > 0) {
+			/*
+			 * Held nodes are VERIFIED, or a node no member may
+			 * hold the image: name each of the others.
+			 */
 			TAILQ_FOREACH(m, &s->members, entry)
 				if (m->state == ENG_M_ACTIVATING)
 					eng__send_activate(s, m);

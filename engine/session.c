@@ -230,16 +230,25 @@ void
 eng__abort_node(struct eng_session *s, uint64_t node,
     const struct tp_addr *src)
 {
+	eng__to_node(s, UP_T_ABORT, node, src);
+}
+
+/* A targeted ABORT or RESULT_ACK to a node that may be no member. */
+void
+eng__to_node(struct eng_session *s, uint8_t type, uint64_t node,
+    const struct tp_addr *src)
+{
 	struct eng_link	*l = eng__session_link(s);
 	struct up_msg	 msg;
 
 	if (l == NULL)
 		return;
 	memset(&msg, 0, sizeof(msg));
-	msg.type = UP_T_ABORT;
+	msg.type = type;
 	msg.session = s->id;
 	msg.u.target.node_id = node;
-	msg.u.target.reason = UP_R_ABORTED;
+	if (type == UP_T_ABORT)
+		msg.u.target.reason = UP_R_ABORTED;
 	eng__ctrl(l, s, (l->caps.flags & TP_CAP_UNICAST) != 0 ? src : NULL,
 	    &msg);
 }

@@ -1592,6 +1592,18 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		return (node_answer_offer(n, m, UP_R_INITIAL));
 	}
 
+	/*
+	 * The session that brought the version we run, its RESULT
+	 * acknowledged: the gateway holds our record.  Its OFFER again (a
+	 * session reopened for latecomers) is not for us (§5.2 step 2): on
+	 * a shared radio every updated node's "already" would fall into
+	 * the latecomers' answer slots.
+	 */
+	if (m->session == n->session && n->state == UP_NS_UPDATED &&
+	    !n->unacked && node_same_package(o, &n->offer) &&
+	    strcmp(running, o->to_version) == 0)
+		return (UP_OK);
+
 	code = node_offer_code(n, m, running);
 	if (code != UP_R_INITIAL) {
 		up_logf(UP_LOG_INFO, "node %016llx: session %08lx: "

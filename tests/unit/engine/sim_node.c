@@ -315,6 +315,12 @@ sim_rx(void *arg, const uint8_t *frame, size_t len)
 		return;
 	if (sn->no_xor && len > 1 && frame[1] == UP_T_XOR)
 		return;
+	/* The first lose_aborts ABORTs are lost on the air. */
+	if (sn->lose_aborts > 0 && up_decode_any(frame, len, &m) == UP_OK &&
+	    m.type == UP_T_ABORT) {
+		sn->lose_aborts--;
+		return;
+	}
 	if (sn->busy && up_decode(frame, len, &m) == UP_OK &&
 	    m.type == UP_T_OFFER) {
 		sim_busy(sn, &m);

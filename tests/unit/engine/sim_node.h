@@ -48,6 +48,7 @@ struct sim_node {
 	bool			 mute;		/* sends nothing */
 	bool			 no_xor;	/* an older node: drops XOR */
 	bool			 full_only;	/* ... drops compact frames */
+	uint32_t		 lose_aborts;	/* the first n ABORTs lost */
 	uint32_t		 boot_delay_ms;
 	char			 next_version[UP_VER_MAX + 1];
 	bool			 rebooting;

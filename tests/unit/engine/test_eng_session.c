@@ -442,6 +442,42 @@ test_non_member_aborted(void **state)
 	efx_free(fx);
 }
 
+/*
+ * The same stranger loses the ABORTs its ACCEPTs draw (a radio loses
+ * one frame in ten) and goes on with the session it heard.  Its STATUS
+ * and RESULT draw an ABORT again, and a session that met a stranger
+ * names each member in its ACTIVATE: before, the ACTIVATE to all
+ * installed the package on it.
+ */
+static void
+test_non_member_lost_abort(void **state)
+{
+	struct efx	*fx;
+	struct sim_node	*other;
+
+	fx = efx_new(&tp_mem_ops, NULL, NULL, 30 * 1024);
+	strcpy(fx->hw, "hw-a");
+	efx_node(fx, 0xb01, 128 * 1024, 0);
+	other = efx_node_hw(fx, 0xb02, "hw-b", 128 * 1024, 0);
+	other->lose_aborts = 3;
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 10000));
+	assert_int_equal(sim_node_state(fx->nodes[0], NULL, NULL),
+	    UP_NS_UPDATED);
+	assert_int_equal(other->lose_aborts, 0);
+	/*
+	 * Not installed: the ACTIVATE named the member.  The stranger may
+	 * still hold the verified image it heard; its next ANNOUNCE gets it
+	 * released (the daemon's campaign__orphan_check).
+	 */
+	assert_int_not_equal(sim_node_state(other, NULL, NULL),
+	    UP_NS_UPDATED);
+	assert_string_equal(sim_node_version(other, "app"), "1.0.0");
+	assert_true(efx_counts(fx)->by_type[UP_T_ABORT] >= 3);
+	assert_null(fx->kn[1].m);
+	efx_free(fx);
+}
+
 static bool
 efx_some_data(struct efx *fx)
 {
@@ -845,6 +881,7 @@ main(void)
 		cmocka_unit_test_teardown(test_rate, teardown),
 		cmocka_unit_test_teardown(test_bad_frames, teardown),
 		cmocka_unit_test_teardown(test_non_member_aborted, teardown),
+		cmocka_unit_test_teardown(test_non_member_lost_abort, teardown),
 		cmocka_unit_test_teardown(test_late_joiners, teardown),
 		cmocka_unit_test_teardown(test_duty_cycle, teardown),
 		cmocka_unit_test_teardown(test_streaming_source, teardown),

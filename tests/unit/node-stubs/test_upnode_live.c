@@ -262,15 +262,21 @@ offer_fill(struct up_offer *o)
 }
 
 static void
-send_offer(const struct up_offer *o)
+send_offer_in(const struct up_offer *o, uint32_t session)
 {
 	struct up_msg	 m;
 
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_OFFER;
-	m.session = SESSION;
+	m.session = session;
 	m.u.offer = *o;
 	gw_send(&m);
+}
+
+static void
+send_offer(const struct up_offer *o)
+{
+	send_offer_in(o, SESSION);
 }
 
 static void
@@ -484,7 +490,11 @@ test_session(void **state)
 	assert_int_equal(m.u.announce.state, UP_NS_UPDATED);
 	assert_string_equal(m.u.announce.comp[0].version, "1.1.0");
 	assert_int_equal(gw_recv(UP_T_RESULT, 1500, &m, NULL), 0);
+	/* Its own session again: the gateway has its record, silence. */
 	send_offer(&o);
+	assert_int_equal(gw_recv(UP_T_ACCEPT, 1500, &m, NULL), 0);
+	/* Another session of the version it runs: already. */
+	send_offer_in(&o, SESSION + 1);
 	expect(UP_T_ACCEPT, &m, NULL);
 	assert_int_equal(m.u.accept.code, UP_R_ALREADY);
 }
