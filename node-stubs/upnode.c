@@ -550,6 +550,14 @@ handle_frame(const uint8_t *buf, size_t len, const struct node_link_src *src)
 	}
 }
 
+/* The link holds frames it read ahead for this fd (node_link_ops). */
+static bool
+link_pending(const struct pollfd *pfd)
+{
+	return (conf.link->pending != NULL &&
+	    conf.link->pending(link_, pfd));
+}
+
 static void
 drain(const struct pollfd *pfd)
 {
@@ -762,6 +770,10 @@ main(int argc, char **argv)
 		/* The engine's timers are on the (scaled) node clock. */
 		if (conf.time_scale > 1)
 			ms = (uint32_t)((double)ms / conf.time_scale);
+		/* Frames the link read ahead are due now. */
+		for (i = 0; i < nfd; i++)
+			if (link_pending(&pfd[i]))
+				ms = 0;
 		ts.tv_sec = ms / 1000;
 		ts.tv_nsec = (long)(ms % 1000) * 1000000;
 		n = ppoll(pfd, (nfds_t)nfd, &ts, &orig);
@@ -771,7 +783,7 @@ main(int argc, char **argv)
 			die("poll", NULL);
 		}
 		for (i = 0; i < nfd; i++)
-			if (pfd[i].revents != 0)
+			if (pfd[i].revents != 0 || link_pending(&pfd[i]))
 				drain(&pfd[i]);
 		node_oob();
 		up_node_tick(&engine);
