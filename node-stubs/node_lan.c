@@ -53,6 +53,7 @@ struct lan_rx {
 	uint8_t			 buf[LAN_RX_BATCH][LAN_SLOT];
 	unsigned int		 next;
 	unsigned int		 n;
+	bool			 short_read;	/* n < LAN_RX_BATCH: empty */
 };
 
 struct node_link {
@@ -363,6 +364,16 @@ lan_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 			memcpy(src->b, &r->from[i], sizeof(r->from[i]));
 			return ((ssize_t)m->msg_len);
 		}
+		/*
+		 * A read that brought less than it asked for emptied the
+		 * socket: no second system call to hear it say EAGAIN (a
+		 * datagram that came since makes the fd readable again).
+		 */
+		if (r->short_read) {
+			r->short_read = false;
+			r->next = r->n = 0;
+			return (0);
+		}
 		for (i = 0; i < LAN_RX_BATCH; i++) {
 			m = &r->m[i];
 			memset(m, 0, sizeof(*m));
@@ -377,6 +388,7 @@ lan_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 		n = recvmmsg(pfd->fd, r->m, LAN_RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n > 0) {
 			r->n = (unsigned int)n;
+			r->short_read = n < LAN_RX_BATCH;
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
