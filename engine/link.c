@@ -11,8 +11,8 @@
  * comes, which is exactly when the pacer allows the next frame, sends
  * what is due (at most ENG_TX_BURST frames, then yields to the daemon's
  * loop), stops on TP_EAGAIN and resumes from writable(), and ends with
- * the plugin's flush() (a plugin may send the run's frames together).  A frame
- * refused with TP_EAGAIN is kept and sent first later.
+ * the plugin's flush() (a plugin may send the run's frames together).
+ * A frame refused with TP_EAGAIN is kept and sent first later.
  *
  * The plugin's callbacks are entry points of the engine (eng__enter /
  * eng__leave): they never send from inside themselves, they make the

@@ -17,7 +17,7 @@
  *     On a fast link (a full frame takes at most a quarter of
  *     PACER_BATCH_NS at the paced rate: the LAN) a wait for the rate is
  *     stretched by PACER_BATCH_NS, so each wake-up sends the 2 ms of
- *     frames that became due (8 at 50 Mbit/s) instead of one: a timer, a
+ *     frames that became due (8-9 at 50 Mbit/s) instead of one: a timer, a
  *     loop turn and a wake-up of every receiver per batch, not per frame.
  *     The long-run rate is the same; slower links pace frame by frame.
  *  2. Duty cycle: one ledger per regulated band (duty.c), the airtime of

@@ -37,7 +37,8 @@ static void
 simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
     uint64_t span_us, uint64_t tick_us, uint32_t overhead)
 {
-	uint64_t	 end = s->now + span_us, w, prev = UINT64_MAX, batch = 0;
+	uint64_t	 end = s->now + span_us, w, prev = UINT64_MAX;
+	uint64_t	 batch = 0;
 
 	s->first = UINT64_MAX;
 	s->min_spacing = UINT64_MAX;
