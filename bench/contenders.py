@@ -97,6 +97,15 @@ def stop_all(procs, sig=signal.SIGTERM):
         p.stop(sig)
 
 
+def node_argv(ctx, argv):
+    """A node's command line: under SCHED_BATCH with --node-sched batch
+    (every contender's nodes alike; docs/benchmarks.md, "Node
+    scheduling")."""
+    if getattr(ctx, "node_sched", "normal") == "batch":
+        return ["chrt", "--batch", "0"] + list(argv)
+    return list(argv)
+
+
 def sha_ok(path, want):
     try:
         with open(path) as f:
@@ -161,7 +170,7 @@ def run_direct(ctx, rundir, meter):
         cmd = "%s && sha256sum %s > %s.sha" % (
             " ".join(shlex.quote(a) for a in curl_argv(ctx, f)),
             shlex.quote(f), shlex.quote(f))
-        procs.append(Proc(ns, ["sh", "-c", cmd],
+        procs.append(Proc(ns, node_argv(ctx, ["sh", "-c", cmd]),
                           os.path.join(d, "log"), t0=meter.t0))
     done_at = {i: None for i in range(1, ctx.nodes + 1)}
 
@@ -227,10 +236,10 @@ def run_uftp(ctx, rundir, meter):
         os.makedirs(os.path.join(d, "tmp"))
         uid = "0x%08X" % (0x0A000000 + i)
         ids.append(uid)
-        nodes.append(Proc(ns, [
+        nodes.append(Proc(ns, node_argv(ctx, [
             "uftpd", "-d", "-I", node_ip(i), "-D", os.path.join(d, "rx"),
             "-T", os.path.join(d, "tmp"), "-B", "4194304", "-U", uid,
-            "-M", pub, "-p", str(port), "-q", "-s", hook],
+            "-M", pub, "-p", str(port), "-q", "-s", hook]),
             os.path.join(d, "log"), stamp=False))
     hosts = os.path.join(rundir, "nodes.txt")
     with open(hosts, "w") as f:
@@ -295,7 +304,8 @@ def udp_receivers(ctx, rundir, portbase):
                "--exit-wait %d --file %s && sha256sum %s > %s.sha"
                % (portbase, ctx.udp_exit_wait_ms, shlex.quote(f),
                   shlex.quote(f), shlex.quote(f)))
-        nodes.append(Proc(ns, ["sh", "-c", cmd], os.path.join(d, "log")))
+        nodes.append(Proc(ns, node_argv(ctx, ["sh", "-c", cmd]),
+                          os.path.join(d, "log")))
     return nodes
 
 
@@ -422,11 +432,11 @@ def run_upbridge(ctx, rundir, meter):
     nodes = []
     for i, ns in enumerate(ctx.bed.nodes, 1):
         d = os.path.join(rundir, "n%d" % i)
-        nodes.append(Proc(ns, [
+        nodes.append(Proc(ns, node_argv(ctx, [
             ctx.bin("upnode"), "--id", str(i), "--hw", "race-hw",
             "--component", "app=1.0.0", "--state-dir", d,
             "--pubkey", ctx.pub, "--group", group, "--port", str(mport),
-            "--iface", node_ip(i), "--slot-size", str(slot)],
+            "--iface", node_ip(i), "--slot-size", str(slot)]),
             os.path.join(rundir, "n%d.log" % i), t0=base,
             on_line=node_line(i)))
     events = {}

@@ -136,6 +136,7 @@ struct pacer {
 	uint32_t	 min_gap_us;
 	uint32_t	 tx_queue;
 	uint64_t	 burst_ns;	/* GCRA tolerance */
+	uint64_t	 batch_ns;	/* added to a rate wait; 0: none */
 
 	/* State. */
 	uint64_t	 tat_ns;	/* theoretical arrival time */

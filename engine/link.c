@@ -10,8 +10,9 @@
  * preallocated frame.  The loop runs when the link's deadline (tx_at)
  * comes, which is exactly when the pacer allows the next frame, sends
  * what is due (at most ENG_TX_BURST frames, then yields to the daemon's
- * loop), stops on TP_EAGAIN and resumes from writable().  A frame
- * refused with TP_EAGAIN is kept and sent first later.
+ * loop), stops on TP_EAGAIN and resumes from writable(), and ends with
+ * the plugin's flush() (a plugin may send the run's frames together).
+ * A frame refused with TP_EAGAIN is kept and sent first later.
  *
  * The plugin's callbacks are entry points of the engine (eng__enter /
  * eng__leave): they never send from inside themselves, they make the
@@ -732,6 +733,9 @@ eng__link_run(struct eng_link *l, uint64_t now_us)
 	    l->tx_at == ENG_NEVER && eng__poll_deadline(l) <= now_us)) {
 		l->tx_at = ENG_NEVER;
 		link_tx(l);
+		/* What the plugin held of this run goes now (host.flushes). */
+		if (l->tp != NULL && l->ops->flush != NULL)
+			l->ops->flush(l->tp);
 	}
 	if (l->up)
 		eng__peer_idle(l);
@@ -1051,6 +1055,7 @@ eng_link_open(struct eng *e, const char *name, const struct tp_ops *ops,
 	l->host.arg = l;
 	l->host.now_ms = link_host_now_ms;
 	l->host.time_scale = e->clock.scale > 0 ? e->clock.scale : 1;
+	l->host.flushes = 1;
 	l->host.rx = link_rx;
 	l->host.writable = link_writable;
 	l->host.tx_done = link_tx_done;

@@ -11,6 +11,11 @@
  * replies (RESULT_ACK, targeted frames).  The gateway's address is kept
  * in DIR/gateway so a node rebooted in the middle of a session can send
  * its RESULT at once.
+ *
+ * Each socket is read with recvmmsg(), up to LAN_RX_BATCH datagrams a
+ * call (the gateway sends its frames in batches, one per wake-up of its
+ * pacer); recv() hands them out one by one, and pending() tells upnode
+ * that frames read ahead wait although the fd may not be readable.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -30,9 +35,26 @@
 
 /* Room for bursts while the node fsyncs its state. */
 #define LAN_RCVBUF	(4 * 1024 * 1024)
-/* The largest UDP payload: anything longer than a frame is refused whole
- * by the decoder, never truncated into something that might decode. */
-#define LAN_RX_MAX	65535
+/* Datagrams per recvmmsg(). */
+#define LAN_RX_BATCH	16
+/*
+ * A slot holds the largest UP frame and one byte more: a longer datagram
+ * comes cut (MSG_TRUNC) and is dropped whole, never handed on truncated
+ * into something that might decode.
+ */
+#define LAN_RX_MAX	UP_FRAME_MAX
+#define LAN_SLOT	(LAN_RX_MAX + 1)
+
+/* What one socket's last recvmmsg() brought: [next, n) are still due. */
+struct lan_rx {
+	struct mmsghdr		 m[LAN_RX_BATCH];
+	struct iovec		 v[LAN_RX_BATCH];
+	struct sockaddr_in	 from[LAN_RX_BATCH];
+	uint8_t			 buf[LAN_RX_BATCH][LAN_SLOT];
+	unsigned int		 next;
+	unsigned int		 n;
+	bool			 short_read;	/* n < LAN_RX_BATCH: empty */
+};
 
 struct node_link {
 	const struct node_conf	*conf;
@@ -43,6 +65,7 @@ struct node_link {
 	struct sockaddr_in	 group;
 	struct sockaddr_in	 gw;
 	bool			 gw_known;
+	struct lan_rx		 rx[2];		/* group_fd, ucast_fd */
 };
 
 static const char *
@@ -308,30 +331,80 @@ lan_pollfds(struct node_link *l, struct pollfd *pfd, int max)
 	return (2);
 }
 
+static struct lan_rx *
+lan_rx_of(struct node_link *l, const struct pollfd *pfd)
+{
+	return (&l->rx[pfd->fd == l->group_fd ? 0 : 1]);
+}
+
 static ssize_t
 lan_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
     size_t cap, struct node_link_src *src)
 {
-	struct sockaddr_in from;
-	socklen_t	 sl;
-	ssize_t		 n;
+	struct lan_rx	*r = lan_rx_of(l, pfd);
+	struct mmsghdr	*m;
+	unsigned int	 i;
+	int		 n;
 
 	for (;;) {
-		sl = sizeof(from);
-		n = recvfrom(pfd->fd, buf, cap, 0, (struct sockaddr *)&from,
-		    &sl);
-		if (n > 0) {
-			src->len = sizeof(from);
-			memcpy(src->b, &from, sizeof(from));
-			return (n);
+		while (r->next < r->n) {
+			i = r->next++;
+			m = &r->m[i];
+			/* An empty datagram is no frame: skip it. */
+			if (m->msg_len == 0)
+				continue;
+			if ((m->msg_hdr.msg_flags & MSG_TRUNC) != 0 ||
+			    m->msg_len > cap) {
+				up_logf(UP_LOG_DEBUG, "datagram larger than %d "
+				    "bytes dropped", LAN_RX_MAX);
+				continue;
+			}
+			memcpy(buf, r->buf[i], m->msg_len);
+			src->len = sizeof(r->from[i]);
+			memcpy(src->b, &r->from[i], sizeof(r->from[i]));
+			return ((ssize_t)m->msg_len);
 		}
-		/* An empty datagram is no frame: skip it. */
-		if (n == 0 || errno == EINTR)
+		/*
+		 * A read that brought less than it asked for emptied the
+		 * socket: no second system call to hear it say EAGAIN (a
+		 * datagram that came since makes the fd readable again).
+		 */
+		if (r->short_read) {
+			r->short_read = false;
+			r->next = r->n = 0;
+			return (0);
+		}
+		for (i = 0; i < LAN_RX_BATCH; i++) {
+			m = &r->m[i];
+			memset(m, 0, sizeof(*m));
+			r->v[i].iov_base = r->buf[i];
+			r->v[i].iov_len = LAN_SLOT;
+			m->msg_hdr.msg_name = &r->from[i];
+			m->msg_hdr.msg_namelen = sizeof(r->from[i]);
+			m->msg_hdr.msg_iov = &r->v[i];
+			m->msg_hdr.msg_iovlen = 1;
+		}
+		r->next = r->n = 0;
+		n = recvmmsg(pfd->fd, r->m, LAN_RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n > 0) {
+			r->n = (unsigned int)n;
+			r->short_read = n < LAN_RX_BATCH;
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
 			return (0);
 		return (-1);
 	}
+}
+
+static bool
+lan_pending(struct node_link *l, const struct pollfd *pfd)
+{
+	struct lan_rx	*r = lan_rx_of(l, pfd);
+
+	return (r->next < r->n);
 }
 
 static int
@@ -357,6 +430,7 @@ const struct node_link_ops node_link_lan = {
 	.caps = lan_caps,
 	.pollfds = lan_pollfds,
 	.recv = lan_recv,
+	.pending = lan_pending,
 	.send = lan_send,
 	.gateway = lan_gateway,
 	.boot = lan_boot,

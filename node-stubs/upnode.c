@@ -44,6 +44,9 @@ static struct up_node_link up_link;
 static uint8_t		*rxbuf;
 static struct up_node	 engine;
 static uint8_t		*bitmap;
+/* The source the link last learnt the gateway from (handle_frame). */
+static struct node_link_src gw_src;
+static bool		 gw_src_known;
 /*
  * TS004 parity decoding (docs/up-node-engine.md, "Parity"): four groups
  * of 64 blocks in progress with room for every row, about 380 KB.
@@ -456,6 +459,7 @@ node_boot(void)
 	memset(&engine, 0, sizeof(engine));
 	memset(bitmap, 0, port.bitmap_cap);
 	oob_reset();
+	gw_src_known = false;
 	if (node_port_boot(&port, &info, &cause) == -1)
 		die("boot", cause);
 	if (conf.link->boot != NULL)
@@ -523,12 +527,19 @@ handle_frame(const uint8_t *buf, size_t len, const struct node_link_src *src)
 	/*
 	 * Replies go to the sender of the gateway's frames, learnt before
 	 * the engine answers this one.  Only a frame that decodes whole
-	 * may move it.
+	 * may move it; from the source it was learnt from nothing is to
+	 * learn, and the frame is not decoded twice (its CRC is the node's
+	 * largest cost per byte).
 	 */
-	if (conf.link->gateway != NULL &&
+	if (conf.link->gateway != NULL && (!gw_src_known ||
+	    src->len != gw_src.len ||
+	    memcmp(src->b, gw_src.b, src->len) != 0) &&
 	    up_peek(buf, len, &type, NULL) == UP_OK &&
-	    is_gateway_type(type) && up_decode(buf, len, &m) == UP_OK)
+	    is_gateway_type(type) && up_decode(buf, len, &m) == UP_OK) {
 		conf.link->gateway(link_, src);
+		gw_src = *src;
+		gw_src_known = true;
+	}
 	if ((e = up_node_input(&engine, buf, len)) != UP_OK) {
 		if (conf.link->src_fmt == NULL ||
 		    conf.link->src_fmt(src, from, sizeof(from)) == -1)
@@ -537,6 +548,14 @@ handle_frame(const uint8_t *buf, size_t len, const struct node_link_src *src)
 		up_logf(UP_LOG_DEBUG, "frame from %s: %s", from,
 		    up_strerror(e));
 	}
+}
+
+/* The link holds frames it read ahead for this fd (node_link_ops). */
+static bool
+link_pending(const struct pollfd *pfd)
+{
+	return (conf.link->pending != NULL &&
+	    conf.link->pending(link_, pfd));
 }
 
 static void
@@ -751,6 +770,10 @@ main(int argc, char **argv)
 		/* The engine's timers are on the (scaled) node clock. */
 		if (conf.time_scale > 1)
 			ms = (uint32_t)((double)ms / conf.time_scale);
+		/* Frames the link read ahead are due now. */
+		for (i = 0; i < nfd; i++)
+			if (link_pending(&pfd[i]))
+				ms = 0;
 		ts.tv_sec = ms / 1000;
 		ts.tv_nsec = (long)(ms % 1000) * 1000000;
 		n = ppoll(pfd, (nfds_t)nfd, &ts, &orig);
@@ -760,7 +783,7 @@ main(int argc, char **argv)
 			die("poll", NULL);
 		}
 		for (i = 0; i < nfd; i++)
-			if (pfd[i].revents != 0)
+			if (pfd[i].revents != 0 || link_pending(&pfd[i]))
 				drain(&pfd[i]);
 		node_oob();
 		up_node_tick(&engine);

@@ -238,6 +238,12 @@ struct node_link_ops {
 	ssize_t	 (*recv)(struct node_link *, const struct pollfd *,
 		    uint8_t *buf, size_t cap, struct node_link_src *src);
 	/*
+	 * Optional: recv() read frames ahead for this pollfd (several per
+	 * system call) and still holds some: upnode then polls without
+	 * waiting and calls recv() for it whether or not the fd is ready.
+	 */
+	bool	 (*pending)(struct node_link *, const struct pollfd *);
+	/*
 	 * Sends one frame to the gateway (at most caps.mtu_up bytes).
 	 * Returns 0, or -1 when it was not sent (the engine retries
 	 * whatever it must).

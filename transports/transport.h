@@ -50,7 +50,7 @@
 
 struct event_base;
 
-#define TP_ABI_VERSION		2
+#define TP_ABI_VERSION		3
 
 /* ------------------------------------------------------------------ */
 /* Addresses                                                           */
@@ -233,6 +233,12 @@ struct tp_host {
 	 * real time; margins for the host's own latency do not shrink.
 	 */
 	double		 time_scale;
+	/*
+	 * Non-zero: the host calls ops->flush() (where the plugin has it)
+	 * after every run of send()s, before it returns to its loop, so
+	 * the plugin may hold the frames send() accepted until then.
+	 */
+	int		 flushes;
 
 	/*
 	 * A frame arrived from `src'.  `frame' is the plugin's buffer,
@@ -354,6 +360,18 @@ struct tp_ops {
 	 */
 	int	(*send)(struct tp *, const struct tp_addr *dst,
 		    const struct iovec *iov, int iovcnt, uint64_t cookie);
+	/*
+	 * Optional: the end of a run of send()s (one wake-up of the
+	 * engine's pacer), called only by a host that set host->flushes.
+	 * A plugin may then hold frames send() accepted (TP_OK) and hand
+	 * them to the link together here (the LAN: one sendmmsg() for a
+	 * batch of multicast frames).  Frames the link refuses now are
+	 * still held: send() returns TP_EAGAIN until they are gone, and
+	 * writable() says when.  Frames the link fails (it went down) are
+	 * dropped and counted, and a TP_LINK_DOWN follows, as after a
+	 * send() that returned TP_EIO.
+	 */
+	void	(*flush)(struct tp *);
 
 	/* Text form of an address; returns 0 or -1. */
 	int	(*addr_fmt)(const struct tp_addr *, char *buf, size_t len);

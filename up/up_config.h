@@ -60,6 +60,14 @@
 #define UP_SIG_MAX		64
 #endif
 
+/*
+ * CRC-32 eight bytes per step (slicing-by-8, up_crc.c): 7 KiB more of
+ * const tables for about four times the speed.  0: one byte per step.
+ */
+#ifndef UP_CRC32_SLICE8
+#define UP_CRC32_SLICE8		1
+#endif
+
 /* ------------------------------------------------------------------ */
 /* The node engine (up_node.c)                                        */
 

@@ -22,7 +22,11 @@
  * send() is one sendmsg() of the caller's iovecs; a full socket buffer
  * (EAGAIN) or a full device queue (ENOBUFS, visible thanks to IP_RECVERR,
  * ip(7)) returns TP_EAGAIN and arms an event that calls host->writable()
- * from the loop, never from inside send().  docs/transports/lan.md has the
+ * from the loop, never from inside send().  With a host that flushes
+ * (host->flushes, the engine) multicast frames are copied into a batch
+ * of TP_LAN_TXQ and go in one sendmmsg() at flush(), once per wake-up of
+ * the engine's pacer; a unicast frame flushes the batch first, so frames
+ * leave in the order they were given.  docs/transports/lan.md has the
  * options, the deployment notes and what the tests cover.
  */
 #include <sys/types.h>
@@ -59,6 +63,9 @@
 /* Back-off after ENOBUFS: the device queue (a tbf qdisc, say) drains
  * at the link rate, but gives no readiness event, so poll it. */
 #define TP_LAN_RETRY_US		1000
+
+/* Multicast frames held for one sendmmsg() (host->flushes). */
+#define TP_LAN_TXQ		16
 
 /* Bound on sndbuf_kib/rcvbuf_kib so bytes fit in an int. */
 #define TP_LAN_BUF_KIB_MAX	(1024 * 1024)
@@ -98,6 +105,14 @@ struct tp {
 
 	size_t			 rxcap;
 	uint8_t			*rxbuf;
+
+	/* The batch: frames [txh, txh + txn) of txbuf (mtu bytes each). */
+	uint8_t			*txbuf;		/* NULL: no batching */
+	struct mmsghdr		 txm[TP_LAN_TXQ];
+	struct iovec		 txv[TP_LAN_TXQ];
+	unsigned int		 txh;
+	unsigned int		 txn;
+	int			 tx_blocked;	/* the link refused the batch */
 };
 
 static const char	*tp_lan_check_group(const char *);
@@ -108,6 +123,7 @@ static int	 tp_lan_open(const struct tp_host *, const struct tp_conf *,
 static int	 tp_lan_start(struct tp *, char **);
 static void	 tp_lan_close(struct tp *);
 static void	 tp_lan_caps(struct tp *, struct tp_caps *);
+static void	 tp_lan_flush(struct tp *);
 static int	 tp_lan_send(struct tp *, const struct tp_addr *,
 		    const struct iovec *, int, uint64_t);
 static int	 tp_lan_addr_fmt(const struct tp_addr *, char *, size_t);
@@ -170,6 +186,7 @@ const struct tp_ops tp_lan_ops = {
 	.close = tp_lan_close,
 	.caps = tp_lan_caps,
 	.send = tp_lan_send,
+	.flush = tp_lan_flush,
 	.addr_fmt = tp_lan_addr_fmt,
 	.addr_parse = tp_lan_addr_parse,
 	.airtime = NULL,
@@ -559,6 +576,12 @@ tp_lan_open(const struct tp_host *host, const struct tp_conf *conf,
 		tp__cause(cause, "transport.%s: out of memory", tp->name);
 		goto fail;
 	}
+	/* Pages of the batch are touched only as far as batches reach. */
+	if (host->flushes && (tp->txbuf = malloc((size_t)TP_LAN_TXQ *
+	    tp->mtu)) == NULL) {
+		tp__cause(cause, "transport.%s: out of memory", tp->name);
+		goto fail;
+	}
 
 	if (tp_lan_group_socket(tp, rcvbuf, cause) != 0 ||
 	    tp_lan_unicast_socket(tp, uport, ttl, loop, sndbuf, rcvbuf,
@@ -640,6 +663,7 @@ static void
 tp_lan_free(struct tp *tp)
 {
 	free(tp->rxbuf);
+	free(tp->txbuf);
 	free(tp->name);
 	free(tp);
 }
@@ -693,12 +717,139 @@ static void
 tp_lan_stats(struct tp *tp, struct tp_stats *s)
 {
 	*s = tp->st;
-	/* No queue of our own: frames wait in the kernel's. */
-	s->queued = 0;
+	/* Frames wait in the kernel's queue, and in the batch. */
+	s->queued = tp->txn;
 }
 
 /* ------------------------------------------------------------------ */
 /* Sending                                                              */
+
+/*
+ * What an error of sendmsg() or sendmmsg() means for the frame: TP_EAGAIN
+ * (the event that calls writable() is armed), or the frame is lost and
+ * counted: TP_EMSGSIZE, TP_ENOPEER (one node out of reach) or TP_EIO
+ * (the link failed; TP_LINK_DOWN follows from the loop).
+ */
+static int
+tp_lan_tx_error(struct tp *tp, const struct tp_addr *dst,
+    const struct sockaddr_in *sin, int err)
+{
+	struct timeval		 tv;
+	char			 sbuf[32];
+
+	switch (err) {
+	case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+	case EWOULDBLOCK:
+#endif
+		/* The socket buffer is full: wait until it drains. */
+		tp->st.eagain++;
+		if (!event_pending(tp->ev_wr, EV_WRITE, NULL))
+			event_add(tp->ev_wr, NULL);
+		return (TP_EAGAIN);
+	case ENOBUFS:
+		/* The device queue is full: no fd event says when it is
+		 * not, so try again after a short while. */
+		tp->st.eagain++;
+		if (!evtimer_pending(tp->ev_retry, NULL)) {
+			tv.tv_sec = 0;
+			tv.tv_usec = TP_LAN_RETRY_US;
+			evtimer_add(tp->ev_retry, &tv);
+		}
+		return (TP_EAGAIN);
+	case EMSGSIZE:
+		/* Smaller than mtu yet too big for the path. */
+		tp->st.tx_errors++;
+		return (TP_EMSGSIZE);
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+	case ENETUNREACH:
+		/* One node out of reach is not the link failing. */
+		if (!(dst->flags & TP_ADDR_F_BROADCAST)) {
+			tp->st.tx_errors++;
+			up_logf(UP_LOG_DEBUG, "transport.%s: send to %s: %s",
+			    tp->name, tp_lan_sin_str(sin, sbuf,
+			    sizeof(sbuf)), strerror(err));
+			return (TP_ENOPEER);
+		}
+		break;
+	default:
+		break;
+	}
+	tp->st.tx_errors++;
+	/* Warn once per outage, not once per frame. */
+	up_logf(tp->link_up ? UP_LOG_WARN : UP_LOG_DEBUG, "transport.%s: "
+	    "send to %s: %s", tp->name, tp_lan_sin_str(sin, sbuf,
+	    sizeof(sbuf)), strerror(err));
+	/* TP_EIO promises a TP_LINK_DOWN; it comes from the loop. */
+	tp_lan_set_link(tp, 0);
+	return (TP_EIO);
+}
+
+/*
+ * Hands the held multicast frames to the socket, as many per sendmmsg()
+ * as it takes.  Frames the socket refuses for now stay held (tx_blocked:
+ * send() says TP_EAGAIN, writable() follows); a frame the link fails is
+ * dropped and counted, and the rest still go.
+ */
+static void
+tp_lan_flush(struct tp *tp)
+{
+	struct tp_addr		 bc;
+	struct mmsghdr		*m;
+	unsigned int		 i;
+	int			 n, err, tries = 0;
+
+	if (tp->txn == 0)
+		return;
+	if (tp->dead || tp->ufd == -1) {
+		tp->txh = tp->txn = 0;
+		return;
+	}
+	tp_addr_broadcast(&bc);
+	while (tp->txn > 0) {
+		for (i = 0; i < tp->txn; i++) {
+			m = &tp->txm[i];
+			memset(m, 0, sizeof(*m));
+			m->msg_hdr.msg_name = &tp->group;
+			m->msg_hdr.msg_namelen = sizeof(tp->group);
+			m->msg_hdr.msg_iov = &tp->txv[tp->txh + i];
+			m->msg_hdr.msg_iovlen = 1;
+		}
+		n = sendmmsg(tp->ufd, tp->txm, tp->txn,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0) {
+			for (i = 0; i < (unsigned int)n; i++) {
+				tp->st.tx_frames++;
+				tp->st.tx_bytes += tp->txm[i].msg_len;
+			}
+			tp->txh += (unsigned int)n;
+			tp->txn -= (unsigned int)n;
+			if (!tp->link_up)
+				tp_lan_set_link(tp, 1);
+			tries = 0;
+			continue;
+		}
+		err = n == -1 ? errno : EIO;
+		/*
+		 * An ICMP error about an earlier unicast frame is returned
+		 * once by whatever send comes next (as in send()): the
+		 * second try is this frame's.
+		 */
+		if (err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS &&
+		    tries++ == 0)
+			continue;
+		if (tp_lan_tx_error(tp, &bc, &tp->group, err) == TP_EAGAIN) {
+			tp->tx_blocked = 1;
+			return;
+		}
+		tp->txh++;
+		tp->txn--;
+		tries = 0;
+	}
+	tp->txh = 0;
+	tp->tx_blocked = 0;
+}
 
 static int
 tp_lan_send(struct tp *tp, const struct tp_addr *dst,
@@ -706,8 +857,7 @@ tp_lan_send(struct tp *tp, const struct tp_addr *dst,
 {
 	struct sockaddr_in	 sin;
 	struct msghdr		 msg;
-	struct timeval		 tv;
-	char			 sbuf[32];
+	uint8_t			*p;
 	size_t			 len = 0;
 	ssize_t			 n;
 	int			 i, tries, err;
@@ -720,6 +870,37 @@ tp_lan_send(struct tp *tp, const struct tp_addr *dst,
 		if (iov[i].iov_len > tp->mtu - len)
 			return (TP_EMSGSIZE);
 		len += iov[i].iov_len;
+	}
+	/* Held frames the socket refused go first. */
+	if (tp->tx_blocked) {
+		tp->st.eagain++;
+		return (TP_EAGAIN);
+	}
+
+	if (tp->txbuf != NULL && (dst->flags & TP_ADDR_F_BROADCAST)) {
+		/* Into the batch; a full batch goes now. */
+		if (tp->txh + tp->txn == TP_LAN_TXQ) {
+			tp_lan_flush(tp);
+			if (tp->txn != 0)
+				return (TP_EAGAIN);
+		}
+		p = tp->txbuf + (size_t)(tp->txh + tp->txn) * tp->mtu;
+		for (len = 0, i = 0; i < iovcnt; i++) {
+			if (iov[i].iov_len == 0)
+				continue;
+			memcpy(p + len, iov[i].iov_base, iov[i].iov_len);
+			len += iov[i].iov_len;
+		}
+		tp->txv[tp->txh + tp->txn].iov_base = p;
+		tp->txv[tp->txh + tp->txn].iov_len = len;
+		tp->txn++;
+		return (TP_OK);
+	}
+	/* A unicast frame leaves after the multicast given before it. */
+	if (tp->txn != 0) {
+		tp_lan_flush(tp);
+		if (tp->txn != 0)
+			return (TP_EAGAIN);
 	}
 
 	if (dst->flags & TP_ADDR_F_BROADCAST)
@@ -762,54 +943,7 @@ tp_lan_send(struct tp *tp, const struct tp_addr *dst,
 			tp_lan_set_link(tp, 1);
 		return (TP_OK);
 	}
-
-	switch (err) {
-	case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-	case EWOULDBLOCK:
-#endif
-		/* The socket buffer is full: wait until it drains. */
-		tp->st.eagain++;
-		if (!event_pending(tp->ev_wr, EV_WRITE, NULL))
-			event_add(tp->ev_wr, NULL);
-		return (TP_EAGAIN);
-	case ENOBUFS:
-		/* The device queue is full: no fd event says when it is
-		 * not, so try again after a short while. */
-		tp->st.eagain++;
-		if (!evtimer_pending(tp->ev_retry, NULL)) {
-			tv.tv_sec = 0;
-			tv.tv_usec = TP_LAN_RETRY_US;
-			evtimer_add(tp->ev_retry, &tv);
-		}
-		return (TP_EAGAIN);
-	case EMSGSIZE:
-		/* Smaller than mtu yet too big for the path. */
-		tp->st.tx_errors++;
-		return (TP_EMSGSIZE);
-	case EHOSTUNREACH:
-	case EHOSTDOWN:
-	case ENETUNREACH:
-		/* One node out of reach is not the link failing. */
-		if (!(dst->flags & TP_ADDR_F_BROADCAST)) {
-			tp->st.tx_errors++;
-			up_logf(UP_LOG_DEBUG, "transport.%s: send to %s: %s",
-			    tp->name, tp_lan_sin_str(&sin, sbuf,
-			    sizeof(sbuf)), strerror(err));
-			return (TP_ENOPEER);
-		}
-		break;
-	default:
-		break;
-	}
-	tp->st.tx_errors++;
-	/* Warn once per outage, not once per frame. */
-	up_logf(tp->link_up ? UP_LOG_WARN : UP_LOG_DEBUG, "transport.%s: "
-	    "send to %s: %s", tp->name, tp_lan_sin_str(&sin, sbuf,
-	    sizeof(sbuf)), strerror(err));
-	/* TP_EIO promises a TP_LINK_DOWN; it comes from the loop. */
-	tp_lan_set_link(tp, 0);
-	return (TP_EIO);
+	return (tp_lan_tx_error(tp, dst, &sin, err));
 }
 
 static void
@@ -820,6 +954,10 @@ tp_lan_writable_cb(evutil_socket_t fd, short what, void *arg)
 	/* One writable per wait, whichever of the two woke us. */
 	event_del(tp->ev_wr);
 	evtimer_del(tp->ev_retry);
+	/* The held frames first; refused again, the events are re-armed. */
+	tp_lan_flush(tp);
+	if (tp->tx_blocked)
+		return;
 	if (tp->host->writable == NULL)
 		return;
 	tp->in_cb++;

@@ -24,6 +24,8 @@ struct sim {
 	uint64_t	 first;
 	uint64_t	 last;
 	uint64_t	 min_spacing;
+	uint64_t	 wakes;		/* sleeps that ended in a send */
+	uint64_t	 max_batch;	/* most frames sent at one instant */
 };
 
 /*
@@ -36,6 +38,7 @@ simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
     uint64_t span_us, uint64_t tick_us, uint32_t overhead)
 {
 	uint64_t	 end = s->now + span_us, w, prev = UINT64_MAX;
+	uint64_t	 batch = 0;
 
 	s->first = UINT64_MAX;
 	s->min_spacing = UINT64_MAX;
@@ -46,9 +49,13 @@ simulate(struct pacer *p, struct sim *s, size_t len, uint32_t air,
 			if (tick_us > 1)
 				w = (w + tick_us - 1) / tick_us * tick_us;
 			s->now += w;
+			s->wakes++;
+			batch = 0;
 			continue;
 		}
 		pacer__sent(p, s->now, len, air, 0);
+		if (++batch > s->max_batch)
+			s->max_batch = batch;
 		if (s->first == UINT64_MAX)
 			s->first = s->now;
 		if (prev != UINT64_MAX && s->now - prev < s->min_spacing)
@@ -140,6 +147,55 @@ test_burst_is_bounded(void **state)
 	/* 8 ms per frame at 1 Mbit/s, 8 ms of tolerance: two frames. */
 	assert_int_equal(n, 2);
 	assert_true(pacer__delay(&p, now, 1000, 0, 0) > 0);
+}
+
+/*
+ * A fast link: each wake-up sends the 2 ms of frames that became due, at
+ * the same long-run rate; a slow link or one with a gap is paced frame
+ * by frame as before.
+ */
+static void
+test_batched_wakeups(void **state)
+{
+	struct tp_caps	 caps;
+	struct pacer	 p;
+	struct sim	 s;
+	double		 rate, want;
+
+	/* 50 Mbit/s at 95 %: 255 us a frame, 7.8 frames in 2 ms. */
+	caps_init(&caps, 50000000, 42);
+	memset(&s, 0, sizeof(s));
+	s.now = 5000000;
+	pacer__init(&p, &caps, 95, s.now);
+	simulate(&p, &s, 1418, 0, 2000000, 1, 42);
+	want = 50000000.0 * 95 / 100;
+	rate = (double)(s.bytes - 1418 - 42) * 8 /
+	    ((double)(s.last - s.first) / 1e6);
+	print_message("50 Mbit/s: %" PRIu64 " frames, %" PRIu64 " wake-ups, "
+	    "at most %" PRIu64 " at once, %.3f %% off the rate\n", s.frames,
+	    s.wakes, s.max_batch, (rate - want) / want * 100);
+	assert_true(rate > want * 0.99 && rate < want * 1.01);
+	/* The first 8 ms (the tolerance) go at once, then about 9 a time. */
+	assert_true(s.wakes * 6 < s.frames);
+	assert_true(s.wakes * 10 > s.frames);
+
+	/* 1 Mbit/s: 11.7 ms a frame, one frame per wake-up. */
+	caps_init(&caps, 1000000, 42);
+	memset(&s, 0, sizeof(s));
+	s.now = 5000000;
+	pacer__init(&p, &caps, 100, s.now);
+	simulate(&p, &s, 1418, 0, 2000000, 1, 42);
+	assert_true(s.wakes + 2 >= s.frames);
+	assert_true(s.max_batch <= 2);
+
+	/* A half-duplex link is never batched, however fast. */
+	caps_init(&caps, 50000000, 42);
+	caps.flags |= TP_CAP_HALF_DUPLEX;
+	memset(&s, 0, sizeof(s));
+	s.now = 5000000;
+	pacer__init(&p, &caps, 95, s.now);
+	simulate(&p, &s, 1418, 0, 2000000, 1, 42);
+	assert_true(s.wakes + 40 >= s.frames);
 }
 
 /* LoRa-like: 1 % duty cycle, 100 ms frames, one-hour window. */
@@ -322,6 +378,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_burst_is_bounded),
+		cmocka_unit_test(test_batched_wakeups),
 		cmocka_unit_test(test_duty_cycle),
 		cmocka_unit_test(test_duty_bands),
 		cmocka_unit_test(test_min_gap),

@@ -318,6 +318,93 @@ lan_broadcast(struct fixture *f, const void *buf, size_t len)
 	return (f->ops->send(f->tp, &bc, &iov, 1, 0));
 }
 
+/* Receives the next datagram on fd and checks it is "f<i>". */
+static void
+expect_frame(int fd, unsigned int i)
+{
+	struct sockaddr_in	 from;
+	char			 buf[32], want[32];
+	ssize_t			 n;
+
+	snprintf(want, sizeof(want), "f%u", i);
+	n = recv_wait(fd, buf, sizeof(buf), &from);
+	assert_int_equal(n, (ssize_t)strlen(want));
+	assert_memory_equal(buf, want, (size_t)n);
+}
+
+/*
+ * A host that flushes: multicast frames wait in the batch until flush(),
+ * a full batch goes by itself, and a unicast frame sends the batch
+ * before it; every frame arrives once, in order.
+ */
+static void
+test_batch_flush(void **state)
+{
+	struct fixture		*f = *state;
+	struct tp_addr		 bc, node;
+	struct tp_stats		 st;
+	struct sockaddr_in	 sin;
+	struct pollfd		 pfd;
+	struct iovec		 iov;
+	socklen_t		 sl = sizeof(sin);
+	char			 buf[32], text[TP_ADDR_TEXT_MAX];
+	char			*cause = NULL;
+	unsigned int		 i;
+
+	f->host.flushes = 1;
+	assert_int_equal(open_lan(f, NULL, 0, &cause), 0);
+	tp_addr_broadcast(&bc);
+	for (i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "f%u", i);
+		iov.iov_base = buf;
+		iov.iov_len = strlen(buf);
+		assert_int_equal(f->ops->send(f->tp, &bc, &iov, 1, 0), TP_OK);
+	}
+	/* Held: nothing on the wire yet. */
+	pfd.fd = f->node_grp;
+	pfd.events = POLLIN;
+	assert_int_equal(poll(&pfd, 1, 50), 0);
+	f->ops->stats(f->tp, &st);
+	assert_int_equal(st.queued, 3);
+	assert_int_equal(st.tx_frames, 0);
+	f->ops->flush(f->tp);
+	for (i = 0; i < 3; i++)
+		expect_frame(f->node_grp, i);
+	f->ops->stats(f->tp, &st);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.tx_frames, 3);
+
+	/* 20 more: the 17th finds the batch full and sends it. */
+	for (i = 3; i < 23; i++) {
+		snprintf(buf, sizeof(buf), "f%u", i);
+		iov.iov_base = buf;
+		iov.iov_len = strlen(buf);
+		assert_int_equal(f->ops->send(f->tp, &bc, &iov, 1, 0), TP_OK);
+	}
+	f->ops->stats(f->tp, &st);
+	assert_int_equal(st.tx_frames, 3 + 16);
+	assert_int_equal(st.queued, 4);
+	/* A unicast sends the four held before it. */
+	assert_int_equal(getsockname(f->node_uni, (struct sockaddr *)&sin,
+	    &sl), 0);
+	snprintf(text, sizeof(text), "lan:127.0.0.1:%u", ntohs(sin.sin_port));
+	assert_int_equal(f->ops->addr_parse(text, &node, NULL), 0);
+	iov.iov_base = "u";
+	iov.iov_len = 1;
+	assert_int_equal(f->ops->send(f->tp, &node, &iov, 1, 0), TP_OK);
+	f->ops->stats(f->tp, &st);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.tx_frames, 3 + 20 + 1);
+	for (i = 3; i < 23; i++)
+		expect_frame(f->node_grp, i);
+	assert_int_equal(recv_wait(f->node_uni, buf, sizeof(buf), &sin), 1);
+	assert_int_equal(buf[0], 'u');
+	/* Closed with frames held: they are dropped, nothing leaks. */
+	assert_int_equal(f->ops->send(f->tp, &bc, &iov, 1, 0), TP_OK);
+	f->ops->close(f->tp);
+	f->tp = NULL;
+}
+
 /* Broadcast from the instance reaches a node's group socket, and the
  * source is the instance's unicast socket (where nodes reply). */
 static void
@@ -879,6 +966,15 @@ run_child(struct fixture *f, child_fn *fn, const char *a, const char *b)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* The same with a host that flushes: the batch is what the link refuses. */
+static int
+backpressure_batched_child(struct fixture *f, const char *tc,
+    const char *sndbuf)
+{
+	f->host.flushes = 1;
+	return (backpressure_child(f, tc, sndbuf));
+}
+
 /* A full device queue (ENOBUFS, seen thanks to IP_RECVERR). */
 static void
 test_backpressure_enobufs(void **state)
@@ -893,6 +989,15 @@ static void
 test_backpressure_eagain(void **state)
 {
 	run_child(*state, backpressure_child,
+	    "tbf rate 1mbit burst 1600 limit 1000000", "4");
+}
+
+static void
+test_backpressure_batched(void **state)
+{
+	run_child(*state, backpressure_batched_child,
+	    "tbf rate 1mbit burst 1600 limit 3200", "0");
+	run_child(*state, backpressure_batched_child,
 	    "tbf rate 1mbit burst 1600 limit 1000000", "4");
 }
 
@@ -935,6 +1040,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_unchecked,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_enobufs,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_flush,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backpressure_batched,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_eagain,
 		    setup, teardown),

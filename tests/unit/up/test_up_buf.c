@@ -30,6 +30,36 @@ test_crc32_check(void **state)
 	assert_int_equal(c, 0xcbf43926u);
 }
 
+/*
+ * Eight bytes per step (UP_CRC32_SLICE8) against one byte per step (the
+ * tail loop), at every alignment and length around the 8-byte steps and
+ * up to a whole frame.
+ */
+static void
+test_crc32_slices(void **state)
+{
+	static uint8_t	 buf[UP_FRAME_MAX + 16];
+	uint32_t	 x = 0x12345678, c, d;
+	size_t		 i, off, len;
+
+	for (i = 0; i < sizeof(buf); i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 23);
+	}
+	for (off = 0; off < 8; off++)
+		for (len = 0; len + off <= sizeof(buf); len += len < 40 ?
+		    1 : 97) {
+			c = up_crc32(0, buf + off, len);
+			for (d = 0, i = 0; i < len; i++)
+				d = up_crc32(d, buf + off + i, 1);
+			assert_int_equal(c, d);
+			/* Split anywhere, it continues. */
+			d = up_crc32(up_crc32(0, buf + off, len / 3),
+			    buf + off + len / 3, len - len / 3);
+			assert_int_equal(c, d);
+		}
+}
+
 static void
 test_crc16_check(void **state)
 {
@@ -317,6 +347,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32_check),
+		cmocka_unit_test(test_crc32_slices),
 		cmocka_unit_test(test_crc16_check),
 		cmocka_unit_test(test_rd_ints),
 		cmocka_unit_test(test_rd_short_each),
