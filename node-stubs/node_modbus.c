@@ -992,6 +992,13 @@ rtu_open(const struct node_conf *conf, int dirfd, char **cause)
 	}
 	l->fd = modbus_get_socket(l->ctx);
 	(void)fcntl(l->fd, F_SETFL, fcntl(l->fd, F_GETFL) | O_NONBLOCK);
+	/*
+	 * A UART that has just been powered has nothing in its receive
+	 * FIFO.  A pty keeps what the bus carried while this process was
+	 * gone (a simulated power cut): answering those stale requests
+	 * now would talk over the master, who gave up on them long ago.
+	 */
+	(void)tcflush(l->fd, TCIFLUSH);
 	if ((l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
 	    TFD_CLOEXEC)) == -1) {
 		*cause = node_cause("timerfd: %s", strerror(errno));
