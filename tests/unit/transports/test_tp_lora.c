@@ -519,6 +519,13 @@ test_silent_modem(void **state)
 	assert_int_equal(send_frame(b, 30, 3), TP_OK);
 	WAIT_FOR(F.ndone == 2, 3000);
 	assert_int_equal(F.done_status[1], TP_OK);
+	/*
+	 * The node's receive line follows the end of the frame on the air
+	 * (TX DONE) by its serial line's time: wait for it, then check
+	 * that the frame the silent modem never sent did not arrive.
+	 */
+	WAIT_FOR(node_count(0, "+EVT:RXP2P:") >= 1, 3000);
+	run_ms(50);
 	assert_int_equal(node_count(0, "+EVT:RXP2P:"), 1);
 	air_free();
 }
