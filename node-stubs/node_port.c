@@ -498,6 +498,54 @@ port_slot_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
 	return (0);
 }
 
+/*
+ * The parity row store (--fec-rows): a file, rewritten in place; what
+ * it holds need not survive a power cut (up.h), so no fsync.
+ */
+static uint32_t
+port_rows_capacity(void *ctx)
+{
+	struct node_port *np = ctx;
+
+	return (np->rows_fd != -1 ? NODE_ROWS_STORE : 0);
+}
+
+static int
+port_rows_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct node_port *np = ctx;
+
+	if (np->rows_fd == -1 || off > NODE_ROWS_STORE ||
+	    n > NODE_ROWS_STORE - off ||
+	    pread(np->rows_fd, p, n, (off_t)off) != (ssize_t)n)
+		return (-1);
+	return (0);
+}
+
+static int
+port_rows_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct node_port *np = ctx;
+
+	if (np->rows_fd == -1 || off > NODE_ROWS_STORE ||
+	    n > NODE_ROWS_STORE - off)
+		return (-1);
+	if (pwrite(np->rows_fd, p, n, (off_t)off) != (ssize_t)n) {
+		up_logf(UP_LOG_WARN, "rows.bin: write: %s", strerror(errno));
+		return (-1);
+	}
+	np->rows_writes++;
+	if (np->conf->crash == NODE_CRASH_ROWS &&
+	    np->rows_writes == np->conf->crash_rows) {
+		char	 point[32];
+
+		snprintf(point, sizeof(point), "rows:%lu",
+		    (unsigned long)np->conf->crash_rows);
+		node_crash(np->conf, point);
+	}
+	return (0);
+}
+
 /* The package area is its own file, as large as a slot. */
 static uint32_t
 port_pkg_capacity(void *ctx)
@@ -668,6 +716,11 @@ port_state_changed(void *ctx, uint8_t state, uint8_t result)
 {
 	struct node_port *np = ctx;
 
+	(void)result;
+	if (state == UP_NS_DOWNLOADED && np->rows_fd != -1)
+		up_logf(UP_LOG_INFO, "node %016llx: parity row store: %lu "
+		    "rows written since boot", (unsigned long long)
+		    np->conf->id, (unsigned long)np->rows_writes);
 	if (np->conf->crash == NODE_CRASH_VERIFIED &&
 	    state == UP_NS_VERIFIED)
 		node_crash(np->conf, "verified");
@@ -696,7 +749,10 @@ const struct up_port node_port_ops = {
 	.pkg_erase = port_pkg_erase,
 	.pkg_write = port_pkg_write,
 	.pkg_read = port_pkg_read,
-	.base_read = port_base_read
+	.base_read = port_base_read,
+	.rows_capacity = port_rows_capacity,
+	.rows_read = port_rows_read,
+	.rows_write = port_rows_write
 };
 
 /* ------------------------------------------------------------------ */
@@ -735,7 +791,7 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 
 	memset(np, 0, sizeof(*np));
 	np->conf = conf;
-	np->dirfd = np->flash_fd = np->pkg_fd = -1;
+	np->dirfd = np->flash_fd = np->pkg_fd = np->rows_fd = -1;
 	/*
 	 * The id mixed by a multiply, not a plain XOR: with seed ^ id, two
 	 * nodes started one after the other (pids p and p + 1, ids 2 and 3)
@@ -782,6 +838,16 @@ node_port_open(struct node_port *np, const struct node_conf *conf,
 		    strerror(errno));
 		goto fail;
 	}
+	if (conf->fec_rows >= 0) {
+		np->rows_fd = openat(np->dirfd, "rows.bin",
+		    O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (np->rows_fd == -1 ||
+		    ftruncate(np->rows_fd, NODE_ROWS_STORE) == -1) {
+			*cause = node_cause("%s/rows.bin: %s",
+			    conf->state_dir, strerror(errno));
+			goto fail;
+		}
+	}
 	/* One bit per byte of slot: any block size fits. */
 	np->bitmap_cap = up_bitmap_bytes(conf->slot_size);
 	np->iocap = 32 + UP_NODE_STATE_MAX + np->bitmap_cap;
@@ -802,12 +868,14 @@ node_port_close(struct node_port *np)
 		close(np->flash_fd);
 	if (np->pkg_fd != -1)
 		close(np->pkg_fd);
+	if (np->rows_fd != -1)
+		close(np->rows_fd);
 	if (np->dirfd != -1)
 		close(np->dirfd);
 	EVP_PKEY_free(np->pkey);
 	EVP_MD_CTX_free(np->sha);
 	free(np->iobuf);
-	np->flash_fd = np->dirfd = np->pkg_fd = -1;
+	np->flash_fd = np->dirfd = np->pkg_fd = np->rows_fd = -1;
 	np->pkey = NULL;
 	np->sha = NULL;
 	np->iobuf = NULL;

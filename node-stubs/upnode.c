@@ -6,6 +6,7 @@
  *     [--link-opt KEY=VALUE ...] [--group 239.255.42.1] [--port 4242]
  *     [--iface 127.0.0.1] [--slot-size BYTES] [--drop-pct P] [--seed S]
  *     [--crash-at POINT] [--reject CODE] [--health ok|fail] [-v]
+ *     [--fec-rows N]
  *
  * One process is one node: the portable engine of up/ (up_node.c) on the
  * POSIX port of node_port.c and the link --transport picks (node_link.c;
@@ -71,7 +72,8 @@ usage(void)
 	    "[--drop-pct P] [--seed S]\n"
 	    "              [--crash-at POINT] [--reject CODE] "
 	    "[--health ok|fail] [--time-scale S] [-v]\n"
-	    "POINT: offer, block:N, verified, activate, confirm\n"
+	    "              [--fec-rows N]\n"
+	    "POINT: offer, block:N, rows:N, verified, activate, confirm\n"
 	    "--transport help lists the links and their options\n");
 	exit(2);
 }
@@ -192,6 +194,12 @@ parse_crash(const char *s)
 		    10);
 		if (conf.crash_block == 0)
 			badarg("--crash-at: block:N needs N >= 1");
+	} else if (strncmp(s, "rows:", 5) == 0) {
+		conf.crash = NODE_CRASH_ROWS;
+		conf.crash_rows = (uint32_t)parse_u64("--crash-at", s + 5,
+		    10);
+		if (conf.crash_rows == 0)
+			badarg("--crash-at: rows:N needs N >= 1");
 	} else
 		badarg("--crash-at: unknown point: %s", s);
 }
@@ -305,6 +313,7 @@ parse_args(int argc, char **argv)
 		{ "reject", required_argument, NULL, 'R' },
 		{ "health", required_argument, NULL, 'h' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "fec-rows", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 }
 	};
 	char		*end;
@@ -315,6 +324,7 @@ parse_args(int argc, char **argv)
 	conf.slot_size = NODE_SLOT_SIZE_DEFAULT;
 	conf.time_scale = 1;
 	conf.health_ok = true;
+	conf.fec_rows = -1;
 
 	while ((ch = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -395,6 +405,14 @@ parse_args(int argc, char **argv)
 		case 'v':
 			conf.verbose = true;
 			break;
+		case 'F':
+			if (parse_u64("--fec-rows", optarg, 10) >
+			    UP_FEC_K_MAX)
+				badarg("--fec-rows: 0 to %d: %s",
+				    UP_FEC_K_MAX, optarg);
+			conf.fec_rows = (int)parse_u64("--fec-rows", optarg,
+			    10);
+			break;
 		default:
 			usage();
 		}
@@ -474,6 +492,9 @@ node_boot(void)
 	up_node_set_delta_mem(&engine, &port.vcd, port.vcd_buf,
 	    sizeof(port.vcd_buf));
 	up_node_set_fec_workspace(&engine, fec_ws, sizeof(fec_ws));
+	/* --fec-rows: a node short of RAM, its rows beyond in rows.bin. */
+	if (conf.fec_rows >= 0)
+		up_node_set_fec_rows(&engine, (uint16_t)conf.fec_rows);
 	for (i = 0; i < info.ncomp; i++)
 		up_logf(UP_LOG_INFO, "node %016llx: runs %s=%s (slot %c)",
 		    (unsigned long long)conf.id, info.comp[i].name,

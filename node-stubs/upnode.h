@@ -41,8 +41,16 @@ enum node_crash {
 	NODE_CRASH_BLOCK,	/* after storing `crash_block' blocks */
 	NODE_CRASH_VERIFIED,	/* VERIFIED saved, before its RESULT */
 	NODE_CRASH_ACTIVATE,	/* boot-once set, before the reboot */
-	NODE_CRASH_CONFIRM	/* UPDATED saved, before its RESULT */
+	NODE_CRASH_CONFIRM,	/* UPDATED saved, before its RESULT */
+	NODE_CRASH_ROWS		/* after `crash_rows' row store writes */
 };
+
+/*
+ * --fec-rows: the parity row store of a node short of RAM, DIR/rows.bin
+ * (up_port.rows_*): room for every decoder's rows of the largest frame.
+ */
+#define NODE_ROWS_STORE		(UP_NODE_FEC_SLOTS * UP_FEC_K_MAX * \
+    UP_FRAME_MAX)
 
 struct node_link_ops;
 
@@ -70,6 +78,8 @@ struct node_conf {
 					 * many times real time (upsim) */
 	enum node_crash	 crash;
 	uint32_t	 crash_block;
+	uint32_t	 crash_rows;
+	int		 fec_rows;	/* --fec-rows: row budget, -1 none */
 	int		 reject;	/* result code, 0 = none */
 	bool		 health_ok;
 	bool		 verbose;
@@ -99,6 +109,8 @@ struct node_port {
 	int			 dirfd;
 	int			 flash_fd;
 	int			 pkg_fd;	/* DIR/pkg.bin: package area */
+	int			 rows_fd;	/* DIR/rows.bin (--fec-rows) */
+	uint32_t		 rows_writes;	/* row store writes */
 	EVP_PKEY		*pkey;
 	EVP_MD_CTX		*sha;		/* port->sha256_* */
 	struct node_boot	 boot;

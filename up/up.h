@@ -1098,9 +1098,13 @@ int		 up_fec_rows_needed(uint16_t m, const uint8_t *missing,
  *
  * Memory (no allocation): the struct (about 2.4 KB with UP_FEC_K_MAX 128:
  * one bit vector per stored row), 2 * blen bytes of scratch, and the
- * parity rows: either in caller RAM (rows, rows_len: rows_len / blen rows
- * at most) or, when ops->row_read and row_write are set, wherever the
- * caller keeps them (flash), addressed by slot 0 .. UP_FEC_K_MAX - 1.
+ * parity rows: the first rows_len / blen of them in caller RAM (`rows'),
+ * and, when ops->row_read and row_write are set, up to store_rows more
+ * wherever the caller keeps them (a flash row store), addressed by
+ * group and store row 0 .. store_rows - 1.  A row is written to the
+ * store when it is stored, rewritten when another row is eliminated
+ * from it and read back when used; its content only matters until the
+ * decoder is bound again (nothing in it survives a reboot usefully).
  * The ops return 0 or -1 (then UP_EPORT; the decoder may have lost
  * rows, never a block).  src_read/src_write take the group's block i
  * (0-based), blen bytes, a short last block zero-padded on read and to be
@@ -1111,10 +1115,10 @@ struct up_fec_ops {
 		    uint8_t *buf, size_t blen);
 	int	 (*src_write)(void *ctx, uint32_t group, uint16_t i,
 		    const uint8_t *buf, size_t blen);
-	int	 (*row_read)(void *ctx, uint16_t slot, uint8_t *buf,
-		    size_t blen);
-	int	 (*row_write)(void *ctx, uint16_t slot, const uint8_t *buf,
-		    size_t blen);
+	int	 (*row_read)(void *ctx, uint32_t group, uint16_t row,
+		    uint8_t *buf, size_t blen);
+	int	 (*row_write)(void *ctx, uint32_t group, uint16_t row,
+		    const uint8_t *buf, size_t blen);
 };
 
 #define UP_FEC_VEC_BYTES	((UP_FEC_K_MAX + 7) / 8)
@@ -1124,6 +1128,7 @@ struct up_fec_dec {
 	const struct up_fec_ops	*ops;
 	void			*ctx;
 	uint8_t			*rows;		/* RAM rows or NULL */
+	uint16_t		 nram;		/* rows in RAM, then store */
 	uint8_t			*scratch;	/* 2 * blen */
 	uint32_t		 group;
 	uint16_t		 m;		/* blocks in the group */
@@ -1140,14 +1145,16 @@ struct up_fec_dec {
 
 /*
  * Binds a decoder to group `group' of m blocks (1 <= m <= k <=
- * UP_FEC_K_MAX) of blen-byte blocks.  Nothing is known yet: tell it the
+ * UP_FEC_K_MAX) of blen-byte blocks, with rows_len / blen rows in RAM
+ * (`rows', may be NULL) and store_rows in the row store (ignored
+ * without ops->row_read/row_write).  Nothing is known yet: tell it the
  * blocks already held with up_fec_dec_source() (no I/O while no row is
  * stored).  Returns UP_OK or UP_EINVAL (bad sizes, no row storage).
  */
 int		 up_fec_dec_init(struct up_fec_dec *, const struct up_fec_ops *,
 		    void *ctx, uint32_t group, uint16_t m, uint16_t k,
 		    uint16_t blen, uint8_t *scratch, uint8_t *rows,
-		    size_t rows_len);
+		    size_t rows_len, uint16_t store_rows);
 /*
  * Block i of the group is now known (held; src_read may read it).
  * Returns the number of blocks this recovered (>= 0) or an up_err.
@@ -1378,6 +1385,24 @@ struct up_port {
 		    size_t n);
 
 	/*
+	 * Optional (may be NULL): the parity row store
+	 * (docs/up-node-engine.md, "Parity"), memory outside RAM where the
+	 * TS004 decoders keep the rows beyond the row budget
+	 * (up_node_set_fec_rows()).  rows_capacity returns its size in
+	 * bytes; rows_read and rows_write read and overwrite n bytes
+	 * (one block_size row) at off, any offset below the capacity, the
+	 * same row many times while its group decodes.  Nothing in it has
+	 * to survive a reboot: the decoders are not persisted, and the
+	 * engine reads only rows it wrote since it started.  Without it
+	 * a group missing more blocks than the budget holds waits for
+	 * plain retransmission or more rounds.
+	 */
+	uint32_t (*rows_capacity)(void *ctx);
+	int	 (*rows_read)(void *ctx, uint32_t off, uint8_t *p, size_t n);
+	int	 (*rows_write)(void *ctx, uint32_t off, const uint8_t *p,
+		    size_t n);
+
+	/*
 	 * The inactive (staging) slot.  slot_erase erases [off, off + len)
 	 * to the flash's erased value.  The engine erases a package's range
 	 * in steps of UP_NODE_ERASE_STEP bytes from offset 0, one step per
@@ -1484,7 +1509,7 @@ struct up_port {
  * The engine's tunables (UP_NODE_SAVE_EVERY, UP_NODE_SAVE_DELAY_MS,
  * UP_NODE_IDLE_MS, UP_NODE_STALE_S, UP_NODE_RESULT_MIN_MS/_MAX_MS, the
  * step sizes UP_NODE_ERASE_STEP, UP_NODE_VERIFY_STEP and
- * UP_NODE_APPLY_STEP, UP_NODE_FEC_SLOTS) are in up_config.h, where a
+ * UP_NODE_APPLY_STEP, UP_NODE_FEC_SLOTS, UP_NODE_FEC_ROWS) are in up_config.h, where a
  * port overrides them.
  */
 
@@ -1590,6 +1615,8 @@ struct up_node {
 	uint8_t			 fec_nslots;
 	uint8_t			 fec_inuse;	/* bit per decoder */
 	uint32_t		 fec_clock;	/* LRU stamps */
+	uint16_t		 fec_budget;	/* RAM rows per decoder */
+	uint16_t		 fec_store_rows; /* row store rows per decoder */
 	uint32_t		 fec_rows_rx;	/* PARITY frames used */
 	uint32_t		 fec_recovered;	/* blocks decoded */
 	/*
@@ -1725,6 +1752,16 @@ void		 up_node_set_link(struct up_node *,
  */
 void		 up_node_set_fec_workspace(struct up_node *, void *ws,
 		    size_t len);
+
+/*
+ * The row budget (docs/up-node-engine.md, "Parity"): at most `rows'
+ * parity rows in RAM per group decoder (default UP_NODE_FEC_ROWS; 0:
+ * every row in the port's row store).  Rows a group needs beyond it go
+ * to port->rows_write while there is room.  A node with little RAM
+ * gives a small workspace and budget and a row store in flash.  Call
+ * after up_node_init().
+ */
+void		 up_node_set_fec_rows(struct up_node *, uint16_t rows);
 
 /*
  * Lends the engine the memory to apply VCDIFF deltas (up_vcdiff.c): the

@@ -138,5 +138,14 @@
 #ifndef UP_NODE_FEC_SLOTS
 #define UP_NODE_FEC_SLOTS	4
 #endif
+/*
+ * Parity rows each group decoder keeps in RAM, at most (the row budget;
+ * up_node_set_fec_rows() at run time).  Rows beyond it go to the port's
+ * row store (up_port.rows_*).  The default: as many as the workspace
+ * holds.
+ */
+#ifndef UP_NODE_FEC_ROWS
+#define UP_NODE_FEC_ROWS	UP_FEC_K_MAX
+#endif
 
 #endif /* UP_CONFIG_H */

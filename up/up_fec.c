@@ -256,15 +256,47 @@ fec_s2(struct up_fec_dec *d)
 	return (d->scratch + d->blen);
 }
 
+/*
+ * Stored rows live in RAM for slots below d->nram, in the caller's row
+ * store above (store row slot - nram).
+ */
+static uint8_t *
+fec_ram(struct up_fec_dec *d, uint16_t slot)
+{
+	if (slot < d->nram)
+		return (d->rows + (size_t)slot * d->blen);
+	return (NULL);
+}
+
+static int
+fec_store_read(struct up_fec_dec *d, uint16_t slot, uint8_t *buf)
+{
+	if (d->ops->row_read(d->ctx, d->group, (uint16_t)(slot - d->nram),
+	    buf, d->blen) != 0)
+		return (UP_EPORT);
+	return (UP_OK);
+}
+
+static int
+fec_store_write(struct up_fec_dec *d, uint16_t slot, const uint8_t *buf)
+{
+	if (d->ops->row_write(d->ctx, d->group, (uint16_t)(slot - d->nram),
+	    buf, d->blen) != 0)
+		return (UP_EPORT);
+	return (UP_OK);
+}
+
 /* dst ^= stored row `slot' (data only). */
 static int
 fec_row_xor_from(struct up_fec_dec *d, uint16_t slot, uint8_t *dst)
 {
-	if (d->rows != NULL) {
-		up_fec_xor(dst, d->rows + (size_t)slot * d->blen, d->blen);
+	uint8_t	*r;
+
+	if ((r = fec_ram(d, slot)) != NULL) {
+		up_fec_xor(dst, r, d->blen);
 		return (UP_OK);
 	}
-	if (d->ops->row_read(d->ctx, slot, fec_s2(d), d->blen) != 0)
+	if (fec_store_read(d, slot, fec_s2(d)) != UP_OK)
 		return (UP_EPORT);
 	up_fec_xor(dst, fec_s2(d), d->blen);
 	return (UP_OK);
@@ -276,38 +308,39 @@ fec_row_xor_into(struct up_fec_dec *d, uint16_t slot, const uint8_t *src)
 {
 	uint8_t	*p;
 
-	if (d->rows != NULL) {
-		up_fec_xor(d->rows + (size_t)slot * d->blen, src, d->blen);
+	if ((p = fec_ram(d, slot)) != NULL) {
+		up_fec_xor(p, src, d->blen);
 		return (UP_OK);
 	}
 	p = fec_s2(d);
-	if (d->ops->row_read(d->ctx, slot, p, d->blen) != 0)
+	if (fec_store_read(d, slot, p) != UP_OK)
 		return (UP_EPORT);
 	up_fec_xor(p, src, d->blen);
-	if (d->ops->row_write(d->ctx, slot, p, d->blen) != 0)
-		return (UP_EPORT);
-	return (UP_OK);
+	return (fec_store_write(d, slot, p));
 }
 
 static int
 fec_row_put(struct up_fec_dec *d, uint16_t slot, const uint8_t *src)
 {
-	if (d->rows != NULL) {
-		memcpy(d->rows + (size_t)slot * d->blen, src, d->blen);
+	uint8_t	*r;
+
+	if ((r = fec_ram(d, slot)) != NULL) {
+		if (r != src)
+			memcpy(r, src, d->blen);
 		return (UP_OK);
 	}
-	if (d->ops->row_write(d->ctx, slot, src, d->blen) != 0)
-		return (UP_EPORT);
-	return (UP_OK);
+	return (fec_store_write(d, slot, src));
 }
 
 /* Reads stored row `slot' into s2 (or returns it in place). */
 static const uint8_t *
 fec_row_get(struct up_fec_dec *d, uint16_t slot)
 {
-	if (d->rows != NULL)
-		return (d->rows + (size_t)slot * d->blen);
-	if (d->ops->row_read(d->ctx, slot, fec_s2(d), d->blen) != 0)
+	uint8_t	*r;
+
+	if ((r = fec_ram(d, slot)) != NULL)
+		return (r);
+	if (fec_store_read(d, slot, fec_s2(d)) != UP_OK)
 		return (NULL);
 	return (fec_s2(d));
 }
@@ -320,11 +353,8 @@ fec_row_delete(struct up_fec_dec *d, uint16_t slot)
 	const uint8_t	*p;
 
 	if (slot != last) {
-		if ((p = fec_row_get(d, last)) == NULL)
-			return (UP_EPORT);
-		if (d->rows != NULL)
-			memmove(d->rows + (size_t)slot * d->blen, p, d->blen);
-		else if (fec_row_put(d, slot, p) != UP_OK)
+		if ((p = fec_row_get(d, last)) == NULL ||
+		    fec_row_put(d, slot, p) != UP_OK)
 			return (UP_EPORT);
 		memcpy(d->vec[slot], d->vec[last], UP_FEC_VEC_BYTES);
 		d->piv[slot] = d->piv[last];
@@ -357,12 +387,10 @@ fec_eliminate(struct up_fec_dec *d, uint16_t slot)
 		if (j == slot || !fec_bit(d->vec[j], col))
 			continue;
 		if (p == NULL) {
-			/* With rows off RAM, s1 holds the pivot row. */
-			if (d->rows != NULL)
-				p = d->rows + (size_t)slot * d->blen;
-			else {
-				if (d->ops->row_read(d->ctx, slot, fec_s1(d),
-				    d->blen) != 0)
+			/* With the row in the store, s1 holds it. */
+			if ((p = fec_ram(d, slot)) == NULL) {
+				if (fec_store_read(d, slot, fec_s1(d)) !=
+				    UP_OK)
 					return (UP_EPORT);
 				p = fec_s1(d);
 			}
@@ -411,9 +439,9 @@ fec_emit(struct up_fec_dec *d)
 int
 up_fec_dec_init(struct up_fec_dec *d, const struct up_fec_ops *ops,
     void *ctx, uint32_t group, uint16_t m, uint16_t k, uint16_t blen,
-    uint8_t *scratch, uint8_t *rows, size_t rows_len)
+    uint8_t *scratch, uint8_t *rows, size_t rows_len, uint16_t store_rows)
 {
-	size_t	 cap;
+	size_t	 cap, nram;
 
 	if (d == NULL || ops == NULL || ops->src_read == NULL ||
 	    ops->src_write == NULL || scratch == NULL || m < 1 || m > k ||
@@ -427,15 +455,14 @@ up_fec_dec_init(struct up_fec_dec *d, const struct up_fec_ops *ops,
 	d->m = m;
 	d->k = k;
 	d->blen = blen;
-	if (ops->row_read != NULL && ops->row_write != NULL) {
-		d->rows = NULL;
-		cap = UP_FEC_K_MAX;
-	} else {
-		if (rows == NULL)
-			return (UP_EINVAL);
-		d->rows = rows;
-		cap = rows_len / blen;
-	}
+	nram = rows != NULL ? rows_len / blen : 0;
+	if (nram > m)
+		nram = m;
+	d->rows = nram > 0 ? rows : NULL;
+	d->nram = (uint16_t)nram;
+	cap = nram;
+	if (ops->row_read != NULL && ops->row_write != NULL)
+		cap += store_rows;
 	/* Never more stored rows than missing blocks (<= m). */
 	d->maxrows = (uint16_t)(cap < m ? cap : m);
 	if (d->maxrows == 0)

@@ -1735,22 +1735,88 @@ node_fec_write(void *ctx, uint32_t group, uint16_t i, const uint8_t *buf,
 	return (0);
 }
 
+/*
+ * The row store offset of store row `row' of the decoder of `group'
+ * (docs/up-node-engine.md, "Parity"): each decoder slot owns
+ * fec_store_rows rows of it.
+ */
+static int
+node_fec_row_off(struct up_node *n, uint32_t group, uint16_t row,
+    uint32_t *off)
+{
+	unsigned int	 s;
+
+	if (row >= n->fec_store_rows)
+		return (-1);
+	for (s = 0; s < n->fec_nslots; s++)
+		if ((n->fec_inuse & (1u << s)) != 0 &&
+		    n->fec_dec[s].group == group) {
+			*off = ((uint32_t)s * n->fec_store_rows + row) *
+			    n->fec_blen;
+			return (0);
+		}
+	return (-1);
+}
+
+static int
+node_fec_row_read(void *ctx, uint32_t group, uint16_t row, uint8_t *buf,
+    size_t blen)
+{
+	struct up_node	*n = ctx;
+	uint32_t	 off;
+
+	if (n->port->rows_read == NULL ||
+	    node_fec_row_off(n, group, row, &off) != 0)
+		return (-1);
+	return (n->port->rows_read(n->ctx, off, buf, blen));
+}
+
+static int
+node_fec_row_write(void *ctx, uint32_t group, uint16_t row,
+    const uint8_t *buf, size_t blen)
+{
+	struct up_node	*n = ctx;
+	uint32_t	 off;
+
+	if (n->port->rows_write == NULL ||
+	    node_fec_row_off(n, group, row, &off) != 0)
+		return (-1);
+	return (n->port->rows_write(n->ctx, off, buf, blen));
+}
+
 static const struct up_fec_ops node_fec_ops = {
 	.src_read = node_fec_read,
-	.src_write = node_fec_write
+	.src_write = node_fec_write,
+	.row_read = node_fec_row_read,
+	.row_write = node_fec_row_write
 };
+
+/* Bytes of the port's parity row store, 0 without one. */
+static uint32_t
+node_rows_capacity(const struct up_node *n)
+{
+	const struct up_port *p = n->port;
+
+	if (p->rows_capacity == NULL || p->rows_read == NULL ||
+	    p->rows_write == NULL)
+		return (0);
+	return (p->rows_capacity(n->ctx));
+}
 
 /*
  * Cuts the workspace for this session's block size: decoders first, then
- * the scratch, then each decoder's rows.  As many slots as leave every
- * decoder at least UP_NODE_FEC_MIN_ROWS rows (at most UP_NODE_FEC_SLOTS).
+ * the scratch, then each decoder's rows in RAM, at most the row budget
+ * (up_node_set_fec_rows); the port's row store, if any, is cut into as
+ * many equal shares, each decoder's rows beyond the budget.  As many
+ * slots as leave every decoder at least UP_NODE_FEC_MIN_ROWS rows in
+ * all (at most UP_NODE_FEC_SLOTS).
  */
 #define UP_NODE_FEC_MIN_ROWS	16
 static void
 node_fec_carve(struct up_node *n)
 {
 	uint8_t		*p = n->fec_ws;
-	size_t		 pad, avail, per, rows = 0;
+	size_t		 pad, avail, per, rows = 0, store = 0, scap;
 	unsigned int	 ns;
 	uint16_t	 blen = n->offer.block_size;
 
@@ -1759,28 +1825,37 @@ node_fec_carve(struct up_node *n)
 	n->fec_session = n->session;
 	n->fec_blen = blen;
 	n->fec_k = 0;
+	n->fec_store_rows = 0;
 	if (p == NULL || blen == 0)
 		return;
 	pad = (16 - (size_t)((uintptr_t)p % 16)) % 16;
 	if (n->fec_ws_len < pad + 2 * (size_t)blen)
 		return;
 	avail = n->fec_ws_len - pad - 2 * (size_t)blen;
+	scap = node_rows_capacity(n);
 	for (ns = UP_NODE_FEC_SLOTS; ns > 0; ns--) {
 		per = avail / ns;
-		if (per <= sizeof(struct up_fec_dec))
+		if (per < sizeof(struct up_fec_dec))
 			continue;
 		rows = (per - sizeof(struct up_fec_dec)) / blen;
-		if (rows >= UP_NODE_FEC_MIN_ROWS || (ns == 1 && rows > 0))
+		if (rows > n->fec_budget)
+			rows = n->fec_budget;
+		if (rows > UP_FEC_K_MAX)
+			rows = UP_FEC_K_MAX;
+		store = scap / ns / blen;
+		if (store > UP_FEC_K_MAX - rows)
+			store = UP_FEC_K_MAX - rows;
+		if (rows + store >= UP_NODE_FEC_MIN_ROWS ||
+		    (ns == 1 && rows + store > 0))
 			break;
 	}
 	if (ns == 0)
 		return;
-	if (rows > UP_FEC_K_MAX)
-		rows = UP_FEC_K_MAX;
 	n->fec_dec = (struct up_fec_dec *)(void *)(p + pad);
 	n->fec_scratch = p + pad + ns * sizeof(struct up_fec_dec);
 	n->fec_rows = n->fec_scratch + 2 * (size_t)blen;
 	n->fec_rows_len = rows * blen;
+	n->fec_store_rows = (uint16_t)store;
 	n->fec_nslots = (uint8_t)ns;
 }
 
@@ -1830,7 +1905,8 @@ node_fec_slot(struct up_node *n, uint32_t group, uint16_t k, bool make)
 	m = up_fec_group_len(n->offer.nblocks, k, group);
 	if (up_fec_dec_init(d, &node_fec_ops, n, group, m, k,
 	    n->offer.block_size, n->fec_scratch,
-	    n->fec_rows + victim * n->fec_rows_len, n->fec_rows_len) != UP_OK)
+	    n->fec_rows + victim * n->fec_rows_len, n->fec_rows_len,
+	    n->fec_store_rows) != UP_OK)
 		return (NULL);
 	n->fec_inuse |= (uint8_t)(1u << victim);
 	d->stamp = ++n->fec_clock;
@@ -2296,6 +2372,7 @@ up_node_init(struct up_node *n, const struct up_port *port, void *ctx,
 	n->bitmap_buf = bitmap_buf;
 	n->bitmap_cap = bitmap_buf != NULL ? bitmap_cap : 0;
 	n->save_every = UP_NODE_SAVE_EVERY;
+	n->fec_budget = UP_NODE_FEC_ROWS;
 	n->dirty_lo = UINT32_MAX;
 	n->state = UP_NS_IDLE;
 	up_bitmap_init(&n->held, bitmap_buf, 0);
@@ -2341,6 +2418,16 @@ up_node_set_fec_workspace(struct up_node *n, void *ws, size_t len)
 	n->fec_session = 0;
 	n->fec_blen = 0;
 	n->fec_k = 0;
+}
+
+void
+up_node_set_fec_rows(struct up_node *n, uint16_t rows)
+{
+	n->fec_budget = rows < UP_FEC_K_MAX ? rows : UP_FEC_K_MAX;
+	/* Carved again at the next use. */
+	n->fec_session = 0;
+	n->fec_nslots = 0;
+	n->fec_inuse = 0;
 }
 
 void

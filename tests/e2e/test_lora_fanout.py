@@ -8,6 +8,10 @@ air, EU868 sub-band P, SF7/125) to 24 upnode processes with
 node verifies, activates, confirms, and the cloud gets one result per
 node.  One node loses power mid-transfer and resumes from its bitmap;
 the gateway's modem resets mid-session and the session carries on.  The
+nodes short of RAM (every third: --fec-rows 2, two parity rows per
+group decoder in RAM, the rest in the row store rows.bin) spill rows to
+their store; one of them, keeping no row in RAM (--fec-rows 0), loses
+power while rows are in its store, boots and finishes.  The
 whole testbed runs on a compressed clock (scale 20: upsim, [fanout]
 time_scale and upnode --time-scale, docs/simulator.md "Time scale"), so
 airtime figures are exact; the modem's regulator never refuses a frame.
@@ -32,6 +36,12 @@ SIZE = int(os.environ.get("LORA_SIZE", str(20 * 1024)))
 SCALE = int(os.environ.get("LORA_SCALE", "20"))
 CRASH_NODE = 5
 CRASH_BLOCK = 40
+# Nodes with a small row budget (docs/up-node-engine.md, "Parity").
+BUDGET_NODES = [n for n in range(1, NODES + 1) if n % 3 == 0]
+# A power cut after the 3rd row store write; 20 % loss so that it
+# surely needs 3 rows.
+ROWS_NODE = BUDGET_NODES[-1] if BUDGET_NODES else 0
+ROWS_CRASH = 3
 
 
 def scenario(bindir, srcdir):
@@ -45,7 +55,8 @@ def scenario(bindir, srcdir):
                  "hw": ["sensor-v1"], "kind": "full", "url": url}]
         tb.publish(pkgs, [])
         ep = {"n%d" % i: "loss=%g,rssi=%d,snr=%d"
-              % (LOSS, -80 - i, 9 - i % 5) for i in range(1, NODES + 1)}
+              % (LOSS if i != ROWS_NODE else max(LOSS, 20), -80 - i,
+                 9 - i % 5) for i in range(1, NODES + 1)}
         ep["gw"] = "loss=0"
         tb.start_air("lora", NODES, scale=SCALE,
                      opts=["freq=869525000", "sf=7"], ep_opts=ep, seed=5)
@@ -71,6 +82,11 @@ def scenario(bindir, srcdir):
             extra = []
             if nid == CRASH_NODE:
                 extra = ["--crash-at", "block:%d" % CRASH_BLOCK]
+            if nid == ROWS_NODE:
+                extra = ["--fec-rows", "0",
+                         "--crash-at", "rows:%d" % ROWS_CRASH]
+            elif nid in BUDGET_NODES:
+                extra = ["--fec-rows", "2"]
             tb.start_node(nid, extra=extra)
         tb.start_daemon()
         tb.wait_for(lambda: len(tb.upctl("nodes")) == NODES, 240,
@@ -95,6 +111,17 @@ def scenario(bindir, srcdir):
         # The gateway's modem resets mid-session.
         tb.air_cmd("reset gw")
         tb.log("gateway modem reset")
+        if ROWS_NODE:
+            rc = tb.nodes[ROWS_NODE]["proc"]
+            tb.wait_for(lambda: rc.poll() is not None, 600,
+                        "node %d to lose power with rows in its store"
+                        % ROWS_NODE)
+            if rc.returncode != 3:
+                raise Fail("node %d exited %s, expected 3"
+                           % (ROWS_NODE, rc.returncode))
+            tb.log("node %d lost power after %d row store writes; "
+                   "booting it again" % (ROWS_NODE, ROWS_CRASH))
+            tb.restart_node(ROWS_NODE, extra=["--fec-rows", "0"])
 
         def all_updated():
             return all(tb.running(n).get("app") == "1.1.0"
@@ -142,9 +169,25 @@ def scenario(bindir, srcdir):
                % (gw["tx_frames"] - gw0["tx_frames"],
                   (gw["airtime_us"] - gw0["airtime_us"]) / 1e6,
                   gw["rx_garbled"] - gw0["rx_garbled"], up, up / NODES))
-        with open(tb.nodes[CRASH_NODE]["log"]) as f:
-            if "resum" not in f.read():
-                raise Fail("node %d did not resume" % CRASH_NODE)
+        for n in [CRASH_NODE] + ([ROWS_NODE] if ROWS_NODE else []):
+            with open(tb.nodes[n]["log"]) as f:
+                if "resum" not in f.read():
+                    raise Fail("node %d did not resume" % n)
+        # Every node short of RAM finished its download with its rows
+        # store (the log line at DOWNLOADED), and rows went there.
+        spilled = {}
+        for n in BUDGET_NODES:
+            with open(tb.nodes[n]["log"]) as f:
+                for line in f:
+                    if "parity row store:" in line:
+                        spilled[n] = int(line.split("store:")[1].split()[0])
+            if n not in spilled:
+                raise Fail("node %d never downloaded with its row store"
+                           % n)
+        if sum(spilled.values()) == 0 or spilled.get(ROWS_NODE, 1) == 0:
+            raise Fail("no row went to a row store: %s" % spilled)
+        tb.log("row store writes of the nodes short of RAM (last boot): "
+               "%s" % spilled)
         with open(tb.daemon_log) as f:
             text = f.read()
         if "modem fault: the modem reset" not in text:

@@ -32,6 +32,7 @@
 #define BITMAP_CAP	512
 #define PKG_SIZE	3000
 #define QMAX		512
+#define ROWS_CAP	(4 * 32 * 47)	/* row store: 32 rows of 47 B per slot */
 
 /* ------------------------------------------------------------------ */
 /* The fake node port                                                 */
@@ -49,6 +50,12 @@ struct fake {
 	EVP_MD_CTX	*sha;
 	uint32_t	 sent_bytes;
 	uint32_t	 sent_frames;
+	/* The parity row store (up_port.rows_*), ROWS_CAP bytes or none. */
+	uint32_t	 rows_cap;
+	uint8_t		 rows[ROWS_CAP];
+	uint8_t		 rows_valid[ROWS_CAP];	/* written since boot */
+	uint32_t	 rows_writes;
+	uint32_t	 rows_reads;
 };
 
 /* Frames in flight, node -> gateway. */
@@ -206,6 +213,39 @@ f_activate(void *ctx, const struct up_offer *o)
 	return (0);
 }
 
+static uint32_t
+f_rows_capacity(void *ctx)
+{
+	return (((struct fake *)ctx)->rows_cap);
+}
+
+static int
+f_rows_read(void *ctx, uint32_t off, uint8_t *p, size_t n)
+{
+	struct fake	*f = ctx;
+	size_t		 i;
+
+	assert_true(off + n <= f->rows_cap);
+	/* Only what the engine wrote since it started (up.h). */
+	for (i = 0; i < n; i++)
+		assert_int_equal(f->rows_valid[off + i], 1);
+	memcpy(p, f->rows + off, n);
+	f->rows_reads++;
+	return (0);
+}
+
+static int
+f_rows_write(void *ctx, uint32_t off, const uint8_t *p, size_t n)
+{
+	struct fake	*f = ctx;
+
+	assert_true(off + n <= f->rows_cap);
+	memcpy(f->rows + off, p, n);
+	memset(f->rows_valid + off, 1, n);
+	f->rows_writes++;
+	return (0);
+}
+
 static const struct up_port fake_port = {
 	.send = f_send,
 	.now_ms = f_now,
@@ -219,13 +259,18 @@ static const struct up_port fake_port = {
 	.sha256_begin = f_sha_begin,
 	.sha256_update = f_sha_update,
 	.sha256_end = f_sha_end,
-	.activate = f_activate
+	.activate = f_activate,
+	.rows_capacity = f_rows_capacity,
+	.rows_read = f_rows_read,
+	.rows_write = f_rows_write
 };
 
 static uint8_t		 image_sha[32];
 
 static struct up_node_link link_cfg;
 static bool		 with_fec;
+static size_t		 fec_ws_len;	/* of fec_ws the node gets */
+static int		 fec_budget;	/* rows in RAM, -1: the default */
 
 static void
 info_fill(struct up_node_info *info, const char *version, uint16_t mtu)
@@ -254,7 +299,12 @@ boot(const char *version)
 	    sizeof(bitmap_buf));
 	up_node_set_link(&N, &link_cfg);
 	if (with_fec)
-		up_node_set_fec_workspace(&N, fec_ws, sizeof(fec_ws));
+		up_node_set_fec_workspace(&N, fec_ws, fec_ws_len);
+	if (fec_budget >= 0)
+		up_node_set_fec_rows(&N, (uint16_t)fec_budget);
+	/* A power cut: the row store holds stale rows, never to be read. */
+	memset(F.rows, 0xa5, sizeof(F.rows));
+	memset(F.rows_valid, 0, sizeof(F.rows_valid));
 	assert_int_equal(up_node_start(&N, NULL), UP_OK);
 }
 
@@ -275,6 +325,8 @@ node_setup(uint16_t mtu, uint8_t flags, bool fec)
 	link_cfg.uplink_mtu = mtu;
 	link_cfg.flags = flags;
 	with_fec = fec;
+	fec_ws_len = sizeof(fec_ws);
+	fec_budget = -1;
 	for (i = 0; i < sizeof(image); i++)
 		image[i] = (uint8_t)(i * 13 + i / 7);
 	assert_int_equal(EVP_Digest(image, sizeof(image), image_sha, &n,
@@ -523,6 +575,8 @@ struct gw_grp {
 	uint32_t	 first;
 };
 
+static void	 small_after_parity(void);
+
 static int
 gw_read(void *ctx, uint16_t i, uint8_t *buf, size_t blen)
 {
@@ -553,6 +607,7 @@ gw_parity(uint32_t g)
 	n = up_cseal(f, sizeof(f), UP_T_PARITY, G.cflags, G.tag, code, G.bs);
 	assert_true(n > 0);
 	down(f, (size_t)n);
+	small_after_parity();
 }
 
 static void
@@ -572,6 +627,60 @@ gw_target(uint8_t type, uint16_t slots, uint8_t req)
 static uint8_t	 agg_bits[BITMAP_CAP], agg_need[64];
 
 /*
+ * A node short of RAM (test_session_row_budget): its FEC workspace and
+ * row budget, its row store, and a power cut while rows are in it.
+ */
+static struct {
+	bool		 on;
+	size_t		 ws_len;
+	int		 budget;
+	uint32_t	 store;
+	bool		 cut;		/* power cut with rows in the store */
+	bool		 cut_done;
+	uint16_t	 most_rows;	/* most rows one decoder held */
+	unsigned int	 nslots;	/* the workspace as carved */
+	size_t		 ram_rows;	/* rows in RAM per decoder */
+	unsigned int	 store_rows;	/* and in the store */
+} small;
+
+/* Rows the node's decoders hold now, the most of any one. */
+static uint16_t
+node_rows_held(void)
+{
+	unsigned int	 s;
+	uint16_t	 r, most = 0;
+
+	for (s = 0; s < N.fec_nslots; s++)
+		if ((N.fec_inuse & (1u << s)) != 0 &&
+		    (r = up_fec_dec_rows(&N.fec_dec[s])) > most)
+			most = r;
+	return (most);
+}
+
+/* After each PARITY frame: watch the rows, maybe cut the power. */
+static void
+small_after_parity(void)
+{
+	uint16_t	 r;
+
+	if (!small.on)
+		return;
+	r = node_rows_held();
+	small.nslots = N.fec_nslots;
+	small.ram_rows = N.fec_rows_len / N.fec_blen;
+	small.store_rows = N.fec_store_rows;
+	if (r > small.most_rows)
+		small.most_rows = r;
+	if (small.cut && !small.cut_done && r >= small.budget + 2) {
+		/* Rows in the store; RAM gone, flash as last saved. */
+		small.cut_done = true;
+		print_message("power cut with %u rows held (%d in RAM)\n",
+		    (unsigned)r, small.budget);
+		boot("1.0.0");
+	}
+}
+
+/*
  * One whole session over the link; returns the repair rounds it took.
  */
 static int
@@ -584,6 +693,11 @@ session(uint16_t mtu, uint8_t link_flags, uint8_t cflags, bool fec,
 	int		 rounds = 0, tries;
 
 	node_setup(mtu, link_flags, fec);
+	if (small.on) {
+		fec_ws_len = small.ws_len;
+		fec_budget = small.budget;
+		F.rows_cap = small.store;
+	}
 	link_cfg.slots = 16;
 	link_cfg.slot_ms = 200;
 	gw_init(mtu, cflags, loss);
@@ -711,6 +825,58 @@ test_session_lora51(void **state)
 {
 	(void)session(51, UP_NL_COMPACT, 0, true, 16, 10);
 	assert_int_equal(G.bs, 47);
+}
+
+/*
+ * A node with little RAM (docs/up-node-engine.md, "Parity"): a workspace
+ * of four decoders with room for 2 rows each, the row budget 2, and a
+ * row store for 32 rows per decoder.  Groups of 32 at 25 % loss miss
+ * about 8 blocks each: the rows beyond 2 go to the store, and the
+ * package still decodes.  Then the same with a power cut while rows are
+ * in the store: the node boots from what it saved, the stale rows are
+ * never read (the fake port asserts it), and the session finishes with
+ * the right image.
+ */
+static void
+row_budget_session(bool cut)
+{
+	uint16_t	 bs = 47;
+
+	memset(&small, 0, sizeof(small));
+	small.on = true;
+	small.budget = 2;
+	small.ws_len = UP_NODE_FEC_SLOTS * (sizeof(struct up_fec_dec) +
+	    2 * bs) + 2 * bs + 16;
+	small.store = ROWS_CAP;
+	small.cut = cut;
+	(void)session(51, UP_NL_COMPACT, 0, true, 32, 25);
+	assert_int_equal(G.bs, bs);
+	/* RAM held 2 rows per decoder; the rest went to the store. */
+	assert_int_equal(small.nslots, UP_NODE_FEC_SLOTS);
+	assert_int_equal(small.ram_rows, 2);
+	assert_int_equal(small.store_rows, 32);
+	assert_true(small.most_rows > 2);
+	assert_true(F.rows_writes > 0 && F.rows_reads > 0);
+	if (cut)
+		assert_true(small.cut_done);
+	print_message("row budget 2: at most %u rows held, %u row store "
+	    "writes, %u reads\n", (unsigned)small.most_rows,
+	    (unsigned)F.rows_writes, (unsigned)F.rows_reads);
+	small.on = false;
+}
+
+static void
+test_session_row_budget(void **state)
+{
+	(void)state;
+	row_budget_session(false);
+}
+
+static void
+test_session_row_budget_cut(void **state)
+{
+	(void)state;
+	row_budget_session(true);
 }
 
 /* The same link without a FEC workspace: run lists and DATA. */
@@ -1185,6 +1351,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_session_lora51),
 		cmocka_unit_test(test_session_lora51_nofec),
+		cmocka_unit_test(test_session_row_budget),
+		cmocka_unit_test(test_session_row_budget_cut),
 		cmocka_unit_test(test_session_ble20),
 		cmocka_unit_test(test_session_ble20_fec),
 		cmocka_unit_test(test_session_crc_link),

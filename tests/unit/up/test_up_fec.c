@@ -38,6 +38,7 @@ struct pkg {
 	/* Rows off RAM (row_read/row_write). */
 	uint8_t		 rowstore[UP_FEC_K_MAX][MAXB];
 	unsigned int	 row_io;
+	uint32_t	 dgroup;	/* the decoder's group */
 };
 
 static uint32_t	 rng = 12345;
@@ -119,10 +120,12 @@ src_write(void *ctx, uint32_t group, uint16_t i, const uint8_t *buf,
 }
 
 static int
-row_read(void *ctx, uint16_t slot, uint8_t *buf, size_t blen)
+row_read(void *ctx, uint32_t group, uint16_t slot, uint8_t *buf,
+    size_t blen)
 {
 	struct pkg	*p = ctx;
 
+	assert_int_equal(group, p->dgroup);
 	assert_true(slot < UP_FEC_K_MAX);
 	memcpy(buf, p->rowstore[slot], blen);
 	p->row_io++;
@@ -130,10 +133,12 @@ row_read(void *ctx, uint16_t slot, uint8_t *buf, size_t blen)
 }
 
 static int
-row_write(void *ctx, uint16_t slot, const uint8_t *buf, size_t blen)
+row_write(void *ctx, uint32_t group, uint16_t slot, const uint8_t *buf,
+    size_t blen)
 {
 	struct pkg	*p = ctx;
 
+	assert_int_equal(group, p->dgroup);
 	assert_true(slot < UP_FEC_K_MAX);
 	memcpy(p->rowstore[slot], buf, blen);
 	p->row_io++;
@@ -377,7 +382,8 @@ test_encode(void **state)
  * the decoder needed equals the planner's prediction.
  */
 static void
-run_losses(const struct up_fec_ops *ops, unsigned int trials)
+run_losses(const struct up_fec_ops *ops, size_t ram_rows,
+    unsigned int trials)
 {
 	static struct pkg	 p;
 	static uint8_t		 rows[UP_FEC_K_MAX * MAXB];
@@ -389,6 +395,7 @@ run_losses(const struct up_fec_ops *ops, unsigned int trials)
 	uint16_t		 m, k;
 	uint32_t		 g, b, first;
 	int			 e, rec, total_extra = 0, nrun = 0;
+	unsigned long		 store_io = 0;
 
 	for (ki = 0; ki < sizeof(ks) / sizeof(ks[0]); ki++) {
 		k = ks[ki];
@@ -401,8 +408,11 @@ run_losses(const struct up_fec_ops *ops, unsigned int trials)
 			first = g * k;
 			/* Lose up to the whole group. */
 			lost = t == 0 ? m : 1 + rnd() % m;
+			p.dgroup = g;
+			p.row_io = 0;
 			assert_int_equal(up_fec_dec_init(&d, ops, &p, g, m, k,
-			    MAXB, scratch, rows, sizeof(rows)), UP_OK);
+			    MAXB, scratch, ram_rows > 0 ? rows : NULL,
+			    ram_rows * MAXB, UP_FEC_K_MAX), UP_OK);
 			memset(miss, 0, sizeof(miss));
 			for (i = 0; i < lost; ) {
 				b = rnd() % m;
@@ -437,12 +447,19 @@ run_losses(const struct up_fec_ops *ops, unsigned int trials)
 			assert_int_equal(rec, lost);
 			assert_int_equal(up_fec_dec_rows(&d), 0);
 			assert_group_ok(&p, g);
+			/* Never more rows stored than blocks missing. */
+			if (ops == &ram_ops || lost <= ram_rows)
+				assert_int_equal(p.row_io, 0);
+			store_io += p.row_io;
 			total_extra += (int)(need - lost);
 			nrun++;
 		}
 	}
 	print_message("%d decodes, %.2f rows over the losses on average\n",
 	    nrun, (double)total_extra / nrun);
+	/* Rows beyond the RAM ones went to the store. */
+	if (ops == &flash_ops)
+		assert_true(store_io > 0);
 	/* TS004 A.3: about 2 extra rows on average, never many more. */
 	assert_true((double)total_extra / nrun < 3.5);
 }
@@ -451,14 +468,26 @@ static void
 test_decode_losses(void **state)
 {
 	(void)state;
-	run_losses(&ram_ops, 40);
+	run_losses(&ram_ops, UP_FEC_K_MAX, 40);
 }
 
 static void
 test_decode_rows_off_ram(void **state)
 {
 	(void)state;
-	run_losses(&flash_ops, 15);
+	run_losses(&flash_ops, 0, 15);
+}
+
+/*
+ * A row budget of 3 in RAM, the rest in the store: rows move between
+ * the two as they are stored, eliminated and deleted, and every group
+ * still decodes right with the same rows.
+ */
+static void
+test_decode_rows_spilled(void **state)
+{
+	(void)state;
+	run_losses(&flash_ops, 3, 15);
 }
 
 /*
@@ -483,8 +512,11 @@ test_decode_any_order(void **state)
 	for (t = 0; t < 60; t++) {
 		ops = t % 2 ? &flash_ops : &ram_ops;
 		pkg_init(&p, 64, 64, MAXB, MAXB);
+		/* RAM, the store alone, or 5 rows in RAM and the rest. */
+		p.dgroup = 0;
 		assert_int_equal(up_fec_dec_init(&d, ops, &p, 0, 64, 64, MAXB,
-		    scratch, rows, sizeof(rows)), UP_OK);
+		    scratch, t % 4 == 1 ? NULL : rows, t % 4 == 3 ? 5 * MAXB :
+		    sizeof(rows), 64), UP_OK);
 		for (i = 0; i < 64; i++)
 			order[i] = (uint16_t)i;
 		for (i = 63; i > 0; i--) {
@@ -540,7 +572,7 @@ test_decode_too_few(void **state)
 	for (t = 0; t < 20; t++) {
 		pkg_init(&p, 64, 64, MAXB, MAXB);
 		assert_int_equal(up_fec_dec_init(&d, &ram_ops, &p, 0, 64, 64,
-		    MAXB, scratch, rows, sizeof(rows)), UP_OK);
+		    MAXB, scratch, rows, sizeof(rows), 0), UP_OK);
 		memset(miss, 0, sizeof(miss));
 		for (i = 0; i < 64; i++) {
 			if (i % 6 == t % 6 && i / 6 < lost)
@@ -593,7 +625,7 @@ test_decode_no_room(void **state)
 	(void)state;
 	pkg_init(&p, 64, 64, MAXB, MAXB);
 	assert_int_equal(up_fec_dec_init(&d, &ram_ops, &p, 0, 64, 64, MAXB,
-	    scratch, rows, sizeof(rows)), UP_OK);
+	    scratch, rows, sizeof(rows), 0), UP_OK);
 	for (i = 10; i < 64; i++)
 		(void)deliver(&p, &d, i);
 	for (r = 1; r < 60; r++) {
@@ -614,11 +646,28 @@ test_decode_no_room(void **state)
 	assert_int_equal(up_fec_dec_parity(&d, 1, par, MAXB - 1), UP_EINVAL);
 	assert_int_equal(up_fec_dec_source(&d, 64), UP_EINVAL);
 	assert_int_equal(up_fec_dec_init(&d, &ram_ops, &p, 0, 65, 64, MAXB,
-	    scratch, rows, sizeof(rows)), UP_EINVAL);
+	    scratch, rows, sizeof(rows), 0), UP_EINVAL);
 	assert_int_equal(up_fec_dec_init(&d, &ram_ops, &p, 0, 64, 64, MAXB,
-	    scratch, rows, MAXB - 1), UP_EINVAL);
+	    scratch, rows, MAXB - 1, 0), UP_EINVAL);
 	assert_int_equal(up_fec_dec_init(&d, &ram_ops, &p, 0, 1,
-	    UP_FEC_K_MAX + 1, MAXB, scratch, rows, sizeof(rows)), UP_EINVAL);
+	    UP_FEC_K_MAX + 1, MAXB, scratch, rows, sizeof(rows), 0),
+	    UP_EINVAL);
+	/* RAM for 2 rows and a store of 3: a sixth useful row is refused. */
+	pkg_init(&p, 64, 64, MAXB, MAXB);
+	assert_int_equal(up_fec_dec_init(&d, &flash_ops, &p, 0, 64, 64, MAXB,
+	    scratch, rows, sizeof(rows), 3), UP_OK);
+	for (i = 10; i < 64; i++)
+		(void)deliver(&p, &d, i);
+	for (r = 1, full = 0; r < 60; r++) {
+		mk_parity(&p, 0, r, par);
+		e = up_fec_dec_parity(&d, r, par, MAXB);
+		if (e == UP_ENOSPC)
+			full++;
+		else
+			assert_true(e >= 0);
+		assert_true(up_fec_dec_rows(&d) <= 5);
+	}
+	assert_true(full > 0);
 }
 
 int
@@ -632,6 +681,7 @@ main(void)
 		cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_decode_losses),
 		cmocka_unit_test(test_decode_rows_off_ram),
+		cmocka_unit_test(test_decode_rows_spilled),
 		cmocka_unit_test(test_decode_any_order),
 		cmocka_unit_test(test_decode_too_few),
 		cmocka_unit_test(test_decode_no_room),
