@@ -600,6 +600,8 @@ struct eng_session_info {
 	uint64_t	 runs_asked;	/* compact STATUS_REQs for run lists
 					   in a full-frame session */
 	uint64_t	 counts_heard;	/* count lists answered */
+	uint64_t	 lone_rounds;	/* lone straggler asked for runs
+					   instead of parity (reply.c) */
 };
 void		 eng_session_info(const struct eng_session *,
 		    struct eng_session_info *);

@@ -715,6 +715,9 @@ struct eng_session {
 	uint32_t		 strangers;
 	uint64_t		 runs_asked;	/* compact asks in full sessions */
 	uint64_t		 counts_heard;	/* count lists answered */
+	uint32_t		 round_counts;	/* ... this round, missing */
+	uint64_t		 round_node;	/* ... the last one's node */
+	uint64_t		 lone_rounds;	/* lone straggler: runs, DATA */
 };
 
 /* ------------------------------------------------------------------ */
@@ -811,6 +814,16 @@ void	 eng__counts_apply(struct eng_session *, struct eng_member *,
 /* A round that asked only nodes missing something ends: the silent
  * ones are presumed complete (VERIFY tells). */
 void	 eng__sq_missing_end(struct eng_session *);
+/*
+ * The lone straggler (reply.c): after a status round whose count lists
+ * came from one member, the only one still receiving, whether asking it
+ * alone for its run list and sending its blocks costs less air than the
+ * parity its list asks for.  Pure; the figures in microseconds.
+ */
+bool	 eng__lone_cheaper(struct eng_link *, uint32_t nblocks,
+	    uint32_t missing, uint32_t deficit, uint32_t groups);
+/* ... and if so, the round's parity plan gives way to it. */
+void	 eng__lone_check(struct eng_session *);
 
 /* ------------------------------------------------------------------ */
 /* session.c                                                            */

@@ -30,6 +30,19 @@
  * or a parity code past what the block size's index carries) cannot be
  * served that way: the next round asks for run lists, and those blocks
  * go as DATA.
+ *
+ * The lone straggler.  When the count lists of a round came from one
+ * member, the only one still receiving, the engine weighs what it would
+ * send against asking that member alone (a targeted STATUS_REQ and its
+ * answer) for its run list and sending exactly its blocks as DATA
+ * (eng__lone_check).  On shared air a frame to one costs what a frame to
+ * all does, so the only gains are in what is sent: parity by count costs
+ * D + ENG_FEC_EXTRA rows per group (D: the rank the node's decoders
+ * lack), the blocks cost e frames (e: the blocks it misses, e >= D, the
+ * difference being rows its decoders hold).  A node holding few rows (no
+ * parity yet, or decoders lost in a power cut) is served cheaper by its
+ * blocks; one holding many by parity.  docs/transports/lora.md, "The
+ * lone straggler", has the figures.
  */
 #include <sys/queue.h>
 
@@ -119,6 +132,7 @@ eng__agg_round(struct eng_session *s)
 	ng = s->fec_k != 0 ? s->fec_ngroups : 1;
 	(void)up_status_agg_init(&s->agg, s->nblocks, s->fec_k,
 	    s->agg_bits, up_bitmap_bytes(s->nblocks), s->agg_need, ng);
+	s->round_counts = 0;
 }
 
 void
@@ -173,6 +187,10 @@ eng__counts_apply(struct eng_session *s, struct eng_member *m,
 	}
 	s->counts_heard++;
 	missing = st->missing < s->nblocks ? st->missing : s->nblocks;
+	if (missing > 0) {
+		s->round_counts++;
+		s->round_node = m->node;
+	}
 	m->known = true;
 	m->held = s->nblocks - missing;
 	if (missing == 0) {
@@ -221,4 +239,99 @@ eng__sq_missing_end(struct eng_session *s)
 		m->held = s->nblocks;
 		eng__set_state(m, ENG_M_DOWNLOADED);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* The lone straggler                                                   */
+
+/* A compact targeted STATUS_REQ: header, node id, schedule, CRC. */
+#define REPLY_TREQ_BYTES	16
+/* A compact STATUS's fixed part before its list (§11.7), at most. */
+#define REPLY_STATUS_BYTES	16
+
+static unsigned int
+reply_varint_len(uint32_t v)
+{
+	unsigned int	 n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return (n);
+}
+
+bool
+eng__lone_cheaper(struct eng_link *l, uint32_t nblocks, uint32_t missing,
+    uint32_t deficit, uint32_t groups)
+{
+	uint64_t	 frame, parity, runs;
+	size_t		 list, up;
+
+	if (l == NULL || !l->pf.slow || missing == 0 || groups == 0 ||
+	    deficit > missing)
+		return (false);
+	/*
+	 * Its run list must come back in one frame: at worst every block
+	 * it misses is a run of its own, two varints each.
+	 */
+	list = REPLY_STATUS_BYTES + (size_t)missing * 2 *
+	    reply_varint_len(nblocks);
+	up = l->pf.answer_bytes > l->caps.frame_overhead ?
+	    l->pf.answer_bytes - l->caps.frame_overhead : 0;
+	if (list > up)
+		return (false);
+	frame = l->pf.frame_us;
+	parity = ((uint64_t)deficit + (uint64_t)ENG_FEC_EXTRA * groups) *
+	    frame;
+	/*
+	 * Air, the budget's measure: the gateway's request, the node's
+	 * answer, the frames.  The reply slot's idle turnaround is wall
+	 * time only (and parity short by a row costs a round of its own).
+	 */
+	runs = eng__air(l, REPLY_TREQ_BYTES) + eng__air(l, list) +
+	    (uint64_t)missing * frame;
+	return (runs < parity);
+}
+
+void
+eng__lone_check(struct eng_session *s)
+{
+	struct eng_member	*m, *lone = NULL;
+	uint32_t		 g, d = 0, ng = 0, e;
+
+	if (s->fec_k == 0 || !s->fec_counted || s->round_counts != 1 ||
+	    s->nstate[ENG_M_RECEIVING] != 1 || s->agg_need == NULL)
+		return;
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (m->state == ENG_M_RECEIVING)
+			lone = m;
+	/*
+	 * The list was its own; it is asked alone next round (eng__ask);
+	 * it uses parity (its ACCEPT said so).
+	 */
+	if (lone == NULL || lone->node != s->round_node || !lone->known ||
+	    s->nmembers < 3 ||
+	    (lone->acaps_known && (lone->acaps & UP_ACAP_PARITY) == 0))
+		return;
+	/* One list this round: the aggregate is that member's. */
+	for (g = 0; g < s->fec_ngroups; g++)
+		if (s->agg.need[g] != 0) {
+			d += s->agg.need[g];
+			ng++;
+		}
+	e = s->nblocks - (lone->held < s->nblocks ? lone->held : s->nblocks);
+	if (!eng__lone_cheaper(s->l, s->nblocks, e, d, ng))
+		return;
+	eng__info("session %08x: node 0x%016" PRIx64 " alone misses %u "
+	    "blocks (%u rows short in %u groups): its run list and its "
+	    "blocks, not parity", s->id, lone->node, e, d, ng);
+	for (g = 0; g < s->fec_ngroups; g++)
+		if ((s->fec_flags[g] & ENG_FEC_COUNT) != 0) {
+			s->fec_flags[g] &= (uint8_t)~ENG_FEC_COUNT;
+			s->fec_plan[g] = 0;
+		}
+	s->fec_counted = false;
+	s->want_runs = true;
+	s->lone_rounds++;
 }

@@ -775,6 +775,7 @@ eng_session_info(const struct eng_session *s, struct eng_session_info *si)
 	si->count_rounds = s->count_rounds;
 	si->runs_asked = s->runs_asked;
 	si->counts_heard = s->counts_heard;
+	si->lone_rounds = s->lone_rounds;
 }
 
 /* ------------------------------------------------------------------ */

@@ -259,5 +259,6 @@ eng__status_end(struct eng_session *s)
 			    "repair rounds");
 	}
 	s->unanswered = 0;
+	eng__lone_check(s);
 	eng__decide(s);
 }

@@ -32,6 +32,22 @@ sim_down(struct sim_node *sn)
 	return (false);
 }
 
+/* A count list it sends (§11.7 form 2): when, and was it complete. */
+static void
+sim_note_status(struct sim_node *sn, const uint8_t *frame, size_t len)
+{
+	struct up_msg	 m;
+
+	if (up_decode_any(frame, len, &m) != UP_OK ||
+	    m.type != UP_T_STATUS || m.u.status.st.form != UP_SB_COUNTS)
+		return;
+	if (sn->counts_sent < SIM_NODE_COUNTS_AT)
+		sn->counts_at[sn->counts_sent] = tclock_now(sn->tc);
+	sn->counts_sent++;
+	if (sn->n.offer.nblocks != 0 && sn->n.nheld == sn->n.offer.nblocks)
+		sn->counts_complete++;
+}
+
 static int
 sim_send(void *ctx, const uint8_t *frame, size_t len)
 {
@@ -44,6 +60,7 @@ sim_send(void *ctx, const uint8_t *frame, size_t len)
 		sn->last_result_len = len;
 		sn->results_sent++;
 	}
+	sim_note_status(sn, frame, len);
 	tp_mem_node_send(sn->mn, frame, len);
 	return (0);
 }

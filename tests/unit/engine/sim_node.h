@@ -76,6 +76,12 @@ struct sim_node {
 	uint8_t			 last_result[UP_FRAME_MAX];
 	size_t			 last_result_len;
 	uint64_t		 results_sent;
+	/* Count lists sent (§11.7 form 2): when, and how many while it
+	 * held every block. */
+#define SIM_NODE_COUNTS_AT	64
+	uint64_t		 counts_at[SIM_NODE_COUNTS_AT];	/* us */
+	uint64_t		 counts_sent;
+	uint64_t		 counts_complete;
 };
 
 /*
