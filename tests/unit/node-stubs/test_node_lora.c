@@ -34,6 +34,15 @@
 #include "upsim.h"
 
 #define SCALE		20.0
+/*
+ * Sleeping nodes run slower: a node's receive window, opened by its
+ * link's timer in this process, must fall inside the gateway's 1 s wake
+ * preamble; at scale 20 that is 50 ms of real time, which a loaded host
+ * can stall through.  At scale 2 it is 500 ms.
+ */
+#define SCALE_SLEEP	2.0
+
+static double		 scale = SCALE;
 #define NNODE		2
 
 struct tnode {
@@ -186,7 +195,7 @@ setup(const char *node_sleep, const char *gw_wake)
 	memset(&F, 0, sizeof(F));
 	memset(&conf, 0, sizeof(conf));
 	conf.pers = &sim_lora;
-	conf.time_scale = SCALE;
+	conf.time_scale = scale;
 	conf.seed = 3;
 	assert_int_equal(sim_fmt_parse("8N1", 115200, &conf.fmt), 0);
 	assert_non_null(cfg = event_config_new());
@@ -208,7 +217,7 @@ setup(const char *node_sleep, const char *gw_wake)
 
 		c->id = i + 1;
 		c->seed = 42;
-		c->time_scale = SCALE;
+		c->time_scale = scale;
 		c->link = &node_link_lora;
 		c->linkopt[c->nlinkopt].key = "device";
 		c->linkopt[c->nlinkopt++].value = F.n[i].ep->pty;
@@ -230,7 +239,7 @@ setup(const char *node_sleep, const char *gw_wake)
 
 	F.host.base = F.base;
 	F.host.now_ms = h_now_ms;
-	F.host.time_scale = SCALE;
+	F.host.time_scale = scale;
 	F.host.rx = h_rx;
 	F.host.tx_done = h_tx_done;
 	F.host.link = h_link;
@@ -328,24 +337,26 @@ test_class_c(void **state)
 static void
 test_sleep_wake(void **state)
 {
+	scale = SCALE_SLEEP;
 	setup("1000", "1000");
-	run_ms((unsigned int)(2000 / SCALE));
+	scale = SCALE;
+	run_ms((unsigned int)(2000 / SCALE_SLEEP));
 	/* Asleep: windows or off, never continuous. */
 	assert_true(strncmp(modem_rx(F.n[0].ep), "continuous", 10) != 0);
 	assert_int_equal(gw_send("wake up", 1), TP_OK);
-	WAIT_FOR(F.n[0].nrx == 1 && F.n[1].nrx == 1, 3000);
-	WAIT_FOR(strncmp(modem_rx(F.n[0].ep), "continuous", 10) == 0, 1000);
+	WAIT_FOR(F.n[0].nrx == 1 && F.n[1].nrx == 1, 5000);
+	WAIT_FOR(strncmp(modem_rx(F.n[0].ep), "continuous", 10) == 0, 2000);
 	/* Awake: an ordinary frame gets through. */
 	assert_int_equal(gw_send("still here", 2), TP_OK);
-	WAIT_FOR(F.n[0].nrx == 2 && F.n[1].nrx == 2, 3000);
-	/* 5 s of silence (250 ms real): asleep again. */
+	WAIT_FOR(F.n[0].nrx == 2 && F.n[1].nrx == 2, 5000);
+	/* 5 s of silence (2.5 s real): asleep again. */
 	WAIT_FOR(strncmp(modem_rx(F.n[0].ep), "continuous", 10) != 0 &&
-	    strncmp(modem_rx(F.n[1].ep), "continuous", 10) != 0, 3000);
+	    strncmp(modem_rx(F.n[1].ep), "continuous", 10) != 0, 10000);
 	assert_int_equal(gw_send("wake again", 3), TP_OK);
-	WAIT_FOR(F.n[0].nrx == 3 && F.n[1].nrx == 3, 3000);
+	WAIT_FOR(F.n[0].nrx == 3 && F.n[1].nrx == 3, 5000);
 	assert_memory_equal(F.n[0].last, "wake again", 10);
 	/* The gateway's TX DONE may come after the nodes' lines. */
-	WAIT_FOR(F.nok == 3, 1000);
+	WAIT_FOR(F.nok == 3, 2000);
 	assert_int_equal(F.ndone, 3);
 	teardown();
 }

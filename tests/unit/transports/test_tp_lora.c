@@ -36,6 +36,15 @@
 #include "upsim.h"
 
 #define SCALE		20.0
+/*
+ * Sleeping nodes' tests run slower: a receive window must open inside
+ * the wake preamble, and the test opens it from its own loop, which a
+ * loaded host may stall.  At scale 2 a 1 s preamble lasts 500 ms of real
+ * time, not 50.
+ */
+#define SCALE_WAKE	2.0
+
+static double		 scale = SCALE;
 #define NNODE		2
 #define MAXEV		64
 
@@ -204,7 +213,7 @@ air_new(const struct kv *sim_opts, const struct kv *gw_opts)
 	memset(&F, 0, sizeof(F));
 	memset(&conf, 0, sizeof(conf));
 	conf.pers = &sim_lora;
-	conf.time_scale = SCALE;
+	conf.time_scale = scale;
 	conf.seed = 7;
 	assert_int_equal(sim_fmt_parse("8N1", 115200, &conf.fmt), 0);
 	for (i = 0; sim_opts != NULL && sim_opts[i].k != NULL; i++) {
@@ -241,7 +250,7 @@ air_new(const struct kv *sim_opts, const struct kv *gw_opts)
 	}
 	F.host.base = F.base;
 	F.host.now_ms = h_now_ms;
-	F.host.time_scale = SCALE;
+	F.host.time_scale = scale;
 	F.host.rx = h_rx;
 	F.host.writable = h_writable;
 	F.host.tx_done = h_tx_done;
@@ -668,7 +677,9 @@ test_wake(void **state)
 	uint32_t	 predicted;
 	unsigned int	 k;
 
+	scale = SCALE_WAKE;
 	air_new(NULL, NULL);
+	scale = SCALE;
 	lora_up(o);
 	memset(&p, 0, sizeof(p));
 	p.sf = 7;
@@ -684,10 +695,16 @@ test_wake(void **state)
 	assert_true(predicted > 1000000);
 	assert_int_equal(send_frame((const uint8_t *)"wake-me-up-wake-me-up-wake-"
 	    "me-up-1234567", 40, 1), TP_OK);
-	/* Node 0 sleeps, with a 30 ms window every second (simulated). */
-	for (k = 0; k < 3 && F.ndone == 0; k++) {
+	/*
+	 * Node 0 sleeps, with a 30 ms window every second (simulated),
+	 * the first as soon as the frame's preamble is on the air: the
+	 * window falls inside it however late the test's loop runs, up to
+	 * the preamble's 500 ms of real time.
+	 */
+	WAIT_FOR(F.gw->st.tx_frames == 1, 3000);
+	for (k = 0; k < 8 && F.ndone == 0; k++) {
 		node_say(0, "AT+PRECV=30");
-		run_ms((unsigned int)(1000 / SCALE));
+		run_ms((unsigned int)(1000 / SCALE_WAKE));
 	}
 	WAIT_FOR(F.ndone == 1, 3000);
 	assert_int_equal(F.done_status[0], TP_OK);
