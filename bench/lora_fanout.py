@@ -3,7 +3,8 @@
 and a ChirpStack-style baseline on the same simulated air.
 
     python3 bench/lora_fanout.py [--nodes N] [--loss PCT] [--size-kib S]
-        [--scale X] [--runs R] [--baseline] [--bin DIR]
+        [--scale X] [--runs R] [--seed N] [--baseline] [--warm]
+        [--fec-k K] [--keep] [--bin DIR]
 
 The testbed of tests/e2e/test_lora_fanout.py without the faults: nginx
 as the cloud, upsim's LoRa air (RUI3 modems on ptys, EU868 sub-band P,
@@ -88,7 +89,7 @@ def downloaded(tb, nodes):
 
 
 def run(args, seed):
-    tb = Testbed(args.bin, src, "lora-bench", quiet=True)
+    tb = Testbed(args.bin, src, "lora-bench", keep=args.keep, quiet=True)
     try:
         size = args.size_kib * 1024
         m = math.ceil(size / BLOCK)
@@ -121,6 +122,8 @@ def run(args, seed):
                    result_timeout_s=1200, session_deadline_s=36000)
         if args.baseline:
             fan.update(fec_k=min(m, 128), fec_proactive=10)
+        elif args.fec_k:
+            fan.update(fec_k=args.fec_k)
         tb.write_conf(transport=[
             "[transport.lora0]", "type = lora",
             "device = %s" % tb.air_path("gw"),
@@ -161,7 +164,8 @@ def run(args, seed):
                "size": size, "M": m, "N99": round(bound, 1),
                "toa_ms": round(toa * 1e3, 1),
                "T_air_s": round(bound * toa, 1),
-               "T_min_s": round(bound * toa / DUTY, 1), "seed": seed}
+               "T_min_s": round(bound * toa / DUTY, 1), "seed": seed,
+               "fec_k": args.fec_k or None}
         if args.baseline:
             def pass_over():
                 with open(tb.daemon_log) as f:
@@ -219,12 +223,19 @@ def main():
     ap.add_argument("--scale", type=int, default=20)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--baseline", action="store_true")
+    ap.add_argument("--seed", type=int, default=5,
+                    help="the first run's seed (then +1 per run)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the testbed's directory (logs)")
+    ap.add_argument("--fec-k", type=int, default=0,
+                    help="blocks per parity group ([fanout] fec_k; "
+                    "default the daemon's)")
     ap.add_argument("--warm", action="store_true",
                     help="measure a second package, the loss known")
     ap.add_argument("--bin", default=os.path.join(src, "build", "bin"))
     args = ap.parse_args()
     for r in range(args.runs):
-        print(json.dumps(run(args, 5 + r)), flush=True)
+        print(json.dumps(run(args, args.seed + r)), flush=True)
 
 
 if __name__ == "__main__":
