@@ -1509,8 +1509,8 @@ struct up_port {
  * The engine's tunables (UP_NODE_SAVE_EVERY, UP_NODE_SAVE_DELAY_MS,
  * UP_NODE_IDLE_MS, UP_NODE_STALE_S, UP_NODE_RESULT_MIN_MS/_MAX_MS, the
  * step sizes UP_NODE_ERASE_STEP, UP_NODE_VERIFY_STEP and
- * UP_NODE_APPLY_STEP, UP_NODE_FEC_SLOTS, UP_NODE_FEC_ROWS) are in up_config.h, where a
- * port overrides them.
+ * UP_NODE_APPLY_STEP, UP_NODE_FEC_SLOTS, UP_NODE_FEC_ROWS) are in
+ * up_config.h, where a port overrides them.
  */
 
 /* What the node says about itself in ANNOUNCE. */
@@ -1616,7 +1616,7 @@ struct up_node {
 	uint8_t			 fec_inuse;	/* bit per decoder */
 	uint32_t		 fec_clock;	/* LRU stamps */
 	uint16_t		 fec_budget;	/* RAM rows per decoder */
-	uint16_t		 fec_store_rows; /* row store rows per decoder */
+	uint16_t		 fec_store_rows; /* store rows per decoder */
 	uint32_t		 fec_rows_rx;	/* PARITY frames used */
 	uint32_t		 fec_recovered;	/* blocks decoded */
 	/*

@@ -32,7 +32,7 @@
 #define BITMAP_CAP	512
 #define PKG_SIZE	3000
 #define QMAX		512
-#define ROWS_CAP	(4 * 32 * 47)	/* row store: 32 rows of 47 B per slot */
+#define ROWS_CAP	(4 * 32 * 47)	/* row store: 32 rows of 47 B a slot */
 
 /* ------------------------------------------------------------------ */
 /* The fake node port                                                 */
