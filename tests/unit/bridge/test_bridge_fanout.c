@@ -320,6 +320,25 @@ cpu_seconds(void)
 }
 
 /*
+ * Seconds this process has spent runnable but waiting for a CPU
+ * (/proc/self/schedstat, second field, ns); 0 where the kernel does
+ * not keep it.
+ */
+static double
+runq_wait_seconds(void)
+{
+	FILE			*f;
+	unsigned long long	 run, wait;
+	int			 n;
+
+	if ((f = fopen("/proc/self/schedstat", "r")) == NULL)
+		return (0);
+	n = fscanf(f, "%llu %llu", &run, &wait);
+	fclose(f);
+	return (n == 2 ? (double)wait / 1e9 : 0);
+}
+
+/*
  * The daemon's wiring of the engine's clock on the real loop: DATA
  * leaves at the paced rate (bitrate * rate_pct, frame overhead counted),
  * never faster than it, driven by the one libevent timer the engine
@@ -333,6 +352,7 @@ test_real_clock_pacing(void **state)
 	struct tp_mem_params	 p;
 	struct tp_mem_counts	*c;
 	double			 dt, bits, rate, cpu0, cpu, wall0, wall;
+	double			 wait0, wait, rate_run;
 
 	fx_default_params(&p);
 	p.caps.bitrate_bps = 4000000;
@@ -341,10 +361,12 @@ test_real_clock_pacing(void **state)
 	fanout_reconfig(fx->f, &fx->conf);
 	fx_node(fx, 0x801, 512 * 1024, 0);
 	cpu0 = cpu_seconds();
+	wait0 = runq_wait_seconds();
 	wall0 = (double)now_ms() / 1000;
 	fx_start(fx);
 	assert_true(fx_run(fx, fx_all_acked, 20000));
 	cpu = cpu_seconds() - cpu0;
+	wait = runq_wait_seconds() - wait0;
 	wall = (double)now_ms() / 1000 - wall0;
 
 	c = tp_mem_counts(fx->m);
@@ -354,16 +376,25 @@ test_real_clock_pacing(void **state)
 	    (double)(c->by_type[UP_T_DATA] - 1) /
 	    (double)c->by_type[UP_T_DATA];
 	rate = bits / dt;
-	print_message("rate %.0f bit/s over %.3f s, cpu %.3f s of %.3f s\n",
-	    rate, dt, cpu, wall);
+	/*
+	 * The time this process waited for a CPU it was ready to use is
+	 * the loaded machine's, not the pacer's: ctest runs this beside
+	 * e2e tests, and late wake-ups under load measured 0.78 of the
+	 * rate on the wall clock.
+	 */
+	rate_run = dt - wait > dt / 4 ? bits / (dt - wait) : rate;
+	print_message("rate %.0f bit/s over %.3f s (%.0f without %.3f s "
+	    "waiting for a CPU), cpu %.3f s of %.3f s\n", rate, dt, rate_run,
+	    wait, cpu, wall);
 	assert_true(dt > 1.0);
 	/*
-	 * Never faster than the rate (+2 %).  Slower only by what a loaded
-	 * machine's late timers cost: ctest runs this beside e2e tests, and
-	 * a CI run measured 0.94 of the rate (docs/benchmarks.md measures
-	 * the pacing; this only checks it is in place).
+	 * Never faster than the rate (+2 %), on the wall clock.  Not much
+	 * slower once the time spent waiting for a CPU is set aside
+	 * (docs/benchmarks.md measures the pacing; this only checks it is
+	 * in place).
 	 */
-	assert_true(rate > 2000000 * 0.85 && rate < 2000000 * 1.02);
+	assert_true(rate < 2000000 * 1.02);
+	assert_true(rate_run > 2000000 * 0.85);
 	assert_true(cpu < wall * 0.5);
 	fx_free(fx);
 }
