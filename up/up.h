@@ -1430,7 +1430,11 @@ struct up_port {
 	 * bytes per up_node_tick(): it reads the slot (or the package
 	 * area) with slot_read (pkg_read) and feeds the bytes here.  One
 	 * hash at a time: sha256_begin starts a new one, dropping any
-	 * other.
+	 * other.  With UP_NODE_HASH_RX (the default) that one hash is
+	 * begun when a transfer starts (an OFFER, a boot in RECEIVING or
+	 * DOWNLOADED) and takes each block as it is stored in order, so
+	 * the context must stay valid across calls for the whole transfer
+	 * (docs/up-node-engine.md, "Hash on receipt").
 	 */
 	int	 (*sha256_begin)(void *ctx);
 	int	 (*sha256_update)(void *ctx, const uint8_t *p, size_t n);
@@ -1599,6 +1603,15 @@ struct up_node {
 	size_t			 vcd_buf_len;
 	uint8_t			 work;		/* work in steps, or 0 */
 	uint32_t		 work_off;	/* its progress, bytes */
+	/*
+	 * Hash on receipt (UP_NODE_HASH_RX): while `hash_live', the port's
+	 * SHA-256 context holds the hash of the area's first `hash_off'
+	 * bytes, all of them held.  Not persisted: rebuilt from the area
+	 * after a boot.
+	 */
+	bool			 hash_live;
+	uint32_t		 hash_off;
+	uint32_t		 hash_rx;	/* bytes hashed as received */
 	/* Anti-rollback floors, persisted with the state (§5.4). */
 	struct up_node_floor	 floor[UP_MAX_COMPONENTS];
 	uint8_t			 nfloor;

@@ -87,6 +87,17 @@
 #ifndef UP_NODE_VERIFY_STEP
 #define UP_NODE_VERIFY_STEP	(32u * 1024)
 #endif
+/*
+ * Hash on receipt (docs/up-node-engine.md, "Hash on receipt"): the
+ * package's SHA-256 runs over the contiguous prefix of blocks held as
+ * they arrive, so VERIFY only finishes it.  The port's SHA-256 context
+ * then lives from the OFFER to the VERIFY; 0 for a port whose SHA-256
+ * (a shared hardware engine) cannot be held that long: VERIFY hashes
+ * the whole area, as before.
+ */
+#ifndef UP_NODE_HASH_RX
+#define UP_NODE_HASH_RX		1
+#endif
 /* Image bytes a delta apply writes per step. */
 #ifndef UP_NODE_APPLY_STEP
 #define UP_NODE_APPLY_STEP	(64u * 1024)

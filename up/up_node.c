@@ -943,6 +943,9 @@ node_set_state(struct up_node *n, uint8_t state, uint8_t result)
 	if (!(state == UP_NS_RECEIVING && n->work == NODE_W_ERASE) &&
 	    !(state == UP_NS_DOWNLOADED && n->work >= NODE_W_HASH))
 		n->work = NODE_W_NONE;
+	/* So does the hash on receipt: a package held, not checked. */
+	if (state != UP_NS_RECEIVING && state != UP_NS_DOWNLOADED)
+		n->hash_live = false;
 	n->state = state;
 	n->result = result;
 	(void)node_persist(n);
@@ -997,6 +1000,7 @@ node_drop(struct up_node *n)
 	n->unacked = false;
 	n->switched = false;
 	n->work = NODE_W_NONE;
+	n->hash_live = false;
 	n->nheld = 0;
 	node_clean(n);
 	n->compact = n->tag_bound = false;
@@ -1157,6 +1161,91 @@ node_sig_check(struct up_node *n, const struct up_offer *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* Hash on receipt (docs/up-node-engine.md, "Hash on receipt")        */
+
+/*
+ * Starts the package's hash afresh over the session's area: blocks
+ * stored in order from byte 0 are folded in as they come
+ * (node_hash_block), blocks held already or out of order are read back
+ * in steps once the gap before them fills (node_hash_catchup).  Without
+ * it (UP_NODE_HASH_RX 0, or the port's begin failed) VERIFY hashes the
+ * whole area.
+ */
+static void
+node_hash_restart(struct up_node *n)
+{
+	n->hash_live = false;
+	n->hash_off = 0;
+	n->hash_rx = 0;
+#if UP_NODE_HASH_RX
+	if (n->session != 0 && n->port->sha256_begin(n->ctx) == 0)
+		n->hash_live = true;
+#endif
+}
+
+/* Block `index' (p, len) was just stored: folded in if it is next. */
+static void
+node_hash_block(struct up_node *n, uint32_t index, const uint8_t *p,
+    size_t len)
+{
+	if (!n->hash_live ||
+	    (uint64_t)index * n->offer.block_size != n->hash_off)
+		return;
+	if (n->port->sha256_update(n->ctx, p, len) != 0) {
+		n->hash_live = false;
+		return;
+	}
+	n->hash_off += (uint32_t)len;
+	n->hash_rx += (uint32_t)len;
+}
+
+/* Held bytes wait at hash_off, and no other work holds the context. */
+static bool
+node_hash_due(const struct up_node *n)
+{
+	return (n->hash_live && n->work == NODE_W_NONE &&
+	    (n->state == UP_NS_RECEIVING || n->state == UP_NS_DOWNLOADED) &&
+	    n->hash_off < n->offer.size &&
+	    up_bitmap_get(&n->held, n->hash_off / n->offer.block_size));
+}
+
+/*
+ * One step of catching up, from up_node_tick(): folds in at most
+ * UP_NODE_VERIFY_STEP held bytes past hash_off, read back from the area
+ * through n->slice (blocks that came out of order, or were held before
+ * a boot).  A failed read or update drops the running hash: VERIFY then
+ * hashes the whole area and reports what fails.
+ */
+static void
+node_hash_catchup(struct up_node *n)
+{
+	uint64_t	 bend;
+	uint32_t	 end, piece, idx, bs = n->offer.block_size;
+
+	end = n->offer.size - n->hash_off > UP_NODE_VERIFY_STEP ?
+	    n->hash_off + UP_NODE_VERIFY_STEP : n->offer.size;
+	while (n->hash_off < end) {
+		idx = n->hash_off / bs;
+		if (!up_bitmap_get(&n->held, idx))
+			return;
+		bend = (uint64_t)(idx + 1) * bs;
+		piece = (uint32_t)((bend < end ? bend : end) - n->hash_off);
+		if (piece > sizeof(n->slice))
+			piece = (uint32_t)sizeof(n->slice);
+		if (node_area_read(n, n->hash_off, n->slice, piece) != 0 ||
+		    n->port->sha256_update(n->ctx, n->slice, piece) != 0) {
+			up_logf(UP_LOG_DEBUG, "node %016llx: session %08lx: "
+			    "hash on receipt stopped at %lu bytes",
+			    node_id(n), (unsigned long)n->session,
+			    (unsigned long)n->hash_off);
+			n->hash_live = false;
+			return;
+		}
+		n->hash_off += piece;
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Work in steps (docs/up-node-engine.md, "Work in steps")            */
 
 /*
@@ -1179,10 +1268,26 @@ node_work_fail(struct up_node *n, uint8_t result, const char *what)
 	node_finish_at(n, UP_NS_FAILED, result, node_verify_delay(n));
 }
 
-/* Starts hashing (NODE_W_HASH or NODE_W_HASH_IMAGE) from byte 0. */
+/*
+ * Starts hashing (NODE_W_HASH or NODE_W_HASH_IMAGE) from byte 0, or the
+ * package's from where the hash on receipt got to.
+ */
 static void
 node_hash_begin(struct up_node *n, uint8_t work)
 {
+	if (work == NODE_W_HASH && n->hash_live) {
+		up_logf(UP_LOG_INFO, "node %016llx: session %08lx: checks "
+		    "start at %lu of %lu bytes (%lu hashed as received)",
+		    node_id(n), (unsigned long)n->session,
+		    (unsigned long)n->hash_off, (unsigned long)n->offer.size,
+		    (unsigned long)n->hash_rx);
+		/* The checks own the context from here on. */
+		n->hash_live = false;
+		n->work = work;
+		n->work_off = n->hash_off;
+		return;
+	}
+	n->hash_live = false;
 	if (n->port->sha256_begin(n->ctx) != 0) {
 		node_work_fail(n, UP_R_FAILED, "SHA-256 unavailable");
 		return;
@@ -1641,6 +1746,9 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 		(void)node_setup(n, m);
 		node_set_state(n, n->state == UP_NS_VERIFIED ?
 		    UP_NS_DOWNLOADED : n->state, UP_R_INITIAL);
+		/* Checks under way or done took the hash: from byte 0. */
+		if (!n->hash_live)
+			node_hash_restart(n);
 		return (node_answer_offer(n, m, UP_R_INITIAL));
 	}
 
@@ -1669,6 +1777,7 @@ node_on_offer(struct up_node *n, const struct up_msg *m)
 	n->work = NODE_W_ERASE;
 	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INITIAL);
+	node_hash_restart(n);
 	return (node_answer_offer(n, m, UP_R_INITIAL));
 }
 
@@ -1694,6 +1803,7 @@ node_put_block(struct up_node *n, uint32_t index, const uint8_t *p,
 {
 	if (node_area_write(n, index * n->offer.block_size, p, len) != 0)
 		return (-1);
+	node_hash_block(n, index, p, len);
 	up_bitmap_set(&n->held, index);
 	n->nheld++;
 	n->dirty++;
@@ -2255,6 +2365,7 @@ node_refetch(struct up_node *n)
 	n->work = NODE_W_ERASE;
 	n->work_off = 0;
 	node_set_state(n, UP_NS_RECEIVING, UP_R_INTEGRITY);
+	node_hash_restart(n);
 	return (true);
 }
 
@@ -2599,6 +2710,9 @@ up_node_start(struct up_node *n, const char *running_version)
 	default:
 		break;
 	}
+	/* The hash on receipt is rebuilt from the area, in steps. */
+	if (n->state == UP_NS_RECEIVING || n->state == UP_NS_DOWNLOADED)
+		node_hash_restart(n);
 	/*
 	 * A street of meters regaining mains power boots at once: on a
 	 * link with a boot schedule the ANNOUNCE waits for a random slot
@@ -2819,6 +2933,8 @@ up_node_tick(struct up_node *n)
 	/* One bounded step of work per tick: frames get in between. */
 	if (n->work != NODE_W_NONE && !node_halted(n))
 		node_work_step(n);
+	else if (node_hash_due(n))
+		node_hash_catchup(n);
 }
 
 uint32_t
@@ -2830,7 +2946,7 @@ up_node_next_ms(const struct up_node *n)
 
 	if (!n->started || node_halted(n))
 		return (best);
-	if (n->work != NODE_W_NONE)
+	if (n->work != NODE_W_NONE || node_hash_due(n))
 		return (0);		/* the next step of work is due now */
 	t[0] = &n->t_activate;
 	t[1] = &n->t_announce;

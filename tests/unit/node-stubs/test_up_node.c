@@ -968,10 +968,18 @@ static void
 test_verify_bad_hash(void **state)
 {
 	struct up_msg	 m;
+	uint32_t	 i;
 
-	download_all(S1);
-	/* A corrupted flash: the fake's hash check fails. */
-	F.slot[5] ^= 1;
+	/*
+	 * A corrupted flash: block 5 came before block 0, so the hash reads
+	 * it back from the slot (blocks in order are hashed as received).
+	 */
+	offer_default(S1);
+	for (i = 1; i < PKG_NB; i++)
+		assert_int_equal(send_block(S1, i, PKG_SIZE, PKG_BS), UP_OK);
+	F.slot[5 * PKG_BS + 3] ^= 1;
+	assert_int_equal(send_block(S1, 0, PKG_SIZE, PKG_BS), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
 	clear_sent();
 	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
 	last_sent(UP_T_RESULT, &m);
@@ -1967,6 +1975,16 @@ test_verify_in_steps(void **state)
 	for (i = 0; i < up_nblocks(BIG_SIZE, BIG_BS); i++)
 		assert_int_equal(big_block(S1, i), UP_OK);
 	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	/*
+	 * Hashed as received; a power cut loses that, and the whole slot
+	 * is hashed again, in steps (catching up, or at VERIFY as here).
+	 */
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	boot("1.0.0");
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_true(N.hash_live);
+	assert_int_equal(N.hash_off, 0);
+	F.hash_max = 0;
 	memset(&v, 0, sizeof(v));
 	v.type = UP_T_VERIFY;
 	v.session = S1;
@@ -2003,6 +2021,183 @@ test_verify_in_steps(void **state)
 	last_sent(UP_T_RESULT, &m);
 	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
 	assert_int_equal(node_state(NULL), UP_NS_VERIFIED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hash on receipt (docs/up-node-engine.md, "Hash on receipt")        */
+
+/* Ticks while the engine asks for one at once; each hashes one step. */
+static uint32_t
+hash_ticks(void)
+{
+	uint32_t	 ticks = 0;
+
+	while (up_node_next_ms(&N) == 0) {
+		F.hash_tick = 0;
+		up_node_tick(&N);
+		assert_true(F.hash_tick <= UP_NODE_VERIFY_STEP);
+		assert_true(++ticks < 1000);
+	}
+	return (ticks);
+}
+
+/* VERIFY, answered at once: no byte of the slot read. */
+static void
+verify_no_reads(uint32_t session, uint8_t state, uint8_t result)
+{
+	struct up_msg	 m;
+
+	F.nreads = 0;
+	F.nverify = 0;
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, session, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, state);
+	assert_int_equal(m.u.result.result, result);
+	assert_int_equal(F.nreads, 0);
+	assert_int_equal(F.nverify, 1);
+}
+
+/* In order: every block hashed as it came, VERIFY reads nothing. */
+static void
+test_hash_rx_in_order(void **state)
+{
+	uint32_t	 i;
+
+	big_offer(S1);
+	settle();
+	assert_true(N.hash_live);
+	F.nreads = 0;
+	for (i = 0; i < up_nblocks(BIG_SIZE, BIG_BS); i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	assert_int_equal(N.hash_rx, BIG_SIZE);
+	assert_int_equal(F.nreads, 0);
+	assert_int_equal(hash_ticks(), 0);
+	verify_no_reads(S1, UP_NS_VERIFIED, UP_R_INITIAL);
+	assert_false(N.hash_live);
+}
+
+/*
+ * Out of order: the blocks behind a gap wait; when it fills they are
+ * read back, a step per tick, and folded in.  Blocks an XOR recovers
+ * count like DATA.
+ */
+static void
+test_hash_rx_out_of_order(void **state)
+{
+	uint32_t	 i, nb = up_nblocks(BIG_SIZE, BIG_BS);
+	uint32_t	 pair[2] = { 99, 100 };
+
+	big_offer(S1);
+	settle();
+	for (i = 1; i < nb; i++)
+		if (i != 100)
+			assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(N.hash_off, 0);
+	assert_int_equal(hash_ticks(), 0);	/* nothing to do yet */
+	assert_int_equal(big_block(S1, 0), UP_OK);
+	assert_int_equal(N.hash_off, BIG_BS);
+	assert_int_equal(up_node_next_ms(&N), 0);
+	/* 99 blocks read back, 32 KiB a tick, up to the gap at 100. */
+	F.nreads = 0;
+	assert_int_equal(hash_ticks(),
+	    (99 * BIG_BS + UP_NODE_VERIFY_STEP - 1) / UP_NODE_VERIFY_STEP);
+	assert_int_equal(N.hash_off, 100 * BIG_BS);
+	assert_true(F.nreads > 0);
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	/* Block 100 from an XOR with 99: recovered, hashed as stored. */
+	assert_int_equal(send_xor(S1, 2, pair, BIG_SIZE, BIG_BS, 0), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(N.hash_off, 101 * BIG_BS);
+	assert_int_equal(N.hash_rx, 2 * BIG_BS);
+	/* The rest catches up in DOWNLOADED, before any VERIFY. */
+	assert_true(hash_ticks() > 0);
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	verify_no_reads(S1, UP_NS_VERIFIED, UP_R_INITIAL);
+}
+
+/*
+ * Power cuts: the running hash is not saved; a boot rebuilds it from
+ * the slot (the blocks the saved bitmap holds), also a boot in the
+ * middle of that, and the session goes on to VERIFIED.
+ */
+static void
+test_hash_rx_resume(void **state)
+{
+	uint32_t	 i, held, nb = up_nblocks(BIG_SIZE, BIG_BS);
+
+	big_offer(S1);
+	settle();
+	for (i = 0; i < 150; i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(N.hash_off, 150 * BIG_BS);
+	boot("1.0.0");				/* power cut */
+	assert_int_equal(node_state(NULL), UP_NS_RECEIVING);
+	held = N.nheld;
+	assert_true(held >= 64 && held <= 150);
+	assert_true(N.hash_live);
+	assert_int_equal(N.hash_off, 0);
+	/* One step, then another cut. */
+	assert_int_equal(up_node_next_ms(&N), 0);
+	up_node_tick(&N);
+	assert_int_equal(N.hash_off, UP_NODE_VERIFY_STEP);
+	boot("1.0.0");
+	assert_int_equal(N.hash_off, 0);
+	assert_int_equal(N.nheld, held);
+	assert_true(hash_ticks() > 0);
+	assert_int_equal(N.hash_off, held * BIG_BS);
+	for (i = 0; i < nb; i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	verify_no_reads(S1, UP_NS_VERIFIED, UP_R_INITIAL);
+}
+
+/*
+ * A tampered block is still caught: one bad on the wire (its frame
+ * valid), and one changed in flash before a power cut, which the
+ * rebuilt hash reads back.
+ */
+static void
+test_hash_rx_tampered(void **state)
+{
+	static uint8_t	 bad[BIG_BS];
+	struct up_msg	 m;
+	uint32_t	 i, nb = up_nblocks(BIG_SIZE, BIG_BS);
+
+	big_offer(S1);
+	settle();
+	for (i = 0; i < nb; i++) {
+		if (i != 3) {
+			assert_int_equal(big_block(S1, i), UP_OK);
+			continue;
+		}
+		memcpy(bad, image + i * BIG_BS, BIG_BS);
+		bad[17] ^= 0x80;
+		memset(&m, 0, sizeof(m));
+		m.type = UP_T_DATA;
+		m.session = S1;
+		m.u.data.index = i;
+		m.u.data.len = BIG_BS;
+		m.u.data.data = bad;
+		assert_int_equal(feed_raw(&m), UP_OK);
+	}
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	verify_no_reads(S1, UP_NS_FAILED, UP_R_INTEGRITY);
+
+	/* A new session of the same package; flash changed, then a cut. */
+	big_offer(S2);
+	settle();
+	for (i = 0; i < nb; i++)
+		assert_int_equal(big_block(S2, i), UP_OK);
+	assert_int_equal(node_state(NULL), UP_NS_DOWNLOADED);
+	F.slot[7 * BIG_BS + 1] ^= 1;
+	boot("1.0.0");
+	assert_true(hash_ticks() > 0);
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	verify_no_reads(S2, UP_NS_FAILED, UP_R_INTEGRITY);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2655,6 +2850,10 @@ main(void)
 		cmocka_unit_test_setup(test_erase_power_cut, setup),
 		cmocka_unit_test_setup(test_erase_fails, setup),
 		cmocka_unit_test_setup(test_verify_in_steps, setup),
+		cmocka_unit_test_setup(test_hash_rx_in_order, setup),
+		cmocka_unit_test_setup(test_hash_rx_out_of_order, setup),
+		cmocka_unit_test_setup(test_hash_rx_resume, setup),
+		cmocka_unit_test_setup(test_hash_rx_tampered, setup),
 		cmocka_unit_test_setup(test_replayed_old_package, setup),
 		cmocka_unit_test_setup(test_signed_downgrade, setup),
 		cmocka_unit_test_setup(test_forged_claims, setup),

@@ -3,7 +3,8 @@
  * (up/up_config.h: -DUP_CONFIG_FILE="test_port_config.h", the sources of
  * up/ compiled into this binary with it).  The engine honours every
  * option: erase and hash steps, the save cadence, the stale time, the
- * RESULT back-off and the longest tick interval.
+ * RESULT back-off, the longest tick interval and no hash on receipt
+ * (UP_NODE_HASH_RX 0: VERIFY hashes the whole slot, in steps).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,7 +280,8 @@ test_port_config(void **state)
 	}
 	assert_int_equal(up_node_get_state(&N, NULL, NULL), UP_NS_DOWNLOADED);
 
-	/* The hash: 1 KiB per tick, 20 ticks. */
+	/* No hash on receipt: the whole slot, 1 KiB per tick, 20 ticks. */
+	assert_false(N.hash_live);
 	c_target(UP_T_VERIFY, S2);
 	steps = 0;
 	F.hashed_max = 0;
