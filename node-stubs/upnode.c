@@ -55,6 +55,8 @@ static bool		 gw_src_known;
 #define NODE_FEC_WS	(UP_NODE_FEC_SLOTS * (sizeof(struct up_fec_dec) + \
     64 * UP_FRAME_MAX) + 2 * UP_FRAME_MAX + 16)
 static uint64_t		 fec_ws[NODE_FEC_WS / 8 + 1];
+/* The engine's hash reads: one pread per step, not per 1,426 bytes. */
+static uint8_t		 hash_buf[UP_NODE_VERIFY_STEP];
 static uint64_t		 drop_rng;
 static void		 oob_reset(void);
 
@@ -495,6 +497,7 @@ node_boot(void)
 	/* --fec-rows: a node short of RAM, its rows beyond in rows.bin. */
 	if (conf.fec_rows >= 0)
 		up_node_set_fec_rows(&engine, (uint16_t)conf.fec_rows);
+	up_node_set_hash_buf(&engine, hash_buf, sizeof(hash_buf));
 	for (i = 0; i < info.ncomp; i++)
 		up_logf(UP_LOG_INFO, "node %016llx: runs %s=%s (slot %c)",
 		    (unsigned long long)conf.id, info.comp[i].name,

@@ -1612,6 +1612,8 @@ struct up_node {
 	bool			 hash_live;
 	uint32_t		 hash_off;
 	uint32_t		 hash_rx;	/* bytes hashed as received */
+	uint8_t			*hash_buf;	/* up_node_set_hash_buf, or NULL */
+	size_t			 hash_buf_len;
 	/* Anti-rollback floors, persisted with the state (§5.4). */
 	struct up_node_floor	 floor[UP_MAX_COMPONENTS];
 	uint8_t			 nfloor;
@@ -1788,6 +1790,18 @@ void		 up_node_set_fec_rows(struct up_node *, uint16_t rows);
  */
 void		 up_node_set_delta_mem(struct up_node *, struct up_vcd *,
 		    uint8_t *buf, size_t buf_len);
+
+/*
+ * Optional: lends the engine a buffer for the reads of its hashing
+ * (VERIFY, and the read-back of the hash on receipt), so each
+ * slot_read (pkg_read) brings up to `len' bytes, not the
+ * UP_NODE_SLICE_MAX of its own scratch: fewer, larger reads where a
+ * read has a fixed cost (a system call, an SPI command).  A step still
+ * hashes at most UP_NODE_VERIFY_STEP bytes.  Borrowed for the engine's
+ * life; NULL or a len below UP_NODE_SLICE_MAX: the scratch.
+ */
+void		 up_node_set_hash_buf(struct up_node *, uint8_t *buf,
+		    size_t len);
 
 /*
  * The security floor of `component' (docs/up-protocol.md §5.4): the

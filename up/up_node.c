@@ -1209,31 +1209,49 @@ node_hash_due(const struct up_node *n)
 	    up_bitmap_get(&n->held, n->hash_off / n->offer.block_size));
 }
 
+/* Where the hashing reads go: the lent buffer, or the scratch. */
+static uint8_t *
+node_hash_buf(struct up_node *n, uint32_t *len)
+{
+	if (n->hash_buf != NULL) {
+		*len = n->hash_buf_len > UINT32_MAX ? UINT32_MAX :
+		    (uint32_t)n->hash_buf_len;
+		return (n->hash_buf);
+	}
+	*len = (uint32_t)sizeof(n->slice);
+	return (n->slice);
+}
+
 /*
  * One step of catching up, from up_node_tick(): folds in at most
  * UP_NODE_VERIFY_STEP held bytes past hash_off, read back from the area
- * through n->slice (blocks that came out of order, or were held before
- * a boot).  A failed read or update drops the running hash: VERIFY then
- * hashes the whole area and reports what fails.
+ * (blocks that came out of order, or were held before a boot), a run
+ * of held blocks per read.  A failed read or update drops the running
+ * hash: VERIFY then hashes the whole area and reports what fails.
  */
 static void
 node_hash_catchup(struct up_node *n)
 {
-	uint64_t	 bend;
-	uint32_t	 end, piece, idx, bs = n->offer.block_size;
+	uint64_t	 stop, lim;
+	uint32_t	 end, piece, blen, bs = n->offer.block_size;
+	uint8_t		*buf = node_hash_buf(n, &blen);
 
 	end = n->offer.size - n->hash_off > UP_NODE_VERIFY_STEP ?
 	    n->hash_off + UP_NODE_VERIFY_STEP : n->offer.size;
 	while (n->hash_off < end) {
-		idx = n->hash_off / bs;
-		if (!up_bitmap_get(&n->held, idx))
+		if (!up_bitmap_get(&n->held, n->hash_off / bs))
 			return;
-		bend = (uint64_t)(idx + 1) * bs;
-		piece = (uint32_t)((bend < end ? bend : end) - n->hash_off);
-		if (piece > sizeof(n->slice))
-			piece = (uint32_t)sizeof(n->slice);
-		if (node_area_read(n, n->hash_off, n->slice, piece) != 0 ||
-		    n->port->sha256_update(n->ctx, n->slice, piece) != 0) {
+		/* The held run from hash_off, within the step and buffer. */
+		lim = (uint64_t)n->hash_off + blen;
+		if (lim > end)
+			lim = end;
+		stop = ((uint64_t)n->hash_off / bs + 1) * bs;
+		while (stop < lim && up_bitmap_get(&n->held,
+		    (uint32_t)(stop / bs)))
+			stop += bs;
+		piece = (uint32_t)((stop < lim ? stop : lim) - n->hash_off);
+		if (node_area_read(n, n->hash_off, buf, piece) != 0 ||
+		    n->port->sha256_update(n->ctx, buf, piece) != 0) {
 			up_logf(UP_LOG_DEBUG, "node %016llx: session %08lx: "
 			    "hash on receipt stopped at %lu bytes",
 			    node_id(n), (unsigned long)n->session,
@@ -1307,18 +1325,19 @@ node_hash_step(struct up_node *n, bool pkg, uint32_t total,
     const uint8_t want[32])
 {
 	uint8_t		 md[32];
-	uint32_t	 end, piece;
+	uint32_t	 end, piece, blen;
+	uint8_t		*buf = node_hash_buf(n, &blen);
 
 	end = total - n->work_off > UP_NODE_VERIFY_STEP ?
 	    n->work_off + UP_NODE_VERIFY_STEP : total;
 	while (n->work_off < end) {
 		piece = end - n->work_off;
-		if (piece > sizeof(n->slice))
-			piece = (uint32_t)sizeof(n->slice);
-		if ((pkg ? n->port->pkg_read(n->ctx, n->work_off, n->slice,
-		    piece) : n->port->slot_read(n->ctx, n->work_off, n->slice,
+		if (piece > blen)
+			piece = blen;
+		if ((pkg ? n->port->pkg_read(n->ctx, n->work_off, buf,
+		    piece) : n->port->slot_read(n->ctx, n->work_off, buf,
 		    piece)) != 0 ||
-		    n->port->sha256_update(n->ctx, n->slice, piece) != 0)
+		    n->port->sha256_update(n->ctx, buf, piece) != 0)
 			return (-2);
 		n->work_off += piece;
 	}
@@ -2551,6 +2570,13 @@ up_node_set_delta_mem(struct up_node *n, struct up_vcd *vcd, uint8_t *buf,
 	n->vcd = buf != NULL && buf_len >= UP_VCD_BUF_MIN ? vcd : NULL;
 	n->vcd_buf = buf;
 	n->vcd_buf_len = buf_len;
+}
+
+void
+up_node_set_hash_buf(struct up_node *n, uint8_t *buf, size_t len)
+{
+	n->hash_buf = buf != NULL && len >= sizeof(n->slice) ? buf : NULL;
+	n->hash_buf_len = n->hash_buf != NULL ? len : 0;
 }
 
 uint32_t

@@ -2118,6 +2118,41 @@ test_hash_rx_out_of_order(void **state)
 	verify_no_reads(S1, UP_NS_VERIFIED, UP_R_INITIAL);
 }
 
+/* A lent hash buffer: one read per step, catching up and at VERIFY. */
+static void
+test_hash_rx_buffer(void **state)
+{
+	static uint8_t	 hb[UP_NODE_VERIFY_STEP];
+	struct up_msg	 m;
+	uint32_t	 i, ticks, nb = up_nblocks(BIG_SIZE, BIG_BS);
+
+	up_node_set_hash_buf(&N, hb, sizeof(hb));
+	big_offer(S1);
+	settle();
+	for (i = 1; i < nb; i++)
+		assert_int_equal(big_block(S1, i), UP_OK);
+	F.nreads = 0;
+	assert_int_equal(big_block(S1, 0), UP_OK);
+	ticks = hash_ticks();
+	assert_int_equal(ticks, (BIG_SIZE - BIG_BS + UP_NODE_VERIFY_STEP - 1) /
+	    UP_NODE_VERIFY_STEP);
+	assert_int_equal(F.nreads, ticks);
+	assert_int_equal(N.hash_off, BIG_SIZE);
+	/* After a cut, VERIFY hashes the slot: a read per step too. */
+	boot("1.0.0");
+	up_node_set_hash_buf(&N, hb, sizeof(hb));
+	F.nreads = 0;
+	clear_sent();
+	assert_int_equal(send_target(UP_T_VERIFY, S1, 0, 0, 0), UP_OK);
+	last_sent(UP_T_RESULT, &m);
+	assert_int_equal(m.u.result.state, UP_NS_VERIFIED);
+	assert_int_equal(F.nreads, (BIG_SIZE + UP_NODE_VERIFY_STEP - 1) /
+	    UP_NODE_VERIFY_STEP);
+	/* Smaller than the scratch: not taken. */
+	up_node_set_hash_buf(&N, hb, 16);
+	assert_null(N.hash_buf);
+}
+
 /*
  * Power cuts: the running hash is not saved; a boot rebuilds it from
  * the slot (the blocks the saved bitmap holds), also a boot in the
@@ -2853,6 +2888,7 @@ main(void)
 		cmocka_unit_test_setup(test_hash_rx_in_order, setup),
 		cmocka_unit_test_setup(test_hash_rx_out_of_order, setup),
 		cmocka_unit_test_setup(test_hash_rx_resume, setup),
+		cmocka_unit_test_setup(test_hash_rx_buffer, setup),
 		cmocka_unit_test_setup(test_hash_rx_tampered, setup),
 		cmocka_unit_test_setup(test_replayed_old_package, setup),
 		cmocka_unit_test_setup(test_signed_downgrade, setup),
