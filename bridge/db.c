@@ -31,7 +31,7 @@
  * files, not in the heap.
  */
 #define DB_MEMORY_PRAGMAS \
-	"PRAGMA cache_size=-128; PRAGMA mmap_size=0; PRAGMA temp_store=FILE"
+	"PRAGMA cache_size=-64; PRAGMA mmap_size=0; PRAGMA temp_store=FILE"
 
 static const char *const db_schema_version_sql =
     "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -74,6 +74,12 @@ db_open(const char *path, int synchronous, char **cause)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db, 1);
+	/*
+	 * No lookaside: SQLite's per-connection pool of small allocations
+	 * (about 120 KiB by default) serves a few statements a second
+	 * here; malloc does as well.
+	 */
+	(void)sqlite3_db_config(db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 0, 0);
 	if (sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS) != SQLITE_OK)
 		goto sqlfail;
 

@@ -17,6 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +212,15 @@ ub_cron(evutil_socket_t fd, short events, void *arg)
 	if (now - m->last_commit_ms >= ub->conf->commit_interval_ms) {
 		m->last_commit_ms = now;
 		db_commit_now(ub->db);
+#ifdef __GLIBC__
+		/*
+		 * Memory (docs/benchmarks.md, "Memory"): glibc keeps the
+		 * pages of freed chunks inside the heap resident (it trims
+		 * only the top); a download's buffers come and go all the
+		 * time, so give the free pages back once per commit.
+		 */
+		(void)malloc_trim(0);
+#endif
 	}
 	control_cron(ub->control);
 }

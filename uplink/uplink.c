@@ -4,7 +4,7 @@
  * Three independent activities on the daemon's event loop, each with its
  * own HTTPS channel (uplink_http.c):
  *
- *  - Polling: GET manifest.json and manifest.json.sig (unconditional:
+ *  - Polling: GET manifest.json.sig, then manifest.json (unconditional:
  *    nginx's ETag is mtime+size, which misses a same-size rewrite within
  *    a second); the signature must verify with the
  *    configured cloud key, the manifest must parse, every package's
@@ -33,6 +33,7 @@
  */
 #include <sys/queue.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,11 +116,16 @@ struct uplink {
 	struct event	*poll_ev;
 	int		 poll_again;
 	unsigned int	 poll_fails;
-	uint8_t		*mbody;		/* manifest.json being checked */
+	uint8_t		*mbody;		/* manifest.json being read */
 	size_t		 mlen;
+	size_t		 mcap;		/* mbody holds mcap + 1 bytes */
+	uint8_t		 msig[SIG_MAX];	/* manifest.json.sig, read first */
+	size_t		 msiglen;
 	int		 have_last;
 	int64_t		 last_serial;
 	uint8_t		 last_sha[CACHE_SHA_LEN];
+	uint8_t		 last_sig[SIG_MAX];	/* with last_sha, once */
+	size_t		 last_siglen;		/* seen again; 0 = none */
 
 	/* Downloads. */
 	struct uplink_jobs jobs;
@@ -316,6 +322,19 @@ manifest_consider(struct uplink *u, const uint8_t *body, size_t len,
 	char		*cause = NULL;
 	char		 why[256];
 
+	/*
+	 * The bytes and the signature of the last manifest accepted, as
+	 * most polls bring: nothing to verify or parse again.  Parsing
+	 * costs a few times the manifest's size in memory for a moment,
+	 * and a big package's manifest lists every chunk's hash
+	 * (docs/benchmarks.md, "Memory").
+	 */
+	if (u->have_last && siglen > 0 && siglen == u->last_siglen &&
+	    memcmp(sig, u->last_sig, siglen) == 0) {
+		cache_sha256(body, len, sha);
+		if (memcmp(sha, u->last_sha, CACHE_SHA_LEN) == 0)
+			return;
+	}
 	if ((mf = manifest_check(u, body, len, sig, siglen, &cause)) ==
 	    NULL) {
 		manifest_reject(u, cause != NULL ? cause : "invalid");
@@ -338,7 +357,11 @@ manifest_consider(struct uplink *u, const uint8_t *body, size_t len,
 			    mf->serial);
 			manifest_reject(u, why);
 		}
-		/* else unchanged: nothing to do. */
+		else if (siglen <= sizeof(u->last_sig)) {
+			/* Unchanged: nothing to do, nor next time. */
+			memcpy(u->last_sig, sig, siglen);
+			u->last_siglen = siglen;
+		}
 		uplink_manifest_free(mf);
 		return;
 	}
@@ -363,6 +386,11 @@ manifest_consider(struct uplink *u, const uint8_t *body, size_t len,
 	u->have_last = 1;
 	u->last_serial = mf->serial;
 	memcpy(u->last_sha, sha, CACHE_SHA_LEN);
+	u->last_siglen = 0;
+	if (siglen <= sizeof(u->last_sig)) {
+		memcpy(u->last_sig, sig, siglen);
+		u->last_siglen = siglen;
+	}
 	u->stats.manifests++;
 	up_logf(UP_LOG_INFO, "uplink: manifest serial %" PRId64 " accepted "
 	    "(%zu package(s), %zu deployment(s))", mf->serial, mf->npkgs,
@@ -411,16 +439,26 @@ poll_failed(struct uplink *u, const char *fmt, ...)
 	up_logf(UP_LOG_WARN, "uplink: manifest poll failed: %s", why);
 	free(u->mbody);
 	u->mbody = NULL;
+	u->mlen = u->mcap = 0;
 	poll_schedule(u, 1);
 }
+
+/*
+ * The poll fetches manifest.json.sig first (small), then manifest.json,
+ * streamed into one buffer sized by its Content-Length: the manifest is
+ * held once, not as the channel's buffer, a contiguous copy of it and a
+ * copy of that (a big package's manifest is tens of KiB; the daemon's
+ * memory, docs/benchmarks.md "Memory").
+ */
+static const struct uplink_hops manifest_ops;
 
 static void
 sig_done(void *arg, int code, const uint8_t *body, size_t len,
     const char *err)
 {
 	struct uplink	*u = arg;
-	uint8_t		*m;
-	size_t		 mlen;
+	struct uplink_hreq r;
+	char		*cause = NULL;
 
 	if (err != NULL) {
 		poll_failed(u, "manifest.json.sig: %s", err);
@@ -431,55 +469,109 @@ sig_done(void *arg, int code, const uint8_t *body, size_t len,
 		poll_failed(u, "manifest.json.sig: HTTP %d", code);
 		return;
 	}
-	m = u->mbody;
-	mlen = u->mlen;
-	u->mbody = NULL;
-	manifest_consider(u, m, mlen, body, len);
-	free(m);
-	poll_schedule(u, 0);
+	if (len > sizeof(u->msig)) {
+		poll_failed(u, "manifest.json.sig: larger than %zu bytes",
+		    sizeof(u->msig));
+		return;
+	}
+	memcpy(u->msig, body, len);
+	u->msiglen = len;
+
+	memset(&r, 0, sizeof(r));
+	r.method = UPLINK_GET;
+	r.path = "manifest.json";
+	r.max_body = UPLINK_MANIFEST_MAX;
+	if (uplink__chan_request(u->mchan, &r, &manifest_ops, u, &cause) !=
+	    0) {
+		poll_failed(u, "manifest.json: %s", cause);
+		free(cause);
+	}
 }
 
 static const struct uplink_hops sig_ops = { NULL, NULL, sig_done };
+
+/* manifest.json's head: its buffer, the size it announces if any. */
+static const char *
+manifest_head(void *arg, int code, struct evkeyvalq *hdr)
+{
+	struct uplink	*u = arg;
+	const char	*cl;
+	unsigned long long n;
+	char		*end;
+
+	free(u->mbody);
+	u->mbody = NULL;
+	u->mlen = u->mcap = 0;
+	if (code < 200 || code > 299)
+		return (NULL);
+	cl = evhttp_find_header(hdr, "Content-Length");
+	if (cl != NULL) {
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno != 0 || end == cl || *end != '\0' ||
+		    n > UPLINK_MANIFEST_MAX)
+			return ("manifest too large or bad Content-Length");
+		u->mcap = (size_t)n;
+	} else
+		u->mcap = 64 * 1024;
+	if ((u->mbody = malloc(u->mcap + 1)) == NULL) {
+		u->mcap = 0;
+		return ("out of memory");
+	}
+	return (NULL);
+}
+
+static const char *
+manifest_body(void *arg, const uint8_t *p, size_t n)
+{
+	struct uplink	*u = arg;
+	uint8_t		*nb;
+	size_t		 cap;
+
+	if (n > UPLINK_MANIFEST_MAX - u->mlen)
+		return ("response too large");
+	if (u->mlen + n > u->mcap) {
+		/* No Content-Length (chunked), or it was wrong. */
+		cap = u->mcap * 2 > u->mlen + n ? u->mcap * 2 : u->mlen + n;
+		if (cap > UPLINK_MANIFEST_MAX)
+			cap = UPLINK_MANIFEST_MAX;
+		if ((nb = realloc(u->mbody, cap + 1)) == NULL)
+			return ("out of memory");
+		u->mbody = nb;
+		u->mcap = cap;
+	}
+	memcpy(u->mbody + u->mlen, p, n);
+	u->mlen += n;
+	return (NULL);
+}
 
 static void
 manifest_done(void *arg, int code, const uint8_t *body, size_t len,
     const char *err)
 {
 	struct uplink	*u = arg;
-	struct uplink_hreq r;
-	char		*cause = NULL;
 
+	(void)body;
+	(void)len;
 	if (err != NULL) {
 		poll_failed(u, "manifest.json: %s", err);
 		return;
 	}
-	if (code != 200) {
+	if (code != 200 || u->mbody == NULL) {
 		u->status_errors++;
 		poll_failed(u, "manifest.json: HTTP %d", code);
 		return;
 	}
+	u->mbody[u->mlen] = '\0';
+	manifest_consider(u, u->mbody, u->mlen, u->msig, u->msiglen);
 	free(u->mbody);
-	if ((u->mbody = malloc(len + 1)) == NULL) {
-		poll_failed(u, "out of memory");
-		return;
-	}
-	if (len > 0)
-		memcpy(u->mbody, body, len);
-	u->mbody[len] = '\0';
-	u->mlen = len;
-
-	memset(&r, 0, sizeof(r));
-	r.method = UPLINK_GET;
-	r.path = "manifest.json.sig";
-	r.max_body = SIG_MAX;
-	if (uplink__chan_request(u->mchan, &r, &sig_ops, u, &cause) != 0) {
-		poll_failed(u, "manifest.json.sig: %s", cause);
-		free(cause);
-	}
+	u->mbody = NULL;
+	u->mlen = u->mcap = 0;
+	poll_schedule(u, 0);
 }
 
 static const struct uplink_hops manifest_ops = {
-	NULL, NULL, manifest_done
+	manifest_head, manifest_body, manifest_done
 };
 
 static void
@@ -496,11 +588,10 @@ poll_start(struct uplink *u)
 	evtimer_del(u->poll_ev);
 	memset(&r, 0, sizeof(r));
 	r.method = UPLINK_GET;
-	r.path = "manifest.json";
-	r.max_body = UPLINK_MANIFEST_MAX;
-	if (uplink__chan_request(u->mchan, &r, &manifest_ops, u, &cause) !=
-	    0) {
-		poll_failed(u, "manifest.json: %s", cause);
+	r.path = "manifest.json.sig";
+	r.max_body = SIG_MAX;
+	if (uplink__chan_request(u->mchan, &r, &sig_ops, u, &cause) != 0) {
+		poll_failed(u, "manifest.json.sig: %s", cause);
 		free(cause);
 	}
 }
