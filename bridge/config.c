@@ -277,6 +277,13 @@ static const struct conf_opt conf_table[] = {
 	  "send the first pass to every node at once, then poll each node "
 	  "for what it misses and repair it alone; no: every node is "
 	  "served alone from the start." },
+	{ .section = "fanout", .name = "node_busy_s", .type = CONF_UINT,
+	  .off = OFF(node_busy_s), .min = 10, .max = 86400, .scale = 1,
+	  .def = "600", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
+	  .help = "How long a node may keep refusing requests as busy "
+	  "(Modbus exception 06) before a session writes it off; a busy "
+	  "node is alive and asked again later, waiting longer each time "
+	  "(up to 5 s)." },
 	{ .section = "fanout", .name = "offload", .type = CONF_CHOICE,
 	  .off = OFF(offload), .def = "yes", .choices = conf_yes_no,
 	  .flags = CONF_RELOAD | CONF_LINK,

@@ -120,6 +120,7 @@ fanout__params(const struct ub_config *c, struct eng_params *p)
 	p->node_hash_kbs = c->node_hash_kbs;
 	p->unicast_slots = c->unicast_slots;
 	p->poll_broadcast = c->poll_broadcast != 0;
+	p->node_busy_ms = c->node_busy_s * 1000;
 	p->offload = c->offload != 0;
 	p->offload_idle_s = c->offload_idle_s;
 }

@@ -131,6 +131,7 @@ struct ub_config {
 	unsigned int	 node_hash_kbs;	/* VERIFY's wait, 0: from the link */
 	unsigned int	 unicast_slots;	/* members served alone at once */
 	int		 poll_broadcast;	/* polled bus: first pass to all */
+	unsigned int	 node_busy_s;	/* a node refusing as busy: kept */
 	int		 offload;	/* module offload where offered */
 	unsigned int	 offload_idle_s;	/* a silent module is given up */
 

@@ -104,6 +104,13 @@ struct eng_params {
 	 */
 	unsigned int	 node_silence_ms;
 	/*
+	 * How long a node may keep refusing requests as busy (TP_EBUSY:
+	 * Modbus exception 06) before it is written off, ms; 0: 10 minutes.
+	 * A busy node is alive: it is asked again later, backing off, and
+	 * never counted silent (docs/engine.md, "Busy nodes").
+	 */
+	unsigned int	 node_busy_ms;
+	/*
 	 * How fast a node hashes the package before it answers VERIFY,
 	 * kB/s; 0: from the link (20,000 on a LAN, 1,000 on a small or
 	 * half-duplex link's microcontrollers).

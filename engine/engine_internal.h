@@ -53,6 +53,9 @@
 #define ENG_POLL_MAX_MS	8000	/* longest gap between RESULT polls */
 #define ENG_XR_PAIRS	32768	/* (node, block) pairs an XOR round plans */
 #define ENG_SILENCE_MS	10000	/* node_silence_ms from a fast link */
+#define ENG_BUSY_MS	600000	/* node_busy_ms by default */
+#define ENG_BUSY_MIN_MS	50	/* first wait after a busy refusal */
+#define ENG_BUSY_MAX_MS	5000	/* ... doubling up to this */
 #define ENG_USLOTS	4	/* members served alone at once, by default */
 #define ENG_PEERS_MAX	1024	/* peers a link keeps track of */
 #define ENG_RETRY_MS	1000	/* a dropped connection: back in the queue */
@@ -514,6 +517,18 @@ struct eng_member {
 	 * clock ms.  A write-off waits for the link's silence_ms.
 	 */
 	uint64_t		 heard_ms;
+	/*
+	 * Busy (TP_EBUSY, Modbus exception 06): the node refused a frame
+	 * or a poll for now.  busy_since_ms: its first refusal since it was
+	 * last heard, clock ms, 0 when not busy; busy_gap_ms: the wait
+	 * before it is asked again, doubling from ENG_BUSY_MIN_MS up to
+	 * ENG_BUSY_MAX_MS; busy_until_us: the end of that wait (refusals of
+	 * frames that left before it do not double it again).  Busy for
+	 * the link's node_busy_ms in all, it is written off (member.c).
+	 */
+	uint64_t		 busy_since_ms;
+	uint64_t		 busy_until_us;
+	uint32_t		 busy_gap_ms;
 
 	/* What the node told about its blocks (ACCEPT/STATUS). */
 	bool			 known;
@@ -847,6 +862,9 @@ void	 eng__final(struct eng_member *, enum eng_mstate, uint8_t result,
 void	 eng__write_off(struct eng_member *, const char *why);
 /* Heard from `src' now: its address and its silence clock. */
 void	 eng__heard(struct eng_member *, const struct tp_addr *src);
+/* A busy refusal (TP_EBUSY): when to ask again, us; busy for too long. */
+uint64_t eng__busy(struct eng_member *);
+bool	 eng__busy_over(const struct eng_member *);
 /* Silent for at least the link's silence_ms (a write-off may go). */
 bool	 eng__silent(const struct eng_member *);
 /*
@@ -1070,6 +1088,16 @@ void	 eng__u_sent(struct eng_member *);
 void	 eng__u_heard(struct eng_member *, uint8_t type);
 /* A poll of it ended without what it waits for. */
 void	 eng__u_poll_empty(struct eng_member *);
+/*
+ * The node refused, busy (TP_EBUSY), its request (the frame u_cookie
+ * names), a poll, or another frame (data): it waits and is asked again.
+ */
+enum eng_ubusy {
+	ENG_UB_REQUEST,
+	ENG_UB_POLL,
+	ENG_UB_FRAME
+};
+void	 eng__u_busy(struct eng_member *, enum eng_ubusy);
 /* Acknowledges its final RESULT (then waits to see the ACK arrived). */
 void	 eng__u_ack(struct eng_member *);
 /* tx_done of its RESULT_ACK or ACTIVATE on a link confirming frames. */

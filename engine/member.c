@@ -200,6 +200,56 @@ eng__heard(struct eng_member *m, const struct tp_addr *src)
 {
 	m->addr = *src;
 	m->heard_ms = eng__now_ms(m->s->e);
+	/* An answer: whatever it was busy with is over. */
+	m->busy_since_ms = 0;
+	m->busy_until_us = 0;
+	m->busy_gap_ms = 0;
+}
+
+/*
+ * The node refused a frame or a poll as busy (TP_EBUSY: Modbus
+ * exception 06, Server Device Busy, which the Modbus Application
+ * Protocol V1.1b3 §7 defines as "the client should retransmit the
+ * message later").  It answered, so it is alive: the silence clock
+ * restarts and no try is counted.  The next ask waits a back-off that
+ * doubles from ENG_BUSY_MIN_MS up to ENG_BUSY_MAX_MS; a refusal of a
+ * frame that left before the current wait ended does not double it
+ * again.  Returns when to ask again, clock us.  eng__busy_over() says
+ * when it has been busy, unheard, for the link's node_busy_ms.
+ */
+uint64_t
+eng__busy(struct eng_member *m)
+{
+	struct eng	*e = m->s->e;
+	uint64_t	 now = eng__now_us(e);
+
+	m->heard_ms = eng__now_ms(e);
+	if (m->busy_since_ms == 0)
+		m->busy_since_ms = m->heard_ms != 0 ? m->heard_ms : 1;
+	if (now >= m->busy_until_us) {
+		if (m->busy_gap_ms == 0)
+			m->busy_gap_ms = ENG_BUSY_MIN_MS;
+		else if ((m->busy_gap_ms *= 2) > ENG_BUSY_MAX_MS)
+			m->busy_gap_ms = ENG_BUSY_MAX_MS;
+		m->busy_until_us = now + (uint64_t)m->busy_gap_ms * 1000;
+		eng__debug("session %08x: node 0x%016llx busy, asked again in "
+		    "%u ms", m->s->id, (unsigned long long)m->node,
+		    m->busy_gap_ms);
+	}
+	return (m->busy_until_us);
+}
+
+bool
+eng__busy_over(const struct eng_member *m)
+{
+	const struct eng_session *s = m->s;
+	uint64_t		 now = eng__now_ms(s->e), limit;
+
+	if (m->busy_since_ms == 0)
+		return (false);
+	limit = s->l != NULL && s->l->p.node_busy_ms != 0 ?
+	    s->l->p.node_busy_ms : ENG_BUSY_MS;
+	return (now >= m->busy_since_ms && now - m->busy_since_ms >= limit);
 }
 
 bool

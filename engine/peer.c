@@ -520,6 +520,15 @@ eng__peer_tx_done(struct eng_link *l, uint64_t cookie, int status)
 		return;
 	if (p->inflight > 0)
 		p->inflight--;
+	if (p->m != NULL && status == TP_EBUSY)
+		eng__u_busy(p->m, p->m->u_cookie == cookie ? ENG_UB_REQUEST :
+		    ENG_UB_FRAME);
+	else if (p->m != NULL && status == TP_OK &&
+	    (l->caps.flags & TP_CAP_LINK_ACK) != 0) {
+		/* It took a frame: not busy any more. */
+		p->m->busy_since_ms = 0;
+		p->m->busy_gap_ms = 0;
+	}
 	if (p->m != NULL && (p->m->ustep == ENG_U_ACKED ||
 	    p->m->ustep == ENG_U_ACTIVATE) && p->m->u_cookie == cookie)
 		eng__u_ack_done(p->m, status);

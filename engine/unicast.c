@@ -247,6 +247,55 @@ eng__u_poll_empty(struct eng_member *m)
 	eng__touch(m->s->e);
 }
 
+/*
+ * A busy refusal (member.c, eng__busy): the node is alive and took
+ * nothing.  A refused request is asked again once the back-off is over,
+ * without counting a try (nothing was lost: the node said no); a
+ * refused poll is polled again then, and its answer waited for that
+ * much longer; refused data pauses the member's data for the back-off
+ * (what was refused shows in its next STATUS).  u_timer writes it off
+ * once busy for the link's node_busy_ms, never from here (a plugin's
+ * callback).
+ */
+void
+eng__u_busy(struct eng_member *m, enum eng_ubusy what)
+{
+	struct eng_session	*s = m->s;
+	uint64_t		 at, w;
+
+	if (m->gone || m->ustep < ENG_U_OFFER)
+		return;
+	at = eng__busy(m);
+	switch (m->ustep) {
+	case ENG_U_DATA:
+		if (m->state == ENG_M_RECEIVING)
+			m->u_at = at;	/* u_fill skips it until then */
+		break;
+	case ENG_U_OFFER:
+	case ENG_U_STATUS:
+	case ENG_U_VERIFY:
+	case ENG_U_RESULT:
+		if (!m->u_sent || m->u_heard || what == ENG_UB_FRAME)
+			break;
+		if (what == ENG_UB_REQUEST) {
+			/* Nothing to poll for: the request is sent again. */
+			if (m->peer != NULL && m->peer->pq == ENG_PQ_WAIT)
+				eng__poll_cancel(m->peer);
+			m->u_sent = false;
+		} else {
+			w = at + u_wait_ms(m) * 1000;
+			if (w > m->u_deadline)
+				m->u_deadline = w;
+		}
+		m->u_at = at;
+		break;
+	default:
+		/* ACTIVATE repeats, an ACK: their own tx_done handling. */
+		break;
+	}
+	eng__touch(s->e);
+}
+
 /* The data step: its blocks go round robin with the other members'. */
 static void
 u_data(struct eng_member *m)
@@ -756,7 +805,8 @@ eng__u_fill(struct eng_session *s, uint8_t *buf, size_t cap,
 		start = TAILQ_FIRST(&s->uactive);
 	m = start;
 	do {
-		if (m->ustep == ENG_U_DATA && m->nneed > 0) {
+		if (m->ustep == ENG_U_DATA && m->nneed > 0 &&
+		    m->u_at == ENG_NEVER) {
 			any = true;
 			if (u_window_open(m) &&
 			    (i = u_next_block(m, lb)) < s->nblocks) {
@@ -842,7 +892,18 @@ u_timer(struct eng_member *m)
 	unsigned int		 r = p->offer_repeats != 0 ?
 				    p->offer_repeats : 1;
 
+	if (eng__busy_over(m)) {
+		/* It said busy, and only that, for node_busy_ms. */
+		eng__u_release(m, false, 0);
+		eng__write_off(m, "busy for longer than node_busy_s");
+		return;
+	}
 	switch (m->ustep) {
+	case ENG_U_DATA:
+		/* A busy node's pause is over: its blocks go on. */
+		if (s->l != NULL)
+			eng__data_add(s->l, s);
+		break;
 	case ENG_U_CONNECT:
 		/* connect() never answered: give the slot up, try later. */
 		eng__u_peer_down(m, true);

@@ -143,7 +143,14 @@ enum tp_status {
 	TP_EAGAIN = -1,		/* busy: host->writable() follows */
 	TP_EMSGSIZE = -2,	/* frame larger than mtu */
 	TP_ENOPEER = -3,	/* unknown or disconnected peer */
-	TP_EIO = -4		/* link failure; a TP_LINK_DOWN follows */
+	TP_EIO = -4,		/* link failure; a TP_LINK_DOWN follows */
+	/*
+	 * tx_done only: the peer refused the frame or the poll for now,
+	 * busy (Modbus exception 06, Server Device Busy): it is alive and
+	 * took nothing; ask again later.  The engine backs off per node
+	 * and never counts it as silence.
+	 */
+	TP_EBUSY = -5
 };
 
 /* Per-frame receive facts. */

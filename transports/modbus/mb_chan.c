@@ -145,7 +145,13 @@ job_fail(struct mb_chan *c, struct mb_job *j, const char *what, int e)
 {
 	j->what = what;
 	j->err = e;
-	j->status = link_errno(e) ? TP_EIO : TP_ENOPEER;
+	/*
+	 * Exception 06, Server Device Busy: the node is alive and asks to
+	 * be asked again later (Modbus Application Protocol V1.1b3 §7);
+	 * the engine backs off instead of counting a failure.
+	 */
+	j->status = e == EMBXSBUSY ? TP_EBUSY : link_errno(e) ? TP_EIO :
+	    TP_ENOPEER;
 	if (j->status == TP_EIO && c->t->kind == MB_TCP && c->connected) {
 		/* The server went away: this connection is over. */
 		modbus_close(c->ctx);

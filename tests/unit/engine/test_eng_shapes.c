@@ -203,6 +203,95 @@ test_polled_bus(void **state)
 	assert_true(u.data_unicast >= (uint64_t)u.nblocks * 16);
 }
 
+/*
+ * Busy nodes (TP_EBUSY: Modbus exception 06, Server Device Busy).  On
+ * the same bus, 4 nodes: node 1 refuses every request and poll for a
+ * minute from the start of the session (six times its link's silence
+ * limit), node 2 refuses 30 % of them all along.  Both are alive: asked
+ * again after a back-off that grows to ENG_BUSY_MAX_MS (a minute of
+ * refusals is a few dozen operations, not a poll every 20 ms), never
+ * counted silent, and both update; nobody is written off.
+ */
+static void
+test_busy_backoff(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct efx		*fx;
+	uint64_t		 t0, n1;
+	int			 k;
+
+	rtu_link(&mp);
+	efx_default_params(&p);
+	fx = efx_new(&tp_mem_bus_ops, &mp, &p, 16 * 1024);
+	for (k = 0; k < 4; k++)
+		efx_node(fx, 0x600 + k, 256 * 1024, 1.0);
+	assert_true(efx_run(fx, efx_ready, 20000));
+	efx_start(fx);
+	t0 = fx->tc.now_us;
+	tp_mem_node_busy(fx->nodes[1]->mn, 100, t0 + 60000000);
+	tp_mem_node_busy(fx->nodes[2]->mn, 30, UINT64_MAX);
+	assert_true(efx_run(fx, efx_done, 900000));
+	all_updated(fx);
+	for (k = 0; k < 4; k++)
+		assert_int_equal(fx->kn[k].tries, 1);	/* never revived */
+	/* Node 1 took nothing for a minute, then updated. */
+	assert_true(fx->tc.now_us >= t0 + 60000000);
+	n1 = tp_mem_node_busy_refused(fx->nodes[1]->mn);
+	printf("busy: node 1 refused %" PRIu64 " operations in 60 s, node 2 "
+	    "%" PRIu64 " (30 %%)\n", n1,
+	    tp_mem_node_busy_refused(fx->nodes[2]->mn));
+	assert_true(n1 >= 10 && n1 <= 80);
+	assert_true(tp_mem_node_busy_refused(fx->nodes[2]->mn) > 0);
+	efx_free(fx);
+}
+
+/*
+ * A node busy for ever is written off once it has been busy, and only
+ * busy, for the link's node_busy_ms (30 s here), not before; the
+ * others update.
+ */
+static bool
+node1_final(struct efx *fx)
+{
+	return (fx->kn[1].finals > 0);
+}
+
+static bool
+others_updated(struct efx *fx)
+{
+	return (fx->kn[0].state == ENG_M_UPDATED &&
+	    fx->kn[2].state == ENG_M_UPDATED);
+}
+
+static void
+test_busy_write_off(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct efx		*fx;
+	uint64_t		 t0;
+	int			 k;
+
+	rtu_link(&mp);
+	efx_default_params(&p);
+	p.node_busy_ms = 30000;
+	fx = efx_new(&tp_mem_bus_ops, &mp, &p, 16 * 1024);
+	for (k = 0; k < 3; k++)
+		efx_node(fx, 0x700 + k, 256 * 1024, 0);
+	assert_true(efx_run(fx, efx_ready, 20000));
+	efx_start(fx);
+	t0 = fx->tc.now_us;
+	tp_mem_node_busy(fx->nodes[1]->mn, 100, UINT64_MAX);
+	assert_true(efx_run(fx, node1_final, 600000));
+	assert_int_equal(fx->kn[1].state, ENG_M_FAILED);
+	assert_string_equal(fx->kn[1].why, "busy for longer than node_busy_s");
+	assert_true(fx->tc.now_us >= t0 + 30000000);
+	assert_true(fx->tc.now_us < t0 + 60000000);
+	assert_true(efx_run(fx, others_updated, 600000));
+	efx_free(fx);
+}
+
 /* ------------------------------------------------------------------ */
 /* Module offload                                                       */
 
@@ -714,6 +803,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_polled_bus, teardown),
+		cmocka_unit_test_teardown(test_busy_backoff, teardown),
+		cmocka_unit_test_teardown(test_busy_write_off, teardown),
 		cmocka_unit_test_teardown(test_offload, teardown),
 		cmocka_unit_test_teardown(test_offload_waves, teardown),
 		cmocka_unit_test_teardown(test_connected, teardown),

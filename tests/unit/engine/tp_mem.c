@@ -79,6 +79,9 @@ struct tp_mem_node {
 	/* polled */
 	struct tp_mem_frames	 outbox;
 	unsigned int		 noutbox;
+	double			 busy;		/* share refused busy */
+	uint64_t		 busy_until;	/* clock us */
+	uint64_t		 nbusy;		/* unicast and polls refused */
 	/* offload */
 	bool			 off_target;
 	double			 off_loss;
@@ -477,6 +480,29 @@ mem_give(struct tp_mem_node *nd, const uint8_t *buf, size_t len)
 	return (true);
 }
 
+static uint64_t	 mem_now(struct tp_mem_medium *);
+
+/* A polled node refuses this operation, busy (Modbus exception 06). */
+static bool
+mem_busy(struct tp_mem_node *nd)
+{
+	if (nd->busy <= 0 || mem_now(nd->m) >= nd->busy_until ||
+	    tp_mem_rand(&nd->rng) >= nd->busy)
+		return (false);
+	nd->m->c.busy++;
+	return (true);
+}
+
+/* The same for an operation to this node alone: counted per node. */
+static bool
+mem_busy_one(struct tp_mem_node *nd)
+{
+	if (!mem_busy(nd))
+		return (false);
+	nd->nbusy++;
+	return (true);
+}
+
 static struct tp_mem_node *
 mem_node_by_addr(struct tp_mem_medium *m, const struct tp_addr *a)
 {
@@ -796,6 +822,19 @@ tp_mem_node_absent(struct tp_mem_node *nd, bool absent)
 }
 
 void
+tp_mem_node_busy(struct tp_mem_node *nd, double pct, uint64_t until_us)
+{
+	nd->busy = pct / 100;
+	nd->busy_until = until_us;
+}
+
+uint64_t
+tp_mem_node_busy_refused(struct tp_mem_node *nd)
+{
+	return (nd->nbusy);
+}
+
+void
 tp_mem_node_no_exchange(struct tp_mem_node *nd, bool no)
 {
 	nd->no_exchange = no;
@@ -866,6 +905,8 @@ mem_bus_done(void *arg)
 		m->c.polls++;
 		if (nd == NULL)
 			status = TP_ENOPEER;
+		else if (mem_busy_one(nd))
+			status = TP_EBUSY;	/* its outbox stays */
 		else if ((fr = TAILQ_FIRST(&nd->outbox)) == NULL)
 			m->c.polls_empty++;
 		else if (mem_lost(nd, nd->loss)) {
@@ -886,13 +927,15 @@ mem_bus_done(void *arg)
 	} else if (bcast) {
 		for (nd = TAILQ_FIRST(&m->nodes); nd != NULL; nd = next) {
 			next = TAILQ_NEXT(nd, entry);
-			if (!mem_give(nd, op->buf, op->len))
+			if (mem_busy(nd) || !mem_give(nd, op->buf, op->len))
 				lost_any = true;
 		}
 		if (lost_any && mem_type(op->buf, op->len) == UP_T_DATA)
 			m->c.data_lost_any++;
 	} else if (nd == NULL)
 		status = TP_ENOPEER;
+	else if (mem_busy_one(nd))
+		status = TP_EBUSY;	/* refused, not taken */
 	else if (!mem_give(nd, op->buf, op->len))
 		status = TP_EIO;	/* no confirmation */
 	if (m->outstanding > 0)

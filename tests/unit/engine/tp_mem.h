@@ -114,6 +114,7 @@ struct tp_mem_counts {
 	uint64_t	 polls;
 	uint64_t	 polls_empty;
 	uint64_t	 bus_us;	/* polled: bus busy */
+	uint64_t	 busy;		/* polled: refused busy (TP_EBUSY) */
 	uint64_t	 off_segments;	/* module: segments sent */
 	uint64_t	 off_reads;	/* module: offload_read calls */
 	/* A radio. */
@@ -184,6 +185,15 @@ void		 tp_mem_node_hooks(struct tp_mem_node *, tp_mem_link_fn *,
 void		 tp_mem_node_drop(struct tp_mem_node *);
 /* An absent node: connects to it fail. */
 void		 tp_mem_node_absent(struct tp_mem_node *, bool);
+/*
+ * A polled bus: the node refuses pct % of the operations to it (its
+ * unicast frames and polls end with TP_EBUSY, Modbus exception 06;
+ * broadcasts it ignores) until the medium's clock reaches until_us.
+ */
+void		 tp_mem_node_busy(struct tp_mem_node *, double pct,
+		    uint64_t until_us);
+/* Its unicast frames and polls refused so far. */
+uint64_t	 tp_mem_node_busy_refused(struct tp_mem_node *);
 /* Its next connections keep their first MTU (no exchange). */
 void		 tp_mem_node_no_exchange(struct tp_mem_node *, bool);
 /* Its loss on the module's own medium (offload), percent. */
