@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,38 @@ drain_line(struct mb_chan *c)
 	}
 	modbus_flush(c->ctx);
 	mark_quiet(c, 0);
+}
+
+/*
+ * Gives a serial line back raw before libmodbus sets it up.  A pty keeps
+ * the termios of the last program that had it (the simulator holds
+ * every line open), and never keeps PARENB: the kernel clears it.  So a
+ * master started again on its line (after kill -9, a crash) asks
+ * libmodbus for the 8E1 the line already shows but for PARENB; the
+ * kernel takes the request and drops PARENB again, and glibc's
+ * tcsetattr(), which reads the line back, reports EINVAL (seen with
+ * strace: TCSETS with PARENB returns 0, TCGETS shows it cleared).  The
+ * daemon could not open its bus after a restart.  From raw (no INPCK)
+ * libmodbus's request changes the line and is taken.  On a real UART
+ * this changes nothing that libmodbus does not set right after.  Best
+ * effort: a port that cannot be opened here fails with its reason in
+ * modbus_connect().
+ */
+void
+mb__line_reset(const char *device)
+{
+	struct termios	 t;
+	int		 fd;
+
+	if ((fd = open(device, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)) ==
+	    -1)
+		return;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		t.c_iflag &= ~(tcflag_t)INPCK;
+		(void)tcsetattr(fd, TCSANOW, &t);
+	}
+	close(fd);
 }
 
 /* Is errno a failure of the connection or the port itself? */
@@ -291,6 +324,7 @@ run_connect(struct mb_chan *c, struct mb_job *j)
 		if (c->connected)
 			modbus_close(c->ctx);
 		c->connected = false;
+		mb__line_reset(t->device);
 		if (modbus_connect(c->ctx) == -1) {
 			j->what = "open the port";
 			j->err = errno;

@@ -177,6 +177,8 @@ void		 mb__chan_fini(struct mb_chan *);
 /* Queues a job (lock held by the caller). */
 void		 mb__chan_push(struct mb_chan *, struct mb_job *);
 
+/* A serial line back to raw, before modbus_connect() (RTU). */
+void		 mb__line_reset(const char *device);
 /* Line time of n characters, us. */
 uint32_t	 mb__chars_us(const struct tp *, size_t n);
 

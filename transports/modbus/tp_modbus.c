@@ -691,6 +691,7 @@ open_rtu(struct tp *t, const struct tp_conf *conf, char **cause)
 		return (tp__cause(cause, "transport.%s: %s", t->name,
 		    *cause != NULL ? *cause : "out of memory"));
 	/* Opening a tty does not block (libmodbus opens it O_NDELAY). */
+	mb__line_reset(t->device);
 	if (modbus_connect(t->bus.ctx) == -1)
 		return (tp__cause(cause, "transport.%s: cannot open %s: %s",
 		    t->name, t->device, modbus_strerror(errno)));
