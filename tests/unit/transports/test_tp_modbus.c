@@ -54,6 +54,14 @@
 #define BAUD		"115200"
 #define MAXN		8
 #define MAXEV		256
+/*
+ * Bounds of the waits on a condition: generous, for the ASan build on
+ * a loaded machine (each wait ends as soon as its condition holds).
+ */
+#define WAIT_MS		20000
+/* The gateway's response timeouts: far above a starved node's delay. */
+#define RTU_RESPONSE	"1000"
+#define TCP_RESPONSE	"5000"
 
 static char		 dir[64];
 static pid_t		 sim_pid = -1, node_pid[MAXN];
@@ -189,6 +197,16 @@ count(int kind)
 
 	for (i = 0; i < nrecs; i++)
 		n += recs[i].kind == kind;
+	return (n);
+}
+
+static int
+count_from(int kind, const struct tp_addr *a)
+{
+	int		 i, n = 0;
+
+	for (i = 0; i < nrecs; i++)
+		n += recs[i].kind == kind && tp_addr_eq(&recs[i].addr, a);
 	return (n);
 }
 
@@ -379,6 +397,42 @@ node_start(int i, const char *transport, const char *opt1, const char *opt2)
 	node_pid[i] = spawn(argv, log, NULL);
 }
 
+/*
+ * Waits until node i has opened its line or its TCP server (its log
+ * says so), up to WAIT_MS: a node under ASan on a loaded machine may
+ * take seconds to start, and a probe or a connect before then fails.
+ */
+static void
+node_ready(int i)
+{
+	char		 log[96], line[256];
+	uint64_t	 end = host_now(NULL) + WAIT_MS;
+	FILE		*f;
+	int		 st;
+
+	snprintf(log, sizeof(log), "%s/n%d.log", dir, i);
+	for (;;) {
+		if ((f = fopen(log, "r")) != NULL) {
+			while (fgets(line, sizeof(line), f) != NULL)
+				if (strstr(line, ": modbus-rtu unit ") !=
+				    NULL || strstr(line, ": modbus-tcp server "
+				    "on ") != NULL) {
+					fclose(f);
+					return;
+				}
+			fclose(f);
+		}
+		if (waitpid(node_pid[i], &st, WNOHANG) == node_pid[i]) {
+			node_pid[i] = -1;
+			fail_msg("node %d exited before it opened its link", i);
+		}
+		if (host_now(NULL) >= end)
+			fail_msg("node %d did not open its link in %d ms", i,
+			    WAIT_MS);
+		usleep(20000);
+	}
+}
+
 static int
 setup(void **state)
 {
@@ -483,7 +537,7 @@ poll_announce(const struct tp_ops *ops, struct tp *tp, int u, uint64_t id,
 	for (i = 0; i < tries; i++) {
 		before = nrecs;
 		assert_int_equal(ops->poll(tp, &a, ++*cookie), TP_OK);
-		assert_true(wait_done(*cookie, 3000) >= 0);
+		assert_true(wait_done(*cookie, WAIT_MS) >= 0);
 		for (; before < nrecs; before++) {
 			if (recs[before].kind != 'r')
 				continue;
@@ -523,19 +577,21 @@ test_rtu(void **state)
 	/* Unit 4 answers as unit 9; unit 5 is always busy. */
 	node_start(4, "modbus-rtu", "answer-unit=9", NULL);
 	node_start(5, "modbus-rtu", "busy-pct=100", NULL);
-	usleep(300000);
+	for (i = 1; i <= 5; i++)
+		if (i != 3)
+			node_ready(i);
 
 	snprintf(dev, sizeof(dev), "%s/bus/gw", dir);
 	kv[0] = (struct tp_kv){ "device", dev };
 	kv[1] = (struct tp_kv){ "baud", BAUD };
 	kv[2] = (struct tp_kv){ "units", "1-5" };
-	kv[3] = (struct tp_kv){ "response_ms", "100" };
+	kv[3] = (struct tp_kv){ "response_ms", RTU_RESPONSE };
 	kv[4] = (struct tp_kv){ "probe_s", "0" };
 	tp = open_plugin("modbus-rtu", kv, 5);
 
 	/* Probing finds 1, 2 and 5 (4 answers as another unit, 3 is off). */
 	t0 = host_now(NULL);
-	while (count('p') < 3 && host_now(NULL) < t0 + 5000)
+	while (count('p') < 3 && host_now(NULL) < t0 + WAIT_MS)
 		loop_for(10);
 	loop_for(200);
 	for (i = 0; i < nrecs; i++) {
@@ -554,7 +610,7 @@ test_rtu(void **state)
 	a = unit(1);
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(ops->poll(tp, &a, ++cookie), TP_OK);
-		assert_true(wait_done(cookie, 3000) >= 0);
+		assert_true(wait_done(cookie, WAIT_MS) >= 0);
 	}
 	assert_int_equal(count('r'), 0);
 	assert_int_equal(recs[find('t', cookie, false)].status, TP_OK);
@@ -571,9 +627,10 @@ test_rtu(void **state)
 	nrecs = 0;
 	t0 = host_now(NULL);
 	assert_int_equal(send_frame(ops, tp, &bc, f, len, ++cookie), TP_OK);
-	assert_true((i = wait_done(cookie, 3000)) >= 0);
+	assert_true((i = wait_done(cookie, WAIT_MS)) >= 0);
 	assert_int_equal(recs[i].status, TP_OK);
-	assert_true(host_now(NULL) - t0 < 80);
+	/* Well below the 1,000 ms a response timeout would take. */
+	assert_true(host_now(NULL) - t0 < 500);
 	/* Its airtime: 9 + 16 bytes at 11 bits and 115200 bit/s, + t3.5. */
 	assert_in_range(recs[i].us, 2300, 4500);
 	loop_for(100);
@@ -585,22 +642,22 @@ test_rtu(void **state)
 	nrecs = 0;
 	a = unit(2);
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	assert_int_equal(recs[wait_done(cookie, 3000)].status, TP_OK);
+	assert_int_equal(recs[wait_done(cookie, WAIT_MS)].status, TP_OK);
 	a = unit(3);
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	assert_true((i = wait_done(cookie, 3000)) >= 0);
+	assert_true((i = wait_done(cookie, WAIT_MS)) >= 0);
 	assert_int_equal(recs[i].status, TP_ENOPEER);
 	a = unit(4);	/* answers for unit 9: refused by the gateway */
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	assert_true((i = wait_done(cookie, 3000)) >= 0);
+	assert_true((i = wait_done(cookie, WAIT_MS)) >= 0);
 	assert_int_equal(recs[i].status, TP_ENOPEER);
 	a = unit(5);	/* exception 6, server busy: alive, ask later */
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	assert_true((i = wait_done(cookie, 3000)) >= 0);
+	assert_true((i = wait_done(cookie, WAIT_MS)) >= 0);
 	assert_int_equal(recs[i].status, TP_EBUSY);
 	a = unit(1);
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	assert_int_equal(recs[wait_done(cookie, 3000)].status, TP_OK);
+	assert_int_equal(recs[wait_done(cookie, WAIT_MS)].status, TP_OK);
 	ops->stats(tp, &st);
 	assert_int_equal(st.tx_errors, 3);
 
@@ -632,14 +689,14 @@ test_rtu(void **state)
 	a = unit(2);
 	len = discover(f, 10);
 	assert_int_equal(send_frame(ops, tp, &a, f, len, ++cookie), TP_OK);
-	(void)wait_done(cookie, 3000);
+	(void)wait_done(cookie, WAIT_MS);
 	loop_for(50);
 	nrecs = 0;
 	got = poll_announce(ops, tp, 2, 2, 40, &cookie);
 	assert_int_equal(got, 1);
 	for (i = 0; i < 10; i++) {
 		assert_int_equal(ops->poll(tp, &a, ++cookie), TP_OK);
-		assert_true(wait_done(cookie, 3000) >= 0);
+		assert_true(wait_done(cookie, WAIT_MS) >= 0);
 	}
 	assert_int_equal(count('r'), 1);
 	ops->stats(tp, &st);
@@ -661,12 +718,13 @@ test_node_refuses(void **state)
 	uint8_t		 bits[8], f[UP_FRAME_MAX];
 	struct up_mb_ident id;
 	struct up_mb_status st;
+	uint64_t	 t0;
 	size_t		 len;
 	int		 n;
 
 	sim_start(1);
 	node_start(1, "modbus-rtu", NULL, NULL);
-	usleep(300000);
+	node_ready(1);
 	snprintf(dev, sizeof(dev), "%s/bus/gw", dir);
 	ctx = modbus_new_rtu(dev, 115200, 'E', 8, 1);
 	assert_non_null(ctx);
@@ -743,10 +801,16 @@ test_node_refuses(void **state)
 		assert_int_equal(modbus_write_registers(ctx, addr,
 		    (int)(len + 1) / 2, regs), (int)(len + 1) / 2);
 	}
-	usleep(100000);
-	n = modbus_write_and_read_registers(ctx, UP_MB_OB_ACK, 1, v,
-	    UP_MB_OB_SEQ, 2, r);
-	assert_int_equal(n, 2);
+	/* Its ANNOUNCE comes within the DISCOVER's window: polled for. */
+	t0 = host_now(NULL);
+	do {
+		n = modbus_write_and_read_registers(ctx, UP_MB_OB_ACK, 1, v,
+		    UP_MB_OB_SEQ, 2, r);
+		assert_int_equal(n, 2);
+		if (r[1] > 0)
+			break;
+		usleep(20000);
+	} while (host_now(NULL) < t0 + WAIT_MS);
 	assert_true(r[0] != 0 && r[0] != v[0] && r[1] > 0);
 	assert_int_equal(modbus_read_input_registers(ctx, UP_MB_ST,
 	    UP_MB_ST_N, r), UP_MB_ST_N);
@@ -808,7 +872,7 @@ test_tcp(void **state)
 	struct tp	*tp;
 	char		 peers[128], l1[64], l2[64], *cause;
 	uint8_t		 f[UP_FRAME_MAX];
-	uint64_t	 cookie = 100;
+	uint64_t	 cookie = 100, t0;
 	size_t		 len;
 	int		 port[3], i, reason;
 
@@ -818,12 +882,13 @@ test_tcp(void **state)
 	snprintf(l2, sizeof(l2), "listen=127.0.0.1:%d", port[1]);
 	node_start(1, "modbus-tcp", l1, NULL);
 	node_start(2, "modbus-tcp", l2, NULL);
-	usleep(300000);
+	node_ready(1);
+	node_ready(2);
 	snprintf(peers, sizeof(peers), "127.0.0.1:%d, 127.0.0.1:%d,"
 	    "127.0.0.1:%d/3", port[0], port[1], port[2]);
 	kv[0] = (struct tp_kv){ "peers", peers };
 	kv[1] = (struct tp_kv){ "max_peers", "2" };
-	kv[2] = (struct tp_kv){ "response_ms", "300" };
+	kv[2] = (struct tp_kv){ "response_ms", TCP_RESPONSE };
 	tp = open_plugin("modbus-tcp", kv, 3);
 	for (i = 0; i < 3; i++) {
 		char	 s[64];
@@ -831,7 +896,7 @@ test_tcp(void **state)
 		snprintf(s, sizeof(s), "127.0.0.1:%d%s", port[i],
 		    i == 2 ? "/3" : "");
 		assert_int_equal(ops->addr_parse(s, &p[i], &cause), 0);
-		assert_int_equal(wait_peer(&p[i], TP_PEER_FOUND, 2000, NULL),
+		assert_int_equal(wait_peer(&p[i], TP_PEER_FOUND, WAIT_MS, NULL),
 		    0);
 	}
 	/* No broadcast on TCP; no frames before a connection. */
@@ -842,34 +907,42 @@ test_tcp(void **state)
 	assert_int_equal(ops->connect(tp, &p[0]), TP_OK);
 	assert_int_equal(ops->connect(tp, &p[1]), TP_OK);
 	assert_int_equal(ops->connect(tp, &p[2]), TP_EAGAIN);
-	assert_int_equal(wait_peer(&p[0], TP_PEER_UP, 3000, NULL), 0);
-	assert_int_equal(wait_peer(&p[1], TP_PEER_UP, 3000, NULL), 0);
+	assert_int_equal(wait_peer(&p[0], TP_PEER_UP, WAIT_MS, NULL), 0);
+	assert_int_equal(wait_peer(&p[1], TP_PEER_UP, WAIT_MS, NULL), 0);
 
-	/* Both served at once: the boot ANNOUNCEs. */
+	/*
+	 * Both served at once: the boot ANNOUNCEs, one from each (a node
+	 * queues its own once its loop runs: polled again until in).
+	 */
 	nrecs = 0;
-	assert_int_equal(ops->poll(tp, &p[0], ++cookie), TP_OK);
-	assert_int_equal(ops->poll(tp, &p[1], ++cookie), TP_OK);
-	assert_true(wait_done(cookie, 3000) >= 0);
-	assert_true(wait_done(cookie - 1, 3000) >= 0);
-	assert_int_equal(count('r'), 2);
+	t0 = host_now(NULL);
+	while ((count_from('r', &p[0]) == 0 || count_from('r', &p[1]) == 0) &&
+	    host_now(NULL) < t0 + WAIT_MS) {
+		assert_int_equal(ops->poll(tp, &p[0], ++cookie), TP_OK);
+		assert_int_equal(ops->poll(tp, &p[1], ++cookie), TP_OK);
+		assert_true(wait_done(cookie, WAIT_MS) >= 0);
+		assert_true(wait_done(cookie - 1, WAIT_MS) >= 0);
+	}
+	assert_int_equal(count_from('r', &p[0]), 1);
+	assert_int_equal(count_from('r', &p[1]), 1);
 	assert_int_equal(send_frame(ops, tp, &p[1], f, len, ++cookie), TP_OK);
-	assert_int_equal(recs[wait_done(cookie, 3000)].status, TP_OK);
+	assert_int_equal(recs[wait_done(cookie, WAIT_MS)].status, TP_OK);
 
 	/* A slot freed; the third server is not there. */
 	ops->disconnect(tp, &p[1]);
-	assert_int_equal(wait_peer(&p[1], TP_PEER_DOWN, 3000, &reason), 0);
+	assert_int_equal(wait_peer(&p[1], TP_PEER_DOWN, WAIT_MS, &reason), 0);
 	assert_int_equal(reason, 0);
 	assert_int_equal(ops->connect(tp, &p[2]), TP_OK);
-	assert_int_equal(wait_peer(&p[2], TP_PEER_DOWN, 3000, &reason), 0);
+	assert_int_equal(wait_peer(&p[2], TP_PEER_DOWN, WAIT_MS, &reason), 0);
 	assert_int_equal(reason, TP_ENOPEER);
 
 	/* A server that dies: the next request fails, the peer is down. */
 	stop(&node_pid[1]);
 	nrecs = 0;
 	assert_int_equal(send_frame(ops, tp, &p[0], f, len, ++cookie), TP_OK);
-	assert_true((i = wait_done(cookie, 3000)) >= 0);
+	assert_true((i = wait_done(cookie, WAIT_MS)) >= 0);
 	assert_int_equal(recs[i].status, TP_EIO);
-	assert_int_equal(wait_peer(&p[0], TP_PEER_DOWN, 3000, &reason), 0);
+	assert_int_equal(wait_peer(&p[0], TP_PEER_DOWN, WAIT_MS, &reason), 0);
 	assert_int_equal(reason, TP_EIO);
 	ops->close(tp);
 }
