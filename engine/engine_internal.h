@@ -574,6 +574,7 @@ struct eng_member {
 	uint32_t		 nneed;
 	uint32_t		 ucursor;
 	uint32_t		 u_polls;	/* polls in this wait */
+	bool			 plan_wait;	/* its set waits for the plan */
 	bool			 u_data;	/* data went since its status */
 	bool			 u_keep;	/* a final RESULT: unicast.c acks */
 	bool			 u_confirm;	/* its ACK's tx_done tells */
@@ -627,6 +628,15 @@ struct eng_session {
 	uint32_t		 round_polls;	/* poll round: polls left */
 	bool			 poll_round;	/* the phase waits on polls */
 	uint64_t		 polls;
+	/*
+	 * The repair planner of a polled bus (rplan.c): after a pass to
+	 * all, members with a known needed set wait (plan_wait, counted
+	 * here) until the plan: re-broadcast or each node alone.
+	 */
+	bool			 plan_open;
+	uint32_t		 nplan_wait;
+	uint32_t		 plans;		/* plans made */
+	uint32_t		 rebcast;	/* blocks re-broadcast */
 	uint64_t		 frozen_us;	/* link down since, 0: not */
 	bool			 mtu_short;	/* a block no longer fits */
 	/* Offload (offload.c). */
@@ -792,6 +802,9 @@ size_t	 eng__link_mtu(const struct eng_link *);
 void	 eng__profile(struct eng_link *);
 /* Time on air of a len-byte frame to all (the plugin's model). */
 uint32_t eng__air(struct eng_link *, size_t len);
+/* A len-byte frame to dst: the plugin's airtime(), else the rate's. */
+uint32_t eng__link_airtime(struct eng_link *, const struct tp_addr *,
+	    size_t len);
 /*
  * The reply schedule for n answers of `frames' frames each (§11.9):
  * slots and slot length; one-millisecond slots on a fast link.
@@ -1073,6 +1086,28 @@ enum eng_ustep {
 	ENG_U_ACKED		/* RESULT_ACK sent: did it arrive? */
 };
 const char *eng__ustep_str(uint8_t);
+
+/* rplan.c: the repair planner of a polled bus */
+struct eng_plan_cost {
+	uint32_t	 bcast_us;	/* a whole block to all */
+	uint32_t	 bcast_last_us;	/* the last block to all */
+	uint32_t	 one_us;	/* a whole block to one, confirmed */
+	uint32_t	 one_last_us;
+	uint32_t	 ask_us;	/* a STATUS_REQ to one and its poll */
+};
+/*
+ * The blocks worth broadcasting again, from the needed sets of n nodes
+ * (borrowed), set in out (nblocks bits, cleared by the caller); returns
+ * how many, 0: each node alone.  *saved_us: line time saved.
+ */
+uint32_t eng__plan_choose(const struct up_bitmap *const *needs, size_t n,
+	    uint32_t nblocks, const struct eng_plan_cost *,
+	    struct up_bitmap *out, int64_t *saved_us);
+/* The member's set waits for the plan (true) or is served now. */
+bool	 eng__plan_park(struct eng_member *);
+void	 eng__plan_unpark(struct eng_member *);
+/* Plans if every receiving member answered; true: a pass to all. */
+bool	 eng__plan_round(struct eng_session *);
 
 /* Session shapes that serve members alone (now or after a pass). */
 bool	 eng__unicast(const struct eng_session *);

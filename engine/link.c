@@ -332,6 +332,12 @@ link_airtime(struct eng_link *l, const struct tp_addr *dst, size_t len)
 	return (pacer__airtime(&l->pacer, len));
 }
 
+uint32_t
+eng__link_airtime(struct eng_link *l, const struct tp_addr *dst, size_t len)
+{
+	return (link_airtime(l, dst, len));
+}
+
 /* The duty-cycle band a frame will use (the plugin's band() op). */
 static unsigned int
 link_band(struct eng_link *l, const struct tp_addr *dst, size_t len)

@@ -271,9 +271,11 @@ eng__fill_data(struct eng_session *s, uint8_t *buf, size_t cap,
 		 * the first pass was the one to all; now each node alone.
 		 */
 		eng__data_remove(s->l, s);
-		if (s->shape == ENG_SHAPE_POLLED)
+		if (s->shape == ENG_SHAPE_POLLED) {
+			/* Each node's answer first, then the plan (rplan.c). */
+			s->plan_open = true;
 			eng__decide(s);
-		else
+		} else
 			eng__status_begin(s);
 		return (0);
 	}
@@ -515,6 +517,11 @@ eng__decide(struct eng_session *s)
 	 * OFFER round and the first pass to all.
 	 */
 	if (phase_serving(s, npend, nrecv)) {
+		if (eng__plan_round(s)) {
+			/* Blocks to all again, then each node asked again. */
+			phase_data_begin(s);
+			return;
+		}
 		if (!eng__u_serve(s))
 			phase_rest(s);
 		return;

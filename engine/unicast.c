@@ -86,7 +86,7 @@ u_wants(const struct eng_member *m)
 	switch (m->state) {
 	case ENG_M_RECEIVING:
 		/* Its blocks come from the module first (offload.c). */
-		return (!eng__off_pending(m));
+		return (!eng__off_pending(m) && !m->plan_wait);
 	case ENG_M_PENDING:
 	case ENG_M_OFFERED:
 	case ENG_M_ACTIVATING:
@@ -369,6 +369,8 @@ u_next(struct eng_member *m)
 	case ENG_M_RECEIVING:
 		if (eng__off_pending(m))
 			break;	/* accepted: the module sends its blocks */
+		if (eng__plan_park(m))
+			break;	/* its set waits for the plan (rplan.c) */
 		if (m->need_buf != NULL && m->nneed > 0)
 			u_data(m);
 		else
@@ -615,10 +617,12 @@ eng__u_release(struct eng_member *m, bool requeue, uint64_t nb_us)
 	s->nuactive--;
 	if (s->ufill == m)
 		s->ufill = NULL;
-	free(m->need_buf);
-	m->need_buf = NULL;
-	memset(&m->need, 0, sizeof(m->need));
-	m->nneed = 0;
+	if (!m->plan_wait) {
+		free(m->need_buf);
+		m->need_buf = NULL;
+		memset(&m->need, 0, sizeof(m->need));
+		m->nneed = 0;
+	}
 	m->u_at = ENG_NEVER;
 	m->u_sent = m->u_heard = false;
 	m->ustep = ENG_U_NONE;
@@ -629,8 +633,12 @@ eng__u_release(struct eng_member *m, bool requeue, uint64_t nb_us)
 	}
 	if (requeue && !m->gone && !ENG_M_FINAL(m->state))
 		eng__uqueue(m, nb_us);
-	if (s->nuactive == 0 && s->nuqueued == 0 && s->running) {
-		/* Maybe nothing is left to serve: look again (deferred). */
+	if ((s->plan_open || (s->nuactive == 0 && s->nuqueued == 0)) &&
+	    s->running) {
+		/*
+		 * Maybe nothing is left to serve, or the repair plan can
+		 * be made (rplan.c): look again (deferred).
+		 */
 		s->poke_pending = true;
 		s->e->pending = true;
 		eng__touch(s->e);
@@ -644,8 +652,14 @@ eng__u_forget(struct eng_member *m)
 	struct eng_peer	*p;
 	size_t		 i;
 
+	eng__plan_unpark(m);
 	eng__u_release(m, false, 0);
 	eng__udequeue(m);
+	/* A set kept for the repair plan (rplan.c). */
+	free(m->need_buf);
+	m->need_buf = NULL;
+	memset(&m->need, 0, sizeof(m->need));
+	m->nneed = 0;
 	if (l == NULL)
 		return;
 	eng__forget_member(l, m);
@@ -660,8 +674,9 @@ eng__u_forget_session(struct eng_session *s)
 	struct eng_member	*m;
 
 	TAILQ_FOREACH(m, &s->members, entry)
-		if (m->ustep != ENG_U_NONE)
+		if (m->ustep != ENG_U_NONE || m->need_buf != NULL)
 			eng__u_forget(m);
+	s->plan_open = false;
 	s->round_polls = 0;
 	s->poll_round = false;
 }

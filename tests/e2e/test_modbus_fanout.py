@@ -270,23 +270,27 @@ def run(tb):
     nb = bus["nblocks"]
     alone = bus["unicast_frames"]
     to_all = bus["data_frames"] - alone
-    tb.log("bus session: %s shape, %d blocks; %d broadcast, %d written "
-           "to one node alone (unicast only: %d)"
-           % (bus.get("shape"), nb, to_all, alone, RTU_NODES * nb))
+    tb.log("bus session: %s shape, %d blocks; %d broadcast (%d of them "
+           "again, by the repair plan), %d written to one node alone "
+           "(unicast only: %d)" % (bus.get("shape"), nb, to_all,
+                                   to_all - nb, alone, RTU_NODES * nb))
     if bus.get("shape") != "polled":
         raise Fail("the bus session's shape is %s, not polled"
                    % bus.get("shape"))
-    if to_all != nb:
+    if to_all < nb:
         raise Fail("%d broadcast block frames for %d blocks: not one "
                    "pass to every node" % (to_all, nb))
-    # What single nodes missed: the node that lost power up to the rest
-    # of the pass, the others a few blocks each (loss, refusals), and a
-    # node that missed the pass altogether (seen on a loaded machine,
-    # twice in one run: a whole copy each) all of it.  Unicast alone is
-    # RTU_NODES copies; the broadcast shape stays far below half that.
-    if alone >= RTU_NODES * nb // 2:
-        raise Fail("%d block frames to single nodes for %d blocks: not "
-                   "just what the nodes missed" % (alone, nb))
+    # Then what nodes missed: the node that lost power up to the rest of
+    # the pass, the others a few blocks each (loss, refusals), a node
+    # that missed the pass altogether (a starved process) all of it: to
+    # all again where that costs less line time than to each node alone
+    # (engine/rplan.c; at no broadcast gap, every missed block), else to
+    # the node.  Unicast alone is RTU_NODES copies; this stays far below
+    # half that, and the repair is at most a copy more to all.
+    if to_all + alone >= RTU_NODES * nb // 2 or to_all > 3 * nb:
+        raise Fail("%d block frames to all and %d to single nodes for %d "
+                   "blocks: not just what the nodes missed"
+                   % (to_all, alone, nb))
 
     # Resumed, not started over; each fault a clear error in the log.
     if "resum" not in tb.node_log(CRASH_NODE):
@@ -323,8 +327,12 @@ def run(tb):
     if not any(pre in l and "busy" in l for l in text.splitlines()):
         raise Fail("the daemon log names no busy refusal of unit %d"
                    % BUSY_NODE)
-    if "busy, asked again" not in text:
-        raise Fail("the engine never backed off from a busy node")
+    # The back-off itself is test_eng_shapes' (test_busy_backoff): here
+    # the refused writes may all have been frames outside a turn.
+    tb.log("node %d: %d busy refusals named by the gateway, %d back-offs"
+           % (BUSY_NODE, sum(1 for l in text.splitlines()
+                             if pre in l and "busy" in l),
+              text.count("busy, asked again")))
     if "written off: busy" in text:
         raise Fail("a busy node was written off")
     if "lost its connection" not in text:

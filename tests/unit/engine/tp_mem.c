@@ -877,7 +877,7 @@ mem_op_us(struct tp_mem_medium *m, bool poll, bool unicast, size_t len)
 		    m->p.turn_us + mem_bytes_us(m, len != 0 ? len + ov :
 		    MEM_POLL_EMPTY, 0));
 	if (!unicast)
-		return (mem_bytes_us(m, len + ov, 0));
+		return (mem_bytes_us(m, len + ov, 0) + m->p.bcast_gap_us);
 	return (mem_bytes_us(m, len + ov, 0) + mem_gap(m) + m->p.turn_us +
 	    mem_bytes_us(m, m->p.ack_len, 0));
 }

@@ -73,6 +73,7 @@ struct tp_mem_params {
 	/* TP_CAP_POLLED */
 	uint32_t	 turn_us;
 	uint32_t	 ack_len;
+	uint32_t	 bcast_gap_us;	/* more silence after a broadcast */
 	/* TP_CAP_OFFLOAD */
 	uint32_t	 seg_ms;
 	uint32_t	 off_rounds;
