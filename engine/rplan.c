@@ -167,8 +167,9 @@ eng__plan_unpark(struct eng_member *m)
 /*
  * Every member still receiving has answered: none is in a turn without
  * its set, none queued to be served now.  A member queued for later (a
- * node that is off, asked again after its silence) does not hold the
- * others: it is served alone when its turn comes.
+ * node that is off, asked again after its silence) or one that answers
+ * busy (asked again after its back-off, maybe for minutes) does not
+ * hold the others: it is served alone when its turn comes.
  */
 static bool
 plan_ready(const struct eng_session *s)
@@ -179,7 +180,8 @@ plan_ready(const struct eng_session *s)
 	if (s->nplan_wait == 0)
 		return (false);
 	TAILQ_FOREACH(m, &s->members, entry) {
-		if (m->gone || m->plan_wait || m->state != ENG_M_RECEIVING)
+		if (m->gone || m->plan_wait || m->state != ENG_M_RECEIVING ||
+		    m->busy_since_ms != 0)
 			continue;
 		if (m->ustep >= ENG_U_CONNECT)
 			return (false);		/* being asked */
