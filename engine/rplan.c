@@ -201,10 +201,13 @@ plan_costs(struct eng_session *s, const struct tp_addr *one,
 {
 	struct eng_link	*l = s->l;
 	struct tp_addr	 all;
-	size_t		 full = UP_DATA_OFF + s->block_size + UP_CRC_LEN;
-	size_t		 last = UP_DATA_OFF + eng__block_len(s, s->nblocks - 1) +
-			    UP_CRC_LEN;
+	size_t		 full, last;
 
+	/* A DATA frame: its header, the block, a CRC in the full form. */
+	full = eng__data_off(s, 0) + s->block_size +
+	    (s->compact ? 0 : UP_CRC_LEN);
+	last = eng__data_off(s, s->nblocks - 1) +
+	    eng__block_len(s, s->nblocks - 1) + (s->compact ? 0 : UP_CRC_LEN);
 	tp_addr_broadcast(&all);
 	c->bcast_us = eng__link_airtime(l, &all, full);
 	c->bcast_last_us = eng__link_airtime(l, &all, last);
