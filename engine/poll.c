@@ -225,12 +225,12 @@ eng__poll_done(struct eng_link *l, uint64_t cookie, int status,
 		l->polls_empty++;
 	if (status != TP_OK)
 		eng__debug("%s: poll failed: %d", l->name, status);
+	if (p->rm != NULL && status == TP_EBUSY)
+		(void)eng__busy(p->rm);		/* alive: not silent */
 	if (p->m != NULL && status == TP_EBUSY)
 		eng__u_busy(p->m, ENG_UB_POLL);	/* polled again later */
 	else if (p->m != NULL)
 		eng__u_poll_empty(p->m);	/* no-op once it answered */
-	else if (p->rm != NULL && status == TP_EBUSY)
-		(void)eng__busy(p->rm);		/* alive: not silent */
 	else if (p->visit && now + POLL_GAP_MS * 1000 < p->visit_at)
 		eng__poll(p, now + (p->poll_rx ? 0 : POLL_GAP_MS * 1000));
 	if (p->rm != NULL)
