@@ -296,6 +296,13 @@ struct eng_peer {
 	bool			 disc;		/* disconnect() called */
 	uint64_t		 visit_at;	/* visit's answer deadline, us */
 	uint64_t		 visited_ms;	/* last visit, 0: never */
+	/*
+	 * A visit without an answer (a server not listening yet, a node
+	 * rebooting, its ANNOUNCE lost) is made again, not before
+	 * visit_nb (us), after 1, 2, 4 ... 32 s (visit_fails in a row).
+	 */
+	uint64_t		 visit_nb;
+	uint32_t		 visit_fails;
 	uint64_t		 used_ms;	/* last used or heard */
 	uint32_t		 queued;	/* its frames in the ring */
 	uint32_t		 inflight;	/* sent, no tx_done yet */

@@ -299,16 +299,37 @@ peer_visit_send(struct eng_peer *p)
 		eng__poll(p, now);
 }
 
+/*
+ * The visit is over: answered (its ANNOUNCE came), or not.  A peer is
+ * visited when it is found, and then every discover_s; one that did not
+ * answer (a Modbus TCP server that was not listening yet when the
+ * daemon started, a node rebooting, an ANNOUNCE lost) would otherwise
+ * stay unknown until then, or for ever on a link that reports each peer
+ * found once: it is visited again after 1, 2, 4 ... 32 s.
+ */
 static void
-peer_visit_end(struct eng_peer *p)
+peer_visit_end(struct eng_peer *p, bool answered)
 {
 	struct eng_link	*l = p->l;
+	uint64_t	 now = eng__now_us(l->e);
 
 	if (!p->visit)
 		return;
 	p->visit = false;
-	p->visited_ms = eng__now_ms(l->e);
 	p->visit_at = ENG_NEVER;
+	if (answered) {
+		p->visited_ms = eng__now_ms(l->e);
+		p->visit_fails = 0;
+	} else {
+		p->visit_nb = now + ((uint64_t)ENG_RETRY_MS << p->visit_fails) *
+		    1000;
+		if (p->visit_fails < 5)
+			p->visit_fails++;
+		p->visit_want = true;
+		if (p->visit_nb < l->sched_at)
+			l->sched_at = p->visit_nb;
+		eng__touch(l->e);
+	}
 	eng__peer_release(p);
 }
 
@@ -379,7 +400,7 @@ sched_visit(struct eng_link *l, struct eng_peer *p, bool *stop)
 		return (false);
 	}
 	if (rc == -1) {
-		peer_visit_end(p);
+		peer_visit_end(p, false);
 		return (true);
 	}
 	if (p->state == ENG_PS_CONNECTING) {
@@ -434,6 +455,12 @@ eng__sched(struct eng_link *l)
 		if (l->peers[i] == NULL || !l->peers[i]->visit_want ||
 		    l->peers[i]->m != NULL || l->peers[i]->visit)
 			continue;
+		if (l->peers[i]->visit_nb > now) {
+			/* A visit without an answer, made again later. */
+			if (l->peers[i]->visit_nb < nb)
+				nb = l->peers[i]->visit_nb;
+			continue;
+		}
 		sched_visit(l, l->peers[i], &stop);
 	}
 	if (l->nslots < l->slots && !stop)
@@ -549,7 +576,7 @@ eng__peer_rx(struct eng_link *l, const struct tp_addr *src,
 	if (p->pq == ENG_PQ_FLY)
 		p->poll_rx = true;
 	if (p->visit && m != NULL && m->type == UP_T_ANNOUNCE)
-		peer_visit_end(p);
+		peer_visit_end(p, true);
 }
 
 /* ------------------------------------------------------------------ */
@@ -643,7 +670,7 @@ eng__peer_event(struct eng_link *l, const struct tp_addr *a,
 				p->drops++;
 			eng__u_peer_down(m, was == ENG_PS_CONNECTING);
 		} else if (p->visit)
-			peer_visit_end(p);
+			peer_visit_end(p, false);
 		peer_due(l);
 		break;
 	case TP_PEER_MTU:
@@ -730,7 +757,7 @@ eng__peers_run(struct eng_link *l, uint64_t now)
 			if (p->visit_at <= now) {
 				eng__debug("%s: visit without an answer",
 				    l->name);
-				peer_visit_end(p);
+				peer_visit_end(p, false);
 			} else if (p->visit_at < l->visit_at)
 				l->visit_at = p->visit_at;
 		}

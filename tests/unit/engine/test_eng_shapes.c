@@ -654,6 +654,44 @@ test_connected(void **state)
 }
 
 /*
+ * A peer that is not there when the link starts (a Modbus TCP server
+ * still starting, a peripheral out of range): its first visit fails to
+ * connect.  It is visited again, backing off (1, 2, 4 ... s), and found
+ * once it answers, not only at the next discovery interval (10 min
+ * here) nor, on a link that reports each peer found once, never.
+ */
+static void
+test_late_peer(void **state)
+{
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct efx		*fx;
+	struct sim_node		*late;
+	uint64_t		 connects;
+	int			 k;
+
+	ble_link(&mp, 0);
+	efx_default_params(&p);
+	p.discover_interval_s = 600;
+	fx = efx_new(&tp_mem_ops, &mp, &p, 16 * 1024);
+	for (k = 0; k < 3; k++)
+		efx_node(fx, 0x900 + k, 256 * 1024, 0);
+	late = fx->nodes[2];
+	tp_mem_node_absent(late->mn, true);
+	efx_sleep(fx, 5000);
+	assert_false(efx_all_known(fx));
+	connects = efx_counts(fx)->connects;
+	tp_mem_node_absent(late->mn, false);
+	/* Found within the back-off (at most 8 s here), not in 10 min. */
+	assert_true(efx_run(fx, efx_ready, 10000));
+	assert_true(efx_counts(fx)->connects > connects);
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 600000));
+	all_updated(fx);
+	efx_free(fx);
+}
+
+/*
  * Compact frames on a broadcast link of 51-byte frames (LoRa DR0's
  * payload, without its duty cycle here): the OFFER and the nodes'
  * ANNOUNCEs in segments, DATA with 47-byte blocks, status as run lists.
@@ -873,6 +911,7 @@ main(void)
 		cmocka_unit_test_teardown(test_offload, teardown),
 		cmocka_unit_test_teardown(test_offload_waves, teardown),
 		cmocka_unit_test_teardown(test_connected, teardown),
+		cmocka_unit_test_teardown(test_late_peer, teardown),
 		cmocka_unit_test_teardown(test_compact_broadcast, teardown),
 		cmocka_unit_test_teardown(test_link_down, teardown),
 		cmocka_unit_test_teardown(test_link_down_connected, teardown),
