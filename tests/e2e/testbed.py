@@ -394,9 +394,22 @@ class Testbed:
         self.daemon = subprocess.Popen(
             [self.bin("upbridged"), "-d", "-f", self.conf],
             stdout=self.daemon_fh, stderr=subprocess.STDOUT)
-        self.wait_for(lambda: os.path.exists(self.sock), 20,
-                      "the control socket")
+        # The socket's name may be a stale one of a daemon killed
+        # before, or bound and not yet listening: wait until a connect
+        # is accepted, not until the name exists.
+        self.wait_for(self.control_listening, 20, "the control socket")
         self.log("gateway: upbridged pid %d" % self.daemon.pid)
+
+    def control_listening(self):
+        self.check_daemon()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.sock)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def check_daemon(self):
         if self.daemon is not None and self.daemon.poll() is not None:
