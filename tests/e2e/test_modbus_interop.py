@@ -87,20 +87,34 @@ def main():
         for line in sim.stdout:
             if line.strip() == "ready":
                 break
+        rtu_nodes = []
         for i in (1, 2):
-            start([f"{BIN}/upnode", "--id", str(0x1000 + i), "--hw",
-                   "meter-x", "--component", f"fw=1.{i}", "--state-dir",
-                   f"{tmp}/n{i}", "--pubkey", f"{tmp}/pub.pem",
-                   "--slot-size", "64K", "--transport", "modbus-rtu",
-                   "--link-opt", f"device={tmp}/bus/n{i}",
-                   "--link-opt", f"unit={i + 4}"], f"{tmp}/n{i}.log")
-        port = free_port()
-        start([f"{BIN}/upnode", "--id", "0x2001", "--hw", "plc-y",
-               "--component", "app=3.0", "--state-dir", f"{tmp}/t1",
-               "--pubkey", f"{tmp}/pub.pem", "--slot-size", "64K",
-               "--transport", "modbus-tcp", "--link-opt",
-               f"listen=127.0.0.1:{port}"], f"{tmp}/t1.log")
-        time.sleep(0.5)
+            rtu_nodes.append(start(
+                [f"{BIN}/upnode", "--id", str(0x1000 + i), "--hw",
+                 "meter-x", "--component", f"fw=1.{i}", "--state-dir",
+                 f"{tmp}/n{i}", "--pubkey", f"{tmp}/pub.pem",
+                 "--slot-size", "64K", "--transport", "modbus-rtu",
+                 "--link-opt", f"device={tmp}/bus/n{i}",
+                 "--link-opt", f"unit={i + 4}"], f"{tmp}/n{i}.log"))
+        # Each node serves its line once it logs it (an ASan build on a
+        # loaded host takes a while to get there: no fixed pause).
+        for i, p in zip((1, 2), rtu_nodes):
+            wait_log(p, f"{tmp}/n{i}.log", "modbus-rtu unit")
+        # A port nobody holds may be taken before upnode binds it: then
+        # upnode exits and another port is tried.
+        for attempt in range(5):
+            port = free_port()
+            tcp = start([f"{BIN}/upnode", "--id", "0x2001", "--hw",
+                         "plc-y", "--component", "app=3.0", "--state-dir",
+                         f"{tmp}/t1", "--pubkey", f"{tmp}/pub.pem",
+                         "--slot-size", "64K", "--transport", "modbus-tcp",
+                         "--link-opt", f"listen=127.0.0.1:{port}"],
+                        f"{tmp}/t1.log")
+            if wait_log(tcp, f"{tmp}/t1.log", "modbus-tcp server on",
+                        retry_exit=True):
+                break
+        else:
+            raise AssertionError("upnode could not listen on a free port")
 
         rtu = ["-m", "rtu", "-b", "19200", "-P", "even", "-o", "1"]
         # Identity header of both nodes on the bus: input registers.
@@ -142,6 +156,26 @@ def main():
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def wait_log(p, log, text, timeout=30, retry_exit=False):
+    """Waits, bounded, for upnode p to log text; False if it exited
+    first and retry_exit (else that is a failure)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        with open(log) as f:
+            if text in f.read():
+                return True
+        if p.poll() is not None:
+            if retry_exit:
+                return False
+            with open(log) as f:
+                raise AssertionError(f"upnode exited {p.returncode}: "
+                                     f"{f.read()}")
+        time.sleep(0.05)
+    with open(log) as f:
+        raise AssertionError(f"upnode did not log {text!r} in {timeout} "
+                             f"s: {f.read()}")
 
 
 def free_port():

@@ -41,13 +41,18 @@ def scenario(bindir, srcdir):
         for nid in range(1, NODES + 1):
             tb.start_node(nid)
         tb.start_daemon()
-        time.sleep(6)
+
+        def refused():
+            with open(tb.daemon_log) as f:
+                return "signature" in f.read()
+        # Wait for the daemon to have read and refused the manifest (its
+        # log), then look: a fixed pause could end before the first poll
+        # on a loaded host.
+        tb.wait_for(refused, 30, "the daemon to log the signature failure")
+        time.sleep(2)
         camps = tb.upctl("campaigns")
         if camps:
             raise Fail("a tampered manifest created campaigns: %s" % camps)
-        with open(tb.daemon_log) as f:
-            if "signature" not in f.read():
-                raise Fail("the daemon did not log the signature failure")
         tb.log("tampered manifest rejected")
 
         # 2. Correct manifest, corrupted package bytes on the server.
@@ -59,8 +64,17 @@ def scenario(bindir, srcdir):
             b = f.read(1)
             f.seek(SIZE // 2)
             f.write(bytes([b[0] ^ 0xFF]))
+        with open(tb.daemon_log) as f:
+            seen = len(f.read())
         tb.upctl("refresh", json_out=False)
-        time.sleep(8)
+
+        def mismatch():
+            with open(tb.daemon_log) as f:
+                return "mismatch" in f.read()[seen:]
+        # The daemon downloaded the package and refused it (its log):
+        # only then does "nothing was offered" say something.
+        tb.wait_for(mismatch, 60, "the daemon to log the hash mismatch")
+        time.sleep(2)
         for nid in range(1, NODES + 1):
             if tb.running(nid).get("app") != "1.0.0":
                 raise Fail("node %d runs %s after a corrupt package"
@@ -68,9 +82,6 @@ def scenario(bindir, srcdir):
         if tb.results():
             raise Fail("results reported for a corrupt package: %s"
                        % tb.results())
-        with open(tb.daemon_log) as f:
-            if "mismatch" not in f.read():
-                raise Fail("the daemon did not log the hash mismatch")
         tb.log("corrupt package never cached as valid nor offered")
 
         # 3. The publisher fixes the file: the update goes through.

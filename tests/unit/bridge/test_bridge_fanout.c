@@ -248,6 +248,14 @@ test_resume(void **state)
 	fx_free(fx);
 }
 
+static uint64_t	 fx_acks_want;
+
+static bool
+fx_node0_acked(struct fx *fx)
+{
+	return (tp_mem_node_acks(fx->nodes[0]->mn) >= fx_acks_want);
+}
+
 /* A RESULT sent twice is acknowledged twice and reported once. */
 static void
 test_duplicate_result(void **state)
@@ -271,6 +279,9 @@ test_duplicate_result(void **state)
 	assert_true(acks >= 1);
 
 	sim_node_resend_result(fx->nodes[0]);
+	fx_acks_want = acks + 1;
+	assert_true(fx_run(fx, fx_node0_acked, 5000));
+	/* Once: a second acknowledgement or report would come at once. */
 	fx_sleep(fx, 100);
 	assert_int_equal(tp_mem_node_acks(fx->nodes[0]->mn), acks + 1);
 	assert_int_equal(fx->nreports, 2);
@@ -405,6 +416,22 @@ fx_some_data(struct fx *fx)
 	return (tp_mem_counts(fx->m)->by_type[UP_T_DATA] >= 20);
 }
 
+static uint64_t	 fx_data_after;
+
+static bool
+fx_more_data(struct fx *fx)
+{
+	return (tp_mem_counts(fx->m)->by_type[UP_T_DATA] > fx_data_after);
+}
+
+/* The cancel's ABORT reached both nodes and both were reported. */
+static bool
+fx_aborted(struct fx *fx)
+{
+	return (tp_mem_counts(fx->m)->by_type[UP_T_ABORT] >= 1 &&
+	    fx_nstate(fx, UP_NS_IDLE) == 2 && fx->nreports >= 2);
+}
+
 /* Pause stops sending; resume goes on; cancel aborts and reports. */
 static void
 test_pause_resume_cancel(void **state)
@@ -441,12 +468,12 @@ test_pause_resume_cancel(void **state)
 	assert_int_equal(c->by_type[UP_T_DATA], data);
 
 	assert_int_equal(fanout_campaign_resume(fx->f, id, &cause), 0);
-	fx_sleep(fx, 300);
-	assert_true(c->by_type[UP_T_DATA] > data);
+	fx_data_after = data;
+	assert_true(fx_run(fx, fx_more_data, 5000));
 
 	assert_int_equal(fanout_campaign_cancel(fx->f, id, &cause), 0);
 	assert_string_equal(fx_cstate(fx, buf, sizeof(buf)), "cancelled");
-	fx_sleep(fx, 200);
+	assert_true(fx_run(fx, fx_aborted, 5000));
 	assert_true(c->by_type[UP_T_ABORT] >= 1);
 	assert_int_equal(fx_nstate(fx, UP_NS_IDLE), 2);
 	assert_int_equal(fx->nreports, 2);
