@@ -634,6 +634,7 @@ plc_init(struct sim *sim, char **cause)
 	plcs->status_ext = plc__opt_bool("status");
 	plcs->flash = plc__opt_bool("flash");
 	plcs->reset_have = plcs->resume_seg = -1;
+	plcs->ack_idx = plcs->reset_acked = -1;
 	s = sim_opt(sim, "topology");
 	if (strcmp(s, "f21") != 0 && strcmp(s, "f2") != 0)
 		return (plc__cause(cause, "plc: topology: f21 or f2: %s", s));
@@ -769,6 +770,8 @@ plc_reset(struct sim *sim, struct sim_ep *ep)
 	 * in flash; it boots and reports its run mode. */
 	plcs->resets++;
 	plcs->reset_have = plcs->file_done ? -1 : (int)plcs->file_have;
+	plcs->reset_acked = plcs->ack_idx < 0 ? 0 : plcs->ack_ns <=
+	    sim_now(sim) ? plcs->ack_idx + 1 : plcs->ack_idx;
 	plcs->resume_seg = -1;
 	plcs->resume_cleared = false;
 	event_del(plcs->ev_req);
@@ -866,8 +869,9 @@ plc_status(struct sim *sim, struct sim_ep *ep, FILE *f)
 		    plcs->dist == D_DONE ? (double)(plcs->t_done_ns -
 		    plcs->t_file_ns) / 1e6 : 0.0);
 		fprintf(f, "\"resets\": %u, \"reset_segments\": %d, "
-		    "\"resume_segment\": %d, \"resume_cleared\": %s, ",
-		    plcs->resets, plcs->reset_have, plcs->resume_seg,
+		    "\"reset_acked\": %d, \"resume_segment\": %d, "
+		    "\"resume_cleared\": %s, ", plcs->resets,
+		    plcs->reset_have, plcs->reset_acked, plcs->resume_seg,
 		    plcs->resume_cleared ? "true" : "false");
 		fprintf(f, "\"reports\": %llu, \"reports_lost\": %llu, "
 		    "\"mac_frames\": %llu, \"mac_retries\": %llu, "

@@ -237,6 +237,17 @@ struct plc_sim {
 	int		 reset_have;
 	int		 resume_seg;
 	bool		 resume_cleared;
+	/*
+	 * The last segment acknowledged (its index, and when the answer's
+	 * last character is on the gateway's line), and at the last reset
+	 * how many segments the gateway had seen acknowledged: a reset cuts
+	 * an answer still on its way, so the module may hold one segment
+	 * more than the gateway knows of (ack_idx -1: none since the
+	 * clear; reset_acked -1: no reset yet).
+	 */
+	int		 ack_idx;
+	uint64_t	 ack_ns;
+	int		 reset_acked;
 
 	/* The distribution. */
 	enum plc_dist	 dist;

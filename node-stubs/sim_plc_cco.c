@@ -343,6 +343,11 @@ answer:
 		plcs->seg0_ns = plcs->req_t0;
 	if (file != 0x00 && ack != SEG_ERROR && ack + 1 == total)
 		plcs->segn_ns = t;
+	if (file != 0x00 && ack != SEG_ERROR) {
+		plcs->ack_idx = (int)ack;
+		plcs->ack_ns = t;
+	} else if (file == 0x00)
+		plcs->ack_idx = -1;
 }
 
 /* The request's processing time is over: serve it. */

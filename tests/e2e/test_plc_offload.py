@@ -183,24 +183,35 @@ def scenario(bindir, srcdir):
         st = tb.air_status()
         gw = [e for e in st["endpoints"] if e["name"] == "gw"][0]["plc"]
         # The reset, from the module's side: it held k segments of the
-        # file (0 < k < all), and the first segment asked after it was
-        # segment k, with no clear before: resumed by segment id.
+        # file (0 < k < all), of which the gateway had seen a
+        # acknowledged: k, or k - 1 when the reset cut the answer to the
+        # last one on its way (the module takes a segment, then
+        # answers; which of the two happens depends on when the test's
+        # reset lands).  The first segment asked after the reset was
+        # segment a, with no clear before: resumed by segment id, at the
+        # first segment not acknowledged.
         k = gw["reset_segments"]
+        a = gw["reset_acked"]
         if gw["resets"] != 1 or not 0 < k < (SIZE + 1023) // 1024:
             raise Fail("module resets %d, holding %d segments: not one "
                        "reset mid-transfer" % (gw["resets"], k))
-        if gw["resume_segment"] != k or gw["resume_cleared"]:
-            raise Fail("after the reset with %d segments the transfer "
-                       "asked segment %d%s: not resumed by segment id"
-                       % (k, gw["resume_segment"], ", after a clear"
+        if not 0 < a <= k <= a + 1:
+            raise Fail("the module held %d segments at the reset, the "
+                       "gateway had %d acknowledged" % (k, a))
+        if gw["resume_segment"] != a or gw["resume_cleared"]:
+            raise Fail("after the reset with %d segments held, %d "
+                       "acknowledged, the transfer asked segment %d%s: "
+                       "not resumed by segment id"
+                       % (k, a, gw["resume_segment"], ", after a clear"
                           if gw["resume_cleared"] else ""))
         resumed = re.findall(r"the module restarted; resuming at segment "
                              r"(\d+) of", log)
-        if resumed != [str(k)]:
-            raise Fail("the transport's resume %s, the module held %d"
-                       % (resumed, k))
-        tb.log("the module reset holding %d segments; the transfer resumed "
-               "at segment %d" % (k, gw["resume_segment"]))
+        if resumed != [str(a)]:
+            raise Fail("the transport's resume %s, the module held %d, "
+                       "%d acknowledged" % (resumed, k, a))
+        tb.log("the module reset holding %d segments (%d acknowledged); "
+               "the transfer resumed at segment %d"
+               % (k, a, gw["resume_segment"]))
         # Every station by the module: the transport saw each one done
         # in the module's upgrade status, each device took blocks out of
         # band, and no station was left to UP.
