@@ -221,8 +221,8 @@ static const struct conf_opt conf_table[] = {
 	  .off = OFF(discover_interval_s), .min = 1, .max = 86400, .scale = 1,
 	  .def = "30", .unit = "s", .flags = CONF_RELOAD | CONF_LINK,
 	  .help = "How often DISCOVER asks every node to announce itself.  "
-	  "A duty-cycled transport derives a longer one from its budget "
-	  "unless its own section sets it." },
+	  "A duty-cycled or slow transport derives a longer one from its "
+	  "budget or its time unless its own section sets it." },
 	{ .section = "fanout", .name = "node_hash_kbs", .type = CONF_UINT,
 	  .off = OFF(node_hash_kbs), .min = 0, .max = 10000000, .scale = 1,
 	  .def = "0", .unit = "kB/s", .flags = CONF_RELOAD | CONF_LINK,
@@ -298,6 +298,8 @@ static const struct conf_opt conf_table[] = {
 	  "up; UP carries the rest of the package." },
 };
 #define CONF_NOPTS	(sizeof(conf_table) / sizeof(conf_table[0]))
+/* ub_config.given has a bit per option. */
+typedef char conf_given_fits[CONF_NOPTS <= 64 ? 1 : -1];
 
 #undef OFF
 
@@ -592,6 +594,7 @@ conf_handler(void *arg, const char *section, const char *name,
 			free(why);
 			return (0);
 		}
+		ctx->conf->given |= (uint64_t)1 << i;
 		return (1);
 	}
 
@@ -769,6 +772,19 @@ conf_link_opt(const char *name)
 		    strcmp(conf_table[i].name, name) == 0)
 			return (&conf_table[i]);
 	return (NULL);
+}
+
+int
+config_given(const struct ub_config *conf, const char *section,
+    const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < CONF_NOPTS; i++)
+		if (strcmp(conf_table[i].section, section) == 0 &&
+		    strcmp(conf_table[i].name, name) == 0)
+			return ((conf->given & ((uint64_t)1 << i)) != 0);
+	return (0);
 }
 
 /* The plugin has an option of that name (it wins over the profile's). */

@@ -154,6 +154,13 @@ fanout_link_params(const struct ub_config *c,
 		for (j = 0; j < sizeof(fixed) / sizeof(fixed[0]); j++)
 			if (strcmp(tc->link_kv[i].key, fixed[j].key) == 0)
 				p->fixed |= fixed[j].bit;
+	/*
+	 * [fanout] values the operator chose: the engine warns where a link
+	 * needs longer ones (docs/upbridged.conf.5, "Link profiles").
+	 */
+	for (j = 0; j < sizeof(fixed) / sizeof(fixed[0]); j++)
+		if (config_given(c, "fanout", fixed[j].key))
+			p->given |= fixed[j].bit;
 }
 
 /* ------------------------------------------------------------------ */

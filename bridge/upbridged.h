@@ -138,6 +138,9 @@ struct ub_config {
 	/* [transport.*] */
 	size_t		 ntransports;
 	struct ub_transport_conf transports[UB_MAX_TRANSPORTS];
+
+	/* The options the file set, not defaults (config_given()). */
+	uint64_t	 given;
 };
 
 /*
@@ -162,6 +165,9 @@ void	 config_print_help(FILE *);
  */
 int	 config_link(const struct ub_config *, const struct ub_transport_conf *,
 	    struct ub_config *out);
+/* 1 if the file set [section] name, 0 if it is the default. */
+int	 config_given(const struct ub_config *, const char *section,
+	    const char *name);
 
 /* ------------------------------------------------------------------ */
 /* db.c: the one SQLite database                                       */

@@ -120,9 +120,13 @@ struct eng_params {
 	 * The values the link's own config section set (ENG_FIX_*): used
 	 * as given.  The others are derived from the link (its caps,
 	 * airtime and duty cycle) and never below the value here
-	 * (docs/engine.md, "The link profile").
+	 * (docs/engine.md, "The link profile").  given: the values here
+	 * the operator chose for every link ([fanout] set them, they are
+	 * not defaults): where the link needs longer ones it uses those and
+	 * logs a warning naming the key, once per change.
 	 */
 	uint32_t	 fixed;
+	uint32_t	 given;
 #define ENG_FIX_OFFER_WINDOW	0x0001
 #define ENG_FIX_STATUS_WINDOW	0x0002
 #define ENG_FIX_DISCOVER	0x0004

@@ -60,6 +60,8 @@
 #define ENG_PEERS_MAX	1024	/* peers a link keeps track of */
 #define ENG_RETRY_MS	1000	/* a dropped connection: back in the queue */
 #define ENG_OFFLOAD_IDLE_S 3600	/* a silent module is given up */
+#define ENG_DISC_SHARE	10	/* discovery: 1/10 of the budget or time */
+#define ENG_DISC_MIN	8	/* nodes a DISCOVER's schedule is sized for */
 
 /* Logging through up/'s hook (the daemon points it at its log). */
 #define eng__warnx(...)	up_logf(UP_LOG_WARN, __VA_ARGS__)
@@ -823,6 +825,14 @@ uint64_t eng__schedule_ms(struct eng_link *, unsigned int n,
 	    unsigned int frames);
 /* How long after m left its answers may come, ms (0: none). */
 uint32_t eng__reply_ms(struct eng_link *, const struct up_msg *);
+/* Frames of a node's ANNOUNCE (about 100 bytes) in uplink segments. */
+unsigned int eng__ann_frames(const struct eng_link *);
+/*
+ * How long the answers to a DISCOVER take to come in, ms: on a slow
+ * compact link the reply schedule of n ANNOUNCEs (n at least
+ * ENG_DISC_MIN), else the status window.
+ */
+uint64_t eng__disc_ms(struct eng_link *, unsigned int n);
 
 /* ------------------------------------------------------------------ */
 /* reply.c: reply schedules, status forms, count lists                 */

@@ -673,25 +673,20 @@ static void
 link_discover(struct eng_link *l, uint64_t now_us)
 {
 	struct up_msg	 m;
-	uint64_t	 w = l->pf.status_window_ms, x;
-	unsigned int	 n, frames, up;
+	uint64_t	 w, settle, every;
+	unsigned int	 n;
 
 	/*
 	 * On a slow link the ANNOUNCEs come in reply slots (§11.9) sized
-	 * to the nodes heard last time (at least 8) and to an ANNOUNCE in
-	 * segments of the uplink (about 100 bytes).
+	 * to the nodes heard last time (at least ENG_DISC_MIN) and to an
+	 * ANNOUNCE in segments of the uplink (about 100 bytes).
 	 */
 	l->disc_slots = l->disc_slot_ms = 0;
-	if (l->pf.slow && eng__link_compact(l)) {
-		n = l->disc_count > 8 ? l->disc_count : 8;
-		up = l->pf.answer_bytes > l->caps.frame_overhead +
-		    UP_SEG_HDR_LEN + 1 ? l->pf.answer_bytes -
-		    l->caps.frame_overhead - UP_SEG_HDR_LEN : 1;
-		frames = (100 + up - 1) / up;
-		eng__schedule(l, n, frames, &l->disc_slots, &l->disc_slot_ms);
-		if ((x = eng__schedule_ms(l, n, frames)) > w)
-			w = x;
-	}
+	n = l->disc_count > ENG_DISC_MIN ? l->disc_count : ENG_DISC_MIN;
+	if (l->pf.slow && eng__link_compact(l))
+		eng__schedule(l, n, eng__ann_frames(l), &l->disc_slots,
+		    &l->disc_slot_ms);
+	w = eng__disc_ms(l, n);
 	l->disc_count = 0;
 	memset(&m, 0, sizeof(m));
 	m.type = UP_T_DISCOVER;
@@ -704,9 +699,29 @@ link_discover(struct eng_link *l, uint64_t now_us)
 	    (l->caps.flags & (TP_CAP_CONNECT | TP_CAP_POLLED)) == 0)
 		eng__ctrl(l, NULL, NULL, &m);
 	/* Offers wait for the answers, so nodes join before the OFFER. */
-	l->settle_ms = now_us / 1000 + w + 100 + w / 4;
-	l->discover_at = l->pf.discover_s == 0 ? ENG_NEVER :
-	    now_us + (uint64_t)l->pf.discover_s * 1000000;
+	settle = w + 100 + w / 4;
+	l->settle_ms = now_us / 1000 + settle;
+	if (l->pf.discover_s == 0) {
+		l->discover_at = ENG_NEVER;
+		return;
+	}
+	/*
+	 * The next round (docs/engine.md, "The link profile"): the
+	 * profile's interval; on a slow link without a duty cycle the
+	 * answers of the nodes heard take a tenth of its time at most, as
+	 * many as they are (the profile's figure is for ENG_DISC_MIN);
+	 * and never before this round's answers are in and offers had as
+	 * long again, even where the link's section set the interval: a
+	 * DISCOVER sent while the last one's answers are still due moves
+	 * the offers' wait on, and every session would wait for ever.
+	 */
+	every = (uint64_t)l->pf.discover_s * 1000;
+	if ((l->p.fixed & ENG_FIX_DISCOVER) == 0 && l->pf.slow &&
+	    l->pf.duty_ppm == 0 && w * ENG_DISC_SHARE > every)
+		every = w * ENG_DISC_SHARE;
+	if (2 * settle > every)
+		every = 2 * settle;
+	l->discover_at = now_us + every * 1000;
 }
 
 /* ------------------------------------------------------------------ */

@@ -10,7 +10,9 @@
  * configured ones, which were chosen for a LAN: on a LAN every derived
  * figure is smaller, so the LAN runs as configured, and a 51-byte radio
  * at 1 % duty gets windows in seconds and minutes instead of a LAN's
- * milliseconds.
+ * milliseconds.  So the precedence is: the instance's section, what the
+ * link needs, [fanout]; a [fanout] value the operator wrote
+ * (eng_params.given) that the link must exceed is named in a warning.
  *
  * What is derived here:
  *  - the answer a node sends: the uplink MTU (caps.uplink_mtu, else the
@@ -24,7 +26,9 @@
  *    window, as a full frame's window_ms means;
  *  - the discovery interval: a DISCOVER and the ANNOUNCEs it asks for
  *    take at most ENG_DISC_SHARE of the duty budget (a DISCOVER every
- *    30 s at SF12 alone is 4 % of the airtime, 4 times a 1 % budget);
+ *    30 s at SF12 alone is 4 % of the airtime, 4 times a 1 % budget),
+ *    or on a slow link without a duty cycle of its time (link.c scales
+ *    it to the nodes heard at each DISCOVER);
  *  - the RESULT polls after ACTIVATE: at least a targeted ask and its
  *    answer apart, and no more airtime than ENG_POLL_SHARE of the budget;
  *  - how fast a node hashes the package before it answers VERIFY
@@ -38,11 +42,35 @@
 
 #include "engine_internal.h"
 
-#define ENG_DISC_SHARE	10	/* discovery: 1/10 of the duty budget */
 #define ENG_POLL_SHARE	4	/* RESULT polls: 1/4 of it */
 #define ENG_HASH_LAN	20000	/* kB/s: a LAN node hashes its package */
 #define ENG_HASH_SMALL	1000	/* kB/s: a microcontroller's SHA-256 */
 #define ENG_FAST_US	1000	/* an answer this short needs no slots */
+
+unsigned int
+eng__ann_frames(const struct eng_link *l)
+{
+	uint32_t	 up;
+
+	up = l->pf.answer_bytes > l->caps.frame_overhead + UP_SEG_HDR_LEN +
+	    1 ? l->pf.answer_bytes - l->caps.frame_overhead - UP_SEG_HDR_LEN :
+	    1;
+	return ((100 + up - 1) / up);
+}
+
+uint64_t
+eng__disc_ms(struct eng_link *l, unsigned int n)
+{
+	uint64_t	 w = l->pf.status_window_ms, x;
+
+	if (l->pf.slow && eng__link_compact(l)) {
+		if (n < ENG_DISC_MIN)
+			n = ENG_DISC_MIN;
+		if ((x = eng__schedule_ms(l, n, eng__ann_frames(l))) > w)
+			w = x;
+	}
+	return (w);
+}
 
 /* Time on air of a frame of len bytes: the plugin's model, else the rate. */
 uint32_t
@@ -85,19 +113,54 @@ profile_cost_ms(const struct eng_link *l, uint64_t air_us)
 	return ((air_us + 999) / 1000);
 }
 
+/*
+ * A figure of the profile.  The link's own section: as given.  Else the
+ * larger of the configured value ([fanout], chosen for a LAN) and the
+ * one the link needs: a value the link cannot keep is never used.
+ * When the operator set that [fanout] value (eng_params.given) and the
+ * link needs more, it is said once, as a warning: a LAN-sized [fanout]
+ * section silently stretched on a slow link would look like a bug.
+ */
 static unsigned int
-profile_pick(const struct eng_params *p, uint32_t bit, unsigned int conf,
-    uint64_t derived)
+profile_pick(struct eng_link *l, uint32_t bit, unsigned int conf,
+    uint64_t derived, unsigned int was)
 {
+	static const struct {
+		uint32_t	 bit;
+		const char	*key;
+		const char	*unit;
+	} names[] = {
+		{ ENG_FIX_OFFER_WINDOW, "offer_window_ms", "ms" },
+		{ ENG_FIX_STATUS_WINDOW, "status_window_ms", "ms" },
+		{ ENG_FIX_DISCOVER, "discover_interval_s", "s" },
+		{ ENG_FIX_RESULT_TIMEOUT, "result_timeout_s", "s" }
+	};
+	const struct eng_params	*p = &l->p;
+	unsigned int		 v;
+	size_t			 i;
+
 	if ((p->fixed & bit) != 0 || derived <= conf)
 		return (conf);
-	return (derived > UINT32_MAX ? UINT32_MAX : (unsigned int)derived);
+	v = derived > UINT32_MAX ? UINT32_MAX : (unsigned int)derived;
+	if ((p->given & bit) != 0 && v != was) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (names[i].bit == bit)
+				break;
+		if (i < sizeof(names) / sizeof(names[0]))
+			eng__warnx("link %s: [fanout] %s = %u is too short "
+			    "for this link: %u %s, derived from its rate and "
+			    "airtime, is used instead (its own "
+			    "[transport.%s] section may set a value)",
+			    l->name, names[i].key, conf, v, names[i].unit,
+			    l->name);
+	}
+	return (v);
 }
 
 void
 eng__profile(struct eng_link *l)
 {
-	struct eng_profile	*pf = &l->pf;
+	struct eng_profile	*pf = &l->pf, was = l->pf;
 	const struct eng_params	*p = &l->p;
 	uint32_t		 mtu = (uint32_t)eng__link_mtu(l), up;
 	uint64_t		 ms, air, disc, ann;
@@ -123,27 +186,32 @@ eng__profile(struct eng_link *l)
 	 * Windows: a round's window is at least what one answer per node
 	 * needs (eng__schedule); the figures here are the floors.
 	 */
-	pf->status_window_ms = p->status_window_ms;
 	ms = pf->slow ? 2 * ((uint64_t)pf->answer_us / 1000 + pf->turn_ms) : 0;
-	pf->status_window_ms = profile_pick(p, ENG_FIX_STATUS_WINDOW,
-	    p->status_window_ms, ms);
-	pf->offer_window_ms = profile_pick(p, ENG_FIX_OFFER_WINDOW,
+	pf->status_window_ms = profile_pick(l, ENG_FIX_STATUS_WINDOW,
+	    p->status_window_ms, ms, was.status_window_ms);
+	pf->offer_window_ms = profile_pick(l, ENG_FIX_OFFER_WINDOW,
 	    p->offer_window_ms, (uint64_t)(p->offer_repeats != 0 ?
-	    p->offer_repeats : 1) * ms);
+	    p->offer_repeats : 1) * ms, was.offer_window_ms);
 
 	/*
 	 * Discovery: one DISCOVER, and each node's ANNOUNCE (about 100
 	 * bytes, in segments where the uplink is small), within a tenth of
-	 * the budget.
+	 * the budget.  A slow link without a duty cycle (a PLC module at
+	 * 9,600 baud) has its time for a budget: a DISCOVER and the reply
+	 * schedule of its answers (eng__disc_ms) take a tenth of it at
+	 * most.  A LAN answers in no time and keeps its interval.
 	 */
 	air = eng__air(l, 16);
-	ann = (uint64_t)((100 + up - UP_SEG_HDR_LEN - 1) /
-	    (up > UP_SEG_HDR_LEN ? up - UP_SEG_HDR_LEN : 1)) * pf->answer_us;
+	ann = (uint64_t)eng__ann_frames(l) * pf->answer_us;
 	disc = air > ann ? air : ann;
-	ms = pf->duty_ppm != 0 ? profile_cost_ms(l, disc) * ENG_DISC_SHARE : 0;
+	ms = 0;
+	if (pf->duty_ppm != 0)
+		ms = profile_cost_ms(l, disc) * ENG_DISC_SHARE;
+	else if (pf->slow)
+		ms = eng__disc_ms(l, ENG_DISC_MIN) * ENG_DISC_SHARE;
 	pf->discover_s = p->discover_interval_s == 0 ? 0 :
-	    profile_pick(p, ENG_FIX_DISCOVER, p->discover_interval_s,
-	    (ms + 999) / 1000);
+	    profile_pick(l, ENG_FIX_DISCOVER, p->discover_interval_s,
+	    (ms + 999) / 1000, was.discover_s);
 
 	/*
 	 * RESULT polls: a targeted VERIFY and its answer at least, within a
@@ -156,9 +224,9 @@ eng__profile(struct eng_link *l)
 	pf->poll_max_ms = 4 * pf->poll_ms > ENG_POLL_MAX_MS ?
 	    4 * pf->poll_ms : ENG_POLL_MAX_MS;
 	/* On a slow link the RESULT wait holds a few polls. */
-	pf->result_timeout_s = profile_pick(p, ENG_FIX_RESULT_TIMEOUT,
+	pf->result_timeout_s = profile_pick(l, ENG_FIX_RESULT_TIMEOUT,
 	    p->result_timeout_s, pf->slow ? ((uint64_t)4 * pf->poll_max_ms +
-	    999) / 1000 : 0);
+	    999) / 1000 : 0, was.result_timeout_s);
 
 	pf->hash_kbs = p->node_hash_kbs != 0 ? p->node_hash_kbs :
 	    (l->caps.flags & TP_CAP_HALF_DUPLEX) != 0 || mtu < 512 ?

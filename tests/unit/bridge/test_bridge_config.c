@@ -613,6 +613,15 @@ test_link_overrides(void **state)
 	assert_int_equal(lc.status_window_ms, 300);
 	for (i = 0; i < c->ntransports; i++)
 		assert_non_null(c->transports[i].ops);
+	/*
+	 * [fanout] values the file wrote, even equal to the default, are
+	 * the operator's (a slow link that needs more warns of them);
+	 * defaults are not.
+	 */
+	assert_int_equal(config_given(c, "fanout", "status_window_ms"), 1);
+	assert_int_equal(config_given(c, "fanout", "offer_window_ms"), 0);
+	assert_int_equal(config_given(c, "gateway", "id"), 1);
+	assert_int_equal(config_given(c, "fanout", "nosuch"), 0);
 	config_free(c);
 
 	expect_error(base_conf, "[transport.bus0]\ntype = lan\n"

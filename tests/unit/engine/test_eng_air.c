@@ -167,6 +167,255 @@ test_profile(void **state)
 	efx_free(fx);
 }
 
+/* ------------------------------------------------------------------ */
+/* LAN-sized [fanout] values on slow links                             */
+
+static unsigned int	 prof_warnings;
+static char		 prof_last[256];
+
+/* Counts the profile's warnings ("... is too short for this link"). */
+static void
+prof_log(int level, const char *fmt, va_list ap)
+{
+	char	 buf[256];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (level == UP_LOG_WARN && strstr(buf, "is too short") != NULL) {
+		prof_warnings++;
+		snprintf(prof_last, sizeof(prof_last), "%s", buf);
+	}
+}
+
+/* The values a LAN's operator writes in [fanout] (the e2e testbed's). */
+static void
+lan_globals(struct eng_params *p)
+{
+	efx_default_params(p);
+	p->discover_interval_s = 2;
+	p->status_window_ms = 200;
+	p->offer_window_ms = 600;
+	p->result_timeout_s = 30;
+	p->given = ENG_FIX_DISCOVER | ENG_FIX_STATUS_WINDOW |
+	    ENG_FIX_OFFER_WINDOW | ENG_FIX_RESULT_TIMEOUT;
+}
+
+/*
+ * A PLC carrier module as the gateway sees it (transports/plc): 255-byte
+ * frames through a 9,600 baud 8E1 UART (6,981 bit/s of payload), 62
+ * bytes of framing per request and answer, half-duplex, compact, no duty
+ * cycle: a node's answer is 363 ms on the line.
+ */
+static void
+plc_link(struct tp_mem_params *mp)
+{
+	efx_default_link(mp);
+	mp->caps.mtu = 255;
+	mp->caps.flags = TP_CAP_BROADCAST | TP_CAP_UNICAST |
+	    TP_CAP_HALF_DUPLEX | TP_CAP_COMPACT;
+	mp->caps.bitrate_bps = 6981;
+	mp->caps.frame_overhead = 62;
+	mp->caps.tx_queue = 4;
+	mp->tx_done = true;
+}
+
+/*
+ * The profile's precedence (docs/engine.md, "The link profile"): the
+ * link's own section as given, else the larger of [fanout] and what the
+ * link needs.  With a LAN's [fanout] (DISCOVER every 2 s, 200 ms status
+ * and 600 ms offer windows, 30 s for RESULTs) a PLC-like and a LoRa-like
+ * link keep the windows and intervals their caps and airtime need, and
+ * each figure the operator set too short is named in one warning; the
+ * same values as defaults warn of nothing, a recomputation of the same
+ * profile says nothing again, and the link's own section wins.
+ */
+static void
+test_profile_lan_globals(void **state)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_link_info	 li;
+	uint64_t		 disc8;
+
+	up_log_set_hook(prof_log);
+	prof_warnings = 0;
+	lan_globals(&p);
+	plc_link(&mp);
+	fx = efx_new(&tp_mem_ops, &mp, &p, 1024);
+	eng_link_info(fx->l, &li);
+	print_message("PLC-like, LAN [fanout]: DISCOVER every %u s, status "
+	    "floor %u ms, offer window %u ms, result wait %u s, answer %u us "
+	    "on the line; %u warnings, the last: %s\n",
+	    li.discover_interval_s, li.status_window_ms, li.offer_window_ms,
+	    li.result_timeout_s, li.answer_us, prof_warnings, prof_last);
+	/* (255 + 62) bytes at 6,981 bit/s. */
+	assert_int_equal(li.answer_us, 363272);
+	/* Two answers and their turnarounds; three for the offer. */
+	assert_int_equal(li.status_window_ms, 2 * (363 + 20 + 36));
+	assert_int_equal(li.offer_window_ms, 3 * li.status_window_ms);
+	/*
+	 * A DISCOVER's answers (a reply schedule for 8 nodes: 20 slots of
+	 * an answer and its turnaround) take a tenth of the link's time.
+	 */
+	disc8 = (uint64_t)20 * (363 + 20 + 36) + 363;
+	assert_int_equal(li.discover_interval_s, (10 * disc8 + 999) / 1000);
+	assert_true(li.result_timeout_s > 30);
+	/* Each of the four, once. */
+	assert_int_equal(prof_warnings, 4);
+	assert_non_null(strstr(prof_last, "result_timeout_s = 30"));
+	/* The same profile again: nothing new to say. */
+	eng_link_set_params(fx->l, &p);
+	assert_int_equal(prof_warnings, 4);
+	/* Defaults, not the operator's: the same figures, no warning. */
+	p.given = 0;
+	p.status_window_ms = 199;
+	eng_link_set_params(fx->l, &p);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.status_window_ms, 2 * (363 + 20 + 36));
+	assert_int_equal(prof_warnings, 4);
+	/* The link's own section: as given, and nothing to warn of. */
+	lan_globals(&p);
+	p.fixed = ENG_FIX_DISCOVER | ENG_FIX_STATUS_WINDOW;
+	p.discover_interval_s = 3;
+	p.status_window_ms = 210;
+	eng_link_set_params(fx->l, &p);
+	eng_link_info(fx->l, &li);
+	assert_int_equal(li.discover_interval_s, 3);
+	assert_int_equal(li.status_window_ms, 210);
+	assert_int_equal(prof_warnings, 4);
+	efx_free(fx);
+
+	/* A LoRa-like radio at SF12 and 1 %: from its duty budget. */
+	prof_warnings = 0;
+	lan_globals(&p);
+	sf12_link(&mp);
+	fx = efx_new(&tp_mem_air_ops, &mp, &p, 1024);
+	eng_link_info(fx->l, &li);
+	print_message("SF12-like, LAN [fanout]: DISCOVER every %u s, status "
+	    "floor %u ms, offer window %u ms, result wait %u s; %u "
+	    "warnings\n", li.discover_interval_s, li.status_window_ms,
+	    li.offer_window_ms, li.result_timeout_s, prof_warnings);
+	assert_true(li.discover_interval_s > 3600);
+	assert_true(li.status_window_ms > 5000);
+	assert_true(li.offer_window_ms > 3 * 5000);
+	assert_true(li.result_timeout_s > 60);
+	assert_int_equal(prof_warnings, 4);
+	efx_free(fx);
+	up_log_set_hook(NULL);
+}
+
+#define PLC_NODES	12
+
+static uint64_t		 plc_disc_last, plc_disc_gap, plc_disc_win;
+static unsigned int	 plc_discs, plc_disc_short;
+
+/*
+ * The shortest gap between two DISCOVERs to all, and how many came
+ * before ten times the reply schedule the one before gave its answers.
+ */
+static void
+plc_tx(void *arg, uint64_t now, const uint8_t *frame, size_t len)
+{
+	struct up_msg	 m;
+
+	if (up_decode_any(frame, len, &m) != UP_OK ||
+	    m.type != UP_T_DISCOVER)
+		return;
+	if (plc_discs++ > 0) {
+		if (plc_disc_gap == 0 || now - plc_disc_last < plc_disc_gap)
+			plc_disc_gap = now - plc_disc_last;
+		if (now - plc_disc_last < 10 * plc_disc_win)
+			plc_disc_short++;
+	}
+	plc_disc_last = now;
+	plc_disc_win = m.form == UP_FORM_COMPACT ? (uint64_t)m.cx.slots *
+	    m.cx.slot_ms * 1000 : 0;
+}
+
+/*
+ * A session on the PLC-like link under a LAN's [fanout], 12 nodes.  A
+ * DISCOVER's answers there take a reply schedule of 30 slots, 12.6 s:
+ * with a DISCOVER every 2 s each one moved the offers' wait on before it
+ * ended, and the session never offered (the stall seen on a station
+ * area).  Now every node updates, and two DISCOVERs are never closer
+ * than the link's interval, nor than ten times the reply schedule the
+ * first gave its answers (a tenth of the link's time).
+ */
+static void
+run_plc(uint32_t fixed)
+{
+	struct efx		*fx;
+	struct tp_mem_params	 mp;
+	struct eng_params	 p;
+	struct eng_link_info	 li;
+	struct sim_node		*sn;
+	int			 k, updated;
+
+	lan_globals(&p);
+	p.fixed = fixed;
+	plc_link(&mp);
+	fx = efx_new(&tp_mem_ops, &mp, &p, 8 * 1024);
+	tp_mem_set_tx_hook(fx->m, plc_tx, NULL);
+	plc_disc_last = plc_disc_gap = plc_disc_win = 0;
+	plc_discs = plc_disc_short = 0;
+	for (k = 0; k < PLC_NODES; k++) {
+		sn = efx_node(fx, 0xd00 + k, 256 * 1024, 2);
+		sn->info.max_frame = 255;
+		sim_node_set_link(sn, UP_NL_COMPACT);
+		sn->nlink.uplink_mtu = 255;
+		sn->nlink.slots = 32;
+		sn->nlink.slot_ms = 500;
+		up_node_set_link(&sn->n, &sn->nlink);
+	}
+	assert_true(efx_run(fx, efx_all_known, 3600 * 1000));
+	efx_start(fx);
+	assert_true(efx_run(fx, efx_done, 6 * 3600 * 1000));
+	for (k = 0, updated = 0; k < PLC_NODES; k++) {
+		assert_true(ENG_M_FINAL(fx->kn[k].state));
+		assert_int_equal(fx->kn[k].finals, 1);
+		if (fx->kn[k].state == ENG_M_UPDATED)
+			updated++;
+		else
+			print_message("node %d: %s\n", k, fx->kn[k].why);
+	}
+	eng_link_info(fx->l, &li);
+	print_message("PLC-like, %d nodes, LAN [fanout]%s: %d updated; %u "
+	    "DISCOVERs, at least %.1f s apart (interval %u s)\n", PLC_NODES,
+	    fixed != 0 ? ", DISCOVER every 2 s fixed" : "", updated,
+	    plc_discs, plc_disc_gap / 1e6, li.discover_interval_s);
+	assert_true(plc_discs > 1);
+	assert_true(plc_disc_gap >= (uint64_t)li.discover_interval_s *
+	    1000000);
+	if (fixed == 0) {
+		assert_int_equal(updated, PLC_NODES);
+		assert_true(li.discover_interval_s > 2);
+		assert_int_equal(plc_disc_short, 0);
+	} else {
+		/*
+		 * As given, but never within the last one's answers: the
+		 * session offers and ends, though the link spends close to
+		 * half its time on ANNOUNCEs (a node whose status answers
+		 * are lost among them max_rounds times is written off).
+		 */
+		assert_true(updated > PLC_NODES / 2);
+		assert_int_equal(li.discover_interval_s, 2);
+		assert_true(plc_disc_gap > (uint64_t)2 * 20 *
+		    (363 + 20 + 36) * 1000);
+	}
+	efx_free(fx);
+}
+
+static void
+test_profile_plc_session(void **state)
+{
+	run_plc(0);
+	/*
+	 * The link's own section asks for a DISCOVER every 2 s: each still
+	 * waits for the answers of the one before and as long again.
+	 */
+	run_plc(ENG_FIX_DISCOVER);
+}
+
 /*
  * Issue 8 §2: over 10 h at SF12, 1 %, 24-byte frames the pacer went
  * 1.77 % on air, because tx_done corrected each frame's charge against a
@@ -935,6 +1184,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lora_toa),
 		cmocka_unit_test(test_profile),
+		cmocka_unit_test(test_profile_lan_globals),
+		cmocka_unit_test(test_profile_plc_session),
 		cmocka_unit_test(test_sf12_ledger_tx_done),
 		cmocka_unit_test(test_timers_from_send),
 		cmocka_unit_test(test_stale_dropped),
