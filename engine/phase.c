@@ -468,6 +468,19 @@ phase_serving(const struct eng_session *s, uint32_t npend, uint32_t nrecv)
 	return (!(npend > 0 && nrecv == 0) && !(nrecv > 0 && s->nneeded > 0));
 }
 
+/* A member offered and silent so far, with offer rounds left. */
+static bool
+phase_offers_left(const struct eng_session *s)
+{
+	const struct eng_member	*m;
+
+	TAILQ_FOREACH(m, &s->members, entry)
+		if (!m->gone && m->state == ENG_M_OFFERED &&
+		    m->offers < ENG_TRIES)
+			return (true);
+	return (false);
+}
+
 /*
  * Picks the next phase from the members' states: offer the ones not yet
  * in (unless others are receiving: then they get the offer with the next
@@ -504,11 +517,19 @@ eng__decide(struct eng_session *s)
 	/*
 	 * Module offload: once the offers are answered (on a link where
 	 * each member is offered alone, every one of them), the accepted
-	 * nodes' package goes to the module.
+	 * nodes' package goes to the module.  A member silent to the offer
+	 * so far with offer rounds left gets them first: the module takes a
+	 * list of stations, and a slow one that accepted once the list was
+	 * handed over would wait for an offload of its own, or (a module
+	 * that sends to every station) be served by the module off the
+	 * list, its progress unseen.
 	 */
 	if (nrecv > 0 && eng__off_wanted(s) && (npend == 0 ||
 	    s->shape != ENG_SHAPE_UNICAST)) {
-		eng__off_begin(s);
+		if (phase_offers_left(s))
+			phase_offer_begin(s);
+		else
+			eng__off_begin(s);
 		return;
 	}
 	/*
