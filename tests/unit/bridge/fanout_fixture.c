@@ -23,14 +23,6 @@
 
 struct fx *cur_fx;
 
-uint64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-}
 
 void
 fx_report(void *arg, const char *line)
@@ -50,10 +42,10 @@ fx_beat(int fd, short ev, void *arg)
 bool
 fx_run(struct fx *fx, bool (*pred)(struct fx *), unsigned int timeout_ms)
 {
-	uint64_t	 end = now_ms() + timeout_ms;
+	uint64_t	 end = ubt_now_ms() + timeout_ms;
 
 	while (!pred(fx)) {
-		if (now_ms() > end)
+		if (ubt_now_ms() > end)
 			return (false);
 		event_base_loop(fx->base, EVLOOP_ONCE);
 	}

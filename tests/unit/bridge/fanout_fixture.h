@@ -17,6 +17,7 @@
 #include "fanout_internal.h"
 #include "sim_node.h"
 #include "tp_mem.h"
+#include "ub_test.h"
 
 #define FX_MAX_NODES	24
 #define FX_MAX_REPORTS	64
@@ -48,7 +49,6 @@ struct fx {
 /* The test's fixture, freed by the teardown if an assertion failed. */
 extern struct fx	*cur_fx;
 
-uint64_t	 now_ms(void);
 void		 fx_report(void *, const char *);
 void		 fx_beat(int, short, void *);
 /* Runs the loop until pred() or timeout; returns pred(). */

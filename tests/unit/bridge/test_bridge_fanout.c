@@ -373,12 +373,12 @@ test_real_clock_pacing(void **state)
 	fx_node(fx, 0x801, 512 * 1024, 0);
 	cpu0 = cpu_seconds();
 	wait0 = runq_wait_seconds();
-	wall0 = (double)now_ms() / 1000;
+	wall0 = (double)ubt_now_ms() / 1000;
 	fx_start(fx);
 	assert_true(fx_run(fx, fx_all_acked, 20000));
 	cpu = cpu_seconds() - cpu0;
 	wait = runq_wait_seconds() - wait0;
-	wall = (double)now_ms() / 1000 - wall0;
+	wall = (double)ubt_now_ms() / 1000 - wall0;
 
 	c = tp_mem_counts(fx->m);
 	dt = (double)(c->last_data_us - c->first_data_us) / 1e6;

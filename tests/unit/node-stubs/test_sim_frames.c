@@ -42,6 +42,7 @@
 #include "run_delay.h"
 #include "upnode.h"
 #include "upsim.h"
+#include "ub_test.h"
 
 #define NPEER		4
 #define LINE_MAX_	128
@@ -209,7 +210,6 @@ struct peer {
 static struct event_base *base;
 static struct sim	*sim;
 static struct peer	 peer[NPEER];
-static struct event	*ev_timeout;
 
 static uint64_t
 mono_ns(void)
@@ -238,29 +238,12 @@ peer_read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-timeout_cb(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loopbreak(base);
-}
-
-static void
 run_ms(unsigned int ms)
 {
-	struct timeval	 tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
-
-	evtimer_add(ev_timeout, &tv);
-	event_base_dispatch(base);
-	evtimer_del(ev_timeout);
+	ubt_run_ms(base, ms);
 }
 
-#define WAIT_FOR(cond, ms) do {						\
-	unsigned int	 waited_;					\
-									\
-	for (waited_ = 0; !(cond) && waited_ < (ms); waited_ += 2)	\
-		run_ms(2);						\
-	if (!(cond))							\
-		fail_msg("after %u ms: %s", (unsigned int)(ms), #cond);	\
-} while (0)
+#define WAIT_FOR(cond, ms)	UBT_WAIT_FOR(base, cond, ms)
 
 static void
 air_new(double scale, const char *ch[NPEER])
@@ -286,7 +269,6 @@ air_new(double scale, const char *ch[NPEER])
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
 	assert_non_null(base = event_base_new_with_config(cfg));
 	event_config_free(cfg);
-	assert_non_null(ev_timeout = evtimer_new(base, timeout_cb, NULL));
 	assert_non_null(sim = sim_new(base, &conf, &cause));
 	for (i = 0; i < NPEER; i++) {
 		memset(&peer[i], 0, sizeof(peer[i]));
@@ -317,7 +299,6 @@ air_free(void)
 		close(peer[i].fd);
 	}
 	sim_free(sim);
-	event_free(ev_timeout);
 	event_base_free(base);
 }
 

@@ -42,6 +42,7 @@
 #include "q1376.h"
 #include "upnode.h"
 #include "upsim.h"
+#include "ub_test.h"
 
 #define NST		6		/* stations */
 #define SCALE		20.0
@@ -92,15 +93,6 @@ static struct {
 
 /* ------------------------------------------------------------------ */
 /* The host of the transport                                            */
-
-static uint64_t
-now_ms(void *arg)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
 
 static struct pg *
 peer_of(const struct tp_addr *a)
@@ -286,25 +278,7 @@ brk_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(T.base);
 }
 
-static void
-run_ms(unsigned int ms)
-{
-	struct event	*ev = evtimer_new(T.base, brk_cb, NULL);
-	struct timeval	 tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
-
-	evtimer_add(ev, &tv);
-	event_base_dispatch(T.base);
-	event_free(ev);
-}
-
-#define WAIT_FOR(cond) do {						\
-	unsigned int	 w_;						\
-									\
-	for (w_ = 0; !(cond) && w_ < WAIT_MS; w_ += 10)			\
-		run_ms(10);						\
-	if (!(cond))							\
-		fail_msg("after %u ms: %s", WAIT_MS, #cond);		\
-} while (0)
+#define WAIT_FOR(cond)	UBT_WAIT_FOR(T.base, cond, WAIT_MS)
 
 static void
 command(const char *line)
@@ -375,7 +349,7 @@ area_new(const char **opts, unsigned int nopt)
 	}
 
 	T.host.base = T.base;
-	T.host.now_ms = now_ms;
+	T.host.now_ms = ubt_host_now_ms;
 	T.host.rx = h_rx;
 	T.host.writable = h_writable;
 	T.host.tx_done = h_tx_done;

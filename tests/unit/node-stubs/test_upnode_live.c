@@ -38,6 +38,7 @@
 #include <openssl/pem.h>
 
 #include "up.h"
+#include "ub_test.h"
 
 #define NODE		0x77ULL
 #define IMG_SIZE	50000
@@ -53,14 +54,6 @@ static int		 gfd = -1, ufd = -1;	/* gateway sockets */
 static struct sockaddr_in gaddr;
 static pid_t		 child = -1;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
 
 static void
 rm_dir(const char *path)
@@ -144,11 +137,11 @@ spawn(const char *extra[])
 static int
 reap(void)
 {
-	uint64_t	 end = now_ms() + 5000;
+	uint64_t	 end = ubt_now_ms() + 5000;
 	int		 st;
 	pid_t		 p;
 
-	while (now_ms() < end) {
+	while (ubt_now_ms() < end) {
 		p = waitpid(child, &st, WNOHANG);
 		if (p == child) {
 			child = -1;
@@ -194,14 +187,14 @@ gw_recv(uint8_t type, int ms, struct up_msg *m, int *unicast)
 {
 	static uint8_t	 buf[65536];
 	struct pollfd	 pfd[2];
-	uint64_t	 end = now_ms() + (uint64_t)ms;
+	uint64_t	 end = ubt_now_ms() + (uint64_t)ms;
 	ssize_t		 n;
 	int		 i, left;
 
 	pfd[0].fd = gfd;
 	pfd[1].fd = ufd;
 	pfd[0].events = pfd[1].events = POLLIN;
-	while ((left = (int)(end - now_ms())) > 0 && now_ms() < end) {
+	while ((left = (int)(end - ubt_now_ms())) > 0 && ubt_now_ms() < end) {
 		if (poll(pfd, 2, left) <= 0)
 			continue;
 		for (i = 0; i < 2; i++) {
@@ -475,9 +468,9 @@ test_session(void **state)
 	read_running(running, sizeof(running));
 	assert_string_equal(running, "app=1.1.0\nos=2.3\n");
 	/* Resent after about a second until acknowledged. */
-	t0 = now_ms();
+	t0 = ubt_now_ms();
 	expect(UP_T_RESULT, &m, NULL);
-	assert_true(now_ms() - t0 >= 700);
+	assert_true(ubt_now_ms() - t0 >= 700);
 	send_target(UP_T_RESULT_ACK, NODE, 0);
 	assert_int_equal(gw_recv(UP_T_RESULT, 3000, &m, NULL), 0);
 

@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "upnode.h"
+#include "ub_test.h"
 
 #define UPSIM		UB_BINARY_DIR "/bin/upsim"
 
@@ -37,14 +38,6 @@ static char		 link_dir[64];
 static pid_t		 child = -1;
 static FILE		*child_out;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
 
 /* Starts upsim with `argv' (NULL-ended, argv[0] not included). */
 static void
@@ -93,10 +86,10 @@ read_ready(char names[][32], char ptys[][64], int max)
 static int
 reap(int ms)
 {
-	uint64_t	 end = now_ms() + (uint64_t)ms;
+	uint64_t	 end = ubt_now_ms() + (uint64_t)ms;
 	int		 st;
 
-	while (now_ms() < end) {
+	while (ubt_now_ms() < end) {
 		if (waitpid(child, &st, WNOHANG) == child) {
 			child = -1;
 			return (WIFEXITED(st) ? WEXITSTATUS(st) : 128);
@@ -268,8 +261,8 @@ test_run(void **state)
 	assert_true(fd_n1 != -1);
 	memset(data, 0x3c, sizeof(data));
 	assert_int_equal(write(fd_gw, data, sizeof(data)), sizeof(data));
-	end = now_ms() + 3000;
-	while (len < sizeof(data) && now_ms() < end) {
+	end = ubt_now_ms() + 3000;
+	while (len < sizeof(data) && ubt_now_ms() < end) {
 		n = read(fd_n1, got, sizeof(got));
 		if (n > 0)
 			len += (size_t)n;
@@ -284,12 +277,12 @@ test_run(void **state)
 	 * the frame after its gap, n2 5 ms (simulated) after that, so wait
 	 * for both (a loaded host can answer a status between the two).
 	 */
-	end = now_ms() + 5000;
+	end = ubt_now_ms() + 5000;
 	do {
 		usleep(5000);
 		r = ctl(c, "status");
 	} while ((json_num(json_ep(r, "n1"), "rx_frames") < 1 ||
-	    json_num(json_ep(r, "n2"), "rx_frames") < 1) && now_ms() < end);
+	    json_num(json_ep(r, "n2"), "rx_frames") < 1) && ubt_now_ms() < end);
 	assert_non_null(strstr(r, "\"personality\": \"rs485\""));
 	assert_non_null(strstr(r, "\"fmt\": \"19200 8E1\""));
 	e = json_ep(r, "gw");
@@ -330,7 +323,7 @@ test_run(void **state)
 		size_t	 k;
 		int	 resets = 0;
 
-		end = now_ms() + 5000;
+		end = ubt_now_ms() + 5000;
 		do {
 			usleep(20000);
 			assert_non_null(f = fopen(status_path, "r"));
@@ -339,7 +332,7 @@ test_run(void **state)
 			buf[k] = '\0';
 			/* upsim replaces the file whole: never half a text. */
 			resets = (int)json_num(json_ep(buf, "gw"), "resets");
-		} while (resets != 1 && now_ms() < end);
+		} while (resets != 1 && ubt_now_ms() < end);
 		assert_int_equal(resets, 1);
 	}
 
@@ -383,9 +376,9 @@ test_stop(void **state)
 	assert_int_equal(reap(5000), 0);
 	fclose(child_out);
 	child_out = NULL;
-	t0 = now_ms();
+	t0 = ubt_now_ms();
 	assert_int_equal(run(dur), 0);
-	assert_true(now_ms() - t0 >= 200);
+	assert_true(ubt_now_ms() - t0 >= 200);
 }
 
 /* Bad command lines: exit 2, nothing started. */

@@ -39,6 +39,7 @@
 
 #include "up.h"
 #include "transport.h"
+#include "ub_test.h"
 #include "upnode.h"
 
 #define WAIT_MS		5000
@@ -98,15 +99,6 @@ log_capture(int level, const char *fmt, va_list ap)
 		vsnprintf(logbuf + n, sizeof(logbuf) - n - 1, fmt, ap);
 		strcat(logbuf, "\n");
 	}
-}
-
-static uint64_t
-now_ms(void *arg)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
 static void
@@ -192,7 +184,7 @@ fx_new(void)
 	assert_non_null(f->base);
 	f->host.base = f->base;
 	f->host.arg = f;
-	f->host.now_ms = now_ms;
+	f->host.now_ms = ubt_host_now_ms;
 	f->host.rx = h_rx;
 	f->host.writable = h_writable;
 	f->host.tx_done = h_tx_done;
@@ -312,10 +304,10 @@ typedef bool (*cond_fn)(struct fx *, void *);
 static bool
 wait_for(struct fx *f, cond_fn c, void *arg, int ms)
 {
-	uint64_t	 end = now_ms(NULL) + (uint64_t)ms;
+	uint64_t	 end = ubt_now_ms() + (uint64_t)ms;
 
 	while (!c(f, arg)) {
-		if (now_ms(NULL) >= end)
+		if (ubt_now_ms() >= end)
 			return (false);
 		turn(f, 2);
 	}
@@ -403,7 +395,7 @@ send_frames(struct fx *f, struct node *n, int count, size_t len,
     uint64_t cookie0)
 {
 	uint8_t		 frame[600];
-	uint64_t	 end = now_ms(NULL) + WAIT_MS;
+	uint64_t	 end = ubt_now_ms() + WAIT_MS;
 	int		 i = 0, rc, w;
 
 	while (i < count) {
@@ -417,7 +409,7 @@ send_frames(struct fx *f, struct node *n, int count, size_t len,
 		if (rc != TP_EAGAIN)
 			fail_msg("send %d: %d", i, rc);
 		while (f->writable == w) {
-			if (now_ms(NULL) >= end)
+			if (ubt_now_ms() >= end)
 				fail_msg("no writable() after TP_EAGAIN");
 			turn(f, 2);
 		}
@@ -472,7 +464,7 @@ t_no_controller(void **state)
 
 	memset(&host, 0, sizeof(host));
 	host.base = base;
-	host.now_ms = now_ms;
+	host.now_ms = ubt_host_now_ms;
 	memset(&conf, 0, sizeof(conf));
 	conf.name = "ble0";
 	conf.options = ops->options;
@@ -532,7 +524,7 @@ t_options(void **state)
 	/* sim_dir that is not there; security the simulation lacks. */
 	memset(&host, 0, sizeof(host));
 	host.base = base;
-	host.now_ms = now_ms;
+	host.now_ms = ubt_host_now_ms;
 	kv.key = "sim_dir";
 	kv.value = "/nonexistent/ble";
 	conf.nkv = 1;
@@ -847,15 +839,15 @@ t_model_pace(void **state)
 	    "buffers", "32", NULL);
 	connect_node(f, n, 1);
 	memset(frame, 0, sizeof(frame));
-	t0 = now_ms(NULL);
-	while (n->frames < 200 && now_ms(NULL) - t0 < 10000) {
+	t0 = ubt_now_ms();
+	while (n->frames < 200 && ubt_now_ms() - t0 < 10000) {
 		while (sent < 200 && sent - n->frames < 60 &&
 		    op_send(f, &n->addr, frame, sizeof(frame),
 		    (uint64_t)sent) == TP_OK)
 			sent++;
 		turn(f, 2);
 	}
-	dt = now_ms(NULL) - t0;
+	dt = ubt_now_ms() - t0;
 	assert_int_equal(n->frames, 200);
 	if (dt < 740 || dt > 3000)
 		fail_msg("200 frames at 2 per 7.5 ms took %llu ms",

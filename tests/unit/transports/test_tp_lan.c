@@ -37,6 +37,7 @@
 
 #include "up.h"
 #include "transport.h"
+#include "ub_test.h"
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
 #define WAIT_MS		2000	/* bound on waiting for an event */
@@ -75,15 +76,6 @@ log_capture(int level, const char *fmt, va_list ap)
 		vsnprintf(logbuf + n, sizeof(logbuf) - n - 1, fmt, ap);
 		strcat(logbuf, "\n");
 	}
-}
-
-static uint64_t
-now_ms(void *arg)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
 static void
@@ -223,9 +215,9 @@ static void
 run_until(struct fixture *f, const int *counter, int want, int ms)
 {
 	struct timeval	 slice = { 0, 10 * 1000 };
-	uint64_t	 end = now_ms(NULL) + (uint64_t)ms;
+	uint64_t	 end = ubt_now_ms() + (uint64_t)ms;
 
-	while ((counter == NULL || *counter < want) && now_ms(NULL) < end) {
+	while ((counter == NULL || *counter < want) && ubt_now_ms() < end) {
 		event_base_loopexit(f->base, &slice);
 		event_base_dispatch(f->base);
 	}
@@ -273,14 +265,14 @@ setup(void **state)
 	assert_non_null(f->base);
 	f->host.base = f->base;
 	f->host.arg = f;
-	f->host.now_ms = now_ms;
+	f->host.now_ms = ubt_host_now_ms;
 	f->host.rx = cb_rx;
 	f->host.writable = cb_writable;
 	f->host.link = cb_link;
 	f->ops = tp_find("lan");
 	assert_non_null(f->ops);
 
-	r = (unsigned int)getpid() ^ (unsigned int)now_ms(NULL) * 2654435761u;
+	r = (unsigned int)getpid() ^ (unsigned int)ubt_now_ms() * 2654435761u;
 	snprintf(f->group, sizeof(f->group), "239.255.%u.%u",
 	    (r >> 8) % 254 + 1, r % 254 + 1);
 	f->port = free_port();
@@ -459,7 +451,7 @@ test_unicast_reply(void **state)
 	assert_int_equal(lan_broadcast(f, "offer", 5), TP_OK);
 	assert_int_equal(recv_wait(f->node_grp, buf, sizeof(buf), &gw), 5);
 
-	t0 = now_ms(NULL);
+	t0 = ubt_now_ms();
 	assert_int_equal(sendto(f->node_uni, "accept", 6, 0,
 	    (struct sockaddr *)&gw, sizeof(gw)), 6);
 	run_until(f, &f->rx, 1, WAIT_MS);

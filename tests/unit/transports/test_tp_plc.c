@@ -41,6 +41,7 @@
 #include "transport.h"
 #include "transports_internal.h"
 #include "plc_internal.h"
+#include "ub_test.h"
 
 #define WAIT_MS		3000
 #define NPEERS_MAX	16
@@ -101,15 +102,6 @@ static struct fx	*F;
 
 /* ------------------------------------------------------------------ */
 /* The host                                                             */
-
-static uint64_t
-now_ms(void *arg)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
-}
 
 static void
 h_rx(void *arg, struct tp *tp, const struct tp_addr *src,
@@ -192,21 +184,9 @@ h_progress(void *arg, struct tp *tp, uint32_t id, const struct tp_addr *peer,
 /* The loop                                                             */
 
 static void
-loopexit_cb(evutil_socket_t fd, short what, void *arg)
-{
-	event_base_loopbreak(F->base);
-}
-
-static void
 run_ms(unsigned int ms)
 {
-	struct event	*ev;
-	struct timeval	 tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
-
-	ev = evtimer_new(F->base, loopexit_cb, NULL);
-	evtimer_add(ev, &tv);
-	event_base_dispatch(F->base);
-	event_free(ev);
+	ubt_run_ms(F->base, ms);
 }
 
 /* Reads what the plugin wrote; true when a whole frame is in F->f. */
@@ -239,14 +219,7 @@ module_poll(void)
 	}
 }
 
-#define WAIT_FOR(cond) do {						\
-	unsigned int	 w_;						\
-									\
-	for (w_ = 0; !(cond) && w_ < WAIT_MS; w_ += 5)			\
-		run_ms(5);						\
-	if (!(cond))							\
-		fail_msg("after %u ms: %s", WAIT_MS, #cond);		\
-} while (0)
+#define WAIT_FOR(cond)	UBT_WAIT_FOR(F->base, cond, WAIT_MS)
 
 /* The next request of the plugin, which must be AFN/Fn. */
 static struct plc_frame *
@@ -426,7 +399,7 @@ setup(void **state)
 	F->base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	F->host.base = F->base;
-	F->host.now_ms = now_ms;
+	F->host.now_ms = ubt_host_now_ms;
 	F->host.rx = h_rx;
 	F->host.writable = h_writable;
 	F->host.tx_done = h_tx_done;
