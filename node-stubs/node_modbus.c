@@ -647,6 +647,46 @@ crc_ok(const uint8_t *b, size_t len)
 	return (b[len - 2] == (crc & 0xff) && b[len - 1] == crc >> 8);
 }
 
+/* The length of a whole, checked frame at b, 0 if none starts there. */
+static size_t
+rtu_whole_at(const uint8_t *b, size_t n)
+{
+	size_t		 c[4];
+	int		 k, i;
+
+	if (n < 4)
+		return (0);
+	k = rtu_candidates(b, n, c);
+	for (i = 0; i < k; i++)
+		if (c[i] >= 4 && c[i] <= RTU_ADU_MAX && c[i] <= n &&
+		    crc_ok(b, c[i]))
+			return (c[i]);
+	return (0);
+}
+
+/*
+ * The line has been silent: whatever is buffered has ended (a silence
+ * of 3.5 characters ends an RTU frame).  Noise at the front (a frame
+ * the line garbled, whose first bytes promised more) must not take a
+ * whole request that came after it down with it: skip to the first
+ * whole frame in the buffer.  Only at a silence, never while bytes
+ * still come: a checked frame can hide inside a long one's payload.
+ */
+static bool
+rtu_salvage(struct node_link *l)
+{
+	size_t		 off;
+
+	for (off = 1; off + 4 <= l->rxlen; off++)
+		if (rtu_whole_at(l->rx + off, l->rxlen - off) > 0) {
+			memmove(l->rx, l->rx + off, l->rxlen - off);
+			l->rxlen -= off;
+			l->frame_errors++;
+			return (true);
+		}
+	return (false);
+}
+
 /*
  * The next whole frame at rx[0]: its length, 0 when more bytes may
  * complete one, and skips a byte that starts none.
@@ -654,15 +694,11 @@ crc_ok(const uint8_t *b, size_t len)
 static size_t
 rtu_frame(struct node_link *l)
 {
-	size_t		 c[4];
-	int		 k, i;
+	size_t		 len;
 
 	while (l->rxlen >= 4) {
-		k = rtu_candidates(l->rx, l->rxlen, c);
-		for (i = 0; i < k; i++)
-			if (c[i] >= 4 && c[i] <= RTU_ADU_MAX &&
-			    c[i] <= l->rxlen && crc_ok(l->rx, c[i]))
-				return (c[i]);
+		if ((len = rtu_whole_at(l->rx, l->rxlen)) > 0)
+			return (len);
 		if (l->rxlen < rtu_could_need(l->rx, l->rxlen) &&
 		    l->rxlen < RTU_ADU_MAX)
 			return (0);
@@ -732,6 +768,7 @@ rtu_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 		}
 	}
 	l->again = false;
+again:
 	/* Whole frames in the buffer, one UP frame returned per call. */
 	while (l->reqlen == 0 && (len = rtu_frame(l)) > 0) {
 		memcpy(adu, l->rx, len);
@@ -760,6 +797,8 @@ rtu_recv(struct node_link *l, const struct pollfd *pfd, uint8_t *buf,
 	/* A partial frame that stayed silent too long is noise. */
 	if (pfd->fd == l->tfd && l->reqlen == 0 && l->rxlen > 0 &&
 	    now_ns() >= l->last_rx_ns + l->t35_ns * 4 + 20000000ULL) {
+		if (rtu_salvage(l))
+			goto again;
 		l->frame_errors++;
 		l->rxlen = 0;
 	}
