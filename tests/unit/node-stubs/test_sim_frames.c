@@ -315,8 +315,9 @@ say(unsigned int i, const char *s)
  * the air, "hello\n" from b's modem (6.25 ms): b's newline 22.5 ms after
  * the write at the earliest; "DONE\n" at a 5.2 ms after the air ended.
  * The accounting exactly: 10 ms on the air, delivered at its end.  In
- * real time never early, and late by at most 3 ms (pty latency, wake-up
- * batches) plus the stall the host measured meanwhile (run_delay.h).
+ * real time never early, and late by at most RT_SLACK_MS (pty latency,
+ * wake-up batches) plus the stall the host measured meanwhile
+ * (run_delay.h).
  */
 static void
 test_frame_timing(void **state)
@@ -342,9 +343,10 @@ test_frame_timing(void **state)
 	assert_int_equal(air[0].t_end - air[0].t_start, 10 * SIM_NS_PER_MS);
 	assert_int_equal(got_at[1][0], air[0].t_end);
 	assert_int_equal(got_at[2][0], air[0].t_end);
-	assert_true(b_ms >= 22.5 - 0.05 && b_ms < 22.5 + 3 + stall);
+	assert_true(b_ms >= 22.5 - 0.05 &&
+	    b_ms < 22.5 + RT_SLACK_MS + stall);
 	assert_true(a_ms >= 6.25 + 10 + 5 * 1.0417 - 0.05 &&
-	    a_ms < 6.25 + 10 + 5 * 1.0417 + 3 + stall);
+	    a_ms < 6.25 + 10 + 5 * 1.0417 + RT_SLACK_MS + stall);
 	assert_int_equal(peer[0].ep->st.tx_frames, 1);
 	assert_int_equal(peer[0].ep->st.tx_bytes, 5);
 	assert_int_equal(peer[0].ep->st.airtime_ns, 10 * SIM_NS_PER_MS);
@@ -424,10 +426,10 @@ test_hears_loss_delay(void **state)
 	d = (double)(peer[1].at_nl[0] - t0) / 1e6;
 	/* The accounting: b's copy due exactly 30 ms after the air. */
 	assert_int_equal(got_at[1][0], air[0].t_end + 30 * SIM_NS_PER_MS);
-	/* 2 + 6 ms air + 30 ms + 2 characters back, late by at most 3 ms
-	 * and what the host stalled (run_delay.h). */
+	/* 2 + 6 ms air + 30 ms + 2 characters back, late by at most
+	 * RT_SLACK_MS and what the host stalled (run_delay.h). */
 	assert_true(d >= 2.083 + 6 + 30 + 2.083 - 0.05 &&
-	    d < 2.083 + 6 + 30 + 2.083 + 3 + stall);
+	    d < 2.083 + 6 + 30 + 2.083 + RT_SLACK_MS + stall);
 	assert_int_equal(peer[2].len, 0);
 	assert_int_equal(peer[2].ep->st.rx_frames + peer[2].ep->st.rx_lost +
 	    peer[2].ep->st.rx_garbled, 0);
